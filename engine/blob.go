@@ -1,0 +1,145 @@
+package engine
+
+import (
+	"crypto/hkdf"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"slices"
+)
+
+// Blob layout, version 1 (all integers big-endian):
+//
+//	off  len  field
+//	0    1    format version (1)
+//	1    16   key ID (the UUID's 16 bytes)
+//	17   4    material version (index of the CMK's key material)
+//	21   32   salt for HKDF-SHA-256
+//	53   12   AES-GCM nonce
+//	65   n    ciphertext
+//	65+n 16   tag
+//
+// The additional data is the 65-byte header followed by the canonical
+// encoding of the encryption context.
+const (
+	BlobVersion  = 1
+	KeyIDSize    = 16
+	SaltSize     = 32
+	NonceSize    = 12
+	TagSize      = 16
+	HeaderSize   = 1 + KeyIDSize + 4 + SaltSize + NonceSize
+	BlobOverhead = HeaderSize + TagSize
+
+	// MaxBlobSize is AWS's CiphertextBlob limit.
+	MaxBlobSize = 6144
+)
+
+// KeyID is a KMS key's UUID in binary form.
+type KeyID [KeyIDSize]byte
+
+// Blob is a ciphertext blob. Accessors are valid only on a value returned by
+// ParseBlob (or Seal), which checks the length and version.
+type Blob []byte
+
+// ParseBlob checks the framing of b and returns it as a Blob, without
+// copying. It does not authenticate anything: only Open does.
+func ParseBlob(b []byte) (Blob, error) {
+	if len(b) < BlobOverhead || len(b) > MaxBlobSize || b[0] != BlobVersion {
+		return nil, ErrInvalidCiphertext
+	}
+	return Blob(b), nil
+}
+
+// KeyID returns the key the blob was sealed under.
+func (b Blob) KeyID() (id KeyID) { copy(id[:], b[1:17]); return id }
+
+// MaterialVersion returns the index of the key material used.
+func (b Blob) MaterialVersion() uint32 { return binary.BigEndian.Uint32(b[17:21]) }
+
+func (b Blob) header() []byte { return b[:HeaderSize] }
+func (b Blob) salt() []byte   { return b[21:53] }
+func (b Blob) nonce() []byte  { return b[53:65] }
+func (b Blob) sealed() []byte { return b[HeaderSize:] }
+
+// messageKeyInfo binds the derived key to the blob format and the key.
+const messageKeyInfo = "coffer/v1 message key"
+
+// deriveMessageKey writes HKDF-SHA-256(material, salt, info||keyID||version)
+// into dst (32 bytes).
+func deriveMessageKey(material Material, header []byte) ([]byte, error) {
+	info := make([]byte, 0, len(messageKeyInfo)+KeyIDSize+4)
+	info = append(info, messageKeyInfo...)
+	info = append(info, header[1:21]...)
+	return hkdf.Key(sha256.New, material, header[21:53], string(info), 32)
+}
+
+// Seal encrypts plaintext under a fresh key derived from material and
+// appends the blob to dst.
+func Seal(dst []byte, material Material, id KeyID, version uint32, plaintext []byte, encCtx map[string]string) ([]byte, error) {
+	var header [HeaderSize]byte
+	header[0] = BlobVersion
+	copy(header[1:17], id[:])
+	binary.BigEndian.PutUint32(header[17:21], version)
+	if _, err := rand.Read(header[21:]); err != nil {
+		return nil, err
+	}
+	key, err := deriveMessageKey(material, header[:])
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	aead, err := NewAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	aad := AppendEncryptionContext(header[:], encCtx)
+	dst = slices.Grow(dst, BlobOverhead+len(plaintext))
+	dst = append(dst, header[:]...)
+	return aead.Seal(dst, header[53:65], plaintext, aad), nil
+}
+
+// Open authenticates b under material and encCtx and appends the plaintext
+// to dst. Every failure is ErrInvalidCiphertext.
+func Open(dst []byte, material Material, b Blob, encCtx map[string]string) ([]byte, error) {
+	key, err := deriveMessageKey(material, b.header())
+	if err != nil {
+		return nil, ErrInvalidCiphertext
+	}
+	defer clear(key)
+	aead, err := NewAEAD(key)
+	if err != nil {
+		return nil, ErrInvalidCiphertext
+	}
+	aad := AppendEncryptionContext(slices.Clone(b.header()), encCtx)
+	out, err := aead.Open(dst, b.nonce(), b.sealed(), aad)
+	if err != nil {
+		return nil, ErrInvalidCiphertext
+	}
+	return out, nil
+}
+
+// AppendEncryptionContext appends the canonical encoding of ctx to dst:
+// the pair count, then each pair sorted by key (byte order), each string
+// length-prefixed with a big-endian uint16 count (callers bound the
+// context, as KMS does, far below 64 KiB). Equal maps always encode
+// to equal bytes and different maps never do.
+func AppendEncryptionContext(dst []byte, ctx map[string]string) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ctx)))
+	if len(ctx) == 0 {
+		return dst
+	}
+	var stack [8]string
+	keys := stack[:0]
+	for k := range ctx {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := ctx[k]
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(k)))
+		dst = append(dst, k...)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(v)))
+		dst = append(dst, v...)
+	}
+	return dst
+}
