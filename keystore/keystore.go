@@ -1,0 +1,65 @@
+// Package keystore persists Coffer's state: key metadata and wrapped key
+// material, aliases, principals and access keys. It offers one small
+// contract — ordered buckets of byte values under serialisable
+// transactions — implemented by bbolt (the embedded default), by memory
+// (for throw-away dev servers) and, for several nodes, by PostgreSQL.
+//
+// A Store never sees plaintext key material: the kms package wraps it under
+// the hsm root before it is put. An Update that returns nil is durable.
+package keystore
+
+import (
+	"context"
+	"errors"
+)
+
+// Store is a transactional, ordered key-value store of named buckets.
+type Store interface {
+	// View runs fn in a read-only transaction with a consistent snapshot.
+	View(ctx context.Context, fn func(Tx) error) error
+	// Update runs fn in a read-write transaction. If fn returns an error
+	// nothing it did is kept; if Update returns nil every change is durable.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// Close releases the store.
+	Close() error
+}
+
+// Tx is one transaction. Values passed to callbacks and returned by Get are
+// the caller's to keep.
+type Tx interface {
+	// Get returns the value of key, or nil when it is absent.
+	Get(bucket, key string) ([]byte, error)
+	// Put stores value under key. It returns ErrReadOnly in a View.
+	Put(bucket, key string, value []byte) error
+	// Delete removes key; removing an absent key is not an error.
+	Delete(bucket, key string) error
+	// Scan calls fn for each key of bucket that starts with prefix and sorts
+	// after after ("" = from the first), in byte order, until fn returns false.
+	Scan(bucket, prefix, after string, fn func(key string, value []byte) bool) error
+}
+
+var (
+	// ErrReadOnly reports a write in a View transaction.
+	ErrReadOnly = errors.New("keystore: write in a read-only transaction")
+	// ErrClosed reports use of a closed store.
+	ErrClosed = errors.New("keystore: store is closed")
+)
+
+// Limits on what a store accepts, so that no caller can grow a record without bound.
+const (
+	MaxKeySize   = 1024
+	MaxValueSize = 4 << 20
+)
+
+// ErrTooLarge reports a key or value over the limits.
+var ErrTooLarge = errors.New("keystore: key or value too large")
+
+func checkSizes(bucket, key string, value []byte) error {
+	if bucket == "" || key == "" {
+		return errors.New("keystore: empty bucket or key")
+	}
+	if len(key) > MaxKeySize || len(value) > MaxValueSize {
+		return ErrTooLarge
+	}
+	return nil
+}
