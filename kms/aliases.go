@@ -1,0 +1,268 @@
+package kms
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+const maxAliasesPerKey = 50
+
+var aliasPattern = regexp.MustCompile(`^[a-zA-Z0-9:/_-]+$`)
+
+// AliasInput is the CreateAlias and UpdateAlias request.
+type AliasInput struct {
+	AliasName   string `json:"AliasName"`
+	TargetKeyId string `json:"TargetKeyId"`
+}
+
+// checkAliasName validates the AliasName member, then the rules of
+// customer aliases.
+func checkAliasName(name string) error {
+	var v validator
+	if v.required("aliasName", name != "") {
+		v.length("aliasName", name, 1, 256)
+		v.pattern("aliasName", name, aliasPattern)
+	}
+	if err := v.err(); err != nil {
+		return err
+	}
+	if !strings.HasPrefix(name, "alias/") || len(name) == len("alias/") {
+		return newError(ErrInvalidAliasName, "Alias must start with the prefix \"alias/\" followed by a name.")
+	}
+	if strings.HasPrefix(name, "alias/aws/") {
+		return newError(ErrInvalidAliasName, "Alias names beginning with \"alias/aws/\" are reserved for AWS managed keys.")
+	}
+	return nil
+}
+
+// CreateAlias names a key. The alias lives in the caller's account.
+func (s *Service) CreateAlias(ctx context.Context, c *Caller, in *AliasInput) (*Empty, error) {
+	if err := checkAliasName(in.AliasName); err != nil {
+		return nil, err
+	}
+	var v validator
+	v.keyID("targetKeyId", in.TargetKeyId)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	target, err := s.resolveKeyIDOrARN(ctx, c, in.TargetKeyId)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNotPendingDeletion(target); err != nil {
+		return nil, err
+	}
+	if target.Account != c.Account {
+		return nil, keyNotFound(target.arn())
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err = s.store.Update(ctx, func(tx keystore.Tx) error {
+		if a, err := getAliasTx(tx, c.Account, in.AliasName); err != nil {
+			return err
+		} else if a != nil {
+			return newError(ErrAlreadyExists, "An alias with the name %s already exists", s.aliasARN(c.Account, in.AliasName))
+		}
+		if n, err := countAliases(tx, c.Account, target.ID); err != nil {
+			return err
+		} else if n >= maxAliasesPerKey {
+			return newError(ErrLimitExceeded, "A KMS key can have at most %d aliases.", maxAliasesPerKey)
+		}
+		now := s.now().UTC()
+		return putAliasTx(tx, &aliasRecord{Account: c.Account, Name: in.AliasName, Target: target.ID, Created: now, Updated: now})
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &Empty{}, nil
+}
+
+func countAliases(tx keystore.Tx, account, keyID string) (int, error) {
+	n := 0
+	err := scanAliases(tx, account, "", func(a *aliasRecord) bool {
+		if a.Target == keyID {
+			n++
+		}
+		return true
+	})
+	return n, err
+}
+
+func scanAliases(tx keystore.Tx, account, after string, fn func(*aliasRecord) bool) error {
+	prefix := account + "/"
+	if after != "" {
+		after = prefix + after
+	}
+	var decodeErr error
+	err := tx.Scan(bucketAliases, prefix, after, func(_ string, raw []byte) bool {
+		a := new(aliasRecord)
+		if decodeErr = json.Unmarshal(raw, a); decodeErr != nil {
+			return false
+		}
+		return fn(a)
+	})
+	if err != nil {
+		return err
+	}
+	return decodeErr
+}
+
+// UpdateAlias points an existing alias at another key of the same type.
+func (s *Service) UpdateAlias(ctx context.Context, c *Caller, in *AliasInput) (*Empty, error) {
+	if err := checkAliasName(in.AliasName); err != nil {
+		return nil, err
+	}
+	var v validator
+	v.keyID("targetKeyId", in.TargetKeyId)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	target, err := s.resolveKeyIDOrARN(ctx, c, in.TargetKeyId)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNotPendingDeletion(target); err != nil {
+		return nil, err
+	}
+	if target.Account != c.Account {
+		return nil, keyNotFound(target.arn())
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err = s.store.Update(ctx, func(tx keystore.Tx) error {
+		a, err := getAliasTx(tx, c.Account, in.AliasName)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			return newError(ErrNotFound, "Alias '%s' is not found.", s.aliasARN(c.Account, in.AliasName))
+		}
+		if cur, err := getKeyTx(tx, a.Target); err != nil {
+			return err
+		} else if cur != nil && (cur.Spec != target.Spec || cur.Usage != target.Usage) {
+			return newError(ErrValidation, "The new target key %s must have the same key spec and key usage as the current target key.", target.arn())
+		}
+		if a.Target != target.ID {
+			if n, err := countAliases(tx, c.Account, target.ID); err != nil {
+				return err
+			} else if n >= maxAliasesPerKey {
+				return newError(ErrLimitExceeded, "A KMS key can have at most %d aliases.", maxAliasesPerKey)
+			}
+		}
+		a.Target = target.ID
+		a.Updated = s.now().UTC()
+		return putAliasTx(tx, a)
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &Empty{}, nil
+}
+
+// DeleteAliasInput is the DeleteAlias request.
+type DeleteAliasInput struct {
+	AliasName string `json:"AliasName"`
+}
+
+// DeleteAlias removes an alias; its key is unaffected.
+func (s *Service) DeleteAlias(ctx context.Context, c *Caller, in *DeleteAliasInput) (*Empty, error) {
+	if err := checkAliasName(in.AliasName); err != nil {
+		return nil, err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		a, err := getAliasTx(tx, c.Account, in.AliasName)
+		if err != nil {
+			return err
+		}
+		if a == nil {
+			return newError(ErrNotFound, "Alias '%s' is not found.", s.aliasARN(c.Account, in.AliasName))
+		}
+		return tx.Delete(bucketAliases, aliasStoreKey(c.Account, in.AliasName))
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &Empty{}, nil
+}
+
+// ListAliasesInput is the ListAliases request.
+type ListAliasesInput struct {
+	KeyId string `json:"KeyId"`
+	ListInput
+}
+
+// AliasListEntry is one alias in ListAliases.
+type AliasListEntry struct {
+	AliasName       string     `json:"AliasName"`
+	AliasArn        string     `json:"AliasArn"`
+	TargetKeyId     string     `json:"TargetKeyId,omitempty"`
+	CreationDate    *Timestamp `json:"CreationDate,omitempty"`
+	LastUpdatedDate *Timestamp `json:"LastUpdatedDate,omitempty"`
+}
+
+// ListAliasesOutput is the ListAliases response.
+type ListAliasesOutput struct {
+	Aliases    []AliasListEntry `json:"Aliases"`
+	NextMarker string           `json:"NextMarker,omitempty"`
+	Truncated  bool             `json:"Truncated"`
+}
+
+// ListAliases pages through the caller account's aliases in name order,
+// optionally only those of one key.
+func (s *Service) ListAliases(ctx context.Context, c *Caller, in *ListAliasesInput) (*ListAliasesOutput, error) {
+	var v validator
+	if in.KeyId != "" {
+		v.length("keyId", in.KeyId, 1, 2048)
+	}
+	v.limit(in.Limit)
+	v.marker(in.Marker)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	after, err := decodeMarker("aliases", in.Marker)
+	if err != nil {
+		return nil, err
+	}
+	var keyID string
+	if in.KeyId != "" {
+		r, err := s.resolveKeyIDOrARN(ctx, c, in.KeyId)
+		if err != nil {
+			return nil, err
+		}
+		keyID = r.ID
+	}
+	limit := pageLimit(in.Limit, 50, 100)
+	out := &ListAliasesOutput{Aliases: []AliasListEntry{}}
+	err = s.store.View(ctx, func(tx keystore.Tx) error {
+		return scanAliases(tx, c.Account, after, func(a *aliasRecord) bool {
+			if keyID != "" && a.Target != keyID {
+				return true
+			}
+			if len(out.Aliases) == limit {
+				out.Truncated = true
+				return false
+			}
+			out.Aliases = append(out.Aliases, AliasListEntry{
+				AliasName:       a.Name,
+				AliasArn:        s.aliasARN(a.Account, a.Name),
+				TargetKeyId:     a.Target,
+				CreationDate:    ts(a.Created),
+				LastUpdatedDate: ts(a.Updated),
+			})
+			return true
+		})
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	if out.Truncated {
+		out.NextMarker = encodeMarker("aliases", out.Aliases[len(out.Aliases)-1].AliasName)
+	}
+	return out, nil
+}

@@ -1,0 +1,399 @@
+package kms
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/coffer-kms/coffer/engine"
+)
+
+// Limits of the cryptographic operations, as AWS's.
+const (
+	maxPlaintext   = 4096
+	maxBlob        = engine.MaxBlobSize
+	maxRandomBytes = 1024
+)
+
+// EncryptInput is the Encrypt request.
+type EncryptInput struct {
+	KeyId               string            `json:"KeyId"`
+	Plaintext           []byte            `json:"Plaintext"`
+	EncryptionContext   map[string]string `json:"EncryptionContext"`
+	GrantTokens         []string          `json:"GrantTokens"`
+	EncryptionAlgorithm string            `json:"EncryptionAlgorithm"`
+	DryRun              bool              `json:"DryRun"`
+}
+
+// EncryptOutput is the Encrypt response.
+type EncryptOutput struct {
+	CiphertextBlob      []byte `json:"CiphertextBlob"`
+	KeyId               string `json:"KeyId"`
+	EncryptionAlgorithm string `json:"EncryptionAlgorithm"`
+}
+
+// Encrypt seals up to 4 KiB under the key's current material.
+func (s *Service) Encrypt(ctx context.Context, c *Caller, in *EncryptInput) (*EncryptOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	if v.required("plaintext", in.Plaintext != nil) {
+		v.secretLength("plaintext", in.Plaintext, 1, maxPlaintext)
+	}
+	v.encryptionContext("encryptionContext", in.EncryptionContext)
+	v.grantTokens(in.GrantTokens)
+	v.enum("encryptionAlgorithm", in.EncryptionAlgorithm, encryptionAlgorithms)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	r, err := s.encryptionKey(ctx, c, in.KeyId, in.EncryptionAlgorithm, "Encrypt")
+	if err != nil {
+		return nil, err
+	}
+	if in.DryRun {
+		return nil, dryRun
+	}
+	blob, err := s.seal(ctx, r, in.Plaintext, in.EncryptionContext)
+	if err != nil {
+		return nil, err
+	}
+	return &EncryptOutput{CiphertextBlob: blob, KeyId: r.arn(), EncryptionAlgorithm: AlgSymmetric}, nil
+}
+
+// encryptionKey resolves keyID and checks it may encrypt now with alg.
+func (s *Service) encryptionKey(ctx context.Context, c *Caller, keyID, alg, op string) (*keyRecord, error) {
+	r, err := s.resolveKey(ctx, c, keyID)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCryptoState(r); err != nil {
+		return nil, err
+	}
+	if err := checkSymmetric(r, op); err != nil {
+		return nil, err
+	}
+	if alg != "" && alg != AlgSymmetric {
+		return nil, newError(ErrInvalidKeyUsage, "%s is not a supported encryption algorithm for %s.", alg, r.arn())
+	}
+	return r, nil
+}
+
+// seal encrypts plaintext under r's newest material.
+func (s *Service) seal(ctx context.Context, r *keyRecord, plaintext []byte, encCtx map[string]string) ([]byte, error) {
+	v := len(r.Versions) - 1
+	m, release, err := s.material(ctx, r, v)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	kid, _ := parseKeyID(r.ID)
+	blob, err := engine.Seal(nil, m, kid, uint32(v), plaintext, encCtx)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return blob, nil
+}
+
+// DecryptInput is the Decrypt request.
+type DecryptInput struct {
+	CiphertextBlob      []byte            `json:"CiphertextBlob"`
+	EncryptionContext   map[string]string `json:"EncryptionContext"`
+	GrantTokens         []string          `json:"GrantTokens"`
+	KeyId               string            `json:"KeyId"`
+	EncryptionAlgorithm string            `json:"EncryptionAlgorithm"`
+	Recipient           json.RawMessage   `json:"Recipient"`
+	DryRun              bool              `json:"DryRun"`
+}
+
+// DecryptOutput is the Decrypt response.
+type DecryptOutput struct {
+	KeyId               string `json:"KeyId"`
+	Plaintext           []byte `json:"Plaintext"`
+	EncryptionAlgorithm string `json:"EncryptionAlgorithm"`
+	KeyMaterialId       string `json:"KeyMaterialId,omitempty"`
+}
+
+// Decrypt opens a blob made by Encrypt or GenerateDataKey. KeyId is
+// optional; when given it must name the blob's key.
+func (s *Service) Decrypt(ctx context.Context, c *Caller, in *DecryptInput) (*DecryptOutput, error) {
+	var v validator
+	if v.required("ciphertextBlob", in.CiphertextBlob != nil) {
+		v.secretLength("ciphertextBlob", in.CiphertextBlob, 1, maxBlob)
+	}
+	if in.KeyId != "" {
+		v.length("keyId", in.KeyId, 1, 2048)
+	}
+	v.encryptionContext("encryptionContext", in.EncryptionContext)
+	v.grantTokens(in.GrantTokens)
+	v.enum("encryptionAlgorithm", in.EncryptionAlgorithm, encryptionAlgorithms)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := checkRecipient(in.Recipient); err != nil {
+		return nil, err
+	}
+	o, err := s.open(ctx, c, in.CiphertextBlob, in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext, in.DryRun, "Decrypt")
+	if err != nil {
+		return nil, err
+	}
+	return &DecryptOutput{KeyId: o.key.arn(), Plaintext: o.plaintext, EncryptionAlgorithm: AlgSymmetric, KeyMaterialId: o.materialID}, nil
+}
+
+func checkRecipient(raw json.RawMessage) error {
+	if len(raw) != 0 && string(raw) != "null" {
+		return newError(ErrUnsupportedOperation, "Recipient (attested enclave) requests are not supported by this server.")
+	}
+	return nil
+}
+
+type opened struct {
+	key        *keyRecord
+	plaintext  []byte
+	materialID string
+}
+
+// open authenticates a blob for the caller. Forged, malformed and
+// mismatched blobs all give the same InvalidCiphertextException.
+func (s *Service) open(ctx context.Context, c *Caller, raw []byte, keyID, alg string, encCtx map[string]string, dry bool, op string) (*opened, error) {
+	blob, err := engine.ParseBlob(raw)
+	if err != nil {
+		return nil, invalidCiphertext
+	}
+	id := formatKeyID(blob.KeyID())
+	var r *keyRecord
+	if keyID != "" {
+		named, err := s.resolveKey(ctx, c, keyID)
+		if err != nil {
+			return nil, err
+		}
+		if named.ID != id {
+			return nil, newError(ErrIncorrectKey, "The key ID in the request does not identify a CMK that can perform this operation.")
+		}
+		r = named
+	} else {
+		r, err = s.loadKey(ctx, id)
+		if err != nil {
+			return nil, internal(err)
+		}
+		if r == nil || r.Region != s.region {
+			return nil, invalidCiphertext
+		}
+	}
+	if r.Account != c.Account {
+		return nil, newError(ErrAccessDenied, "User: %s is not authorized to perform: kms:%s on resource: %s", c.ARN, op, r.arn())
+	}
+	if err := checkCryptoState(r); err != nil {
+		return nil, err
+	}
+	if err := checkSymmetric(r, op); err != nil {
+		return nil, err
+	}
+	if alg != "" && alg != AlgSymmetric {
+		return nil, newError(ErrInvalidKeyUsage, "%s is not a supported encryption algorithm for %s.", alg, r.arn())
+	}
+	ver := int(blob.MaterialVersion())
+	if ver >= len(r.Versions) {
+		return nil, invalidCiphertext
+	}
+	if dry {
+		return nil, dryRun
+	}
+	m, release, err := s.material(ctx, r, ver)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	pt, err := engine.Open(nil, m, blob, encCtx)
+	if err != nil {
+		return nil, invalidCiphertext
+	}
+	return &opened{key: r, plaintext: pt, materialID: r.Versions[ver].MaterialID}, nil
+}
+
+// ReEncryptInput is the ReEncrypt request.
+type ReEncryptInput struct {
+	CiphertextBlob                 []byte            `json:"CiphertextBlob"`
+	SourceEncryptionContext        map[string]string `json:"SourceEncryptionContext"`
+	SourceKeyId                    string            `json:"SourceKeyId"`
+	DestinationKeyId               string            `json:"DestinationKeyId"`
+	DestinationEncryptionContext   map[string]string `json:"DestinationEncryptionContext"`
+	SourceEncryptionAlgorithm      string            `json:"SourceEncryptionAlgorithm"`
+	DestinationEncryptionAlgorithm string            `json:"DestinationEncryptionAlgorithm"`
+	GrantTokens                    []string          `json:"GrantTokens"`
+	DryRun                         bool              `json:"DryRun"`
+}
+
+// ReEncryptOutput is the ReEncrypt response.
+type ReEncryptOutput struct {
+	CiphertextBlob                 []byte `json:"CiphertextBlob"`
+	SourceKeyId                    string `json:"SourceKeyId"`
+	KeyId                          string `json:"KeyId"`
+	SourceEncryptionAlgorithm      string `json:"SourceEncryptionAlgorithm"`
+	DestinationEncryptionAlgorithm string `json:"DestinationEncryptionAlgorithm"`
+	SourceKeyMaterialId            string `json:"SourceKeyMaterialId,omitempty"`
+	DestinationKeyMaterialId       string `json:"DestinationKeyMaterialId,omitempty"`
+}
+
+// ReEncrypt opens a blob and seals its plaintext under another key or
+// context without the plaintext leaving the service.
+func (s *Service) ReEncrypt(ctx context.Context, c *Caller, in *ReEncryptInput) (*ReEncryptOutput, error) {
+	var v validator
+	if v.required("ciphertextBlob", in.CiphertextBlob != nil) {
+		v.secretLength("ciphertextBlob", in.CiphertextBlob, 1, maxBlob)
+	}
+	if in.SourceKeyId != "" {
+		v.length("sourceKeyId", in.SourceKeyId, 1, 2048)
+	}
+	v.keyID("destinationKeyId", in.DestinationKeyId)
+	v.encryptionContext("sourceEncryptionContext", in.SourceEncryptionContext)
+	v.encryptionContext("destinationEncryptionContext", in.DestinationEncryptionContext)
+	v.enum("sourceEncryptionAlgorithm", in.SourceEncryptionAlgorithm, encryptionAlgorithms)
+	v.enum("destinationEncryptionAlgorithm", in.DestinationEncryptionAlgorithm, encryptionAlgorithms)
+	v.grantTokens(in.GrantTokens)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	dst, err := s.encryptionKey(ctx, c, in.DestinationKeyId, in.DestinationEncryptionAlgorithm, "ReEncryptTo")
+	if err != nil {
+		return nil, err
+	}
+	o, err := s.open(ctx, c, in.CiphertextBlob, in.SourceKeyId, in.SourceEncryptionAlgorithm, in.SourceEncryptionContext, in.DryRun, "ReEncryptFrom")
+	if err != nil {
+		return nil, err
+	}
+	defer clear(o.plaintext)
+	blob, err := s.seal(ctx, dst, o.plaintext, in.DestinationEncryptionContext)
+	if err != nil {
+		return nil, err
+	}
+	return &ReEncryptOutput{
+		CiphertextBlob:                 blob,
+		SourceKeyId:                    o.key.arn(),
+		KeyId:                          dst.arn(),
+		SourceEncryptionAlgorithm:      AlgSymmetric,
+		DestinationEncryptionAlgorithm: AlgSymmetric,
+		SourceKeyMaterialId:            o.materialID,
+		DestinationKeyMaterialId:       dst.Versions[len(dst.Versions)-1].MaterialID,
+	}, nil
+}
+
+// GenerateDataKeyInput is the GenerateDataKey(WithoutPlaintext) request.
+type GenerateDataKeyInput struct {
+	KeyId             string            `json:"KeyId"`
+	EncryptionContext map[string]string `json:"EncryptionContext"`
+	NumberOfBytes     *int              `json:"NumberOfBytes"`
+	KeySpec           string            `json:"KeySpec"`
+	GrantTokens       []string          `json:"GrantTokens"`
+	Recipient         json.RawMessage   `json:"Recipient"`
+	DryRun            bool              `json:"DryRun"`
+}
+
+// GenerateDataKeyOutput is the GenerateDataKey response; Plaintext is
+// empty for GenerateDataKeyWithoutPlaintext.
+type GenerateDataKeyOutput struct {
+	CiphertextBlob []byte `json:"CiphertextBlob"`
+	Plaintext      []byte `json:"Plaintext,omitempty"`
+	KeyId          string `json:"KeyId"`
+	KeyMaterialId  string `json:"KeyMaterialId,omitempty"`
+}
+
+// GenerateDataKey returns a fresh data key and its blob under the key.
+func (s *Service) GenerateDataKey(ctx context.Context, c *Caller, in *GenerateDataKeyInput) (*GenerateDataKeyOutput, error) {
+	return s.generateDataKey(ctx, c, in, true)
+}
+
+// GenerateDataKeyWithoutPlaintext returns only the blob of a fresh data key.
+func (s *Service) GenerateDataKeyWithoutPlaintext(ctx context.Context, c *Caller, in *GenerateDataKeyInput) (*GenerateDataKeyOutput, error) {
+	if len(in.Recipient) != 0 && string(in.Recipient) != "null" {
+		return nil, newError(ErrValidation, "1 validation error detected: Recipient is not a member of GenerateDataKeyWithoutPlaintextRequest")
+	}
+	return s.generateDataKey(ctx, c, in, false)
+}
+
+func (s *Service) generateDataKey(ctx context.Context, c *Caller, in *GenerateDataKeyInput, withPlaintext bool) (*GenerateDataKeyOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	v.encryptionContext("encryptionContext", in.EncryptionContext)
+	if in.NumberOfBytes != nil {
+		v.rangeInt("numberOfBytes", *in.NumberOfBytes, 1, maxRandomBytes)
+	}
+	v.enum("keySpec", in.KeySpec, dataKeySpecs)
+	v.grantTokens(in.GrantTokens)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := checkRecipient(in.Recipient); err != nil {
+		return nil, err
+	}
+	var n int
+	switch {
+	case in.NumberOfBytes != nil && in.KeySpec != "":
+		return nil, newError(ErrValidation, "KeySpec and NumberOfBytes are mutually exclusive; specify only one.")
+	case in.NumberOfBytes != nil:
+		n = *in.NumberOfBytes
+	case in.KeySpec == "AES_128":
+		n = 16
+	case in.KeySpec == "AES_256":
+		n = 32
+	default:
+		return nil, newError(ErrValidation, "Please specify either number of bytes or key spec.")
+	}
+	r, err := s.encryptionKey(ctx, c, in.KeyId, "", "GenerateDataKey")
+	if err != nil {
+		return nil, err
+	}
+	if in.DryRun {
+		return nil, dryRun
+	}
+	dk, err := s.randomBytes(n)
+	if err != nil {
+		return nil, err
+	}
+	blob, err := s.seal(ctx, r, dk, in.EncryptionContext)
+	if err != nil {
+		clear(dk)
+		return nil, err
+	}
+	out := &GenerateDataKeyOutput{CiphertextBlob: blob, KeyId: r.arn(), KeyMaterialId: r.Versions[len(r.Versions)-1].MaterialID}
+	if withPlaintext {
+		out.Plaintext = dk
+	} else {
+		clear(dk)
+	}
+	return out, nil
+}
+
+// GenerateRandomInput is the GenerateRandom request.
+type GenerateRandomInput struct {
+	NumberOfBytes    *int            `json:"NumberOfBytes"`
+	CustomKeyStoreId string          `json:"CustomKeyStoreId"`
+	Recipient        json.RawMessage `json:"Recipient"`
+}
+
+// GenerateRandomOutput is the GenerateRandom response.
+type GenerateRandomOutput struct {
+	Plaintext []byte `json:"Plaintext"`
+}
+
+// GenerateRandom returns 1..1024 random bytes.
+func (s *Service) GenerateRandom(ctx context.Context, c *Caller, in *GenerateRandomInput) (*GenerateRandomOutput, error) {
+	var v validator
+	if v.required("numberOfBytes", in.NumberOfBytes != nil) {
+		v.rangeInt("numberOfBytes", *in.NumberOfBytes, 1, maxRandomBytes)
+	}
+	if in.CustomKeyStoreId != "" {
+		v.length("customKeyStoreId", in.CustomKeyStoreId, 1, 64)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := checkRecipient(in.Recipient); err != nil {
+		return nil, err
+	}
+	if in.CustomKeyStoreId != "" {
+		return nil, newError(ErrCustomKeyStoreNotFound, "Custom key store %s does not exist.", in.CustomKeyStoreId)
+	}
+	b, err := s.randomBytes(*in.NumberOfBytes)
+	if err != nil {
+		return nil, err
+	}
+	return &GenerateRandomOutput{Plaintext: b}, nil
+}

@@ -1,0 +1,185 @@
+package kms
+
+import (
+	"context"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+// Principal is an IAM-style identity: a user or an account root.
+type Principal struct {
+	ARN      string            `json:"arn"`
+	Account  string            `json:"account"`
+	Name     string            `json:"name"`
+	Type     string            `json:"type"` // "IAMUser" or "Root"
+	Created  time.Time         `json:"created"`
+	Policies map[string]string `json:"policies,omitempty"` // identity policies by name
+}
+
+// accessKeyRecord is an access key as stored: the secret only wrapped.
+type accessKeyRecord struct {
+	ID            string    `json:"id"`
+	PrincipalARN  string    `json:"principal"`
+	Account       string    `json:"account"`
+	SecretWrapped []byte    `json:"secretWrapped"`
+	Created       time.Time `json:"created"`
+}
+
+// Credentials are a newly created access key, shown to its owner once.
+type Credentials struct {
+	AccessKeyID     string
+	SecretAccessKey string
+	PrincipalARN    string
+}
+
+// ErrUnknownAccessKey reports an access key ID that does not exist.
+var ErrUnknownAccessKey = errors.New("kms: unknown access key")
+
+func secretAAD(id string) []byte { return []byte("coffer/access-key/v1|" + id) }
+
+// Admin principal created on first start.
+const adminUser = "admin"
+
+// AdministratorPolicy is the identity policy given to the first administrator.
+const AdministratorPolicy = `{"Version":"2012-10-17","Statement":[{"Sid":"AdministratorAccess","Effect":"Allow","Action":"*","Resource":"*"}]}`
+
+// Bootstrap creates the administrator user of the service's account and an
+// access key for it, once. It returns the credentials when it created them
+// and nil when an administrator already existed.
+func (s *Service) Bootstrap(ctx context.Context) (*Credentials, error) {
+	var done bool
+	if err := s.store.View(ctx, func(tx keystore.Tx) error {
+		v, err := tx.Get(bucketMeta, "bootstrapped")
+		done = v != nil
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if done {
+		return nil, nil
+	}
+	p := &Principal{
+		ARN:      "arn:aws:iam::" + s.account + ":user/" + adminUser,
+		Account:  s.account,
+		Name:     adminUser,
+		Type:     "IAMUser",
+		Created:  s.now().UTC(),
+		Policies: map[string]string{"AdministratorAccess": AdministratorPolicy},
+	}
+	rec, secret, err := s.newAccessKey(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err = s.store.Update(ctx, func(tx keystore.Tx) error {
+		if v, err := tx.Get(bucketMeta, "bootstrapped"); err != nil || v != nil {
+			if err == nil {
+				err = errors.New("kms: bootstrapped concurrently")
+			}
+			return err
+		}
+		if err := putJSON(tx, bucketPrincipals, p.ARN, p); err != nil {
+			return err
+		}
+		if err := putJSON(tx, bucketAccessKeys, rec.ID, rec); err != nil {
+			return err
+		}
+		return tx.Put(bucketMeta, "bootstrapped", []byte(p.ARN))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Credentials{AccessKeyID: rec.ID, SecretAccessKey: secret, PrincipalARN: p.ARN}, nil
+}
+
+func putJSON(tx keystore.Tx, bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Put(bucket, key, raw)
+}
+
+// newAccessKey makes an AWS-shaped access key pair for p, its secret
+// wrapped under the root.
+func (s *Service) newAccessKey(ctx context.Context, p *Principal) (*accessKeyRecord, string, error) {
+	idRaw, err := s.randomBytes(10)
+	if err != nil {
+		return nil, "", err
+	}
+	secRaw, err := s.randomBytes(30)
+	if err != nil {
+		return nil, "", err
+	}
+	id := "AKIA" + base32.StdEncoding.EncodeToString(idRaw)[:16]
+	secret := base64.StdEncoding.EncodeToString(secRaw)
+	clear(secRaw)
+	wrapped, err := s.root.Wrap(ctx, []byte(secret), secretAAD(id))
+	if err != nil {
+		return nil, "", err
+	}
+	return &accessKeyRecord{ID: id, PrincipalARN: p.ARN, Account: p.Account, SecretWrapped: wrapped, Created: s.now().UTC()}, secret, nil
+}
+
+type accessKeyEntry struct {
+	caller Caller
+	secret []byte
+}
+
+// AccessKey returns the caller an access key authenticates and its secret,
+// for SigV4 verification. The secret is the service's: callers must not
+// modify or retain it. ErrUnknownAccessKey when it does not exist.
+func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, error) {
+	s.akMu.RLock()
+	e, ok := s.accessKeys[id]
+	s.akMu.RUnlock()
+	if ok {
+		return &e.caller, e.secret, nil
+	}
+	if len(id) < 16 || len(id) > 128 {
+		return nil, nil, ErrUnknownAccessKey
+	}
+	var rec *accessKeyRecord
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		raw, err := tx.Get(bucketAccessKeys, id)
+		if err != nil || raw == nil {
+			return err
+		}
+		rec = new(accessKeyRecord)
+		return json.Unmarshal(raw, rec)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if rec == nil {
+		return nil, nil, ErrUnknownAccessKey
+	}
+	secret, err := s.root.Unwrap(ctx, rec.SecretWrapped, secretAAD(id))
+	if err != nil {
+		if errors.Is(err, hsm.ErrUnavailable) {
+			return nil, nil, err
+		}
+		return nil, nil, ErrUnknownAccessKey
+	}
+	e = accessKeyEntry{caller: Caller{ARN: rec.PrincipalARN, Account: rec.Account, AccessKeyID: id}, secret: secret}
+	s.akMu.Lock()
+	if len(s.accessKeys) >= maxCachedAccessKeys {
+		for k, old := range s.accessKeys {
+			clear(old.secret)
+			delete(s.accessKeys, k)
+			break
+		}
+	}
+	s.accessKeys[id] = e
+	s.akMu.Unlock()
+	return &e.caller, e.secret, nil
+}
+
+const maxCachedAccessKeys = 10000

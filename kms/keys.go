@@ -1,0 +1,423 @@
+package kms
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+// CreateKeyInput is the CreateKey request.
+type CreateKeyInput struct {
+	Policy                         *string `json:"Policy"`
+	Description                    string  `json:"Description"`
+	KeyUsage                       string  `json:"KeyUsage"`
+	CustomerMasterKeySpec          string  `json:"CustomerMasterKeySpec"`
+	KeySpec                        string  `json:"KeySpec"`
+	Origin                         string  `json:"Origin"`
+	CustomKeyStoreId               string  `json:"CustomKeyStoreId"`
+	BypassPolicyLockoutSafetyCheck bool    `json:"BypassPolicyLockoutSafetyCheck"`
+	Tags                           []Tag   `json:"Tags"`
+	MultiRegion                    bool    `json:"MultiRegion"`
+	XksKeyId                       string  `json:"XksKeyId"`
+}
+
+// CreateKeyOutput is the CreateKey response.
+type CreateKeyOutput struct {
+	KeyMetadata *KeyMetadata `json:"KeyMetadata"`
+}
+
+// Limits of the key API.
+const (
+	maxDescription  = 8192
+	maxTagsPerKey   = 50
+	maxPolicyBytes  = 32768
+	keyMaterialSize = 32
+)
+
+// CreateKey creates a symmetric encryption key in the caller's account.
+func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) (*CreateKeyOutput, error) {
+	var v validator
+	v.length("description", in.Description, 0, maxDescription)
+	v.enum("keyUsage", in.KeyUsage, keyUsages)
+	v.enum("customerMasterKeySpec", in.CustomerMasterKeySpec, keySpecs)
+	v.enum("keySpec", in.KeySpec, keySpecs)
+	v.enum("origin", in.Origin, origins)
+	if in.Policy != nil {
+		v.length("policy", *in.Policy, 1, 131072)
+	}
+	if in.CustomKeyStoreId != "" {
+		v.length("customKeyStoreId", in.CustomKeyStoreId, 1, 64)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	spec := in.KeySpec
+	if in.CustomerMasterKeySpec != "" {
+		if spec != "" {
+			return nil, newError(ErrValidation, "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec is deprecated.")
+		}
+		spec = in.CustomerMasterKeySpec
+	}
+	if spec == "" {
+		spec = SpecSymmetric
+	}
+	usage := in.KeyUsage
+	if usage == "" {
+		usage = UsageEncryptDecrypt
+	}
+	if spec != SpecSymmetric {
+		return nil, newError(ErrUnsupportedOperation, "KeySpec %s is not supported by this server; only SYMMETRIC_DEFAULT keys can be created.", spec)
+	}
+	if usage != UsageEncryptDecrypt {
+		return nil, newError(ErrValidation, "KeyUsage %s is not compatible with KeySpec %s", usage, spec)
+	}
+	if in.CustomKeyStoreId != "" {
+		return nil, newError(ErrCustomKeyStoreNotFound, "Custom key store %s does not exist.", in.CustomKeyStoreId)
+	}
+	if in.Origin != "" && in.Origin != OriginAWSKMS {
+		return nil, newError(ErrUnsupportedOperation, "Origin %s is not supported by this server.", in.Origin)
+	}
+	if in.MultiRegion {
+		return nil, newError(ErrUnsupportedOperation, "Multi-Region keys are not supported by this server.")
+	}
+	if in.XksKeyId != "" {
+		return nil, newError(ErrUnsupportedOperation, "External key stores are not supported by this server.")
+	}
+	tags, err := mergeTags(nil, in.Tags)
+	if err != nil {
+		return nil, err
+	}
+	policy, err := s.keyPolicyFor(c, in.Policy, in.BypassPolicyLockoutSafetyCheck)
+	if err != nil {
+		return nil, err
+	}
+
+	idBytes, err := s.randomBytes(16)
+	if err != nil {
+		return nil, err
+	}
+	idBytes[6] = idBytes[6]&0x0f | 0x40 // UUID version 4
+	idBytes[8] = idBytes[8]&0x3f | 0x80 // RFC 4122 variant
+	var kid [16]byte
+	copy(kid[:], idBytes)
+	now := s.now().UTC()
+	r := &keyRecord{
+		ID:          formatKeyID(kid),
+		Account:     c.Account,
+		Region:      s.region,
+		Created:     now,
+		Description: in.Description,
+		Usage:       usage,
+		Spec:        spec,
+		Origin:      OriginAWSKMS,
+		Manager:     ManagerCustomer,
+		State:       StateEnabled,
+		Policy:      policy,
+		Tags:        tags,
+	}
+	ver, err := s.newVersion(ctx, r, now, "")
+	if err != nil {
+		return nil, err
+	}
+	r.Versions = []keyVersion{ver}
+
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.store.Update(ctx, func(tx keystore.Tx) error { return putKeyTx(tx, r) }); err != nil {
+		return nil, internal(err)
+	}
+	s.publish(r.ID, r)
+	return &CreateKeyOutput{KeyMetadata: r.metadata()}, nil
+}
+
+// newVersion generates fresh key material for r and wraps it under the root
+// for the version index len(r.Versions).
+func (s *Service) newVersion(ctx context.Context, r *keyRecord, now time.Time, rotation string) (keyVersion, error) {
+	material, err := s.randomBytes(keyMaterialSize)
+	if err != nil {
+		return keyVersion{}, err
+	}
+	defer clear(material)
+	wrapped, err := s.root.Wrap(ctx, material, materialAAD(r.arn(), len(r.Versions)))
+	if err != nil {
+		return keyVersion{}, newError(ErrKeyUnavailable, "The root of trust cannot wrap new key material now.")
+	}
+	mid, err := s.randomBytes(32)
+	if err != nil {
+		return keyVersion{}, err
+	}
+	return keyVersion{MaterialID: hex.EncodeToString(mid), Wrapped: wrapped, Created: now, RotationType: rotation}, nil
+}
+
+// KeyIDInput is the request of operations that take only a KeyId.
+type KeyIDInput struct {
+	KeyId       string   `json:"KeyId"`
+	GrantTokens []string `json:"GrantTokens"`
+}
+
+// DescribeKeyOutput is the DescribeKey response.
+type DescribeKeyOutput struct {
+	KeyMetadata *KeyMetadata `json:"KeyMetadata"`
+}
+
+// DescribeKey returns a key's metadata in any state.
+func (s *Service) DescribeKey(ctx context.Context, c *Caller, in *KeyIDInput) (*DescribeKeyOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	v.grantTokens(in.GrantTokens)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	r, err := s.resolveKey(ctx, c, in.KeyId)
+	if err != nil {
+		return nil, err
+	}
+	return &DescribeKeyOutput{KeyMetadata: r.metadata()}, nil
+}
+
+// ListInput is the paging part of every List request.
+type ListInput struct {
+	Limit  *int   `json:"Limit"`
+	Marker string `json:"Marker"`
+}
+
+// KeyListEntry is one key in ListKeys.
+type KeyListEntry struct {
+	KeyId  string `json:"KeyId"`
+	KeyArn string `json:"KeyArn"`
+}
+
+// ListKeysOutput is the ListKeys response.
+type ListKeysOutput struct {
+	Keys       []KeyListEntry `json:"Keys"`
+	NextMarker string         `json:"NextMarker,omitempty"`
+	Truncated  bool           `json:"Truncated"`
+}
+
+// ListKeys pages through the caller account's keys in key-ID order.
+func (s *Service) ListKeys(ctx context.Context, c *Caller, in *ListInput) (*ListKeysOutput, error) {
+	var v validator
+	v.limit(in.Limit)
+	v.marker(in.Marker)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	after, err := decodeMarker("keys", in.Marker)
+	if err != nil {
+		return nil, err
+	}
+	limit := pageLimit(in.Limit, 100, 1000)
+	out := &ListKeysOutput{Keys: []KeyListEntry{}}
+	err = s.store.View(ctx, func(tx keystore.Tx) error {
+		return tx.Scan(bucketKeys, "", after, func(id string, raw []byte) bool {
+			r, err := s.loadKey(ctx, id)
+			if err != nil || r == nil || r.Account != c.Account {
+				return true
+			}
+			if len(out.Keys) == limit {
+				out.Truncated = true
+				return false
+			}
+			out.Keys = append(out.Keys, KeyListEntry{KeyId: r.ID, KeyArn: r.arn()})
+			return true
+		})
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	if out.Truncated {
+		out.NextMarker = encodeMarker("keys", out.Keys[len(out.Keys)-1].KeyId)
+	}
+	return out, nil
+}
+
+// Markers are opaque to callers: the operation's name and the last key
+// returned, base64url-encoded.
+func encodeMarker(op, last string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(op + "\x00" + last))
+}
+
+func decodeMarker(op, marker string) (string, error) {
+	if marker == "" {
+		return "", nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(marker)
+	if err != nil {
+		return "", newError(ErrInvalidMarker, "Invalid marker: %s", truncate(marker))
+	}
+	prefix, last, ok := strings.Cut(string(raw), "\x00")
+	if !ok || prefix != op || last == "" {
+		return "", newError(ErrInvalidMarker, "Invalid marker: %s", truncate(marker))
+	}
+	return last, nil
+}
+
+// UpdateKeyDescriptionInput is the UpdateKeyDescription request.
+type UpdateKeyDescriptionInput struct {
+	KeyId       string  `json:"KeyId"`
+	Description *string `json:"Description"`
+}
+
+// Empty is the response of operations that return nothing.
+type Empty struct{}
+
+// UpdateKeyDescription replaces a key's description.
+func (s *Service) UpdateKeyDescription(ctx context.Context, c *Caller, in *UpdateKeyDescriptionInput) (*Empty, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	if v.required("description", in.Description != nil) {
+		v.length("description", *in.Description, 0, maxDescription)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	_, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+		if err := checkNotPendingDeletion(r); err != nil {
+			return err
+		}
+		if err := checkCustomerManaged(r); err != nil {
+			return err
+		}
+		r.Description = *in.Description
+		return nil
+	})
+	return &Empty{}, err
+}
+
+// mutateKey resolves keyID for the caller and applies fn to its record
+// durably. fn sees a private copy and may refuse with an error.
+func (s *Service) mutateKey(ctx context.Context, c *Caller, keyID string, fn func(r *keyRecord) error) (*keyRecord, error) {
+	r, err := s.resolveKey(ctx, c, keyID)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.updateKey(ctx, r.ID, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		if err := fn(r); err != nil {
+			return nil, err
+		}
+		return r, nil
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return out, nil
+}
+
+// EnableKey sets a Disabled key to Enabled.
+func (s *Service) EnableKey(ctx context.Context, c *Caller, in *KeyIDInput) (*Empty, error) {
+	return s.setEnabled(ctx, c, in, true)
+}
+
+// DisableKey sets an Enabled key to Disabled.
+func (s *Service) DisableKey(ctx context.Context, c *Caller, in *KeyIDInput) (*Empty, error) {
+	return s.setEnabled(ctx, c, in, false)
+}
+
+func (s *Service) setEnabled(ctx context.Context, c *Caller, in *KeyIDInput, enable bool) (*Empty, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	_, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+		if err := checkCustomerManaged(r); err != nil {
+			return err
+		}
+		switch r.State {
+		case StateEnabled, StateDisabled:
+		default:
+			return invalidState(r)
+		}
+		if enable {
+			r.State = StateEnabled
+		} else {
+			r.State = StateDisabled
+		}
+		return nil
+	})
+	return &Empty{}, err
+}
+
+// ScheduleKeyDeletionInput is the ScheduleKeyDeletion request.
+type ScheduleKeyDeletionInput struct {
+	KeyId               string `json:"KeyId"`
+	PendingWindowInDays *int   `json:"PendingWindowInDays"`
+}
+
+// ScheduleKeyDeletionOutput is the ScheduleKeyDeletion response.
+type ScheduleKeyDeletionOutput struct {
+	KeyId               string     `json:"KeyId"`
+	DeletionDate        *Timestamp `json:"DeletionDate"`
+	KeyState            string     `json:"KeyState"`
+	PendingWindowInDays int        `json:"PendingWindowInDays"`
+}
+
+// ScheduleKeyDeletion starts a key's waiting period; when it passes the key,
+// its material and its aliases are deleted.
+func (s *Service) ScheduleKeyDeletion(ctx context.Context, c *Caller, in *ScheduleKeyDeletionInput) (*ScheduleKeyDeletionOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	days := 30
+	if in.PendingWindowInDays != nil {
+		days = *in.PendingWindowInDays
+		v.rangeInt("pendingWindowInDays", days, 1, 365)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if days < 7 || days > 30 {
+		return nil, newError(ErrValidation, "PendingWindowInDays value %d is not valid. It must be between 7 and 30 days, inclusive.", days)
+	}
+	r, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+		if err := checkCustomerManaged(r); err != nil {
+			return err
+		}
+		if err := checkNotPendingDeletion(r); err != nil {
+			return err
+		}
+		r.State = StatePendingDeletion
+		r.PendingWindowDays = days
+		r.DeletionDate = s.now().UTC().Add(time.Duration(days) * 24 * time.Hour)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ScheduleKeyDeletionOutput{
+		KeyId:               r.arn(),
+		DeletionDate:        ts(r.DeletionDate),
+		KeyState:            r.State,
+		PendingWindowInDays: days,
+	}, nil
+}
+
+// CancelKeyDeletionOutput is the CancelKeyDeletion response.
+type CancelKeyDeletionOutput struct {
+	KeyId string `json:"KeyId"`
+}
+
+// CancelKeyDeletion returns a key pending deletion to Disabled, as AWS does.
+func (s *Service) CancelKeyDeletion(ctx context.Context, c *Caller, in *KeyIDInput) (*CancelKeyDeletionOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	r, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+		if r.State != StatePendingDeletion {
+			return newError(ErrInvalidState, "%s is not pending deletion.", r.arn())
+		}
+		r.State = StateDisabled
+		r.DeletionDate = time.Time{}
+		r.PendingWindowDays = 0
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &CancelKeyDeletionOutput{KeyId: r.arn()}, nil
+}

@@ -1,0 +1,98 @@
+package kms
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+// RunMaintenance performs the work that time makes due: it rotates keys
+// whose automatic rotation date has passed and deletes keys (with their
+// aliases) whose deletion window has ended. It reports how many of each.
+func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err error) {
+	now := s.now()
+	var dueRotate, dueDelete []string
+	err = s.store.View(ctx, func(tx keystore.Tx) error {
+		return tx.Scan(bucketKeys, "", "", func(id string, _ []byte) bool {
+			r, err := getKeyTx(tx, id)
+			if err != nil || r == nil {
+				return true
+			}
+			switch {
+			case r.State == StatePendingDeletion && !now.Before(r.DeletionDate):
+				dueDelete = append(dueDelete, id)
+			case r.State == StateEnabled && r.RotationEnabled && !now.Before(r.NextRotation):
+				dueRotate = append(dueRotate, id)
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, id := range dueDelete {
+		if err := s.deleteKey(ctx, id, now); err != nil {
+			return rotated, deleted, err
+		}
+		deleted++
+	}
+	for _, id := range dueRotate {
+		if _, err := s.rotate(ctx, id, "AUTOMATIC"); err != nil {
+			return rotated, deleted, err
+		}
+		rotated++
+	}
+	return rotated, deleted, nil
+}
+
+// deleteKey removes a key whose deletion window has passed, and its aliases.
+func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error {
+	_, err := s.updateKey(ctx, id, func(tx keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		if r.State != StatePendingDeletion || now.Before(r.DeletionDate) {
+			return r, nil // cancelled meanwhile
+		}
+		var names []string
+		err := scanAliases(tx, r.Account, "", func(a *aliasRecord) bool {
+			if a.Target == r.ID {
+				names = append(names, a.Name)
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			if err := tx.Delete(bucketAliases, aliasStoreKey(r.Account, n)); err != nil {
+				return nil, err
+			}
+		}
+		return nil, nil
+	})
+	if err == errKeyGone {
+		return nil
+	}
+	return err
+}
+
+// Run calls RunMaintenance every interval until ctx ends.
+func (s *Service) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if r, d, err := s.RunMaintenance(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			log.Error("key maintenance failed", "err", err)
+		} else if r+d > 0 {
+			log.Info("key maintenance", "rotated", r, "deleted", d)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package kms
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/coffer-kms/coffer/engine"
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+var keyIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// parseKeyID converts a canonical key ID to its 16 bytes.
+func parseKeyID(id string) (engine.KeyID, bool) {
+	var out engine.KeyID
+	if !keyIDPattern.MatchString(id) {
+		return out, false
+	}
+	h := strings.ReplaceAll(id, "-", "")
+	if _, err := hex.Decode(out[:], []byte(h)); err != nil {
+		return out, false
+	}
+	return out, true
+}
+
+func formatKeyID(b engine.KeyID) string {
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
+
+// kmsARN is a parsed arn:aws:kms:<region>:<account>:<kind>/<name>.
+type kmsARN struct {
+	region, account, kind, name string
+}
+
+func parseKMSARN(s string) (kmsARN, bool) {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[1] != "aws" || parts[2] != "kms" {
+		return kmsARN{}, false
+	}
+	kind, name, ok := strings.Cut(parts[5], "/")
+	if !ok || name == "" || !accountPattern.MatchString(parts[4]) || parts[3] == "" {
+		return kmsARN{}, false
+	}
+	return kmsARN{region: parts[3], account: parts[4], kind: kind, name: name}, true
+}
+
+func (s *Service) keyARN(account, id string) string {
+	return "arn:aws:kms:" + s.region + ":" + account + ":key/" + id
+}
+
+func (s *Service) aliasARN(account, name string) string {
+	return "arn:aws:kms:" + s.region + ":" + account + ":" + name
+}
+
+func keyNotFound(arn string) error {
+	return newError(ErrNotFound, "Key '%s' does not exist", arn)
+}
+
+// resolveKey finds the key that keyID names for the caller: a key ID, key
+// ARN, alias name or alias ARN.
+func (s *Service) resolveKey(ctx context.Context, c *Caller, keyID string) (*keyRecord, error) {
+	account := c.Account
+	id := keyID
+	switch {
+	case strings.HasPrefix(keyID, "arn:"):
+		a, ok := parseKMSARN(keyID)
+		if !ok || (a.kind != "key" && a.kind != "alias") {
+			return nil, newError(ErrNotFound, "Invalid arn %s", keyID)
+		}
+		if a.region != s.region {
+			return nil, keyNotFoundOrAlias(a, keyID)
+		}
+		account = a.account
+		if a.kind == "alias" {
+			return s.resolveAlias(ctx, account, "alias/"+a.name)
+		}
+		id = a.name
+	case strings.HasPrefix(keyID, "alias/"):
+		return s.resolveAlias(ctx, account, keyID)
+	}
+	if _, ok := parseKeyID(id); !ok {
+		return nil, newError(ErrNotFound, "Invalid keyId '%s'", truncate(keyID))
+	}
+	r, err := s.loadKey(ctx, id)
+	if err != nil {
+		return nil, internal(err)
+	}
+	if r == nil || r.Account != account {
+		return nil, keyNotFound(s.keyARN(account, id))
+	}
+	return r, nil
+}
+
+func keyNotFoundOrAlias(a kmsARN, raw string) error {
+	if a.kind == "alias" {
+		return newError(ErrNotFound, "Alias '%s' is not found.", raw)
+	}
+	return keyNotFound(raw)
+}
+
+// resolveKeyIDOrARN is resolveKey for members that name a key but never an
+// alias (TargetKeyId of aliases, for example).
+func (s *Service) resolveKeyIDOrARN(ctx context.Context, c *Caller, keyID string) (*keyRecord, error) {
+	if strings.HasPrefix(keyID, "alias/") {
+		return nil, newError(ErrValidation, "1 validation error detected: Value '%s' at 'targetKeyId' failed to satisfy constraint: Member must be a key ID or key ARN", truncate(keyID))
+	}
+	if a, ok := parseKMSARN(keyID); ok && a.kind == "alias" {
+		return nil, newError(ErrValidation, "1 validation error detected: Value '%s' at 'targetKeyId' failed to satisfy constraint: Member must be a key ID or key ARN", truncate(keyID))
+	}
+	return s.resolveKey(ctx, c, keyID)
+}
+
+// aliasRecord is an alias as stored, under "<account>/<alias name>".
+type aliasRecord struct {
+	Account string    `json:"account"`
+	Name    string    `json:"name"`
+	Target  string    `json:"target"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+}
+
+func aliasStoreKey(account, name string) string { return account + "/" + name }
+
+func getAliasTx(tx keystore.Tx, account, name string) (*aliasRecord, error) {
+	raw, err := tx.Get(bucketAliases, aliasStoreKey(account, name))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	a := new(aliasRecord)
+	if err := json.Unmarshal(raw, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func putAliasTx(tx keystore.Tx, a *aliasRecord) error {
+	raw, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return tx.Put(bucketAliases, aliasStoreKey(a.Account, a.Name), raw)
+}
+
+func (s *Service) resolveAlias(ctx context.Context, account, name string) (*keyRecord, error) {
+	var a *aliasRecord
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		var err error
+		a, err = getAliasTx(tx, account, name)
+		return err
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	if a == nil {
+		return nil, newError(ErrNotFound, "Alias '%s' is not found.", s.aliasARN(account, name))
+	}
+	r, err := s.loadKey(ctx, a.Target)
+	if err != nil {
+		return nil, internal(err)
+	}
+	if r == nil {
+		return nil, keyNotFound(s.keyARN(account, a.Target))
+	}
+	return r, nil
+}
+
+// internal hides a storage or programming failure behind AWS's internal
+// error; the cause is for logs only.
+func internal(err error) error {
+	if _, ok := err.(*Error); ok {
+		return err
+	}
+	return &Error{Kind: ErrInternal, Message: "An internal error occurred.", cause: err}
+}

@@ -1,0 +1,253 @@
+package kms
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+// Rotation limits, as AWS's.
+const (
+	minRotationDays     = 90
+	maxRotationDays     = 2560
+	defaultRotationDays = 365
+	maxOnDemand         = 25
+)
+
+func days(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
+
+// EnableKeyRotationInput is the EnableKeyRotation request.
+type EnableKeyRotationInput struct {
+	KeyId                string `json:"KeyId"`
+	RotationPeriodInDays *int   `json:"RotationPeriodInDays"`
+}
+
+// checkRotatable guards the rotation operations.
+func checkRotatable(r *keyRecord) error {
+	if err := checkCustomerManaged(r); err != nil {
+		return err
+	}
+	if r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS {
+		return newError(ErrUnsupportedOperation, "%s cannot be rotated: only symmetric keys with AWS_KMS origin support rotation.", r.arn())
+	}
+	return checkCryptoState(r)
+}
+
+// EnableKeyRotation turns on automatic rotation every RotationPeriodInDays
+// (90..2560, default 365).
+func (s *Service) EnableKeyRotation(ctx context.Context, c *Caller, in *EnableKeyRotationInput) (*Empty, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	period := defaultRotationDays
+	if in.RotationPeriodInDays != nil {
+		period = *in.RotationPeriodInDays
+		v.rangeInt("rotationPeriodInDays", period, minRotationDays, maxRotationDays)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	_, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+		if err := checkRotatable(r); err != nil {
+			return err
+		}
+		base := s.now().UTC()
+		if r.RotationEnabled {
+			// A new period counts from the last automatic rotation, as AWS does.
+			base = r.NextRotation.Add(-days(r.RotationPeriodDays))
+		}
+		r.RotationEnabled = true
+		r.RotationPeriodDays = period
+		r.NextRotation = base.Add(days(period))
+		return nil
+	})
+	return &Empty{}, err
+}
+
+// DisableKeyRotation turns automatic rotation off; existing versions stay.
+func (s *Service) DisableKeyRotation(ctx context.Context, c *Caller, in *KeyIDInput) (*Empty, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	_, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+		if err := checkRotatable(r); err != nil {
+			return err
+		}
+		r.RotationEnabled = false
+		r.NextRotation = time.Time{}
+		return nil
+	})
+	return &Empty{}, err
+}
+
+// GetKeyRotationStatusOutput is the GetKeyRotationStatus response.
+type GetKeyRotationStatusOutput struct {
+	KeyRotationEnabled   bool       `json:"KeyRotationEnabled"`
+	KeyId                string     `json:"KeyId"`
+	RotationPeriodInDays int        `json:"RotationPeriodInDays,omitempty"`
+	NextRotationDate     *Timestamp `json:"NextRotationDate,omitempty"`
+}
+
+// GetKeyRotationStatus reports whether and when the key rotates.
+func (s *Service) GetKeyRotationStatus(ctx context.Context, c *Caller, in *KeyIDInput) (*GetKeyRotationStatusOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	r, err := s.resolveKey(ctx, c, in.KeyId)
+	if err != nil {
+		return nil, err
+	}
+	if r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS {
+		return nil, newError(ErrUnsupportedOperation, "%s does not support rotation.", r.arn())
+	}
+	out := &GetKeyRotationStatusOutput{KeyRotationEnabled: r.RotationEnabled, KeyId: r.arn()}
+	if r.RotationEnabled {
+		out.RotationPeriodInDays = r.RotationPeriodDays
+		out.NextRotationDate = ts(r.NextRotation)
+	}
+	return out, nil
+}
+
+// RotateKeyOnDemandOutput is the RotateKeyOnDemand response.
+type RotateKeyOnDemandOutput struct {
+	KeyId string `json:"KeyId"`
+}
+
+// RotateKeyOnDemand adds new key material now (at most 25 times per key).
+// The automatic schedule is unchanged.
+func (s *Service) RotateKeyOnDemand(ctx context.Context, c *Caller, in *KeyIDInput) (*RotateKeyOnDemandOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	r, err := s.resolveKey(ctx, c, in.KeyId)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRotatable(r); err != nil {
+		return nil, err
+	}
+	if r.OnDemandRotations >= maxOnDemand {
+		return nil, newError(ErrLimitExceeded, "%s has reached the limit of %d on-demand rotations.", r.arn(), maxOnDemand)
+	}
+	r, err = s.rotate(ctx, r.ID, "ON_DEMAND")
+	if err != nil {
+		return nil, err
+	}
+	return &RotateKeyOnDemandOutput{KeyId: r.arn()}, nil
+}
+
+// rotate appends a new material version to key id.
+func (s *Service) rotate(ctx context.Context, id, kind string) (*keyRecord, error) {
+	out, err := s.updateKey(ctx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		if err := checkRotatable(r); err != nil {
+			return nil, err
+		}
+		now := s.now().UTC()
+		switch kind {
+		case "ON_DEMAND":
+			if r.OnDemandRotations >= maxOnDemand {
+				return nil, newError(ErrLimitExceeded, "%s has reached the limit of %d on-demand rotations.", r.arn(), maxOnDemand)
+			}
+			r.OnDemandRotations++
+			r.LastOnDemand = now
+		case "AUTOMATIC":
+			r.NextRotation = now.Add(days(r.RotationPeriodDays))
+		}
+		ver, err := s.newVersion(ctx, r, now, kind)
+		if err != nil {
+			return nil, err
+		}
+		r.Versions = append(r.Versions, ver)
+		return r, nil
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return out, nil
+}
+
+// ListKeyRotationsInput is the ListKeyRotations request.
+type ListKeyRotationsInput struct {
+	KeyId              string `json:"KeyId"`
+	IncludeKeyMaterial string `json:"IncludeKeyMaterial"`
+	ListInput
+}
+
+// RotationsListEntry is one key material in ListKeyRotations.
+type RotationsListEntry struct {
+	KeyId            string     `json:"KeyId"`
+	KeyMaterialId    string     `json:"KeyMaterialId"`
+	KeyMaterialState string     `json:"KeyMaterialState"`
+	RotationDate     *Timestamp `json:"RotationDate,omitempty"`
+	RotationType     string     `json:"RotationType,omitempty"`
+}
+
+// ListKeyRotationsOutput is the ListKeyRotations response.
+type ListKeyRotationsOutput struct {
+	Rotations  []RotationsListEntry `json:"Rotations"`
+	NextMarker string               `json:"NextMarker,omitempty"`
+	Truncated  bool                 `json:"Truncated"`
+}
+
+// ListKeyRotations pages through the key's rotations, oldest first; with
+// ALL_KEY_MATERIAL the original material is listed too.
+func (s *Service) ListKeyRotations(ctx context.Context, c *Caller, in *ListKeyRotationsInput) (*ListKeyRotationsOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	v.enum("includeKeyMaterial", in.IncludeKeyMaterial, includeKeyMaterial)
+	v.limit(in.Limit)
+	v.marker(in.Marker)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	after, err := decodeMarker("rotations", in.Marker)
+	if err != nil {
+		return nil, err
+	}
+	start := 0
+	if after != "" {
+		n, err := strconv.Atoi(after)
+		if err != nil || n < 0 {
+			return nil, newError(ErrInvalidMarker, "Invalid marker: %s", truncate(in.Marker))
+		}
+		start = n + 1
+	}
+	r, err := s.resolveKey(ctx, c, in.KeyId)
+	if err != nil {
+		return nil, err
+	}
+	if r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS {
+		return nil, newError(ErrUnsupportedOperation, "%s does not support rotation.", r.arn())
+	}
+	limit := pageLimit(in.Limit, 100, 1000)
+	out := &ListKeyRotationsOutput{Rotations: []RotationsListEntry{}}
+	last := len(r.Versions) - 1
+	for i := start; i <= last; i++ {
+		ver := r.Versions[i]
+		if ver.RotationType == "" && in.IncludeKeyMaterial != "ALL_KEY_MATERIAL" {
+			continue
+		}
+		if len(out.Rotations) == limit {
+			out.Truncated = true
+			out.NextMarker = encodeMarker("rotations", strconv.Itoa(i-1))
+			break
+		}
+		e := RotationsListEntry{KeyId: r.ID, KeyMaterialId: ver.MaterialID, KeyMaterialState: "NON_CURRENT"}
+		if i == last {
+			e.KeyMaterialState = "CURRENT"
+		}
+		if ver.RotationType != "" {
+			e.RotationDate = ts(ver.Created)
+			e.RotationType = ver.RotationType
+		}
+		out.Rotations = append(out.Rotations, e)
+	}
+	return out, nil
+}

@@ -1,0 +1,342 @@
+// Package kms is Coffer's key management service: every AWS KMS operation
+// as a Go method on Service, the key-state machine, aliases, tags, key
+// policies and rotation. It knows nothing of HTTP; the server package
+// decodes requests into the *Input types here and encodes the *Output types.
+//
+// State lives in a keystore.Store; key material is stored only wrapped under
+// the hsm root and unwrapped on demand into a bounded cache. Every method
+// that changes state returns only after the change is durable.
+package kms
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/coffer-kms/coffer/engine"
+	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+// Config configures a Service. Region, Account, Store and Root are required.
+type Config struct {
+	Region  string
+	Account string // 12 digits: the account that owns keys by default
+	Store   keystore.Store
+	Root    hsm.Backend
+	// Now is the clock; tests inject one to drive rotation and deletion.
+	// Default time.Now.
+	Now func() time.Time
+	// Random is the entropy source for key material, data keys and
+	// GenerateRandom. Default crypto/rand.Reader.
+	Random io.Reader
+	// MaterialCacheSize bounds the unwrapped key versions held in memory
+	// (default 10000); MaterialCacheTTL bounds their age (default 5 minutes).
+	MaterialCacheSize int
+	MaterialCacheTTL  time.Duration
+}
+
+// Caller is the authenticated principal making a request.
+type Caller struct {
+	ARN         string // arn:aws:iam::<account>:user/<name> or :root
+	Account     string
+	AccessKeyID string
+}
+
+// Service implements the KMS operations.
+type Service struct {
+	region, account string
+	store           keystore.Store
+	root            hsm.Backend
+	now             func() time.Time
+	random          io.Reader
+
+	// writeMu serialises read-modify-write of records so that the cache is
+	// updated in commit order.
+	writeMu sync.Mutex
+
+	cacheMu sync.RWMutex
+	keys    map[string]*keyRecord // immutable snapshots by key ID
+
+	materials *materialCache
+
+	// akMu guards accessKeys, the unwrapped secrets of access keys in use.
+	akMu       sync.RWMutex
+	accessKeys map[string]accessKeyEntry
+}
+
+var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
+var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+
+// New returns a Service over cfg.Store and cfg.Root.
+func New(cfg Config) (*Service, error) {
+	if !accountPattern.MatchString(cfg.Account) {
+		return nil, fmt.Errorf("kms: account %q is not 12 digits", cfg.Account)
+	}
+	if !regionPattern.MatchString(cfg.Region) {
+		return nil, fmt.Errorf("kms: region %q is not a region name", cfg.Region)
+	}
+	if cfg.Store == nil || cfg.Root == nil {
+		return nil, errors.New("kms: Store and Root are required")
+	}
+	s := &Service{
+		region:  cfg.Region,
+		account: cfg.Account,
+		store:   cfg.Store,
+		root:    cfg.Root,
+		now:     cfg.Now,
+		random:  cfg.Random,
+		keys:    map[string]*keyRecord{},
+
+		accessKeys: map[string]accessKeyEntry{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.random == nil {
+		s.random = rand.Reader
+	}
+	size, ttl := cfg.MaterialCacheSize, cfg.MaterialCacheTTL
+	if size <= 0 {
+		size = 10000
+	}
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	s.materials = newMaterialCache(size, ttl)
+	return s, nil
+}
+
+// Region and Account return the service's configuration.
+func (s *Service) Region() string  { return s.region }
+func (s *Service) Account() string { return s.account }
+
+// Close drops and zeroes every cached key version.
+func (s *Service) Close() error {
+	s.materials.purge()
+	s.akMu.Lock()
+	for k, e := range s.accessKeys {
+		clear(e.secret)
+		delete(s.accessKeys, k)
+	}
+	s.akMu.Unlock()
+	return nil
+}
+
+// Store buckets.
+const (
+	bucketKeys       = "keys"
+	bucketAliases    = "aliases"
+	bucketPrincipals = "principals"
+	bucketAccessKeys = "access-keys"
+	bucketMeta       = "meta"
+)
+
+// keyRecord is a KMS key as stored. Snapshots in the cache are never
+// mutated: updates copy, change and replace.
+type keyRecord struct {
+	ID                 string       `json:"id"`
+	Account            string       `json:"account"`
+	Region             string       `json:"region"`
+	Created            time.Time    `json:"created"`
+	Description        string       `json:"description"`
+	Usage              string       `json:"usage"`
+	Spec               string       `json:"spec"`
+	Origin             string       `json:"origin"`
+	Manager            string       `json:"manager"`
+	State              string       `json:"state"`
+	DeletionDate       time.Time    `json:"deletionDate,omitzero"`
+	PendingWindowDays  int          `json:"pendingWindowDays,omitempty"`
+	Policy             string       `json:"policy"`
+	Tags               []Tag        `json:"tags,omitempty"`
+	Versions           []keyVersion `json:"versions"`
+	RotationEnabled    bool         `json:"rotationEnabled,omitempty"`
+	RotationPeriodDays int          `json:"rotationPeriodDays,omitempty"`
+	NextRotation       time.Time    `json:"nextRotation,omitzero"`
+	OnDemandRotations  int          `json:"onDemandRotations,omitempty"`
+	LastOnDemand       time.Time    `json:"lastOnDemand,omitzero"`
+}
+
+// keyVersion is one generation of a key's material, wrapped under the root.
+type keyVersion struct {
+	MaterialID   string    `json:"materialId"` // 64 hex characters
+	Wrapped      []byte    `json:"wrapped"`
+	Created      time.Time `json:"created"`
+	RotationType string    `json:"rotationType,omitempty"` // "" for the original material
+}
+
+func (r *keyRecord) arn() string {
+	return "arn:aws:kms:" + r.Region + ":" + r.Account + ":key/" + r.ID
+}
+
+func (r *keyRecord) clone() *keyRecord {
+	c := *r
+	c.Tags = append([]Tag(nil), r.Tags...)
+	c.Versions = append([]keyVersion(nil), r.Versions...)
+	return &c
+}
+
+func (r *keyRecord) metadata() *KeyMetadata {
+	m := &KeyMetadata{
+		AWSAccountId:          r.Account,
+		KeyId:                 r.ID,
+		Arn:                   r.arn(),
+		CreationDate:          ts(r.Created),
+		Enabled:               r.State == StateEnabled,
+		Description:           r.Description,
+		KeyUsage:              r.Usage,
+		KeyState:              r.State,
+		Origin:                r.Origin,
+		KeyManager:            r.Manager,
+		CustomerMasterKeySpec: r.Spec,
+		KeySpec:               r.Spec,
+		EncryptionAlgorithms:  []string{AlgSymmetric},
+	}
+	if r.State == StatePendingDeletion {
+		m.DeletionDate = ts(r.DeletionDate)
+		m.PendingDeletionWindowInDays = r.PendingWindowDays
+	}
+	if n := len(r.Versions); n > 0 {
+		m.CurrentKeyMaterialId = r.Versions[n-1].MaterialID
+	}
+	return m
+}
+
+// materialAAD binds wrapped material to its key and version.
+func materialAAD(arn string, version int) []byte {
+	return fmt.Appendf(nil, "coffer/key-material/v1|%s|%d", arn, version)
+}
+
+// loadKey returns the record of key id, from the cache or the store; nil
+// when no such key exists.
+func (s *Service) loadKey(ctx context.Context, id string) (*keyRecord, error) {
+	s.cacheMu.RLock()
+	r, ok := s.keys[id]
+	s.cacheMu.RUnlock()
+	if ok {
+		return r, nil
+	}
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		var err error
+		r, err = getKeyTx(tx, id)
+		return err
+	})
+	if err != nil || r == nil {
+		return nil, err
+	}
+	s.cacheMu.Lock()
+	if cur, ok := s.keys[id]; ok {
+		r = cur // a writer got there first; its snapshot is newer
+	} else {
+		s.keys[id] = r
+	}
+	s.cacheMu.Unlock()
+	return r, nil
+}
+
+func getKeyTx(tx keystore.Tx, id string) (*keyRecord, error) {
+	raw, err := tx.Get(bucketKeys, id)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	r := new(keyRecord)
+	if err := json.Unmarshal(raw, r); err != nil {
+		return nil, fmt.Errorf("kms: corrupt record of key %s: %w", id, err)
+	}
+	return r, nil
+}
+
+func putKeyTx(tx keystore.Tx, r *keyRecord) error {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Put(bucketKeys, r.ID, raw)
+}
+
+// updateKey applies fn to a copy of key id's record inside one store
+// transaction and, once it is durable, publishes the new snapshot. fn may
+// also touch other records through tx. A nil result from fn deletes the key.
+func (s *Service) updateKey(ctx context.Context, id string, fn func(tx keystore.Tx, r *keyRecord) (*keyRecord, error)) (*keyRecord, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var out *keyRecord
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		cur, err := getKeyTx(tx, id)
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			return errKeyGone
+		}
+		next, err := fn(tx, cur.clone())
+		if err != nil {
+			return err
+		}
+		out = next
+		if next == nil {
+			return tx.Delete(bucketKeys, id)
+		}
+		return putKeyTx(tx, next)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.publish(id, out)
+	return out, nil
+}
+
+// errKeyGone reports a key deleted between resolution and update.
+var errKeyGone = newError(ErrNotFound, "Key does not exist")
+
+// publish replaces the cached snapshot of key id (nil: the key is gone)
+// and drops its unwrapped material unless the key can still use it.
+func (s *Service) publish(id string, r *keyRecord) {
+	s.cacheMu.Lock()
+	if r == nil {
+		delete(s.keys, id)
+	} else {
+		s.keys[id] = r
+	}
+	s.cacheMu.Unlock()
+	if r == nil || r.State != StateEnabled {
+		s.materials.dropKey(id)
+	}
+}
+
+// material returns version v of r's material, unwrapping it through the
+// root on a cache miss. The caller must call release when done with it.
+func (s *Service) material(ctx context.Context, r *keyRecord, v int) (engine.Material, func(), error) {
+	if m, release, ok := s.materials.get(r.ID, v); ok {
+		return m, release, nil
+	}
+	if v < 0 || v >= len(r.Versions) {
+		return nil, nil, invalidCiphertext
+	}
+	pt, err := s.root.Unwrap(ctx, r.Versions[v].Wrapped, materialAAD(r.arn(), v))
+	switch {
+	case errors.Is(err, hsm.ErrUnavailable):
+		return nil, nil, newError(ErrKeyUnavailable, "%s is unavailable.", r.arn())
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, nil, newError(ErrDependencyTimeout, "The system timed out while trying to fulfill the request.")
+	case err != nil:
+		return nil, nil, newError(ErrInternal, "Key material of %s cannot be unwrapped.", r.arn())
+	}
+	m, release := s.materials.put(r.ID, v, engine.Material(pt))
+	return m, release, nil
+}
+
+// randomBytes reads n bytes of entropy.
+func (s *Service) randomBytes(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := io.ReadFull(s.random, b); err != nil {
+		return nil, newError(ErrInternal, "Entropy source failed.")
+	}
+	return b, nil
+}

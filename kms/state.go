@@ -1,0 +1,56 @@
+package kms
+
+// State checks, as AWS's operation × key-state table prescribes.
+
+// checkCryptoState allows only Enabled keys to encrypt, decrypt and
+// generate data keys.
+func checkCryptoState(r *keyRecord) error {
+	switch r.State {
+	case StateEnabled:
+		return nil
+	case StateDisabled:
+		return newError(ErrDisabled, "%s is disabled.", r.arn())
+	default:
+		return invalidState(r)
+	}
+}
+
+// checkNotPendingDeletion guards management operations that AWS refuses on
+// a key scheduled for deletion.
+func checkNotPendingDeletion(r *keyRecord) error {
+	if r.State == StatePendingDeletion {
+		return invalidState(r)
+	}
+	return nil
+}
+
+func invalidState(r *keyRecord) error {
+	switch r.State {
+	case StatePendingDeletion:
+		return newError(ErrInvalidState, "%s is pending deletion.", r.arn())
+	case StatePendingImport:
+		return newError(ErrInvalidState, "%s is pending import.", r.arn())
+	case StateUnavailable:
+		return newError(ErrInvalidState, "%s is unavailable. You cannot perform this operation on an unavailable KMS key.", r.arn())
+	case StateDisabled:
+		return newError(ErrInvalidState, "%s is disabled.", r.arn())
+	default:
+		return newError(ErrInvalidState, "%s is %s.", r.arn(), r.State)
+	}
+}
+
+// checkCustomerManaged refuses management of AWS managed keys.
+func checkCustomerManaged(r *keyRecord) error {
+	if r.Manager == ManagerAWS {
+		return newError(ErrUnsupportedOperation, "%s is an AWS managed key. You cannot perform this operation on it.", r.arn())
+	}
+	return nil
+}
+
+// checkSymmetric refuses operations that need a symmetric encryption key.
+func checkSymmetric(r *keyRecord, op string) error {
+	if r.Spec != SpecSymmetric || r.Usage != UsageEncryptDecrypt {
+		return newError(ErrInvalidKeyUsage, "%s key usage is %s which is not valid for %s.", r.arn(), r.Usage, op)
+	}
+	return nil
+}
