@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/kms"
+	"github.com/coffer-kms/coffer/server"
+)
+
+// DefaultListen is where `coffer serve` listens unless told otherwise.
+const DefaultListen = "127.0.0.1:7300"
+
+type serveOptions struct {
+	listen              string
+	dataDir             string
+	region              string
+	account             string
+	dev                 bool
+	maintenanceInterval time.Duration
+	shutdownTimeout     time.Duration
+	logLevel            string
+}
+
+func newServeCmd() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the AWS KMS API",
+		Long: `Serve the AWS KMS API (AWS JSON 1.1, SigV4) on --listen.
+
+With no flags Coffer keeps its state in ./coffer-data: a bbolt database and
+the root key sealed in root.key. The first start creates an administrator and
+prints its credentials once; they are also written to <data-dir>/credentials.
+
+Every flag may also be set as COFFER_<FLAG> in the environment
+(COFFER_LISTEN, COFFER_DATA_DIR, ...).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd); err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.listen, "listen", DefaultListen, "address to listen on")
+	f.StringVar(&o.dataDir, "data-dir", "./coffer-data", "directory for the database, root key and credentials")
+	f.StringVar(&o.region, "region", "us-east-1", "AWS region this server answers as")
+	f.StringVar(&o.account, "account", "111122223333", "12-digit account that owns keys")
+	f.BoolVar(&o.dev, "dev", false, "in-memory throw-away server that accepts any well-formed signature (never for real keys)")
+	f.DurationVar(&o.maintenanceInterval, "maintenance-interval", time.Minute, "how often due rotations and deletions run")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	var (
+		store keystore.Store
+		root  hsm.Backend
+		err   error
+	)
+	if o.dev {
+		fmt.Fprintln(stderr, "WARNING: --dev: keys live only in memory and are lost at exit, and ANY well-formed SigV4")
+		fmt.Fprintln(stderr, "WARNING: signature is accepted as the account root. Never use --dev for real data.")
+		store = keystore.NewMemory()
+		root, err = hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
+	} else {
+		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
+			return err
+		}
+		root, err = hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(o.dataDir, "root.key"), Passphrase: passphraseFromEnv()})
+		if err == nil {
+			store, err = keystore.OpenBolt(filepath.Join(o.dataDir, "coffer.db"))
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	defer store.Close()
+
+	svc, err := kms.New(kms.Config{Region: o.region, Account: o.account, Store: store, Root: root})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	endpoint := "http://" + ln.Addr().String()
+	if !o.dev {
+		creds, err := svc.Bootstrap(ctx)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("create administrator: %w", err)
+		}
+		if creds != nil {
+			path := filepath.Join(o.dataDir, "credentials")
+			if err := writeCredentials(path, creds, o.region); err != nil {
+				ln.Close()
+				return err
+			}
+			fmt.Fprintf(stdout, "# Coffer created administrator %s. Its secret is shown only now (also in %s):\n", creds.PrincipalARN, path)
+			fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_ENDPOINT_URL_KMS=%s\n",
+				creds.AccessKeyID, creds.SecretAccessKey, o.region, endpoint)
+		}
+	}
+
+	srv, err := server.New(server.Config{Service: svc, Dev: o.dev, Logger: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	mctx, mcancel := context.WithCancel(ctx)
+	defer mcancel()
+	go svc.Run(mctx, o.maintenanceInterval, log)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("coffer serving", "endpoint", endpoint, "region", o.region, "account", o.account, "dataDir", o.dataDir, "dev", o.dev)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	mcancel()
+	log.Info("stopped")
+	return nil
+}
+
+// passphraseFromEnv reads the optional root-key passphrase.
+func passphraseFromEnv() []byte {
+	if p := os.Getenv("COFFER_ROOT_PASSPHRASE"); p != "" {
+		return []byte(p)
+	}
+	return nil
+}
+
+// writeCredentials writes the administrator's key in the AWS
+// shared-credentials format (0600), for AWS_SHARED_CREDENTIALS_FILE.
+func writeCredentials(path string, c *kms.Credentials, region string) error {
+	body := fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\nregion = %s\n", c.AccessKeyID, c.SecretAccessKey, region)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

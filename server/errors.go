@@ -1,0 +1,73 @@
+package server
+
+import (
+	"errors"
+
+	"github.com/coffer-kms/coffer/kms"
+)
+
+// errorStatus maps each kind of service failure to the AWS error code it
+// is sent as and the HTTP status AWS uses. Only the three server faults
+// are 5xx, as in the AWS KMS model.
+var errorStatus = []struct {
+	kind   error
+	status int
+}{
+	{kms.ErrNotFound, 400},
+	{kms.ErrInvalidArn, 400},
+	{kms.ErrDisabled, 400},
+	{kms.ErrInvalidState, 400},
+	{kms.ErrInvalidCiphertext, 400},
+	{kms.ErrIncorrectKey, 400},
+	{kms.ErrInvalidKeyUsage, 400},
+	{kms.ErrAlreadyExists, 400},
+	{kms.ErrInvalidAliasName, 400},
+	{kms.ErrLimitExceeded, 400},
+	{kms.ErrInvalidMarker, 400},
+	{kms.ErrTag, 400},
+	{kms.ErrValidation, 400},
+	{kms.ErrUnsupportedOperation, 400},
+	{kms.ErrMalformedPolicy, 400},
+	{kms.ErrDryRun, 412},
+	{kms.ErrInvalidGrantToken, 400},
+	{kms.ErrAccessDenied, 400},
+	{kms.ErrCustomKeyStoreNotFound, 400},
+	{kms.ErrKeyUnavailable, 500},
+	{kms.ErrDependencyTimeout, 503},
+	{kms.ErrInternal, 500},
+}
+
+// classify returns the AWS error code, status and message for err.
+func classify(err error) (code string, status int, message string) {
+	var ae *authError
+	if errors.As(err, &ae) {
+		status := 400
+		if ae.code == "MissingAuthenticationTokenException" {
+			status = 403
+		}
+		return ae.code, status, ae.message
+	}
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		return pe.code, pe.status, pe.message
+	}
+	var ke *kms.Error
+	if errors.As(err, &ke) {
+		for _, e := range errorStatus {
+			if errors.Is(ke.Kind, e.kind) {
+				return e.kind.Error(), e.status, ke.Message
+			}
+		}
+	}
+	return kms.ErrInternal.Error(), 500, "An internal error occurred."
+}
+
+// protocolError is a failure of the transport itself: unknown operation,
+// unreadable JSON, oversize body.
+type protocolError struct {
+	code    string
+	status  int
+	message string
+}
+
+func (e *protocolError) Error() string { return e.code + ": " + e.message }

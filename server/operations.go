@@ -1,0 +1,107 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/coffer-kms/coffer/kms"
+)
+
+// handler decodes one operation's request and runs it.
+type handler func(ctx context.Context, c *kms.Caller, body []byte) (any, error)
+
+// op adapts a service method to a handler.
+func op[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error)) handler {
+	return func(ctx context.Context, c *kms.Caller, body []byte) (any, error) {
+		in := new(I)
+		if err := decode(body, in); err != nil {
+			return nil, err
+		}
+		out, err := f(ctx, c, in)
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+}
+
+// operations is the table of every operation the server answers.
+func operations(s *kms.Service) map[string]handler {
+	return map[string]handler{
+		"CancelKeyDeletion":               op(s.CancelKeyDeletion),
+		"CreateAlias":                     op(s.CreateAlias),
+		"CreateKey":                       op(s.CreateKey),
+		"Decrypt":                         op(s.Decrypt),
+		"DeleteAlias":                     op(s.DeleteAlias),
+		"DescribeKey":                     op(s.DescribeKey),
+		"DisableKey":                      op(s.DisableKey),
+		"DisableKeyRotation":              op(s.DisableKeyRotation),
+		"EnableKey":                       op(s.EnableKey),
+		"EnableKeyRotation":               op(s.EnableKeyRotation),
+		"Encrypt":                         op(s.Encrypt),
+		"GenerateDataKey":                 op(s.GenerateDataKey),
+		"GenerateDataKeyWithoutPlaintext": op(s.GenerateDataKeyWithoutPlaintext),
+		"GenerateRandom":                  op(s.GenerateRandom),
+		"GetKeyPolicy":                    op(s.GetKeyPolicy),
+		"GetKeyRotationStatus":            op(s.GetKeyRotationStatus),
+		"ListAliases":                     op(s.ListAliases),
+		"ListKeyPolicies":                 op(s.ListKeyPolicies),
+		"ListKeyRotations":                op(s.ListKeyRotations),
+		"ListKeys":                        op(s.ListKeys),
+		"ListResourceTags":                op(s.ListResourceTags),
+		"PutKeyPolicy":                    op(s.PutKeyPolicy),
+		"ReEncrypt":                       op(s.ReEncrypt),
+		"RotateKeyOnDemand":               op(s.RotateKeyOnDemand),
+		"ScheduleKeyDeletion":             op(s.ScheduleKeyDeletion),
+		"TagResource":                     op(s.TagResource),
+		"UntagResource":                   op(s.UntagResource),
+		"UpdateAlias":                     op(s.UpdateAlias),
+		"UpdateKeyDescription":            op(s.UpdateKeyDescription),
+	}
+}
+
+// decode reads an AWS JSON 1.1 request body into v. An empty body is an
+// empty request. Anything that is not one JSON object of the right member
+// types is a SerializationException, whose message never quotes values.
+func decode(body []byte, v any) error {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		return nil
+	}
+	if body[0] != '{' {
+		return serialization("Request body must be a JSON object.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		var b64 base64.CorruptInputError
+		switch {
+		case errors.As(err, &te):
+			return serialization(fmt.Sprintf("Unexpected %s value for member %s.", te.Value, memberName(te.Field)))
+		case errors.As(err, &b64):
+			return serialization("Blob members must be valid base64.")
+		default:
+			return serialization("Request body is not valid JSON.")
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return serialization("Request body has data after the JSON object.")
+	}
+	return nil
+}
+
+func memberName(field string) string {
+	if field == "" {
+		return "of the request"
+	}
+	return field
+}
+
+func serialization(msg string) error {
+	return &protocolError{"SerializationException", 400, msg}
+}
