@@ -1,0 +1,179 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
+
+	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/kms"
+	"github.com/coffer-kms/coffer/server"
+)
+
+const (
+	testRegion  = "us-east-1"
+	testAccount = "111122223333"
+)
+
+// fakeClock is the service's clock in tests; signatures use real time.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// testEnv is a real Coffer server on a loopback socket over a data dir.
+type testEnv struct {
+	t       *testing.T
+	dir     string
+	clock   *fakeClock
+	creds   *kms.Credentials
+	url     string
+	svc     *kms.Service
+	srv     *server.Server
+	store   keystore.Store
+	root    hsm.Backend
+	client  *awskms.Client
+	stopped bool
+}
+
+func newEnv(t *testing.T) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, dir: t.TempDir(), clock: &fakeClock{t: time.Now().UTC()}}
+	e.start()
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *testEnv) start() {
+	t := e.t
+	t.Helper()
+	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(e.dir, "root.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := keystore.OpenBolt(filepath.Join(e.dir, "coffer.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := kms.New(kms.Config{Region: testRegion, Account: testAccount, Store: store, Root: root, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := svc.Bootstrap(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds != nil {
+		e.creds = creds
+	}
+	srv, err := server.New(server.Config{Service: svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	e.root, e.store, e.svc, e.srv = root, store, svc, srv
+	e.url = "http://" + ln.Addr().String()
+	e.client = e.newClient(e.creds.AccessKeyID, e.creds.SecretAccessKey)
+	e.stopped = false
+}
+
+func (e *testEnv) stop() {
+	if e.stopped {
+		return
+	}
+	e.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	e.srv.Shutdown(ctx)
+	e.svc.Close()
+	e.store.Close()
+	e.root.Close()
+}
+
+// restart stops the server and starts a new one on the same data dir.
+func (e *testEnv) restart() {
+	e.stop()
+	e.start()
+}
+
+func (e *testEnv) newClient(id, secret string) *awskms.Client {
+	return awskms.New(awskms.Options{
+		Region:           testRegion,
+		BaseEndpoint:     aws.String(e.url),
+		Credentials:      credentials.NewStaticCredentialsProvider(id, secret, ""),
+		RetryMaxAttempts: 1,
+	})
+}
+
+// apiCode returns the AWS error code of err ("" when err is nil).
+func apiCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return "not an API error: " + err.Error()
+}
+
+func apiMessage(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorMessage()
+	}
+	return ""
+}
+
+// wantCode fails the test unless err is the AWS error code.
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	if got := apiCode(err); got != code {
+		t.Fatalf("error code %q (%v), want %s", got, err, code)
+	}
+}
+
+func must[T any](t *testing.T) func(v T, err error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func (e *testEnv) createKey(desc string) string {
+	e.t.Helper()
+	out, err := e.client.CreateKey(context.Background(), &awskms.CreateKeyInput{Description: aws.String(desc)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return *out.KeyMetadata.KeyId
+}
