@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/coffer-kms/coffer/hsm"
@@ -176,4 +177,12 @@ func (e *testEnv) createKey(desc string) string {
 		e.t.Fatal(err)
 	}
 	return *out.KeyMetadata.KeyId
+}
+
+func tags(kv ...string) []types.Tag {
+	var out []types.Tag
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, types.Tag{TagKey: aws.String(kv[i]), TagValue: aws.String(kv[i+1])})
+	}
+	return out
 }
