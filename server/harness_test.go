@@ -67,7 +67,9 @@ func newEnv(t *testing.T) *testEnv {
 	return e
 }
 
-func (e *testEnv) start() {
+func (e *testEnv) start() { e.startWith(false) }
+
+func (e *testEnv) startWith(dev bool) {
 	t := e.t
 	t.Helper()
 	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(e.dir, "root.key")})
@@ -89,7 +91,7 @@ func (e *testEnv) start() {
 	if creds != nil {
 		e.creds = creds
 	}
-	srv, err := server.New(server.Config{Service: svc})
+	srv, err := server.New(server.Config{Service: svc, Dev: dev})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -66,9 +67,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ops = operations(cfg.Service)
 	s.http = &fasthttp.Server{
-		Handler:                      s.handle,
-		Name:                         "Coffer",
-		MaxRequestBodySize:           s.max + 1, // larger bodies are refused by handle, AWS-shaped
+		Handler: s.handle,
+		Name:    "Coffer",
+		// Bodies up to 4x the limit are read and refused by handle with an
+		// AWS-shaped error; anything larger is cut off at the connection.
+		MaxRequestBodySize:           4 * s.max,
+		Logger:                       fasthttpLogger{s.log},
 		ReadTimeout:                  30 * time.Second,
 		WriteTimeout:                 30 * time.Second,
 		IdleTimeout:                  2 * time.Minute,
@@ -191,4 +195,12 @@ func newRequestID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// fasthttpLogger sends fasthttp's connection-level messages to slog at
+// debug level: they are about misbehaving clients, not the service.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...))
 }
