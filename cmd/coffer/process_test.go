@@ -205,8 +205,6 @@ func TestEnvironmentConfiguresServe(t *testing.T) {
 	cmd.Start()
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	line, _ := bufio.NewReader(out).ReadString('\n')
-	line2, _ := bufio.NewReader(out).ReadString('\n')
-	_ = line2
 	if !strings.Contains(line, "arn:aws:iam::123456789012:user/admin") {
 		t.Fatalf("COFFER_ACCOUNT not applied: %q", line)
 	}
