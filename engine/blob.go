@@ -143,3 +143,34 @@ func AppendEncryptionContext(dst []byte, ctx map[string]string) []byte {
 	}
 	return dst
 }
+
+// BlobHeader is the decoded header of a blob.
+type BlobHeader struct {
+	KeyID           KeyID
+	MaterialVersion uint32
+	Salt            [SaltSize]byte
+	Nonce           [NonceSize]byte
+}
+
+// Header decodes b's header.
+func (b Blob) Header() BlobHeader {
+	var h BlobHeader
+	h.KeyID = b.KeyID()
+	h.MaterialVersion = b.MaterialVersion()
+	copy(h.Salt[:], b.salt())
+	copy(h.Nonce[:], b.nonce())
+	return h
+}
+
+// Sealed returns the ciphertext and tag that follow the header.
+func (b Blob) Sealed() []byte { return b.sealed() }
+
+// AppendBlob encodes a blob from its header and sealed part.
+func AppendBlob(dst []byte, h BlobHeader, sealed []byte) []byte {
+	dst = append(dst, BlobVersion)
+	dst = append(dst, h.KeyID[:]...)
+	dst = binary.BigEndian.AppendUint32(dst, h.MaterialVersion)
+	dst = append(dst, h.Salt[:]...)
+	dst = append(dst, h.Nonce[:]...)
+	return append(dst, sealed...)
+}
