@@ -84,6 +84,10 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// Handler returns the request handler, for in-process use by benchmarks
+// and fuzzing.
+func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
+
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
