@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -177,9 +178,15 @@ func stringToSign(req *fasthttp.Request, sr *sigRequest) []byte {
 
 func canonicalHeaderValue(req *fasthttp.Request, name string) string {
 	var vals []string
-	if name == "host" {
+	switch name {
+	case "host":
 		vals = []string{string(req.Header.Host())}
-	} else {
+	case "content-length":
+		// fasthttp keeps these out of its generic header list.
+		vals = []string{strconv.Itoa(len(req.Body()))}
+	case "content-type", "user-agent", "cookie", "connection", "transfer-encoding":
+		vals = []string{string(req.Header.Peek(name))}
+	default:
 		for _, v := range req.Header.PeekAll(name) {
 			vals = append(vals, string(v))
 		}
