@@ -1,0 +1,323 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// HarnessConfig describes a full load run: a real `coffer serve` and a bare
+// fasthttp server, both measured with the same requests.
+type HarnessConfig struct {
+	Binary      string   // the coffer binary (serve and bench bare)
+	ServeArgs   []string // extra `coffer serve` flags
+	Ops         []string
+	Concurrency []int
+	Duration    time.Duration
+	Warmup      time.Duration
+	Runs        int
+	// ServerCPU and ClientCPU pin the servers and the generator to
+	// different CPUs; -1 disables pinning.
+	ServerCPU, ClientCPU int
+	Log                  io.Writer
+}
+
+// Summary is the median of a configuration's runs, for Coffer and the bare server.
+type Summary struct {
+	Op          string        `json:"op"`
+	Concurrency int           `json:"concurrency"`
+	Coffer      *LoadResult   `json:"coffer"`
+	Bare        *LoadResult   `json:"bare"`
+	CPURatio    float64       `json:"cpuRatio"` // Coffer CPU/request ÷ bare CPU/request
+	RPSRatio    float64       `json:"rpsRatio"`
+	Runs        []*LoadResult `json:"runs"`
+}
+
+// Report is a harness run's results and where they come from.
+type Report struct {
+	Machine  Machine   `json:"machine"`
+	Command  string    `json:"command"`
+	Duration string    `json:"duration"`
+	Runs     int       `json:"runs"`
+	Results  []Summary `json:"results"`
+}
+
+// Machine describes where a run happened.
+type Machine struct {
+	CPU    string `json:"cpu"`
+	CPUs   int    `json:"cpus"`
+	Go     string `json:"go"`
+	Kernel string `json:"kernel"`
+	Commit string `json:"commit"`
+	Date   string `json:"date"`
+	Pinned string `json:"pinned"`
+}
+
+// child is a server process started by the harness.
+type child struct {
+	cmd      *exec.Cmd
+	endpoint string
+}
+
+var endpointPattern = regexp.MustCompile(`(?:endpoint=|listening on )(http://127\.0\.0\.1:[0-9]+)`)
+
+func startChild(bin string, args []string, dir string) (*child, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if m := endpointPattern.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case ep := <-found:
+		return &child{cmd: cmd, endpoint: ep}, nil
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("bench: %s %v did not start", bin, args)
+	}
+}
+
+func (c *child) stop() {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		c.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// RunHarness runs every configuration and returns the report.
+func RunHarness(ctx context.Context, cfg HarnessConfig) (*Report, error) {
+	if cfg.Runs <= 0 {
+		cfg.Runs = 1
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	dir, err := os.MkdirTemp("", "coffer-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	pinned := "no"
+	if cfg.ServerCPU >= 0 {
+		if err := Pin(0, cfg.ServerCPU); err != nil { // children inherit it
+			return nil, err
+		}
+		pinned = fmt.Sprintf("servers on CPU %d, generator on CPU %d", cfg.ServerCPU, cfg.ClientCPU)
+	}
+	coffer, err := startChild(cfg.Binary, append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0"}, cfg.ServeArgs...), dir)
+	if err != nil {
+		return nil, err
+	}
+	defer coffer.stop()
+	bare, err := startChild(cfg.Binary, []string{"bench", "bare", "--listen", "127.0.0.1:0"}, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer bare.stop()
+	if cfg.ClientCPU >= 0 {
+		if err := Pin(0, cfg.ClientCPU); err != nil {
+			return nil, err
+		}
+	}
+
+	id, secret, err := readCredentials(filepath.Join(dir, "data", "credentials"))
+	if err != nil {
+		return nil, err
+	}
+	base := LoadConfig{Endpoint: coffer.endpoint, Region: "us-east-1", AccessKeyID: id, Secret: secret, PlaintextSize: 1024}
+	keyID, blob, err := prepareKey(base)
+	if err != nil {
+		return nil, err
+	}
+	base.KeyID, base.Blob = keyID, blob
+
+	rep := &Report{Machine: describeMachine(pinned), Duration: cfg.Duration.String(), Runs: cfg.Runs}
+	for _, op := range cfg.Ops {
+		for _, conc := range cfg.Concurrency {
+			s := Summary{Op: op, Concurrency: conc}
+			var cofferRuns, bareRuns []*LoadResult
+			for _, c := range []*child{coffer, bare} {
+				lc := base
+				lc.Endpoint, lc.Op, lc.Concurrency, lc.ServerPID = c.endpoint, op, conc, c.cmd.Process.Pid
+				if cfg.Warmup > 0 {
+					warm := lc
+					warm.Duration = cfg.Warmup
+					if _, err := RunLoad(ctx, warm); err != nil {
+						return nil, err
+					}
+				}
+			}
+			for run := 0; run < cfg.Runs; run++ {
+				for _, target := range []string{"coffer", "bare"} {
+					c := coffer
+					if target == "bare" {
+						c = bare
+					}
+					lc := base
+					lc.Endpoint, lc.Op, lc.Concurrency, lc.Duration, lc.ServerPID = c.endpoint, op, conc, cfg.Duration, c.cmd.Process.Pid
+					r, err := RunLoad(ctx, lc)
+					if err != nil {
+						return nil, err
+					}
+					r.Target = target
+					fmt.Fprintf(cfg.Log, "%-16s c=%-4d %-6s run %d: %8.0f req/s  p50 %6.0fµs  p99 %6.0fµs  p999 %6.0fµs  cpu/req %5.1fµs  errors %d\n",
+						op, conc, target, run+1, r.RPS, r.P50us, r.P99us, r.P999us, r.ServerCPUus, r.Errors)
+					if target == "coffer" {
+						cofferRuns = append(cofferRuns, r)
+					} else {
+						bareRuns = append(bareRuns, r)
+					}
+					s.Runs = append(s.Runs, r)
+				}
+			}
+			s.Coffer, s.Bare = median(cofferRuns), median(bareRuns)
+			if s.Bare.ServerCPUus > 0 {
+				s.CPURatio = s.Coffer.ServerCPUus / s.Bare.ServerCPUus
+			}
+			if s.Bare.RPS > 0 {
+				s.RPSRatio = s.Coffer.RPS / s.Bare.RPS
+			}
+			rep.Results = append(rep.Results, s)
+		}
+	}
+	return rep, nil
+}
+
+// median returns the run with the median server CPU per request.
+func median(runs []*LoadResult) *LoadResult {
+	sorted := slices.Clone(runs)
+	slices.SortFunc(sorted, func(a, b *LoadResult) int {
+		switch {
+		case a.ServerCPUus < b.ServerCPUus:
+			return -1
+		case a.ServerCPUus > b.ServerCPUus:
+			return 1
+		}
+		return 0
+	})
+	return sorted[len(sorted)/2]
+}
+
+func readCredentials(path string) (id, secret string, err error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", err
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "aws_access_key_id":
+			id = strings.TrimSpace(v)
+		case "aws_secret_access_key":
+			secret = strings.TrimSpace(v)
+		}
+	}
+	if id == "" || secret == "" {
+		return "", "", errors.New("bench: no credentials in " + path)
+	}
+	return id, secret, nil
+}
+
+// call sends one signed request and decodes the JSON answer into out.
+func call(cfg LoadConfig, op string, in, out any) error {
+	host, err := checkLoopback(cfg.Endpoint)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	var req fasthttp.Request
+	var resp fasthttp.Response
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("http://" + host + "/")
+	req.Header.SetHost(host)
+	req.Header.SetContentType("application/x-amz-json-1.1")
+	req.Header.Set("X-Amz-Target", "TrentService."+op)
+	req.SetBody(body)
+	s := &signer{id: cfg.AccessKeyID, secret: cfg.Secret, region: cfg.Region}
+	s.sign(&req, time.Now())
+	if err := fasthttp.DoTimeout(&req, &resp, 10*time.Second); err != nil {
+		return err
+	}
+	if resp.StatusCode() != 200 {
+		return fmt.Errorf("bench: %s: %d %s", op, resp.StatusCode(), resp.Body())
+	}
+	return json.Unmarshal(resp.Body(), out)
+}
+
+// prepareKey creates the key the run uses and a ciphertext for Decrypt.
+func prepareKey(cfg LoadConfig) (string, []byte, error) {
+	var created struct{ KeyMetadata struct{ KeyId string } }
+	if err := call(cfg, "CreateKey", map[string]string{"Description": "bench"}, &created); err != nil {
+		return "", nil, err
+	}
+	var enc struct{ CiphertextBlob string }
+	in := map[string]any{"KeyId": created.KeyMetadata.KeyId, "Plaintext": make([]byte, cfg.PlaintextSize), "EncryptionContext": map[string]string{"purpose": "bench"}}
+	if err := call(cfg, "Encrypt", in, &enc); err != nil {
+		return "", nil, err
+	}
+	blob, err := base64.StdEncoding.DecodeString(enc.CiphertextBlob)
+	return created.KeyMetadata.KeyId, blob, err
+}
+
+func describeMachine(pinned string) Machine {
+	m := Machine{CPUs: runtime.NumCPU(), Go: runtime.Version(), Date: time.Now().UTC().Format(time.RFC3339), Pinned: pinned}
+	if raw, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(raw), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	if raw, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(raw))
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+	}
+	return m
+}

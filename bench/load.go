@@ -1,0 +1,207 @@
+// Package bench is Coffer's load generator: SigV4-signed KMS requests
+// against a running server at a set concurrency, for a bounded time and
+// count, on loopback only. It reports throughput, latency percentiles,
+// errors and the server's CPU time per request, and measures a bare
+// fasthttp server answering the same requests in the same run so that every
+// figure also comes as a ratio to the transport's own cost.
+package bench
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// LoadConfig describes one load run.
+type LoadConfig struct {
+	Endpoint    string // http://127.0.0.1:port — loopback only
+	Region      string
+	AccessKeyID string
+	Secret      string
+	KeyID       string
+	// Op is Encrypt, Decrypt or GenerateDataKey.
+	Op            string
+	Concurrency   int
+	Duration      time.Duration
+	MaxRequests   int // 0: bounded by Duration only
+	PlaintextSize int // Encrypt/Decrypt payload (default 1024)
+	// Blob is the ciphertext Decrypt sends; RunLoad makes one when empty
+	// and the target is a real KMS.
+	Blob []byte
+	// ServerPID, when set, is the process whose CPU time is charged to the run.
+	ServerPID int
+}
+
+// LoadResult is what one run measured.
+type LoadResult struct {
+	Target       string  `json:"target"` // "coffer" or "bare"
+	Op           string  `json:"op"`
+	Concurrency  int     `json:"concurrency"`
+	Requests     int     `json:"requests"`
+	Errors       int     `json:"errors"`
+	FirstError   string  `json:"firstError,omitempty"`
+	Seconds      float64 `json:"seconds"`
+	RPS          float64 `json:"rps"`
+	P50us        float64 `json:"p50us"`
+	P99us        float64 `json:"p99us"`
+	P999us       float64 `json:"p999us"`
+	ServerCPUus  float64 `json:"serverCpuUsPerRequest"`
+	ServerRSSKiB int64   `json:"serverRssKiB,omitempty"`
+}
+
+// maxLatencySamples bounds the memory a run keeps for percentiles.
+const maxLatencySamples = 4 << 20
+
+// ErrNotLoopback refuses targets off this machine.
+var ErrNotLoopback = errors.New("bench: the endpoint must be a loopback address")
+
+func checkLoopback(endpoint string) (string, error) {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Scheme != "http" {
+		return "", fmt.Errorf("bench: endpoint %q must be http://host:port", endpoint)
+	}
+	host, _, err := net.SplitHostPort(u.Host)
+	if err != nil {
+		return "", err
+	}
+	ip := net.ParseIP(host)
+	if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return "", ErrNotLoopback
+	}
+	return u.Host, nil
+}
+
+// requestBody is the JSON body of op.
+func requestBody(cfg *LoadConfig) ([]byte, error) {
+	switch cfg.Op {
+	case "Encrypt":
+		pt := make([]byte, cfg.PlaintextSize)
+		return json.Marshal(map[string]any{"KeyId": cfg.KeyID, "Plaintext": pt, "EncryptionContext": map[string]string{"purpose": "bench"}})
+	case "Decrypt":
+		return json.Marshal(map[string]any{"CiphertextBlob": base64.StdEncoding.EncodeToString(cfg.Blob), "EncryptionContext": map[string]string{"purpose": "bench"}})
+	case "GenerateDataKey":
+		return json.Marshal(map[string]any{"KeyId": cfg.KeyID, "KeySpec": "AES_256", "EncryptionContext": map[string]string{"purpose": "bench"}})
+	}
+	return nil, fmt.Errorf("bench: unknown operation %q", cfg.Op)
+}
+
+// RunLoad drives cfg.Op at cfg.Concurrency until Duration or MaxRequests.
+func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
+	host, err := checkLoopback(cfg.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Concurrency <= 0 || cfg.Duration <= 0 {
+		return nil, errors.New("bench: Concurrency and Duration must be positive")
+	}
+	if cfg.Duration > 30*time.Minute {
+		return nil, errors.New("bench: Duration is capped at 30 minutes")
+	}
+	if cfg.PlaintextSize == 0 {
+		cfg.PlaintextSize = 1024
+	}
+	body, err := requestBody(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	client := &fasthttp.HostClient{Addr: host, MaxConns: cfg.Concurrency, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+
+	var (
+		issued   atomic.Int64
+		errCount atomic.Int64
+		firstErr atomic.Value
+		mu       sync.Mutex
+		lat      = make([]time.Duration, 0, 1<<16)
+		wg       sync.WaitGroup
+	)
+	cpu0, _ := processCPU(cfg.ServerPID)
+	start := time.Now()
+	for range cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &signer{id: cfg.AccessKeyID, secret: cfg.Secret, region: cfg.Region}
+			req := fasthttp.AcquireRequest()
+			resp := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			local := make([]time.Duration, 0, 4096)
+			for ctx.Err() == nil {
+				if cfg.MaxRequests > 0 && issued.Add(1) > int64(cfg.MaxRequests) {
+					break
+				}
+				req.Reset()
+				req.Header.SetMethod("POST")
+				req.SetRequestURI("http://" + host + "/")
+				req.Header.SetHost(host)
+				req.Header.SetContentType("application/x-amz-json-1.1")
+				req.Header.Set("X-Amz-Target", "TrentService."+cfg.Op)
+				req.SetBody(body)
+				t0 := time.Now()
+				s.sign(req, t0)
+				err := client.Do(req, resp)
+				d := time.Since(t0)
+				if ctx.Err() != nil && err != nil {
+					break // cut off by the end of the run, not a server error
+				}
+				if err == nil && resp.StatusCode() != 200 {
+					err = fmt.Errorf("status %d: %.200s", resp.StatusCode(), resp.Body())
+				}
+				if err != nil {
+					errCount.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				if len(local) < cap(local) {
+					local = append(local, d)
+				} else {
+					mu.Lock()
+					if len(lat) < maxLatencySamples {
+						lat = append(lat, local...)
+					}
+					mu.Unlock()
+					local = local[:0]
+				}
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu1, _ := processCPU(cfg.ServerPID)
+
+	res := &LoadResult{Op: cfg.Op, Concurrency: cfg.Concurrency, Requests: len(lat), Errors: int(errCount.Load()), Seconds: elapsed.Seconds()}
+	if v, ok := firstErr.Load().(string); ok {
+		res.FirstError = v
+	}
+	res.RPS = float64(res.Requests) / elapsed.Seconds()
+	slices.Sort(lat)
+	res.P50us, res.P99us, res.P999us = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 0.999)
+	if cfg.ServerPID > 0 && res.Requests > 0 {
+		res.ServerCPUus = float64((cpu1 - cpu0).Microseconds()) / float64(res.Requests+res.Errors)
+		res.ServerRSSKiB, _ = processRSS(cfg.ServerPID)
+	}
+	return res, nil
+}
+
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p)
+	return float64(sorted[i].Nanoseconds()) / 1000
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coffer-kms/coffer/bench"
+)
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Load-test a Coffer server against a bare fasthttp server on this machine",
+	}
+	cmd.AddCommand(newBenchRunCmd(), newBenchBareCmd())
+	return cmd
+}
+
+func newBenchRunCmd() *cobra.Command {
+	var (
+		ops, conc         string
+		duration, warmup  time.Duration
+		runs              int
+		serverCPU, client int
+		out               string
+		serveArgs         []string
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Start coffer serve and a bare fasthttp server, load both, report ratios",
+		Long: `Starts ` + "`coffer serve`" + ` (a fresh data dir, SigV4 on) and a bare fasthttp server that
+answers every request with a canned response, both on loopback, pinned to --server-cpu;
+pins itself to --client-cpu; then for each operation and concurrency runs the same
+signed requests against both --runs times for --duration and reports the medians:
+req/s, p50/p99/p999 latency, errors, and server CPU time per request (from /proc),
+with Coffer's CPU per request as a ratio to the bare server's.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			cfg := bench.HarnessConfig{
+				Binary: self, ServeArgs: serveArgs, Duration: duration, Warmup: warmup, Runs: runs,
+				ServerCPU: serverCPU, ClientCPU: client, Log: cmd.ErrOrStderr(),
+			}
+			cfg.Ops = strings.Split(ops, ",")
+			for _, c := range strings.Split(conc, ",") {
+				n, err := strconv.Atoi(c)
+				if err != nil || n <= 0 {
+					return fmt.Errorf("--concurrency: %q", c)
+				}
+				cfg.Concurrency = append(cfg.Concurrency, n)
+			}
+			rep, err := bench.RunHarness(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			rep.Command = "coffer " + strings.Join(os.Args[1:], " ")
+			raw, _ := json.MarshalIndent(rep, "", "  ")
+			if out == "" || out == "-" {
+				_, err = cmd.OutOrStdout().Write(append(raw, '\n'))
+				return err
+			}
+			return os.WriteFile(out, append(raw, '\n'), 0o644)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&ops, "ops", "Encrypt,Decrypt,GenerateDataKey", "operations to load, comma-separated")
+	f.StringVar(&conc, "concurrency", "32,256", "concurrencies, comma-separated")
+	f.DurationVar(&duration, "duration", 10*time.Second, "length of each measured run")
+	f.DurationVar(&warmup, "warmup", 2*time.Second, "unmeasured load before each configuration")
+	f.IntVar(&runs, "runs", 3, "runs per configuration; the median is reported")
+	f.IntVar(&serverCPU, "server-cpu", 0, "CPU for the servers (-1: no pinning)")
+	f.IntVar(&client, "client-cpu", 1, "CPU for the load generator (-1: no pinning)")
+	f.StringVar(&out, "out", "", "write the JSON report here (default stdout)")
+	f.StringArrayVar(&serveArgs, "serve-arg", nil, "extra flag for coffer serve (repeatable)")
+	return cmd
+}
+
+func newBenchBareCmd() *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:    "bare",
+		Short:  "Serve the bare fasthttp baseline (used by bench run)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "listening on http://%s\n", ln.Addr())
+			return bench.ServeBare(ln)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address")
+	return cmd
+}
