@@ -4,7 +4,7 @@ BIN      := bin/coffer
 FUZZTIME ?= 15s
 PKGS     := ./...
 
-.PHONY: build run test bench fuzz lint clean
+.PHONY: build run test bench bench-micro bench-load bench-report bench-check bench-check-selftest fuzz lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/coffer
@@ -19,8 +19,32 @@ run: build
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+# Micro-benchmarks and a short load run; raw results in bench/results/, then
+# BENCHMARKS.md's tables and plots are regenerated from them.
+bench: bench-micro build
+	./$(BIN) bench run --duration 3s --warmup 1s --runs 1 --concurrency 32 --out bench/results/load.json
+	$(MAKE) bench-report
+
+bench-micro:
+	@mkdir -p bench/results
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s $(PKGS) | tee bench/results/micro.txt
+
+# The full server measurement: 3 runs of 10 s at concurrency 32 and 256.
+bench-load: build
+	@mkdir -p bench/results
+	./$(BIN) bench run --duration 10s --warmup 2s --runs 3 --concurrency 32,256 --out bench/results/load-full.json
+	$(MAKE) bench-report
+
+bench-report:
+	$(GO) run ./bench/report
+
+# Fails when a key benchmark got significantly slower than the baseline commit.
+bench-check:
+	bench/check.sh
+
+# Proves the gate fails on a deliberately slowed commit.
+bench-check-selftest:
+	bench/check_selftest.sh
 
 # Runs every fuzz target under fuzz/ for FUZZTIME each (default 15s).
 fuzz:

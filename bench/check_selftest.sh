@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# bench/check_selftest.sh — proves the regression gate fails on a slower change.
+#
+# Commits, on a throwaway ref and without touching the work tree, a copy of
+# HEAD whose engine derives every per-message key twice (Seal/Open get about
+# 2x slower), runs bench/check.sh with HEAD as the baseline and that commit as
+# the head, and succeeds only if the gate fails.
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+work=$(mktemp -d)
+trap 'git worktree remove --force "$work/slow" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+git worktree add -q --detach "$work/slow" HEAD
+(
+	cd "$work/slow"
+	# Derive the message key twice: a pure slowdown, results unchanged.
+	perl -0pi -e 's/(\tkey, err := deriveMessageKey\(material, header\[:\]\)\n)/\tderiveMessageKey(material, header[:])\n$1/' engine/blob.go
+	grep -q 'deriveMessageKey(material, header\[:\])$' engine/blob.go || { echo "selftest: slowdown patch did not apply" >&2; exit 2; }
+	git -c user.name=selftest -c user.email=selftest@localhost commit -qam "selftest: deliberately slower Seal"
+)
+slow=$(git -C "$work/slow" rev-parse HEAD)
+if BASE=HEAD HEAD_REV="$slow" bench/check.sh; then
+	echo "check_selftest: FAIL — the gate passed a deliberately slowed change" >&2
+	exit 1
+fi
+echo "check_selftest: PASS — the gate caught the deliberately slowed change"

@@ -1,0 +1,236 @@
+// Command report turns raw benchmark results into BENCHMARKS.md's tables
+// and plots. It reads bench/results/micro.txt (go test -bench output) and
+// the load reports bench/results/load*.json (coffer bench run), writes SVG
+// plots to bench/plots/, and replaces the text between the generated
+// markers of BENCHMARKS.md, keeping everything else in it.
+//
+//	go run ./bench/report [-results bench/results] [-md BENCHMARKS.md]
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/coffer-kms/coffer/bench"
+)
+
+const (
+	beginMarker = "<!-- generated:begin (bench/report writes this part; edit outside it) -->"
+	endMarker   = "<!-- generated:end -->"
+)
+
+func main() {
+	results := flag.String("results", "bench/results", "directory of raw results")
+	plots := flag.String("plots", "bench/plots", "directory for SVG plots")
+	md := flag.String("md", "BENCHMARKS.md", "markdown file to update")
+	flag.Parse()
+	if err := os.MkdirAll(*plots, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	var out strings.Builder
+	micro, header, err := readMicro(filepath.Join(*results, "micro.txt"))
+	if err != nil {
+		log.Printf("no micro-benchmarks: %v", err)
+	} else {
+		writeMicro(&out, micro, header, *plots)
+	}
+	loads, _ := filepath.Glob(filepath.Join(*results, "load*.json"))
+	slices.Sort(loads)
+	for _, f := range loads {
+		var rep bench.Report
+		raw, err := os.ReadFile(f)
+		if err == nil {
+			err = json.Unmarshal(raw, &rep)
+		}
+		if err != nil {
+			log.Fatalf("%s: %v", f, err)
+		}
+		writeLoad(&out, &rep, filepath.Base(f), *plots)
+	}
+	if err := splice(*md, out.String()); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// result is one benchmark line.
+type result struct {
+	pkg, name              string
+	nsOp, mbS, bOp, allocs float64
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+func readMicro(path string) ([]result, []string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	var rs []result
+	var header []string
+	pkg := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "pkg: "):
+			pkg = strings.TrimPrefix(line, "pkg: ")
+		case strings.HasPrefix(line, "cpu: ") || strings.HasPrefix(line, "goos: ") || strings.HasPrefix(line, "goarch: "):
+			if !slices.Contains(header, line) {
+				header = append(header, line)
+			}
+		}
+		m := benchLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		r := result{pkg: strings.TrimPrefix(pkg, "github.com/coffer-kms/coffer/"), name: m[1]}
+		f := strings.Fields(m[2])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, _ := strconv.ParseFloat(f[i], 64)
+			switch f[i+1] {
+			case "ns/op":
+				r.nsOp = v
+			case "MB/s":
+				r.mbS = v
+			case "B/op":
+				r.bOp = v
+			case "allocs/op":
+				r.allocs = v
+			}
+		}
+		rs = append(rs, r)
+	}
+	return rs, header, sc.Err()
+}
+
+func writeMicro(w *strings.Builder, rs []result, header []string, plots string) {
+	fmt.Fprintf(w, "### Micro-benchmarks\n\n`make bench` → `go test -run '^$' -bench . -benchmem ./...` → `bench/results/micro.txt`  \n%s\n\n", strings.Join(header, " · "))
+	fmt.Fprintln(w, "| package | benchmark | ns/op | MB/s | B/op | allocs/op |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|")
+	for _, r := range rs {
+		mb := ""
+		if r.mbS > 0 {
+			mb = fmt.Sprintf("%.0f", r.mbS)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %.0f | %.0f |\n", r.pkg, r.name, fmtNs(r.nsOp), mb, r.bOp, r.allocs)
+	}
+	fmt.Fprintln(w)
+
+	// Throughput against message size, one line per AEAD implementation:
+	// every benchmark named …Seal…/impl=X/size=N (or engine's Seal/size=N).
+	bySeries := map[string]*series{}
+	var order []string
+	sizeRE := regexp.MustCompile(`size=(\d+)`)
+	implRE := regexp.MustCompile(`impl=([^/]+)`)
+	for _, r := range rs {
+		if !strings.Contains(r.name, "Seal") || r.mbS == 0 {
+			continue
+		}
+		sm := sizeRE.FindStringSubmatch(r.name)
+		if sm == nil {
+			continue
+		}
+		impl := r.pkg
+		if im := implRE.FindStringSubmatch(r.name); im != nil {
+			impl = im[1]
+		} else if r.pkg == "engine" {
+			impl = "engine (HKDF + GCM)"
+		}
+		s := bySeries[impl]
+		if s == nil {
+			s = &series{name: impl}
+			bySeries[impl] = s
+			order = append(order, impl)
+		}
+		size, _ := strconv.ParseFloat(sm[1], 64)
+		s.x = append(s.x, size)
+		s.y = append(s.y, r.mbS/1000)
+	}
+	var ss []series
+	for _, k := range order {
+		ss = append(ss, *bySeries[k])
+	}
+	if svg := lineChart("AES-GCM Seal throughput by message size", "message size (bytes)", "GB/s", ss, sizeLabel); svg != "" {
+		writePlot(w, plots, "aead-seal-throughput.svg", svg, "Seal throughput against message size, per AEAD implementation")
+	}
+}
+
+func writeLoad(w *strings.Builder, rep *bench.Report, file, plots string) {
+	m := rep.Machine
+	fmt.Fprintf(w, "### Load: `%s`\n\n`%s` → `bench/results/%s`  \n%s, %d CPUs, %s, kernel %s, commit %s, %s; %s; %d run(s) of %s per configuration, medians.\n\n",
+		file, rep.Command, file, m.CPU, m.CPUs, m.Go, m.Kernel, m.Commit, m.Date, m.Pinned, rep.Runs, rep.Duration)
+	fmt.Fprintln(w, "| operation | concurrency | Coffer req/s | bare req/s | p50 µs | p99 µs | p999 µs | errors | Coffer CPU µs/req | bare CPU µs/req | CPU ratio |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	var cats []string
+	var rpsC, rpsB, p50, p99 series
+	rpsC.name, rpsB.name, p50.name, p99.name = "Coffer", "bare fasthttp", "p50", "p99"
+	for _, s := range rep.Results {
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %d | %.1f | %.1f | **%.2f×** |\n",
+			s.Op, s.Concurrency, s.Coffer.RPS, s.Bare.RPS, s.Coffer.P50us, s.Coffer.P99us, s.Coffer.P999us, s.Coffer.Errors,
+			s.Coffer.ServerCPUus, s.Bare.ServerCPUus, s.CPURatio)
+		cats = append(cats, fmt.Sprintf("%s c=%d", s.Op, s.Concurrency))
+		rpsC.y, rpsB.y = append(rpsC.y, s.Coffer.RPS), append(rpsB.y, s.Bare.RPS)
+		p50.y, p99.y = append(p50.y, s.Coffer.P50us), append(p99.y, s.Coffer.P99us)
+	}
+	fmt.Fprintln(w)
+	base := strings.TrimSuffix(file, ".json")
+	if svg := barChart("Requests per second (server on one CPU)", "req/s", cats, []series{rpsC, rpsB}); svg != "" {
+		writePlot(w, plots, base+"-rps.svg", svg, "req/s per operation, Coffer against the bare fasthttp server")
+	}
+	if svg := barChart("Coffer latency", "µs", cats, []series{p50, p99}); svg != "" {
+		writePlot(w, plots, base+"-latency.svg", svg, "p50 and p99 latency per operation")
+	}
+}
+
+func writePlot(w *strings.Builder, dir, name, svg, alt string) {
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(svg), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintf(w, "![%s](%s)\n\n", alt, filepath.ToSlash(filepath.Join(dir, name)))
+}
+
+func fmtNs(ns float64) string {
+	switch {
+	case ns >= 1e6:
+		return fmt.Sprintf("%.2f ms", ns/1e6)
+	case ns >= 1e4:
+		return fmt.Sprintf("%.1f µs", ns/1e3)
+	default:
+		return fmt.Sprintf("%.1f", ns)
+	}
+}
+
+func sizeLabel(x float64) string {
+	switch {
+	case x >= 1<<20:
+		return fmt.Sprintf("%.0fMiB", x/(1<<20))
+	case x >= 1<<10:
+		return fmt.Sprintf("%.0fKiB", x/(1<<10))
+	}
+	return fmt.Sprintf("%.0fB", x)
+}
+
+// splice replaces the generated part of the markdown file.
+func splice(path, generated string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(raw)
+	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s lacks the generated markers", path)
+	}
+	s = s[:i+len(beginMarker)] + "\n\n" + generated + s[j:]
+	return os.WriteFile(path, []byte(s), 0o644)
+}
