@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -114,22 +115,31 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	requestID := newRequestID()
 	ctx.Response.Header.Set("x-amzn-RequestId", requestID)
-	out, err := s.serveAPI(ctx)
+	buf := bufPool.Get().(*[]byte)
+	out, err := s.serveAPI(ctx, (*buf)[:0])
 	if err != nil {
 		s.writeError(ctx, requestID, err)
-		return
+	} else {
+		ctx.SetContentType("application/x-amz-json-1.1")
+		ctx.SetBody(out)
 	}
-	body, err := json.Marshal(out)
-	if err != nil {
-		s.writeError(ctx, requestID, err)
-		return
+	if out == nil {
+		out = (*buf)[:0]
 	}
-	ctx.SetContentType("application/x-amz-json-1.1")
-	ctx.SetBody(body)
-	clear(body) // may hold plaintext; fasthttp copied it
+	clear(out) // may hold plaintext; fasthttp copied it
+	if cap(out) <= maxPooledBuf {
+		*buf = out[:0]
+		bufPool.Put(buf)
+	}
 }
 
-func (s *Server) serveAPI(ctx *fasthttp.RequestCtx) (any, error) {
+// Response buffers are pooled; they are cleared before reuse because a
+// response may carry plaintext or a data key.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+const maxPooledBuf = 64 << 10
+
+func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) ([]byte, error) {
 	if !ctx.IsPost() {
 		return nil, &protocolError{"UnknownOperationException", 400, "Only POST is accepted by this service."}
 	}
@@ -146,7 +156,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx) (any, error) {
 	if !ok || h == nil {
 		return nil, &protocolError{"UnknownOperationException", 400, ""}
 	}
-	return h(ctx, caller, ctx.Request.Body())
+	return h(ctx, caller, ctx.Request.Body(), dst)
 }
 
 // authenticate verifies the request's SigV4 signature and returns the caller.
