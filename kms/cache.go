@@ -1,7 +1,6 @@
 package kms
 
 import (
-	"strconv"
 	"sync"
 	"time"
 
@@ -15,8 +14,14 @@ type materialCache struct {
 	mu      sync.Mutex
 	size    int
 	ttl     time.Duration
-	entries map[string]*materialEntry
-	byKey   map[string]map[string]struct{}
+	entries map[versionRef]*materialEntry
+	byKey   map[string]map[versionRef]struct{}
+}
+
+// versionRef names one version of one key.
+type versionRef struct {
+	id string
+	v  int
 }
 
 type materialEntry struct {
@@ -28,13 +33,11 @@ type materialEntry struct {
 }
 
 func newMaterialCache(size int, ttl time.Duration) *materialCache {
-	return &materialCache{size: size, ttl: ttl, entries: map[string]*materialEntry{}, byKey: map[string]map[string]struct{}{}}
+	return &materialCache{size: size, ttl: ttl, entries: map[versionRef]*materialEntry{}, byKey: map[string]map[versionRef]struct{}{}}
 }
 
-func cacheKey(id string, v int) string { return id + "#" + strconv.Itoa(v) }
-
-func (c *materialCache) get(id string, v int) (engine.Material, func(), bool) {
-	k := cacheKey(id, v)
+func (c *materialCache) get(id string, v int) (engine.Material, *materialEntry, bool) {
+	k := versionRef{id, v}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
@@ -46,12 +49,12 @@ func (c *materialCache) get(id string, v int) (engine.Material, func(), bool) {
 		return nil, nil, false
 	}
 	e.refs++
-	return e.m, c.releaser(e), true
+	return e.m, e, true
 }
 
 // put caches m (which the cache now owns) and returns it acquired once.
-func (c *materialCache) put(id string, v int, m engine.Material) (engine.Material, func()) {
-	k := cacheKey(id, v)
+func (c *materialCache) put(id string, v int, m engine.Material) (engine.Material, *materialEntry) {
+	k := versionRef{id, v}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.entries[k]; ok {
@@ -66,24 +69,24 @@ func (c *materialCache) put(id string, v int, m engine.Material) (engine.Materia
 	e := &materialEntry{m: m, keyID: id, expires: time.Now().Add(c.ttl), refs: 1}
 	c.entries[k] = e
 	if c.byKey[id] == nil {
-		c.byKey[id] = map[string]struct{}{}
+		c.byKey[id] = map[versionRef]struct{}{}
 	}
 	c.byKey[id][k] = struct{}{}
-	return m, c.releaser(e)
+	return m, e
 }
 
-func (c *materialCache) releaser(e *materialEntry) func() {
-	return func() {
-		c.mu.Lock()
-		e.refs--
-		if e.refs == 0 && e.evicted {
-			e.m.Zero()
-		}
-		c.mu.Unlock()
+// release ends one use of an entry returned by get or put; the last use of
+// an evicted entry zeroes its material.
+func (c *materialCache) release(e *materialEntry) {
+	c.mu.Lock()
+	e.refs--
+	if e.refs == 0 && e.evicted {
+		e.m.Zero()
 	}
+	c.mu.Unlock()
 }
 
-func (c *materialCache) evictLocked(k string, e *materialEntry) {
+func (c *materialCache) evictLocked(k versionRef, e *materialEntry) {
 	delete(c.entries, k)
 	if ks := c.byKey[e.keyID]; ks != nil {
 		delete(ks, k)

@@ -11,8 +11,8 @@ import (
 func TestMaterialCacheZeroesOnlyAfterLastRelease(t *testing.T) {
 	c := newMaterialCache(10, time.Minute)
 	m := engine.Material(bytes.Repeat([]byte{7}, 32))
-	got, release1 := c.put("k", 0, m)
-	_, release2, ok := c.get("k", 0)
+	got, e1 := c.put("k", 0, m)
+	_, e2, ok := c.get("k", 0)
 	if !ok {
 		t.Fatal("miss right after put")
 	}
@@ -20,11 +20,11 @@ func TestMaterialCacheZeroesOnlyAfterLastRelease(t *testing.T) {
 	if _, _, ok := c.get("k", 0); ok {
 		t.Fatal("hit after dropKey")
 	}
-	release1()
+	c.release(e1)
 	if got[0] != 7 {
 		t.Fatal("material zeroed while still in use")
 	}
-	release2()
+	c.release(e2)
 	if !bytes.Equal(got, make([]byte, 32)) {
 		t.Fatal("material not zeroed after its last release")
 	}
@@ -34,8 +34,8 @@ func TestMaterialCacheBounds(t *testing.T) {
 	c := newMaterialCache(3, time.Minute)
 	var ms []engine.Material
 	for v := range 5 {
-		m, release := c.put("k", v, engine.Material(bytes.Repeat([]byte{1}, 32)))
-		release()
+		m, e := c.put("k", v, engine.Material(bytes.Repeat([]byte{1}, 32)))
+		c.release(e)
 		ms = append(ms, m)
 	}
 	if len(c.entries) != 3 {
@@ -52,8 +52,8 @@ func TestMaterialCacheBounds(t *testing.T) {
 	}
 
 	short := newMaterialCache(10, time.Nanosecond)
-	m, release := short.put("k", 0, engine.Material(bytes.Repeat([]byte{1}, 32)))
-	release()
+	m, e := short.put("k", 0, engine.Material(bytes.Repeat([]byte{1}, 32)))
+	short.release(e)
 	time.Sleep(time.Millisecond)
 	if _, _, ok := short.get("k", 0); ok || m[0] != 0 {
 		t.Fatal("expired entry served or not zeroed")

@@ -79,11 +79,11 @@ func (s *Service) encryptionKey(ctx context.Context, c *Caller, keyID, alg, op s
 // seal encrypts plaintext under r's newest material.
 func (s *Service) seal(ctx context.Context, r *keyRecord, plaintext []byte, encCtx map[string]string) ([]byte, error) {
 	v := len(r.Versions) - 1
-	m, release, err := s.material(ctx, r, v)
+	m, e, err := s.material(ctx, r, v)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer s.materials.release(e)
 	kid, _ := parseKeyID(r.ID)
 	blob, err := engine.Seal(nil, m, kid, uint32(v), plaintext, encCtx)
 	if err != nil {
@@ -196,11 +196,11 @@ func (s *Service) open(ctx context.Context, c *Caller, raw []byte, keyID, alg st
 	if dry {
 		return nil, dryRun
 	}
-	m, release, err := s.material(ctx, r, ver)
+	m, e, err := s.material(ctx, r, ver)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
+	defer s.materials.release(e)
 	pt, err := engine.Open(nil, m, blob, encCtx)
 	if err != nil {
 		return nil, invalidCiphertext

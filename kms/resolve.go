@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"regexp"
 	"strings"
 	"time"
 
@@ -12,19 +11,38 @@ import (
 	"github.com/coffer-kms/coffer/keystore"
 )
 
-var keyIDPattern = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
-
-// parseKeyID converts a canonical key ID to its 16 bytes.
+// parseKeyID converts a canonical key ID (a lowercase UUID,
+// 8-4-4-4-12 hex digits) to its 16 bytes.
 func parseKeyID(id string) (engine.KeyID, bool) {
 	var out engine.KeyID
-	if !keyIDPattern.MatchString(id) {
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
 		return out, false
 	}
-	h := strings.ReplaceAll(id, "-", "")
-	if _, err := hex.Decode(out[:], []byte(h)); err != nil {
-		return out, false
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if id[i] == '-' {
+			i--
+			continue
+		}
+		hi, ok1 := lowerHex(id[i])
+		lo, ok2 := lowerHex(id[i+1])
+		if !ok1 || !ok2 {
+			return out, false
+		}
+		out[j] = hi<<4 | lo
+		j++
 	}
 	return out, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }
 
 func formatKeyID(b engine.KeyID) string {

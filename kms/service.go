@@ -311,10 +311,11 @@ func (s *Service) publish(id string, r *keyRecord) {
 }
 
 // material returns version v of r's material, unwrapping it through the
-// root on a cache miss. The caller must call release when done with it.
-func (s *Service) material(ctx context.Context, r *keyRecord, v int) (engine.Material, func(), error) {
-	if m, release, ok := s.materials.get(r.ID, v); ok {
-		return m, release, nil
+// root on a cache miss. The caller must pass the entry to
+// s.materials.release when done with the material.
+func (s *Service) material(ctx context.Context, r *keyRecord, v int) (engine.Material, *materialEntry, error) {
+	if m, e, ok := s.materials.get(r.ID, v); ok {
+		return m, e, nil
 	}
 	if v < 0 || v >= len(r.Versions) {
 		return nil, nil, invalidCiphertext
@@ -328,8 +329,8 @@ func (s *Service) material(ctx context.Context, r *keyRecord, v int) (engine.Mat
 	case err != nil:
 		return nil, nil, newError(ErrInternal, "Key material of %s cannot be unwrapped.", r.arn())
 	}
-	m, release := s.materials.put(r.ID, v, engine.Material(pt))
-	return m, release, nil
+	m, e := s.materials.put(r.ID, v, engine.Material(pt))
+	return m, e, nil
 }
 
 // randomBytes reads n bytes of entropy.

@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -202,13 +203,34 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, requestID string, err erro
 	ctx.SetBody(body)
 }
 
+// Request IDs are UUID-shaped: a random per-process prefix and a counter,
+// unique without a system call per request.
+var (
+	requestIDPrefix = func() [8]byte {
+		var b [8]byte
+		rand.Read(b[:])
+		b[6] = b[6]&0x0f | 0x40 // version 4, as AWS's request IDs look
+		return b
+	}()
+	requestCounter atomic.Uint64
+)
+
 func newRequestID() string {
 	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
+	copy(b[:8], requestIDPrefix[:])
+	binary.BigEndian.PutUint64(b[8:], requestCounter.Add(1))
 	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	var h [36]byte
+	hex.Encode(h[0:8], b[0:4])
+	h[8] = '-'
+	hex.Encode(h[9:13], b[4:6])
+	h[13] = '-'
+	hex.Encode(h[14:18], b[6:8])
+	h[18] = '-'
+	hex.Encode(h[19:23], b[8:10])
+	h[23] = '-'
+	hex.Encode(h[24:], b[10:])
+	return string(h[:])
 }
 
 // fasthttpLogger sends fasthttp's connection-level messages to slog at

@@ -1,11 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"net/url"
 	"slices"
 	"strconv"
@@ -146,55 +146,105 @@ func truncateHeader(s string) string {
 	return s
 }
 
-// stringToSign builds the SigV4 string to sign for req.
-func stringToSign(req *fasthttp.Request, sr *sigRequest) []byte {
-	var cr bytes.Buffer
-	cr.Write(req.Header.Method())
-	cr.WriteByte('\n')
-	cr.WriteString(canonicalURI(req.URI().PathOriginal()))
-	cr.WriteByte('\n')
-	cr.WriteString(canonicalQuery(req.URI().QueryString()))
-	cr.WriteByte('\n')
-	for _, h := range sr.signedHeaders {
-		cr.WriteString(h)
-		cr.WriteByte(':')
-		cr.WriteString(canonicalHeaderValue(req, h))
-		cr.WriteByte('\n')
-	}
-	cr.WriteByte('\n')
-	cr.WriteString(strings.Join(sr.signedHeaders, ";"))
-	cr.WriteByte('\n')
-	body := sha256.Sum256(req.Body())
-	cr.WriteString(hex.EncodeToString(body[:]))
-	crHash := sha256.Sum256(cr.Bytes())
-
-	var sts bytes.Buffer
-	sts.WriteString(sigAlgorithm + "\n")
-	sts.WriteString(sr.amzDateRaw + "\n")
-	sts.WriteString(sr.date + "/" + sr.region + "/" + sr.service + "/" + sigTerminator + "\n")
-	sts.WriteString(hex.EncodeToString(crHash[:]))
-	return sts.Bytes()
+// sigScratch is the per-request working memory of verification.
+type sigScratch struct {
+	cr, sts []byte
+	sha     hash.Hash
 }
 
-func canonicalHeaderValue(req *fasthttp.Request, name string) string {
-	var vals []string
+var scratchPool = sync.Pool{New: func() any {
+	return &sigScratch{cr: make([]byte, 0, 1024), sts: make([]byte, 0, 256), sha: sha256.New()}
+}}
+
+// appendStringToSign appends the SigV4 string to sign for req to dst.
+func appendStringToSign(dst []byte, sc *sigScratch, req *fasthttp.Request, sr *sigRequest) []byte {
+	cr := sc.cr[:0]
+	cr = append(cr, req.Header.Method()...)
+	cr = append(cr, '\n')
+	if path := req.URI().PathOriginal(); len(path) == 0 || string(path) == "/" {
+		cr = append(cr, '/')
+	} else {
+		cr = append(cr, canonicalURI(path)...)
+	}
+	cr = append(cr, '\n')
+	if q := req.URI().QueryString(); len(q) > 0 {
+		cr = append(cr, canonicalQuery(q)...)
+	}
+	cr = append(cr, '\n')
+	for _, h := range sr.signedHeaders {
+		cr = append(cr, h...)
+		cr = append(cr, ':')
+		cr = appendCanonicalHeaderValue(cr, req, h)
+		cr = append(cr, '\n')
+	}
+	cr = append(cr, '\n')
+	for i, h := range sr.signedHeaders {
+		if i > 0 {
+			cr = append(cr, ';')
+		}
+		cr = append(cr, h...)
+	}
+	cr = append(cr, '\n')
+	var sum [sha256.Size]byte
+	sc.sha.Reset()
+	sc.sha.Write(req.Body())
+	cr = hex.AppendEncode(cr, sc.sha.Sum(sum[:0]))
+	sc.sha.Reset()
+	sc.sha.Write(cr)
+	crSum := sc.sha.Sum(sum[:0])
+	sc.cr = cr
+
+	dst = append(dst, sigAlgorithm+"\n"...)
+	dst = append(dst, sr.amzDateRaw...)
+	dst = append(dst, '\n')
+	dst = append(dst, sr.date...)
+	dst = append(dst, '/')
+	dst = append(dst, sr.region...)
+	dst = append(dst, '/')
+	dst = append(dst, sr.service...)
+	dst = append(dst, "/"+sigTerminator+"\n"...)
+	return hex.AppendEncode(dst, crSum)
+}
+
+// appendCanonicalHeaderValue appends the values of header name, trimmed,
+// inner runs of spaces collapsed, several values joined by commas.
+func appendCanonicalHeaderValue(dst []byte, req *fasthttp.Request, name string) []byte {
 	switch name {
 	case "host":
-		vals = []string{string(req.Header.Host())}
+		return appendTrimmed(dst, req.Header.Host())
 	case "content-length":
 		// fasthttp keeps these out of its generic header list.
-		vals = []string{strconv.Itoa(len(req.Body()))}
+		return strconv.AppendInt(dst, int64(len(req.Body())), 10)
 	case "content-type", "user-agent", "cookie", "connection", "transfer-encoding":
-		vals = []string{string(req.Header.Peek(name))}
-	default:
-		for _, v := range req.Header.PeekAll(name) {
-			vals = append(vals, string(v))
+		return appendTrimmed(dst, req.Header.Peek(name))
+	}
+	first := true
+	for _, v := range req.Header.PeekAll(name) {
+		if !first {
+			dst = append(dst, ',')
 		}
+		first = false
+		dst = appendTrimmed(dst, v)
 	}
-	for i, v := range vals {
-		vals[i] = strings.Join(strings.Fields(v), " ")
+	return dst
+}
+
+func appendTrimmed(dst, v []byte) []byte {
+	space := false
+	wrote := false
+	for _, c := range v {
+		if c == ' ' || c == '\t' {
+			space = true
+			continue
+		}
+		if space && wrote {
+			dst = append(dst, ' ')
+		}
+		space = false
+		wrote = true
+		dst = append(dst, c)
 	}
-	return strings.Join(vals, ",")
+	return dst
 }
 
 // canonicalURI encodes each path segment (non-S3 services encode the path
@@ -243,34 +293,38 @@ func awsEscape(s string) string {
 }
 
 // signingKeys caches derived SigV4 signing keys per access key, day and
-// region, so a request costs two HMACs instead of six.
+// region, each with a pool of ready HMAC states, so that a request costs one
+// HMAC and no key derivation.
 type signingKeys struct {
-	mu sync.Mutex
-	m  map[string][]byte
+	mu sync.RWMutex
+	m  map[string]*signingKey
+}
+
+type signingKey struct {
+	key  []byte
+	macs sync.Pool // hash.Hash keyed with key
 }
 
 const maxSigningKeys = 4096
 
-func (c *signingKeys) get(secret []byte, sr *sigRequest) []byte {
-	id := sr.accessKey + "/" + sr.date + "/" + sr.region + "/" + sr.service
-	c.mu.Lock()
-	k, ok := c.m[id]
-	c.mu.Unlock()
+func (c *signingKeys) get(secret []byte, sr *sigRequest, id []byte) *signingKey {
+	c.mu.RLock()
+	k, ok := c.m[string(id)]
+	c.mu.RUnlock()
 	if ok {
 		return k
 	}
-	k = hmacSHA256(append([]byte("AWS4"), secret...), []byte(sr.date))
-	k = hmacSHA256(k, []byte(sr.region))
-	k = hmacSHA256(k, []byte(sr.service))
-	k = hmacSHA256(k, []byte(sigTerminator))
+	raw := hmacSHA256(append([]byte("AWS4"), secret...), []byte(sr.date))
+	raw = hmacSHA256(raw, []byte(sr.region))
+	raw = hmacSHA256(raw, []byte(sr.service))
+	raw = hmacSHA256(raw, []byte(sigTerminator))
+	k = &signingKey{key: raw}
+	k.macs.New = func() any { return hmac.New(sha256.New, raw) }
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= maxSigningKeys {
-		for _, old := range c.m {
-			clear(old)
-		}
-		c.m = map[string][]byte{}
+		c.m = map[string]*signingKey{}
 	}
-	c.m[id] = k
+	c.m[string(id)] = k
 	c.mu.Unlock()
 	return k
 }
@@ -279,9 +333,8 @@ func (c *signingKeys) get(secret []byte, sr *sigRequest) []byte {
 func (c *signingKeys) forget(accessKey string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for id, k := range c.m {
+	for id := range c.m {
 		if strings.HasPrefix(id, accessKey+"/") {
-			clear(k)
 			delete(c.m, id)
 		}
 	}
@@ -293,8 +346,23 @@ func hmacSHA256(key, data []byte) []byte {
 	return h.Sum(nil)
 }
 
-// verifySignature checks sr's signature over req with secret.
+// verify checks sr's signature over req with secret.
 func (c *signingKeys) verify(req *fasthttp.Request, sr *sigRequest, secret []byte) bool {
-	want := hmacSHA256(c.get(secret, sr), stringToSign(req, sr))
-	return hmac.Equal(want, sr.signature)
+	sc := scratchPool.Get().(*sigScratch)
+	defer scratchPool.Put(sc)
+	id := append(sc.sts[:0], sr.accessKey...)
+	for _, p := range [...]string{sr.date, sr.region, sr.service} {
+		id = append(id, '/')
+		id = append(id, p...)
+	}
+	k := c.get(secret, sr, id)
+	sts := appendStringToSign(id[:0], sc, req, sr)
+	sc.sts = sts
+	mac := k.macs.Get().(hash.Hash)
+	mac.Reset()
+	mac.Write(sts)
+	var sum [sha256.Size]byte
+	ok := hmac.Equal(mac.Sum(sum[:0]), sr.signature)
+	k.macs.Put(mac)
+	return ok
 }
