@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/binary"
 	"slices"
 )
@@ -64,13 +62,14 @@ func (b Blob) sealed() []byte { return b[HeaderSize:] }
 // messageKeyInfo binds the derived key to the blob format and the key.
 const messageKeyInfo = "coffer/v1 message key"
 
+var messageKeyInfoBytes = []byte(messageKeyInfo)
+
 // deriveMessageKey writes HKDF-SHA-256(material, salt, info||keyID||version)
-// into dst (32 bytes).
-func deriveMessageKey(material Material, header []byte) ([]byte, error) {
-	info := make([]byte, 0, len(messageKeyInfo)+KeyIDSize+4)
-	info = append(info, messageKeyInfo...)
-	info = append(info, header[1:21]...)
-	return hkdf.Key(sha256.New, material, header[21:53], string(info), 32)
+// into key.
+func deriveMessageKey(key *[32]byte, material Material, header []byte) {
+	k := kdfPool.Get().(*kdf)
+	k.derive(key, material, header[21:53], messageKeyInfoBytes, header[1:21])
+	kdfPool.Put(k)
 }
 
 // Seal encrypts plaintext under a fresh key derived from material and
@@ -83,16 +82,15 @@ func Seal(dst []byte, material Material, id KeyID, version uint32, plaintext []b
 	if _, err := rand.Read(header[21:]); err != nil {
 		return nil, err
 	}
-	key, err := deriveMessageKey(material, header[:])
+	var key [32]byte
+	deriveMessageKey(&key, material, header[:])
+	aead, err := NewAEAD(key[:])
+	clear(key[:])
 	if err != nil {
 		return nil, err
 	}
-	defer clear(key)
-	aead, err := NewAEAD(key)
-	if err != nil {
-		return nil, err
-	}
-	aad := AppendEncryptionContext(header[:], encCtx)
+	var stack [512]byte
+	aad := AppendEncryptionContext(append(stack[:0], header[:]...), encCtx)
 	dst = slices.Grow(dst, BlobOverhead+len(plaintext))
 	dst = append(dst, header[:]...)
 	return aead.Seal(dst, header[53:65], plaintext, aad), nil
@@ -101,16 +99,15 @@ func Seal(dst []byte, material Material, id KeyID, version uint32, plaintext []b
 // Open authenticates b under material and encCtx and appends the plaintext
 // to dst. Every failure is ErrInvalidCiphertext.
 func Open(dst []byte, material Material, b Blob, encCtx map[string]string) ([]byte, error) {
-	key, err := deriveMessageKey(material, b.header())
+	var key [32]byte
+	deriveMessageKey(&key, material, b.header())
+	aead, err := NewAEAD(key[:])
+	clear(key[:])
 	if err != nil {
 		return nil, ErrInvalidCiphertext
 	}
-	defer clear(key)
-	aead, err := NewAEAD(key)
-	if err != nil {
-		return nil, ErrInvalidCiphertext
-	}
-	aad := AppendEncryptionContext(slices.Clone(b.header()), encCtx)
+	var stack [512]byte
+	aad := AppendEncryptionContext(append(stack[:0], b.header()...), encCtx)
 	out, err := aead.Open(dst, b.nonce(), b.sealed(), aad)
 	if err != nil {
 		return nil, ErrInvalidCiphertext
