@@ -44,6 +44,9 @@ func (s *Service) Encrypt(ctx context.Context, c *Caller, in *EncryptInput) (*En
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	if err := checkGrantTokens(in.GrantTokens); err != nil {
+		return nil, err
+	}
 	r, err := s.encryptionKey(ctx, c, in.KeyId, in.EncryptionAlgorithm, "Encrypt")
 	if err != nil {
 		return nil, err
@@ -125,6 +128,9 @@ func (s *Service) Decrypt(ctx context.Context, c *Caller, in *DecryptInput) (*De
 	v.grantTokens(in.GrantTokens)
 	v.enum("encryptionAlgorithm", in.EncryptionAlgorithm, encryptionAlgorithms)
 	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	if err := checkRecipient(in.Recipient); err != nil {
@@ -251,6 +257,9 @@ func (s *Service) ReEncrypt(ctx context.Context, c *Caller, in *ReEncryptInput) 
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	if err := checkGrantTokens(in.GrantTokens); err != nil {
+		return nil, err
+	}
 	dst, err := s.encryptionKey(ctx, c, in.DestinationKeyId, in.DestinationEncryptionAlgorithm, "ReEncryptTo")
 	if err != nil {
 		return nil, err
@@ -318,6 +327,9 @@ func (s *Service) generateDataKey(ctx context.Context, c *Caller, in *GenerateDa
 	v.enum("keySpec", in.KeySpec, dataKeySpecs)
 	v.grantTokens(in.GrantTokens)
 	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	if err := checkRecipient(in.Recipient); err != nil {

@@ -27,6 +27,7 @@ var (
 	ErrMalformedPolicy        = errors.New("MalformedPolicyDocumentException")
 	ErrDryRun                 = errors.New("DryRunOperationException")
 	ErrInvalidGrantToken      = errors.New("InvalidGrantTokenException")
+	ErrInvalidGrantId         = errors.New("InvalidGrantIdException")
 	ErrAccessDenied           = errors.New("AccessDeniedException")
 	ErrKeyUnavailable         = errors.New("KeyUnavailableException")
 	ErrDependencyTimeout      = errors.New("DependencyTimeoutException")

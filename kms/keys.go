@@ -172,6 +172,9 @@ func (s *Service) DescribeKey(ctx context.Context, c *Caller, in *KeyIDInput) (*
 	if err := v.err(); err != nil {
 		return nil, err
 	}
+	if err := checkGrantTokens(in.GrantTokens); err != nil {
+		return nil, err
+	}
 	r, err := s.resolveKey(ctx, c, in.KeyId)
 	if err != nil {
 		return nil, err

@@ -68,8 +68,21 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 				return nil, err
 			}
 		}
+		var grants []string
+		if err := scanGrants(tx, r.ID+"/", "", func(g *grantRecord) bool {
+			grants = append(grants, grantStoreKey(g.KeyID, g.GrantID))
+			return true
+		}); err != nil {
+			return nil, err
+		}
+		for _, g := range grants {
+			if err := tx.Delete(bucketGrants, g); err != nil {
+				return nil, err
+			}
+		}
 		return nil, nil
 	})
+	s.grants.invalidate(id)
 	if err == errKeyGone {
 		return nil
 	}

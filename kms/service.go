@@ -65,6 +65,7 @@ type Service struct {
 	keys    map[string]*keyRecord // immutable snapshots by key ID
 
 	materials *materialCache
+	grants    grantCache
 
 	// akMu guards accessKeys, the unwrapped secrets of access keys in use.
 	akMu       sync.RWMutex
@@ -136,6 +137,7 @@ const (
 	bucketPrincipals = "principals"
 	bucketAccessKeys = "access-keys"
 	bucketMeta       = "meta"
+	bucketGrants     = "grants"
 )
 
 // keyRecord is a KMS key as stored. Snapshots in the cache are never

@@ -30,6 +30,7 @@ var errorStatus = []struct {
 	{kms.ErrMalformedPolicy, 400},
 	{kms.ErrDryRun, 412},
 	{kms.ErrInvalidGrantToken, 400},
+	{kms.ErrInvalidGrantId, 400},
 	{kms.ErrAccessDenied, 400},
 	{kms.ErrCustomKeyStoreNotFound, 400},
 	{kms.ErrKeyUnavailable, 500},

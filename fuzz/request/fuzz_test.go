@@ -22,7 +22,7 @@ var operations = []string{
 	"GenerateDataKeyWithoutPlaintext", "GenerateRandom", "GetKeyPolicy", "GetKeyRotationStatus", "ListAliases",
 	"ListKeyPolicies", "ListKeyRotations", "ListKeys", "ListResourceTags", "PutKeyPolicy", "ReEncrypt",
 	"RotateKeyOnDemand", "ScheduleKeyDeletion", "TagResource", "UntagResource", "UpdateAlias", "UpdateKeyDescription",
-	"NoSuchOperation",
+	"CreateGrant", "ListGrants", "ListRetirableGrants", "RetireGrant", "RevokeGrant", "NoSuchOperation",
 }
 
 func newHandler(t testing.TB) (fasthttp.RequestHandler, string) {
