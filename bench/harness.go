@@ -34,7 +34,9 @@ type HarnessConfig struct {
 	// ServerCPU and ClientCPU pin the servers and the generator to
 	// different CPUs; -1 disables pinning.
 	ServerCPU, ClientCPU int
-	Log                  io.Writer
+	// RSSEvery samples Coffer's RSS during each measured run (0: off).
+	RSSEvery time.Duration
+	Log      io.Writer
 }
 
 // Summary is the median of a configuration's runs, for Coffer and the bare server.
@@ -193,6 +195,9 @@ func RunHarness(ctx context.Context, cfg HarnessConfig) (*Report, error) {
 					}
 					lc := base
 					lc.Endpoint, lc.Op, lc.Concurrency, lc.Duration, lc.ServerPID = c.endpoint, op, conc, cfg.Duration, c.cmd.Process.Pid
+					if target == "coffer" {
+						lc.RSSEvery = cfg.RSSEvery
+					}
 					r, err := RunLoad(ctx, lc)
 					if err != nil {
 						return nil, err

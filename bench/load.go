@@ -40,6 +40,9 @@ type LoadConfig struct {
 	Blob []byte
 	// ServerPID, when set, is the process whose CPU time is charged to the run.
 	ServerPID int
+	// RSSEvery, when set with ServerPID, samples the server's resident set
+	// size at this interval during the run.
+	RSSEvery time.Duration
 }
 
 // LoadResult is what one run measured.
@@ -57,6 +60,9 @@ type LoadResult struct {
 	P999us       float64 `json:"p999us"`
 	ServerCPUus  float64 `json:"serverCpuUsPerRequest"`
 	ServerRSSKiB int64   `json:"serverRssKiB,omitempty"`
+	// RSSSamples are the server's RSS in KiB every RSSEvery, in order.
+	RSSSamples []int64 `json:"rssSamplesKiB,omitempty"`
+	RSSEvery   string  `json:"rssEvery,omitempty"`
 }
 
 // maxLatencySamples bounds the memory a run keeps for percentiles.
@@ -127,6 +133,27 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 		wg       sync.WaitGroup
 	)
 	cpu0, _ := processCPU(cfg.ServerPID)
+	var rss []int64
+	rssDone := make(chan struct{})
+	if cfg.RSSEvery > 0 && cfg.ServerPID > 0 {
+		go func() {
+			defer close(rssDone)
+			t := time.NewTicker(cfg.RSSEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if v, err := processRSS(cfg.ServerPID); err == nil {
+						rss = append(rss, v)
+					}
+				}
+			}
+		}()
+	} else {
+		close(rssDone)
+	}
 	start := time.Now()
 	for range cfg.Concurrency {
 		wg.Add(1)
@@ -182,6 +209,8 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cancel()
+	<-rssDone
 	cpu1, _ := processCPU(cfg.ServerPID)
 
 	res := &LoadResult{Op: cfg.Op, Concurrency: cfg.Concurrency, Requests: len(lat), Errors: int(errCount.Load()), Seconds: elapsed.Seconds()}
@@ -191,6 +220,9 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 	res.RPS = float64(res.Requests) / elapsed.Seconds()
 	slices.Sort(lat)
 	res.P50us, res.P99us, res.P999us = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 0.999)
+	if len(rss) > 0 {
+		res.RSSSamples, res.RSSEvery = rss, cfg.RSSEvery.String()
+	}
 	if cfg.ServerPID > 0 && res.Requests > 0 {
 		res.ServerCPUus = float64((cpu1 - cpu0).Microseconds()) / float64(res.Requests+res.Errors)
 		res.ServerRSSKiB, _ = processRSS(cfg.ServerPID)

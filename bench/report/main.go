@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coffer-kms/coffer/bench"
 )
@@ -184,6 +185,26 @@ func writeLoad(w *strings.Builder, rep *bench.Report, file, plots string) {
 	}
 	fmt.Fprintln(w)
 	base := strings.TrimSuffix(file, ".json")
+	for _, s := range rep.Results {
+		rss := s.Coffer.RSSSamples
+		if len(rss) < 4 {
+			continue
+		}
+		// Steady state: the samples after the first quarter of the run.
+		steady := rss[len(rss)/4:]
+		lo, hi := slices.Min(steady), slices.Max(steady)
+		fmt.Fprintf(w, "RSS of Coffer during %s at concurrency %d, sampled every %s over %s: start %d KiB, after the first quarter min %d KiB, max %d KiB, last %d KiB (growth over the steady part: %+.1f%%).\n\n",
+			s.Op, s.Concurrency, s.Coffer.RSSEvery, rep.Duration, rss[0], lo, hi, rss[len(rss)-1], 100*float64(rss[len(rss)-1]-steady[0])/float64(steady[0]))
+		var x, y []float64
+		every, _ := time.ParseDuration(s.Coffer.RSSEvery)
+		for i, v := range rss {
+			x = append(x, float64(i+1)*every.Seconds())
+			y = append(y, float64(v)/1024)
+		}
+		if svg := linearChart(fmt.Sprintf("Coffer RSS, %s at concurrency %d", s.Op, s.Concurrency), "seconds", "MiB", []series{{name: "RSS", x: x, y: y}}); svg != "" {
+			writePlot(w, plots, fmt.Sprintf("%s-rss-%s-%d.svg", base, s.Op, s.Concurrency), svg, "server RSS over the run")
+		}
+	}
 	if svg := barChart("Requests per second (server on one CPU)", "req/s", cats, []series{rpsC, rpsB}); svg != "" {
 		writePlot(w, plots, base+"-rps.svg", svg, "req/s per operation, Coffer against the bare fasthttp server")
 	}

@@ -147,3 +147,38 @@ func trim(v float64) string {
 func esc(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
+
+// linearChart is lineChart with a linear x axis starting at zero.
+func linearChart(title, xLabel, yLabel string, ss []series) string {
+	var b strings.Builder
+	maxX, maxY := 0.0, 0.0
+	for _, s := range ss {
+		for i := range s.x {
+			maxX, maxY = math.Max(maxX, s.x[i]), math.Max(maxY, s.y[i])
+		}
+	}
+	if maxX == 0 || maxY == 0 {
+		return ""
+	}
+	maxX, maxY = niceCeil(maxX), niceCeil(maxY)
+	px := func(x float64) float64 { return left + x/maxX*(width-left-right) }
+	py := func(y float64) float64 { return height - bott - y/maxY*(height-top-bott) }
+	header(&b, title)
+	for i := 0; i <= 5; i++ {
+		y, x := maxY*float64(i)/5, maxX*float64(i)/5
+		fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`, left, py(y), width-right, py(y))
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" font-size="11">%s</text>`, left-5, py(y)+4, trim(y))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%s</text>`, px(x), height-bott+16, trim(x))
+	}
+	for i, s := range ss {
+		c := palette[i%len(palette)]
+		var pts []string
+		for j := range s.x {
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(s.x[j]), py(s.y[j])))
+		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, c, strings.Join(pts, " "))
+		legend(&b, i, s.name, c)
+	}
+	axes(&b, xLabel, yLabel)
+	return b.String()
+}

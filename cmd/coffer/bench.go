@@ -27,6 +27,7 @@ func newBenchRunCmd() *cobra.Command {
 	var (
 		ops, conc         string
 		duration, warmup  time.Duration
+		rssEvery          time.Duration
 		runs              int
 		serverCPU, client int
 		out               string
@@ -49,7 +50,7 @@ with Coffer's CPU per request as a ratio to the bare server's.`,
 			}
 			cfg := bench.HarnessConfig{
 				Binary: self, ServeArgs: serveArgs, Duration: duration, Warmup: warmup, Runs: runs,
-				ServerCPU: serverCPU, ClientCPU: client, Log: cmd.ErrOrStderr(),
+				ServerCPU: serverCPU, ClientCPU: client, RSSEvery: rssEvery, Log: cmd.ErrOrStderr(),
 			}
 			cfg.Ops = strings.Split(ops, ",")
 			for _, c := range strings.Split(conc, ",") {
@@ -81,6 +82,7 @@ with Coffer's CPU per request as a ratio to the bare server's.`,
 	f.IntVar(&serverCPU, "server-cpu", 0, "CPU for the servers (-1: no pinning)")
 	f.IntVar(&client, "client-cpu", 1, "CPU for the load generator (-1: no pinning)")
 	f.StringVar(&out, "out", "", "write the JSON report here (default stdout)")
+	f.DurationVar(&rssEvery, "rss-every", 0, "sample Coffer's RSS at this interval during measured runs (0: off)")
 	f.StringArrayVar(&serveArgs, "serve-arg", nil, "extra flag for coffer serve (repeatable)")
 	return cmd
 }
