@@ -17,6 +17,7 @@ import (
 	"io"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coffer-kms/coffer/engine"
@@ -70,6 +71,8 @@ type Service struct {
 	// akMu guards accessKeys, the unwrapped secrets of access keys in use.
 	akMu       sync.RWMutex
 	accessKeys map[string]accessKeyEntry
+
+	onAccessKeyDeleted atomic.Pointer[func(string)]
 }
 
 var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)

@@ -96,6 +96,23 @@ func operations(s *kms.Service) map[string]handler {
 	}
 }
 
+// adminOperations is the table of the administration API, served under
+// the X-Amz-Target prefix "CofferAdmin.".
+func adminOperations(s *kms.Service) map[string]handler {
+	return map[string]handler{
+		"CreateUser":       op(s.CreateUser),
+		"ListUsers":        op(s.ListUsers),
+		"DeleteUser":       op(s.DeleteUser),
+		"CreateAccessKey":  op(s.CreateAccessKey),
+		"ListAccessKeys":   op(s.ListAccessKeys),
+		"DeleteAccessKey":  op(s.DeleteAccessKey),
+		"PutUserPolicy":    op(s.PutUserPolicy),
+		"GetUserPolicy":    op(s.GetUserPolicy),
+		"ListUserPolicies": op(s.ListUserPolicies),
+		"DeleteUserPolicy": op(s.DeleteUserPolicy),
+	}
+}
+
 // decode reads an AWS JSON 1.1 request body into v. An empty body is an
 // empty request. Anything that is not one JSON object of the right member
 // types is a SerializationException, whose message never quotes values.

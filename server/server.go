@@ -48,6 +48,7 @@ type Server struct {
 	log   *slog.Logger
 	keys  signingKeys
 	ops   map[string]handler
+	admin map[string]handler
 	http  *fasthttp.Server
 	ready atomic.Bool
 }
@@ -68,6 +69,8 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.ops = operations(cfg.Service)
+	s.admin = adminOperations(cfg.Service)
+	cfg.Service.OnAccessKeyDeleted(s.keys.forget)
 	s.http = &fasthttp.Server{
 		Handler: s.handle,
 		Name:    "Coffer",
@@ -152,9 +155,13 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) ([]byte, error) 
 		return nil, err
 	}
 	target := string(ctx.Request.Header.Peek("X-Amz-Target"))
-	op, ok := strings.CutPrefix(target, "TrentService.")
-	h := s.ops[op]
-	if !ok || h == nil {
+	var h handler
+	if op, ok := strings.CutPrefix(target, "TrentService."); ok {
+		h = s.ops[op]
+	} else if op, ok := strings.CutPrefix(target, "CofferAdmin."); ok && !s.dev {
+		h = s.admin[op]
+	}
+	if h == nil {
 		return nil, &protocolError{"UnknownOperationException", 400, ""}
 	}
 	return h(ctx, caller, ctx.Request.Body(), dst)

@@ -1,0 +1,442 @@
+package kms
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+// The administration API manages the principals of the caller's account:
+// users, their access keys and their identity policies (IAM's shapes).
+
+var (
+	userNamePattern    = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	policyNamePattern2 = regexp.MustCompile(`^[\w+=,.@-]{1,128}$`)
+)
+
+// Limits of identities.
+const (
+	maxAccessKeysPerUser = 2
+	maxIdentityPolicy    = 6144 // IAM's inline user policy limit
+)
+
+// UserNameInput names a user.
+type UserNameInput struct {
+	UserName string `json:"UserName"`
+}
+
+// User is a user as the admin API shows it.
+type User struct {
+	UserName   string     `json:"UserName"`
+	Arn        string     `json:"Arn"`
+	CreateDate *Timestamp `json:"CreateDate"`
+}
+
+func (s *Service) userARN(account, name string) string {
+	return "arn:aws:iam::" + account + ":user/" + name
+}
+
+func checkUserName(name string) error {
+	var v validator
+	if v.required("userName", name != "") {
+		v.pattern("userName", name, userNamePattern)
+	}
+	return v.err()
+}
+
+func getPrincipalTx(tx keystore.Tx, arn string) (*Principal, error) {
+	raw, err := tx.Get(bucketPrincipals, arn)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	p := new(Principal)
+	return p, json.Unmarshal(raw, p)
+}
+
+// CreateUser creates a user in the caller's account.
+func (s *Service) CreateUser(ctx context.Context, c *Caller, in *UserNameInput) (*User, error) {
+	if err := checkUserName(in.UserName); err != nil {
+		return nil, err
+	}
+	p := &Principal{ARN: s.userARN(c.Account, in.UserName), Account: c.Account, Name: in.UserName, Type: "IAMUser", Created: s.now().UTC()}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		if cur, err := getPrincipalTx(tx, p.ARN); err != nil {
+			return err
+		} else if cur != nil {
+			return newError(ErrAlreadyExists, "User with name %s already exists.", in.UserName)
+		}
+		return putJSON(tx, bucketPrincipals, p.ARN, p)
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &User{UserName: p.Name, Arn: p.ARN, CreateDate: ts(p.Created)}, nil
+}
+
+// ListUsersOutput lists the account's users.
+type ListUsersOutput struct {
+	Users []User `json:"Users"`
+}
+
+// ListUsers lists the users of the caller's account.
+func (s *Service) ListUsers(ctx context.Context, c *Caller, _ *Empty) (*ListUsersOutput, error) {
+	out := &ListUsersOutput{Users: []User{}}
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		return tx.Scan(bucketPrincipals, "arn:aws:iam::"+c.Account+":user/", "", func(_ string, raw []byte) bool {
+			var p Principal
+			if json.Unmarshal(raw, &p) == nil {
+				out.Users = append(out.Users, User{UserName: p.Name, Arn: p.ARN, CreateDate: ts(p.Created)})
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return out, nil
+}
+
+// DeleteUser deletes a user, its access keys and its policies. The
+// caller cannot delete itself, so an account is never left without the
+// administrator who is acting.
+func (s *Service) DeleteUser(ctx context.Context, c *Caller, in *UserNameInput) (*Empty, error) {
+	if err := checkUserName(in.UserName); err != nil {
+		return nil, err
+	}
+	arn := s.userARN(c.Account, in.UserName)
+	if arn == c.ARN {
+		return nil, newError(ErrValidation, "You cannot delete the user you are signed in as.")
+	}
+	var deleted []string
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		if p, err := getPrincipalTx(tx, arn); err != nil {
+			return err
+		} else if p == nil {
+			return newError(ErrNotFound, "The user with name %s cannot be found.", in.UserName)
+		}
+		var keys []string
+		if err := scanAccessKeys(tx, func(k *accessKeyRecord) bool {
+			if k.PrincipalARN == arn {
+				keys = append(keys, k.ID)
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		for _, id := range keys {
+			if err := tx.Delete(bucketAccessKeys, id); err != nil {
+				return err
+			}
+		}
+		deleted = keys
+		return tx.Delete(bucketPrincipals, arn)
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	s.forgetAccessKeys(deleted)
+	s.forgetPrincipal(arn)
+	return &Empty{}, nil
+}
+
+func scanAccessKeys(tx keystore.Tx, fn func(*accessKeyRecord) bool) error {
+	var derr error
+	err := tx.Scan(bucketAccessKeys, "", "", func(_ string, raw []byte) bool {
+		k := new(accessKeyRecord)
+		if derr = json.Unmarshal(raw, k); derr != nil {
+			return false
+		}
+		return fn(k)
+	})
+	if err != nil {
+		return err
+	}
+	return derr
+}
+
+// AccessKey is an access key as the admin API shows it; the secret only
+// in CreateAccessKey's answer.
+type AccessKey struct {
+	UserName        string     `json:"UserName"`
+	AccessKeyId     string     `json:"AccessKeyId"`
+	SecretAccessKey string     `json:"SecretAccessKey,omitempty"`
+	Status          string     `json:"Status"`
+	CreateDate      *Timestamp `json:"CreateDate"`
+}
+
+// CreateAccessKeyOutput is the CreateAccessKey response.
+type CreateAccessKeyOutput struct {
+	AccessKey AccessKey `json:"AccessKey"`
+}
+
+// CreateAccessKey makes an access key for a user of the caller's account
+// (at most two per user, as IAM).
+func (s *Service) CreateAccessKey(ctx context.Context, c *Caller, in *UserNameInput) (*CreateAccessKeyOutput, error) {
+	if err := checkUserName(in.UserName); err != nil {
+		return nil, err
+	}
+	var p *Principal
+	if err := s.store.View(ctx, func(tx keystore.Tx) (err error) {
+		p, err = getPrincipalTx(tx, s.userARN(c.Account, in.UserName))
+		return err
+	}); err != nil {
+		return nil, internal(err)
+	}
+	if p == nil {
+		return nil, newError(ErrNotFound, "The user with name %s cannot be found.", in.UserName)
+	}
+	rec, secret, err := s.newAccessKey(ctx, p)
+	if err != nil {
+		return nil, internal(err)
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err = s.store.Update(ctx, func(tx keystore.Tx) error {
+		n := 0
+		if err := scanAccessKeys(tx, func(k *accessKeyRecord) bool {
+			if k.PrincipalARN == p.ARN {
+				n++
+			}
+			return true
+		}); err != nil {
+			return err
+		}
+		if n >= maxAccessKeysPerUser {
+			return newError(ErrLimitExceeded, "Cannot exceed quota for AccessKeysPerUser: %d", maxAccessKeysPerUser)
+		}
+		return putJSON(tx, bucketAccessKeys, rec.ID, rec)
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &CreateAccessKeyOutput{AccessKey: AccessKey{UserName: p.Name, AccessKeyId: rec.ID, SecretAccessKey: secret, Status: "Active", CreateDate: ts(rec.Created)}}, nil
+}
+
+// ListAccessKeysOutput lists access keys, without secrets.
+type ListAccessKeysOutput struct {
+	AccessKeyMetadata []AccessKey `json:"AccessKeyMetadata"`
+}
+
+// ListAccessKeys lists a user's access keys (all users' when UserName is empty).
+func (s *Service) ListAccessKeys(ctx context.Context, c *Caller, in *UserNameInput) (*ListAccessKeysOutput, error) {
+	if in.UserName != "" {
+		if err := checkUserName(in.UserName); err != nil {
+			return nil, err
+		}
+	}
+	out := &ListAccessKeysOutput{AccessKeyMetadata: []AccessKey{}}
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		return scanAccessKeys(tx, func(k *accessKeyRecord) bool {
+			name := strings.TrimPrefix(k.PrincipalARN, "arn:aws:iam::"+c.Account+":user/")
+			if k.Account == c.Account && name != k.PrincipalARN && (in.UserName == "" || in.UserName == name) {
+				out.AccessKeyMetadata = append(out.AccessKeyMetadata, AccessKey{UserName: name, AccessKeyId: k.ID, Status: "Active", CreateDate: ts(k.Created)})
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return out, nil
+}
+
+// AccessKeyIDInput names an access key.
+type AccessKeyIDInput struct {
+	AccessKeyId string `json:"AccessKeyId"`
+}
+
+// DeleteAccessKey deletes an access key; requests signed with it fail at
+// once. The key signing the request cannot delete itself.
+func (s *Service) DeleteAccessKey(ctx context.Context, c *Caller, in *AccessKeyIDInput) (*Empty, error) {
+	var v validator
+	if v.required("accessKeyId", in.AccessKeyId != "") {
+		v.length("accessKeyId", in.AccessKeyId, 16, 128)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if in.AccessKeyId == c.AccessKeyID {
+		return nil, newError(ErrValidation, "You cannot delete the access key that signed this request.")
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		raw, err := tx.Get(bucketAccessKeys, in.AccessKeyId)
+		if err != nil {
+			return err
+		}
+		var k accessKeyRecord
+		if raw == nil || json.Unmarshal(raw, &k) != nil || k.Account != c.Account {
+			return newError(ErrNotFound, "The Access Key with id %s cannot be found.", in.AccessKeyId)
+		}
+		return tx.Delete(bucketAccessKeys, in.AccessKeyId)
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	s.forgetAccessKeys([]string{in.AccessKeyId})
+	return &Empty{}, nil
+}
+
+// forgetAccessKeys drops deleted keys' secrets from memory and tells the
+// transport to drop what it derived from them.
+func (s *Service) forgetAccessKeys(ids []string) {
+	s.akMu.Lock()
+	for _, id := range ids {
+		if e, ok := s.accessKeys[id]; ok {
+			clear(e.secret)
+			delete(s.accessKeys, id)
+		}
+	}
+	s.akMu.Unlock()
+	if f := s.onAccessKeyDeleted.Load(); f != nil {
+		for _, id := range ids {
+			(*f)(id)
+		}
+	}
+}
+
+// OnAccessKeyDeleted registers a function called with each deleted access
+// key ID (the server drops its derived signing keys).
+func (s *Service) OnAccessKeyDeleted(f func(id string)) { s.onAccessKeyDeleted.Store(&f) }
+
+// UserPolicyInput is PutUserPolicy's request; GetUserPolicy and
+// DeleteUserPolicy use its names.
+type UserPolicyInput struct {
+	UserName       string `json:"UserName"`
+	PolicyName     string `json:"PolicyName"`
+	PolicyDocument string `json:"PolicyDocument,omitempty"`
+}
+
+// UserPolicyNames lists a user's policies.
+type UserPolicyNames struct {
+	PolicyNames []string `json:"PolicyNames"`
+}
+
+func checkUserPolicyNames(in *UserPolicyInput) error {
+	if err := checkUserName(in.UserName); err != nil {
+		return err
+	}
+	var v validator
+	if v.required("policyName", in.PolicyName != "") {
+		v.pattern("policyName", in.PolicyName, policyNamePattern2)
+	}
+	return v.err()
+}
+
+// PutUserPolicy sets an inline identity policy of a user.
+func (s *Service) PutUserPolicy(ctx context.Context, c *Caller, in *UserPolicyInput) (*Empty, error) {
+	if err := checkUserPolicyNames(in); err != nil {
+		return nil, err
+	}
+	if len(in.PolicyDocument) > maxIdentityPolicy {
+		return nil, newError(ErrLimitExceeded, "Maximum policy size of %d bytes exceeded for user %s", maxIdentityPolicy, in.UserName)
+	}
+	if err := s.validateIdentityPolicy(in.PolicyDocument); err != nil {
+		return nil, err
+	}
+	return &Empty{}, s.updatePrincipal(ctx, s.userARN(c.Account, in.UserName), in.UserName, func(p *Principal) error {
+		if p.Policies == nil {
+			p.Policies = map[string]string{}
+		}
+		p.Policies[in.PolicyName] = in.PolicyDocument
+		return nil
+	})
+}
+
+// GetUserPolicy returns one of a user's policies.
+func (s *Service) GetUserPolicy(ctx context.Context, c *Caller, in *UserPolicyInput) (*UserPolicyInput, error) {
+	if err := checkUserPolicyNames(in); err != nil {
+		return nil, err
+	}
+	p, err := s.principal(ctx, s.userARN(c.Account, in.UserName))
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, newError(ErrNotFound, "The user with name %s cannot be found.", in.UserName)
+	}
+	doc, ok := p.Policies[in.PolicyName]
+	if !ok {
+		return nil, newError(ErrNotFound, "The user policy with name %s cannot be found.", in.PolicyName)
+	}
+	return &UserPolicyInput{UserName: in.UserName, PolicyName: in.PolicyName, PolicyDocument: doc}, nil
+}
+
+// ListUserPolicies names a user's policies.
+func (s *Service) ListUserPolicies(ctx context.Context, c *Caller, in *UserNameInput) (*UserPolicyNames, error) {
+	if err := checkUserName(in.UserName); err != nil {
+		return nil, err
+	}
+	p, err := s.principal(ctx, s.userARN(c.Account, in.UserName))
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, newError(ErrNotFound, "The user with name %s cannot be found.", in.UserName)
+	}
+	names := []string{}
+	for n := range p.Policies {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return &UserPolicyNames{PolicyNames: names}, nil
+}
+
+// DeleteUserPolicy removes one of a user's policies.
+func (s *Service) DeleteUserPolicy(ctx context.Context, c *Caller, in *UserPolicyInput) (*Empty, error) {
+	if err := checkUserPolicyNames(in); err != nil {
+		return nil, err
+	}
+	return &Empty{}, s.updatePrincipal(ctx, s.userARN(c.Account, in.UserName), in.UserName, func(p *Principal) error {
+		if _, ok := p.Policies[in.PolicyName]; !ok {
+			return newError(ErrNotFound, "The user policy with name %s cannot be found.", in.PolicyName)
+		}
+		delete(p.Policies, in.PolicyName)
+		return nil
+	})
+}
+
+func (s *Service) updatePrincipal(ctx context.Context, arn, name string, fn func(*Principal) error) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		p, err := getPrincipalTx(tx, arn)
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			return newError(ErrNotFound, "The user with name %s cannot be found.", name)
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+		return putJSON(tx, bucketPrincipals, arn, p)
+	})
+	if err != nil {
+		return internal(err)
+	}
+	s.forgetPrincipal(arn)
+	return nil
+}
+
+// principal loads a principal (nil when absent).
+func (s *Service) principal(ctx context.Context, arn string) (*Principal, error) {
+	var p *Principal
+	err := s.store.View(ctx, func(tx keystore.Tx) (err error) {
+		p, err = getPrincipalTx(tx, arn)
+		return err
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return p, nil
+}
