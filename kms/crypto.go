@@ -182,6 +182,7 @@ func (s *Service) open(ctx context.Context, c *Caller, raw []byte, keyID, alg st
 		if r == nil || r.Region != s.region {
 			return nil, invalidCiphertext
 		}
+		noteKey(ctx, r)
 	}
 	if r.Account != c.Account {
 		return nil, newError(ErrAccessDenied, "User: %s is not authorized to perform: kms:%s on resource: %s", c.ARN, op, r.arn())

@@ -94,6 +94,9 @@ func (s *Service) Run(ctx context.Context, interval time.Duration, log *slog.Log
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if err := s.FlushUsage(ctx); err != nil && ctx.Err() == nil {
+			log.Error("usage flush failed", "err", err)
+		}
 		if r, d, err := s.RunMaintenance(ctx); err != nil {
 			if ctx.Err() != nil {
 				return

@@ -111,6 +111,7 @@ func (s *Service) resolveKey(ctx context.Context, c *Caller, keyID string) (*key
 	if r == nil || r.Account != account {
 		return nil, keyNotFound(s.keyARN(account, id))
 	}
+	noteKey(ctx, r)
 	return r, nil
 }
 
@@ -184,6 +185,7 @@ func (s *Service) resolveAlias(ctx context.Context, account, name string) (*keyR
 	if r == nil {
 		return nil, keyNotFound(s.keyARN(account, a.Target))
 	}
+	noteKey(ctx, r)
 	return r, nil
 }
 

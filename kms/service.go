@@ -67,6 +67,7 @@ type Service struct {
 
 	materials *materialCache
 	grants    grantCache
+	usage     usage
 
 	// akMu guards accessKeys, the unwrapped secrets of access keys in use.
 	akMu       sync.RWMutex
@@ -123,6 +124,7 @@ func (s *Service) Account() string { return s.account }
 
 // Close drops and zeroes every cached key version.
 func (s *Service) Close() error {
+	s.FlushUsage(context.Background())
 	s.materials.purge()
 	s.akMu.Lock()
 	for k, e := range s.accessKeys {
@@ -141,6 +143,7 @@ const (
 	bucketAccessKeys = "access-keys"
 	bucketMeta       = "meta"
 	bucketGrants     = "grants"
+	bucketUsage      = "usage"
 )
 
 // keyRecord is a KMS key as stored. Snapshots in the cache are never

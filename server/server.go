@@ -5,6 +5,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -12,9 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,16 +42,19 @@ type Config struct {
 
 // Server serves the KMS API.
 type Server struct {
-	svc   *kms.Service
-	dev   bool
-	max   int
-	now   func() time.Time
-	log   *slog.Logger
-	keys  signingKeys
-	ops   map[string]handler
-	admin map[string]handler
-	http  *fasthttp.Server
-	ready atomic.Bool
+	svc          *kms.Service
+	dev          bool
+	max          int
+	now          func() time.Time
+	log          *slog.Logger
+	keys         signingKeys
+	ops          map[string]*operation
+	admin        map[string]*operation
+	metrics      *serverMetrics
+	extraMetrics []func(io.Writer)
+	http         *fasthttp.Server
+	ready        atomic.Bool
+	conns        connTracker
 }
 
 // New returns a Server for cfg.
@@ -68,8 +72,9 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.ops = operations(cfg.Service)
-	s.admin = adminOperations(cfg.Service)
+	s.ops = index(operations(cfg.Service))
+	s.admin = index(adminOperations(cfg.Service))
+	s.metrics = newServerMetrics(s.ops, s.admin)
 	cfg.Service.OnAccessKeyDeleted(s.keys.forget)
 	s.http = &fasthttp.Server{
 		Handler: s.handle,
@@ -84,6 +89,7 @@ func New(cfg Config) (*Server, error) {
 		DisablePreParseMultipartForm: true,
 		NoDefaultDate:                false,
 		CloseOnShutdown:              true,
+		ConnState:                    s.conns.track,
 	}
 	s.ready.Store(true)
 	return s, nil
@@ -100,7 +106,52 @@ func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 // finish (or ctx to end).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
-	return s.http.ShutdownWithContext(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.http.ShutdownWithContext(ctx) }()
+	// fasthttp closes connections idle after a request; connections that
+	// never carried one (clients dial spares) would hold shutdown until they
+	// time out. Neither kind has a request in flight: close both.
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.conns.closeQuiet()
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// connTracker knows each connection's state, to close the quiet ones at
+// shutdown.
+type connTracker struct {
+	mu sync.Mutex
+	m  map[net.Conn]fasthttp.ConnState
+}
+
+func (c *connTracker) track(conn net.Conn, st fasthttp.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[net.Conn]fasthttp.ConnState{}
+	}
+	if st == fasthttp.StateClosed || st == fasthttp.StateHijacked {
+		delete(c.m, conn)
+		return
+	}
+	c.m[conn] = st
+}
+
+func (c *connTracker) closeQuiet() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for conn, st := range c.m {
+		if st == fasthttp.StateNew || st == fasthttp.StateIdle {
+			conn.Close()
+			delete(c.m, conn)
+		}
+	}
 }
 
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
@@ -116,17 +167,37 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.SetBodyString("ready\n")
 		return
+	case "/metrics":
+		if ctx.IsGet() {
+			s.writeMetrics(ctx)
+			return
+		}
 	}
+	start := time.Now()
 	requestID := newRequestID()
 	ctx.Response.Header.Set("x-amzn-RequestId", requestID)
+	info := infoPool.Get().(*kms.RequestInfo)
+	info.Reset()
+	ctx.SetUserValue(kms.RequestInfoKey, info)
 	buf := bufPool.Get().(*[]byte)
-	out, err := s.serveAPI(ctx, (*buf)[:0])
+	op, caller, out, err := s.serveAPI(ctx, (*buf)[:0])
+	code := ""
 	if err != nil {
-		s.writeError(ctx, requestID, err)
+		code = s.writeError(ctx, requestID, err)
 	} else {
 		ctx.SetContentType("application/x-amz-json-1.1")
 		ctx.SetBody(out)
 	}
+	if caller != nil {
+		key := ""
+		if len(info.KeyARNs) > 0 {
+			key = info.KeyARNs[0]
+		}
+		s.svc.RecordUsage(caller.Account, key, op)
+	}
+	s.metrics.observe(op, code, time.Since(start))
+	ctx.RemoveUserValue(kms.RequestInfoKey)
+	infoPool.Put(info)
 	if out == nil {
 		out = (*buf)[:0]
 	}
@@ -143,28 +214,46 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 
 const maxPooledBuf = 64 << 10
 
-func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) ([]byte, error) {
+// serveAPI authenticates and runs one API request. It returns the
+// operation's name and the caller when they were established.
+func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (op string, caller *kms.Caller, out []byte, err error) {
 	if !ctx.IsPost() {
-		return nil, &protocolError{"UnknownOperationException", 400, "Only POST is accepted by this service."}
+		return "", nil, nil, &protocolError{"UnknownOperationException", 400, "Only POST is accepted by this service."}
 	}
 	if len(ctx.Request.Body()) > s.max {
-		return nil, &protocolError{"RequestEntityTooLarge", 413, "Request body is larger than the service accepts."}
+		return "", nil, nil, &protocolError{"RequestEntityTooLarge", 413, "Request body is larger than the service accepts."}
 	}
-	caller, err := s.authenticate(ctx)
+	caller, err = s.authenticate(ctx)
 	if err != nil {
-		return nil, err
+		return "", nil, nil, err
 	}
-	target := string(ctx.Request.Header.Peek("X-Amz-Target"))
-	var h handler
-	if op, ok := strings.CutPrefix(target, "TrentService."); ok {
-		h = s.ops[op]
-	} else if op, ok := strings.CutPrefix(target, "CofferAdmin."); ok && !s.dev {
-		h = s.admin[op]
+	target := ctx.Request.Header.Peek("X-Amz-Target")
+	var o *operation
+	if name, ok := bytes.CutPrefix(target, []byte("TrentService.")); ok {
+		o = s.ops[string(name)]
+	} else if name, ok := bytes.CutPrefix(target, []byte("CofferAdmin.")); ok && !s.dev {
+		o = s.admin[string(name)]
 	}
-	if h == nil {
-		return nil, &protocolError{"UnknownOperationException", 400, ""}
+	if o == nil {
+		return "", caller, nil, &protocolError{"UnknownOperationException", 400, ""}
 	}
-	return h(ctx, caller, ctx.Request.Body(), dst)
+	out, err = o.run(ctx, caller, ctx.Request.Body(), dst)
+	return o.name, caller, out, err
+}
+
+// operation is an entry of a dispatch table; name is the table's own
+// string, so keeping it keeps no request memory.
+type operation struct {
+	name string
+	run  handler
+}
+
+func index(table map[string]handler) map[string]*operation {
+	out := make(map[string]*operation, len(table))
+	for name, h := range table {
+		out[name] = &operation{name: name, run: h}
+	}
+	return out
 }
 
 // authenticate verifies the request's SigV4 signature and returns the caller.
@@ -190,7 +279,7 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*kms.Caller, error) {
 	return caller, nil
 }
 
-func (s *Server) writeError(ctx *fasthttp.RequestCtx, requestID string, err error) {
+func (s *Server) writeError(ctx *fasthttp.RequestCtx, requestID string, err error) string {
 	code, status, msg := classify(err)
 	if status >= 500 {
 		var ke *kms.Error
@@ -208,6 +297,7 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, requestID string, err erro
 		Message string `json:"message,omitempty"`
 	}{code, msg})
 	ctx.SetBody(body)
+	return code
 }
 
 // Request IDs are UUID-shaped: a random per-process prefix and a counter,

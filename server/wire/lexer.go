@@ -7,6 +7,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/base64"
 	"strconv"
 	"unicode/utf16"
@@ -113,24 +114,25 @@ func (l *lexer) null() bool {
 func (l *lexer) str() ([]byte, error) {
 	l.i++ // '"'
 	start := l.i
-	for l.i < len(l.b) {
-		c := l.b[l.i]
-		switch {
-		case c == '"':
-			s := l.b[start:l.i]
-			l.i++
-			if !utf8.Valid(s) {
-				return []byte(string([]rune(string(s)))), nil // invalid UTF-8 becomes U+FFFD, as encoding/json does
-			}
-			return s, nil
-		case c == '\\':
-			return l.strSlow(start)
-		case c < 0x20:
+	end := bytes.IndexByte(l.b[start:], '"')
+	if end < 0 {
+		return nil, syntaxError()
+	}
+	s := l.b[start : start+end]
+	for j, c := range s {
+		if c < 0x20 {
 			return nil, syntaxError()
 		}
-		l.i++
+		if c == '\\' {
+			l.i = start + j
+			return l.strSlow(start)
+		}
 	}
-	return nil, syntaxError()
+	l.i = start + end + 1
+	if !utf8.Valid(s) {
+		return []byte(string([]rune(string(s)))), nil // invalid UTF-8 becomes U+FFFD, as encoding/json does
+	}
+	return s, nil
 }
 
 func (l *lexer) strSlow(start int) ([]byte, error) {

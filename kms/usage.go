@@ -1,0 +1,169 @@
+package kms
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+// RequestInfo collects what the service learned while serving one request
+// that the transport needs afterwards, for metering and audit: the keys the
+// request resolved. The server attaches one to the request context.
+type RequestInfo struct {
+	KeyARNs []string
+}
+
+// requestInfoKey is the context key of *RequestInfo.
+type requestInfoKey struct{}
+
+// RequestInfoKey is the context key under which the server stores a
+// *RequestInfo (fasthttp's RequestCtx.Value reads its user values).
+var RequestInfoKey any = requestInfoKey{}
+
+// Reset empties the info for reuse.
+func (ri *RequestInfo) Reset() { ri.KeyARNs = ri.KeyARNs[:0] }
+
+func noteKey(ctx context.Context, r *keyRecord) {
+	if ri, ok := ctx.Value(RequestInfoKey).(*RequestInfo); ok && ri != nil {
+		arn := r.arn()
+		if !slices.Contains(ri.KeyARNs, arn) {
+			ri.KeyARNs = append(ri.KeyARNs, arn)
+		}
+	}
+}
+
+// usageKey names one counter: calls of an operation on a key by an account.
+type usageKey struct {
+	account, key, op string
+}
+
+// usage counts calls in memory; FlushUsage adds the counts to the store.
+type usage struct {
+	mu sync.RWMutex
+	m  map[usageKey]*atomic.Uint64
+}
+
+// RecordUsage counts one call of op by account on key ("" for calls that
+// name no key).
+func (s *Service) RecordUsage(account, key, op string) {
+	k := usageKey{account, key, op}
+	s.usage.mu.RLock()
+	c, ok := s.usage.m[k]
+	s.usage.mu.RUnlock()
+	if !ok {
+		s.usage.mu.Lock()
+		if s.usage.m == nil {
+			s.usage.m = map[usageKey]*atomic.Uint64{}
+		}
+		if c, ok = s.usage.m[k]; !ok {
+			c = new(atomic.Uint64)
+			s.usage.m[k] = c
+		}
+		s.usage.mu.Unlock()
+	}
+	c.Add(1)
+}
+
+func (k usageKey) storeKey() string { return k.account + "|" + k.op + "|" + k.key }
+
+// FlushUsage adds the counts gathered since the last flush to the store.
+func (s *Service) FlushUsage(ctx context.Context) error {
+	deltas := map[usageKey]uint64{}
+	s.usage.mu.RLock()
+	for k, c := range s.usage.m {
+		if n := c.Swap(0); n > 0 {
+			deltas[k] = n
+		}
+	}
+	s.usage.mu.RUnlock()
+	if len(deltas) == 0 {
+		return nil
+	}
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		for k, n := range deltas {
+			var cur uint64
+			if raw, err := tx.Get(bucketUsage, k.storeKey()); err != nil {
+				return err
+			} else if raw != nil {
+				json.Unmarshal(raw, &cur)
+			}
+			if err := putJSON(tx, bucketUsage, k.storeKey(), cur+n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil { // put the counts back: nothing is lost
+		s.usage.mu.RLock()
+		for k, n := range deltas {
+			s.usage.m[k].Add(n)
+		}
+		s.usage.mu.RUnlock()
+	}
+	return err
+}
+
+// UsageEntry is one counter.
+type UsageEntry struct {
+	Account   string `json:"Account"`
+	KeyArn    string `json:"KeyArn,omitempty"`
+	Operation string `json:"Operation"`
+	Calls     uint64 `json:"Calls"`
+}
+
+// UsageOutput is GetUsage's response.
+type UsageOutput struct {
+	Usage []UsageEntry `json:"Usage"`
+}
+
+// GetUsage returns the call counters of the caller's account: persisted
+// counts plus those not yet flushed.
+func (s *Service) GetUsage(ctx context.Context, c *Caller, _ *Empty) (*UsageOutput, error) {
+	all, err := s.AllUsage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := &UsageOutput{Usage: []UsageEntry{}}
+	for _, e := range all {
+		if e.Account == c.Account {
+			out.Usage = append(out.Usage, e)
+		}
+	}
+	return out, nil
+}
+
+// AllUsage returns every counter, sorted, for metrics.
+func (s *Service) AllUsage(ctx context.Context) ([]UsageEntry, error) {
+	totals := map[usageKey]uint64{}
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		return tx.Scan(bucketUsage, "", "", func(k string, raw []byte) bool {
+			parts := strings.SplitN(k, "|", 3)
+			var n uint64
+			if len(parts) == 3 && json.Unmarshal(raw, &n) == nil {
+				totals[usageKey{parts[0], parts[2], parts[1]}] += n
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	s.usage.mu.RLock()
+	for k, c := range s.usage.m {
+		totals[k] += c.Load()
+	}
+	s.usage.mu.RUnlock()
+	out := make([]UsageEntry, 0, len(totals))
+	for k, n := range totals {
+		out = append(out, UsageEntry{Account: k.account, KeyArn: k.key, Operation: k.op, Calls: n})
+	}
+	slices.SortFunc(out, func(a, b UsageEntry) int {
+		return strings.Compare(a.Account+a.KeyArn+a.Operation, b.Account+b.KeyArn+b.Operation)
+	})
+	return out, nil
+}
