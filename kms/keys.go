@@ -131,6 +131,7 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		return nil, internal(err)
 	}
 	s.publish(r.ID, r)
+	noteKey(ctx, r)
 	return &CreateKeyOutput{KeyMetadata: r.metadata()}, nil
 }
 

@@ -110,6 +110,7 @@ func adminOperations(s *kms.Service) map[string]handler {
 		"GetUserPolicy":    op(s.GetUserPolicy),
 		"ListUserPolicies": op(s.ListUserPolicies),
 		"DeleteUserPolicy": op(s.DeleteUserPolicy),
+		"GetUsage":         op(s.GetUsage),
 	}
 }
 

@@ -165,6 +165,7 @@ listen address. Only principals whose policies allow the action may use them.`,
 		run("ListUserPolicies", cobra.ExactArgs(1), userArg)("list USER", "List a user's identity policies"),
 		run("DeleteUserPolicy", cobra.ExactArgs(2), names)("delete USER POLICY_NAME", "Delete an identity policy"),
 	)
-	cmd.AddCommand(user, key, policy)
+	usage := run("GetUsage", cobra.NoArgs, userArg)("usage", "Show the account's call counts per key and operation")
+	cmd.AddCommand(user, key, policy, usage)
 	return cmd
 }

@@ -142,6 +142,20 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	mctx, mcancel := context.WithCancel(ctx)
 	defer mcancel()
 	go svc.Run(mctx, o.maintenanceInterval, log)
+	go func() { // usage counters reach the store every few seconds
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-mctx.Done():
+				return
+			case <-t.C:
+				if err := svc.FlushUsage(mctx); err != nil && mctx.Err() == nil {
+					log.Error("usage flush failed", "err", err)
+				}
+			}
+		}
+	}()
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
