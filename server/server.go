@@ -264,9 +264,9 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*kms.Caller, error) {
 	}
 	if s.dev {
 		acct := s.svc.Account()
-		return &kms.Caller{ARN: "arn:aws:iam::" + acct + ":root", Account: acct, AccessKeyID: sr.accessKey}, nil
+		return &kms.Caller{ARN: "arn:aws:iam::" + acct + ":root", Account: acct, AccessKeyID: string(sr.accessKey)}, nil
 	}
-	caller, secret, err := s.svc.AccessKey(ctx, sr.accessKey)
+	caller, secret, err := s.svc.AccessKey(ctx, string(sr.accessKey))
 	if errors.Is(err, kms.ErrUnknownAccessKey) {
 		return nil, unknownAccessKey
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -32,107 +33,169 @@ type authError struct {
 
 func (e *authError) Error() string { return e.code + ": " + e.message }
 
-// sigRequest is the parsed Authorization header.
+// sigRequest is the parsed Authorization header. Its byte slices alias the
+// request's memory and are valid only while the handler runs.
 type sigRequest struct {
-	accessKey, date, region, service string
-	signedHeaders                    []string
-	signature                        []byte
+	accessKey, date, region, service []byte
+	signedHeaders                    []byte // "a;b;c"
+	signature                        [sha256.Size]byte
 	amzDate                          time.Time
-	amzDateRaw                       string
+	amzDateRaw                       []byte
 }
 
 // parseAuthorization parses and checks the form of a SigV4 request: the
 // header's parts, the credential scope and the clock. It does not check the
-// signature itself.
+// signature itself. It allocates only to describe a failure.
 func parseAuthorization(req *fasthttp.Request, region string, now time.Time) (*sigRequest, error) {
-	auth := string(req.Header.Peek("Authorization"))
-	if auth == "" {
+	auth := req.Header.Peek("Authorization")
+	if len(auth) == 0 {
 		return nil, &authError{"MissingAuthenticationTokenException", "Missing Authentication Token"}
 	}
-	alg, rest, _ := strings.Cut(auth, " ")
-	if alg != sigAlgorithm {
-		return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Unsupported AWS 'algorithm': '%s'", truncateHeader(alg))}
+	alg, rest, _ := bytes.Cut(auth, []byte(" "))
+	if string(alg) != sigAlgorithm {
+		return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Unsupported AWS 'algorithm': '%s'", truncateHeader(string(alg)))}
 	}
-	var sr sigRequest
-	var credential, signedHeaders, signature string
-	var missing []string
-	for _, part := range strings.Split(rest, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+	sr := &sigRequest{}
+	var credential, signature []byte
+	for len(rest) > 0 {
+		var part []byte
+		part, rest, _ = bytes.Cut(rest, []byte(","))
+		part = bytes.TrimSpace(part)
+		k, v, ok := bytes.Cut(part, []byte("="))
 		if !ok {
-			return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("'%s' not a valid key=value pair (missing equal-sign) in Authorization header: '%s'.", truncateHeader(strings.TrimSpace(part)), truncateHeader(auth))}
+			return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("'%s' not a valid key=value pair (missing equal-sign) in Authorization header: '%s'.", truncateHeader(string(part)), truncateHeader(string(auth)))}
 		}
-		switch k {
+		switch string(k) {
 		case "Credential":
 			credential = v
 		case "SignedHeaders":
-			signedHeaders = v
+			sr.signedHeaders = v
 		case "Signature":
 			signature = v
 		}
 	}
-	if credential == "" {
-		missing = append(missing, "Authorization header requires 'Credential' parameter.")
+	dateHeader := req.Header.Peek("X-Amz-Date")
+	if len(dateHeader) == 0 {
+		dateHeader = req.Header.Peek("Date")
 	}
-	if signature == "" {
-		missing = append(missing, "Authorization header requires 'Signature' parameter.")
+	if len(credential) == 0 || len(signature) == 0 || len(sr.signedHeaders) == 0 || len(dateHeader) == 0 {
+		var missing []string
+		if len(credential) == 0 {
+			missing = append(missing, "Authorization header requires 'Credential' parameter.")
+		}
+		if len(signature) == 0 {
+			missing = append(missing, "Authorization header requires 'Signature' parameter.")
+		}
+		if len(sr.signedHeaders) == 0 {
+			missing = append(missing, "Authorization header requires 'SignedHeaders' parameter.")
+		}
+		if len(dateHeader) == 0 {
+			missing = append(missing, "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+		}
+		return nil, &authError{"IncompleteSignatureException", strings.Join(missing, " ") + " Authorization=" + truncateHeader(string(auth))}
 	}
-	if signedHeaders == "" {
-		missing = append(missing, "Authorization header requires 'SignedHeaders' parameter.")
+	var scope [5][]byte
+	n, c := 0, credential
+	for n < 5 {
+		i := bytes.IndexByte(c, '/')
+		if i < 0 {
+			scope[n] = c
+			n++
+			c = nil
+			break
+		}
+		scope[n], c = c[:i], c[i+1:]
+		n++
 	}
-	dateHeader := string(req.Header.Peek("X-Amz-Date"))
-	if dateHeader == "" {
-		dateHeader = string(req.Header.Peek("Date"))
-	}
-	if dateHeader == "" {
-		missing = append(missing, "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
-	}
-	if len(missing) > 0 {
-		return nil, &authError{"IncompleteSignatureException", strings.Join(missing, " ") + " Authorization=" + truncateHeader(auth)}
-	}
-	scope := strings.Split(credential, "/")
-	if len(scope) != 5 || scope[0] == "" {
-		return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Credential should have exactly 5 slash-delimited elements, e.g. keyID/date/region/service/term, got '%s'", truncateHeader(credential))}
+	if n != 5 || c != nil || len(scope[0]) == 0 {
+		return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Credential should have exactly 5 slash-delimited elements, e.g. keyID/date/region/service/term, got '%s'", truncateHeader(string(credential)))}
 	}
 	sr.accessKey, sr.date, sr.region, sr.service = scope[0], scope[1], scope[2], scope[3]
-	if scope[4] != sigTerminator {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped with a valid terminator: 'aws4_request', not '%s'.", truncateHeader(scope[4]))}
+	if string(scope[4]) != sigTerminator {
+		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped with a valid terminator: 'aws4_request', not '%s'.", truncateHeader(string(scope[4])))}
 	}
-	t, err := time.Parse(amzDateLayout, dateHeader)
-	if err != nil {
-		t, err = time.Parse(time.RFC1123, dateHeader)
-		if err != nil {
-			return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", truncateHeader(dateHeader))}
+	t, ok := parseAmzDate(dateHeader)
+	if !ok {
+		var err error
+		if t, err = time.Parse(time.RFC1123, string(dateHeader)); err != nil {
+			return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", truncateHeader(string(dateHeader)))}
 		}
+		t = t.UTC()
 	}
-	sr.amzDate, sr.amzDateRaw = t.UTC(), dateHeader
-	if sr.date != sr.amzDate.Format("20060102") {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid date: '%s', not '%s'.", sr.amzDate.Format("20060102"), truncateHeader(sr.date))}
+	sr.amzDate, sr.amzDateRaw = t, dateHeader
+	var day [8]byte
+	t.AppendFormat(day[:0], "20060102")
+	if !bytes.Equal(sr.date, day[:]) {
+		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid date: '%s', not '%s'.", day[:], truncateHeader(string(sr.date)))}
 	}
-	if sr.region != region {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", truncateHeader(sr.region))}
+	if string(sr.region) != region {
+		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", truncateHeader(string(sr.region)))}
 	}
-	if sr.service != sigService {
+	if string(sr.service) != sigService {
 		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", sigService)}
 	}
 	now = now.UTC()
-	if sr.amzDate.Before(now.Add(-maxClockSkew)) {
+	if t.Before(now.Add(-maxClockSkew)) {
 		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 15 min.)",
-			sr.amzDate.Format(amzDateLayout), now.Add(-maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout))}
+			t.Format(amzDateLayout), now.Add(-maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout))}
 	}
-	if sr.amzDate.After(now.Add(maxClockSkew)) {
+	if t.After(now.Add(maxClockSkew)) {
 		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 15 min.)",
-			sr.amzDate.Format(amzDateLayout), now.Add(maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout))}
+			t.Format(amzDateLayout), now.Add(maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout))}
 	}
-	sr.signedHeaders = strings.Split(signedHeaders, ";")
-	if !slices.Contains(sr.signedHeaders, "host") {
+	if !signsHost(sr.signedHeaders) {
 		return nil, &authError{"InvalidSignatureException", "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."}
 	}
-	sig, err := hex.DecodeString(signature)
-	if err != nil || len(sig) != sha256.Size {
+	if len(signature) != 2*sha256.Size {
 		return nil, signatureMismatch
 	}
-	sr.signature = sig
-	return &sr, nil
+	if _, err := hex.Decode(sr.signature[:], signature); err != nil {
+		return nil, signatureMismatch
+	}
+	return sr, nil
+}
+
+func signsHost(signed []byte) bool {
+	for len(signed) > 0 {
+		var h []byte
+		h, signed, _ = bytes.Cut(signed, []byte(";"))
+		if string(h) == "host" {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAmzDate parses the basic ISO 8601 form SigV4 uses,
+// YYYYMMDDTHHMMSSZ, without time.Parse's generality.
+func parseAmzDate(b []byte) (time.Time, bool) {
+	if len(b) != 16 || b[8] != 'T' || b[15] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(s []byte) (int, bool) {
+		n := 0
+		for _, c := range s {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	y, ok1 := num(b[0:4])
+	mo, ok2 := num(b[4:6])
+	d, ok3 := num(b[6:8])
+	h, ok4 := num(b[9:11])
+	mi, ok5 := num(b[11:13])
+	sec, ok6 := num(b[13:15])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC)
+	if t.Day() != d { // 31 February and the like
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 var signatureMismatch = &authError{"InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
@@ -171,19 +234,16 @@ func appendStringToSign(dst []byte, sc *sigScratch, req *fasthttp.Request, sr *s
 		cr = append(cr, canonicalQuery(q)...)
 	}
 	cr = append(cr, '\n')
-	for _, h := range sr.signedHeaders {
+	for rest := sr.signedHeaders; len(rest) > 0; {
+		var h []byte
+		h, rest, _ = bytes.Cut(rest, []byte(";"))
 		cr = append(cr, h...)
 		cr = append(cr, ':')
 		cr = appendCanonicalHeaderValue(cr, req, h)
 		cr = append(cr, '\n')
 	}
 	cr = append(cr, '\n')
-	for i, h := range sr.signedHeaders {
-		if i > 0 {
-			cr = append(cr, ';')
-		}
-		cr = append(cr, h...)
-	}
+	cr = append(cr, sr.signedHeaders...)
 	cr = append(cr, '\n')
 	var sum [sha256.Size]byte
 	sc.sha.Reset()
@@ -208,8 +268,8 @@ func appendStringToSign(dst []byte, sc *sigScratch, req *fasthttp.Request, sr *s
 
 // appendCanonicalHeaderValue appends the values of header name, trimmed,
 // inner runs of spaces collapsed, several values joined by commas.
-func appendCanonicalHeaderValue(dst []byte, req *fasthttp.Request, name string) []byte {
-	switch name {
+func appendCanonicalHeaderValue(dst []byte, req *fasthttp.Request, nameBytes []byte) []byte {
+	switch name := string(nameBytes); name {
 	case "host":
 		return appendTrimmed(dst, req.Header.Host())
 	case "content-length":
@@ -219,7 +279,7 @@ func appendCanonicalHeaderValue(dst []byte, req *fasthttp.Request, name string) 
 		return appendTrimmed(dst, req.Header.Peek(name))
 	}
 	first := true
-	for _, v := range req.Header.PeekAll(name) {
+	for _, v := range req.Header.PeekAll(string(nameBytes)) {
 		if !first {
 			dst = append(dst, ',')
 		}
@@ -308,15 +368,16 @@ type signingKey struct {
 const maxSigningKeys = 4096
 
 func (c *signingKeys) get(secret []byte, sr *sigRequest, id []byte) *signingKey {
+	date, region, service := sr.date, sr.region, sr.service
 	c.mu.RLock()
 	k, ok := c.m[string(id)]
 	c.mu.RUnlock()
 	if ok {
 		return k
 	}
-	raw := hmacSHA256(append([]byte("AWS4"), secret...), []byte(sr.date))
-	raw = hmacSHA256(raw, []byte(sr.region))
-	raw = hmacSHA256(raw, []byte(sr.service))
+	raw := hmacSHA256(append([]byte("AWS4"), secret...), date)
+	raw = hmacSHA256(raw, region)
+	raw = hmacSHA256(raw, service)
 	raw = hmacSHA256(raw, []byte(sigTerminator))
 	k = &signingKey{key: raw}
 	k.macs.New = func() any { return hmac.New(sha256.New, raw) }
@@ -351,7 +412,7 @@ func (c *signingKeys) verify(req *fasthttp.Request, sr *sigRequest, secret []byt
 	sc := scratchPool.Get().(*sigScratch)
 	defer scratchPool.Put(sc)
 	id := append(sc.sts[:0], sr.accessKey...)
-	for _, p := range [...]string{sr.date, sr.region, sr.service} {
+	for _, p := range [...][]byte{sr.date, sr.region, sr.service} {
 		id = append(id, '/')
 		id = append(id, p...)
 	}
@@ -362,7 +423,7 @@ func (c *signingKeys) verify(req *fasthttp.Request, sr *sigRequest, secret []byt
 	mac.Reset()
 	mac.Write(sts)
 	var sum [sha256.Size]byte
-	ok := hmac.Equal(mac.Sum(sum[:0]), sr.signature)
+	ok := hmac.Equal(mac.Sum(sum[:0]), sr.signature[:])
 	k.macs.Put(mac)
 	return ok
 }
