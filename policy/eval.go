@@ -33,6 +33,9 @@ type principalSet struct {
 // its account when the caller is that account's root) or through its
 // account (delegation to the account's identity policies).
 func (ps *principalSet) match(r *Request) (direct, viaAccount bool) {
+	if ps == nil { // a statement with no principal names no one
+		return false, false
+	}
 	if ps.any || slices.Contains(ps.arns, r.PrincipalARN) {
 		return true, false
 	}
@@ -139,6 +142,9 @@ func (p *Policy) evalKeyPolicy(r *Request) keyVerdict {
 	}
 	for i := range p.statements {
 		st := &p.statements[i]
+		if !st.hasPrincipal {
+			continue
+		}
 		direct, via := st.principals.match(r)
 		if st.notPrincipal {
 			direct, via = !(direct || via), false

@@ -319,6 +319,9 @@ func parseConditions(v any, stmt string) ([]condition, error) {
 				return nil, malformed("%s (%s).", err.Error(), stmt)
 			}
 			vals, err := conditionValues(raw)
+			if err == nil && len(vals) == 0 {
+				return nil, malformed("Condition key %s in %s has no values.", key, stmt)
+			}
 			if err != nil {
 				return nil, malformed("The values of condition key %s in %s must be strings, numbers or booleans.", key, stmt)
 			}

@@ -267,3 +267,11 @@ func BenchmarkEvaluate(b *testing.B) {
 		})
 	}
 }
+
+// An identity policy handed to Authorize as a key policy names no one.
+func TestIdentityPolicyAsKeyPolicyNamesNoOne(t *testing.T) {
+	p := mustParse(t, `{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`, IdentityPolicy)
+	if d := Authorize(p, acct, nil, false, req(alice, "kms:Encrypt", nil)); d != NotApplicable {
+		t.Fatalf("got %v", d)
+	}
+}
