@@ -62,6 +62,9 @@ func (s *Service) CreateUser(ctx context.Context, c *Caller, in *UserNameInput) 
 	if err := checkUserName(in.UserName); err != nil {
 		return nil, err
 	}
+	if err := s.authorizeIdentity(ctx, c, "iam:CreateUser", s.userARN(c.Account, in.UserName)); err != nil {
+		return nil, err
+	}
 	p := &Principal{ARN: s.userARN(c.Account, in.UserName), Account: c.Account, Name: in.UserName, Type: "IAMUser", Created: s.now().UTC()}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -86,6 +89,9 @@ type ListUsersOutput struct {
 
 // ListUsers lists the users of the caller's account.
 func (s *Service) ListUsers(ctx context.Context, c *Caller, _ *Empty) (*ListUsersOutput, error) {
+	if err := s.authorizeIdentity(ctx, c, "iam:ListUsers", "*"); err != nil {
+		return nil, err
+	}
 	out := &ListUsersOutput{Users: []User{}}
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
 		return tx.Scan(bucketPrincipals, "arn:aws:iam::"+c.Account+":user/", "", func(_ string, raw []byte) bool {
@@ -107,6 +113,9 @@ func (s *Service) ListUsers(ctx context.Context, c *Caller, _ *Empty) (*ListUser
 // administrator who is acting.
 func (s *Service) DeleteUser(ctx context.Context, c *Caller, in *UserNameInput) (*Empty, error) {
 	if err := checkUserName(in.UserName); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIdentity(ctx, c, "iam:DeleteUser", s.userARN(c.Account, in.UserName)); err != nil {
 		return nil, err
 	}
 	arn := s.userARN(c.Account, in.UserName)
@@ -183,6 +192,9 @@ func (s *Service) CreateAccessKey(ctx context.Context, c *Caller, in *UserNameIn
 	if err := checkUserName(in.UserName); err != nil {
 		return nil, err
 	}
+	if err := s.authorizeIdentity(ctx, c, "iam:CreateAccessKey", s.userARN(c.Account, in.UserName)); err != nil {
+		return nil, err
+	}
 	var p *Principal
 	if err := s.store.View(ctx, func(tx keystore.Tx) (err error) {
 		p, err = getPrincipalTx(tx, s.userARN(c.Account, in.UserName))
@@ -232,6 +244,9 @@ func (s *Service) ListAccessKeys(ctx context.Context, c *Caller, in *UserNameInp
 			return nil, err
 		}
 	}
+	if err := s.authorizeIdentity(ctx, c, "iam:ListAccessKeys", "*"); err != nil {
+		return nil, err
+	}
 	out := &ListAccessKeysOutput{AccessKeyMetadata: []AccessKey{}}
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
 		return scanAccessKeys(tx, func(k *accessKeyRecord) bool {
@@ -261,6 +276,9 @@ func (s *Service) DeleteAccessKey(ctx context.Context, c *Caller, in *AccessKeyI
 		v.length("accessKeyId", in.AccessKeyId, 16, 128)
 	}
 	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIdentity(ctx, c, "iam:DeleteAccessKey", "*"); err != nil {
 		return nil, err
 	}
 	if in.AccessKeyId == c.AccessKeyID {
@@ -337,6 +355,9 @@ func (s *Service) PutUserPolicy(ctx context.Context, c *Caller, in *UserPolicyIn
 	if err := checkUserPolicyNames(in); err != nil {
 		return nil, err
 	}
+	if err := s.authorizeIdentity(ctx, c, "iam:PutUserPolicy", s.userARN(c.Account, in.UserName)); err != nil {
+		return nil, err
+	}
 	if len(in.PolicyDocument) > maxIdentityPolicy {
 		return nil, newError(ErrLimitExceeded, "Maximum policy size of %d bytes exceeded for user %s", maxIdentityPolicy, in.UserName)
 	}
@@ -355,6 +376,9 @@ func (s *Service) PutUserPolicy(ctx context.Context, c *Caller, in *UserPolicyIn
 // GetUserPolicy returns one of a user's policies.
 func (s *Service) GetUserPolicy(ctx context.Context, c *Caller, in *UserPolicyInput) (*UserPolicyInput, error) {
 	if err := checkUserPolicyNames(in); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIdentity(ctx, c, "iam:GetUserPolicy", s.userARN(c.Account, in.UserName)); err != nil {
 		return nil, err
 	}
 	p, err := s.principal(ctx, s.userARN(c.Account, in.UserName))
@@ -376,6 +400,9 @@ func (s *Service) ListUserPolicies(ctx context.Context, c *Caller, in *UserNameI
 	if err := checkUserName(in.UserName); err != nil {
 		return nil, err
 	}
+	if err := s.authorizeIdentity(ctx, c, "iam:ListUserPolicies", s.userARN(c.Account, in.UserName)); err != nil {
+		return nil, err
+	}
 	p, err := s.principal(ctx, s.userARN(c.Account, in.UserName))
 	if err != nil {
 		return nil, err
@@ -394,6 +421,9 @@ func (s *Service) ListUserPolicies(ctx context.Context, c *Caller, in *UserNameI
 // DeleteUserPolicy removes one of a user's policies.
 func (s *Service) DeleteUserPolicy(ctx context.Context, c *Caller, in *UserPolicyInput) (*Empty, error) {
 	if err := checkUserPolicyNames(in); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIdentity(ctx, c, "iam:DeleteUserPolicy", s.userARN(c.Account, in.UserName)); err != nil {
 		return nil, err
 	}
 	return &Empty{}, s.updatePrincipal(ctx, s.userARN(c.Account, in.UserName), in.UserName, func(p *Principal) error {

@@ -49,15 +49,9 @@ func (s *Service) CreateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	target, err := s.resolveKeyIDOrARN(ctx, c, in.TargetKeyId)
+	target, err := s.aliasTarget(ctx, c, in.AliasName, in.TargetKeyId, "kms:CreateAlias")
 	if err != nil {
 		return nil, err
-	}
-	if err := checkNotPendingDeletion(target); err != nil {
-		return nil, err
-	}
-	if target.Account != c.Account {
-		return nil, keyNotFound(target.arn())
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -121,15 +115,15 @@ func (s *Service) UpdateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	target, err := s.resolveKeyIDOrARN(ctx, c, in.TargetKeyId)
+	target, err := s.aliasTarget(ctx, c, in.AliasName, in.TargetKeyId, "kms:UpdateAlias")
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNotPendingDeletion(target); err != nil {
-		return nil, err
-	}
-	if target.Account != c.Account {
-		return nil, keyNotFound(target.arn())
+	// The key the alias points at now must allow it too.
+	if cur, err := s.resolveKey(ctx, c, in.AliasName); err == nil {
+		if err := s.authorizeKey(ctx, c, cur, "kms:UpdateAlias", s.requestContext(c, cur)); err != nil {
+			return nil, err
+		}
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -172,6 +166,14 @@ type DeleteAliasInput struct {
 func (s *Service) DeleteAlias(ctx context.Context, c *Caller, in *DeleteAliasInput) (*Empty, error) {
 	if err := checkAliasName(in.AliasName); err != nil {
 		return nil, err
+	}
+	if err := s.authorizeIdentity(ctx, c, "kms:DeleteAlias", s.aliasARN(c.Account, in.AliasName)); err != nil {
+		return nil, err
+	}
+	if cur, err := s.resolveKey(ctx, c, in.AliasName); err == nil {
+		if err := s.authorizeKey(ctx, c, cur, "kms:DeleteAlias", s.requestContext(c, cur)); err != nil {
+			return nil, err
+		}
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -229,6 +231,9 @@ func (s *Service) ListAliases(ctx context.Context, c *Caller, in *ListAliasesInp
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorizeIdentity(ctx, c, "kms:ListAliases", "*"); err != nil {
+		return nil, err
+	}
 	var keyID string
 	if in.KeyId != "" {
 		r, err := s.resolveKeyIDOrARN(ctx, c, in.KeyId)
@@ -265,4 +270,26 @@ func (s *Service) ListAliases(ctx context.Context, c *Caller, in *ListAliasesInp
 		out.NextMarker = encodeMarker("aliases", out.Aliases[len(out.Aliases)-1].AliasName)
 	}
 	return out, nil
+}
+
+// aliasTarget authorizes an alias change, which AWS governs twice: by
+// identity policies on the alias and by the target key's policy.
+func (s *Service) aliasTarget(ctx context.Context, c *Caller, alias, targetKeyID, action string) (*keyRecord, error) {
+	if err := s.authorizeIdentity(ctx, c, action, s.aliasARN(c.Account, alias)); err != nil {
+		return nil, err
+	}
+	target, err := s.resolveKeyIDOrARN(ctx, c, targetKeyID)
+	if err != nil {
+		return nil, err
+	}
+	if target.Account != c.Account {
+		return nil, keyNotFound(target.arn())
+	}
+	if err := s.authorizeKey(ctx, c, target, action, s.requestContext(c, target)); err != nil {
+		return nil, err
+	}
+	if err := checkNotPendingDeletion(target); err != nil {
+		return nil, err
+	}
+	return target, nil
 }

@@ -1,7 +1,223 @@
 package kms
 
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/policy"
+)
+
+// Authorization follows AWS KMS: key operations are decided by the key
+// policy, the caller's identity policies and grants (policy.Authorize);
+// IAM-only operations (CreateKey, ListKeys, ListAliases, GenerateRandom,
+// ListRetirableGrants, the administration API) by identity policies alone.
+// Every operation authorizes before anything observable happens.
+
+// identityCache holds each principal's compiled identity policies.
+type identityCache struct {
+	mu sync.RWMutex
+	m  map[string][]*policy.Policy
+}
+
 // forgetPrincipal drops what is cached about a principal's policies.
-func (s *Service) forgetPrincipal(arn string) {}
+func (s *Service) forgetPrincipal(arn string) {
+	s.identities.mu.Lock()
+	delete(s.identities.m, arn)
+	s.identities.mu.Unlock()
+}
 
 // validateIdentityPolicy checks an identity policy document.
-func (s *Service) validateIdentityPolicy(doc string) error { return validatePolicy(doc) }
+func (s *Service) validateIdentityPolicy(doc string) error {
+	if _, err := policy.Parse([]byte(doc), policy.IdentityPolicy); err != nil {
+		return newError(ErrMalformedPolicy, "%s", err.Error())
+	}
+	return nil
+}
+
+// identity returns the caller's identity policies (none for an account
+// root, which policy treats as allowed everything in its account).
+func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, error) {
+	s.identities.mu.RLock()
+	ps, ok := s.identities.m[c.ARN]
+	s.identities.mu.RUnlock()
+	if ok {
+		return ps, nil
+	}
+	p, err := s.principal(ctx, c.ARN)
+	if err != nil {
+		return nil, err
+	}
+	ps = []*policy.Policy{}
+	if p != nil {
+		for _, doc := range p.Policies {
+			if cp, err := policy.Parse([]byte(doc), policy.IdentityPolicy); err == nil {
+				ps = append(ps, cp)
+			}
+		}
+	}
+	s.identities.mu.Lock()
+	if s.identities.m == nil {
+		s.identities.m = map[string][]*policy.Policy{}
+	}
+	s.identities.m[c.ARN] = ps
+	s.identities.mu.Unlock()
+	return ps, nil
+}
+
+// requestContext starts the condition keys of a request by c on key r.
+func (s *Service) requestContext(c *Caller, r *keyRecord) *policy.Context {
+	pc := &policy.Context{
+		CallerAccount: c.Account, PrincipalARN: c.ARN, SourceIP: c.SourceIP,
+		SecureTransport: c.SecureTransport, HasTransport: c.HasTransport, CurrentTime: s.now(),
+	}
+	if r != nil {
+		pc.KeySpec, pc.KeyUsage, pc.KeyOrigin = r.Spec, r.Usage, r.Origin
+		id, account := r.ID, r.Account
+		pc.ResourceAliasesFunc = func() []string { return s.aliasesOf(account, id) }
+	}
+	return pc
+}
+
+// withEncryptionContext adds a request's encryption context and algorithm.
+func withEncryptionContext(pc *policy.Context, ec map[string]string, alg string) *policy.Context {
+	pc.EncryptionContext, pc.HasEncryptionContext = ec, true
+	if alg == "" {
+		alg = AlgSymmetric
+	}
+	pc.EncryptionAlgorithm = alg
+	return pc
+}
+
+// aliasesOf lists the alias names of a key (kms:ResourceAliases).
+func (s *Service) aliasesOf(account, id string) []string {
+	out := []string{}
+	s.store.View(context.Background(), func(tx keystore.Tx) error {
+		return scanAliases(tx, account, "", func(a *aliasRecord) bool {
+			if a.Target == id {
+				out = append(out, a.Name)
+			}
+			return true
+		})
+	})
+	return out
+}
+
+// grantOperationOf maps an action to the grant operation that may allow it.
+func grantOperationOf(action string) string {
+	switch op := strings.TrimPrefix(action, "kms:"); op {
+	case "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo",
+		"CreateGrant", "RetireGrant", "DescribeKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext":
+		return op
+	}
+	return ""
+}
+
+// authorizeKey decides action by c on key r, and refuses with AWS's
+// AccessDeniedException.
+func (s *Service) authorizeKey(ctx context.Context, c *Caller, r *keyRecord, action string, pc *policy.Context) error {
+	ident, err := s.identity(ctx, c)
+	if err != nil {
+		return err
+	}
+	grant := false
+	if op := grantOperationOf(action); op != "" {
+		if grant, err = s.grantAllows(ctx, r.ID, c, op, pc.EncryptionContext); err != nil {
+			return internal(err)
+		}
+	}
+	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: r.arn(), Context: pc}
+	switch policy.Authorize(r.compiledPolicy(), r.Account, ident, grant, &req) {
+	case policy.Allow:
+		return nil
+	case policy.Deny:
+		return accessDenied(c, action, r.arn(), "with an explicit deny in a resource-based or identity-based policy")
+	}
+	if r.compiledPolicy().Evaluate(&req) == policy.NotApplicable && c.Account == r.Account {
+		if policy.AuthorizeIdentity(ident, &req) == policy.Allow {
+			return accessDenied(c, action, r.arn(), "because no resource-based policy allows the "+action+" action")
+		}
+		return accessDenied(c, action, r.arn(), "because no identity-based policy allows the "+action+" action")
+	}
+	return accessDenied(c, action, r.arn(), "because no resource-based policy allows the "+action+" action")
+}
+
+// authorizeIdentity decides an IAM-only action.
+func (s *Service) authorizeIdentity(ctx context.Context, c *Caller, action, resource string) error {
+	ident, err := s.identity(ctx, c)
+	if err != nil {
+		return err
+	}
+	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: resource, Context: s.requestContext(c, nil)}
+	switch policy.AuthorizeIdentity(ident, &req) {
+	case policy.Allow:
+		return nil
+	case policy.Deny:
+		return accessDenied(c, action, resource, "with an explicit deny in an identity-based policy")
+	}
+	return accessDenied(c, action, resource, "because no identity-based policy allows the "+action+" action")
+}
+
+func accessDenied(c *Caller, action, resource, why string) error {
+	return newError(ErrAccessDenied, "User: %s is not authorized to perform: %s on resource: %s %s", c.ARN, action, resource, why)
+}
+
+// keyFor resolves keyID for the caller and authorizes action on it. A key
+// of another account is found only for operations AWS allows across
+// accounts.
+func (s *Service) keyFor(ctx context.Context, c *Caller, keyID, action string, crossAccount bool, pc func(*keyRecord) *policy.Context) (*keyRecord, error) {
+	r, err := s.resolveKey(ctx, c, keyID)
+	if err != nil {
+		return nil, err
+	}
+	if r.Account != c.Account && !crossAccount {
+		return nil, keyNotFound(r.arn())
+	}
+	var ctxKeys *policy.Context
+	if pc != nil {
+		ctxKeys = pc(r)
+	} else {
+		ctxKeys = s.requestContext(c, r)
+	}
+	if err := s.authorizeKey(ctx, c, r, action, ctxKeys); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// checkNewKeyPolicy validates a key policy document for key arn and, unless
+// bypassed, runs the lockout safety check for the caller.
+func (s *Service) checkNewKeyPolicy(ctx context.Context, c *Caller, doc, arn, keyAccount string, bypass bool) error {
+	if len(doc) > maxPolicyBytes {
+		return newError(ErrLimitExceeded, "Policy document exceeds the maximum size of %d bytes.", maxPolicyBytes)
+	}
+	p, err := policy.Parse([]byte(doc), policy.KeyPolicy)
+	if err != nil {
+		return newError(ErrMalformedPolicy, "%s", err.Error())
+	}
+	if bypass {
+		return nil
+	}
+	ident, err := s.identity(ctx, c)
+	if err != nil {
+		return err
+	}
+	if err := policy.CheckLockout(p, arn, keyAccount, c.ARN, c.Account, ident); err != nil {
+		return newError(ErrMalformedPolicy, "%s", err.Error())
+	}
+	return nil
+}
+
+// compiledPolicy returns the key policy compiled; records are compiled when
+// they enter the cache (prepare), so this is a field read.
+func (r *keyRecord) compiledPolicy() *policy.Policy { return r.compiled }
+
+// prepare computes a record's derived fields before it is shared.
+func (r *keyRecord) prepare() *keyRecord {
+	r.arnCache = "arn:aws:kms:" + r.Region + ":" + r.Account + ":key/" + r.ID
+	if p, err := policy.Parse([]byte(r.Policy), policy.KeyPolicy); err == nil {
+		r.compiled = p
+	}
+	return r
+}

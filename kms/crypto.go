@@ -3,8 +3,10 @@ package kms
 import (
 	"context"
 	"encoding/json"
+	"strings"
 
 	"github.com/coffer-kms/coffer/engine"
+	"github.com/coffer-kms/coffer/policy"
 )
 
 // Limits of the cryptographic operations, as AWS's.
@@ -47,7 +49,7 @@ func (s *Service) Encrypt(ctx context.Context, c *Caller, in *EncryptInput) (*En
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.encryptionKey(ctx, c, in.KeyId, in.EncryptionAlgorithm, "Encrypt")
+	r, err := s.encryptionKey(ctx, c, in.KeyId, in.EncryptionAlgorithm, "kms:Encrypt", in.EncryptionContext)
 	if err != nil {
 		return nil, err
 	}
@@ -61,16 +63,19 @@ func (s *Service) Encrypt(ctx context.Context, c *Caller, in *EncryptInput) (*En
 	return &EncryptOutput{CiphertextBlob: blob, KeyId: r.arn(), EncryptionAlgorithm: AlgSymmetric}, nil
 }
 
-// encryptionKey resolves keyID and checks it may encrypt now with alg.
-func (s *Service) encryptionKey(ctx context.Context, c *Caller, keyID, alg, op string) (*keyRecord, error) {
-	r, err := s.resolveKey(ctx, c, keyID)
+// encryptionKey resolves keyID, authorizes action on it and checks it may
+// encrypt now with alg.
+func (s *Service) encryptionKey(ctx context.Context, c *Caller, keyID, alg, action string, ec map[string]string) (*keyRecord, error) {
+	r, err := s.keyFor(ctx, c, keyID, action, true, func(r *keyRecord) *policy.Context {
+		return withEncryptionContext(s.requestContext(c, r), ec, alg)
+	})
 	if err != nil {
 		return nil, err
 	}
 	if err := checkCryptoState(r); err != nil {
 		return nil, err
 	}
-	if err := checkSymmetric(r, op); err != nil {
+	if err := checkSymmetric(r, strings.TrimPrefix(action, "kms:")); err != nil {
 		return nil, err
 	}
 	if alg != "" && alg != AlgSymmetric {
@@ -136,7 +141,7 @@ func (s *Service) Decrypt(ctx context.Context, c *Caller, in *DecryptInput) (*De
 	if err := checkRecipient(in.Recipient); err != nil {
 		return nil, err
 	}
-	o, err := s.open(ctx, c, in.CiphertextBlob, in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext, in.DryRun, "Decrypt")
+	o, err := s.open(ctx, c, in.CiphertextBlob, in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext, in.DryRun, "kms:Decrypt")
 	if err != nil {
 		return nil, err
 	}
@@ -184,13 +189,13 @@ func (s *Service) open(ctx context.Context, c *Caller, raw []byte, keyID, alg st
 		}
 		noteKey(ctx, r)
 	}
-	if r.Account != c.Account {
-		return nil, newError(ErrAccessDenied, "User: %s is not authorized to perform: kms:%s on resource: %s", c.ARN, op, r.arn())
+	if err := s.authorizeKey(ctx, c, r, op, withEncryptionContext(s.requestContext(c, r), encCtx, alg)); err != nil {
+		return nil, err
 	}
 	if err := checkCryptoState(r); err != nil {
 		return nil, err
 	}
-	if err := checkSymmetric(r, op); err != nil {
+	if err := checkSymmetric(r, strings.TrimPrefix(op, "kms:")); err != nil {
 		return nil, err
 	}
 	if alg != "" && alg != AlgSymmetric {
@@ -261,11 +266,11 @@ func (s *Service) ReEncrypt(ctx context.Context, c *Caller, in *ReEncryptInput) 
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	dst, err := s.encryptionKey(ctx, c, in.DestinationKeyId, in.DestinationEncryptionAlgorithm, "ReEncryptTo")
+	dst, err := s.encryptionKey(ctx, c, in.DestinationKeyId, in.DestinationEncryptionAlgorithm, "kms:ReEncryptTo", in.DestinationEncryptionContext)
 	if err != nil {
 		return nil, err
 	}
-	o, err := s.open(ctx, c, in.CiphertextBlob, in.SourceKeyId, in.SourceEncryptionAlgorithm, in.SourceEncryptionContext, in.DryRun, "ReEncryptFrom")
+	o, err := s.open(ctx, c, in.CiphertextBlob, in.SourceKeyId, in.SourceEncryptionAlgorithm, in.SourceEncryptionContext, in.DryRun, "kms:ReEncryptFrom")
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +312,7 @@ type GenerateDataKeyOutput struct {
 
 // GenerateDataKey returns a fresh data key and its blob under the key.
 func (s *Service) GenerateDataKey(ctx context.Context, c *Caller, in *GenerateDataKeyInput) (*GenerateDataKeyOutput, error) {
-	return s.generateDataKey(ctx, c, in, true)
+	return s.generateDataKey(ctx, c, in, "kms:GenerateDataKey")
 }
 
 // GenerateDataKeyWithoutPlaintext returns only the blob of a fresh data key.
@@ -315,10 +320,11 @@ func (s *Service) GenerateDataKeyWithoutPlaintext(ctx context.Context, c *Caller
 	if len(in.Recipient) != 0 && string(in.Recipient) != "null" {
 		return nil, newError(ErrValidation, "1 validation error detected: Recipient is not a member of GenerateDataKeyWithoutPlaintextRequest")
 	}
-	return s.generateDataKey(ctx, c, in, false)
+	return s.generateDataKey(ctx, c, in, "kms:GenerateDataKeyWithoutPlaintext")
 }
 
-func (s *Service) generateDataKey(ctx context.Context, c *Caller, in *GenerateDataKeyInput, withPlaintext bool) (*GenerateDataKeyOutput, error) {
+func (s *Service) generateDataKey(ctx context.Context, c *Caller, in *GenerateDataKeyInput, action string) (*GenerateDataKeyOutput, error) {
+	withPlaintext := action == "kms:GenerateDataKey"
 	var v validator
 	v.keyID("keyId", in.KeyId)
 	v.encryptionContext("encryptionContext", in.EncryptionContext)
@@ -349,7 +355,7 @@ func (s *Service) generateDataKey(ctx context.Context, c *Caller, in *GenerateDa
 	default:
 		return nil, newError(ErrValidation, "Please specify either number of bytes or key spec.")
 	}
-	r, err := s.encryptionKey(ctx, c, in.KeyId, "", "GenerateDataKey")
+	r, err := s.encryptionKey(ctx, c, in.KeyId, "", action, in.EncryptionContext)
 	if err != nil {
 		return nil, err
 	}
@@ -399,6 +405,9 @@ func (s *Service) GenerateRandom(ctx context.Context, c *Caller, in *GenerateRan
 		return nil, err
 	}
 	if err := checkRecipient(in.Recipient); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIdentity(ctx, c, "kms:GenerateRandom", "*"); err != nil {
 		return nil, err
 	}
 	if in.CustomKeyStoreId != "" {

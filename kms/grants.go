@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/policy"
 )
 
 // Grant limits, as AWS's.
@@ -215,7 +216,18 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKey(ctx, c, in.KeyId)
+	r, err := s.keyFor(ctx, c, in.KeyId, "kms:CreateGrant", true, func(r *keyRecord) *policy.Context {
+		pc := s.requestContext(c, r)
+		pc.GrantOperations, pc.GranteePrincipal, pc.IsGrantRequest = in.Operations, in.GranteePrincipal, true
+		if in.Constraints != nil {
+			if ec := in.Constraints.EncryptionContextEquals; ec != nil {
+				pc.EncryptionContext, pc.HasEncryptionContext = ec, true
+			} else if ec := in.Constraints.EncryptionContextSubset; ec != nil {
+				pc.EncryptionContext, pc.HasEncryptionContext = ec, true
+			}
+		}
+		return pc
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +348,7 @@ func (s *Service) ListGrants(ctx context.Context, c *Caller, in *ListGrantsInput
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKey(ctx, c, in.KeyId)
+	r, err := s.keyFor(ctx, c, in.KeyId, "kms:ListGrants", true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -408,6 +420,9 @@ func (s *Service) ListRetirableGrants(ctx context.Context, c *Caller, in *ListRe
 	}
 	after, err := decodeMarker("retirable", in.Marker)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIdentity(ctx, c, "kms:ListRetirableGrants", "*"); err != nil {
 		return nil, err
 	}
 	return s.listGrants(ctx, "", after, pageLimit(in.Limit, 50, 100), "", func(g *grantRecord) bool {
@@ -499,7 +514,7 @@ func (s *Service) RevokeGrant(ctx context.Context, c *Caller, in *RevokeGrantInp
 	if !grantIDPattern.MatchString(in.GrantId) {
 		return nil, newError(ErrInvalidGrantId, "Grant ID %s is not valid.", truncate(in.GrantId))
 	}
-	r, err := s.resolveKey(ctx, c, in.KeyId)
+	r, err := s.keyFor(ctx, c, in.KeyId, "kms:RevokeGrant", true, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,9 @@ package kms
 
 import (
 	"context"
-	"encoding/json"
+
 	"fmt"
+	"github.com/coffer-kms/coffer/keystore"
 	"regexp"
 )
 
@@ -24,36 +25,6 @@ func DefaultKeyPolicy(account string) string {
     "Resource" : "*"
   } ]
 }`, account)
-}
-
-// keyPolicyFor returns the policy to store for a new key: the given one,
-// validated, or the default.
-func (s *Service) keyPolicyFor(c *Caller, doc *string, bypass bool) (string, error) {
-	if doc == nil {
-		return DefaultKeyPolicy(c.Account), nil
-	}
-	if err := validatePolicy(*doc); err != nil {
-		return "", err
-	}
-	return *doc, nil
-}
-
-// validatePolicy checks a key policy document's size and structure.
-func validatePolicy(doc string) error {
-	if len(doc) > maxPolicyBytes {
-		return newError(ErrLimitExceeded, "Policy document exceeds the maximum size of %d bytes.", maxPolicyBytes)
-	}
-	var p struct {
-		Version   string          `json:"Version"`
-		Statement json.RawMessage `json:"Statement"`
-	}
-	if err := json.Unmarshal([]byte(doc), &p); err != nil {
-		return newError(ErrMalformedPolicy, "The policy is not valid JSON.")
-	}
-	if len(p.Statement) == 0 || p.Statement[0] != '[' && p.Statement[0] != '{' {
-		return newError(ErrMalformedPolicy, "The policy must contain a Statement.")
-	}
-	return nil
 }
 
 // GetKeyPolicyInput is the GetKeyPolicy request.
@@ -85,7 +56,7 @@ func (s *Service) GetKeyPolicy(ctx context.Context, c *Caller, in *GetKeyPolicyI
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKey(ctx, c, in.KeyId)
+	r, err := s.keyFor(ctx, c, in.KeyId, "kms:GetKeyPolicy", false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -117,17 +88,23 @@ func (s *Service) PutKeyPolicy(ctx context.Context, c *Caller, in *PutKeyPolicyI
 	if in.PolicyName != "" && in.PolicyName != "default" {
 		return nil, newError(ErrNotFound, "No such policy exists")
 	}
-	doc, err := s.keyPolicyFor(c, in.Policy, in.BypassPolicyLockoutSafetyCheck)
+	r, err := s.keyFor(ctx, c, in.KeyId, "kms:PutKeyPolicy", false, nil)
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
-		if err := checkCustomerManaged(r); err != nil {
-			return err
-		}
-		r.Policy = doc
-		return nil
+	if err := checkCustomerManaged(r); err != nil {
+		return nil, err
+	}
+	if err := s.checkNewKeyPolicy(ctx, c, *in.Policy, r.arn(), r.Account, in.BypassPolicyLockoutSafetyCheck); err != nil {
+		return nil, err
+	}
+	_, err = s.updateKey(ctx, r.ID, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		r.Policy = *in.Policy
+		return r, nil
 	})
+	if err != nil {
+		return nil, internal(err)
+	}
 	return &Empty{}, err
 }
 
@@ -156,7 +133,7 @@ func (s *Service) ListKeyPolicies(ctx context.Context, c *Caller, in *ListKeyPol
 	if _, err := decodeMarker("policies", in.Marker); err != nil {
 		return nil, err
 	}
-	if _, err := s.resolveKey(ctx, c, in.KeyId); err != nil {
+	if _, err := s.keyFor(ctx, c, in.KeyId, "kms:ListKeyPolicies", false, nil); err != nil {
 		return nil, err
 	}
 	return &ListKeyPoliciesOutput{PolicyNames: []string{"default"}}, nil

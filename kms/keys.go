@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/policy"
 )
 
 // CreateKeyInput is the CreateKey request.
@@ -91,8 +93,7 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	if err != nil {
 		return nil, err
 	}
-	policy, err := s.keyPolicyFor(c, in.Policy, in.BypassPolicyLockoutSafetyCheck)
-	if err != nil {
+	if err := s.authorizeIdentity(ctx, c, "kms:CreateKey", "*"); err != nil {
 		return nil, err
 	}
 
@@ -104,6 +105,13 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	idBytes[8] = idBytes[8]&0x3f | 0x80 // RFC 4122 variant
 	var kid [16]byte
 	copy(kid[:], idBytes)
+	policyDoc := DefaultKeyPolicy(c.Account)
+	if in.Policy != nil {
+		policyDoc = *in.Policy
+		if err := s.checkNewKeyPolicy(ctx, c, policyDoc, s.keyARN(c.Account, formatKeyID(kid)), c.Account, in.BypassPolicyLockoutSafetyCheck); err != nil {
+			return nil, err
+		}
+	}
 	now := s.now().UTC()
 	r := &keyRecord{
 		ID:          formatKeyID(kid),
@@ -116,9 +124,10 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		Origin:      OriginAWSKMS,
 		Manager:     ManagerCustomer,
 		State:       StateEnabled,
-		Policy:      policy,
+		Policy:      policyDoc,
 		Tags:        tags,
 	}
+	r.prepare()
 	ver, err := s.newVersion(ctx, r, now, "")
 	if err != nil {
 		return nil, err
@@ -176,7 +185,7 @@ func (s *Service) DescribeKey(ctx context.Context, c *Caller, in *KeyIDInput) (*
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKey(ctx, c, in.KeyId)
+	r, err := s.keyFor(ctx, c, in.KeyId, "kms:DescribeKey", true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +221,9 @@ func (s *Service) ListKeys(ctx context.Context, c *Caller, in *ListInput) (*List
 	}
 	after, err := decodeMarker("keys", in.Marker)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIdentity(ctx, c, "kms:ListKeys", "*"); err != nil {
 		return nil, err
 	}
 	limit := pageLimit(in.Limit, 100, 1000)
@@ -279,7 +291,7 @@ func (s *Service) UpdateKeyDescription(ctx context.Context, c *Caller, in *Updat
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+	_, err := s.mutateKey(ctx, c, in.KeyId, "kms:UpdateKeyDescription", nil, func(r *keyRecord) error {
 		if err := checkNotPendingDeletion(r); err != nil {
 			return err
 		}
@@ -294,8 +306,8 @@ func (s *Service) UpdateKeyDescription(ctx context.Context, c *Caller, in *Updat
 
 // mutateKey resolves keyID for the caller and applies fn to its record
 // durably. fn sees a private copy and may refuse with an error.
-func (s *Service) mutateKey(ctx context.Context, c *Caller, keyID string, fn func(r *keyRecord) error) (*keyRecord, error) {
-	r, err := s.resolveKey(ctx, c, keyID)
+func (s *Service) mutateKey(ctx context.Context, c *Caller, keyID, action string, pc func(*keyRecord) *policy.Context, fn func(r *keyRecord) error) (*keyRecord, error) {
+	r, err := s.keyFor(ctx, c, keyID, action, false, pc)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +339,11 @@ func (s *Service) setEnabled(ctx context.Context, c *Caller, in *KeyIDInput, ena
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+	action := "kms:DisableKey"
+	if enable {
+		action = "kms:EnableKey"
+	}
+	_, err := s.mutateKey(ctx, c, in.KeyId, action, nil, func(r *keyRecord) error {
 		if err := checkCustomerManaged(r); err != nil {
 			return err
 		}
@@ -376,7 +392,12 @@ func (s *Service) ScheduleKeyDeletion(ctx context.Context, c *Caller, in *Schedu
 	if days < 7 || days > 30 {
 		return nil, newError(ErrValidation, "PendingWindowInDays value %d is not valid. It must be between 7 and 30 days, inclusive.", days)
 	}
-	r, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+	withWindow := func(r *keyRecord) *policy.Context {
+		pc := s.requestContext(c, r)
+		pc.Extra = map[string][]string{"kms:schedulekeydeletionpendingwindowindays": {strconv.Itoa(days)}}
+		return pc
+	}
+	r, err := s.mutateKey(ctx, c, in.KeyId, "kms:ScheduleKeyDeletion", withWindow, func(r *keyRecord) error {
 		if err := checkCustomerManaged(r); err != nil {
 			return err
 		}
@@ -411,7 +432,7 @@ func (s *Service) CancelKeyDeletion(ctx context.Context, c *Caller, in *KeyIDInp
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+	r, err := s.mutateKey(ctx, c, in.KeyId, "kms:CancelKeyDeletion", nil, func(r *keyRecord) error {
 		if r.State != StatePendingDeletion {
 			return newError(ErrInvalidState, "%s is not pending deletion.", r.arn())
 		}

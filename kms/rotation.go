@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/policy"
 )
 
 // Rotation limits, as AWS's.
@@ -48,7 +49,12 @@ func (s *Service) EnableKeyRotation(ctx context.Context, c *Caller, in *EnableKe
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+	withPeriod := func(r *keyRecord) *policy.Context {
+		pc := s.requestContext(c, r)
+		pc.Extra = map[string][]string{"kms:rotationperiodindays": {strconv.Itoa(period)}}
+		return pc
+	}
+	_, err := s.mutateKey(ctx, c, in.KeyId, "kms:EnableKeyRotation", withPeriod, func(r *keyRecord) error {
 		if err := checkRotatable(r); err != nil {
 			return err
 		}
@@ -72,7 +78,7 @@ func (s *Service) DisableKeyRotation(ctx context.Context, c *Caller, in *KeyIDIn
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+	_, err := s.mutateKey(ctx, c, in.KeyId, "kms:DisableKeyRotation", nil, func(r *keyRecord) error {
 		if err := checkRotatable(r); err != nil {
 			return err
 		}
@@ -98,7 +104,7 @@ func (s *Service) GetKeyRotationStatus(ctx context.Context, c *Caller, in *KeyID
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKey(ctx, c, in.KeyId)
+	r, err := s.keyFor(ctx, c, in.KeyId, "kms:GetKeyRotationStatus", true, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +132,7 @@ func (s *Service) RotateKeyOnDemand(ctx context.Context, c *Caller, in *KeyIDInp
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKey(ctx, c, in.KeyId)
+	r, err := s.keyFor(ctx, c, in.KeyId, "kms:RotateKeyOnDemand", false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +225,7 @@ func (s *Service) ListKeyRotations(ctx context.Context, c *Caller, in *ListKeyRo
 		}
 		start = n + 1
 	}
-	r, err := s.resolveKey(ctx, c, in.KeyId)
+	r, err := s.keyFor(ctx, c, in.KeyId, "kms:ListKeyRotations", false, nil)
 	if err != nil {
 		return nil, err
 	}

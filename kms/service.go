@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 	"github.com/coffer-kms/coffer/engine"
 	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/policy"
 )
 
 // Config configures a Service. Region, Account, Store and Root are required.
@@ -48,6 +50,10 @@ type Caller struct {
 	ARN         string // arn:aws:iam::<account>:user/<name> or :root
 	Account     string
 	AccessKeyID string
+	// SourceIP and the transport, for aws:SourceIp and aws:SecureTransport.
+	SourceIP        netip.Addr
+	SecureTransport bool
+	HasTransport    bool
 }
 
 // Service implements the KMS operations.
@@ -65,9 +71,10 @@ type Service struct {
 	cacheMu sync.RWMutex
 	keys    map[string]*keyRecord // immutable snapshots by key ID
 
-	materials *materialCache
-	grants    grantCache
-	usage     usage
+	materials  *materialCache
+	grants     grantCache
+	identities identityCache
+	usage      usage
 
 	// akMu guards accessKeys, the unwrapped secrets of access keys in use.
 	akMu       sync.RWMutex
@@ -169,6 +176,10 @@ type keyRecord struct {
 	NextRotation       time.Time    `json:"nextRotation,omitzero"`
 	OnDemandRotations  int          `json:"onDemandRotations,omitempty"`
 	LastOnDemand       time.Time    `json:"lastOnDemand,omitzero"`
+
+	// Derived by prepare before a record is shared; never stored.
+	arnCache string
+	compiled *policy.Policy
 }
 
 // keyVersion is one generation of a key's material, wrapped under the root.
@@ -180,11 +191,15 @@ type keyVersion struct {
 }
 
 func (r *keyRecord) arn() string {
+	if r.arnCache != "" {
+		return r.arnCache
+	}
 	return "arn:aws:kms:" + r.Region + ":" + r.Account + ":key/" + r.ID
 }
 
 func (r *keyRecord) clone() *keyRecord {
 	c := *r
+	c.arnCache, c.compiled = "", nil
 	c.Tags = append([]Tag(nil), r.Tags...)
 	c.Versions = append([]keyVersion(nil), r.Versions...)
 	return &c
@@ -257,7 +272,7 @@ func getKeyTx(tx keystore.Tx, id string) (*keyRecord, error) {
 	if err := json.Unmarshal(raw, r); err != nil {
 		return nil, fmt.Errorf("kms: corrupt record of key %s: %w", id, err)
 	}
-	return r, nil
+	return r.prepare(), nil
 }
 
 func putKeyTx(tx keystore.Tx, r *keyRecord) error {
@@ -291,6 +306,7 @@ func (s *Service) updateKey(ctx context.Context, id string, fn func(tx keystore.
 		if next == nil {
 			return tx.Delete(bucketKeys, id)
 		}
+		next.prepare()
 		return putKeyTx(tx, next)
 	})
 	if err != nil {

@@ -62,7 +62,7 @@ func (s *Service) TagResource(ctx context.Context, c *Caller, in *TagResourceInp
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+	_, err := s.mutateKey(ctx, c, in.KeyId, "kms:TagResource", nil, func(r *keyRecord) error {
 		if err := checkNotPendingDeletion(r); err != nil {
 			return err
 		}
@@ -96,7 +96,7 @@ func (s *Service) UntagResource(ctx context.Context, c *Caller, in *UntagResourc
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, func(r *keyRecord) error {
+	_, err := s.mutateKey(ctx, c, in.KeyId, "kms:UntagResource", nil, func(r *keyRecord) error {
 		if err := checkNotPendingDeletion(r); err != nil {
 			return err
 		}
@@ -135,7 +135,7 @@ func (s *Service) ListResourceTags(ctx context.Context, c *Caller, in *ListResou
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.resolveKey(ctx, c, in.KeyId)
+	r, err := s.keyFor(ctx, c, in.KeyId, "kms:ListResourceTags", false, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -267,16 +267,19 @@ type Context struct {
 	IsGrantRequest        bool
 	RequestAlias          string
 	ResourceAliases       []string
-	KeySpec               string
-	KeyUsage              string
-	KeyOrigin             string
-	ViaService            string
-	CallerAccount         string
-	PrincipalARN          string
-	SourceIP              netip.Addr
-	SecureTransport       bool
-	HasTransport          bool
-	CurrentTime           time.Time
+	// ResourceAliasesFunc, when set, supplies kms:ResourceAliases on first
+	// use, so that requests whose policies never ask do not pay for it.
+	ResourceAliasesFunc func() []string
+	KeySpec             string
+	KeyUsage            string
+	KeyOrigin           string
+	ViaService          string
+	CallerAccount       string
+	PrincipalARN        string
+	SourceIP            netip.Addr
+	SecureTransport     bool
+	HasTransport        bool
+	CurrentTime         time.Time
 	// Extra holds any other key, by lower-case name.
 	Extra map[string][]string
 }
@@ -328,6 +331,9 @@ func (c *Context) lookup(cd *condition, buf *[1]string) ([]string, bool) {
 	case "kms:requestalias":
 		return one(c.RequestAlias)
 	case "kms:resourcealiases":
+		if c.ResourceAliases == nil && c.ResourceAliasesFunc != nil {
+			c.ResourceAliases = c.ResourceAliasesFunc()
+		}
 		return c.ResourceAliases, len(c.ResourceAliases) > 0
 	case "kms:keyspec":
 		return one(c.KeySpec)

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -264,9 +265,11 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*kms.Caller, error) {
 	}
 	if s.dev {
 		acct := s.svc.Account()
-		return &kms.Caller{ARN: "arn:aws:iam::" + acct + ":root", Account: acct, AccessKeyID: string(sr.accessKey)}, nil
+		c := &kms.Caller{ARN: "arn:aws:iam::" + acct + ":root", Account: acct, AccessKeyID: string(sr.accessKey)}
+		withTransport(c, ctx)
+		return c, nil
 	}
-	caller, secret, err := s.svc.AccessKey(ctx, string(sr.accessKey))
+	known, secret, err := s.svc.AccessKey(ctx, string(sr.accessKey))
 	if errors.Is(err, kms.ErrUnknownAccessKey) {
 		return nil, unknownAccessKey
 	}
@@ -276,7 +279,20 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*kms.Caller, error) {
 	if !s.keys.verify(&ctx.Request, sr, secret) {
 		return nil, signatureMismatch
 	}
-	return caller, nil
+	caller := *known // the service's copy is shared; this one is the request's
+	withTransport(&caller, ctx)
+	return &caller, nil
+}
+
+// withTransport records where the request came from, for aws:SourceIp and
+// aws:SecureTransport conditions.
+func withTransport(c *kms.Caller, ctx *fasthttp.RequestCtx) {
+	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			c.SourceIP = ip.Unmap()
+		}
+	}
+	c.SecureTransport, c.HasTransport = ctx.IsTLS(), true
 }
 
 func (s *Server) writeError(ctx *fasthttp.RequestCtx, requestID string, err error) string {
