@@ -217,3 +217,28 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// After a crash the next digest must start where the last one ended, even
+// when records follow that digest.
+func TestRecoveryContinuesTheDigestRange(t *testing.T) {
+	dir, key := t.TempDir(), newKey(t)
+	w, err := Open(Config{Dir: dir, Signer: key, DigestEvery: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 { // a digest after 3, then 2 unsealed records
+		w.Append(context.Background(), rec(i))
+	}
+	w.f.Close() // crash: no final digest
+	w2, err := Open(Config{Dir: dir, Signer: key, DigestEvery: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		w2.Append(context.Background(), rec(10+i))
+	}
+	w2.Close()
+	if rep, err := Verify(dir, &key.PublicKey); err != nil || rep.Unsealed != 0 {
+		t.Fatalf("after recovery: %v %+v", err, rep)
+	}
+}

@@ -156,10 +156,15 @@ func (w *Writer) recover() error {
 		}
 		sum := sha256.Sum256(lines[i])
 		w.seq, w.prevHash = r.Seq, hex.EncodeToString(sum[:])
-		if r.Digest != nil {
-			w.sealedSeq = r.Seq
-		}
 		break
+	}
+	// The next digest starts where the last one ended: find it, searching
+	// back through the files when the last has none.
+	w.sealedSeq = lastDigest(raw[:good])
+	for i := len(names) - 2; i >= 0 && w.sealedSeq == 0; i-- {
+		if older, err := os.ReadFile(names[i]); err == nil {
+			w.sealedSeq = lastDigest(older)
+		}
 	}
 	if good != len(raw) {
 		if err := os.Truncate(last, int64(good)); err != nil {
@@ -394,4 +399,20 @@ func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.failed
+}
+
+// lastDigest returns the sequence number of the last digest record in a
+// file's contents (0 when there is none).
+func lastDigest(raw []byte) uint64 {
+	lines := bytes.Split(raw, []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		if !bytes.Contains(lines[i], []byte(`"digest":`)) {
+			continue
+		}
+		var r Record
+		if json.Unmarshal(lines[i], &r) == nil && r.Digest != nil {
+			return r.Seq
+		}
+	}
+	return 0
 }

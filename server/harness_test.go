@@ -1,8 +1,13 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"sync"
@@ -15,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/coffer-kms/coffer/audit"
 	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/kms"
@@ -57,11 +63,36 @@ type testEnv struct {
 	root    hsm.Backend
 	client  *awskms.Client
 	stopped bool
+	trail   *audit.Writer
+	signer  *ecdsa.PrivateKey
+	logs    *syncBuffer
+}
+
+// syncBuffer collects the server's logs for inspection.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newEnv(t *testing.T) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, dir: t.TempDir(), clock: &fakeClock{t: time.Now().UTC()}}
+	signer, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{t: t, dir: t.TempDir(), clock: &fakeClock{t: time.Now().UTC()}, signer: signer, logs: &syncBuffer{}}
 	e.start()
 	t.Cleanup(e.stop)
 	return e
@@ -91,7 +122,13 @@ func (e *testEnv) startWith(dev bool) {
 	if creds != nil {
 		e.creds = creds
 	}
-	srv, err := server.New(server.Config{Service: svc, Dev: dev})
+	trail, err := audit.Open(audit.Config{Dir: filepath.Join(e.dir, "audit"), Signer: e.signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.trail = trail
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := server.New(server.Config{Service: svc, Dev: dev, Audit: trail, Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +151,9 @@ func (e *testEnv) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	e.srv.Shutdown(ctx)
+	if err := e.trail.Close(); err != nil {
+		e.t.Errorf("audit close: %v", err)
+	}
 	e.svc.Close()
 	e.store.Close()
 	e.root.Close()

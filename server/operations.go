@@ -14,45 +14,46 @@ import (
 )
 
 // handler decodes one operation's request, runs it and appends the JSON
-// response to dst.
-type handler func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, error)
+// response to dst. It returns the decoded input too (nil when decoding
+// failed), for the audit record.
+type handler func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error)
 
 // op adapts a service method to a handler with encoding/json.
 func op[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error)) handler {
-	return func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, error) {
+	return func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error) {
 		in := new(I)
 		if err := decode(body, in); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out, err := f(ctx, c, in)
 		if err != nil {
-			return nil, err
+			return nil, in, err
 		}
 		raw, err := json.Marshal(out)
 		if err != nil {
-			return nil, err
+			return nil, in, err
 		}
-		return append(dst, raw...), nil
+		return append(dst, raw...), in, nil
 	}
 }
 
 // fastOp adapts a hot operation to a handler with the reflection-free
 // codec of package wire.
 func fastOp[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error), dec func([]byte, *I) error, enc func([]byte, *O) []byte) handler {
-	return func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, error) {
-		var in I
-		if err := dec(body, &in); err != nil {
+	return func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error) {
+		in := new(I)
+		if err := dec(body, in); err != nil {
 			var we *wire.Error
 			if errors.As(err, &we) {
-				return nil, serialization(we.Msg)
+				return nil, nil, serialization(we.Msg)
 			}
-			return nil, err
+			return nil, nil, err
 		}
-		out, err := f(ctx, c, &in)
+		out, err := f(ctx, c, in)
 		if err != nil {
-			return nil, err
+			return nil, in, err
 		}
-		return enc(dst, out), nil
+		return enc(dst, out), in, nil
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/coffer-kms/coffer/audit"
 	"github.com/coffer-kms/coffer/kms"
 )
 
@@ -39,6 +40,14 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives request failures (default slog.Default()).
 	Logger *slog.Logger
+	// Audit, when set, receives one record per API call, durable before
+	// the call is answered; when it cannot, calls are refused.
+	Audit Auditor
+}
+
+// Auditor is where audit records go (audit.Writer).
+type Auditor interface {
+	Append(ctx context.Context, r *audit.Record) error
 }
 
 // Server serves the KMS API.
@@ -51,10 +60,12 @@ type Server struct {
 	keys         signingKeys
 	ops          map[string]*operation
 	admin        map[string]*operation
+	audit        Auditor
 	metrics      *serverMetrics
 	extraMetrics []func(io.Writer)
 	http         *fasthttp.Server
 	ready        atomic.Bool
+	auditFailed  atomic.Bool
 	conns        connTracker
 }
 
@@ -63,7 +74,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("server: Service is required")
 	}
-	s := &Server{svc: cfg.Service, dev: cfg.Dev, max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger}
+	s := &Server{svc: cfg.Service, dev: cfg.Dev, max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger, audit: cfg.Audit}
 	if s.max <= 0 {
 		s.max = 256 << 10
 	}
@@ -161,7 +172,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ok\n")
 		return
 	case "/readyz":
-		if !s.ready.Load() {
+		if !s.ready.Load() || s.auditFailed.Load() {
 			ctx.SetStatusCode(503)
 			ctx.SetBodyString("shutting down\n")
 			return
@@ -181,7 +192,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	info.Reset()
 	ctx.SetUserValue(kms.RequestInfoKey, info)
 	buf := bufPool.Get().(*[]byte)
-	op, caller, out, err := s.serveAPI(ctx, (*buf)[:0])
+	op, caller, out, in, err := s.serveAPI(ctx, (*buf)[:0])
+	if s.audit != nil {
+		if aerr := s.auditCall(ctx, requestID, op, caller, info, in, out, err); aerr != nil {
+			s.log.Error("audit trail unavailable: refusing the call", "requestId", requestID, "err", aerr)
+			err = errAuditUnavailable
+		}
+	}
 	code := ""
 	if err != nil {
 		code = s.writeError(ctx, requestID, err)
@@ -217,16 +234,16 @@ const maxPooledBuf = 64 << 10
 
 // serveAPI authenticates and runs one API request. It returns the
 // operation's name and the caller when they were established.
-func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (op string, caller *kms.Caller, out []byte, err error) {
+func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (op string, caller *kms.Caller, out []byte, in any, err error) {
 	if !ctx.IsPost() {
-		return "", nil, nil, &protocolError{"UnknownOperationException", 400, "Only POST is accepted by this service."}
+		return "", nil, nil, nil, &protocolError{"UnknownOperationException", 400, "Only POST is accepted by this service."}
 	}
 	if len(ctx.Request.Body()) > s.max {
-		return "", nil, nil, &protocolError{"RequestEntityTooLarge", 413, "Request body is larger than the service accepts."}
+		return "", nil, nil, nil, &protocolError{"RequestEntityTooLarge", 413, "Request body is larger than the service accepts."}
 	}
 	caller, err = s.authenticate(ctx)
 	if err != nil {
-		return "", nil, nil, err
+		return "", nil, nil, nil, err
 	}
 	target := ctx.Request.Header.Peek("X-Amz-Target")
 	var o *operation
@@ -236,10 +253,10 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (op string, call
 		o = s.admin[string(name)]
 	}
 	if o == nil {
-		return "", caller, nil, &protocolError{"UnknownOperationException", 400, ""}
+		return "", caller, nil, nil, &protocolError{"UnknownOperationException", 400, ""}
 	}
-	out, err = o.run(ctx, caller, ctx.Request.Body(), dst)
-	return o.name, caller, out, err
+	out, in, err = o.run(ctx, caller, ctx.Request.Body(), dst)
+	return o.name, caller, out, in, err
 }
 
 // operation is an entry of a dispatch table; name is the table's own

@@ -23,6 +23,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newAdminCmd(), newVersionCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newAdminCmd(), newAuditCmd(), newVersionCmd(), newBenchCmd())
 	return root
 }

@@ -328,3 +328,6 @@ func TestDevModeWarnsAndForgets(t *testing.T) {
 		t.Fatal("--dev wrote a data dir")
 	}
 }
+
+func readFile(name string) ([]byte, error)  { return os.ReadFile(name) }
+func writeFile(name string, b []byte) error { return os.WriteFile(name, b, 0o600) }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-kms/coffer/audit"
 	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/kms"
@@ -37,6 +38,7 @@ type serveOptions struct {
 	logLevel            string
 	cpuProfile          string
 	gcPercent           int
+	audit               bool
 }
 
 func newServeCmd() *cobra.Command {
@@ -69,6 +71,7 @@ Every flag may also be set as COFFER_<FLAG> in the environment
 	f.DurationVar(&o.maintenanceInterval, "maintenance-interval", time.Minute, "how often due rotations and deletions run")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.BoolVar(&o.audit, "audit", true, "write the audit trail to <data-dir>/audit (never off in production: calls are then unaudited)")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (for performance work)")
 	f.IntVar(&o.gcPercent, "gc-percent", 400, "garbage-collector target (GOGC); the live heap is small, so collecting less often saves CPU. GOGC in the environment wins")
 	return cmd
@@ -151,7 +154,26 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		}
 	}
 
-	srv, err := server.New(server.Config{Service: svc, Dev: o.dev, Logger: log})
+	var trail *audit.Writer
+	if o.audit && !o.dev {
+		signer, err := auditSigner(ctx, o.dataDir, root)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		if trail, err = audit.Open(audit.Config{Dir: filepath.Join(o.dataDir, "audit"), Signer: signer}); err != nil {
+			ln.Close()
+			return err
+		}
+		defer trail.Close() // seals the chain with a final digest
+	} else {
+		log.Warn("the audit trail is off: calls are not audited")
+	}
+	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log}
+	if trail != nil {
+		cfg.Audit = trail
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err

@@ -9,9 +9,9 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string, escaped as encoding/json does
+// AppendString appends s as a JSON string, escaped as encoding/json does
 // (without its HTML escaping, which JSON does not need).
-func appendString(dst []byte, s string) []byte {
+func AppendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -70,23 +70,23 @@ func AppendEncryptOutput(dst []byte, o *kms.EncryptOutput) []byte {
 	dst = append(dst, `{"CiphertextBlob":`...)
 	dst = appendBlob(dst, o.CiphertextBlob)
 	dst = append(dst, `,"KeyId":`...)
-	dst = appendString(dst, o.KeyId)
+	dst = AppendString(dst, o.KeyId)
 	dst = append(dst, `,"EncryptionAlgorithm":`...)
-	dst = appendString(dst, o.EncryptionAlgorithm)
+	dst = AppendString(dst, o.EncryptionAlgorithm)
 	return append(dst, '}')
 }
 
 // AppendDecryptOutput appends the JSON of a Decrypt response.
 func AppendDecryptOutput(dst []byte, o *kms.DecryptOutput) []byte {
 	dst = append(dst, `{"KeyId":`...)
-	dst = appendString(dst, o.KeyId)
+	dst = AppendString(dst, o.KeyId)
 	dst = append(dst, `,"Plaintext":`...)
 	dst = appendBlob(dst, o.Plaintext)
 	dst = append(dst, `,"EncryptionAlgorithm":`...)
-	dst = appendString(dst, o.EncryptionAlgorithm)
+	dst = AppendString(dst, o.EncryptionAlgorithm)
 	if o.KeyMaterialId != "" {
 		dst = append(dst, `,"KeyMaterialId":`...)
-		dst = appendString(dst, o.KeyMaterialId)
+		dst = AppendString(dst, o.KeyMaterialId)
 	}
 	return append(dst, '}')
 }
@@ -101,10 +101,10 @@ func AppendGenerateDataKeyOutput(dst []byte, o *kms.GenerateDataKeyOutput) []byt
 		dst = appendBlob(dst, o.Plaintext)
 	}
 	dst = append(dst, `,"KeyId":`...)
-	dst = appendString(dst, o.KeyId)
+	dst = AppendString(dst, o.KeyId)
 	if o.KeyMaterialId != "" {
 		dst = append(dst, `,"KeyMaterialId":`...)
-		dst = appendString(dst, o.KeyMaterialId)
+		dst = AppendString(dst, o.KeyMaterialId)
 	}
 	return append(dst, '}')
 }
@@ -127,7 +127,7 @@ func AppendReEncryptOutput(dst []byte, o *kms.ReEncryptOutput) []byte {
 		dst = append(dst, ',', '"')
 		dst = append(dst, f.name...)
 		dst = append(dst, '"', ':')
-		dst = appendString(dst, f.v)
+		dst = AppendString(dst, f.v)
 	}
 	return append(dst, '}')
 }
