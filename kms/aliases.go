@@ -30,8 +30,11 @@ func checkAliasName(name string) error {
 	if err := v.err(); err != nil {
 		return err
 	}
-	if !strings.HasPrefix(name, "alias/") || len(name) == len("alias/") {
-		return newError(ErrInvalidAliasName, "Alias must start with the prefix \"alias/\" followed by a name.")
+	if !strings.HasPrefix(name, "alias/") {
+		return newError(ErrValidation, "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html")
+	}
+	if len(name) == len("alias/") {
+		return newError(ErrInvalidAliasName, "Alias name must have a name after the prefix \"alias/\".")
 	}
 	if strings.HasPrefix(name, "alias/aws/") {
 		return newError(ErrInvalidAliasName, "Alias names beginning with \"alias/aws/\" are reserved for AWS managed keys.")
@@ -133,7 +136,7 @@ func (s *Service) UpdateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 			return err
 		}
 		if a == nil {
-			return newError(ErrNotFound, "Alias '%s' is not found.", s.aliasARN(c.Account, in.AliasName))
+			return newError(ErrNotFound, "Alias %s is not found.", s.aliasARN(c.Account, in.AliasName))
 		}
 		if cur, err := getKeyTx(tx, a.Target); err != nil {
 			return err
@@ -183,7 +186,7 @@ func (s *Service) DeleteAlias(ctx context.Context, c *Caller, in *DeleteAliasInp
 			return err
 		}
 		if a == nil {
-			return newError(ErrNotFound, "Alias '%s' is not found.", s.aliasARN(c.Account, in.AliasName))
+			return newError(ErrNotFound, "Alias %s is not found.", s.aliasARN(c.Account, in.AliasName))
 		}
 		return tx.Delete(bucketAliases, aliasStoreKey(c.Account, in.AliasName))
 	})

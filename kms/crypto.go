@@ -394,10 +394,11 @@ type GenerateRandomOutput struct {
 
 // GenerateRandom returns 1..1024 random bytes.
 func (s *Service) GenerateRandom(ctx context.Context, c *Caller, in *GenerateRandomInput) (*GenerateRandomOutput, error) {
-	var v validator
-	if v.required("numberOfBytes", in.NumberOfBytes != nil) {
-		v.rangeInt("numberOfBytes", *in.NumberOfBytes, 1, maxRandomBytes)
+	if in.NumberOfBytes == nil {
+		return nil, newError(ErrValidation, "NumberOfBytes is required.")
 	}
+	var v validator
+	v.rangeInt("numberOfBytes", *in.NumberOfBytes, 1, maxRandomBytes)
 	if in.CustomKeyStoreId != "" {
 		v.length("customKeyStoreId", in.CustomKeyStoreId, 1, 64)
 	}

@@ -390,7 +390,7 @@ func (s *Service) ScheduleKeyDeletion(ctx context.Context, c *Caller, in *Schedu
 		return nil, err
 	}
 	if days < 7 || days > 30 {
-		return nil, newError(ErrValidation, "PendingWindowInDays value %d is not valid. It must be between 7 and 30 days, inclusive.", days)
+		return nil, newError(ErrValidation, "PendingWindowInDays must be between 7 and 30")
 	}
 	withWindow := func(r *keyRecord) *policy.Context {
 		pc := s.requestContext(c, r)

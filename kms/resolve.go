@@ -91,7 +91,7 @@ func (s *Service) resolveKey(ctx context.Context, c *Caller, keyID string) (*key
 			return nil, newError(ErrNotFound, "Invalid arn %s", keyID)
 		}
 		if a.region != s.region {
-			return nil, keyNotFoundOrAlias(a, keyID)
+			return nil, newError(ErrNotFound, "Invalid arn %s", truncate(a.region))
 		}
 		account = a.account
 		if a.kind == "alias" {
@@ -113,13 +113,6 @@ func (s *Service) resolveKey(ctx context.Context, c *Caller, keyID string) (*key
 	}
 	noteKey(ctx, r)
 	return r, nil
-}
-
-func keyNotFoundOrAlias(a kmsARN, raw string) error {
-	if a.kind == "alias" {
-		return newError(ErrNotFound, "Alias '%s' is not found.", raw)
-	}
-	return keyNotFound(raw)
 }
 
 // resolveKeyIDOrARN is resolveKey for members that name a key but never an
@@ -176,7 +169,7 @@ func (s *Service) resolveAlias(ctx context.Context, account, name string) (*keyR
 		return nil, internal(err)
 	}
 	if a == nil {
-		return nil, newError(ErrNotFound, "Alias '%s' is not found.", s.aliasARN(account, name))
+		return nil, newError(ErrNotFound, "Alias %s is not found.", s.aliasARN(account, name))
 	}
 	r, err := s.loadKey(ctx, a.Target)
 	if err != nil {

@@ -46,7 +46,7 @@ func TestAliasesAndKeyIdForms(t *testing.T) {
 	_, err := c.CreateAlias(ctx, &awskms.CreateAliasInput{AliasName: aws.String("alias/app"), TargetKeyId: &id2})
 	wantCode(t, err, "AlreadyExistsException")
 	for name, code := range map[string]string{
-		"app":                               "InvalidAliasNameException",
+		"app":                               "ValidationException",
 		"alias/aws/s3":                      "InvalidAliasNameException",
 		"alias/has sp":                      "ValidationException",
 		"alias/":                            "InvalidAliasNameException",

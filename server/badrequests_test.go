@@ -109,7 +109,8 @@ func TestBadRequests(t *testing.T) {
 		msgContain string
 	}{
 		{"control: valid request", rawRequest{target: enc, body: valid}, 200, "", ""},
-		{"no Authorization header", rawRequest{target: enc, body: valid, unsigned: true}, 403, "MissingAuthenticationTokenException", "Missing Authentication Token"},
+		{"no Authorization header", rawRequest{target: enc, body: valid, unsigned: true}, 400, "MissingAuthenticationTokenException", "Missing Authentication Token"},
+		{"unknown operation, unsigned", rawRequest{target: "TrentService.MakeCoffee", body: "{}", unsigned: true}, 400, "UnknownOperationException", ""},
 		{"Authorization without Credential", rawRequest{target: enc, body: valid, after: func(r *http.Request) {
 			r.Header.Set("Authorization", "AWS4-HMAC-SHA256 SignedHeaders=host;x-amz-date, Signature=00")
 		}}, 400, "IncompleteSignatureException", "Authorization header requires 'Credential' parameter."},
@@ -191,7 +192,7 @@ func TestDevModeAcceptsAnyWellFormedSignature(t *testing.T) {
 		t.Fatalf("dev CreateKey: %d %s", status, raw)
 	}
 	status, code, _, _ := e.send(t, rawRequest{target: "TrentService.ListKeys", body: "{}", unsigned: true})
-	if status != 403 || code != "MissingAuthenticationTokenException" {
+	if status != 400 || code != "MissingAuthenticationTokenException" {
 		t.Fatalf("dev still needs a signature: %d %s", status, code)
 	}
 	status, code, _, _ = e.send(t, rawRequest{target: "TrentService.ListKeys", body: "{}", signAt: time.Now().Add(-time.Hour)})

@@ -42,11 +42,9 @@ var errorStatus = []struct {
 func classify(err error) (code string, status int, message string) {
 	var ae *authError
 	if errors.As(err, &ae) {
-		status := 400
-		if ae.code == "MissingAuthenticationTokenException" {
-			status = 403
-		}
-		return ae.code, status, ae.message
+		// AWS JSON services answer every authentication failure of a JSON
+		// request with 400, MissingAuthenticationToken included.
+		return ae.code, 400, ae.message
 	}
 	var pe *protocolError
 	if errors.As(err, &pe) {

@@ -241,10 +241,8 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (op string, call
 	if len(ctx.Request.Body()) > s.max {
 		return "", nil, nil, nil, &protocolError{"RequestEntityTooLarge", 413, "Request body is larger than the service accepts."}
 	}
-	caller, err = s.authenticate(ctx)
-	if err != nil {
-		return "", nil, nil, nil, err
-	}
+	// As AWS's front end, an unknown operation is refused before the
+	// signature is looked at.
 	target := ctx.Request.Header.Peek("X-Amz-Target")
 	var o *operation
 	if name, ok := bytes.CutPrefix(target, []byte("TrentService.")); ok {
@@ -253,7 +251,11 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (op string, call
 		o = s.admin[string(name)]
 	}
 	if o == nil {
-		return "", caller, nil, nil, &protocolError{"UnknownOperationException", 400, ""}
+		return "", nil, nil, nil, &protocolError{"UnknownOperationException", 400, ""}
+	}
+	caller, err = s.authenticate(ctx)
+	if err != nil {
+		return o.name, nil, nil, nil, err
 	}
 	out, in, err = o.run(ctx, caller, ctx.Request.Body(), dst)
 	return o.name, caller, out, in, err

@@ -53,7 +53,7 @@ func parseAuthorization(req *fasthttp.Request, region string, now time.Time) (*s
 	}
 	alg, rest, _ := bytes.Cut(auth, []byte(" "))
 	if string(alg) != sigAlgorithm {
-		return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Unsupported AWS 'algorithm': '%s'", truncateHeader(string(alg)))}
+		return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Unsupported AWS 'algorithm': '%s' (only AWS4-HMAC-SHA256 for now). ", truncateHeader(string(alg)))}
 	}
 	sr := &sigRequest{}
 	var credential, signature []byte
@@ -108,7 +108,7 @@ func parseAuthorization(req *fasthttp.Request, region string, now time.Time) (*s
 		n++
 	}
 	if n != 5 || c != nil || len(scope[0]) == 0 {
-		return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Credential should have exactly 5 slash-delimited elements, e.g. keyID/date/region/service/term, got '%s'", truncateHeader(string(credential)))}
+		return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '%s'", truncateHeader(string(credential)))}
 	}
 	sr.accessKey, sr.date, sr.region, sr.service = scope[0], scope[1], scope[2], scope[3]
 	if string(scope[4]) != sigTerminator {
@@ -126,7 +126,7 @@ func parseAuthorization(req *fasthttp.Request, region string, now time.Time) (*s
 	var day [8]byte
 	t.AppendFormat(day[:0], "20060102")
 	if !bytes.Equal(sr.date, day[:]) {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid date: '%s', not '%s'.", day[:], truncateHeader(string(sr.date)))}
+		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", truncateHeader(string(sr.date)), day[:], truncateHeader(string(dateHeader)))}
 	}
 	if string(sr.region) != region {
 		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", truncateHeader(string(sr.region)))}
@@ -144,7 +144,7 @@ func parseAuthorization(req *fasthttp.Request, region string, now time.Time) (*s
 			t.Format(amzDateLayout), now.Add(maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout))}
 	}
 	if !signsHost(sr.signedHeaders) {
-		return nil, &authError{"InvalidSignatureException", "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."}
+		return nil, &authError{"InvalidSignatureException", "'Host' must be a 'SignedHeader' in the AWS Authorization."}
 	}
 	if len(signature) != 2*sha256.Size {
 		return nil, signatureMismatch
