@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -241,17 +242,7 @@ func (w *Writer) loop() {
 	for {
 		select {
 		case p := <-w.queue:
-			batch = append(batch[:0], p)
-		drain:
-			for len(batch) < w.cfg.MaxBatch {
-				select {
-				case p := <-w.queue:
-					batch = append(batch, p)
-				default:
-					break drain
-				}
-			}
-			w.writeBatch(batch)
+			w.writeBatch(w.gather(append(batch[:0], p)))
 		case <-tick.C:
 			if w.seq > w.sealedSeq && w.cfg.Now().Sub(w.lastSeal) >= w.cfg.DigestInterval && w.err() == nil {
 				if err := w.flushWith(nil, true); err != nil {
@@ -279,6 +270,35 @@ func (w *Writer) loop() {
 			return
 		}
 	}
+}
+
+// gather collects the records queued behind the first. Before committing
+// it yields, so that request goroutines already running (on a server with
+// few CPUs they cannot run while this one works) add their records to the
+// same fsync; it stops as soon as a yield brings nothing new.
+func (w *Writer) gather(batch []*pending) []*pending {
+	for len(batch) < w.cfg.MaxBatch {
+		grown := false
+	drain:
+		for len(batch) < w.cfg.MaxBatch {
+			select {
+			case p := <-w.queue:
+				batch = append(batch, p)
+				grown = true
+			default:
+				break drain
+			}
+		}
+		if !grown && len(batch) > 1 {
+			return batch
+		}
+		before := len(w.queue)
+		runtime.Gosched()
+		if len(w.queue) == before && !grown {
+			return batch
+		}
+	}
+	return batch
 }
 
 func (w *Writer) writeBatch(batch []*pending) {

@@ -24,13 +24,16 @@ import (
 // HarnessConfig describes a full load run: a real `coffer serve` and a bare
 // fasthttp server, both measured with the same requests.
 type HarnessConfig struct {
-	Binary      string   // the coffer binary (serve and bench bare)
-	ServeArgs   []string // extra `coffer serve` flags
-	Ops         []string
-	Concurrency []int
-	Duration    time.Duration
-	Warmup      time.Duration
-	Runs        int
+	Binary    string   // the coffer binary (serve and bench bare)
+	ServeArgs []string // extra `coffer serve` flags
+	// CompareServeArgs, when set, starts a second Coffer with these extra
+	// flags (e.g. --audit=false) and measures it in the same run.
+	CompareServeArgs []string
+	Ops              []string
+	Concurrency      []int
+	Duration         time.Duration
+	Warmup           time.Duration
+	Runs             int
 	// ServerCPU and ClientCPU pin the servers and the generator to
 	// different CPUs; -1 disables pinning.
 	ServerCPU, ClientCPU int
@@ -41,13 +44,18 @@ type HarnessConfig struct {
 
 // Summary is the median of a configuration's runs, for Coffer and the bare server.
 type Summary struct {
-	Op          string        `json:"op"`
-	Concurrency int           `json:"concurrency"`
-	Coffer      *LoadResult   `json:"coffer"`
-	Bare        *LoadResult   `json:"bare"`
-	CPURatio    float64       `json:"cpuRatio"` // Coffer CPU/request ÷ bare CPU/request
-	RPSRatio    float64       `json:"rpsRatio"`
-	Runs        []*LoadResult `json:"runs"`
+	Op          string      `json:"op"`
+	Concurrency int         `json:"concurrency"`
+	Coffer      *LoadResult `json:"coffer"`
+	Bare        *LoadResult `json:"bare"`
+	CPURatio    float64     `json:"cpuRatio"` // Coffer CPU/request ÷ bare CPU/request
+	RPSRatio    float64     `json:"rpsRatio"`
+	// Compare is the second Coffer (CompareServeArgs), and CompareRPSRatio
+	// Coffer's throughput as a fraction of it.
+	Compare         *LoadResult   `json:"compare,omitempty"`
+	CompareRPSRatio float64       `json:"compareRpsRatio,omitempty"`
+	CompareArgs     []string      `json:"compareArgs,omitempty"`
+	Runs            []*LoadResult `json:"runs"`
 }
 
 // Report is a harness run's results and where they come from.
@@ -170,12 +178,40 @@ func RunHarness(ctx context.Context, cfg HarnessConfig) (*Report, error) {
 		return nil, err
 	}
 	base.KeyID, base.Blob = keyID, blob
+	var alt *child
+	var altBase LoadConfig
+	if len(cfg.CompareServeArgs) > 0 {
+		if cfg.ServerCPU >= 0 {
+			Pin(0, cfg.ServerCPU)
+		}
+		alt, err = startChild(cfg.Binary, append([]string{"serve", "--data-dir", filepath.Join(dir, "data-compare"), "--listen", "127.0.0.1:0"}, append(cfg.ServeArgs, cfg.CompareServeArgs...)...), dir)
+		if cfg.ClientCPU >= 0 {
+			Pin(0, cfg.ClientCPU)
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer alt.stop()
+		aid, asecret, err := readCredentials(filepath.Join(dir, "data-compare", "credentials"))
+		if err != nil {
+			return nil, err
+		}
+		altBase = LoadConfig{Endpoint: alt.endpoint, Region: "us-east-1", AccessKeyID: aid, Secret: asecret, PlaintextSize: 1024}
+		if altBase.KeyID, altBase.Blob, err = prepareKey(altBase); err != nil {
+			return nil, err
+		}
+	}
 
 	rep := &Report{Machine: describeMachine(pinned), Duration: cfg.Duration.String(), Runs: cfg.Runs}
 	for _, op := range cfg.Ops {
 		for _, conc := range cfg.Concurrency {
 			s := Summary{Op: op, Concurrency: conc}
-			var cofferRuns, bareRuns []*LoadResult
+			var cofferRuns, bareRuns, altRuns []*LoadResult
+			targets := []string{"coffer", "bare"}
+			if alt != nil {
+				targets = append(targets, "compare")
+				s.CompareArgs = cfg.CompareServeArgs
+			}
 			for _, c := range []*child{coffer, bare} {
 				lc := base
 				lc.Endpoint, lc.Op, lc.Concurrency, lc.ServerPID = c.endpoint, op, conc, c.cmd.Process.Pid
@@ -188,12 +224,14 @@ func RunHarness(ctx context.Context, cfg HarnessConfig) (*Report, error) {
 				}
 			}
 			for run := 0; run < cfg.Runs; run++ {
-				for _, target := range []string{"coffer", "bare"} {
-					c := coffer
-					if target == "bare" {
+				for _, target := range targets {
+					c, lc := coffer, base
+					switch target {
+					case "bare":
 						c = bare
+					case "compare":
+						c, lc = alt, altBase
 					}
-					lc := base
 					lc.Endpoint, lc.Op, lc.Concurrency, lc.Duration, lc.ServerPID = c.endpoint, op, conc, cfg.Duration, c.cmd.Process.Pid
 					if target == "coffer" {
 						lc.RSSEvery = cfg.RSSEvery
@@ -205,10 +243,13 @@ func RunHarness(ctx context.Context, cfg HarnessConfig) (*Report, error) {
 					r.Target = target
 					fmt.Fprintf(cfg.Log, "%-16s c=%-4d %-6s run %d: %8.0f req/s  p50 %6.0fµs  p99 %6.0fµs  p999 %6.0fµs  cpu/req %5.1fµs  errors %d\n",
 						op, conc, target, run+1, r.RPS, r.P50us, r.P99us, r.P999us, r.ServerCPUus, r.Errors)
-					if target == "coffer" {
+					switch target {
+					case "coffer":
 						cofferRuns = append(cofferRuns, r)
-					} else {
+					case "bare":
 						bareRuns = append(bareRuns, r)
+					default:
+						altRuns = append(altRuns, r)
 					}
 					s.Runs = append(s.Runs, r)
 				}
@@ -219,6 +260,12 @@ func RunHarness(ctx context.Context, cfg HarnessConfig) (*Report, error) {
 			}
 			if s.Bare.RPS > 0 {
 				s.RPSRatio = s.Coffer.RPS / s.Bare.RPS
+			}
+			if len(altRuns) > 0 {
+				s.Compare = median(altRuns)
+				if s.Compare.RPS > 0 {
+					s.CompareRPSRatio = s.Coffer.RPS / s.Compare.RPS
+				}
 			}
 			rep.Results = append(rep.Results, s)
 		}

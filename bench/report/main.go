@@ -184,6 +184,19 @@ func writeLoad(w *strings.Builder, rep *bench.Report, file, plots string) {
 		p50.y, p99.y = append(p50.y, s.Coffer.P50us), append(p99.y, s.Coffer.P99us)
 	}
 	fmt.Fprintln(w)
+	for i, s := range rep.Results {
+		if s.Compare == nil {
+			continue
+		}
+		if i == 0 || rep.Results[i-1].Compare == nil {
+			fmt.Fprintf(w, "Same run, against a second Coffer started with `%s`:\n\n", strings.Join(s.CompareArgs, " "))
+			fmt.Fprintln(w, "| operation | concurrency | Coffer req/s | compared req/s | Coffer ÷ compared | Coffer p99 µs | compared p99 µs | Coffer CPU µs/req | compared CPU µs/req |")
+			fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+		}
+		fmt.Fprintf(w, "| %s | %d | %.0f | %.0f | **%.0f%%** | %.0f | %.0f | %.1f | %.1f |\n", s.Op, s.Concurrency, s.Coffer.RPS, s.Compare.RPS,
+			100*s.CompareRPSRatio, s.Coffer.P99us, s.Compare.P99us, s.Coffer.ServerCPUus, s.Compare.ServerCPUus)
+	}
+	fmt.Fprintln(w)
 	base := strings.TrimSuffix(file, ".json")
 	for _, s := range rep.Results {
 		rss := s.Coffer.RSSSamples

@@ -32,6 +32,7 @@ func newBenchRunCmd() *cobra.Command {
 		serverCPU, client int
 		out               string
 		serveArgs         []string
+		compareArgs       []string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -49,7 +50,7 @@ with Coffer's CPU per request as a ratio to the bare server's.`,
 				return err
 			}
 			cfg := bench.HarnessConfig{
-				Binary: self, ServeArgs: serveArgs, Duration: duration, Warmup: warmup, Runs: runs,
+				Binary: self, ServeArgs: serveArgs, CompareServeArgs: compareArgs, Duration: duration, Warmup: warmup, Runs: runs,
 				ServerCPU: serverCPU, ClientCPU: client, RSSEvery: rssEvery, Log: cmd.ErrOrStderr(),
 			}
 			cfg.Ops = strings.Split(ops, ",")
@@ -84,6 +85,7 @@ with Coffer's CPU per request as a ratio to the bare server's.`,
 	f.StringVar(&out, "out", "", "write the JSON report here (default stdout)")
 	f.DurationVar(&rssEvery, "rss-every", 0, "sample Coffer's RSS at this interval during measured runs (0: off)")
 	f.StringArrayVar(&serveArgs, "serve-arg", nil, "extra flag for coffer serve (repeatable)")
+	f.StringArrayVar(&compareArgs, "compare-serve-arg", nil, "also measure a second Coffer started with this extra flag, e.g. --audit=false (repeatable)")
 	return cmd
 }
 

@@ -178,6 +178,17 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		ln.Close()
 		return err
 	}
+	if trail != nil {
+		srv.AddMetrics(func(w io.Writer) {
+			st := trail.Stats()
+			failed := 0
+			if st.Failed {
+				failed = 1
+			}
+			fmt.Fprintf(w, "coffer_audit_records_total %d\ncoffer_audit_fsyncs_total %d\ncoffer_audit_digests_total %d\ncoffer_audit_queue_depth %d\ncoffer_audit_failed %d\n",
+				st.Records, st.Batches, st.Digests, st.QueueDepth, failed)
+		})
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	mctx, mcancel := context.WithCancel(ctx)
