@@ -12,6 +12,7 @@ package hsm
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Backend is a root of trust.
@@ -38,7 +39,37 @@ var (
 	// ErrSealed reports a root key file that cannot be opened with the
 	// passphrase given (or is corrupt).
 	ErrSealed = errors.New("hsm: root key cannot be unsealed")
+	// ErrClosed reports use of a closed backend or pool. It is an
+	// ErrUnavailable, so callers that map only ErrUnavailable still answer
+	// KeyUnavailableException.
+	ErrClosed = fmt.Errorf("%w: closed", ErrUnavailable)
+	// ErrQueueFull reports a pool whose queue cannot take another request;
+	// the server answers DependencyTimeoutException.
+	ErrQueueFull = errors.New("hsm: request queue full")
+	// ErrKeyNotFound reports a custom-key-store key (or the root key) that
+	// the token does not hold.
+	ErrKeyNotFound = errors.New("hsm: key not found")
+	// ErrKeyExists reports an attempt to create a key under a label that
+	// the token already holds.
+	ErrKeyExists = errors.New("hsm: key already exists")
+	// ErrUnsupported reports an operation the backend cannot perform, such
+	// as custom-key-store crypto on the software root, or PKCS#11 in a
+	// binary built without cgo.
+	ErrUnsupported = errors.New("hsm: operation not supported by this backend")
 )
 
-// wrapVersion is the first byte of every wrapped blob this package writes.
-const wrapVersion = 1
+// Version bytes: the first byte of every blob this package writes names
+// the backend and purpose, so a blob fed to the wrong backend fails as
+// ErrUnwrap before any key is touched.
+const (
+	wrapVersion         = 1 // software root: version | nonce[12] | AES-256-GCM
+	wrapVersionPKCS11   = 2 // PKCS#11 root: version | iv[12] | CKM_AES_GCM, same layout
+	blobVersionKeyStore = 3 // custom-key-store key: version | iv[12] | CKM_AES_GCM
+)
+
+// gcmNonceSize and gcmTagSize fix the layout shared by every blob.
+const (
+	gcmNonceSize = 12
+	gcmTagSize   = 16
+	blobOverhead = 1 + gcmNonceSize + gcmTagSize
+)

@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"golang.org/x/crypto/scrypt"
 )
@@ -49,11 +50,19 @@ type SoftwareConfig struct {
 
 // Software is the sealed-file root of trust.
 type Software struct {
-	key  []byte
-	aead cipher.AEAD
+	key []byte // zeroed by Close
+	// aead is nil once closed. The standard library gives no way to wipe
+	// the expanded key schedule inside it; dropping the only reference is
+	// the best this backend can do.
+	aead atomic.Pointer[softAEAD]
 }
 
-var _ Backend = (*Software)(nil)
+type softAEAD struct{ cipher.AEAD }
+
+var (
+	_ Backend        = (*Software)(nil)
+	_ SessionBackend = (*Software)(nil)
+)
 
 // OpenSoftware opens the root key at cfg.Path, creating it on first use.
 func OpenSoftware(cfg SoftwareConfig) (*Software, error) {
@@ -87,7 +96,9 @@ func newSoftware(key []byte) (*Software, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Software{key: key, aead: aead}, nil
+	s := &Software{key: key}
+	s.aead.Store(&softAEAD{aead})
+	return s, nil
 }
 
 func createRoot(cfg SoftwareConfig) (*Software, error) {
@@ -201,29 +212,65 @@ func (s *Software) Name() string { return "software" }
 // Wrap implements Backend: version | nonce | AES-256-GCM(root, plaintext, aad).
 // Nonces are random; the number of wraps under one root (one per key
 // version) stays far below the 2^32 bound of SP 800-38D.
-func (s *Software) Wrap(_ context.Context, plaintext, aad []byte) ([]byte, error) {
-	out := make([]byte, 1+12, 1+12+len(plaintext)+16)
-	out[0] = wrapVersion
-	if _, err := rand.Read(out[1:13]); err != nil {
+func (s *Software) Wrap(ctx context.Context, plaintext, aad []byte) ([]byte, error) {
+	aead, err := s.use(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return s.aead.Seal(out, out[1:13], plaintext, aad), nil
+	if err := checkPlaintext(plaintext); err != nil {
+		return nil, err
+	}
+	out := make([]byte, 1+gcmNonceSize, len(plaintext)+blobOverhead)
+	out[0] = wrapVersion
+	if _, err := rand.Read(out[1:]); err != nil {
+		return nil, err
+	}
+	return aead.Seal(out, out[1:], plaintext, aad), nil
 }
 
 // Unwrap implements Backend.
-func (s *Software) Unwrap(_ context.Context, wrapped, aad []byte) ([]byte, error) {
-	if len(wrapped) < 1+12+16 || wrapped[0] != wrapVersion {
+func (s *Software) Unwrap(ctx context.Context, wrapped, aad []byte) ([]byte, error) {
+	aead, err := s.use(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(wrapped) < blobOverhead || wrapped[0] != wrapVersion {
 		return nil, ErrUnwrap
 	}
-	pt, err := s.aead.Open(nil, wrapped[1:13], wrapped[13:], aad)
+	pt, err := aead.Open(nil, wrapped[1:1+gcmNonceSize], wrapped[1+gcmNonceSize:], aad)
 	if err != nil {
 		return nil, ErrUnwrap
 	}
 	return pt, nil
 }
 
-// Close zeroes the root key.
+func (s *Software) use(ctx context.Context) (cipher.AEAD, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a := s.aead.Load()
+	if a == nil {
+		return nil, ErrClosed
+	}
+	return a.AEAD, nil
+}
+
+// OpenSession implements SessionBackend. The software root is stateless,
+// so a session is the backend itself with a Close that leaves it open.
+func (s *Software) OpenSession(ctx context.Context) (Session, error) {
+	if _, err := s.use(ctx); err != nil {
+		return nil, err
+	}
+	return softwareSession{s}, nil
+}
+
+type softwareSession struct{ *Software }
+
+func (softwareSession) Close() error { return nil }
+
+// Close zeroes the root key; every later call returns ErrClosed.
 func (s *Software) Close() error {
+	s.aead.Store(nil)
 	clear(s.key)
 	return nil
 }
