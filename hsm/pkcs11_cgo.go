@@ -41,8 +41,9 @@ type PKCS11 struct {
 	root atomic.Uint64 // 0: not looked up yet
 	keys sync.Map      // label → pkcs11.ObjectHandle
 
-	slot      atomic.Uint64 // last slot the token was found in
-	downUntil atomic.Int64  // unix ns; reconnections fail fast before it
+	slot       atomic.Uint64 // last slot the token was found in
+	downUntil  atomic.Int64  // unix ns; reconnections fail fast before it
+	reconnects atomic.Uint64
 }
 
 // reconnectBackoff is how long a failed reconnection keeps every further
@@ -156,6 +157,9 @@ func (b *PKCS11) InitRootKey(ctx context.Context) error {
 		})
 	})
 }
+
+// Reconnects counts sessions re-established after the token dropped them.
+func (b *PKCS11) Reconnects() uint64 { return b.reconnects.Load() }
 
 // Name implements Backend.
 func (b *PKCS11) Name() string { return "pkcs11" }

@@ -24,6 +24,7 @@ func OpenPKCS11(cfg PKCS11Config) (*PKCS11, error) {
 
 func (*PKCS11) InitRootKey(context.Context) error { return ErrNoCgo }
 func (*PKCS11) Name() string                      { return "pkcs11" }
+func (*PKCS11) Reconnects() uint64                { return 0 }
 func (*PKCS11) Close() error                      { return nil }
 
 func (*PKCS11) Wrap(context.Context, []byte, []byte) ([]byte, error)   { return nil, ErrNoCgo }

@@ -214,6 +214,7 @@ func (s *p11Session) do(ctx context.Context, what string, decrypt bool, fn func(
 		if err := s.reopen(); err != nil {
 			return err
 		}
+		s.b.reconnects.Add(1)
 	}
 }
 

@@ -21,7 +21,8 @@ const (
 
 var softhsm struct {
 	module string
-	skip   string // non-empty: why PKCS#11 tests skip
+	skip   string  // non-empty: why PKCS#11 tests skip
+	mod    *module // held for the whole run, so tests do not reload the library
 }
 
 func setupSoftHSM() (cleanup func()) {
@@ -43,7 +44,7 @@ func setupSoftHSM() (cleanup func()) {
 		softhsm.skip = err.Error()
 		return func() {}
 	}
-	cleanup = func() { os.RemoveAll(dir) }
+	removeDir := func() { os.RemoveAll(dir) }
 	tokens := filepath.Join(dir, "tokens")
 	conf := filepath.Join(dir, "softhsm2.conf")
 	body := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens)
@@ -54,8 +55,16 @@ func setupSoftHSM() (cleanup func()) {
 	out, err := exec.Command(util, "--init-token", "--free", "--label", testTokenLabel, "--pin", testPIN, "--so-pin", testSOPIN).CombinedOutput()
 	if err != nil {
 		softhsm.skip = fmt.Sprintf("softhsm2-util --init-token: %v: %s", err, out)
+		return removeDir
 	}
-	return cleanup
+	if softhsm.mod, err = acquireModule(softhsm.module); err != nil {
+		softhsm.skip = err.Error()
+		return removeDir
+	}
+	return func() {
+		softhsm.mod.release()
+		removeDir()
+	}
 }
 
 func pkcs11Config(t testing.TB, keyLabel string) PKCS11Config {
@@ -82,4 +91,14 @@ func openPKCS11(t testing.TB, keyLabel string) *PKCS11 {
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
+}
+
+// tryPKCS11 is openPKCS11 for helpers that must not skip: nil when the
+// token is not available.
+func tryPKCS11(t testing.TB, keyLabel string) *PKCS11 {
+	t.Helper()
+	if softhsm.skip != "" {
+		return nil
+	}
+	return openPKCS11(t, keyLabel)
 }
