@@ -104,3 +104,18 @@ func TestSoftwareRootCorruptFile(t *testing.T) {
 		t.Fatalf("bit flip accepted: %v", err)
 	}
 }
+
+func TestSoftwareCloseZeroes(t *testing.T) {
+	s, err := OpenSoftware(SoftwareConfig{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := s.key
+	s.Close()
+	if !bytes.Equal(key, make([]byte, rootKeySize)) {
+		t.Fatal("Close left the root key in memory")
+	}
+	if _, err := s.OpenSession(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("OpenSession after Close: %v", err)
+	}
+}
