@@ -1,167 +1,434 @@
 package policy
 
 import (
+	"cmp"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
+
+// opKind is the family of a condition operator.
+type opKind int8
+
+const (
+	opString opKind = iota
+	opStringIgnoreCase
+	opStringLike
+	opBinary
+	opNumeric
+	opDate
+	opBool
+	opIP
+	opArn
+	opNull
+)
+
+// comparison is what a Numeric* or Date* operator asks of (request, policy).
+type comparison int8
+
+const (
+	cmpEq comparison = iota
+	cmpLt
+	cmpLe
+	cmpGt
+	cmpGe
+)
+
+func (c comparison) holds(order int) bool {
+	switch c {
+	case cmpLt:
+		return order < 0
+	case cmpLe:
+		return order <= 0
+	case cmpGt:
+		return order > 0
+	case cmpGe:
+		return order >= 0
+	}
+	return order == 0
+}
+
+type operator struct {
+	kind   opKind
+	cmp    comparison
+	negate bool // the operator holds when the positive one does not
+}
+
+var operators = map[string]operator{
+	"StringEquals":              {opString, cmpEq, false},
+	"StringNotEquals":           {opString, cmpEq, true},
+	"StringEqualsIgnoreCase":    {opStringIgnoreCase, cmpEq, false},
+	"StringNotEqualsIgnoreCase": {opStringIgnoreCase, cmpEq, true},
+	"StringLike":                {opStringLike, cmpEq, false},
+	"StringNotLike":             {opStringLike, cmpEq, true},
+	"BinaryEquals":              {opBinary, cmpEq, false},
+	"NumericEquals":             {opNumeric, cmpEq, false},
+	"NumericNotEquals":          {opNumeric, cmpEq, true},
+	"NumericLessThan":           {opNumeric, cmpLt, false},
+	"NumericLessThanEquals":     {opNumeric, cmpLe, false},
+	"NumericGreaterThan":        {opNumeric, cmpGt, false},
+	"NumericGreaterThanEquals":  {opNumeric, cmpGe, false},
+	"DateEquals":                {opDate, cmpEq, false},
+	"DateNotEquals":             {opDate, cmpEq, true},
+	"DateLessThan":              {opDate, cmpLt, false},
+	"DateLessThanEquals":        {opDate, cmpLe, false},
+	"DateGreaterThan":           {opDate, cmpGt, false},
+	"DateGreaterThanEquals":     {opDate, cmpGe, false},
+	"Bool":                      {opBool, cmpEq, false},
+	"IpAddress":                 {opIP, cmpEq, false},
+	"NotIpAddress":              {opIP, cmpEq, true},
+	"ArnEquals":                 {opArn, cmpEq, false},
+	"ArnLike":                   {opArn, cmpEq, false},
+	"ArnNotEquals":              {opArn, cmpEq, true},
+	"ArnNotLike":                {opArn, cmpEq, true},
+	"Null":                      {opNull, cmpEq, false},
+}
 
 type setQualifier int8
 
 const (
 	setNone setQualifier = iota
-	setAny
-	setAll
+	setAny               // ForAnyValue:
+	setAll               // ForAllValues:
 )
 
+// condition is one (operator, key, values) triple; the conditions of a
+// statement all have to hold.
 type condition struct {
-	opName   string // as written, for marshalling
+	op       string // as written: qualifier, operator, IfExists
 	kind     opKind
-	cmp      cmp
+	cmp      comparison
 	negate   bool
 	ifExists bool
 	set      setQualifier
-	key      string // lower case; "kms:encryptioncontext:" for context sub-keys
-	rawKey   string
-	ecKey    string // the case-sensitive sub-key of kms:EncryptionContext:
+	key      keyID
+	rawKey   string // as written
+	lowerKey string // for Context.Extra
+	ecKey    string // the case-sensitive context key of kms:EncryptionContext:
 	values   []string
-	globs    []glob
-	numbers  []float64
-	prefixes []netip.Prefix
+
+	// Compiled forms of values, for the operators that need them.
+	pats    patterns
+	arns    []arnPattern
+	numbers []float64
+	times   []time.Time
+	nets    []netip.Prefix
+	// Null: which answers the policy accepts (absent, present).
+	nullAbsent, nullPresent bool
 }
 
-func (c *condition) setKey(k string) error {
-	if k == "" {
-		return malformed("empty condition key")
+func parseConditions(n *node, where string) ([]condition, error) {
+	if n.kind != nodeObject {
+		return nil, malformed("The Condition of %s must be an object.", where)
 	}
-	c.rawKey = k
-	lk := strings.ToLower(k)
-	if strings.HasPrefix(lk, "kms:encryptioncontext:") {
-		c.key, c.ecKey = "kms:encryptioncontext:", k[len("kms:encryptioncontext:"):]
-		if c.ecKey == "" {
-			return malformed("condition key %s names no encryption context key", k)
+	var out []condition
+	for i, opName := range n.names {
+		c := condition{op: opName}
+		name := opName
+		if rest, ok := strings.CutPrefix(name, "ForAnyValue:"); ok {
+			c.set, name = setAny, rest
+		} else if rest, ok := strings.CutPrefix(name, "ForAllValues:"); ok {
+			c.set, name = setAll, rest
 		}
+		if rest, ok := strings.CutSuffix(name, "IfExists"); ok && rest != "Null" {
+			c.ifExists, name = true, rest
+		}
+		op, ok := operators[name]
+		if !ok {
+			return nil, malformed("Unknown condition operator: %s (%s).", opName, where)
+		}
+		c.kind, c.cmp, c.negate = op.kind, op.cmp, op.negate
+		block := &n.elems[i]
+		if block.kind != nodeObject || len(block.names) == 0 {
+			return nil, malformed("The condition operator %s in %s must map one or more condition keys to values.", opName, where)
+		}
+		for j, key := range block.names {
+			cc := c
+			if err := cc.setKey(key, where); err != nil {
+				return nil, err
+			}
+			vals, err := conditionValues(&block.elems[j], key, where)
+			if err != nil {
+				return nil, err
+			}
+			if err := cc.compile(vals); err != nil {
+				return nil, malformed("The condition %s on %s in %s has %s.", opName, key, where, err.Error())
+			}
+			out = append(out, cc)
+		}
+	}
+	return out, nil
+}
+
+func (c *condition) setKey(k, where string) error {
+	c.rawKey, c.lowerKey = k, toLowerASCII(k)
+	if ec, ok := strings.CutPrefix(c.lowerKey, "kms:encryptioncontext:"); ok {
+		if ec == "" {
+			return malformed("The condition key %s in %s names no encryption context key.", k, where)
+		}
+		c.key, c.ecKey = keyEncryptionContext, k[len("kms:encryptioncontext:"):]
 		return nil
 	}
-	if !strings.Contains(lk, ":") {
-		return malformed("condition key %s has no service prefix", k)
+	if i := strings.IndexByte(k, ':'); i <= 0 || i == len(k)-1 {
+		return malformed("The condition key %q in %s must be prefaced by a vendor, e.g. kms:, aws:.", k, where)
 	}
-	c.key = lk
+	c.key = knownKeys[c.lowerKey] // keyExtra when not known
 	return nil
 }
 
-// eval decides the condition for a request's context.
+// conditionValues reads a condition key's value or list of values; AWS
+// takes numbers and booleans for their text.
+func conditionValues(n *node, key, where string) ([]string, error) {
+	bad := func() error {
+		return malformed("The values of condition key %s in %s must be strings, numbers or booleans, or a non-empty list of them.", key, where)
+	}
+	scalar := func(n *node) bool { return n.kind == nodeString || n.kind == nodeNumber || n.kind == nodeBool }
+	if n.kind != nodeArray {
+		if !scalar(n) {
+			return nil, bad()
+		}
+		return []string{n.text}, nil
+	}
+	if len(n.elems) == 0 {
+		return nil, bad()
+	}
+	out := make([]string, len(n.elems))
+	for i := range n.elems {
+		if !scalar(&n.elems[i]) {
+			return nil, bad()
+		}
+		out[i] = n.elems[i].text
+	}
+	return out, nil
+}
+
+// compile checks the values against the operator and precomputes what
+// matching needs. Its errors complete the sentence "The condition … has …".
+func (c *condition) compile(vals []string) error {
+	c.values = vals
+	for _, v := range vals {
+		switch c.kind {
+		case opStringLike:
+			c.pats = append(c.pats, compilePattern(v))
+		case opArn:
+			c.arns = append(c.arns, compileARNPattern(v))
+		case opNumeric:
+			f, ok := parseNumber(v)
+			if !ok {
+				return fmt.Errorf("a value that is not a number: %q", v)
+			}
+			c.numbers = append(c.numbers, f)
+		case opDate:
+			t, ok := parseDate(v)
+			if !ok {
+				return fmt.Errorf("a value that is not a date: %q", v)
+			}
+			c.times = append(c.times, t)
+		case opBool, opNull:
+			lv := toLowerASCII(v)
+			if lv != "true" && lv != "false" {
+				return fmt.Errorf("a value that is not true or false: %q", v)
+			}
+			c.nullAbsent = c.nullAbsent || lv == "true"
+			c.nullPresent = c.nullPresent || lv == "false"
+		case opIP:
+			p, ok := parseNet(v)
+			if !ok {
+				return fmt.Errorf("a value that is not an IP address or CIDR block: %q", v)
+			}
+			c.nets = append(c.nets, p)
+		}
+	}
+	return nil
+}
+
+// eval decides the condition for a request. A condition on an absent key
+// holds only with IfExists, ForAllValues (vacuously), or a negated
+// operator; Null asks about presence itself.
 func (c *condition) eval(ctx *Context) bool {
-	var buf [1]string
-	vals, present := ctx.lookup(c, &buf)
 	if c.kind == opNull {
-		want := c.values[0] == "true" // Null: true means "absent"
-		return want == !present
+		if ctx.present(c) {
+			return c.nullPresent
+		}
+		return c.nullAbsent
 	}
-	if !present || len(vals) == 0 {
+	n, matched := 0, 0
+	ctx.each(c, func(v *value) {
+		n++
+		if c.matchAny(v) {
+			matched++
+		}
+	})
+	if n == 0 {
 		switch {
-		case c.set == setAll:
-			return true // vacuously: every one of no values matches
-		case c.ifExists || c.negate:
+		case c.ifExists, c.set == setAll:
 			return true
+		case c.set == setAny:
+			return false
 		}
-		return false
+		return c.negate
 	}
-	switch c.set {
-	case setAll:
-		for _, v := range vals {
-			if !c.matchOne(v) {
-				return false
-			}
-		}
-		return true
-	default: // ForAnyValue and single-valued keys
-		for _, v := range vals {
-			if c.matchOne(v) {
-				return true
-			}
-		}
-		return false
+	switch {
+	case c.set == setAny && c.negate: // some value matches none of the policy's
+		return matched < n
+	case c.set == setAll && !c.negate: // every value matches one of the policy's
+		return matched == n
+	case c.negate: // no value matches any of the policy's
+		return matched == 0
 	}
+	return matched > 0
 }
 
-// matchOne applies the operator to one context value; negated operators
-// hold when the value matches none of the policy's values.
-func (c *condition) matchOne(v string) bool {
-	m := c.matchAny(v)
-	if c.negate {
-		return !m
-	}
-	return m
-}
-
-func (c *condition) matchAny(v string) bool {
+// matchAny applies the positive form of the operator to one request value
+// and each policy value, and reports whether any pair matches.
+func (c *condition) matchAny(v *value) bool {
 	switch c.kind {
-	case opString:
+	case opString, opBinary:
+		s := v.str()
 		for _, want := range c.values {
-			if v == want {
+			if s == want {
 				return true
 			}
 		}
 	case opStringIgnoreCase:
+		s := v.str()
 		for _, want := range c.values {
-			if strings.EqualFold(v, want) {
+			if strings.EqualFold(s, want) {
 				return true
 			}
 		}
-	case opStringLike, opArn:
-		return anyGlob(c.globs, v, false)
 	case opBool:
-		return strings.EqualFold(v, c.values[0])
-	case opNumeric, opDate:
-		var x float64
-		if c.kind == opNumeric {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return false
+		s := v.str()
+		for _, want := range c.values {
+			if strings.EqualFold(s, want) {
+				return true
 			}
-			x = f
-		} else {
-			t, ok := parseDate(v)
-			if !ok {
-				return false
-			}
-			x = float64(t.UnixNano()) / 1e9
 		}
-		for _, n := range c.numbers {
-			switch c.cmp {
-			case cmpEq:
-				if x == n {
-					return true
-				}
-			case cmpLt:
-				if x < n {
-					return true
-				}
-			case cmpLe:
-				if x <= n {
-					return true
-				}
-			case cmpGt:
-				if x > n {
-					return true
-				}
-			case cmpGe:
-				if x >= n {
-					return true
-				}
+	case opStringLike:
+		return c.pats.match(v.str(), false)
+	case opArn:
+		s := v.str()
+		for i := range c.arns {
+			if c.arns[i].match(s) {
+				return true
+			}
+		}
+	case opNumeric:
+		x, ok := parseNumber(v.str())
+		if !ok {
+			return false
+		}
+		for _, want := range c.numbers {
+			if c.cmp.holds(cmp.Compare(x, want)) {
+				return true
+			}
+		}
+	case opDate:
+		t := v.t
+		if v.kind != valTime {
+			var ok bool
+			if t, ok = parseDate(v.s); !ok {
+				return false
+			}
+		}
+		for _, want := range c.times {
+			if c.cmp.holds(t.Compare(want)) {
+				return true
 			}
 		}
 	case opIP:
-		addr, err := netip.ParseAddr(v)
-		if err != nil {
-			return false
+		addr := v.ip
+		if v.kind != valIP {
+			var err error
+			if addr, err = netip.ParseAddr(v.s); err != nil {
+				return false
+			}
 		}
-		for _, p := range c.prefixes {
-			if p.Contains(addr.Unmap()) || p.Contains(addr) {
+		addr = addr.Unmap()
+		for _, p := range c.nets {
+			if p.Contains(addr) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// parseNumber reads a decimal number, optionally signed and with a
+// fraction and exponent; not the hexadecimal, Inf and NaN forms
+// strconv.ParseFloat also takes.
+func parseNumber(s string) (float64, bool) {
+	i := 0
+	if i < len(s) && (s[i] == '-' || s[i] == '+') {
+		i++
+	}
+	digits := 0
+	for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		for i++; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+			digits++
+		}
+	}
+	if digits == 0 {
+		return 0, false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '-' || s[i] == '+') {
+			i++
+		}
+		exp := i
+		for ; i < len(s) && '0' <= s[i] && s[i] <= '9'; i++ {
+		}
+		if i == exp {
+			return 0, false
+		}
+	}
+	if i != len(s) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	return f, err == nil // out of range is an error too
+}
+
+// dateLayouts are the ISO 8601 forms AWS documents for Date* values.
+var dateLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04Z07:00", "2006-01-02"}
+
+// parseDate reads an ISO 8601 date or time, or epoch seconds.
+func parseDate(v string) (time.Time, bool) {
+	if v == "" {
+		return time.Time{}, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), true
+	}
+	if len(v) < len("2006-01-02") || v[4] != '-' {
+		return time.Time{}, false // spares time.Parse, whose failures allocate
+	}
+	for _, layout := range dateLayouts {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// parseNet reads a CIDR block or a single address (a /32 or /128).
+func parseNet(v string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(v); err == nil {
+		if p.Addr().Is4In6() && p.Bits() >= 96 { // requests are compared unmapped
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), true
+	}
+	a, err := netip.ParseAddr(v)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), true
 }

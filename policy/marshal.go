@@ -2,99 +2,150 @@ package policy
 
 import (
 	"encoding/json"
-	"errors"
+	"strconv"
 )
 
-// MarshalJSON writes the policy in a canonical form: fixed member order,
-// lists always lists, account principals as root ARNs, action names in
-// lower case, conditions sorted. Parsing the output compiles to the same
-// policy, and marshalling that again gives the same bytes.
+// MarshalJSON writes the policy in a canonical form: members in a fixed
+// order, Statement always a list, every list a list, account IDs as root
+// ARNs, "Principal": "*" as {"AWS": ["*"]}, numbers and booleans in
+// conditions as strings. Names and values keep the case they were written
+// in, and statements, conditions and values their order. Parsing the output
+// gives a policy that decides every request the same way and marshals to
+// the same bytes.
 func (p *Policy) MarshalJSON() ([]byte, error) {
-	type cond = map[string]map[string][]string
-	type stmt struct {
-		Sid          string              `json:"Sid,omitempty"`
-		Effect       string              `json:"Effect"`
-		Principal    map[string][]string `json:"Principal,omitempty"`
-		NotPrincipal map[string][]string `json:"NotPrincipal,omitempty"`
-		Action       []string            `json:"Action,omitempty"`
-		NotAction    []string            `json:"NotAction,omitempty"`
-		Resource     []string            `json:"Resource,omitempty"`
-		NotResource  []string            `json:"NotResource,omitempty"`
-		Condition    cond                `json:"Condition,omitempty"`
+	b := []byte{'{'}
+	sep := false
+	member := func(name string) {
+		if sep {
+			b = append(b, ',')
+		}
+		sep = true
+		b = appendString(b, name)
+		b = append(b, ':')
 	}
-	doc := struct {
-		Version   string `json:"Version"`
-		Statement []stmt `json:"Statement"`
-	}{Version: "2012-10-17", Statement: []stmt{}}
-	pats := func(gs []glob) []string {
-		out := make([]string, len(gs))
-		for i, g := range gs {
-			out[i] = g.pat
-		}
-		return out
+	if p.version != "" {
+		member("Version")
+		b = appendString(b, p.version)
 	}
-	for _, st := range p.statements {
-		s := stmt{Sid: st.sid, Effect: "Deny"}
-		if st.allow {
-			s.Effect = "Allow"
-		}
-		if st.hasPrincipal {
-			m := map[string][]string{}
-			var aws []string
-			if st.principals.any {
-				aws = append(aws, "*")
-			}
-			for _, a := range st.principals.accounts {
-				aws = append(aws, "arn:aws:iam::"+a+":root")
-			}
-			aws = append(aws, st.principals.arns...)
-			if len(aws) > 0 {
-				m["AWS"] = aws
-			}
-			if len(st.principals.services) > 0 {
-				m["Service"] = st.principals.services
-			}
-			if st.notPrincipal {
-				s.NotPrincipal = m
-			} else {
-				s.Principal = m
-			}
-		}
-		if st.notAction {
-			s.NotAction = pats(st.actions)
-		} else {
-			s.Action = pats(st.actions)
-		}
-		if st.hasResource {
-			if st.notResource {
-				s.NotResource = pats(st.resources)
-			} else {
-				s.Resource = pats(st.resources)
-			}
-		}
-		if len(st.conditions) > 0 {
-			s.Condition = cond{}
-			for _, c := range st.conditions {
-				if s.Condition[c.opName] == nil {
-					s.Condition[c.opName] = map[string][]string{}
-				}
-				s.Condition[c.opName][c.rawKey] = append(s.Condition[c.opName][c.rawKey], c.values...)
-			}
-		}
-		doc.Statement = append(doc.Statement, s)
+	if p.hasID {
+		member("Id")
+		b = appendString(b, p.id)
 	}
-	return json.Marshal(doc)
+	member("Statement")
+	b = append(b, '[')
+	for i := range p.statements {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = p.statements[i].appendJSON(b)
+	}
+	return append(b, ']', '}'), nil
 }
 
-// ErrLockout is the lockout safety check's failure.
-var ErrLockout = errors.New("The new key policy will not allow you to update the key policy in the future.")
-
-// CheckLockout is AWS's lockout safety check: after this key policy is in
-// place, may the caller still call PutKeyPolicy on the key?
-func CheckLockout(p *Policy, keyARN, keyAccount, callerARN, callerAccount string, identity []*Policy) error {
-	r := &Request{PrincipalARN: callerARN, PrincipalAccount: callerAccount, Action: "kms:PutKeyPolicy", Resource: keyARN, Context: &Context{CallerAccount: callerAccount, PrincipalARN: callerARN}}
-	if Authorize(p, keyAccount, identity, false, r) != Allow {
-		return ErrLockout
+func (st *statement) appendJSON(b []byte) []byte {
+	b = append(b, '{')
+	if st.sid != "" {
+		b = appendString(b, "Sid")
+		b = append(b, ':')
+		b = appendString(b, st.sid)
+		b = append(b, ',')
 	}
-	return nil
+	b = append(b, `"Effect":`...)
+	if st.allow {
+		b = append(b, `"Allow"`...)
+	} else {
+		b = append(b, `"Deny"`...)
+	}
+	if ps := st.principals; ps != nil {
+		b = append(b, ',')
+		b = appendString(b, elementName("Principal", st.notPrincipal))
+		b = append(b, ":{"...)
+		n := 0
+		for _, kind := range [...]struct {
+			name string
+			list []string
+		}{{"AWS", ps.aws}, {"Service", ps.services}, {"Federated", ps.federated}} {
+			if len(kind.list) == 0 {
+				continue
+			}
+			if n > 0 {
+				b = append(b, ',')
+			}
+			n++
+			b = appendString(b, kind.name)
+			b = append(b, ':')
+			b = appendStrings(b, kind.list)
+		}
+		b = append(b, '}')
+	}
+	if st.hasAction {
+		b = append(b, ',')
+		b = appendString(b, elementName("Action", st.notAction))
+		b = append(b, ':')
+		b = appendStrings(b, st.actionText)
+	}
+	if st.hasResource {
+		b = append(b, ',')
+		b = appendString(b, elementName("Resource", st.notResource))
+		b = append(b, ':')
+		b = append(b, '[')
+		for i := range st.resources {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, st.resources[i].text)
+		}
+		b = append(b, ']')
+	}
+	if len(st.conditions) > 0 {
+		// Conditions of one operator are adjacent: Parse appends them
+		// operator by operator.
+		b = append(b, `,"Condition":{`...)
+		for i := range st.conditions {
+			c := &st.conditions[i]
+			first := i == 0 || st.conditions[i-1].op != c.op
+			if first {
+				if i > 0 {
+					b = append(b, "},"...)
+				}
+				b = appendString(b, c.op)
+				b = append(b, ":{"...)
+			} else {
+				b = append(b, ',')
+			}
+			b = appendString(b, c.rawKey)
+			b = append(b, ':')
+			b = appendStrings(b, c.values)
+		}
+		b = append(b, "}}"...)
+	}
+	return append(b, '}')
+}
+
+func appendStrings(b []byte, list []string) []byte {
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, s)
+	}
+	return append(b, ']')
+}
+
+// appendString writes s as a JSON string. Strings that need no escaping —
+// nearly all of them in policies — are copied as they are.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			q, err := json.Marshal(s)
+			if err != nil { // cannot happen for a string
+				return strconv.AppendQuote(b, s)
+			}
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

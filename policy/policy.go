@@ -1,14 +1,56 @@
 // Package policy is the AWS policy language as KMS uses it: key policies
-// (resource-based, with principals) and identity policies, parsed once into
-// a compiled form and evaluated without allocating in the common case.
+// (resource-based, every statement names a Principal) and identity
+// policies (attached to a user or role, naming none). A document is parsed
+// once into a compiled Policy — patterns classified, action names folded to
+// lower case, condition values converted to numbers, dates and CIDR blocks
+// — so that evaluation is a few comparisons and does not allocate.
 //
-// A Policy is immutable and safe for concurrent use. Authorize combines a
-// key policy, the caller's identity policies and the grants that apply the
-// way AWS KMS does: an explicit Deny anywhere wins; otherwise the key policy
-// must allow the caller directly, or allow the caller's account (which
-// delegates to the account's identity policies, and then one of them must
-// allow), or a grant must allow. A principal of another account also needs
-// its own identity policies to allow.
+// # Parsing
+//
+// Parse accepts what AWS accepts: Version "2012-10-17" or "2008-10-17", an
+// optional Id, Statement as one object or a list, and in each statement Sid,
+// Effect, Principal or NotPrincipal ("*", or {"AWS": …} with ARNs of users,
+// roles and account roots, bare 12-digit account IDs meaning the account's
+// root, "*"; {"Service": …} and {"Federated": …} by name), Action or
+// NotAction and Resource or NotResource with * and ? wildcards, and
+// Condition. A key policy statement without Action or Resource is accepted
+// and has no effect, as in KMS. Documents are limited to MaxSize bytes. A
+// document that is not valid gives a *MalformedError (wrapping ErrMalformed)
+// whose message says what is wrong and where, fit for a
+// MalformedPolicyDocumentException.
+//
+// Conditions support the String*, Arn*, Bool, Numeric*, Date*, Null,
+// IpAddress, NotIpAddress and BinaryEquals operators, the IfExists suffix
+// and the ForAnyValue: and ForAllValues: set qualifiers. Condition key names
+// are case-insensitive, except the context key of kms:EncryptionContext:<key>.
+// The KMS keys and aws:PrincipalArn, aws:PrincipalAccount, aws:SourceIp,
+// aws:CurrentTime and aws:SecureTransport are fields of Context; any other
+// key is looked up in Context.Extra. Policy variables (${aws:username}) are
+// not expanded.
+//
+// # Deciding
+//
+// A Policy is immutable and safe for concurrent use. Authorize decides a
+// key operation the way AWS KMS does:
+//
+//   - an explicit Deny in the key policy or in the caller's identity
+//     policies wins over everything, grants included;
+//   - a key policy statement that names the caller (its ARN, or "*") allows
+//     a caller of the key's account directly; the account root is named by
+//     its ARN or by the bare account ID;
+//   - a statement that names the caller's account delegates to the account's
+//     identity policies: one of them must allow the action on the key;
+//   - a caller of another account needs both: the key policy must name it or
+//     its account, and its own identity policies must allow;
+//   - otherwise a grant may allow; otherwise the request is implicitly
+//     denied (NotApplicable).
+//
+// AuthorizeIdentity decides the operations that have no key policy
+// (CreateKey, ListKeys, GenerateRandom, …) from identity policies alone. An
+// account root is allowed everything in its own account unless a policy
+// denies it. CheckLockout is KMS's lockout safety check for a new key
+// policy, and DefaultKeyPolicy writes the policy KMS gives a key created
+// without one.
 //
 // The package does no I/O and knows nothing of HTTP.
 package policy
@@ -18,7 +60,8 @@ import (
 	"fmt"
 )
 
-// MaxSize is the largest policy document accepted, as AWS KMS's key policies.
+// MaxSize is the largest policy document accepted, in bytes (AWS KMS's
+// limit for key policies).
 const MaxSize = 32 * 1024
 
 // ErrMalformed is wrapped by every parse failure.
@@ -34,6 +77,11 @@ func (e *MalformedError) Unwrap() error { return ErrMalformed }
 func malformed(format string, args ...any) error {
 	return &MalformedError{Msg: fmt.Sprintf(format, args...)}
 }
+
+// ErrLockout is the lockout safety check's failure, in AWS's words; the
+// server sends it as a MalformedPolicyDocumentException. It is a
+// *MalformedError, so errors.Is(err, ErrMalformed) holds for it too.
+var ErrLockout error = &MalformedError{Msg: "The new key policy will not allow you to update the key policy in the future."}
 
 // Decision is the outcome of evaluating policies for a request.
 type Decision int8
@@ -71,5 +119,11 @@ const (
 // Policy is a compiled policy document.
 type Policy struct {
 	kind       Kind
+	version    string // as written; "" when absent
+	id         string
+	hasID      bool
 	statements []statement
 }
+
+// Kind reports which rules the policy was parsed under.
+func (p *Policy) Kind() Kind { return p.kind }

@@ -1,0 +1,257 @@
+package policy
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Request is what a decision is about.
+type Request struct {
+	// PrincipalARN is the caller: arn:aws:iam::<account>:user/<name>,
+	// …:role/<name>, arn:aws:sts::<account>:assumed-role/<role>/<session>,
+	// the account root arn:aws:iam::<account>:root, or for an AWS service
+	// its name ("logs.amazonaws.com"), matched by Service principals.
+	PrincipalARN     string
+	PrincipalAccount string // the caller's account; "" for a service
+	Action           string // "kms:Encrypt"; matched case-insensitively
+	Resource         string // the key ARN ("*" for operations on no key)
+	Context          *Context
+
+	// lockout makes conditions on keys a future request may carry
+	// optimistic: assumed to hold in Allow statements and not to hold in
+	// Deny statements (see CheckLockout).
+	lockout bool
+}
+
+// isRoot reports whether the caller is its account's root.
+func (r *Request) isRoot() bool {
+	a := r.PrincipalARN
+	return len(a) == len("arn:aws:iam::")+len(r.PrincipalAccount)+len(":root") &&
+		strings.HasPrefix(a, "arn:aws:iam::") && strings.HasSuffix(a, ":root") &&
+		a[len("arn:aws:iam::"):len(a)-len(":root")] == r.PrincipalAccount
+}
+
+// isService reports whether the caller is an AWS service principal.
+func (r *Request) isService() bool {
+	return r.PrincipalARN != "" && !strings.HasPrefix(r.PrincipalARN, "arn:")
+}
+
+// Context holds the condition keys of a request. The zero value has none
+// present; a field left empty is an absent key. It is read during one
+// evaluation at a time (ResourceAliasesFunc fills ResourceAliases in place).
+type Context struct {
+	// EncryptionContext gives kms:EncryptionContext:<key> and
+	// kms:EncryptionContextKeys; an empty or nil map means both are absent.
+	EncryptionContext map[string]string
+	// HasEncryptionContext records that the request carried the member.
+	HasEncryptionContext bool
+	EncryptionAlgorithm  string   // kms:EncryptionAlgorithm
+	GrantOperations      []string // kms:GrantOperations
+	GranteePrincipal     string   // kms:GranteePrincipal
+	// GrantIsForAWSResource is kms:GrantIsForAWSResource, present only
+	// when IsGrantRequest is set.
+	GrantIsForAWSResource bool
+	IsGrantRequest        bool
+	RequestAlias          string   // kms:RequestAlias
+	ResourceAliases       []string // kms:ResourceAliases
+	// ResourceAliasesFunc, when set, supplies kms:ResourceAliases on first
+	// use, so that requests whose policies never ask do not pay for it.
+	ResourceAliasesFunc func() []string
+	KeySpec             string // kms:KeySpec
+	KeyUsage            string // kms:KeyUsage
+	KeyOrigin           string // kms:KeyOrigin
+	ViaService          string // kms:ViaService
+	CallerAccount       string // kms:CallerAccount and aws:PrincipalAccount
+	PrincipalARN        string // aws:PrincipalArn
+	SourceIP            netip.Addr
+	// SecureTransport is aws:SecureTransport, present only when
+	// HasTransport is set.
+	SecureTransport bool
+	HasTransport    bool
+	CurrentTime     time.Time // aws:CurrentTime; the zero time is absent
+	// Extra holds any other key by its lower-case name. A key in another
+	// case is still found, by a slower scan.
+	Extra map[string][]string
+}
+
+// keyID names the condition keys that are fields of Context.
+type keyID int8
+
+const (
+	keyExtra keyID = iota
+	keyEncryptionContext
+	keyEncryptionContextKeys
+	keyEncryptionAlgorithm
+	keyGrantOperations
+	keyGranteePrincipal
+	keyGrantIsForAWSResource
+	keyRequestAlias
+	keyResourceAliases
+	keyKeySpec
+	keyKeyUsage
+	keyKeyOrigin
+	keyViaService
+	keyCallerAccount
+	keyPrincipalARN
+	keySourceIP
+	keySecureTransport
+	keyCurrentTime
+)
+
+var knownKeys = map[string]keyID{
+	"kms:encryptioncontextkeys":  keyEncryptionContextKeys,
+	"kms:encryptionalgorithm":    keyEncryptionAlgorithm,
+	"kms:grantoperations":        keyGrantOperations,
+	"kms:granteeprincipal":       keyGranteePrincipal,
+	"kms:grantisforawsresource":  keyGrantIsForAWSResource,
+	"kms:requestalias":           keyRequestAlias,
+	"kms:resourcealiases":        keyResourceAliases,
+	"kms:keyspec":                keyKeySpec,
+	"kms:keyusage":               keyKeyUsage,
+	"kms:keyorigin":              keyKeyOrigin,
+	"kms:viaservice":             keyViaService,
+	"kms:calleraccount":          keyCallerAccount,
+	"aws:principalaccount":       keyCallerAccount,
+	"aws:principalarn":           keyPrincipalARN,
+	"aws:sourceip":               keySourceIP,
+	"aws:securetransport":        keySecureTransport,
+	"aws:currenttime":            keyCurrentTime,
+	"kms:customermasterkeyspec":  keyKeySpec,
+	"kms:customermasterkeyusage": keyKeyUsage,
+}
+
+// lockoutKnown reports whether the lockout check knows the key's value
+// for the future PutKeyPolicy request: only who the caller is.
+func (k keyID) lockoutKnown() bool { return k == keyCallerAccount || k == keyPrincipalARN }
+
+// value is one value of a condition key. Most are strings; the source
+// address and the time keep their types so that IpAddress and Date*
+// operators compare them without formatting and parsing.
+type value struct {
+	s    string
+	ip   netip.Addr
+	t    time.Time
+	kind valueKind
+}
+
+type valueKind int8
+
+const (
+	valString valueKind = iota
+	valIP
+	valTime
+)
+
+// str is the value as a string, for string operators on typed keys.
+func (v *value) str() string {
+	switch v.kind {
+	case valIP:
+		return v.ip.String()
+	case valTime:
+		return v.t.UTC().Format(time.RFC3339)
+	}
+	return v.s
+}
+
+// present reports whether the request has at least one value for the key.
+func (c *Context) present(cd *condition) bool {
+	n := 0
+	c.each(cd, func(*value) { n++ })
+	return n > 0
+}
+
+// each calls f with each value of the condition's key; none when the key
+// is absent. f does not escape, so the closures callers pass stay on the
+// stack.
+func (c *Context) each(cd *condition, f func(*value)) {
+	if c == nil {
+		return
+	}
+	var v value
+	one := func(s string) {
+		if s != "" {
+			v.s = s
+			f(&v)
+		}
+	}
+	list := func(l []string) {
+		for _, s := range l {
+			v.s = s
+			f(&v)
+		}
+	}
+	switch cd.key {
+	case keyEncryptionContext:
+		if s, ok := c.EncryptionContext[cd.ecKey]; ok {
+			v.s = s // an empty value is still a value
+			f(&v)
+		}
+	case keyEncryptionContextKeys:
+		for k := range c.EncryptionContext {
+			v.s = k
+			f(&v)
+		}
+	case keyEncryptionAlgorithm:
+		one(c.EncryptionAlgorithm)
+	case keyGrantOperations:
+		list(c.GrantOperations)
+	case keyGranteePrincipal:
+		one(c.GranteePrincipal)
+	case keyGrantIsForAWSResource:
+		if c.IsGrantRequest {
+			one(boolString(c.GrantIsForAWSResource))
+		}
+	case keyRequestAlias:
+		one(c.RequestAlias)
+	case keyResourceAliases:
+		if c.ResourceAliases == nil && c.ResourceAliasesFunc != nil {
+			c.ResourceAliases = c.ResourceAliasesFunc()
+		}
+		list(c.ResourceAliases)
+	case keyKeySpec:
+		one(c.KeySpec)
+	case keyKeyUsage:
+		one(c.KeyUsage)
+	case keyKeyOrigin:
+		one(c.KeyOrigin)
+	case keyViaService:
+		one(c.ViaService)
+	case keyCallerAccount:
+		one(c.CallerAccount)
+	case keyPrincipalARN:
+		one(c.PrincipalARN)
+	case keySourceIP:
+		if c.SourceIP.IsValid() {
+			v.ip, v.kind = c.SourceIP, valIP
+			f(&v)
+		}
+	case keySecureTransport:
+		if c.HasTransport {
+			one(boolString(c.SecureTransport))
+		}
+	case keyCurrentTime:
+		if !c.CurrentTime.IsZero() {
+			v.t, v.kind = c.CurrentTime, valTime
+			f(&v)
+		}
+	default:
+		l, ok := c.Extra[cd.lowerKey]
+		if !ok && len(c.Extra) > 0 {
+			for k, vals := range c.Extra {
+				if strings.EqualFold(k, cd.lowerKey) {
+					l = vals
+					break
+				}
+			}
+		}
+		list(l)
+	}
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
