@@ -18,6 +18,9 @@ func runKeyStoreConformance(t *testing.T, ks KeyStoreBackend, rootLabel string) 
 	label := func(s string) string { return fmt.Sprintf("%s/%s", t.Name(), s) }
 	aad := []byte("aws:kms:encryption-context")
 
+	if err := ks.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
 	id, err := ks.GenerateKey(ctx, label("a"))
 	if err != nil {
 		t.Fatal(err)

@@ -48,6 +48,11 @@ const DefaultKeyLabel = "coffer-root"
 
 const defaultSessions = 4
 
+// ErrLogin reports a token that refuses the PIN (incorrect, locked or
+// expired); retrying cannot help. For a custom key store it is AWS's
+// INVALID_CREDENTIALS connection error.
+var ErrLogin = errors.New("hsm: pkcs11: the token refused the PIN")
+
 // ErrNoCgo is what OpenPKCS11 returns in a binary built with CGO_ENABLED=0.
 var ErrNoCgo = fmt.Errorf("%w: PKCS#11 needs cgo; this binary was built with CGO_ENABLED=0", ErrUnsupported)
 

@@ -260,6 +260,22 @@ func (b *PKCS11) GenerateRandom(ctx context.Context, n int) (out []byte, err err
 	return out, err
 }
 
+// Ping implements KeyStoreBackend.
+func (b *PKCS11) Ping(ctx context.Context) error {
+	return b.withSession(ctx, func(s *p11Session) error {
+		if err := b.enter(); err != nil {
+			return err
+		}
+		defer b.life.RUnlock()
+		return s.do(ctx, "ping", false, func() error {
+			if !s.healthy() {
+				return pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN)
+			}
+			return nil
+		})
+	})
+}
+
 // OpenSession implements SessionBackend: a new PKCS#11 session, logged in,
 // for one pool worker.
 func (b *PKCS11) OpenSession(ctx context.Context) (Session, error) {

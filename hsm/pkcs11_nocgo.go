@@ -33,6 +33,7 @@ func (*PKCS11) OpenSession(context.Context) (Session, error)           { return 
 
 func (*PKCS11) GenerateKey(context.Context, string) (string, error) { return "", ErrNoCgo }
 func (*PKCS11) DestroyKey(context.Context, string) error            { return ErrNoCgo }
+func (*PKCS11) Ping(context.Context) error                          { return ErrNoCgo }
 func (*PKCS11) GenerateRandom(context.Context, int) ([]byte, error) { return nil, ErrNoCgo }
 func (*PKCS11) Encrypt(context.Context, string, []byte, []byte) ([]byte, error) {
 	return nil, ErrNoCgo

@@ -260,8 +260,8 @@ func (s *p11Session) reopen() error {
 	// token logged in already.
 	if err := p11.Login(sh, pkcs11.CKU_USER, string(b.pin)); err != nil && !hasCode(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
 		p11.CloseSession(sh)
-		if hasCode(err, pkcs11.CKR_PIN_INCORRECT) || hasCode(err, pkcs11.CKR_PIN_LOCKED) {
-			return fmt.Errorf("hsm: pkcs11: log in: %w", err) // retrying cannot help
+		if hasCode(err, pkcs11.CKR_PIN_INCORRECT) || hasCode(err, pkcs11.CKR_PIN_LOCKED) || hasCode(err, pkcs11.CKR_PIN_EXPIRED) {
+			return fmt.Errorf("%w: %v", ErrLogin, err)
 		}
 		return fail("log in", err)
 	}
@@ -345,6 +345,10 @@ func (s *p11Session) findKey(label string) (pkcs11.ObjectHandle, error) {
 	switch {
 	case err != nil:
 		return 0, err
+	case len(objs) == 0 && !s.healthy():
+		// A session that lost its login sees no private objects: that is
+		// a lost session, not a missing key.
+		return 0, pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN)
 	case len(objs) == 0:
 		return 0, ErrKeyNotFound
 	case len(objs) > 1:

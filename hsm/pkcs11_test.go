@@ -31,6 +31,12 @@ func TestPKCS11ReconnectsAfterSessionsClosed(t *testing.T) {
 	if n := b.Reconnects(); n != 1 {
 		t.Fatalf("%d reconnections, want 1", n)
 	}
+	if err := b.mod.ctx.CloseAllSessions(uint(b.slot.Load())); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ping(ctx); err != nil {
+		t.Fatalf("Ping after C_CloseAllSessions: %v", err)
+	}
 
 	// A logout from elsewhere leaves the session open but without the
 	// right to use private objects: log in again and go on.
@@ -45,8 +51,8 @@ func TestPKCS11ReconnectsAfterSessionsClosed(t *testing.T) {
 	if _, err := b.Wrap(ctx, []byte("material"), nil); err != nil {
 		t.Fatalf("after C_Logout: %v", err)
 	}
-	if n := b.Reconnects(); n != 2 {
-		t.Fatalf("%d reconnections, want 2", n)
+	if n := b.Reconnects(); n != 3 {
+		t.Fatalf("%d reconnections, want 3", n)
 	}
 }
 
@@ -98,6 +104,9 @@ func TestPKCS11DeadModule(t *testing.T) {
 		}
 		if _, err := b.GenerateRandom(ctx, 8); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("dead module, GenerateRandom: %v, want ErrUnavailable", err)
+		}
+		if err := b.Ping(ctx); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("dead module, Ping: %v, want ErrUnavailable", err)
 		}
 	}
 
@@ -259,6 +268,9 @@ func TestPKCS11Config(t *testing.T) {
 		}
 		if bytes.Contains([]byte(err.Error()), []byte(testPIN)) && name != "wrong PIN" {
 			t.Errorf("%s: error shows the PIN: %v", name, err)
+		}
+		if name == "wrong PIN" && !errors.Is(err, ErrLogin) {
+			t.Errorf("wrong PIN: %v, want ErrLogin", err)
 		}
 		t.Logf("%s: %v", name, err)
 	}

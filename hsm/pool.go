@@ -218,6 +218,14 @@ func (p *Pool) GenerateKey(ctx context.Context, label string) (string, error) {
 	return p.ks.GenerateKey(ctx, label)
 }
 
+// Ping implements KeyStoreBackend, like GenerateKey.
+func (p *Pool) Ping(ctx context.Context) error {
+	if err := p.direct(); err != nil {
+		return err
+	}
+	return p.ks.Ping(ctx)
+}
+
 // DestroyKey implements KeyStoreBackend, like GenerateKey.
 func (p *Pool) DestroyKey(ctx context.Context, keyID string) error {
 	if err := p.direct(); err != nil {

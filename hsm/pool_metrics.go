@@ -55,6 +55,9 @@ func newPoolMetrics(p *Pool) *poolMetrics {
 	m.unwrap = errs("unwrap")
 	m.unavailable = errs("unavailable")
 	m.otherErrors = errs("other")
+	if r, ok := p.b.(interface{ Reconnects() uint64 }); ok {
+		s.NewGauge("coffer_hsm_reconnects_total{"+backend+"}", func() float64 { return float64(r.Reconnects()) })
+	}
 	return m
 }
 

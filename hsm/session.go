@@ -41,6 +41,9 @@ type KeyStoreBackend interface {
 	DestroyKey(ctx context.Context, keyID string) error
 	// GenerateRandom returns n bytes from the HSM's generator (1 ≤ n ≤ MaxRandom).
 	GenerateRandom(ctx context.Context, n int) ([]byte, error)
+	// Ping checks that the token answers and the login holds, reconnecting
+	// if needed (ConnectCustomKeyStore); ErrUnavailable or ErrLogin if not.
+	Ping(ctx context.Context) error
 }
 
 // KeyStoreSession is a Session that also runs the per-call custom-key-store
