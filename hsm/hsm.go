@@ -1,12 +1,31 @@
 // Package hsm holds the root of Coffer's key hierarchy.
 //
 // A Backend wraps and unwraps CMK key material under a root key that never
-// leaves it: the software backend keeps that key sealed in a file, a PKCS#11
-// backend keeps it inside a token. Every wrap binds caller-supplied
-// additional data (the key ARN and material version), so wrapped material
-// cannot be moved between keys or versions.
+// leaves it: the software backend (OpenSoftware) keeps that key sealed in a
+// file, the PKCS#11 backend (OpenPKCS11) keeps it inside a token as a
+// non-extractable AES-256 key used with CKM_AES_GCM. Every wrap binds
+// caller-supplied additional data (the key ARN and material version), so
+// wrapped material cannot be moved between keys or versions. Each backend
+// writes its own version byte first, so a blob given to the wrong backend
+// fails as ErrUnwrap like any other forgery.
 //
-// Backends are safe for concurrent use.
+// A Pool (NewPool) runs a backend through a fixed number of sessions with a
+// bounded queue, batching and coalescing of identical unwraps; it is itself
+// a Backend. The PKCS#11 backend and a Pool over it also run
+// custom-key-store keys (KeyStoreBackend): keys generated in the token that
+// never leave it.
+//
+// Errors are sentinels for errors.Is; the server maps them once:
+//
+//	ErrUnwrap                  InvalidCiphertextException (or the kms equivalent)
+//	ErrUnavailable, ErrClosed  KeyUnavailableException
+//	ErrQueueFull               DependencyTimeoutException
+//	context.DeadlineExceeded   DependencyTimeoutException
+//	ErrKeyNotFound             NotFoundException / the custom key store's key is gone
+//	ErrLogin                   custom key store INVALID_CREDENTIALS
+//
+// Backends and pools are safe for concurrent use. Plaintext they return
+// belongs to the caller, who zeroes it when done.
 package hsm
 
 import (
