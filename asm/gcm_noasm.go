@@ -1,3 +1,5 @@
+//go:build !amd64 || purego
+
 package asm
 
 // Without the VAES kernels the standard library is the only implementation.

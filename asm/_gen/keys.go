@@ -1,0 +1,147 @@
+package main
+
+import (
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// genInit writes initVAES, the key setup both VAES kernels share: the AES
+// round keys, then H = AES_K(0) and its powers H^1 … H^16. It uses VEX
+// instructions only (AES-NI, AVX2, VPCLMULQDQ on ymm) so that it runs on
+// the AVX2 kernel's CPUs too.
+func genInit() {
+	TEXT("initVAES", NOSPLIT, "func(ks *byte, key *byte)")
+	Doc("initVAES fills ks from key; ks.rounds (10 or 14) must be set.")
+	ks, key, rounds := RDI, RSI, RCX
+	Load(Param("ks"), ks)
+	Load(Param("key"), key)
+	MOVQ(Mem{Base: ks, Disp: offRounds}, rounds)
+
+	CMPQ(rounds, Imm(14))
+	JE(LabelRef("init_aes256"))
+	expandKey128(ks, key)
+	encryptZero(ks, 10, X0)
+	JMP(LabelRef("init_powers"))
+	Label("init_aes256")
+	expandKey256(ks, key)
+	encryptZero(ks, 14, X0)
+
+	Label("init_powers")
+	hashKeyPowers(ks, X0)
+	VZEROUPPER()
+	RET()
+}
+
+// prefixXOR turns the four words w0 … w3 of w into w0, w0^w1, w0^w1^w2,
+// w0^w1^w2^w3: the running XOR every AES key schedule step needs.
+func prefixXOR(w, t VecPhysical) {
+	VPSLLDQ(Imm(4), w, t)
+	VPXOR(t, w, w)
+	VPSLLDQ(Imm(8), w, t)
+	VPXOR(t, w, w)
+}
+
+var rcon = [...]uint8{0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x1b, 0x36}
+
+// expandKey128 writes the 11 AES-128 round keys (FIPS 197, 5.2): each one is
+// the running XOR of the previous one's words, XORed with
+// SubWord(RotWord(last word)) ^ Rcon, which AESKEYGENASSIST computes in its
+// top word.
+func expandKey128(ks, key GPPhysical) {
+	k, t, u := X1, X2, X3
+	VMOVDQU(Mem{Base: key}, k)
+	VMOVDQU(k, roundKey(ks, 0))
+	for r := 1; r <= 10; r++ {
+		VAESKEYGENASSIST(Imm(uint64(rcon[r-1])), k, t)
+		VPSHUFD(Imm(0xff), t, t)
+		prefixXOR(k, u)
+		VPXOR(t, k, k)
+		VMOVDQU(k, roundKey(ks, r))
+	}
+}
+
+// expandKey256 writes the 15 AES-256 round keys: even ones as for AES-128
+// from the key two back, odd ones from the key two back and SubWord of the
+// previous key's last word (AESKEYGENASSIST's third word), with no rotation
+// and no Rcon.
+func expandKey256(ks, key GPPhysical) {
+	k := [2]VecPhysical{X1, X2}
+	t, u := X3, X4
+	VMOVDQU(Mem{Base: key}, k[0])
+	VMOVDQU(Mem{Base: key, Disp: 16}, k[1])
+	VMOVDQU(k[0], roundKey(ks, 0))
+	VMOVDQU(k[1], roundKey(ks, 1))
+	for r := 2; r <= 14; r++ {
+		older, newer := k[r%2], k[(r+1)%2]
+		if r%2 == 0 {
+			VAESKEYGENASSIST(Imm(uint64(rcon[r/2-1])), newer, t)
+			VPSHUFD(Imm(0xff), t, t)
+		} else {
+			VAESKEYGENASSIST(Imm(0), newer, t)
+			VPSHUFD(Imm(0xaa), t, t)
+		}
+		prefixXOR(older, u)
+		VPXOR(t, older, older)
+		VMOVDQU(older, roundKey(ks, r))
+	}
+}
+
+// encryptZero leaves AES_K(0^128) in h.
+func encryptZero(ks GPPhysical, rounds int, h VecPhysical) {
+	VMOVDQU(roundKey(ks, 0), h)
+	for r := 1; r < rounds; r++ {
+		VAESENC(roundKey(ks, r), h, h)
+	}
+	VAESENCLAST(roundKey(ks, rounds), h, h)
+}
+
+// hashKeyPowers turns H = AES_K(0) in h into the table of powers: H^i·x^-1
+// in the kernels' representation, H^16 first, then the zero padding.
+func hashKeyPowers(ks GPPhysical, h VecPhysical) {
+	poly := Y15
+	VBROADCASTI128(gfPoly, poly)
+	t0, t1, t2, t3 := Y10, Y11, Y12, Y13
+
+	// H1 = H·x mod the reflected polynomial: a 128-bit left shift by one,
+	// and gfPoly folded back in if a bit fell off the top.
+	h1 := X1
+	VPSHUFB(bswapMask, h, h)
+	VPSLLQ(Imm(1), h, h1)
+	VPSRLQ(Imm(63), h, X2)
+	VPSLLDQ(Imm(8), X2, X2)
+	VPXOR(X2, h1, h1)
+	VPSHUFD(Imm(0xff), h, X3)
+	VPSRAD(Imm(31), X3, X3)
+	VPAND(gfPoly, X3, X3)
+	VPXOR(X3, h1, h1)
+
+	h2 := X2
+	mulVEX(h1, h1, h2, t0.AsX(), t1.AsX(), t2.AsX(), t3.AsX(), poly.AsX())
+	p21, p22 := Y3, Y4 // [H^2 | H^1], [H^2 | H^2]
+	VINSERTI128(Imm(1), h1, h2.AsY(), p21)
+	VINSERTI128(Imm(1), h2, h2.AsY(), p22)
+	p43 := Y5
+	mulVEX(p21, p22, p43, t0, t1, t2, t3, poly)
+	VMOVDQU(p21, htab(ks, 14))
+	VMOVDQU(p43, htab(ks, 12))
+
+	p44 := Y6
+	VPERMQ(Imm(0x44), p43, p44)
+	p65, p87 := Y7, Y8
+	mulVEX(p21, p44, p65, t0, t1, t2, t3, poly)
+	mulVEX(p43, p44, p87, t0, t1, t2, t3, poly)
+	VMOVDQU(p65, htab(ks, 10))
+	VMOVDQU(p87, htab(ks, 8))
+
+	p88 := Y9
+	VPERMQ(Imm(0x44), p87, p88)
+	for i, low := range []VecPhysical{p21, p43, p65, p87} {
+		mulVEX(low, p88, Y14, t0, t1, t2, t3, poly)
+		VMOVDQU(Y14, htab(ks, 6-2*i))
+	}
+
+	VPXOR(X0, X0, X0)
+	VMOVDQU(Y0, Mem{Base: ks, Disp: offPad})
+	VMOVDQU(X0, Mem{Base: ks, Disp: offPad + 32})
+}
