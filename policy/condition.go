@@ -254,13 +254,7 @@ func (c *condition) eval(ctx *Context) bool {
 		}
 		return c.nullAbsent
 	}
-	n, matched := 0, 0
-	ctx.each(c, func(v *value) {
-		n++
-		if c.matchAny(v) {
-			matched++
-		}
-	})
+	n, matched := ctx.scan(c, true)
 	if n == 0 {
 		switch {
 		case c.ifExists, c.set == setAll:

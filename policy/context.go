@@ -156,41 +156,47 @@ func (v *value) str() string {
 
 // present reports whether the request has at least one value for the key.
 func (c *Context) present(cd *condition) bool {
-	n := 0
-	c.each(cd, func(*value) { n++ })
+	n, _ := c.scan(cd, false)
 	return n > 0
 }
 
-// each calls f with each value of the condition's key; none when the key
-// is absent. f does not escape, so the closures callers pass stay on the
+// scan counts the values of the condition's key and, with match, those
+// that match the condition's positive operator. It calls matchAny directly
+// rather than taking a callback, so that the value it fills stays on the
 // stack.
-func (c *Context) each(cd *condition, f func(*value)) {
+func (c *Context) scan(cd *condition, match bool) (n, matched int) {
 	if c == nil {
-		return
+		return 0, 0
 	}
 	var v value
+	visit := func() {
+		n++
+		if match && cd.matchAny(&v) {
+			matched++
+		}
+	}
 	one := func(s string) {
 		if s != "" {
 			v.s = s
-			f(&v)
+			visit()
 		}
 	}
 	list := func(l []string) {
 		for _, s := range l {
 			v.s = s
-			f(&v)
+			visit()
 		}
 	}
 	switch cd.key {
 	case keyEncryptionContext:
 		if s, ok := c.EncryptionContext[cd.ecKey]; ok {
 			v.s = s // an empty value is still a value
-			f(&v)
+			visit()
 		}
 	case keyEncryptionContextKeys:
 		for k := range c.EncryptionContext {
 			v.s = k
-			f(&v)
+			visit()
 		}
 	case keyEncryptionAlgorithm:
 		one(c.EncryptionAlgorithm)
@@ -224,7 +230,7 @@ func (c *Context) each(cd *condition, f func(*value)) {
 	case keySourceIP:
 		if c.SourceIP.IsValid() {
 			v.ip, v.kind = c.SourceIP, valIP
-			f(&v)
+			visit()
 		}
 	case keySecureTransport:
 		if c.HasTransport {
@@ -233,7 +239,7 @@ func (c *Context) each(cd *condition, f func(*value)) {
 	case keyCurrentTime:
 		if !c.CurrentTime.IsZero() {
 			v.t, v.kind = c.CurrentTime, valTime
-			f(&v)
+			visit()
 		}
 	default:
 		l, ok := c.Extra[cd.lowerKey]
@@ -247,6 +253,7 @@ func (c *Context) each(cd *condition, f func(*value)) {
 		}
 		list(l)
 	}
+	return n, matched
 }
 
 func boolString(b bool) string {

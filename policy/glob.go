@@ -132,7 +132,8 @@ func (ps patterns) match(s string, fold bool) bool {
 // arnPattern matches ARNs as the Arn* condition operators do: each of the
 // six colon-separated parts separately, so that a wildcard never spans a
 // colon between parts (the resource part may itself contain colons). A
-// pattern with fewer than six parts is matched as a whole string.
+// pattern of fewer than six parts matches no ARN, except "*" which matches
+// everything; against a value that is not an ARN it is a plain pattern.
 type arnPattern struct {
 	parts [6]pattern
 	whole pattern
@@ -151,12 +152,9 @@ func compileARNPattern(s string) arnPattern {
 }
 
 func (a *arnPattern) match(s string) bool {
-	if !a.split {
-		return a.whole.match(s, false)
-	}
 	parts, ok := splitARN(s)
-	if !ok {
-		return false
+	if !a.split || !ok {
+		return a.whole.kind == patAny || a.split == ok && a.whole.match(s, false)
 	}
 	for i := range parts {
 		if !a.parts[i].match(parts[i], false) {
