@@ -11,7 +11,9 @@
 // optional Id, Statement as one object or a list, and in each statement Sid,
 // Effect, Principal or NotPrincipal ("*", or {"AWS": …} with ARNs of users,
 // roles and account roots, bare 12-digit account IDs meaning the account's
-// root, "*"; {"Service": …} and {"Federated": …} by name), Action or
+// root, "*"; {"Service": …} naming services, which call with their name as
+// Request.PrincipalARN; {"Federated": …}, kept but matching no caller),
+// Action or
 // NotAction and Resource or NotResource with * and ? wildcards, and
 // Condition. A key policy statement without Action or Resource is accepted
 // and has no effect, as in KMS. Documents are limited to MaxSize bytes. A
@@ -42,8 +44,16 @@
 //     identity policies: one of them must allow the action on the key;
 //   - a caller of another account needs both: the key policy must name it or
 //     its account, and its own identity policies must allow;
+//   - a service principal is allowed by a statement naming it (services
+//     have no identity policies);
 //   - otherwise a grant may allow; otherwise the request is implicitly
 //     denied (NotApplicable).
+//
+// NotPrincipal, NotAction and NotResource match everything the element does
+// not list; an account root listed in NotPrincipal excludes only the root,
+// not the account's users and roles, as in AWS. The sessions of a role
+// (arn:aws:sts::<account>:assumed-role/<role>/<session>) are matched by the
+// role's ARN.
 //
 // AuthorizeIdentity decides the operations that have no key policy
 // (CreateKey, ListKeys, GenerateRandom, …) from identity policies alone. An
