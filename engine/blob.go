@@ -3,6 +3,7 @@ package engine
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"github.com/coffer-kms/coffer/asm"
 	"slices"
 )
 
@@ -84,16 +85,19 @@ func Seal(dst []byte, material Material, id KeyID, version uint32, plaintext []b
 	}
 	var key [32]byte
 	deriveMessageKey(&key, material, header[:])
-	aead, err := NewAEAD(key[:])
-	clear(key[:])
-	if err != nil {
-		return nil, err
-	}
 	var stack [512]byte
 	aad := AppendEncryptionContext(append(stack[:0], header[:]...), encCtx)
 	dst = slices.Grow(dst, BlobOverhead+len(plaintext))
 	dst = append(dst, header[:]...)
-	return aead.Seal(dst, header[53:65], plaintext, aad), nil
+	err := withGCM(key[:], func(g *asm.GCM) error {
+		dst = g.Seal(dst, header[53:65], plaintext, aad)
+		return nil
+	})
+	clear(key[:])
+	if err != nil {
+		return nil, err
+	}
+	return dst, nil
 }
 
 // Open authenticates b under material and encCtx and appends the plaintext
@@ -101,14 +105,15 @@ func Seal(dst []byte, material Material, id KeyID, version uint32, plaintext []b
 func Open(dst []byte, material Material, b Blob, encCtx map[string]string) ([]byte, error) {
 	var key [32]byte
 	deriveMessageKey(&key, material, b.header())
-	aead, err := NewAEAD(key[:])
-	clear(key[:])
-	if err != nil {
-		return nil, ErrInvalidCiphertext
-	}
 	var stack [512]byte
 	aad := AppendEncryptionContext(append(stack[:0], b.header()...), encCtx)
-	out, err := aead.Open(dst, b.nonce(), b.sealed(), aad)
+	var out []byte
+	err := withGCM(key[:], func(g *asm.GCM) error {
+		var err error
+		out, err = g.Open(dst, b.nonce(), b.sealed(), aad)
+		return err
+	})
+	clear(key[:])
 	if err != nil {
 		return nil, ErrInvalidCiphertext
 	}
