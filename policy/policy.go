@@ -134,6 +134,3 @@ type Policy struct {
 	hasID      bool
 	statements []statement
 }
-
-// Kind reports which rules the policy was parsed under.
-func (p *Policy) Kind() Kind { return p.kind }
