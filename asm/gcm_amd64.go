@@ -5,6 +5,7 @@ package asm
 import (
 	"crypto/subtle"
 	"encoding/binary"
+	"unsafe"
 
 	"golang.org/x/sys/cpu"
 )
@@ -14,11 +15,15 @@ import (
 // keySchedule is what the VAES kernels read; the offsets are fixed in
 // _gen/layout.go and checked by TestKeyScheduleLayout.
 type keySchedule struct {
-	// htab holds H^16 … H^1 (times x^-1, byte-reversed), highest first.
-	htab [16][16]byte
+	// htab holds H^32 … H^1 (times x^-1, byte-reversed), highest first;
+	// the AVX2 kernel uses only H^16 … H^1.
+	htab [32][16]byte
 	// pad stays zero: the tail of a message reads powers past H^1 as
 	// zeros.
-	pad    [3][16]byte
+	pad [3][16]byte
+	// kara holds, for each power in htab, its two halves XORed together
+	// (AVX-512 kernel only).
+	kara   [32][16]byte
 	rk     [15][16]byte // AES round keys 0 … rounds
 	rounds uint64       // 10 or 14
 }
@@ -67,6 +72,9 @@ func cpuidex(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
 func initVAES(ks *keySchedule, key *byte)
 
 //go:noescape
+func powersVAES512(ks *keySchedule)
+
+//go:noescape
 func tagVAES(ks *keySchedule, acc, j0, tag *[16]byte, aadLen, ptLen int)
 
 //go:noescape
@@ -77,6 +85,18 @@ func decVAES512(ks *keySchedule, acc, ctr *[16]byte, dst, src *byte, n int)
 
 //go:noescape
 func ghashVAES512(ks *keySchedule, acc *[16]byte, src *byte, n int)
+
+//go:noescape
+func sealVAES512(ks *keySchedule, j0 *[16]byte, dst, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
+
+//go:noescape
+func openVAES512(ks *keySchedule, j0 *[16]byte, dst, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
+
+//go:noescape
+func sealVAES256(ks *keySchedule, j0 *[16]byte, dst, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
+
+//go:noescape
+func openVAES256(ks *keySchedule, j0 *[16]byte, dst, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
 
 //go:noescape
 func encVAES256(ks *keySchedule, acc, ctr *[16]byte, dst, src *byte, n int)
@@ -90,6 +110,9 @@ func ghashVAES256(ks *keySchedule, acc *[16]byte, src *byte, n int)
 func (g *GCM) initVAES(key []byte) {
 	g.ks.rounds = uint64(6 + len(key)/4)
 	initVAES(&g.ks, &key[0])
+	if g.kernel == kernelVAES512 {
+		powersVAES512(&g.ks)
+	}
 }
 
 // ghash folds data into the hash state, at most chunkSize bytes per call.
@@ -146,19 +169,50 @@ func (g *GCM) checkVAES256Expected() {
 }
 
 func (g *GCM) sealVAES(out, nonce, plaintext, additionalData []byte) {
-	var acc [16]byte
-	g.ghash(&acc, additionalData)
-	g.ctr(false, &acc, nonce, out, plaintext)
-	g.tag((*[16]byte)(out[len(plaintext):]), &acc, nonce, len(additionalData), len(plaintext))
+	tag := (*[16]byte)(out[len(plaintext):])
+	if len(plaintext) > chunkSize || len(additionalData) > chunkSize {
+		var acc [16]byte
+		g.ghash(&acc, additionalData)
+		g.ctr(false, &acc, nonce, out, plaintext)
+		g.tag(tag, &acc, nonce, len(additionalData), len(plaintext))
+		return
+	}
+	var j0 [16]byte
+	copy(j0[:], nonce)
+	j0[15] = 1
+	// Direct calls: through a func value, the arguments would escape.
+	if g.kernel == kernelVAES512 {
+		sealVAES512(&g.ks, &j0, unsafe.SliceData(out), unsafe.SliceData(plaintext), len(plaintext),
+			unsafe.SliceData(additionalData), len(additionalData), tag)
+	} else {
+		g.checkVAES256Expected()
+		sealVAES256(&g.ks, &j0, unsafe.SliceData(out), unsafe.SliceData(plaintext), len(plaintext),
+			unsafe.SliceData(additionalData), len(additionalData), tag)
+	}
 }
 
 // openVAES decrypts into out and reports whether the tag was right; the
 // caller clears out when it was not.
 func (g *GCM) openVAES(out, nonce, ciphertext, additionalData []byte) bool {
 	ciphertext, sent := ciphertext[:len(ciphertext)-tagSize], ciphertext[len(ciphertext)-tagSize:]
-	var acc, want [16]byte
-	g.ghash(&acc, additionalData)
-	g.ctr(true, &acc, nonce, out, ciphertext)
-	g.tag(&want, &acc, nonce, len(additionalData), len(ciphertext))
+	var want [16]byte
+	if len(ciphertext) > chunkSize || len(additionalData) > chunkSize {
+		var acc [16]byte
+		g.ghash(&acc, additionalData)
+		g.ctr(true, &acc, nonce, out, ciphertext)
+		g.tag(&want, &acc, nonce, len(additionalData), len(ciphertext))
+	} else {
+		var j0 [16]byte
+		copy(j0[:], nonce)
+		j0[15] = 1
+		if g.kernel == kernelVAES512 {
+			openVAES512(&g.ks, &j0, unsafe.SliceData(out), unsafe.SliceData(ciphertext), len(ciphertext),
+				unsafe.SliceData(additionalData), len(additionalData), &want)
+		} else {
+			g.checkVAES256Expected()
+			openVAES256(&g.ks, &j0, unsafe.SliceData(out), unsafe.SliceData(ciphertext), len(ciphertext),
+				unsafe.SliceData(additionalData), len(additionalData), &want)
+		}
+	}
 	return subtle.ConstantTimeCompare(want[:], sent) == 1
 }

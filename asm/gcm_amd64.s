@@ -67,11 +67,11 @@ TEXT ·cpuidex(SB), NOSPLIT, $0-24
 TEXT ·initVAES(SB), NOSPLIT, $0-16
 	MOVQ             ks+0(FP), DI
 	MOVQ             key+8(FP), SI
-	MOVQ             544(DI), CX
+	MOVQ             1312(DI), CX
 	CMPQ             CX, $0x0e
 	JE               init_aes256
 	VMOVDQU          (SI), X1
-	VMOVDQU          X1, 304(DI)
+	VMOVDQU          X1, 1072(DI)
 	VAESKEYGENASSIST $0x01, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -79,7 +79,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPSLLDQ          $0x08, X1, X3
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
-	VMOVDQU          X1, 320(DI)
+	VMOVDQU          X1, 1088(DI)
 	VAESKEYGENASSIST $0x02, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -87,7 +87,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPSLLDQ          $0x08, X1, X3
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
-	VMOVDQU          X1, 336(DI)
+	VMOVDQU          X1, 1104(DI)
 	VAESKEYGENASSIST $0x04, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -95,7 +95,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPSLLDQ          $0x08, X1, X3
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
-	VMOVDQU          X1, 352(DI)
+	VMOVDQU          X1, 1120(DI)
 	VAESKEYGENASSIST $0x08, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -103,7 +103,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPSLLDQ          $0x08, X1, X3
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
-	VMOVDQU          X1, 368(DI)
+	VMOVDQU          X1, 1136(DI)
 	VAESKEYGENASSIST $0x10, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -111,7 +111,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPSLLDQ          $0x08, X1, X3
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
-	VMOVDQU          X1, 384(DI)
+	VMOVDQU          X1, 1152(DI)
 	VAESKEYGENASSIST $0x20, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -119,7 +119,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPSLLDQ          $0x08, X1, X3
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
-	VMOVDQU          X1, 400(DI)
+	VMOVDQU          X1, 1168(DI)
 	VAESKEYGENASSIST $0x40, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -127,7 +127,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPSLLDQ          $0x08, X1, X3
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
-	VMOVDQU          X1, 416(DI)
+	VMOVDQU          X1, 1184(DI)
 	VAESKEYGENASSIST $0x80, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -135,7 +135,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPSLLDQ          $0x08, X1, X3
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
-	VMOVDQU          X1, 432(DI)
+	VMOVDQU          X1, 1200(DI)
 	VAESKEYGENASSIST $0x1b, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -143,7 +143,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPSLLDQ          $0x08, X1, X3
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
-	VMOVDQU          X1, 448(DI)
+	VMOVDQU          X1, 1216(DI)
 	VAESKEYGENASSIST $0x36, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -151,25 +151,25 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPSLLDQ          $0x08, X1, X3
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
-	VMOVDQU          X1, 464(DI)
-	VMOVDQU          304(DI), X0
-	VAESENC          320(DI), X0, X0
-	VAESENC          336(DI), X0, X0
-	VAESENC          352(DI), X0, X0
-	VAESENC          368(DI), X0, X0
-	VAESENC          384(DI), X0, X0
-	VAESENC          400(DI), X0, X0
-	VAESENC          416(DI), X0, X0
-	VAESENC          432(DI), X0, X0
-	VAESENC          448(DI), X0, X0
-	VAESENCLAST      464(DI), X0, X0
+	VMOVDQU          X1, 1232(DI)
+	VMOVDQU          1072(DI), X0
+	VAESENC          1088(DI), X0, X0
+	VAESENC          1104(DI), X0, X0
+	VAESENC          1120(DI), X0, X0
+	VAESENC          1136(DI), X0, X0
+	VAESENC          1152(DI), X0, X0
+	VAESENC          1168(DI), X0, X0
+	VAESENC          1184(DI), X0, X0
+	VAESENC          1200(DI), X0, X0
+	VAESENC          1216(DI), X0, X0
+	VAESENCLAST      1232(DI), X0, X0
 	JMP              init_powers
 
 init_aes256:
 	VMOVDQU          (SI), X1
 	VMOVDQU          16(SI), X2
-	VMOVDQU          X1, 304(DI)
-	VMOVDQU          X2, 320(DI)
+	VMOVDQU          X1, 1072(DI)
+	VMOVDQU          X2, 1088(DI)
 	VAESKEYGENASSIST $0x01, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -177,7 +177,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X1, X4
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
-	VMOVDQU          X1, 336(DI)
+	VMOVDQU          X1, 1104(DI)
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -185,7 +185,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X2, X4
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
-	VMOVDQU          X2, 352(DI)
+	VMOVDQU          X2, 1120(DI)
 	VAESKEYGENASSIST $0x02, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -193,7 +193,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X1, X4
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
-	VMOVDQU          X1, 368(DI)
+	VMOVDQU          X1, 1136(DI)
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -201,7 +201,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X2, X4
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
-	VMOVDQU          X2, 384(DI)
+	VMOVDQU          X2, 1152(DI)
 	VAESKEYGENASSIST $0x04, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -209,7 +209,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X1, X4
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
-	VMOVDQU          X1, 400(DI)
+	VMOVDQU          X1, 1168(DI)
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -217,7 +217,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X2, X4
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
-	VMOVDQU          X2, 416(DI)
+	VMOVDQU          X2, 1184(DI)
 	VAESKEYGENASSIST $0x08, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -225,7 +225,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X1, X4
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
-	VMOVDQU          X1, 432(DI)
+	VMOVDQU          X1, 1200(DI)
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -233,7 +233,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X2, X4
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
-	VMOVDQU          X2, 448(DI)
+	VMOVDQU          X2, 1216(DI)
 	VAESKEYGENASSIST $0x10, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -241,7 +241,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X1, X4
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
-	VMOVDQU          X1, 464(DI)
+	VMOVDQU          X1, 1232(DI)
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -249,7 +249,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X2, X4
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
-	VMOVDQU          X2, 480(DI)
+	VMOVDQU          X2, 1248(DI)
 	VAESKEYGENASSIST $0x20, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -257,7 +257,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X1, X4
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
-	VMOVDQU          X1, 496(DI)
+	VMOVDQU          X1, 1264(DI)
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -265,7 +265,7 @@ init_aes256:
 	VPSLLDQ          $0x08, X2, X4
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
-	VMOVDQU          X2, 512(DI)
+	VMOVDQU          X2, 1280(DI)
 	VAESKEYGENASSIST $0x40, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -273,22 +273,22 @@ init_aes256:
 	VPSLLDQ          $0x08, X1, X4
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
-	VMOVDQU          X1, 528(DI)
-	VMOVDQU          304(DI), X0
-	VAESENC          320(DI), X0, X0
-	VAESENC          336(DI), X0, X0
-	VAESENC          352(DI), X0, X0
-	VAESENC          368(DI), X0, X0
-	VAESENC          384(DI), X0, X0
-	VAESENC          400(DI), X0, X0
-	VAESENC          416(DI), X0, X0
-	VAESENC          432(DI), X0, X0
-	VAESENC          448(DI), X0, X0
-	VAESENC          464(DI), X0, X0
-	VAESENC          480(DI), X0, X0
-	VAESENC          496(DI), X0, X0
-	VAESENC          512(DI), X0, X0
-	VAESENCLAST      528(DI), X0, X0
+	VMOVDQU          X1, 1296(DI)
+	VMOVDQU          1072(DI), X0
+	VAESENC          1088(DI), X0, X0
+	VAESENC          1104(DI), X0, X0
+	VAESENC          1120(DI), X0, X0
+	VAESENC          1136(DI), X0, X0
+	VAESENC          1152(DI), X0, X0
+	VAESENC          1168(DI), X0, X0
+	VAESENC          1184(DI), X0, X0
+	VAESENC          1200(DI), X0, X0
+	VAESENC          1216(DI), X0, X0
+	VAESENC          1232(DI), X0, X0
+	VAESENC          1248(DI), X0, X0
+	VAESENC          1264(DI), X0, X0
+	VAESENC          1280(DI), X0, X0
+	VAESENCLAST      1296(DI), X0, X0
 
 init_powers:
 	VBROADCASTI128 gfPoly<>+0(SB), Y15
@@ -329,8 +329,8 @@ init_powers:
 	VPSHUFD        $0x4e, Y11, Y11
 	VPXOR          Y11, Y5, Y5
 	VPXOR          Y13, Y5, Y5
-	VMOVDQU        Y3, 224(DI)
-	VMOVDQU        Y5, 192(DI)
+	VMOVDQU        Y3, 480(DI)
+	VMOVDQU        Y5, 448(DI)
 	VPERMQ         $0x44, Y5, Y6
 	VPCLMULQDQ     $0x00, Y6, Y3, Y10
 	VPCLMULQDQ     $0x01, Y6, Y3, Y11
@@ -358,8 +358,8 @@ init_powers:
 	VPSHUFD        $0x4e, Y11, Y11
 	VPXOR          Y11, Y8, Y8
 	VPXOR          Y13, Y8, Y8
-	VMOVDQU        Y7, 160(DI)
-	VMOVDQU        Y8, 128(DI)
+	VMOVDQU        Y7, 416(DI)
+	VMOVDQU        Y8, 384(DI)
 	VPERMQ         $0x44, Y8, Y9
 	VPCLMULQDQ     $0x00, Y9, Y3, Y10
 	VPCLMULQDQ     $0x01, Y9, Y3, Y11
@@ -374,7 +374,7 @@ init_powers:
 	VPSHUFD        $0x4e, Y11, Y11
 	VPXOR          Y11, Y14, Y14
 	VPXOR          Y13, Y14, Y14
-	VMOVDQU        Y14, 96(DI)
+	VMOVDQU        Y14, 352(DI)
 	VPCLMULQDQ     $0x00, Y9, Y5, Y10
 	VPCLMULQDQ     $0x01, Y9, Y5, Y11
 	VPCLMULQDQ     $0x10, Y9, Y5, Y12
@@ -388,7 +388,7 @@ init_powers:
 	VPSHUFD        $0x4e, Y11, Y11
 	VPXOR          Y11, Y14, Y14
 	VPXOR          Y13, Y14, Y14
-	VMOVDQU        Y14, 64(DI)
+	VMOVDQU        Y14, 320(DI)
 	VPCLMULQDQ     $0x00, Y9, Y7, Y10
 	VPCLMULQDQ     $0x01, Y9, Y7, Y11
 	VPCLMULQDQ     $0x10, Y9, Y7, Y12
@@ -402,7 +402,7 @@ init_powers:
 	VPSHUFD        $0x4e, Y11, Y11
 	VPXOR          Y11, Y14, Y14
 	VPXOR          Y13, Y14, Y14
-	VMOVDQU        Y14, 32(DI)
+	VMOVDQU        Y14, 288(DI)
 	VPCLMULQDQ     $0x00, Y9, Y8, Y10
 	VPCLMULQDQ     $0x01, Y9, Y8, Y11
 	VPCLMULQDQ     $0x10, Y9, Y8, Y12
@@ -416,102 +416,196 @@ init_powers:
 	VPSHUFD        $0x4e, Y11, Y11
 	VPXOR          Y11, Y14, Y14
 	VPXOR          Y13, Y14, Y14
-	VMOVDQU        Y14, (DI)
+	VMOVDQU        Y14, 256(DI)
 	VPXOR          X0, X0, X0
-	VMOVDQU        Y0, 256(DI)
-	VMOVDQU        X0, 288(DI)
+	VMOVDQU        Y0, 512(DI)
+	VMOVDQU        X0, 544(DI)
+	VZEROUPPER
+	RET
+
+// func powersVAES512(ks *byte)
+// Requires: AVX, AVX512F, VPCLMULQDQ
+TEXT ·powersVAES512(SB), NOSPLIT, $0-8
+	MOVQ            ks+0(FP), DI
+	VBROADCASTI32X4 gfPoly<>+0(SB), Z31
+	VBROADCASTI32X4 256(DI), Z30
+	VMOVDQU64       256(DI), Z0
+	VPCLMULQDQ      $0x00, Z30, Z0, Z2
+	VPCLMULQDQ      $0x01, Z30, Z0, Z3
+	VPCLMULQDQ      $0x10, Z30, Z0, Z4
+	VPCLMULQDQ      $0x11, Z30, Z0, Z1
+	VPXORD          Z4, Z3, Z3
+	VPCLMULQDQ      $0x10, Z31, Z2, Z4
+	VPSHUFD         $0x4e, Z2, Z2
+	VPTERNLOGD      $0x96, Z4, Z2, Z3
+	VPCLMULQDQ      $0x10, Z31, Z3, Z4
+	VPSHUFD         $0x4e, Z3, Z3
+	VPTERNLOGD      $0x96, Z4, Z3, Z1
+	VMOVDQU64       Z1, (DI)
+	VMOVDQU64       320(DI), Z0
+	VPCLMULQDQ      $0x00, Z30, Z0, Z2
+	VPCLMULQDQ      $0x01, Z30, Z0, Z3
+	VPCLMULQDQ      $0x10, Z30, Z0, Z4
+	VPCLMULQDQ      $0x11, Z30, Z0, Z1
+	VPXORD          Z4, Z3, Z3
+	VPCLMULQDQ      $0x10, Z31, Z2, Z4
+	VPSHUFD         $0x4e, Z2, Z2
+	VPTERNLOGD      $0x96, Z4, Z2, Z3
+	VPCLMULQDQ      $0x10, Z31, Z3, Z4
+	VPSHUFD         $0x4e, Z3, Z3
+	VPTERNLOGD      $0x96, Z4, Z3, Z1
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       384(DI), Z0
+	VPCLMULQDQ      $0x00, Z30, Z0, Z2
+	VPCLMULQDQ      $0x01, Z30, Z0, Z3
+	VPCLMULQDQ      $0x10, Z30, Z0, Z4
+	VPCLMULQDQ      $0x11, Z30, Z0, Z1
+	VPXORD          Z4, Z3, Z3
+	VPCLMULQDQ      $0x10, Z31, Z2, Z4
+	VPSHUFD         $0x4e, Z2, Z2
+	VPTERNLOGD      $0x96, Z4, Z2, Z3
+	VPCLMULQDQ      $0x10, Z31, Z3, Z4
+	VPSHUFD         $0x4e, Z3, Z3
+	VPTERNLOGD      $0x96, Z4, Z3, Z1
+	VMOVDQU64       Z1, 128(DI)
+	VMOVDQU64       448(DI), Z0
+	VPCLMULQDQ      $0x00, Z30, Z0, Z2
+	VPCLMULQDQ      $0x01, Z30, Z0, Z3
+	VPCLMULQDQ      $0x10, Z30, Z0, Z4
+	VPCLMULQDQ      $0x11, Z30, Z0, Z1
+	VPXORD          Z4, Z3, Z3
+	VPCLMULQDQ      $0x10, Z31, Z2, Z4
+	VPSHUFD         $0x4e, Z2, Z2
+	VPTERNLOGD      $0x96, Z4, Z2, Z3
+	VPCLMULQDQ      $0x10, Z31, Z3, Z4
+	VPSHUFD         $0x4e, Z3, Z3
+	VPTERNLOGD      $0x96, Z4, Z3, Z1
+	VMOVDQU64       Z1, 192(DI)
+	VMOVDQU64       (DI), Z0
+	VPSHUFD         $0x4e, Z0, Z1
+	VPXORD          Z0, Z1, Z1
+	VMOVDQU64       Z1, 560(DI)
+	VMOVDQU64       64(DI), Z0
+	VPSHUFD         $0x4e, Z0, Z1
+	VPXORD          Z0, Z1, Z1
+	VMOVDQU64       Z1, 624(DI)
+	VMOVDQU64       128(DI), Z0
+	VPSHUFD         $0x4e, Z0, Z1
+	VPXORD          Z0, Z1, Z1
+	VMOVDQU64       Z1, 688(DI)
+	VMOVDQU64       192(DI), Z0
+	VPSHUFD         $0x4e, Z0, Z1
+	VPXORD          Z0, Z1, Z1
+	VMOVDQU64       Z1, 752(DI)
+	VMOVDQU64       256(DI), Z0
+	VPSHUFD         $0x4e, Z0, Z1
+	VPXORD          Z0, Z1, Z1
+	VMOVDQU64       Z1, 816(DI)
+	VMOVDQU64       320(DI), Z0
+	VPSHUFD         $0x4e, Z0, Z1
+	VPXORD          Z0, Z1, Z1
+	VMOVDQU64       Z1, 880(DI)
+	VMOVDQU64       384(DI), Z0
+	VPSHUFD         $0x4e, Z0, Z1
+	VPXORD          Z0, Z1, Z1
+	VMOVDQU64       Z1, 944(DI)
+	VMOVDQU64       448(DI), Z0
+	VPSHUFD         $0x4e, Z0, Z1
+	VPXORD          Z0, Z1, Z1
+	VMOVDQU64       Z1, 1008(DI)
 	VZEROUPPER
 	RET
 
 // func tagVAES(ks *byte, acc *[16]byte, j0 *[16]byte, tag *[16]byte, aadLen int, ptLen int)
 // Requires: AES, AVX, PCLMULQDQ
 TEXT ·tagVAES(SB), NOSPLIT, $0-48
-	MOVQ    ks+0(FP), DI
-	MOVQ    acc+8(FP), SI
-	VMOVDQU (SI), X0
-	MOVQ    ptLen+40(FP), AX
-	SHLQ    $0x03, AX
-	VMOVQ   AX, X1
-	MOVQ    aadLen+32(FP), AX
-	SHLQ    $0x03, AX
-	VPINSRQ $0x01, AX, X1, X1
-	VPXOR   X1, X0, X0
-	MOVQ    j0+16(FP), SI
-	VMOVDQU (SI), X2
-	VPXOR   304(DI), X2, X2
-	VAESENC 320(DI), X2, X2
-	VAESENC 336(DI), X2, X2
-	VAESENC 352(DI), X2, X2
-	VAESENC 368(DI), X2, X2
-	VAESENC 384(DI), X2, X2
-	VAESENC 400(DI), X2, X2
-	VAESENC 416(DI), X2, X2
-	VAESENC 432(DI), X2, X2
-	VAESENC 448(DI), X2, X2
-	CMPQ    544(DI), $0x0e
-	JNE     tag_last
-	VAESENC 464(DI), X2, X2
-	VAESENC 480(DI), X2, X2
-	VAESENC 496(DI), X2, X2
-	VAESENC 512(DI), X2, X2
+	MOVQ    ks+0(FP), R8
+	MOVQ    j0+16(FP), AX
+	VMOVDQU (AX), X0
+	VPXOR   1072(R8), X0, X0
+	VAESENC 1088(R8), X0, X0
+	VAESENC 1104(R8), X0, X0
+	VAESENC 1120(R8), X0, X0
+	VAESENC 1136(R8), X0, X0
+	VAESENC 1152(R8), X0, X0
+	VAESENC 1168(R8), X0, X0
+	VAESENC 1184(R8), X0, X0
+	VAESENC 1200(R8), X0, X0
+	VAESENC 1216(R8), X0, X0
+	CMPQ    1312(R8), $0x0e
+	JNE     tagVAES_j0_last
+	VAESENC 1232(R8), X0, X0
+	VAESENC 1248(R8), X0, X0
+	VAESENC 1264(R8), X0, X0
+	VAESENC 1280(R8), X0, X0
 
-tag_last:
-	MOVQ        544(DI), AX
+tagVAES_j0_last:
+	MOVQ        1312(R8), AX
 	SHLQ        $0x04, AX
-	VAESENCLAST 304(DI)(AX*1), X2, X2
-	VPCLMULQDQ  $0x00, 240(DI), X0, X4
-	VPCLMULQDQ  $0x01, 240(DI), X0, X5
-	VPCLMULQDQ  $0x10, 240(DI), X0, X6
-	VPCLMULQDQ  $0x11, 240(DI), X0, X3
-	VPXOR       X6, X5, X5
-	VPCLMULQDQ  $0x10, gfPoly<>+0(SB), X4, X7
+	VAESENCLAST 1072(R8)(AX*1), X0, X0
+	MOVQ        tag+24(FP), AX
+	VMOVDQU     X0, (AX)
+	MOVQ        acc+8(FP), BX
+	VMOVDQU     (BX), X8
+	MOVQ        aadLen+32(FP), BX
+	MOVQ        ptLen+40(FP), CX
+	SHLQ        $0x03, CX
+	VMOVQ       CX, X1
+	SHLQ        $0x03, BX
+	VPINSRQ     $0x01, BX, X1, X1
+	VPXOR       X1, X8, X8
+	VPCLMULQDQ  $0x00, 496(R8), X8, X3
+	VPCLMULQDQ  $0x01, 496(R8), X8, X4
+	VPCLMULQDQ  $0x10, 496(R8), X8, X5
+	VPCLMULQDQ  $0x11, 496(R8), X8, X2
+	VPXOR       X5, X4, X4
+	VPCLMULQDQ  $0x10, gfPoly<>+0(SB), X3, X6
+	VPSHUFD     $0x4e, X3, X3
+	VPXOR       X3, X4, X4
+	VPXOR       X6, X4, X4
+	VPCLMULQDQ  $0x10, gfPoly<>+0(SB), X4, X6
 	VPSHUFD     $0x4e, X4, X4
-	VPXOR       X4, X5, X5
-	VPXOR       X7, X5, X5
-	VPCLMULQDQ  $0x10, gfPoly<>+0(SB), X5, X7
-	VPSHUFD     $0x4e, X5, X5
-	VPXOR       X5, X3, X3
-	VPXOR       X7, X3, X3
-	VPSHUFB     bswapMask<>+0(SB), X3, X3
-	VPXOR       X2, X3, X3
-	MOVQ        tag+24(FP), SI
-	VMOVDQU     X3, (SI)
+	VPXOR       X4, X2, X2
+	VPXOR       X6, X2, X2
+	VPSHUFB     bswapMask<>+0(SB), X2, X2
+	VPXOR       (AX), X2, X2
+	VMOVDQU     X2, (AX)
 	RET
 
 // func encVAES512(ks *byte, acc *[16]byte, ctr *[16]byte, dst *byte, src *byte, n int)
 // Requires: AVX, AVX512BW, AVX512F, AVX512VL, BMI2, VAES, VPCLMULQDQ
 TEXT ·encVAES512(SB), NOSPLIT, $0-48
 	MOVQ            ks+0(FP), R8
+	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
+	VBROADCASTI32X4 gfPoly<>+0(SB), Z31
+	VMOVDQU64       256(R8), Z27
+	VMOVDQU64       320(R8), Z28
+	VMOVDQU64       384(R8), Z29
+	VMOVDQU64       448(R8), Z30
+	MOVQ            $-1, R12
 	MOVQ            src+32(FP), SI
 	MOVQ            n+40(FP), CX
 	MOVQ            acc+8(FP), AX
 	VMOVDQU         (AX), X10
-	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
-	VBROADCASTI32X4 gfPoly<>+0(SB), Z31
-	VMOVDQU64       (R8), Z27
-	VMOVDQU64       64(R8), Z28
-	VMOVDQU64       128(R8), Z29
-	VMOVDQU64       192(R8), Z30
-	MOVQ            $-1, R12
 	MOVQ            dst+24(FP), DI
 	MOVQ            ctr+16(FP), AX
 	VMOVDQU         (AX), X13
 	VPSHUFB         X15, X13, X13
 	VSHUFI64X2      $0x00, Z13, Z13, Z13
 	VPADDD          ctrOffsets<>+0(SB), Z13, Z13
-	CMPQ            544(R8), $0x0e
+	CMPQ            1312(R8), $0x0e
 	JE              encVAES512_aes256
-	VBROADCASTI32X4 304(R8), Z16
-	VBROADCASTI32X4 320(R8), Z17
-	VBROADCASTI32X4 336(R8), Z18
-	VBROADCASTI32X4 352(R8), Z19
-	VBROADCASTI32X4 368(R8), Z20
-	VBROADCASTI32X4 384(R8), Z21
-	VBROADCASTI32X4 400(R8), Z22
-	VBROADCASTI32X4 416(R8), Z23
-	VBROADCASTI32X4 432(R8), Z24
-	VBROADCASTI32X4 448(R8), Z25
-	VBROADCASTI32X4 464(R8), Z26
+	VBROADCASTI32X4 1072(R8), Z16
+	VBROADCASTI32X4 1088(R8), Z17
+	VBROADCASTI32X4 1104(R8), Z18
+	VBROADCASTI32X4 1120(R8), Z19
+	VBROADCASTI32X4 1136(R8), Z20
+	VBROADCASTI32X4 1152(R8), Z21
+	VBROADCASTI32X4 1168(R8), Z22
+	VBROADCASTI32X4 1184(R8), Z23
+	VBROADCASTI32X4 1200(R8), Z24
+	VBROADCASTI32X4 1216(R8), Z25
+	VBROADCASTI32X4 1232(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              encVAES512_aes128_tail
 	VPSHUFB         Z15, Z13, Z0
@@ -578,9 +672,9 @@ TEXT ·encVAES512(SB), NOSPLIT, $0-48
 	ADDQ            $0x00000100, SI
 	SUBQ            $0x00000100, CX
 
-encVAES512_aes128_loop:
-	CMPQ          CX, $0x00000100
-	JB            encVAES512_aes128_drain
+encVAES512_aes128_pairs:
+	CMPQ          CX, $0x00000200
+	JB            encVAES512_aes128_single
 	VPSHUFB       Z15, Z0, Z4
 	VPSHUFB       Z15, Z1, Z5
 	VPSHUFB       Z15, Z2, Z6
@@ -602,62 +696,165 @@ encVAES512_aes128_loop:
 	VAESENC       Z17, Z1, Z1
 	VAESENC       Z17, Z2, Z2
 	VAESENC       Z17, Z3, Z3
-	VPCLMULQDQ    $0x00, Z27, Z4, Z8
-	VPCLMULQDQ    $0x11, Z27, Z4, Z10
-	VPCLMULQDQ    $0x01, Z27, Z4, Z9
-	VPCLMULQDQ    $0x10, Z27, Z4, Z11
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
 	VAESENC       Z18, Z0, Z0
 	VAESENC       Z18, Z1, Z1
 	VAESENC       Z18, Z2, Z2
 	VAESENC       Z18, Z3, Z3
-	VPXORD        Z11, Z9, Z9
-	VPCLMULQDQ    $0x00, Z28, Z5, Z11
-	VPCLMULQDQ    $0x11, Z28, Z5, Z12
-	VPXORD        Z11, Z8, Z8
+	VPCLMULQDQ    $0x00, (R8), Z4, Z8
+	VPCLMULQDQ    $0x11, (R8), Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
 	VAESENC       Z19, Z0, Z0
 	VAESENC       Z19, Z1, Z1
 	VAESENC       Z19, Z2, Z2
 	VAESENC       Z19, Z3, Z3
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z28, Z5, Z11
-	VPCLMULQDQ    $0x10, Z28, Z5, Z5
-	VPTERNLOGD    $0x96, Z11, Z5, Z9
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
 	VAESENC       Z20, Z0, Z0
 	VAESENC       Z20, Z1, Z1
 	VAESENC       Z20, Z2, Z2
 	VAESENC       Z20, Z3, Z3
-	VPCLMULQDQ    $0x00, Z29, Z6, Z11
-	VPCLMULQDQ    $0x11, Z29, Z6, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
+	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
 	VAESENC       Z21, Z0, Z0
 	VAESENC       Z21, Z1, Z1
 	VAESENC       Z21, Z2, Z2
 	VAESENC       Z21, Z3, Z3
-	VPCLMULQDQ    $0x01, Z29, Z6, Z11
-	VPCLMULQDQ    $0x10, Z29, Z6, Z6
-	VPTERNLOGD    $0x96, Z11, Z6, Z9
-	VPCLMULQDQ    $0x00, Z30, Z7, Z11
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
 	VAESENC       Z22, Z0, Z0
 	VAESENC       Z22, Z1, Z1
 	VAESENC       Z22, Z2, Z2
 	VAESENC       Z22, Z3, Z3
-	VPCLMULQDQ    $0x11, Z30, Z7, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z30, Z7, Z11
+	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
+	VPXORD        Z11, Z9, Z9
 	VAESENC       Z23, Z0, Z0
 	VAESENC       Z23, Z1, Z1
 	VAESENC       Z23, Z2, Z2
 	VAESENC       Z23, Z3, Z3
-	VPCLMULQDQ    $0x10, Z30, Z7, Z7
-	VPTERNLOGD    $0x96, Z11, Z7, Z9
-	VPCLMULQDQ    $0x10, Z31, Z8, Z11
-	VPSHUFD       $0x4e, Z8, Z8
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
 	VAESENC       Z24, Z0, Z0
 	VAESENC       Z24, Z1, Z1
 	VAESENC       Z24, Z2, Z2
 	VAESENC       Z24, Z3, Z3
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
+	VAESENC       Z25, Z0, Z0
+	VAESENC       Z25, Z1, Z1
+	VAESENC       Z25, Z2, Z2
+	VAESENC       Z25, Z3, Z3
+	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPXORD        (SI), Z26, Z4
+	VAESENCLAST   Z4, Z0, Z0
+	VPXORD        64(SI), Z26, Z5
+	VAESENCLAST   Z5, Z1, Z1
+	VPXORD        128(SI), Z26, Z6
+	VAESENCLAST   Z6, Z2, Z2
+	VPXORD        192(SI), Z26, Z7
+	VAESENCLAST   Z7, Z3, Z3
+	VMOVDQU64     Z0, (DI)
+	VMOVDQU64     Z1, 64(DI)
+	VMOVDQU64     Z2, 128(DI)
+	VMOVDQU64     Z3, 192(DI)
+	ADDQ          $0x00000100, DI
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	VPSHUFB       Z15, Z0, Z4
+	VPSHUFB       Z15, Z1, Z5
+	VPSHUFB       Z15, Z2, Z6
+	VPSHUFB       Z15, Z3, Z7
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VPSHUFB       Z15, Z13, Z1
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z1, Z1
+	VPSHUFB       Z15, Z13, Z2
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z2, Z2
+	VPSHUFB       Z15, Z13, Z3
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z3, Z3
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z17, Z1, Z1
+	VAESENC       Z17, Z2, Z2
+	VAESENC       Z17, Z3, Z3
+	VPSHUFD       $0x4e, Z4, Z11
+	VPXORD        Z4, Z11, Z11
+	VPCLMULQDQ    $0x00, 816(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z27, Z4, Z12
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z18, Z1, Z1
+	VAESENC       Z18, Z2, Z2
+	VAESENC       Z18, Z3, Z3
+	VPCLMULQDQ    $0x11, Z27, Z4, Z4
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z4, Z10, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z19, Z1, Z1
+	VAESENC       Z19, Z2, Z2
+	VAESENC       Z19, Z3, Z3
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z20, Z1, Z1
+	VAESENC       Z20, Z2, Z2
+	VAESENC       Z20, Z3, Z3
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z21, Z1, Z1
+	VAESENC       Z21, Z2, Z2
+	VAESENC       Z21, Z3, Z3
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z22, Z1, Z1
+	VAESENC       Z22, Z2, Z2
+	VAESENC       Z22, Z3, Z3
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z23, Z1, Z1
+	VAESENC       Z23, Z2, Z2
+	VAESENC       Z23, Z3, Z3
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z24, Z1, Z1
+	VAESENC       Z24, Z2, Z2
+	VAESENC       Z24, Z3, Z3
+	VPSHUFD       $0x4e, Z8, Z8
 	VPTERNLOGD    $0x96, Z11, Z8, Z9
 	VPCLMULQDQ    $0x10, Z31, Z9, Z11
 	VPSHUFD       $0x4e, Z9, Z9
@@ -686,40 +883,157 @@ encVAES512_aes128_loop:
 	ADDQ          $0x00000100, DI
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x00000100, CX
-	JMP           encVAES512_aes128_loop
+	JMP           encVAES512_aes128_pairs
 
-encVAES512_aes128_drain:
+encVAES512_aes128_single:
+	CMPQ          CX, $0x00000100
+	JB            encVAES512_aes128_last
 	VPSHUFB       Z15, Z0, Z4
 	VPSHUFB       Z15, Z1, Z5
 	VPSHUFB       Z15, Z2, Z6
 	VPSHUFB       Z15, Z3, Z7
 	VPXORD        Z10, Z4, Z4
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VPSHUFB       Z15, Z13, Z1
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z1, Z1
+	VPSHUFB       Z15, Z13, Z2
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z2, Z2
+	VPSHUFB       Z15, Z13, Z3
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z3, Z3
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z17, Z1, Z1
+	VAESENC       Z17, Z2, Z2
+	VAESENC       Z17, Z3, Z3
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, Z27, Z4, Z8
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z18, Z1, Z1
+	VAESENC       Z18, Z2, Z2
+	VAESENC       Z18, Z3, Z3
+	VPCLMULQDQ    $0x11, Z27, Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z19, Z1, Z1
+	VAESENC       Z19, Z2, Z2
+	VAESENC       Z19, Z3, Z3
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z20, Z1, Z1
+	VAESENC       Z20, Z2, Z2
+	VAESENC       Z20, Z3, Z3
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z21, Z1, Z1
+	VAESENC       Z21, Z2, Z2
+	VAESENC       Z21, Z3, Z3
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z22, Z1, Z1
+	VAESENC       Z22, Z2, Z2
+	VAESENC       Z22, Z3, Z3
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z23, Z1, Z1
+	VAESENC       Z23, Z2, Z2
+	VAESENC       Z23, Z3, Z3
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z24, Z1, Z1
+	VAESENC       Z24, Z2, Z2
+	VAESENC       Z24, Z3, Z3
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VAESENC       Z25, Z0, Z0
+	VAESENC       Z25, Z1, Z1
+	VAESENC       Z25, Z2, Z2
+	VAESENC       Z25, Z3, Z3
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	VPXORD        (SI), Z26, Z4
+	VAESENCLAST   Z4, Z0, Z0
+	VPXORD        64(SI), Z26, Z5
+	VAESENCLAST   Z5, Z1, Z1
+	VPXORD        128(SI), Z26, Z6
+	VAESENCLAST   Z6, Z2, Z2
+	VPXORD        192(SI), Z26, Z7
+	VAESENCLAST   Z7, Z3, Z3
+	VMOVDQU64     Z0, (DI)
+	VMOVDQU64     Z1, 64(DI)
+	VMOVDQU64     Z2, 128(DI)
+	VMOVDQU64     Z3, 192(DI)
+	ADDQ          $0x00000100, DI
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+
+encVAES512_aes128_last:
+	VPSHUFB       Z15, Z0, Z4
+	VPSHUFB       Z15, Z1, Z5
+	VPSHUFB       Z15, Z2, Z6
+	VPSHUFB       Z15, Z3, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
 	VPCLMULQDQ    $0x00, Z27, Z4, Z8
 	VPCLMULQDQ    $0x11, Z27, Z4, Z10
-	VPCLMULQDQ    $0x01, Z27, Z4, Z9
-	VPCLMULQDQ    $0x10, Z27, Z4, Z11
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
 	VPXORD        Z11, Z9, Z9
-	VPCLMULQDQ    $0x00, Z28, Z5, Z11
-	VPCLMULQDQ    $0x11, Z28, Z5, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z28, Z5, Z11
-	VPCLMULQDQ    $0x10, Z28, Z5, Z5
-	VPTERNLOGD    $0x96, Z11, Z5, Z9
-	VPCLMULQDQ    $0x00, Z29, Z6, Z11
-	VPCLMULQDQ    $0x11, Z29, Z6, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z29, Z6, Z11
-	VPCLMULQDQ    $0x10, Z29, Z6, Z6
-	VPTERNLOGD    $0x96, Z11, Z6, Z9
-	VPCLMULQDQ    $0x00, Z30, Z7, Z11
-	VPCLMULQDQ    $0x11, Z30, Z7, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z30, Z7, Z11
-	VPCLMULQDQ    $0x10, Z30, Z7, Z7
-	VPTERNLOGD    $0x96, Z11, Z7, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
 	VPCLMULQDQ    $0x10, Z31, Z8, Z11
 	VPSHUFD       $0x4e, Z8, Z8
 	VPTERNLOGD    $0x96, Z11, Z8, Z9
@@ -737,7 +1051,7 @@ encVAES512_aes128_tail:
 	JZ        encVAES512_aes128_end
 	LEAQ      15(CX), AX
 	ANDQ      $-16, AX
-	LEAQ      256(R8), R11
+	LEAQ      512(R8), R11
 	SUBQ      AX, R11
 	VMOVDQA64 Z10, Z3
 	VPXORD    Z8, Z8, Z8
@@ -794,20 +1108,19 @@ encVAES512_aes128_tail_loop:
 
 encVAES512_aes128_end:
 	JMP encVAES512_done
-	JMP encVAES512_done
 
 encVAES512_aes256:
-	VBROADCASTI32X4 304(R8), Z16
-	VBROADCASTI32X4 384(R8), Z17
-	VBROADCASTI32X4 400(R8), Z18
-	VBROADCASTI32X4 416(R8), Z19
-	VBROADCASTI32X4 432(R8), Z20
-	VBROADCASTI32X4 448(R8), Z21
-	VBROADCASTI32X4 464(R8), Z22
-	VBROADCASTI32X4 480(R8), Z23
-	VBROADCASTI32X4 496(R8), Z24
-	VBROADCASTI32X4 512(R8), Z25
-	VBROADCASTI32X4 528(R8), Z26
+	VBROADCASTI32X4 1072(R8), Z16
+	VBROADCASTI32X4 1152(R8), Z17
+	VBROADCASTI32X4 1168(R8), Z18
+	VBROADCASTI32X4 1184(R8), Z19
+	VBROADCASTI32X4 1200(R8), Z20
+	VBROADCASTI32X4 1216(R8), Z21
+	VBROADCASTI32X4 1232(R8), Z22
+	VBROADCASTI32X4 1248(R8), Z23
+	VBROADCASTI32X4 1264(R8), Z24
+	VBROADCASTI32X4 1280(R8), Z25
+	VBROADCASTI32X4 1296(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              encVAES512_aes256_tail
 	VPSHUFB         Z15, Z13, Z0
@@ -822,22 +1135,22 @@ encVAES512_aes256:
 	VPSHUFB         Z15, Z13, Z3
 	VPADDD          ctrInc4<>+0(SB), Z13, Z13
 	VPXORD          Z16, Z3, Z3
-	VBROADCASTI32X4 320(R8), Z14
+	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VBROADCASTI32X4 336(R8), Z14
+	VBROADCASTI32X4 1104(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VBROADCASTI32X4 352(R8), Z14
+	VBROADCASTI32X4 1120(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VBROADCASTI32X4 368(R8), Z14
+	VBROADCASTI32X4 1136(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
@@ -894,9 +1207,9 @@ encVAES512_aes256:
 	ADDQ            $0x00000100, SI
 	SUBQ            $0x00000100, CX
 
-encVAES512_aes256_loop:
-	CMPQ            CX, $0x00000100
-	JB              encVAES512_aes256_drain
+encVAES512_aes256_pairs:
+	CMPQ            CX, $0x00000200
+	JB              encVAES512_aes256_single
 	VPSHUFB         Z15, Z0, Z4
 	VPSHUFB         Z15, Z1, Z5
 	VPSHUFB         Z15, Z2, Z6
@@ -914,96 +1227,219 @@ encVAES512_aes256_loop:
 	VPSHUFB         Z15, Z13, Z3
 	VPADDD          ctrInc4<>+0(SB), Z13, Z13
 	VPXORD          Z16, Z3, Z3
-	VBROADCASTI32X4 320(R8), Z14
+	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VPCLMULQDQ      $0x00, Z27, Z4, Z8
-	VPCLMULQDQ      $0x11, Z27, Z4, Z10
-	VBROADCASTI32X4 336(R8), Z14
+	VPSHUFD         $0x4e, Z4, Z9
+	VPXORD          Z4, Z9, Z9
+	VBROADCASTI32X4 1104(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VPCLMULQDQ      $0x01, Z27, Z4, Z9
-	VPCLMULQDQ      $0x10, Z27, Z4, Z11
-	VPXORD          Z11, Z9, Z9
-	VBROADCASTI32X4 352(R8), Z14
+	VPCLMULQDQ      $0x00, 560(R8), Z9, Z9
+	VPCLMULQDQ      $0x00, (R8), Z4, Z8
+	VBROADCASTI32X4 1120(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VPCLMULQDQ      $0x00, Z28, Z5, Z11
-	VPCLMULQDQ      $0x11, Z28, Z5, Z12
-	VPXORD          Z11, Z8, Z8
-	VBROADCASTI32X4 368(R8), Z14
+	VPCLMULQDQ      $0x11, (R8), Z4, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VBROADCASTI32X4 1136(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VPXORD          Z12, Z10, Z10
-	VPCLMULQDQ      $0x01, Z28, Z5, Z11
-	VPCLMULQDQ      $0x10, Z28, Z5, Z5
+	VPXORD          Z5, Z11, Z11
+	VPCLMULQDQ      $0x00, 624(R8), Z11, Z11
 	VAESENC         Z17, Z0, Z0
 	VAESENC         Z17, Z1, Z1
 	VAESENC         Z17, Z2, Z2
 	VAESENC         Z17, Z3, Z3
-	VPTERNLOGD      $0x96, Z11, Z5, Z9
-	VPCLMULQDQ      $0x00, Z29, Z6, Z11
-	VPCLMULQDQ      $0x11, Z29, Z6, Z12
+	VPCLMULQDQ      $0x00, 64(R8), Z5, Z12
+	VPCLMULQDQ      $0x11, 64(R8), Z5, Z5
+	VPXORD          Z11, Z9, Z9
 	VAESENC         Z18, Z0, Z0
 	VAESENC         Z18, Z1, Z1
 	VAESENC         Z18, Z2, Z2
 	VAESENC         Z18, Z3, Z3
-	VPXORD          Z11, Z8, Z8
-	VPXORD          Z12, Z10, Z10
-	VPCLMULQDQ      $0x01, Z29, Z6, Z11
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z5, Z10, Z10
 	VAESENC         Z19, Z0, Z0
 	VAESENC         Z19, Z1, Z1
 	VAESENC         Z19, Z2, Z2
 	VAESENC         Z19, Z3, Z3
-	VPCLMULQDQ      $0x10, Z29, Z6, Z6
-	VPTERNLOGD      $0x96, Z11, Z6, Z9
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
 	VAESENC         Z20, Z0, Z0
 	VAESENC         Z20, Z1, Z1
 	VAESENC         Z20, Z2, Z2
 	VAESENC         Z20, Z3, Z3
-	VPCLMULQDQ      $0x00, Z30, Z7, Z11
-	VPCLMULQDQ      $0x11, Z30, Z7, Z12
-	VPXORD          Z11, Z8, Z8
+	VPCLMULQDQ      $0x00, 688(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, 128(R8), Z6, Z12
 	VAESENC         Z21, Z0, Z0
 	VAESENC         Z21, Z1, Z1
 	VAESENC         Z21, Z2, Z2
 	VAESENC         Z21, Z3, Z3
-	VPXORD          Z12, Z10, Z10
-	VPCLMULQDQ      $0x01, Z30, Z7, Z11
-	VPCLMULQDQ      $0x10, Z30, Z7, Z7
+	VPCLMULQDQ      $0x11, 128(R8), Z6, Z6
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
 	VAESENC         Z22, Z0, Z0
 	VAESENC         Z22, Z1, Z1
 	VAESENC         Z22, Z2, Z2
 	VAESENC         Z22, Z3, Z3
-	VPTERNLOGD      $0x96, Z11, Z7, Z9
-	VPCLMULQDQ      $0x10, Z31, Z8, Z11
-	VPSHUFD         $0x4e, Z8, Z8
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
 	VAESENC         Z23, Z0, Z0
 	VAESENC         Z23, Z1, Z1
 	VAESENC         Z23, Z2, Z2
 	VAESENC         Z23, Z3, Z3
-	VPTERNLOGD      $0x96, Z11, Z8, Z9
-	VPCLMULQDQ      $0x10, Z31, Z9, Z11
-	VPSHUFD         $0x4e, Z9, Z9
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 752(R8), Z11, Z11
 	VAESENC         Z24, Z0, Z0
 	VAESENC         Z24, Z1, Z1
 	VAESENC         Z24, Z2, Z2
 	VAESENC         Z24, Z3, Z3
-	VPTERNLOGD      $0x96, Z11, Z9, Z10
-	VEXTRACTI32X4   $0x01, Z10, X5
-	VEXTRACTI32X4   $0x02, Z10, X6
+	VPCLMULQDQ      $0x00, 192(R8), Z7, Z12
+	VPCLMULQDQ      $0x11, 192(R8), Z7, Z7
 	VAESENC         Z25, Z0, Z0
 	VAESENC         Z25, Z1, Z1
 	VAESENC         Z25, Z2, Z2
 	VAESENC         Z25, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z7, Z10, Z10
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+	VPSHUFB         Z15, Z0, Z4
+	VPSHUFB         Z15, Z1, Z5
+	VPSHUFB         Z15, Z2, Z6
+	VPSHUFB         Z15, Z3, Z7
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPSHUFD         $0x4e, Z4, Z11
+	VPXORD          Z4, Z11, Z11
+	VPCLMULQDQ      $0x00, 816(R8), Z11, Z11
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, Z27, Z4, Z12
+	VPCLMULQDQ      $0x11, Z27, Z4, Z4
+	VPXORD          Z11, Z9, Z9
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z4, Z10, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VPXORD          Z5, Z11, Z11
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z28, Z5, Z12
+	VPCLMULQDQ      $0x11, Z28, Z5, Z5
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z5, Z10, Z10
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
+	VPCLMULQDQ      $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z29, Z6, Z12
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VPCLMULQDQ      $0x11, Z29, Z6, Z6
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 1008(R8), Z11, Z11
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VPCLMULQDQ      $0x00, Z30, Z7, Z12
+	VPCLMULQDQ      $0x11, Z30, Z7, Z7
+	VPXORD          Z11, Z9, Z9
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z7, Z10, Z10
+	VPTERNLOGD      $0x96, Z8, Z10, Z9
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VPCLMULQDQ      $0x10, Z31, Z8, Z11
+	VPSHUFD         $0x4e, Z8, Z8
+	VPTERNLOGD      $0x96, Z11, Z8, Z9
+	VPCLMULQDQ      $0x10, Z31, Z9, Z11
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VPSHUFD         $0x4e, Z9, Z9
+	VPTERNLOGD      $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4   $0x01, Z10, X5
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VEXTRACTI32X4   $0x02, Z10, X6
 	VEXTRACTI32X4   $0x03, Z10, X7
 	VPTERNLOGD      $0x96, X6, X5, X10
 	VPXORD          X7, X10, X10
@@ -1022,40 +1458,177 @@ encVAES512_aes256_loop:
 	ADDQ            $0x00000100, DI
 	ADDQ            $0x00000100, SI
 	SUBQ            $0x00000100, CX
-	JMP             encVAES512_aes256_loop
+	JMP             encVAES512_aes256_pairs
 
-encVAES512_aes256_drain:
+encVAES512_aes256_single:
+	CMPQ            CX, $0x00000100
+	JB              encVAES512_aes256_last
+	VPSHUFB         Z15, Z0, Z4
+	VPSHUFB         Z15, Z1, Z5
+	VPSHUFB         Z15, Z2, Z6
+	VPSHUFB         Z15, Z3, Z7
+	VPXORD          Z10, Z4, Z4
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPSHUFD         $0x4e, Z4, Z9
+	VPXORD          Z4, Z9, Z9
+	VPCLMULQDQ      $0x00, 816(R8), Z9, Z9
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, Z27, Z4, Z8
+	VPCLMULQDQ      $0x11, Z27, Z4, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPXORD          Z5, Z11, Z11
+	VPCLMULQDQ      $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z28, Z5, Z12
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x11, Z28, Z5, Z5
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VPXORD          Z5, Z10, Z10
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VPCLMULQDQ      $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z29, Z6, Z12
+	VPCLMULQDQ      $0x11, Z29, Z6, Z6
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z30, Z7, Z12
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VPCLMULQDQ      $0x11, Z30, Z7, Z7
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VPXORD          Z7, Z10, Z10
+	VPTERNLOGD      $0x96, Z8, Z10, Z9
+	VPCLMULQDQ      $0x10, Z31, Z8, Z11
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VPSHUFD         $0x4e, Z8, Z8
+	VPTERNLOGD      $0x96, Z11, Z8, Z9
+	VPCLMULQDQ      $0x10, Z31, Z9, Z11
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VPSHUFD         $0x4e, Z9, Z9
+	VPTERNLOGD      $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4   $0x01, Z10, X5
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VEXTRACTI32X4   $0x02, Z10, X6
+	VEXTRACTI32X4   $0x03, Z10, X7
+	VPTERNLOGD      $0x96, X6, X5, X10
+	VPXORD          X7, X10, X10
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+
+encVAES512_aes256_last:
 	VPSHUFB       Z15, Z0, Z4
 	VPSHUFB       Z15, Z1, Z5
 	VPSHUFB       Z15, Z2, Z6
 	VPSHUFB       Z15, Z3, Z7
 	VPXORD        Z10, Z4, Z4
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
 	VPCLMULQDQ    $0x00, Z27, Z4, Z8
 	VPCLMULQDQ    $0x11, Z27, Z4, Z10
-	VPCLMULQDQ    $0x01, Z27, Z4, Z9
-	VPCLMULQDQ    $0x10, Z27, Z4, Z11
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
 	VPXORD        Z11, Z9, Z9
-	VPCLMULQDQ    $0x00, Z28, Z5, Z11
-	VPCLMULQDQ    $0x11, Z28, Z5, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z28, Z5, Z11
-	VPCLMULQDQ    $0x10, Z28, Z5, Z5
-	VPTERNLOGD    $0x96, Z11, Z5, Z9
-	VPCLMULQDQ    $0x00, Z29, Z6, Z11
-	VPCLMULQDQ    $0x11, Z29, Z6, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z29, Z6, Z11
-	VPCLMULQDQ    $0x10, Z29, Z6, Z6
-	VPTERNLOGD    $0x96, Z11, Z6, Z9
-	VPCLMULQDQ    $0x00, Z30, Z7, Z11
-	VPCLMULQDQ    $0x11, Z30, Z7, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z30, Z7, Z11
-	VPCLMULQDQ    $0x10, Z30, Z7, Z7
-	VPTERNLOGD    $0x96, Z11, Z7, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
 	VPCLMULQDQ    $0x10, Z31, Z8, Z11
 	VPSHUFD       $0x4e, Z8, Z8
 	VPTERNLOGD    $0x96, Z11, Z8, Z9
@@ -1073,7 +1646,7 @@ encVAES512_aes256_tail:
 	JZ        encVAES512_aes256_end
 	LEAQ      15(CX), AX
 	ANDQ      $-16, AX
-	LEAQ      256(R8), R11
+	LEAQ      512(R8), R11
 	SUBQ      AX, R11
 	VMOVDQA64 Z10, Z3
 	VPXORD    Z8, Z8, Z8
@@ -1086,13 +1659,13 @@ encVAES512_aes256_tail_loop:
 	VPSHUFB         Z15, Z13, Z0
 	VPADDD          ctrInc4<>+0(SB), Z13, Z13
 	VPXORD          Z16, Z0, Z0
-	VBROADCASTI32X4 320(R8), Z14
+	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
-	VBROADCASTI32X4 336(R8), Z14
+	VBROADCASTI32X4 1104(R8), Z14
 	VAESENC         Z14, Z0, Z0
-	VBROADCASTI32X4 352(R8), Z14
+	VBROADCASTI32X4 1120(R8), Z14
 	VAESENC         Z14, Z0, Z0
-	VBROADCASTI32X4 368(R8), Z14
+	VBROADCASTI32X4 1136(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z17, Z0, Z0
 	VAESENC         Z18, Z0, Z0
@@ -1147,40 +1720,42 @@ encVAES512_done:
 // Requires: AVX, AVX512BW, AVX512F, AVX512VL, BMI2, VAES, VPCLMULQDQ
 TEXT ·decVAES512(SB), NOSPLIT, $0-48
 	MOVQ            ks+0(FP), R8
+	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
+	VBROADCASTI32X4 gfPoly<>+0(SB), Z31
+	VMOVDQU64       256(R8), Z27
+	VMOVDQU64       320(R8), Z28
+	VMOVDQU64       384(R8), Z29
+	VMOVDQU64       448(R8), Z30
+	MOVQ            $-1, R12
 	MOVQ            src+32(FP), SI
 	MOVQ            n+40(FP), CX
 	MOVQ            acc+8(FP), AX
 	VMOVDQU         (AX), X10
-	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
-	VBROADCASTI32X4 gfPoly<>+0(SB), Z31
-	VMOVDQU64       (R8), Z27
-	VMOVDQU64       64(R8), Z28
-	VMOVDQU64       128(R8), Z29
-	VMOVDQU64       192(R8), Z30
-	MOVQ            $-1, R12
 	MOVQ            dst+24(FP), DI
 	MOVQ            ctr+16(FP), AX
 	VMOVDQU         (AX), X13
 	VPSHUFB         X15, X13, X13
 	VSHUFI64X2      $0x00, Z13, Z13, Z13
 	VPADDD          ctrOffsets<>+0(SB), Z13, Z13
-	CMPQ            544(R8), $0x0e
+	CMPQ            1312(R8), $0x0e
 	JE              decVAES512_aes256
-	VBROADCASTI32X4 304(R8), Z16
-	VBROADCASTI32X4 320(R8), Z17
-	VBROADCASTI32X4 336(R8), Z18
-	VBROADCASTI32X4 352(R8), Z19
-	VBROADCASTI32X4 368(R8), Z20
-	VBROADCASTI32X4 384(R8), Z21
-	VBROADCASTI32X4 400(R8), Z22
-	VBROADCASTI32X4 416(R8), Z23
-	VBROADCASTI32X4 432(R8), Z24
-	VBROADCASTI32X4 448(R8), Z25
-	VBROADCASTI32X4 464(R8), Z26
+	VBROADCASTI32X4 1072(R8), Z16
+	VBROADCASTI32X4 1088(R8), Z17
+	VBROADCASTI32X4 1104(R8), Z18
+	VBROADCASTI32X4 1120(R8), Z19
+	VBROADCASTI32X4 1136(R8), Z20
+	VBROADCASTI32X4 1152(R8), Z21
+	VBROADCASTI32X4 1168(R8), Z22
+	VBROADCASTI32X4 1184(R8), Z23
+	VBROADCASTI32X4 1200(R8), Z24
+	VBROADCASTI32X4 1216(R8), Z25
+	VBROADCASTI32X4 1232(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              decVAES512_aes128_tail
 
-decVAES512_aes128_loop:
+decVAES512_aes128_pairs:
+	CMPQ          CX, $0x00000200
+	JB            decVAES512_aes128_single
 	VMOVDQU64     (SI), Z4
 	VPSHUFB       Z15, Z4, Z4
 	VMOVDQU64     64(SI), Z5
@@ -1206,62 +1781,169 @@ decVAES512_aes128_loop:
 	VAESENC       Z17, Z1, Z1
 	VAESENC       Z17, Z2, Z2
 	VAESENC       Z17, Z3, Z3
-	VPCLMULQDQ    $0x00, Z27, Z4, Z8
-	VPCLMULQDQ    $0x11, Z27, Z4, Z10
-	VPCLMULQDQ    $0x01, Z27, Z4, Z9
-	VPCLMULQDQ    $0x10, Z27, Z4, Z11
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
 	VAESENC       Z18, Z0, Z0
 	VAESENC       Z18, Z1, Z1
 	VAESENC       Z18, Z2, Z2
 	VAESENC       Z18, Z3, Z3
-	VPXORD        Z11, Z9, Z9
-	VPCLMULQDQ    $0x00, Z28, Z5, Z11
-	VPCLMULQDQ    $0x11, Z28, Z5, Z12
-	VPXORD        Z11, Z8, Z8
+	VPCLMULQDQ    $0x00, (R8), Z4, Z8
+	VPCLMULQDQ    $0x11, (R8), Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
 	VAESENC       Z19, Z0, Z0
 	VAESENC       Z19, Z1, Z1
 	VAESENC       Z19, Z2, Z2
 	VAESENC       Z19, Z3, Z3
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z28, Z5, Z11
-	VPCLMULQDQ    $0x10, Z28, Z5, Z5
-	VPTERNLOGD    $0x96, Z11, Z5, Z9
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
 	VAESENC       Z20, Z0, Z0
 	VAESENC       Z20, Z1, Z1
 	VAESENC       Z20, Z2, Z2
 	VAESENC       Z20, Z3, Z3
-	VPCLMULQDQ    $0x00, Z29, Z6, Z11
-	VPCLMULQDQ    $0x11, Z29, Z6, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
+	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
 	VAESENC       Z21, Z0, Z0
 	VAESENC       Z21, Z1, Z1
 	VAESENC       Z21, Z2, Z2
 	VAESENC       Z21, Z3, Z3
-	VPCLMULQDQ    $0x01, Z29, Z6, Z11
-	VPCLMULQDQ    $0x10, Z29, Z6, Z6
-	VPTERNLOGD    $0x96, Z11, Z6, Z9
-	VPCLMULQDQ    $0x00, Z30, Z7, Z11
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
 	VAESENC       Z22, Z0, Z0
 	VAESENC       Z22, Z1, Z1
 	VAESENC       Z22, Z2, Z2
 	VAESENC       Z22, Z3, Z3
-	VPCLMULQDQ    $0x11, Z30, Z7, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z30, Z7, Z11
+	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
+	VPXORD        Z11, Z9, Z9
 	VAESENC       Z23, Z0, Z0
 	VAESENC       Z23, Z1, Z1
 	VAESENC       Z23, Z2, Z2
 	VAESENC       Z23, Z3, Z3
-	VPCLMULQDQ    $0x10, Z30, Z7, Z7
-	VPTERNLOGD    $0x96, Z11, Z7, Z9
-	VPCLMULQDQ    $0x10, Z31, Z8, Z11
-	VPSHUFD       $0x4e, Z8, Z8
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
 	VAESENC       Z24, Z0, Z0
 	VAESENC       Z24, Z1, Z1
 	VAESENC       Z24, Z2, Z2
 	VAESENC       Z24, Z3, Z3
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
+	VAESENC       Z25, Z0, Z0
+	VAESENC       Z25, Z1, Z1
+	VAESENC       Z25, Z2, Z2
+	VAESENC       Z25, Z3, Z3
+	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPXORD        (SI), Z26, Z4
+	VAESENCLAST   Z4, Z0, Z0
+	VPXORD        64(SI), Z26, Z5
+	VAESENCLAST   Z5, Z1, Z1
+	VPXORD        128(SI), Z26, Z6
+	VAESENCLAST   Z6, Z2, Z2
+	VPXORD        192(SI), Z26, Z7
+	VAESENCLAST   Z7, Z3, Z3
+	VMOVDQU64     Z0, (DI)
+	VMOVDQU64     Z1, 64(DI)
+	VMOVDQU64     Z2, 128(DI)
+	VMOVDQU64     Z3, 192(DI)
+	ADDQ          $0x00000100, DI
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VPSHUFB       Z15, Z13, Z1
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z1, Z1
+	VPSHUFB       Z15, Z13, Z2
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z2, Z2
+	VPSHUFB       Z15, Z13, Z3
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z3, Z3
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z17, Z1, Z1
+	VAESENC       Z17, Z2, Z2
+	VAESENC       Z17, Z3, Z3
+	VPSHUFD       $0x4e, Z4, Z11
+	VPXORD        Z4, Z11, Z11
+	VPCLMULQDQ    $0x00, 816(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z27, Z4, Z12
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z18, Z1, Z1
+	VAESENC       Z18, Z2, Z2
+	VAESENC       Z18, Z3, Z3
+	VPCLMULQDQ    $0x11, Z27, Z4, Z4
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z4, Z10, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z19, Z1, Z1
+	VAESENC       Z19, Z2, Z2
+	VAESENC       Z19, Z3, Z3
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z20, Z1, Z1
+	VAESENC       Z20, Z2, Z2
+	VAESENC       Z20, Z3, Z3
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z21, Z1, Z1
+	VAESENC       Z21, Z2, Z2
+	VAESENC       Z21, Z3, Z3
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z22, Z1, Z1
+	VAESENC       Z22, Z2, Z2
+	VAESENC       Z22, Z3, Z3
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z23, Z1, Z1
+	VAESENC       Z23, Z2, Z2
+	VAESENC       Z23, Z3, Z3
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z24, Z1, Z1
+	VAESENC       Z24, Z2, Z2
+	VAESENC       Z24, Z3, Z3
+	VPSHUFD       $0x4e, Z8, Z8
 	VPTERNLOGD    $0x96, Z11, Z8, Z9
 	VPCLMULQDQ    $0x10, Z31, Z9, Z11
 	VPSHUFD       $0x4e, Z9, Z9
@@ -1290,15 +1972,132 @@ decVAES512_aes128_loop:
 	ADDQ          $0x00000100, DI
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x00000100, CX
-	CMPQ          CX, $0x00000100
-	JAE           decVAES512_aes128_loop
+	JMP           decVAES512_aes128_pairs
 
+decVAES512_aes128_single:
+	CMPQ          CX, $0x00000100
+	JB            decVAES512_aes128_last
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VPSHUFB       Z15, Z13, Z1
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z1, Z1
+	VPSHUFB       Z15, Z13, Z2
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z2, Z2
+	VPSHUFB       Z15, Z13, Z3
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z3, Z3
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z17, Z1, Z1
+	VAESENC       Z17, Z2, Z2
+	VAESENC       Z17, Z3, Z3
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, Z27, Z4, Z8
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z18, Z1, Z1
+	VAESENC       Z18, Z2, Z2
+	VAESENC       Z18, Z3, Z3
+	VPCLMULQDQ    $0x11, Z27, Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z19, Z1, Z1
+	VAESENC       Z19, Z2, Z2
+	VAESENC       Z19, Z3, Z3
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z20, Z1, Z1
+	VAESENC       Z20, Z2, Z2
+	VAESENC       Z20, Z3, Z3
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z21, Z1, Z1
+	VAESENC       Z21, Z2, Z2
+	VAESENC       Z21, Z3, Z3
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z22, Z1, Z1
+	VAESENC       Z22, Z2, Z2
+	VAESENC       Z22, Z3, Z3
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z23, Z1, Z1
+	VAESENC       Z23, Z2, Z2
+	VAESENC       Z23, Z3, Z3
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z24, Z1, Z1
+	VAESENC       Z24, Z2, Z2
+	VAESENC       Z24, Z3, Z3
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VAESENC       Z25, Z0, Z0
+	VAESENC       Z25, Z1, Z1
+	VAESENC       Z25, Z2, Z2
+	VAESENC       Z25, Z3, Z3
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	VPXORD        (SI), Z26, Z4
+	VAESENCLAST   Z4, Z0, Z0
+	VPXORD        64(SI), Z26, Z5
+	VAESENCLAST   Z5, Z1, Z1
+	VPXORD        128(SI), Z26, Z6
+	VAESENCLAST   Z6, Z2, Z2
+	VPXORD        192(SI), Z26, Z7
+	VAESENCLAST   Z7, Z3, Z3
+	VMOVDQU64     Z0, (DI)
+	VMOVDQU64     Z1, 64(DI)
+	VMOVDQU64     Z2, 128(DI)
+	VMOVDQU64     Z3, 192(DI)
+	ADDQ          $0x00000100, DI
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+
+decVAES512_aes128_last:
 decVAES512_aes128_tail:
 	TESTQ     CX, CX
 	JZ        decVAES512_aes128_end
 	LEAQ      15(CX), AX
 	ANDQ      $-16, AX
-	LEAQ      256(R8), R11
+	LEAQ      512(R8), R11
 	SUBQ      AX, R11
 	VMOVDQA64 Z10, Z3
 	VPXORD    Z8, Z8, Z8
@@ -1354,24 +2153,25 @@ decVAES512_aes128_tail_loop:
 
 decVAES512_aes128_end:
 	JMP decVAES512_done
-	JMP decVAES512_done
 
 decVAES512_aes256:
-	VBROADCASTI32X4 304(R8), Z16
-	VBROADCASTI32X4 384(R8), Z17
-	VBROADCASTI32X4 400(R8), Z18
-	VBROADCASTI32X4 416(R8), Z19
-	VBROADCASTI32X4 432(R8), Z20
-	VBROADCASTI32X4 448(R8), Z21
-	VBROADCASTI32X4 464(R8), Z22
-	VBROADCASTI32X4 480(R8), Z23
-	VBROADCASTI32X4 496(R8), Z24
-	VBROADCASTI32X4 512(R8), Z25
-	VBROADCASTI32X4 528(R8), Z26
+	VBROADCASTI32X4 1072(R8), Z16
+	VBROADCASTI32X4 1152(R8), Z17
+	VBROADCASTI32X4 1168(R8), Z18
+	VBROADCASTI32X4 1184(R8), Z19
+	VBROADCASTI32X4 1200(R8), Z20
+	VBROADCASTI32X4 1216(R8), Z21
+	VBROADCASTI32X4 1232(R8), Z22
+	VBROADCASTI32X4 1248(R8), Z23
+	VBROADCASTI32X4 1264(R8), Z24
+	VBROADCASTI32X4 1280(R8), Z25
+	VBROADCASTI32X4 1296(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              decVAES512_aes256_tail
 
-decVAES512_aes256_loop:
+decVAES512_aes256_pairs:
+	CMPQ            CX, $0x00000200
+	JB              decVAES512_aes256_single
 	VMOVDQU64       (SI), Z4
 	VPSHUFB         Z15, Z4, Z4
 	VMOVDQU64       64(SI), Z5
@@ -1393,96 +2193,223 @@ decVAES512_aes256_loop:
 	VPSHUFB         Z15, Z13, Z3
 	VPADDD          ctrInc4<>+0(SB), Z13, Z13
 	VPXORD          Z16, Z3, Z3
-	VBROADCASTI32X4 320(R8), Z14
+	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VPCLMULQDQ      $0x00, Z27, Z4, Z8
-	VPCLMULQDQ      $0x11, Z27, Z4, Z10
-	VBROADCASTI32X4 336(R8), Z14
+	VPSHUFD         $0x4e, Z4, Z9
+	VPXORD          Z4, Z9, Z9
+	VBROADCASTI32X4 1104(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VPCLMULQDQ      $0x01, Z27, Z4, Z9
-	VPCLMULQDQ      $0x10, Z27, Z4, Z11
-	VPXORD          Z11, Z9, Z9
-	VBROADCASTI32X4 352(R8), Z14
+	VPCLMULQDQ      $0x00, 560(R8), Z9, Z9
+	VPCLMULQDQ      $0x00, (R8), Z4, Z8
+	VBROADCASTI32X4 1120(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VPCLMULQDQ      $0x00, Z28, Z5, Z11
-	VPCLMULQDQ      $0x11, Z28, Z5, Z12
-	VPXORD          Z11, Z8, Z8
-	VBROADCASTI32X4 368(R8), Z14
+	VPCLMULQDQ      $0x11, (R8), Z4, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VBROADCASTI32X4 1136(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
 	VAESENC         Z14, Z2, Z2
 	VAESENC         Z14, Z3, Z3
-	VPXORD          Z12, Z10, Z10
-	VPCLMULQDQ      $0x01, Z28, Z5, Z11
-	VPCLMULQDQ      $0x10, Z28, Z5, Z5
+	VPXORD          Z5, Z11, Z11
+	VPCLMULQDQ      $0x00, 624(R8), Z11, Z11
 	VAESENC         Z17, Z0, Z0
 	VAESENC         Z17, Z1, Z1
 	VAESENC         Z17, Z2, Z2
 	VAESENC         Z17, Z3, Z3
-	VPTERNLOGD      $0x96, Z11, Z5, Z9
-	VPCLMULQDQ      $0x00, Z29, Z6, Z11
-	VPCLMULQDQ      $0x11, Z29, Z6, Z12
+	VPCLMULQDQ      $0x00, 64(R8), Z5, Z12
+	VPCLMULQDQ      $0x11, 64(R8), Z5, Z5
+	VPXORD          Z11, Z9, Z9
 	VAESENC         Z18, Z0, Z0
 	VAESENC         Z18, Z1, Z1
 	VAESENC         Z18, Z2, Z2
 	VAESENC         Z18, Z3, Z3
-	VPXORD          Z11, Z8, Z8
-	VPXORD          Z12, Z10, Z10
-	VPCLMULQDQ      $0x01, Z29, Z6, Z11
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z5, Z10, Z10
 	VAESENC         Z19, Z0, Z0
 	VAESENC         Z19, Z1, Z1
 	VAESENC         Z19, Z2, Z2
 	VAESENC         Z19, Z3, Z3
-	VPCLMULQDQ      $0x10, Z29, Z6, Z6
-	VPTERNLOGD      $0x96, Z11, Z6, Z9
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
 	VAESENC         Z20, Z0, Z0
 	VAESENC         Z20, Z1, Z1
 	VAESENC         Z20, Z2, Z2
 	VAESENC         Z20, Z3, Z3
-	VPCLMULQDQ      $0x00, Z30, Z7, Z11
-	VPCLMULQDQ      $0x11, Z30, Z7, Z12
-	VPXORD          Z11, Z8, Z8
+	VPCLMULQDQ      $0x00, 688(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, 128(R8), Z6, Z12
 	VAESENC         Z21, Z0, Z0
 	VAESENC         Z21, Z1, Z1
 	VAESENC         Z21, Z2, Z2
 	VAESENC         Z21, Z3, Z3
-	VPXORD          Z12, Z10, Z10
-	VPCLMULQDQ      $0x01, Z30, Z7, Z11
-	VPCLMULQDQ      $0x10, Z30, Z7, Z7
+	VPCLMULQDQ      $0x11, 128(R8), Z6, Z6
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
 	VAESENC         Z22, Z0, Z0
 	VAESENC         Z22, Z1, Z1
 	VAESENC         Z22, Z2, Z2
 	VAESENC         Z22, Z3, Z3
-	VPTERNLOGD      $0x96, Z11, Z7, Z9
-	VPCLMULQDQ      $0x10, Z31, Z8, Z11
-	VPSHUFD         $0x4e, Z8, Z8
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
 	VAESENC         Z23, Z0, Z0
 	VAESENC         Z23, Z1, Z1
 	VAESENC         Z23, Z2, Z2
 	VAESENC         Z23, Z3, Z3
-	VPTERNLOGD      $0x96, Z11, Z8, Z9
-	VPCLMULQDQ      $0x10, Z31, Z9, Z11
-	VPSHUFD         $0x4e, Z9, Z9
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 752(R8), Z11, Z11
 	VAESENC         Z24, Z0, Z0
 	VAESENC         Z24, Z1, Z1
 	VAESENC         Z24, Z2, Z2
 	VAESENC         Z24, Z3, Z3
-	VPTERNLOGD      $0x96, Z11, Z9, Z10
-	VEXTRACTI32X4   $0x01, Z10, X5
-	VEXTRACTI32X4   $0x02, Z10, X6
+	VPCLMULQDQ      $0x00, 192(R8), Z7, Z12
+	VPCLMULQDQ      $0x11, 192(R8), Z7, Z7
 	VAESENC         Z25, Z0, Z0
 	VAESENC         Z25, Z1, Z1
 	VAESENC         Z25, Z2, Z2
 	VAESENC         Z25, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z7, Z10, Z10
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+	VMOVDQU64       (SI), Z4
+	VPSHUFB         Z15, Z4, Z4
+	VMOVDQU64       64(SI), Z5
+	VPSHUFB         Z15, Z5, Z5
+	VMOVDQU64       128(SI), Z6
+	VPSHUFB         Z15, Z6, Z6
+	VMOVDQU64       192(SI), Z7
+	VPSHUFB         Z15, Z7, Z7
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPSHUFD         $0x4e, Z4, Z11
+	VPXORD          Z4, Z11, Z11
+	VPCLMULQDQ      $0x00, 816(R8), Z11, Z11
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, Z27, Z4, Z12
+	VPCLMULQDQ      $0x11, Z27, Z4, Z4
+	VPXORD          Z11, Z9, Z9
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z4, Z10, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VPXORD          Z5, Z11, Z11
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z28, Z5, Z12
+	VPCLMULQDQ      $0x11, Z28, Z5, Z5
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z5, Z10, Z10
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
+	VPCLMULQDQ      $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z29, Z6, Z12
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VPCLMULQDQ      $0x11, Z29, Z6, Z6
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 1008(R8), Z11, Z11
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VPCLMULQDQ      $0x00, Z30, Z7, Z12
+	VPCLMULQDQ      $0x11, Z30, Z7, Z7
+	VPXORD          Z11, Z9, Z9
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z7, Z10, Z10
+	VPTERNLOGD      $0x96, Z8, Z10, Z9
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VPCLMULQDQ      $0x10, Z31, Z8, Z11
+	VPSHUFD         $0x4e, Z8, Z8
+	VPTERNLOGD      $0x96, Z11, Z8, Z9
+	VPCLMULQDQ      $0x10, Z31, Z9, Z11
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VPSHUFD         $0x4e, Z9, Z9
+	VPTERNLOGD      $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4   $0x01, Z10, X5
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VEXTRACTI32X4   $0x02, Z10, X6
 	VEXTRACTI32X4   $0x03, Z10, X7
 	VPTERNLOGD      $0x96, X6, X5, X10
 	VPXORD          X7, X10, X10
@@ -1501,15 +2428,152 @@ decVAES512_aes256_loop:
 	ADDQ            $0x00000100, DI
 	ADDQ            $0x00000100, SI
 	SUBQ            $0x00000100, CX
-	CMPQ            CX, $0x00000100
-	JAE             decVAES512_aes256_loop
+	JMP             decVAES512_aes256_pairs
 
+decVAES512_aes256_single:
+	CMPQ            CX, $0x00000100
+	JB              decVAES512_aes256_last
+	VMOVDQU64       (SI), Z4
+	VPSHUFB         Z15, Z4, Z4
+	VMOVDQU64       64(SI), Z5
+	VPSHUFB         Z15, Z5, Z5
+	VMOVDQU64       128(SI), Z6
+	VPSHUFB         Z15, Z6, Z6
+	VMOVDQU64       192(SI), Z7
+	VPSHUFB         Z15, Z7, Z7
+	VPXORD          Z10, Z4, Z4
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPSHUFD         $0x4e, Z4, Z9
+	VPXORD          Z4, Z9, Z9
+	VPCLMULQDQ      $0x00, 816(R8), Z9, Z9
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, Z27, Z4, Z8
+	VPCLMULQDQ      $0x11, Z27, Z4, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPXORD          Z5, Z11, Z11
+	VPCLMULQDQ      $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z28, Z5, Z12
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x11, Z28, Z5, Z5
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VPXORD          Z5, Z10, Z10
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VPCLMULQDQ      $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z29, Z6, Z12
+	VPCLMULQDQ      $0x11, Z29, Z6, Z6
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z30, Z7, Z12
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VPCLMULQDQ      $0x11, Z30, Z7, Z7
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VPXORD          Z7, Z10, Z10
+	VPTERNLOGD      $0x96, Z8, Z10, Z9
+	VPCLMULQDQ      $0x10, Z31, Z8, Z11
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VPSHUFD         $0x4e, Z8, Z8
+	VPTERNLOGD      $0x96, Z11, Z8, Z9
+	VPCLMULQDQ      $0x10, Z31, Z9, Z11
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VPSHUFD         $0x4e, Z9, Z9
+	VPTERNLOGD      $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4   $0x01, Z10, X5
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VEXTRACTI32X4   $0x02, Z10, X6
+	VEXTRACTI32X4   $0x03, Z10, X7
+	VPTERNLOGD      $0x96, X6, X5, X10
+	VPXORD          X7, X10, X10
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+
+decVAES512_aes256_last:
 decVAES512_aes256_tail:
 	TESTQ     CX, CX
 	JZ        decVAES512_aes256_end
 	LEAQ      15(CX), AX
 	ANDQ      $-16, AX
-	LEAQ      256(R8), R11
+	LEAQ      512(R8), R11
 	SUBQ      AX, R11
 	VMOVDQA64 Z10, Z3
 	VPXORD    Z8, Z8, Z8
@@ -1522,13 +2586,13 @@ decVAES512_aes256_tail_loop:
 	VPSHUFB         Z15, Z13, Z0
 	VPADDD          ctrInc4<>+0(SB), Z13, Z13
 	VPXORD          Z16, Z0, Z0
-	VBROADCASTI32X4 320(R8), Z14
+	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
-	VBROADCASTI32X4 336(R8), Z14
+	VBROADCASTI32X4 1104(R8), Z14
 	VAESENC         Z14, Z0, Z0
-	VBROADCASTI32X4 352(R8), Z14
+	VBROADCASTI32X4 1120(R8), Z14
 	VAESENC         Z14, Z0, Z0
-	VBROADCASTI32X4 368(R8), Z14
+	VBROADCASTI32X4 1136(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z17, Z0, Z0
 	VAESENC         Z18, Z0, Z0
@@ -1582,21 +2646,23 @@ decVAES512_done:
 // Requires: AVX, AVX512BW, AVX512F, AVX512VL, BMI2, VPCLMULQDQ
 TEXT ·ghashVAES512(SB), NOSPLIT, $0-32
 	MOVQ            ks+0(FP), R8
+	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
+	VBROADCASTI32X4 gfPoly<>+0(SB), Z31
+	VMOVDQU64       256(R8), Z27
+	VMOVDQU64       320(R8), Z28
+	VMOVDQU64       384(R8), Z29
+	VMOVDQU64       448(R8), Z30
+	MOVQ            $-1, R12
 	MOVQ            src+16(FP), SI
 	MOVQ            n+24(FP), CX
 	MOVQ            acc+8(FP), AX
 	VMOVDQU         (AX), X10
-	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
-	VBROADCASTI32X4 gfPoly<>+0(SB), Z31
-	VMOVDQU64       (R8), Z27
-	VMOVDQU64       64(R8), Z28
-	VMOVDQU64       128(R8), Z29
-	VMOVDQU64       192(R8), Z30
-	MOVQ            $-1, R12
 	CMPQ            CX, $0x00000100
 	JB              ghashVAES512_tail
 
-ghashVAES512_loop:
+ghashVAES512_pairs:
+	CMPQ          CX, $0x00000200
+	JB            ghashVAES512_single
 	VMOVDQU64     (SI), Z4
 	VPSHUFB       Z15, Z4, Z4
 	VMOVDQU64     64(SI), Z5
@@ -1606,32 +2672,78 @@ ghashVAES512_loop:
 	VMOVDQU64     192(SI), Z7
 	VPSHUFB       Z15, Z7, Z7
 	VPXORD        Z10, Z4, Z4
-	VPCLMULQDQ    $0x00, Z27, Z4, Z8
-	VPCLMULQDQ    $0x11, Z27, Z4, Z10
-	VPCLMULQDQ    $0x01, Z27, Z4, Z9
-	VPCLMULQDQ    $0x10, Z27, Z4, Z11
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, (R8), Z4, Z8
+	VPCLMULQDQ    $0x11, (R8), Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
+	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
 	VPXORD        Z11, Z9, Z9
-	VPCLMULQDQ    $0x00, Z28, Z5, Z11
-	VPCLMULQDQ    $0x11, Z28, Z5, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z28, Z5, Z11
-	VPCLMULQDQ    $0x10, Z28, Z5, Z5
-	VPTERNLOGD    $0x96, Z11, Z5, Z9
-	VPCLMULQDQ    $0x00, Z29, Z6, Z11
-	VPCLMULQDQ    $0x11, Z29, Z6, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z29, Z6, Z11
-	VPCLMULQDQ    $0x10, Z29, Z6, Z6
-	VPTERNLOGD    $0x96, Z11, Z6, Z9
-	VPCLMULQDQ    $0x00, Z30, Z7, Z11
-	VPCLMULQDQ    $0x11, Z30, Z7, Z12
-	VPXORD        Z11, Z8, Z8
-	VPXORD        Z12, Z10, Z10
-	VPCLMULQDQ    $0x01, Z30, Z7, Z11
-	VPCLMULQDQ    $0x10, Z30, Z7, Z7
-	VPTERNLOGD    $0x96, Z11, Z7, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
+	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPSHUFD       $0x4e, Z4, Z11
+	VPXORD        Z4, Z11, Z11
+	VPCLMULQDQ    $0x00, 816(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z27, Z4, Z12
+	VPCLMULQDQ    $0x11, Z27, Z4, Z4
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z4, Z10, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
 	VPCLMULQDQ    $0x10, Z31, Z8, Z11
 	VPSHUFD       $0x4e, Z8, Z8
 	VPTERNLOGD    $0x96, Z11, Z8, Z9
@@ -1645,15 +2757,71 @@ ghashVAES512_loop:
 	VPXORD        X7, X10, X10
 	ADDQ          $0x00000100, SI
 	SUBQ          $0x00000100, CX
-	CMPQ          CX, $0x00000100
-	JAE           ghashVAES512_loop
+	JMP           ghashVAES512_pairs
 
+ghashVAES512_single:
+	CMPQ          CX, $0x00000100
+	JB            ghashVAES512_last
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, Z27, Z4, Z8
+	VPCLMULQDQ    $0x11, Z27, Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+
+ghashVAES512_last:
 ghashVAES512_tail:
 	TESTQ     CX, CX
 	JZ        ghashVAES512_end
 	LEAQ      15(CX), AX
 	ANDQ      $-16, AX
-	LEAQ      256(R8), R11
+	LEAQ      512(R8), R11
 	SUBQ      AX, R11
 	VMOVDQA64 Z10, Z3
 	VPXORD    Z8, Z8, Z8
@@ -1697,25 +2865,2601 @@ ghashVAES512_end:
 	VZEROUPPER
 	RET
 
+// func sealVAES512(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
+// Requires: AES, AVX, AVX512BW, AVX512F, AVX512VL, BMI2, PCLMULQDQ, VAES, VPCLMULQDQ
+TEXT ·sealVAES512(SB), NOSPLIT, $0-64
+	MOVQ            ks+0(FP), R8
+	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
+	VBROADCASTI32X4 gfPoly<>+0(SB), Z31
+	VMOVDQU64       256(R8), Z27
+	VMOVDQU64       320(R8), Z28
+	VMOVDQU64       384(R8), Z29
+	VMOVDQU64       448(R8), Z30
+	MOVQ            $-1, R12
+	MOVQ            ks+0(FP), R8
+	MOVQ            tag+56(FP), DI
+	MOVQ            j0+8(FP), AX
+	VMOVDQU         (AX), X0
+	VPXOR           1072(R8), X0, X0
+	VAESENC         1088(R8), X0, X0
+	VAESENC         1104(R8), X0, X0
+	VAESENC         1120(R8), X0, X0
+	VAESENC         1136(R8), X0, X0
+	VAESENC         1152(R8), X0, X0
+	VAESENC         1168(R8), X0, X0
+	VAESENC         1184(R8), X0, X0
+	VAESENC         1200(R8), X0, X0
+	VAESENC         1216(R8), X0, X0
+	CMPQ            1312(R8), $0x0e
+	JNE             sealVAES512_j0_last
+	VAESENC         1232(R8), X0, X0
+	VAESENC         1248(R8), X0, X0
+	VAESENC         1264(R8), X0, X0
+	VAESENC         1280(R8), X0, X0
+
+sealVAES512_j0_last:
+	MOVQ        1312(R8), AX
+	SHLQ        $0x04, AX
+	VAESENCLAST 1072(R8)(AX*1), X0, X0
+	VMOVDQU     X0, (DI)
+	VPXOR       X10, X10, X10
+	MOVQ        aad+40(FP), SI
+	MOVQ        aadLen+48(FP), CX
+	CMPQ        CX, $0x00000100
+	JB          sealVAES512_aad_tail
+
+sealVAES512_aad_pairs:
+	CMPQ          CX, $0x00000200
+	JB            sealVAES512_aad_single
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, (R8), Z4, Z8
+	VPCLMULQDQ    $0x11, (R8), Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
+	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
+	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPSHUFD       $0x4e, Z4, Z11
+	VPXORD        Z4, Z11, Z11
+	VPCLMULQDQ    $0x00, 816(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z27, Z4, Z12
+	VPCLMULQDQ    $0x11, Z27, Z4, Z4
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z4, Z10, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	JMP           sealVAES512_aad_pairs
+
+sealVAES512_aad_single:
+	CMPQ          CX, $0x00000100
+	JB            sealVAES512_aad_last
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, Z27, Z4, Z8
+	VPCLMULQDQ    $0x11, Z27, Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+
+sealVAES512_aad_last:
+sealVAES512_aad_tail:
+	TESTQ     CX, CX
+	JZ        sealVAES512_aad_end
+	LEAQ      15(CX), AX
+	ANDQ      $-16, AX
+	LEAQ      512(R8), R11
+	SUBQ      AX, R11
+	VMOVDQA64 Z10, Z3
+	VPXORD    Z8, Z8, Z8
+	VPXORD    Z9, Z9, Z9
+	VPXORD    Z10, Z10, Z10
+
+sealVAES512_aad_tail_loop:
+	BZHIQ         CX, R12, AX
+	KMOVQ         AX, K1
+	VMOVDQU8.Z    (SI), K1, Z4
+	VPSHUFB       Z15, Z4, Z4
+	VPXORD        Z3, Z4, Z4
+	VPXORD        Z3, Z3, Z3
+	VMOVDQU64     (R11), Z12
+	VPCLMULQDQ    $0x00, Z12, Z4, Z11
+	VPXORD        Z11, Z8, Z8
+	VPCLMULQDQ    $0x11, Z12, Z4, Z11
+	VPXORD        Z11, Z10, Z10
+	VPCLMULQDQ    $0x01, Z12, Z4, Z11
+	VPCLMULQDQ    $0x10, Z12, Z4, Z4
+	VPTERNLOGD    $0x96, Z11, Z4, Z9
+	ADDQ          $0x40, SI
+	ADDQ          $0x40, R11
+	SUBQ          $0x40, CX
+	JA            sealVAES512_aad_tail_loop
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+
+sealVAES512_aad_end:
+	MOVQ            src+24(FP), SI
+	MOVQ            dst+16(FP), DI
+	MOVQ            n+32(FP), CX
+	MOVQ            j0+8(FP), AX
+	VMOVDQU         (AX), X13
+	VPSHUFB         bswapMask<>+0(SB), X13, X13
+	VPADDD          ctrOffsets<>+16(SB), X13, X13
+	VSHUFI64X2      $0x00, Z13, Z13, Z13
+	VPADDD          ctrOffsets<>+0(SB), Z13, Z13
+	CMPQ            1312(R8), $0x0e
+	JE              sealVAES512_aes256
+	VBROADCASTI32X4 1072(R8), Z16
+	VBROADCASTI32X4 1088(R8), Z17
+	VBROADCASTI32X4 1104(R8), Z18
+	VBROADCASTI32X4 1120(R8), Z19
+	VBROADCASTI32X4 1136(R8), Z20
+	VBROADCASTI32X4 1152(R8), Z21
+	VBROADCASTI32X4 1168(R8), Z22
+	VBROADCASTI32X4 1184(R8), Z23
+	VBROADCASTI32X4 1200(R8), Z24
+	VBROADCASTI32X4 1216(R8), Z25
+	VBROADCASTI32X4 1232(R8), Z26
+	CMPQ            CX, $0x00000100
+	JB              sealVAES512_aes128_tail
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+
+sealVAES512_aes128_pairs:
+	CMPQ          CX, $0x00000200
+	JB            sealVAES512_aes128_single
+	VPSHUFB       Z15, Z0, Z4
+	VPSHUFB       Z15, Z1, Z5
+	VPSHUFB       Z15, Z2, Z6
+	VPSHUFB       Z15, Z3, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VPSHUFB       Z15, Z13, Z1
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z1, Z1
+	VPSHUFB       Z15, Z13, Z2
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z2, Z2
+	VPSHUFB       Z15, Z13, Z3
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z3, Z3
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z17, Z1, Z1
+	VAESENC       Z17, Z2, Z2
+	VAESENC       Z17, Z3, Z3
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z18, Z1, Z1
+	VAESENC       Z18, Z2, Z2
+	VAESENC       Z18, Z3, Z3
+	VPCLMULQDQ    $0x00, (R8), Z4, Z8
+	VPCLMULQDQ    $0x11, (R8), Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z19, Z1, Z1
+	VAESENC       Z19, Z2, Z2
+	VAESENC       Z19, Z3, Z3
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z20, Z1, Z1
+	VAESENC       Z20, Z2, Z2
+	VAESENC       Z20, Z3, Z3
+	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z21, Z1, Z1
+	VAESENC       Z21, Z2, Z2
+	VAESENC       Z21, Z3, Z3
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z22, Z1, Z1
+	VAESENC       Z22, Z2, Z2
+	VAESENC       Z22, Z3, Z3
+	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z23, Z1, Z1
+	VAESENC       Z23, Z2, Z2
+	VAESENC       Z23, Z3, Z3
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z24, Z1, Z1
+	VAESENC       Z24, Z2, Z2
+	VAESENC       Z24, Z3, Z3
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
+	VAESENC       Z25, Z0, Z0
+	VAESENC       Z25, Z1, Z1
+	VAESENC       Z25, Z2, Z2
+	VAESENC       Z25, Z3, Z3
+	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPXORD        (SI), Z26, Z4
+	VAESENCLAST   Z4, Z0, Z0
+	VPXORD        64(SI), Z26, Z5
+	VAESENCLAST   Z5, Z1, Z1
+	VPXORD        128(SI), Z26, Z6
+	VAESENCLAST   Z6, Z2, Z2
+	VPXORD        192(SI), Z26, Z7
+	VAESENCLAST   Z7, Z3, Z3
+	VMOVDQU64     Z0, (DI)
+	VMOVDQU64     Z1, 64(DI)
+	VMOVDQU64     Z2, 128(DI)
+	VMOVDQU64     Z3, 192(DI)
+	ADDQ          $0x00000100, DI
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	VPSHUFB       Z15, Z0, Z4
+	VPSHUFB       Z15, Z1, Z5
+	VPSHUFB       Z15, Z2, Z6
+	VPSHUFB       Z15, Z3, Z7
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VPSHUFB       Z15, Z13, Z1
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z1, Z1
+	VPSHUFB       Z15, Z13, Z2
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z2, Z2
+	VPSHUFB       Z15, Z13, Z3
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z3, Z3
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z17, Z1, Z1
+	VAESENC       Z17, Z2, Z2
+	VAESENC       Z17, Z3, Z3
+	VPSHUFD       $0x4e, Z4, Z11
+	VPXORD        Z4, Z11, Z11
+	VPCLMULQDQ    $0x00, 816(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z27, Z4, Z12
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z18, Z1, Z1
+	VAESENC       Z18, Z2, Z2
+	VAESENC       Z18, Z3, Z3
+	VPCLMULQDQ    $0x11, Z27, Z4, Z4
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z4, Z10, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z19, Z1, Z1
+	VAESENC       Z19, Z2, Z2
+	VAESENC       Z19, Z3, Z3
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z20, Z1, Z1
+	VAESENC       Z20, Z2, Z2
+	VAESENC       Z20, Z3, Z3
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z21, Z1, Z1
+	VAESENC       Z21, Z2, Z2
+	VAESENC       Z21, Z3, Z3
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z22, Z1, Z1
+	VAESENC       Z22, Z2, Z2
+	VAESENC       Z22, Z3, Z3
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z23, Z1, Z1
+	VAESENC       Z23, Z2, Z2
+	VAESENC       Z23, Z3, Z3
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z24, Z1, Z1
+	VAESENC       Z24, Z2, Z2
+	VAESENC       Z24, Z3, Z3
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VAESENC       Z25, Z0, Z0
+	VAESENC       Z25, Z1, Z1
+	VAESENC       Z25, Z2, Z2
+	VAESENC       Z25, Z3, Z3
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	VPXORD        (SI), Z26, Z4
+	VAESENCLAST   Z4, Z0, Z0
+	VPXORD        64(SI), Z26, Z5
+	VAESENCLAST   Z5, Z1, Z1
+	VPXORD        128(SI), Z26, Z6
+	VAESENCLAST   Z6, Z2, Z2
+	VPXORD        192(SI), Z26, Z7
+	VAESENCLAST   Z7, Z3, Z3
+	VMOVDQU64     Z0, (DI)
+	VMOVDQU64     Z1, 64(DI)
+	VMOVDQU64     Z2, 128(DI)
+	VMOVDQU64     Z3, 192(DI)
+	ADDQ          $0x00000100, DI
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	JMP           sealVAES512_aes128_pairs
+
+sealVAES512_aes128_single:
+	CMPQ          CX, $0x00000100
+	JB            sealVAES512_aes128_last
+	VPSHUFB       Z15, Z0, Z4
+	VPSHUFB       Z15, Z1, Z5
+	VPSHUFB       Z15, Z2, Z6
+	VPSHUFB       Z15, Z3, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VPSHUFB       Z15, Z13, Z1
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z1, Z1
+	VPSHUFB       Z15, Z13, Z2
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z2, Z2
+	VPSHUFB       Z15, Z13, Z3
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z3, Z3
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z17, Z1, Z1
+	VAESENC       Z17, Z2, Z2
+	VAESENC       Z17, Z3, Z3
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, Z27, Z4, Z8
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z18, Z1, Z1
+	VAESENC       Z18, Z2, Z2
+	VAESENC       Z18, Z3, Z3
+	VPCLMULQDQ    $0x11, Z27, Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z19, Z1, Z1
+	VAESENC       Z19, Z2, Z2
+	VAESENC       Z19, Z3, Z3
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z20, Z1, Z1
+	VAESENC       Z20, Z2, Z2
+	VAESENC       Z20, Z3, Z3
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z21, Z1, Z1
+	VAESENC       Z21, Z2, Z2
+	VAESENC       Z21, Z3, Z3
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z22, Z1, Z1
+	VAESENC       Z22, Z2, Z2
+	VAESENC       Z22, Z3, Z3
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z23, Z1, Z1
+	VAESENC       Z23, Z2, Z2
+	VAESENC       Z23, Z3, Z3
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z24, Z1, Z1
+	VAESENC       Z24, Z2, Z2
+	VAESENC       Z24, Z3, Z3
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VAESENC       Z25, Z0, Z0
+	VAESENC       Z25, Z1, Z1
+	VAESENC       Z25, Z2, Z2
+	VAESENC       Z25, Z3, Z3
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	VPXORD        (SI), Z26, Z4
+	VAESENCLAST   Z4, Z0, Z0
+	VPXORD        64(SI), Z26, Z5
+	VAESENCLAST   Z5, Z1, Z1
+	VPXORD        128(SI), Z26, Z6
+	VAESENCLAST   Z6, Z2, Z2
+	VPXORD        192(SI), Z26, Z7
+	VAESENCLAST   Z7, Z3, Z3
+	VMOVDQU64     Z0, (DI)
+	VMOVDQU64     Z1, 64(DI)
+	VMOVDQU64     Z2, 128(DI)
+	VMOVDQU64     Z3, 192(DI)
+	ADDQ          $0x00000100, DI
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+
+sealVAES512_aes128_last:
+	VPSHUFB       Z15, Z0, Z4
+	VPSHUFB       Z15, Z1, Z5
+	VPSHUFB       Z15, Z2, Z6
+	VPSHUFB       Z15, Z3, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, Z27, Z4, Z8
+	VPCLMULQDQ    $0x11, Z27, Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+
+sealVAES512_aes128_tail:
+	TESTQ     CX, CX
+	JZ        sealVAES512_aes128_end
+	LEAQ      15(CX), AX
+	ANDQ      $-16, AX
+	LEAQ      512(R8), R11
+	SUBQ      AX, R11
+	VMOVDQA64 Z10, Z3
+	VPXORD    Z8, Z8, Z8
+	VPXORD    Z9, Z9, Z9
+	VPXORD    Z10, Z10, Z10
+
+sealVAES512_aes128_tail_loop:
+	BZHIQ         CX, R12, AX
+	KMOVQ         AX, K1
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z25, Z0, Z0
+	VMOVDQU8.Z    (SI), K1, Z4
+	VPXORD        Z4, Z26, Z11
+	VAESENCLAST   Z11, Z0, Z0
+	VMOVDQU8      Z0, K1, (DI)
+	VMOVDQU8.Z    Z0, K1, Z4
+	ADDQ          $0x40, DI
+	VPSHUFB       Z15, Z4, Z4
+	VPXORD        Z3, Z4, Z4
+	VPXORD        Z3, Z3, Z3
+	VMOVDQU64     (R11), Z12
+	VPCLMULQDQ    $0x00, Z12, Z4, Z11
+	VPXORD        Z11, Z8, Z8
+	VPCLMULQDQ    $0x11, Z12, Z4, Z11
+	VPXORD        Z11, Z10, Z10
+	VPCLMULQDQ    $0x01, Z12, Z4, Z11
+	VPCLMULQDQ    $0x10, Z12, Z4, Z4
+	VPTERNLOGD    $0x96, Z11, Z4, Z9
+	ADDQ          $0x40, SI
+	ADDQ          $0x40, R11
+	SUBQ          $0x40, CX
+	JA            sealVAES512_aes128_tail_loop
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+
+sealVAES512_aes128_end:
+	JMP sealVAES512_done
+
+sealVAES512_aes256:
+	VBROADCASTI32X4 1072(R8), Z16
+	VBROADCASTI32X4 1152(R8), Z17
+	VBROADCASTI32X4 1168(R8), Z18
+	VBROADCASTI32X4 1184(R8), Z19
+	VBROADCASTI32X4 1200(R8), Z20
+	VBROADCASTI32X4 1216(R8), Z21
+	VBROADCASTI32X4 1232(R8), Z22
+	VBROADCASTI32X4 1248(R8), Z23
+	VBROADCASTI32X4 1264(R8), Z24
+	VBROADCASTI32X4 1280(R8), Z25
+	VBROADCASTI32X4 1296(R8), Z26
+	CMPQ            CX, $0x00000100
+	JB              sealVAES512_aes256_tail
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+
+sealVAES512_aes256_pairs:
+	CMPQ            CX, $0x00000200
+	JB              sealVAES512_aes256_single
+	VPSHUFB         Z15, Z0, Z4
+	VPSHUFB         Z15, Z1, Z5
+	VPSHUFB         Z15, Z2, Z6
+	VPSHUFB         Z15, Z3, Z7
+	VPXORD          Z10, Z4, Z4
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPSHUFD         $0x4e, Z4, Z9
+	VPXORD          Z4, Z9, Z9
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, 560(R8), Z9, Z9
+	VPCLMULQDQ      $0x00, (R8), Z4, Z8
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x11, (R8), Z4, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPXORD          Z5, Z11, Z11
+	VPCLMULQDQ      $0x00, 624(R8), Z11, Z11
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VPCLMULQDQ      $0x00, 64(R8), Z5, Z12
+	VPCLMULQDQ      $0x11, 64(R8), Z5, Z5
+	VPXORD          Z11, Z9, Z9
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z5, Z10, Z10
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VPCLMULQDQ      $0x00, 688(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, 128(R8), Z6, Z12
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VPCLMULQDQ      $0x11, 128(R8), Z6, Z6
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 752(R8), Z11, Z11
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VPCLMULQDQ      $0x00, 192(R8), Z7, Z12
+	VPCLMULQDQ      $0x11, 192(R8), Z7, Z7
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z7, Z10, Z10
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+	VPSHUFB         Z15, Z0, Z4
+	VPSHUFB         Z15, Z1, Z5
+	VPSHUFB         Z15, Z2, Z6
+	VPSHUFB         Z15, Z3, Z7
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPSHUFD         $0x4e, Z4, Z11
+	VPXORD          Z4, Z11, Z11
+	VPCLMULQDQ      $0x00, 816(R8), Z11, Z11
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, Z27, Z4, Z12
+	VPCLMULQDQ      $0x11, Z27, Z4, Z4
+	VPXORD          Z11, Z9, Z9
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z4, Z10, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VPXORD          Z5, Z11, Z11
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z28, Z5, Z12
+	VPCLMULQDQ      $0x11, Z28, Z5, Z5
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z5, Z10, Z10
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
+	VPCLMULQDQ      $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z29, Z6, Z12
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VPCLMULQDQ      $0x11, Z29, Z6, Z6
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 1008(R8), Z11, Z11
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VPCLMULQDQ      $0x00, Z30, Z7, Z12
+	VPCLMULQDQ      $0x11, Z30, Z7, Z7
+	VPXORD          Z11, Z9, Z9
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z7, Z10, Z10
+	VPTERNLOGD      $0x96, Z8, Z10, Z9
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VPCLMULQDQ      $0x10, Z31, Z8, Z11
+	VPSHUFD         $0x4e, Z8, Z8
+	VPTERNLOGD      $0x96, Z11, Z8, Z9
+	VPCLMULQDQ      $0x10, Z31, Z9, Z11
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VPSHUFD         $0x4e, Z9, Z9
+	VPTERNLOGD      $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4   $0x01, Z10, X5
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VEXTRACTI32X4   $0x02, Z10, X6
+	VEXTRACTI32X4   $0x03, Z10, X7
+	VPTERNLOGD      $0x96, X6, X5, X10
+	VPXORD          X7, X10, X10
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+	JMP             sealVAES512_aes256_pairs
+
+sealVAES512_aes256_single:
+	CMPQ            CX, $0x00000100
+	JB              sealVAES512_aes256_last
+	VPSHUFB         Z15, Z0, Z4
+	VPSHUFB         Z15, Z1, Z5
+	VPSHUFB         Z15, Z2, Z6
+	VPSHUFB         Z15, Z3, Z7
+	VPXORD          Z10, Z4, Z4
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPSHUFD         $0x4e, Z4, Z9
+	VPXORD          Z4, Z9, Z9
+	VPCLMULQDQ      $0x00, 816(R8), Z9, Z9
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, Z27, Z4, Z8
+	VPCLMULQDQ      $0x11, Z27, Z4, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPXORD          Z5, Z11, Z11
+	VPCLMULQDQ      $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z28, Z5, Z12
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x11, Z28, Z5, Z5
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VPXORD          Z5, Z10, Z10
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VPCLMULQDQ      $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z29, Z6, Z12
+	VPCLMULQDQ      $0x11, Z29, Z6, Z6
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z30, Z7, Z12
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VPCLMULQDQ      $0x11, Z30, Z7, Z7
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VPXORD          Z7, Z10, Z10
+	VPTERNLOGD      $0x96, Z8, Z10, Z9
+	VPCLMULQDQ      $0x10, Z31, Z8, Z11
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VPSHUFD         $0x4e, Z8, Z8
+	VPTERNLOGD      $0x96, Z11, Z8, Z9
+	VPCLMULQDQ      $0x10, Z31, Z9, Z11
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VPSHUFD         $0x4e, Z9, Z9
+	VPTERNLOGD      $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4   $0x01, Z10, X5
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VEXTRACTI32X4   $0x02, Z10, X6
+	VEXTRACTI32X4   $0x03, Z10, X7
+	VPTERNLOGD      $0x96, X6, X5, X10
+	VPXORD          X7, X10, X10
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+
+sealVAES512_aes256_last:
+	VPSHUFB       Z15, Z0, Z4
+	VPSHUFB       Z15, Z1, Z5
+	VPSHUFB       Z15, Z2, Z6
+	VPSHUFB       Z15, Z3, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, Z27, Z4, Z8
+	VPCLMULQDQ    $0x11, Z27, Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+
+sealVAES512_aes256_tail:
+	TESTQ     CX, CX
+	JZ        sealVAES512_aes256_end
+	LEAQ      15(CX), AX
+	ANDQ      $-16, AX
+	LEAQ      512(R8), R11
+	SUBQ      AX, R11
+	VMOVDQA64 Z10, Z3
+	VPXORD    Z8, Z8, Z8
+	VPXORD    Z9, Z9, Z9
+	VPXORD    Z10, Z10, Z10
+
+sealVAES512_aes256_tail_loop:
+	BZHIQ           CX, R12, AX
+	KMOVQ           AX, K1
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z25, Z0, Z0
+	VMOVDQU8.Z      (SI), K1, Z4
+	VPXORD          Z4, Z26, Z11
+	VAESENCLAST     Z11, Z0, Z0
+	VMOVDQU8        Z0, K1, (DI)
+	VMOVDQU8.Z      Z0, K1, Z4
+	ADDQ            $0x40, DI
+	VPSHUFB         Z15, Z4, Z4
+	VPXORD          Z3, Z4, Z4
+	VPXORD          Z3, Z3, Z3
+	VMOVDQU64       (R11), Z12
+	VPCLMULQDQ      $0x00, Z12, Z4, Z11
+	VPXORD          Z11, Z8, Z8
+	VPCLMULQDQ      $0x11, Z12, Z4, Z11
+	VPXORD          Z11, Z10, Z10
+	VPCLMULQDQ      $0x01, Z12, Z4, Z11
+	VPCLMULQDQ      $0x10, Z12, Z4, Z4
+	VPTERNLOGD      $0x96, Z11, Z4, Z9
+	ADDQ            $0x40, SI
+	ADDQ            $0x40, R11
+	SUBQ            $0x40, CX
+	JA              sealVAES512_aes256_tail_loop
+	VPCLMULQDQ      $0x10, Z31, Z8, Z11
+	VPSHUFD         $0x4e, Z8, Z8
+	VPTERNLOGD      $0x96, Z11, Z8, Z9
+	VPCLMULQDQ      $0x10, Z31, Z9, Z11
+	VPSHUFD         $0x4e, Z9, Z9
+	VPTERNLOGD      $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4   $0x01, Z10, X5
+	VEXTRACTI32X4   $0x02, Z10, X6
+	VEXTRACTI32X4   $0x03, Z10, X7
+	VPTERNLOGD      $0x96, X6, X5, X10
+	VPXORD          X7, X10, X10
+
+sealVAES512_aes256_end:
+sealVAES512_done:
+	MOVQ       aadLen+48(FP), SI
+	MOVQ       n+32(FP), CX
+	MOVQ       tag+56(FP), DI
+	SHLQ       $0x03, CX
+	VMOVQ      CX, X1
+	SHLQ       $0x03, SI
+	VPINSRQ    $0x01, SI, X1, X1
+	VPXOR      X1, X10, X10
+	VPCLMULQDQ $0x00, 496(R8), X10, X3
+	VPCLMULQDQ $0x01, 496(R8), X10, X4
+	VPCLMULQDQ $0x10, 496(R8), X10, X5
+	VPCLMULQDQ $0x11, 496(R8), X10, X2
+	VPXOR      X5, X4, X4
+	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X3, X6
+	VPSHUFD    $0x4e, X3, X3
+	VPXOR      X3, X4, X4
+	VPXOR      X6, X4, X4
+	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X4, X6
+	VPSHUFD    $0x4e, X4, X4
+	VPXOR      X4, X2, X2
+	VPXOR      X6, X2, X2
+	VPSHUFB    bswapMask<>+0(SB), X2, X2
+	VPXOR      (DI), X2, X2
+	VMOVDQU    X2, (DI)
+	VZEROUPPER
+	RET
+
+// func openVAES512(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
+// Requires: AES, AVX, AVX512BW, AVX512F, AVX512VL, BMI2, PCLMULQDQ, VAES, VPCLMULQDQ
+TEXT ·openVAES512(SB), NOSPLIT, $0-64
+	MOVQ            ks+0(FP), R8
+	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
+	VBROADCASTI32X4 gfPoly<>+0(SB), Z31
+	VMOVDQU64       256(R8), Z27
+	VMOVDQU64       320(R8), Z28
+	VMOVDQU64       384(R8), Z29
+	VMOVDQU64       448(R8), Z30
+	MOVQ            $-1, R12
+	MOVQ            ks+0(FP), R8
+	MOVQ            tag+56(FP), DI
+	MOVQ            j0+8(FP), AX
+	VMOVDQU         (AX), X0
+	VPXOR           1072(R8), X0, X0
+	VAESENC         1088(R8), X0, X0
+	VAESENC         1104(R8), X0, X0
+	VAESENC         1120(R8), X0, X0
+	VAESENC         1136(R8), X0, X0
+	VAESENC         1152(R8), X0, X0
+	VAESENC         1168(R8), X0, X0
+	VAESENC         1184(R8), X0, X0
+	VAESENC         1200(R8), X0, X0
+	VAESENC         1216(R8), X0, X0
+	CMPQ            1312(R8), $0x0e
+	JNE             openVAES512_j0_last
+	VAESENC         1232(R8), X0, X0
+	VAESENC         1248(R8), X0, X0
+	VAESENC         1264(R8), X0, X0
+	VAESENC         1280(R8), X0, X0
+
+openVAES512_j0_last:
+	MOVQ        1312(R8), AX
+	SHLQ        $0x04, AX
+	VAESENCLAST 1072(R8)(AX*1), X0, X0
+	VMOVDQU     X0, (DI)
+	VPXOR       X10, X10, X10
+	MOVQ        aad+40(FP), SI
+	MOVQ        aadLen+48(FP), CX
+	CMPQ        CX, $0x00000100
+	JB          openVAES512_aad_tail
+
+openVAES512_aad_pairs:
+	CMPQ          CX, $0x00000200
+	JB            openVAES512_aad_single
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, (R8), Z4, Z8
+	VPCLMULQDQ    $0x11, (R8), Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
+	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
+	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPSHUFD       $0x4e, Z4, Z11
+	VPXORD        Z4, Z11, Z11
+	VPCLMULQDQ    $0x00, 816(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z27, Z4, Z12
+	VPCLMULQDQ    $0x11, Z27, Z4, Z4
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z4, Z10, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	JMP           openVAES512_aad_pairs
+
+openVAES512_aad_single:
+	CMPQ          CX, $0x00000100
+	JB            openVAES512_aad_last
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, Z27, Z4, Z8
+	VPCLMULQDQ    $0x11, Z27, Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+
+openVAES512_aad_last:
+openVAES512_aad_tail:
+	TESTQ     CX, CX
+	JZ        openVAES512_aad_end
+	LEAQ      15(CX), AX
+	ANDQ      $-16, AX
+	LEAQ      512(R8), R11
+	SUBQ      AX, R11
+	VMOVDQA64 Z10, Z3
+	VPXORD    Z8, Z8, Z8
+	VPXORD    Z9, Z9, Z9
+	VPXORD    Z10, Z10, Z10
+
+openVAES512_aad_tail_loop:
+	BZHIQ         CX, R12, AX
+	KMOVQ         AX, K1
+	VMOVDQU8.Z    (SI), K1, Z4
+	VPSHUFB       Z15, Z4, Z4
+	VPXORD        Z3, Z4, Z4
+	VPXORD        Z3, Z3, Z3
+	VMOVDQU64     (R11), Z12
+	VPCLMULQDQ    $0x00, Z12, Z4, Z11
+	VPXORD        Z11, Z8, Z8
+	VPCLMULQDQ    $0x11, Z12, Z4, Z11
+	VPXORD        Z11, Z10, Z10
+	VPCLMULQDQ    $0x01, Z12, Z4, Z11
+	VPCLMULQDQ    $0x10, Z12, Z4, Z4
+	VPTERNLOGD    $0x96, Z11, Z4, Z9
+	ADDQ          $0x40, SI
+	ADDQ          $0x40, R11
+	SUBQ          $0x40, CX
+	JA            openVAES512_aad_tail_loop
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+
+openVAES512_aad_end:
+	MOVQ            src+24(FP), SI
+	MOVQ            dst+16(FP), DI
+	MOVQ            n+32(FP), CX
+	MOVQ            j0+8(FP), AX
+	VMOVDQU         (AX), X13
+	VPSHUFB         bswapMask<>+0(SB), X13, X13
+	VPADDD          ctrOffsets<>+16(SB), X13, X13
+	VSHUFI64X2      $0x00, Z13, Z13, Z13
+	VPADDD          ctrOffsets<>+0(SB), Z13, Z13
+	CMPQ            1312(R8), $0x0e
+	JE              openVAES512_aes256
+	VBROADCASTI32X4 1072(R8), Z16
+	VBROADCASTI32X4 1088(R8), Z17
+	VBROADCASTI32X4 1104(R8), Z18
+	VBROADCASTI32X4 1120(R8), Z19
+	VBROADCASTI32X4 1136(R8), Z20
+	VBROADCASTI32X4 1152(R8), Z21
+	VBROADCASTI32X4 1168(R8), Z22
+	VBROADCASTI32X4 1184(R8), Z23
+	VBROADCASTI32X4 1200(R8), Z24
+	VBROADCASTI32X4 1216(R8), Z25
+	VBROADCASTI32X4 1232(R8), Z26
+	CMPQ            CX, $0x00000100
+	JB              openVAES512_aes128_tail
+
+openVAES512_aes128_pairs:
+	CMPQ          CX, $0x00000200
+	JB            openVAES512_aes128_single
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VPSHUFB       Z15, Z13, Z1
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z1, Z1
+	VPSHUFB       Z15, Z13, Z2
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z2, Z2
+	VPSHUFB       Z15, Z13, Z3
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z3, Z3
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z17, Z1, Z1
+	VAESENC       Z17, Z2, Z2
+	VAESENC       Z17, Z3, Z3
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z18, Z1, Z1
+	VAESENC       Z18, Z2, Z2
+	VAESENC       Z18, Z3, Z3
+	VPCLMULQDQ    $0x00, (R8), Z4, Z8
+	VPCLMULQDQ    $0x11, (R8), Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z19, Z1, Z1
+	VAESENC       Z19, Z2, Z2
+	VAESENC       Z19, Z3, Z3
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z20, Z1, Z1
+	VAESENC       Z20, Z2, Z2
+	VAESENC       Z20, Z3, Z3
+	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z21, Z1, Z1
+	VAESENC       Z21, Z2, Z2
+	VAESENC       Z21, Z3, Z3
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z22, Z1, Z1
+	VAESENC       Z22, Z2, Z2
+	VAESENC       Z22, Z3, Z3
+	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z23, Z1, Z1
+	VAESENC       Z23, Z2, Z2
+	VAESENC       Z23, Z3, Z3
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z24, Z1, Z1
+	VAESENC       Z24, Z2, Z2
+	VAESENC       Z24, Z3, Z3
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
+	VAESENC       Z25, Z0, Z0
+	VAESENC       Z25, Z1, Z1
+	VAESENC       Z25, Z2, Z2
+	VAESENC       Z25, Z3, Z3
+	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPXORD        (SI), Z26, Z4
+	VAESENCLAST   Z4, Z0, Z0
+	VPXORD        64(SI), Z26, Z5
+	VAESENCLAST   Z5, Z1, Z1
+	VPXORD        128(SI), Z26, Z6
+	VAESENCLAST   Z6, Z2, Z2
+	VPXORD        192(SI), Z26, Z7
+	VAESENCLAST   Z7, Z3, Z3
+	VMOVDQU64     Z0, (DI)
+	VMOVDQU64     Z1, 64(DI)
+	VMOVDQU64     Z2, 128(DI)
+	VMOVDQU64     Z3, 192(DI)
+	ADDQ          $0x00000100, DI
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VPSHUFB       Z15, Z13, Z1
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z1, Z1
+	VPSHUFB       Z15, Z13, Z2
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z2, Z2
+	VPSHUFB       Z15, Z13, Z3
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z3, Z3
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z17, Z1, Z1
+	VAESENC       Z17, Z2, Z2
+	VAESENC       Z17, Z3, Z3
+	VPSHUFD       $0x4e, Z4, Z11
+	VPXORD        Z4, Z11, Z11
+	VPCLMULQDQ    $0x00, 816(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z27, Z4, Z12
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z18, Z1, Z1
+	VAESENC       Z18, Z2, Z2
+	VAESENC       Z18, Z3, Z3
+	VPCLMULQDQ    $0x11, Z27, Z4, Z4
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z4, Z10, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z19, Z1, Z1
+	VAESENC       Z19, Z2, Z2
+	VAESENC       Z19, Z3, Z3
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z20, Z1, Z1
+	VAESENC       Z20, Z2, Z2
+	VAESENC       Z20, Z3, Z3
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z21, Z1, Z1
+	VAESENC       Z21, Z2, Z2
+	VAESENC       Z21, Z3, Z3
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z22, Z1, Z1
+	VAESENC       Z22, Z2, Z2
+	VAESENC       Z22, Z3, Z3
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z23, Z1, Z1
+	VAESENC       Z23, Z2, Z2
+	VAESENC       Z23, Z3, Z3
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z24, Z1, Z1
+	VAESENC       Z24, Z2, Z2
+	VAESENC       Z24, Z3, Z3
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VAESENC       Z25, Z0, Z0
+	VAESENC       Z25, Z1, Z1
+	VAESENC       Z25, Z2, Z2
+	VAESENC       Z25, Z3, Z3
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	VPXORD        (SI), Z26, Z4
+	VAESENCLAST   Z4, Z0, Z0
+	VPXORD        64(SI), Z26, Z5
+	VAESENCLAST   Z5, Z1, Z1
+	VPXORD        128(SI), Z26, Z6
+	VAESENCLAST   Z6, Z2, Z2
+	VPXORD        192(SI), Z26, Z7
+	VAESENCLAST   Z7, Z3, Z3
+	VMOVDQU64     Z0, (DI)
+	VMOVDQU64     Z1, 64(DI)
+	VMOVDQU64     Z2, 128(DI)
+	VMOVDQU64     Z3, 192(DI)
+	ADDQ          $0x00000100, DI
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+	JMP           openVAES512_aes128_pairs
+
+openVAES512_aes128_single:
+	CMPQ          CX, $0x00000100
+	JB            openVAES512_aes128_last
+	VMOVDQU64     (SI), Z4
+	VPSHUFB       Z15, Z4, Z4
+	VMOVDQU64     64(SI), Z5
+	VPSHUFB       Z15, Z5, Z5
+	VMOVDQU64     128(SI), Z6
+	VPSHUFB       Z15, Z6, Z6
+	VMOVDQU64     192(SI), Z7
+	VPSHUFB       Z15, Z7, Z7
+	VPXORD        Z10, Z4, Z4
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VPSHUFB       Z15, Z13, Z1
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z1, Z1
+	VPSHUFB       Z15, Z13, Z2
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z2, Z2
+	VPSHUFB       Z15, Z13, Z3
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z3, Z3
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z17, Z1, Z1
+	VAESENC       Z17, Z2, Z2
+	VAESENC       Z17, Z3, Z3
+	VPSHUFD       $0x4e, Z4, Z9
+	VPXORD        Z4, Z9, Z9
+	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
+	VPCLMULQDQ    $0x00, Z27, Z4, Z8
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z18, Z1, Z1
+	VAESENC       Z18, Z2, Z2
+	VAESENC       Z18, Z3, Z3
+	VPCLMULQDQ    $0x11, Z27, Z4, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z28, Z5, Z12
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z19, Z1, Z1
+	VAESENC       Z19, Z2, Z2
+	VAESENC       Z19, Z3, Z3
+	VPCLMULQDQ    $0x11, Z28, Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z20, Z1, Z1
+	VAESENC       Z20, Z2, Z2
+	VAESENC       Z20, Z3, Z3
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z29, Z6, Z12
+	VPCLMULQDQ    $0x11, Z29, Z6, Z6
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z21, Z1, Z1
+	VAESENC       Z21, Z2, Z2
+	VAESENC       Z21, Z3, Z3
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z22, Z1, Z1
+	VAESENC       Z22, Z2, Z2
+	VAESENC       Z22, Z3, Z3
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, Z30, Z7, Z12
+	VPCLMULQDQ    $0x11, Z30, Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z23, Z1, Z1
+	VAESENC       Z23, Z2, Z2
+	VAESENC       Z23, Z3, Z3
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z24, Z1, Z1
+	VAESENC       Z24, Z2, Z2
+	VAESENC       Z24, Z3, Z3
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VAESENC       Z25, Z0, Z0
+	VAESENC       Z25, Z1, Z1
+	VAESENC       Z25, Z2, Z2
+	VAESENC       Z25, Z3, Z3
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	VPXORD        (SI), Z26, Z4
+	VAESENCLAST   Z4, Z0, Z0
+	VPXORD        64(SI), Z26, Z5
+	VAESENCLAST   Z5, Z1, Z1
+	VPXORD        128(SI), Z26, Z6
+	VAESENCLAST   Z6, Z2, Z2
+	VPXORD        192(SI), Z26, Z7
+	VAESENCLAST   Z7, Z3, Z3
+	VMOVDQU64     Z0, (DI)
+	VMOVDQU64     Z1, 64(DI)
+	VMOVDQU64     Z2, 128(DI)
+	VMOVDQU64     Z3, 192(DI)
+	ADDQ          $0x00000100, DI
+	ADDQ          $0x00000100, SI
+	SUBQ          $0x00000100, CX
+
+openVAES512_aes128_last:
+openVAES512_aes128_tail:
+	TESTQ     CX, CX
+	JZ        openVAES512_aes128_end
+	LEAQ      15(CX), AX
+	ANDQ      $-16, AX
+	LEAQ      512(R8), R11
+	SUBQ      AX, R11
+	VMOVDQA64 Z10, Z3
+	VPXORD    Z8, Z8, Z8
+	VPXORD    Z9, Z9, Z9
+	VPXORD    Z10, Z10, Z10
+
+openVAES512_aes128_tail_loop:
+	BZHIQ         CX, R12, AX
+	KMOVQ         AX, K1
+	VPSHUFB       Z15, Z13, Z0
+	VPADDD        ctrInc4<>+0(SB), Z13, Z13
+	VPXORD        Z16, Z0, Z0
+	VAESENC       Z17, Z0, Z0
+	VAESENC       Z18, Z0, Z0
+	VAESENC       Z19, Z0, Z0
+	VAESENC       Z20, Z0, Z0
+	VAESENC       Z21, Z0, Z0
+	VAESENC       Z22, Z0, Z0
+	VAESENC       Z23, Z0, Z0
+	VAESENC       Z24, Z0, Z0
+	VAESENC       Z25, Z0, Z0
+	VMOVDQU8.Z    (SI), K1, Z4
+	VPXORD        Z4, Z26, Z11
+	VAESENCLAST   Z11, Z0, Z0
+	VMOVDQU8      Z0, K1, (DI)
+	ADDQ          $0x40, DI
+	VPSHUFB       Z15, Z4, Z4
+	VPXORD        Z3, Z4, Z4
+	VPXORD        Z3, Z3, Z3
+	VMOVDQU64     (R11), Z12
+	VPCLMULQDQ    $0x00, Z12, Z4, Z11
+	VPXORD        Z11, Z8, Z8
+	VPCLMULQDQ    $0x11, Z12, Z4, Z11
+	VPXORD        Z11, Z10, Z10
+	VPCLMULQDQ    $0x01, Z12, Z4, Z11
+	VPCLMULQDQ    $0x10, Z12, Z4, Z4
+	VPTERNLOGD    $0x96, Z11, Z4, Z9
+	ADDQ          $0x40, SI
+	ADDQ          $0x40, R11
+	SUBQ          $0x40, CX
+	JA            openVAES512_aes128_tail_loop
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+
+openVAES512_aes128_end:
+	JMP openVAES512_done
+
+openVAES512_aes256:
+	VBROADCASTI32X4 1072(R8), Z16
+	VBROADCASTI32X4 1152(R8), Z17
+	VBROADCASTI32X4 1168(R8), Z18
+	VBROADCASTI32X4 1184(R8), Z19
+	VBROADCASTI32X4 1200(R8), Z20
+	VBROADCASTI32X4 1216(R8), Z21
+	VBROADCASTI32X4 1232(R8), Z22
+	VBROADCASTI32X4 1248(R8), Z23
+	VBROADCASTI32X4 1264(R8), Z24
+	VBROADCASTI32X4 1280(R8), Z25
+	VBROADCASTI32X4 1296(R8), Z26
+	CMPQ            CX, $0x00000100
+	JB              openVAES512_aes256_tail
+
+openVAES512_aes256_pairs:
+	CMPQ            CX, $0x00000200
+	JB              openVAES512_aes256_single
+	VMOVDQU64       (SI), Z4
+	VPSHUFB         Z15, Z4, Z4
+	VMOVDQU64       64(SI), Z5
+	VPSHUFB         Z15, Z5, Z5
+	VMOVDQU64       128(SI), Z6
+	VPSHUFB         Z15, Z6, Z6
+	VMOVDQU64       192(SI), Z7
+	VPSHUFB         Z15, Z7, Z7
+	VPXORD          Z10, Z4, Z4
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPSHUFD         $0x4e, Z4, Z9
+	VPXORD          Z4, Z9, Z9
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, 560(R8), Z9, Z9
+	VPCLMULQDQ      $0x00, (R8), Z4, Z8
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x11, (R8), Z4, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPXORD          Z5, Z11, Z11
+	VPCLMULQDQ      $0x00, 624(R8), Z11, Z11
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VPCLMULQDQ      $0x00, 64(R8), Z5, Z12
+	VPCLMULQDQ      $0x11, 64(R8), Z5, Z5
+	VPXORD          Z11, Z9, Z9
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z5, Z10, Z10
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VPCLMULQDQ      $0x00, 688(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, 128(R8), Z6, Z12
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VPCLMULQDQ      $0x11, 128(R8), Z6, Z6
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 752(R8), Z11, Z11
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VPCLMULQDQ      $0x00, 192(R8), Z7, Z12
+	VPCLMULQDQ      $0x11, 192(R8), Z7, Z7
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z7, Z10, Z10
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+	VMOVDQU64       (SI), Z4
+	VPSHUFB         Z15, Z4, Z4
+	VMOVDQU64       64(SI), Z5
+	VPSHUFB         Z15, Z5, Z5
+	VMOVDQU64       128(SI), Z6
+	VPSHUFB         Z15, Z6, Z6
+	VMOVDQU64       192(SI), Z7
+	VPSHUFB         Z15, Z7, Z7
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPSHUFD         $0x4e, Z4, Z11
+	VPXORD          Z4, Z11, Z11
+	VPCLMULQDQ      $0x00, 816(R8), Z11, Z11
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, Z27, Z4, Z12
+	VPCLMULQDQ      $0x11, Z27, Z4, Z4
+	VPXORD          Z11, Z9, Z9
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z4, Z10, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VPXORD          Z5, Z11, Z11
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z28, Z5, Z12
+	VPCLMULQDQ      $0x11, Z28, Z5, Z5
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z5, Z10, Z10
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
+	VPCLMULQDQ      $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z29, Z6, Z12
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VPCLMULQDQ      $0x11, Z29, Z6, Z6
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 1008(R8), Z11, Z11
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VPCLMULQDQ      $0x00, Z30, Z7, Z12
+	VPCLMULQDQ      $0x11, Z30, Z7, Z7
+	VPXORD          Z11, Z9, Z9
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z7, Z10, Z10
+	VPTERNLOGD      $0x96, Z8, Z10, Z9
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VPCLMULQDQ      $0x10, Z31, Z8, Z11
+	VPSHUFD         $0x4e, Z8, Z8
+	VPTERNLOGD      $0x96, Z11, Z8, Z9
+	VPCLMULQDQ      $0x10, Z31, Z9, Z11
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VPSHUFD         $0x4e, Z9, Z9
+	VPTERNLOGD      $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4   $0x01, Z10, X5
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VEXTRACTI32X4   $0x02, Z10, X6
+	VEXTRACTI32X4   $0x03, Z10, X7
+	VPTERNLOGD      $0x96, X6, X5, X10
+	VPXORD          X7, X10, X10
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+	JMP             openVAES512_aes256_pairs
+
+openVAES512_aes256_single:
+	CMPQ            CX, $0x00000100
+	JB              openVAES512_aes256_last
+	VMOVDQU64       (SI), Z4
+	VPSHUFB         Z15, Z4, Z4
+	VMOVDQU64       64(SI), Z5
+	VPSHUFB         Z15, Z5, Z5
+	VMOVDQU64       128(SI), Z6
+	VPSHUFB         Z15, Z6, Z6
+	VMOVDQU64       192(SI), Z7
+	VPSHUFB         Z15, Z7, Z7
+	VPXORD          Z10, Z4, Z4
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VPSHUFB         Z15, Z13, Z1
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z1, Z1
+	VPSHUFB         Z15, Z13, Z2
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z2, Z2
+	VPSHUFB         Z15, Z13, Z3
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z3, Z3
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPSHUFD         $0x4e, Z4, Z9
+	VPXORD          Z4, Z9, Z9
+	VPCLMULQDQ      $0x00, 816(R8), Z9, Z9
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x00, Z27, Z4, Z8
+	VPCLMULQDQ      $0x11, Z27, Z4, Z10
+	VPSHUFD         $0x4e, Z5, Z11
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPXORD          Z5, Z11, Z11
+	VPCLMULQDQ      $0x00, 880(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z28, Z5, Z12
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z14, Z1, Z1
+	VAESENC         Z14, Z2, Z2
+	VAESENC         Z14, Z3, Z3
+	VPCLMULQDQ      $0x11, Z28, Z5, Z5
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z17, Z1, Z1
+	VAESENC         Z17, Z2, Z2
+	VAESENC         Z17, Z3, Z3
+	VPXORD          Z5, Z10, Z10
+	VPSHUFD         $0x4e, Z6, Z11
+	VPXORD          Z6, Z11, Z11
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z18, Z1, Z1
+	VAESENC         Z18, Z2, Z2
+	VAESENC         Z18, Z3, Z3
+	VPCLMULQDQ      $0x00, 944(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z29, Z6, Z12
+	VPCLMULQDQ      $0x11, Z29, Z6, Z6
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z19, Z1, Z1
+	VAESENC         Z19, Z2, Z2
+	VAESENC         Z19, Z3, Z3
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VPXORD          Z6, Z10, Z10
+	VPSHUFD         $0x4e, Z7, Z11
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z20, Z1, Z1
+	VAESENC         Z20, Z2, Z2
+	VAESENC         Z20, Z3, Z3
+	VPXORD          Z7, Z11, Z11
+	VPCLMULQDQ      $0x00, 1008(R8), Z11, Z11
+	VPCLMULQDQ      $0x00, Z30, Z7, Z12
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z21, Z1, Z1
+	VAESENC         Z21, Z2, Z2
+	VAESENC         Z21, Z3, Z3
+	VPCLMULQDQ      $0x11, Z30, Z7, Z7
+	VPXORD          Z11, Z9, Z9
+	VPXORD          Z12, Z8, Z8
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z22, Z1, Z1
+	VAESENC         Z22, Z2, Z2
+	VAESENC         Z22, Z3, Z3
+	VPXORD          Z7, Z10, Z10
+	VPTERNLOGD      $0x96, Z8, Z10, Z9
+	VPCLMULQDQ      $0x10, Z31, Z8, Z11
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z23, Z1, Z1
+	VAESENC         Z23, Z2, Z2
+	VAESENC         Z23, Z3, Z3
+	VPSHUFD         $0x4e, Z8, Z8
+	VPTERNLOGD      $0x96, Z11, Z8, Z9
+	VPCLMULQDQ      $0x10, Z31, Z9, Z11
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z24, Z1, Z1
+	VAESENC         Z24, Z2, Z2
+	VAESENC         Z24, Z3, Z3
+	VPSHUFD         $0x4e, Z9, Z9
+	VPTERNLOGD      $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4   $0x01, Z10, X5
+	VAESENC         Z25, Z0, Z0
+	VAESENC         Z25, Z1, Z1
+	VAESENC         Z25, Z2, Z2
+	VAESENC         Z25, Z3, Z3
+	VEXTRACTI32X4   $0x02, Z10, X6
+	VEXTRACTI32X4   $0x03, Z10, X7
+	VPTERNLOGD      $0x96, X6, X5, X10
+	VPXORD          X7, X10, X10
+	VPXORD          (SI), Z26, Z4
+	VAESENCLAST     Z4, Z0, Z0
+	VPXORD          64(SI), Z26, Z5
+	VAESENCLAST     Z5, Z1, Z1
+	VPXORD          128(SI), Z26, Z6
+	VAESENCLAST     Z6, Z2, Z2
+	VPXORD          192(SI), Z26, Z7
+	VAESENCLAST     Z7, Z3, Z3
+	VMOVDQU64       Z0, (DI)
+	VMOVDQU64       Z1, 64(DI)
+	VMOVDQU64       Z2, 128(DI)
+	VMOVDQU64       Z3, 192(DI)
+	ADDQ            $0x00000100, DI
+	ADDQ            $0x00000100, SI
+	SUBQ            $0x00000100, CX
+
+openVAES512_aes256_last:
+openVAES512_aes256_tail:
+	TESTQ     CX, CX
+	JZ        openVAES512_aes256_end
+	LEAQ      15(CX), AX
+	ANDQ      $-16, AX
+	LEAQ      512(R8), R11
+	SUBQ      AX, R11
+	VMOVDQA64 Z10, Z3
+	VPXORD    Z8, Z8, Z8
+	VPXORD    Z9, Z9, Z9
+	VPXORD    Z10, Z10, Z10
+
+openVAES512_aes256_tail_loop:
+	BZHIQ           CX, R12, AX
+	KMOVQ           AX, K1
+	VPSHUFB         Z15, Z13, Z0
+	VPADDD          ctrInc4<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z0, Z0
+	VBROADCASTI32X4 1088(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VBROADCASTI32X4 1104(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VBROADCASTI32X4 1120(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VBROADCASTI32X4 1136(R8), Z14
+	VAESENC         Z14, Z0, Z0
+	VAESENC         Z17, Z0, Z0
+	VAESENC         Z18, Z0, Z0
+	VAESENC         Z19, Z0, Z0
+	VAESENC         Z20, Z0, Z0
+	VAESENC         Z21, Z0, Z0
+	VAESENC         Z22, Z0, Z0
+	VAESENC         Z23, Z0, Z0
+	VAESENC         Z24, Z0, Z0
+	VAESENC         Z25, Z0, Z0
+	VMOVDQU8.Z      (SI), K1, Z4
+	VPXORD          Z4, Z26, Z11
+	VAESENCLAST     Z11, Z0, Z0
+	VMOVDQU8        Z0, K1, (DI)
+	ADDQ            $0x40, DI
+	VPSHUFB         Z15, Z4, Z4
+	VPXORD          Z3, Z4, Z4
+	VPXORD          Z3, Z3, Z3
+	VMOVDQU64       (R11), Z12
+	VPCLMULQDQ      $0x00, Z12, Z4, Z11
+	VPXORD          Z11, Z8, Z8
+	VPCLMULQDQ      $0x11, Z12, Z4, Z11
+	VPXORD          Z11, Z10, Z10
+	VPCLMULQDQ      $0x01, Z12, Z4, Z11
+	VPCLMULQDQ      $0x10, Z12, Z4, Z4
+	VPTERNLOGD      $0x96, Z11, Z4, Z9
+	ADDQ            $0x40, SI
+	ADDQ            $0x40, R11
+	SUBQ            $0x40, CX
+	JA              openVAES512_aes256_tail_loop
+	VPCLMULQDQ      $0x10, Z31, Z8, Z11
+	VPSHUFD         $0x4e, Z8, Z8
+	VPTERNLOGD      $0x96, Z11, Z8, Z9
+	VPCLMULQDQ      $0x10, Z31, Z9, Z11
+	VPSHUFD         $0x4e, Z9, Z9
+	VPTERNLOGD      $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4   $0x01, Z10, X5
+	VEXTRACTI32X4   $0x02, Z10, X6
+	VEXTRACTI32X4   $0x03, Z10, X7
+	VPTERNLOGD      $0x96, X6, X5, X10
+	VPXORD          X7, X10, X10
+
+openVAES512_aes256_end:
+openVAES512_done:
+	MOVQ       aadLen+48(FP), SI
+	MOVQ       n+32(FP), CX
+	MOVQ       tag+56(FP), DI
+	SHLQ       $0x03, CX
+	VMOVQ      CX, X1
+	SHLQ       $0x03, SI
+	VPINSRQ    $0x01, SI, X1, X1
+	VPXOR      X1, X10, X10
+	VPCLMULQDQ $0x00, 496(R8), X10, X3
+	VPCLMULQDQ $0x01, 496(R8), X10, X4
+	VPCLMULQDQ $0x10, 496(R8), X10, X5
+	VPCLMULQDQ $0x11, 496(R8), X10, X2
+	VPXOR      X5, X4, X4
+	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X3, X6
+	VPSHUFD    $0x4e, X3, X3
+	VPXOR      X3, X4, X4
+	VPXOR      X6, X4, X4
+	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X4, X6
+	VPSHUFD    $0x4e, X4, X4
+	VPXOR      X4, X2, X2
+	VPXOR      X6, X2, X2
+	VPSHUFB    bswapMask<>+0(SB), X2, X2
+	VPXOR      (DI), X2, X2
+	VMOVDQU    X2, (DI)
+	VZEROUPPER
+	RET
+
 // func encVAES256(ks *byte, acc *[16]byte, ctr *[16]byte, dst *byte, src *byte, n int)
 // Requires: AVX, AVX2, VAES, VPCLMULQDQ
 TEXT ·encVAES256(SB), NOSPLIT, $32-48
 	MOVQ           ks+0(FP), R8
+	VBROADCASTI128 bswapMask<>+0(SB), Y12
 	MOVQ           src+32(FP), SI
 	MOVQ           n+40(FP), CX
 	MOVQ           acc+8(FP), AX
 	VMOVDQU        (AX), X6
-	VBROADCASTI128 bswapMask<>+0(SB), Y12
 	MOVQ           dst+24(FP), DI
 	MOVQ           ctr+16(FP), AX
 	VMOVDQU        (AX), X11
 	VPSHUFB        X12, X11, X11
 	VINSERTI128    $0x01, X11, Y11, Y11
 	VPADDD         ctrOffsets<>+0(SB), Y11, Y11
-	VBROADCASTI128 304(R8), Y14
-	CMPQ           544(R8), $0x0e
+	VBROADCASTI128 1072(R8), Y14
+	CMPQ           1312(R8), $0x0e
 	JE             encVAES256_aes256
-	VBROADCASTI128 464(R8), Y15
+	VBROADCASTI128 1232(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             encVAES256_aes128_tail
 	VPSHUFB        Y12, Y11, Y0
@@ -1730,47 +5474,47 @@ TEXT ·encVAES256(SB), NOSPLIT, $32-48
 	VPSHUFB        Y12, Y11, Y3
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y3, Y3
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 432(R8), Y13
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -1806,7 +5550,7 @@ encVAES256_aes128_loop:
 	VPSHUFB        Y12, Y11, Y3
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y3, Y3
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -1814,71 +5558,71 @@ encVAES256_aes128_loop:
 	VMOVDQU        -128(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
 	VPXOR          Y6, Y9, Y9
-	VPCLMULQDQ     $0x00, 128(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 128(R8), Y9, Y6
-	VBROADCASTI128 336(R8), Y13
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 128(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 128(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
 	VMOVDQU        -96(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 160(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
 	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 160(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 160(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 160(R8), Y9, Y8
+	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
 	VPXOR          Y8, Y5, Y5
 	VMOVDQU        -64(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 192(R8), Y9, Y7
-	VBROADCASTI128 384(R8), Y13
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 192(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 192(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 192(R8), Y9, Y8
+	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
 	VPXOR          Y8, Y5, Y5
 	VMOVDQU        -32(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 224(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
 	VPXOR          Y7, Y4, Y4
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x11, 224(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 224(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 224(R8), Y9, Y8
-	VBROADCASTI128 432(R8), Y13
+	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -1888,7 +5632,7 @@ encVAES256_aes128_loop:
 	VPSHUFD        $0x4e, Y4, Y4
 	VPXOR          Y4, Y5, Y5
 	VPXOR          Y7, Y5, Y5
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -1920,40 +5664,40 @@ encVAES256_aes128_drain:
 	VMOVDQU      -128(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
 	VPXOR        Y6, Y9, Y9
-	VPCLMULQDQ   $0x00, 128(R8), Y9, Y4
-	VPCLMULQDQ   $0x11, 128(R8), Y9, Y6
-	VPCLMULQDQ   $0x01, 128(R8), Y9, Y5
-	VPCLMULQDQ   $0x10, 128(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
 	VMOVDQU      -96(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 160(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
 	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 160(R8), Y9, Y8
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 160(R8), Y9, Y7
+	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 160(R8), Y9, Y8
+	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
 	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -64(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 192(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
 	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 192(R8), Y9, Y8
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 192(R8), Y9, Y7
+	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 192(R8), Y9, Y8
+	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
 	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -32(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 224(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
 	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 224(R8), Y9, Y8
+	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 224(R8), Y9, Y7
+	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 224(R8), Y9, Y8
+	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
 	VPXOR        Y8, Y5, Y5
 	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD      $0x4e, Y4, Y4
@@ -1971,7 +5715,7 @@ encVAES256_aes128_tail:
 	JZ      encVAES256_aes128_end
 	LEAQ    15(CX), AX
 	ANDQ    $-16, AX
-	LEAQ    256(R8), R11
+	LEAQ    512(R8), R11
 	SUBQ    AX, R11
 	VMOVDQA Y6, Y3
 	VPXOR   Y4, Y4, Y4
@@ -1985,23 +5729,23 @@ encVAES256_aes128_tail_loop:
 	VPSHUFB        Y12, Y11, Y0
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y0, Y0
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 432(R8), Y13
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VPXOR          Y9, Y15, Y7
 	VAESENCLAST    Y7, Y0, Y0
@@ -2076,23 +5820,23 @@ encVAES256_aes128_in_1:
 	VPSHUFB        Y12, Y11, Y0
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y0, Y0
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 432(R8), Y13
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VPXOR          Y9, Y15, Y7
 	VAESENCLAST    Y7, Y0, Y0
@@ -2169,10 +5913,9 @@ encVAES256_aes128_reduce:
 
 encVAES256_aes128_end:
 	JMP encVAES256_done
-	JMP encVAES256_done
 
 encVAES256_aes256:
-	VBROADCASTI128 528(R8), Y15
+	VBROADCASTI128 1296(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             encVAES256_aes256_tail
 	VPSHUFB        Y12, Y11, Y0
@@ -2187,67 +5930,67 @@ encVAES256_aes256:
 	VPSHUFB        Y12, Y11, Y3
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y3, Y3
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 432(R8), Y13
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 464(R8), Y13
+	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 480(R8), Y13
+	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 496(R8), Y13
+	VBROADCASTI128 1264(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VBROADCASTI128 512(R8), Y13
+	VBROADCASTI128 1280(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -2283,7 +6026,7 @@ encVAES256_aes256_loop:
 	VPSHUFB        Y12, Y11, Y3
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y3, Y3
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -2291,16 +6034,16 @@ encVAES256_aes256_loop:
 	VMOVDQU        -128(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
 	VPXOR          Y6, Y9, Y9
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 128(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 128(R8), Y9, Y6
-	VPCLMULQDQ     $0x01, 128(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 128(R8), Y9, Y7
-	VBROADCASTI128 352(R8), Y13
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -2308,77 +6051,77 @@ encVAES256_aes256_loop:
 	VPXOR          Y7, Y5, Y5
 	VMOVDQU        -96(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 160(R8), Y9, Y7
-	VBROADCASTI128 368(R8), Y13
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 160(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 160(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 160(R8), Y9, Y8
+	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
 	VPXOR          Y8, Y5, Y5
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VMOVDQU        -64(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 192(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
 	VPXOR          Y7, Y4, Y4
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x11, 192(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 192(R8), Y9, Y7
-	VBROADCASTI128 432(R8), Y13
+	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 192(R8), Y9, Y8
+	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
 	VPXOR          Y8, Y5, Y5
 	VMOVDQU        -32(DI), Y9
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 224(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
 	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 224(R8), Y9, Y8
-	VBROADCASTI128 464(R8), Y13
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 224(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
-	VBROADCASTI128 480(R8), Y13
+	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 224(R8), Y9, Y8
+	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
 	VPXOR          Y8, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD        $0x4e, Y4, Y4
-	VBROADCASTI128 496(R8), Y13
+	VBROADCASTI128 1264(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -2387,7 +6130,7 @@ encVAES256_aes256_loop:
 	VPXOR          Y7, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
 	VPSHUFD        $0x4e, Y5, Y5
-	VBROADCASTI128 512(R8), Y13
+	VBROADCASTI128 1280(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -2417,40 +6160,40 @@ encVAES256_aes256_drain:
 	VMOVDQU      -128(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
 	VPXOR        Y6, Y9, Y9
-	VPCLMULQDQ   $0x00, 128(R8), Y9, Y4
-	VPCLMULQDQ   $0x11, 128(R8), Y9, Y6
-	VPCLMULQDQ   $0x01, 128(R8), Y9, Y5
-	VPCLMULQDQ   $0x10, 128(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
 	VMOVDQU      -96(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 160(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
 	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 160(R8), Y9, Y8
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 160(R8), Y9, Y7
+	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 160(R8), Y9, Y8
+	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
 	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -64(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 192(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
 	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 192(R8), Y9, Y8
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 192(R8), Y9, Y7
+	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 192(R8), Y9, Y8
+	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
 	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -32(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 224(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
 	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 224(R8), Y9, Y8
+	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 224(R8), Y9, Y7
+	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 224(R8), Y9, Y8
+	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
 	VPXOR        Y8, Y5, Y5
 	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD      $0x4e, Y4, Y4
@@ -2468,7 +6211,7 @@ encVAES256_aes256_tail:
 	JZ      encVAES256_aes256_end
 	LEAQ    15(CX), AX
 	ANDQ    $-16, AX
-	LEAQ    256(R8), R11
+	LEAQ    512(R8), R11
 	SUBQ    AX, R11
 	VMOVDQA Y6, Y3
 	VPXOR   Y4, Y4, Y4
@@ -2482,31 +6225,31 @@ encVAES256_aes256_tail_loop:
 	VPSHUFB        Y12, Y11, Y0
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y0, Y0
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 432(R8), Y13
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 464(R8), Y13
+	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 480(R8), Y13
+	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 496(R8), Y13
+	VBROADCASTI128 1264(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 512(R8), Y13
+	VBROADCASTI128 1280(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VPXOR          Y9, Y15, Y7
 	VAESENCLAST    Y7, Y0, Y0
@@ -2581,31 +6324,31 @@ encVAES256_aes256_in_1:
 	VPSHUFB        Y12, Y11, Y0
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y0, Y0
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 432(R8), Y13
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 464(R8), Y13
+	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 480(R8), Y13
+	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 496(R8), Y13
+	VBROADCASTI128 1264(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 512(R8), Y13
+	VBROADCASTI128 1280(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VPXOR          Y9, Y15, Y7
 	VAESENCLAST    Y7, Y0, Y0
@@ -2691,21 +6434,21 @@ encVAES256_done:
 // Requires: AVX, AVX2, VAES, VPCLMULQDQ
 TEXT ·decVAES256(SB), NOSPLIT, $32-48
 	MOVQ           ks+0(FP), R8
+	VBROADCASTI128 bswapMask<>+0(SB), Y12
 	MOVQ           src+32(FP), SI
 	MOVQ           n+40(FP), CX
 	MOVQ           acc+8(FP), AX
 	VMOVDQU        (AX), X6
-	VBROADCASTI128 bswapMask<>+0(SB), Y12
 	MOVQ           dst+24(FP), DI
 	MOVQ           ctr+16(FP), AX
 	VMOVDQU        (AX), X11
 	VPSHUFB        X12, X11, X11
 	VINSERTI128    $0x01, X11, Y11, Y11
 	VPADDD         ctrOffsets<>+0(SB), Y11, Y11
-	VBROADCASTI128 304(R8), Y14
-	CMPQ           544(R8), $0x0e
+	VBROADCASTI128 1072(R8), Y14
+	CMPQ           1312(R8), $0x0e
 	JE             decVAES256_aes256
-	VBROADCASTI128 464(R8), Y15
+	VBROADCASTI128 1232(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             decVAES256_aes128_tail
 
@@ -2722,7 +6465,7 @@ decVAES256_aes128_loop:
 	VPSHUFB        Y12, Y11, Y3
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y3, Y3
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -2730,71 +6473,71 @@ decVAES256_aes128_loop:
 	VMOVDQU        (SI), Y9
 	VPSHUFB        Y12, Y9, Y9
 	VPXOR          Y6, Y9, Y9
-	VPCLMULQDQ     $0x00, 128(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 128(R8), Y9, Y6
-	VBROADCASTI128 336(R8), Y13
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 128(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 128(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
 	VMOVDQU        32(SI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 160(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
 	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 160(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 160(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 160(R8), Y9, Y8
+	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
 	VPXOR          Y8, Y5, Y5
 	VMOVDQU        64(SI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 192(R8), Y9, Y7
-	VBROADCASTI128 384(R8), Y13
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 192(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 192(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 192(R8), Y9, Y8
+	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
 	VPXOR          Y8, Y5, Y5
 	VMOVDQU        96(SI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 224(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
 	VPXOR          Y7, Y4, Y4
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x11, 224(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 224(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 224(R8), Y9, Y8
-	VBROADCASTI128 432(R8), Y13
+	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -2804,7 +6547,7 @@ decVAES256_aes128_loop:
 	VPSHUFD        $0x4e, Y4, Y4
 	VPXOR          Y4, Y5, Y5
 	VPXOR          Y7, Y5, Y5
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -2838,7 +6581,7 @@ decVAES256_aes128_tail:
 	JZ      decVAES256_aes128_end
 	LEAQ    15(CX), AX
 	ANDQ    $-16, AX
-	LEAQ    256(R8), R11
+	LEAQ    512(R8), R11
 	SUBQ    AX, R11
 	VMOVDQA Y6, Y3
 	VPXOR   Y4, Y4, Y4
@@ -2852,23 +6595,23 @@ decVAES256_aes128_tail_loop:
 	VPSHUFB        Y12, Y11, Y0
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y0, Y0
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 432(R8), Y13
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VPXOR          Y9, Y15, Y7
 	VAESENCLAST    Y7, Y0, Y0
@@ -2942,23 +6685,23 @@ decVAES256_aes128_in_1:
 	VPSHUFB        Y12, Y11, Y0
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y0, Y0
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 432(R8), Y13
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VPXOR          Y9, Y15, Y7
 	VAESENCLAST    Y7, Y0, Y0
@@ -3032,10 +6775,9 @@ decVAES256_aes128_reduce:
 
 decVAES256_aes128_end:
 	JMP decVAES256_done
-	JMP decVAES256_done
 
 decVAES256_aes256:
-	VBROADCASTI128 528(R8), Y15
+	VBROADCASTI128 1296(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             decVAES256_aes256_tail
 
@@ -3052,7 +6794,7 @@ decVAES256_aes256_loop:
 	VPSHUFB        Y12, Y11, Y3
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y3, Y3
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -3060,16 +6802,16 @@ decVAES256_aes256_loop:
 	VMOVDQU        (SI), Y9
 	VPSHUFB        Y12, Y9, Y9
 	VPXOR          Y6, Y9, Y9
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 128(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 128(R8), Y9, Y6
-	VPCLMULQDQ     $0x01, 128(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 128(R8), Y9, Y7
-	VBROADCASTI128 352(R8), Y13
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -3077,77 +6819,77 @@ decVAES256_aes256_loop:
 	VPXOR          Y7, Y5, Y5
 	VMOVDQU        32(SI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 160(R8), Y9, Y7
-	VBROADCASTI128 368(R8), Y13
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 160(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 160(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 160(R8), Y9, Y8
+	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
 	VPXOR          Y8, Y5, Y5
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VMOVDQU        64(SI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 192(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
 	VPXOR          Y7, Y4, Y4
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x11, 192(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 192(R8), Y9, Y7
-	VBROADCASTI128 432(R8), Y13
+	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 192(R8), Y9, Y8
+	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
 	VPXOR          Y8, Y5, Y5
 	VMOVDQU        96(SI), Y9
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 224(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
 	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 224(R8), Y9, Y8
-	VBROADCASTI128 464(R8), Y13
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 224(R8), Y9, Y7
+	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
 	VPXOR          Y7, Y5, Y5
-	VBROADCASTI128 480(R8), Y13
+	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 224(R8), Y9, Y8
+	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
 	VPXOR          Y8, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD        $0x4e, Y4, Y4
-	VBROADCASTI128 496(R8), Y13
+	VBROADCASTI128 1264(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -3156,7 +6898,7 @@ decVAES256_aes256_loop:
 	VPXOR          Y7, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
 	VPSHUFD        $0x4e, Y5, Y5
-	VBROADCASTI128 512(R8), Y13
+	VBROADCASTI128 1280(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
@@ -3188,7 +6930,7 @@ decVAES256_aes256_tail:
 	JZ      decVAES256_aes256_end
 	LEAQ    15(CX), AX
 	ANDQ    $-16, AX
-	LEAQ    256(R8), R11
+	LEAQ    512(R8), R11
 	SUBQ    AX, R11
 	VMOVDQA Y6, Y3
 	VPXOR   Y4, Y4, Y4
@@ -3202,31 +6944,31 @@ decVAES256_aes256_tail_loop:
 	VPSHUFB        Y12, Y11, Y0
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y0, Y0
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 432(R8), Y13
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 464(R8), Y13
+	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 480(R8), Y13
+	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 496(R8), Y13
+	VBROADCASTI128 1264(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 512(R8), Y13
+	VBROADCASTI128 1280(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VPXOR          Y9, Y15, Y7
 	VAESENCLAST    Y7, Y0, Y0
@@ -3300,31 +7042,31 @@ decVAES256_aes256_in_1:
 	VPSHUFB        Y12, Y11, Y0
 	VPADDD         ctrInc2<>+0(SB), Y11, Y11
 	VPXOR          Y14, Y0, Y0
-	VBROADCASTI128 320(R8), Y13
+	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 336(R8), Y13
+	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 352(R8), Y13
+	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 368(R8), Y13
+	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 384(R8), Y13
+	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 400(R8), Y13
+	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 416(R8), Y13
+	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 432(R8), Y13
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 448(R8), Y13
+	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 464(R8), Y13
+	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 480(R8), Y13
+	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 496(R8), Y13
+	VBROADCASTI128 1264(R8), Y13
 	VAESENC        Y13, Y0, Y0
-	VBROADCASTI128 512(R8), Y13
+	VBROADCASTI128 1280(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VPXOR          Y9, Y15, Y7
 	VAESENCLAST    Y7, Y0, Y0
@@ -3407,11 +7149,11 @@ decVAES256_done:
 // Requires: AVX, AVX2, VPCLMULQDQ
 TEXT ·ghashVAES256(SB), NOSPLIT, $32-32
 	MOVQ           ks+0(FP), R8
+	VBROADCASTI128 bswapMask<>+0(SB), Y12
 	MOVQ           src+16(FP), SI
 	MOVQ           n+24(FP), CX
 	MOVQ           acc+8(FP), AX
 	VMOVDQU        (AX), X6
-	VBROADCASTI128 bswapMask<>+0(SB), Y12
 	CMPQ           CX, $0x00000080
 	JB             ghashVAES256_tail
 
@@ -3419,40 +7161,40 @@ ghashVAES256_loop:
 	VMOVDQU      (SI), Y9
 	VPSHUFB      Y12, Y9, Y9
 	VPXOR        Y6, Y9, Y9
-	VPCLMULQDQ   $0x00, 128(R8), Y9, Y4
-	VPCLMULQDQ   $0x11, 128(R8), Y9, Y6
-	VPCLMULQDQ   $0x01, 128(R8), Y9, Y5
-	VPCLMULQDQ   $0x10, 128(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
 	VMOVDQU      32(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 160(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
 	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 160(R8), Y9, Y8
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 160(R8), Y9, Y7
+	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 160(R8), Y9, Y8
+	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
 	VPXOR        Y8, Y5, Y5
 	VMOVDQU      64(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 192(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
 	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 192(R8), Y9, Y8
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 192(R8), Y9, Y7
+	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 192(R8), Y9, Y8
+	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
 	VPXOR        Y8, Y5, Y5
 	VMOVDQU      96(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 224(R8), Y9, Y7
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
 	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 224(R8), Y9, Y8
+	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 224(R8), Y9, Y7
+	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 224(R8), Y9, Y8
+	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
 	VPXOR        Y8, Y5, Y5
 	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD      $0x4e, Y4, Y4
@@ -3474,7 +7216,7 @@ ghashVAES256_tail:
 	JZ      ghashVAES256_end
 	LEAQ    15(CX), AX
 	ANDQ    $-16, AX
-	LEAQ    256(R8), R11
+	LEAQ    512(R8), R11
 	SUBQ    AX, R11
 	VMOVDQA Y6, Y3
 	VPXOR   Y4, Y4, Y4
@@ -3578,5 +7320,2137 @@ ghashVAES256_reduce:
 ghashVAES256_end:
 	MOVQ    acc+8(FP), AX
 	VMOVDQU X6, (AX)
+	VZEROUPPER
+	RET
+
+// func sealVAES256(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
+// Requires: AES, AVX, AVX2, PCLMULQDQ, VAES, VPCLMULQDQ
+TEXT ·sealVAES256(SB), NOSPLIT, $32-64
+	MOVQ           ks+0(FP), R8
+	VBROADCASTI128 bswapMask<>+0(SB), Y12
+	MOVQ           ks+0(FP), R8
+	MOVQ           tag+56(FP), DI
+	MOVQ           j0+8(FP), AX
+	VMOVDQU        (AX), X0
+	VPXOR          1072(R8), X0, X0
+	VAESENC        1088(R8), X0, X0
+	VAESENC        1104(R8), X0, X0
+	VAESENC        1120(R8), X0, X0
+	VAESENC        1136(R8), X0, X0
+	VAESENC        1152(R8), X0, X0
+	VAESENC        1168(R8), X0, X0
+	VAESENC        1184(R8), X0, X0
+	VAESENC        1200(R8), X0, X0
+	VAESENC        1216(R8), X0, X0
+	CMPQ           1312(R8), $0x0e
+	JNE            sealVAES256_j0_last
+	VAESENC        1232(R8), X0, X0
+	VAESENC        1248(R8), X0, X0
+	VAESENC        1264(R8), X0, X0
+	VAESENC        1280(R8), X0, X0
+
+sealVAES256_j0_last:
+	MOVQ        1312(R8), AX
+	SHLQ        $0x04, AX
+	VAESENCLAST 1072(R8)(AX*1), X0, X0
+	VMOVDQU     X0, (DI)
+	VPXOR       X6, X6, X6
+	MOVQ        aad+40(FP), SI
+	MOVQ        aadLen+48(FP), CX
+	CMPQ        CX, $0x00000080
+	JB          sealVAES256_aad_tail
+
+sealVAES256_aad_loop:
+	VMOVDQU      (SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPXOR        Y6, Y9, Y9
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VMOVDQU      32(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VMOVDQU      64(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VMOVDQU      96(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000080, CX
+	CMPQ         CX, $0x00000080
+	JAE          sealVAES256_aad_loop
+
+sealVAES256_aad_tail:
+	TESTQ   CX, CX
+	JZ      sealVAES256_aad_end
+	LEAQ    15(CX), AX
+	ANDQ    $-16, AX
+	LEAQ    512(R8), R11
+	SUBQ    AX, R11
+	VMOVDQA Y6, Y3
+	VPXOR   Y4, Y4, Y4
+	VPXOR   Y5, Y5, Y5
+	VPXOR   Y6, Y6, Y6
+
+sealVAES256_aad_tail_loop:
+	CMPQ       CX, $0x20
+	JB         sealVAES256_aad_partial
+	VMOVDQU    (SI), Y9
+	VPSHUFB    Y12, Y9, Y9
+	VPXOR      Y3, Y9, Y9
+	VPXOR      Y3, Y3, Y3
+	VMOVDQU    (R11), Y8
+	VPCLMULQDQ $0x00, Y8, Y9, Y7
+	VPXOR      Y7, Y4, Y4
+	VPCLMULQDQ $0x11, Y8, Y9, Y7
+	VPXOR      Y7, Y6, Y6
+	VPCLMULQDQ $0x01, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+	VPCLMULQDQ $0x10, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+	ADDQ       $0x20, SI
+	ADDQ       $0x20, R11
+	SUBQ       $0x20, CX
+	JMP        sealVAES256_aad_tail_loop
+
+sealVAES256_aad_partial:
+	TESTQ   CX, CX
+	JZ      sealVAES256_aad_reduce
+	VPXOR   Y9, Y9, Y9
+	VMOVDQU Y9, (SP)
+	LEAQ    (SP), R10
+	MOVQ    CX, R9
+	TESTQ   $0x00000010, R9
+	JZ      sealVAES256_aad_in_16
+	VMOVDQU (SI), X10
+	VMOVDQU X10, (R10)
+	ADDQ    $0x10, SI
+	ADDQ    $0x10, R10
+
+sealVAES256_aad_in_16:
+	TESTQ $0x00000008, R9
+	JZ    sealVAES256_aad_in_8
+	MOVQ  (SI), R13
+	MOVQ  R13, (R10)
+	ADDQ  $0x08, SI
+	ADDQ  $0x08, R10
+
+sealVAES256_aad_in_8:
+	TESTQ $0x00000004, R9
+	JZ    sealVAES256_aad_in_4
+	MOVL  (SI), R13
+	MOVL  R13, (R10)
+	ADDQ  $0x04, SI
+	ADDQ  $0x04, R10
+
+sealVAES256_aad_in_4:
+	TESTQ $0x00000002, R9
+	JZ    sealVAES256_aad_in_2
+	MOVW  (SI), R13
+	MOVW  R13, (R10)
+	ADDQ  $0x02, SI
+	ADDQ  $0x02, R10
+
+sealVAES256_aad_in_2:
+	TESTQ $0x00000001, R9
+	JZ    sealVAES256_aad_in_1
+	MOVB  (SI), R13
+	MOVB  R13, (R10)
+	ADDQ  $0x01, SI
+	ADDQ  $0x01, R10
+
+sealVAES256_aad_in_1:
+	VMOVDQU    (SP), Y9
+	VPSHUFB    Y12, Y9, Y9
+	VPXOR      Y3, Y9, Y9
+	VPXOR      Y3, Y3, Y3
+	VMOVDQU    (R11), Y8
+	VPCLMULQDQ $0x00, Y8, Y9, Y7
+	VPXOR      Y7, Y4, Y4
+	VPCLMULQDQ $0x11, Y8, Y9, Y7
+	VPXOR      Y7, Y6, Y6
+	VPCLMULQDQ $0x01, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+	VPCLMULQDQ $0x10, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+
+sealVAES256_aad_reduce:
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+
+sealVAES256_aad_end:
+	MOVQ           src+24(FP), SI
+	MOVQ           dst+16(FP), DI
+	MOVQ           n+32(FP), CX
+	MOVQ           j0+8(FP), AX
+	VMOVDQU        (AX), X11
+	VPSHUFB        bswapMask<>+0(SB), X11, X11
+	VPADDD         ctrOffsets<>+16(SB), X11, X11
+	VINSERTI128    $0x01, X11, Y11, Y11
+	VPADDD         ctrOffsets<>+0(SB), Y11, Y11
+	VBROADCASTI128 1072(R8), Y14
+	CMPQ           1312(R8), $0x0e
+	JE             sealVAES256_aes256
+	VBROADCASTI128 1232(R8), Y15
+	CMPQ           CX, $0x00000080
+	JB             sealVAES256_aes128_tail
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VPSHUFB        Y12, Y11, Y1
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y1, Y1
+	VPSHUFB        Y12, Y11, Y2
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y2, Y2
+	VPSHUFB        Y12, Y11, Y3
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y3, Y3
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+
+sealVAES256_aes128_loop:
+	CMPQ           CX, $0x00000080
+	JB             sealVAES256_aes128_drain
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VPSHUFB        Y12, Y11, Y1
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y1, Y1
+	VPSHUFB        Y12, Y11, Y2
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y2, Y2
+	VPSHUFB        Y12, Y11, Y3
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y3, Y3
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -128(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
+	VPXOR          Y8, Y5, Y5
+	VMOVDQU        -64(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
+	VPXOR          Y8, Y5, Y5
+	VMOVDQU        -32(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	JMP            sealVAES256_aes128_loop
+
+sealVAES256_aes128_drain:
+	VMOVDQU      -128(DI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPXOR        Y6, Y9, Y9
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VMOVDQU      -96(DI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VMOVDQU      -64(DI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VMOVDQU      -32(DI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+
+sealVAES256_aes128_tail:
+	TESTQ   CX, CX
+	JZ      sealVAES256_aes128_end
+	LEAQ    15(CX), AX
+	ANDQ    $-16, AX
+	LEAQ    512(R8), R11
+	SUBQ    AX, R11
+	VMOVDQA Y6, Y3
+	VPXOR   Y4, Y4, Y4
+	VPXOR   Y5, Y5, Y5
+	VPXOR   Y6, Y6, Y6
+
+sealVAES256_aes128_tail_loop:
+	CMPQ           CX, $0x20
+	JB             sealVAES256_aes128_partial
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VPXOR          Y9, Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VMOVDQU        Y0, (DI)
+	VMOVDQA        Y0, Y9
+	ADDQ           $0x20, DI
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y3, Y9, Y9
+	VPXOR          Y3, Y3, Y3
+	VMOVDQU        (R11), Y8
+	VPCLMULQDQ     $0x00, Y8, Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, Y8, Y9, Y7
+	VPXOR          Y7, Y6, Y6
+	VPCLMULQDQ     $0x01, Y8, Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, Y8, Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	ADDQ           $0x20, SI
+	ADDQ           $0x20, R11
+	SUBQ           $0x20, CX
+	JMP            sealVAES256_aes128_tail_loop
+
+sealVAES256_aes128_partial:
+	TESTQ   CX, CX
+	JZ      sealVAES256_aes128_reduce
+	VPXOR   Y9, Y9, Y9
+	VMOVDQU Y9, (SP)
+	LEAQ    (SP), R10
+	MOVQ    CX, R9
+	TESTQ   $0x00000010, R9
+	JZ      sealVAES256_aes128_in_16
+	VMOVDQU (SI), X10
+	VMOVDQU X10, (R10)
+	ADDQ    $0x10, SI
+	ADDQ    $0x10, R10
+
+sealVAES256_aes128_in_16:
+	TESTQ $0x00000008, R9
+	JZ    sealVAES256_aes128_in_8
+	MOVQ  (SI), R13
+	MOVQ  R13, (R10)
+	ADDQ  $0x08, SI
+	ADDQ  $0x08, R10
+
+sealVAES256_aes128_in_8:
+	TESTQ $0x00000004, R9
+	JZ    sealVAES256_aes128_in_4
+	MOVL  (SI), R13
+	MOVL  R13, (R10)
+	ADDQ  $0x04, SI
+	ADDQ  $0x04, R10
+
+sealVAES256_aes128_in_4:
+	TESTQ $0x00000002, R9
+	JZ    sealVAES256_aes128_in_2
+	MOVW  (SI), R13
+	MOVW  R13, (R10)
+	ADDQ  $0x02, SI
+	ADDQ  $0x02, R10
+
+sealVAES256_aes128_in_2:
+	TESTQ $0x00000001, R9
+	JZ    sealVAES256_aes128_in_1
+	MOVB  (SI), R13
+	MOVB  R13, (R10)
+	ADDQ  $0x01, SI
+	ADDQ  $0x01, R10
+
+sealVAES256_aes128_in_1:
+	VMOVDQU        (SP), Y9
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VPXOR          Y9, Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VMOVDQU        Y0, (SP)
+	LEAQ           (SP), R10
+	MOVQ           CX, R9
+	TESTQ          $0x00000010, R9
+	JZ             sealVAES256_aes128_out_16
+	VMOVDQU        (R10), X10
+	VMOVDQU        X10, (DI)
+	ADDQ           $0x10, R10
+	ADDQ           $0x10, DI
+
+sealVAES256_aes128_out_16:
+	TESTQ $0x00000008, R9
+	JZ    sealVAES256_aes128_out_8
+	MOVQ  (R10), R13
+	MOVQ  R13, (DI)
+	ADDQ  $0x08, R10
+	ADDQ  $0x08, DI
+
+sealVAES256_aes128_out_8:
+	TESTQ $0x00000004, R9
+	JZ    sealVAES256_aes128_out_4
+	MOVL  (R10), R13
+	MOVL  R13, (DI)
+	ADDQ  $0x04, R10
+	ADDQ  $0x04, DI
+
+sealVAES256_aes128_out_4:
+	TESTQ $0x00000002, R9
+	JZ    sealVAES256_aes128_out_2
+	MOVW  (R10), R13
+	MOVW  R13, (DI)
+	ADDQ  $0x02, R10
+	ADDQ  $0x02, DI
+
+sealVAES256_aes128_out_2:
+	TESTQ $0x00000001, R9
+	JZ    sealVAES256_aes128_out_1
+	MOVB  (R10), R13
+	MOVB  R13, (DI)
+	ADDQ  $0x01, R10
+	ADDQ  $0x01, DI
+
+sealVAES256_aes128_out_1:
+	LEAQ       tailMask<>+0(SB), AX
+	SUBQ       CX, AX
+	VPAND      32(AX), Y0, Y9
+	VPSHUFB    Y12, Y9, Y9
+	VPXOR      Y3, Y9, Y9
+	VPXOR      Y3, Y3, Y3
+	VMOVDQU    (R11), Y8
+	VPCLMULQDQ $0x00, Y8, Y9, Y7
+	VPXOR      Y7, Y4, Y4
+	VPCLMULQDQ $0x11, Y8, Y9, Y7
+	VPXOR      Y7, Y6, Y6
+	VPCLMULQDQ $0x01, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+	VPCLMULQDQ $0x10, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+
+sealVAES256_aes128_reduce:
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+
+sealVAES256_aes128_end:
+	JMP sealVAES256_done
+
+sealVAES256_aes256:
+	VBROADCASTI128 1296(R8), Y15
+	CMPQ           CX, $0x00000080
+	JB             sealVAES256_aes256_tail
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VPSHUFB        Y12, Y11, Y1
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y1, Y1
+	VPSHUFB        Y12, Y11, Y2
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y2, Y2
+	VPSHUFB        Y12, Y11, Y3
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y3, Y3
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+
+sealVAES256_aes256_loop:
+	CMPQ           CX, $0x00000080
+	JB             sealVAES256_aes256_drain
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VPSHUFB        Y12, Y11, Y1
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y1, Y1
+	VPSHUFB        Y12, Y11, Y2
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y2, Y2
+	VPSHUFB        Y12, Y11, Y3
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y3, Y3
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -128(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
+	VPXOR          Y8, Y5, Y5
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -64(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
+	VPXOR          Y8, Y5, Y5
+	VMOVDQU        -32(DI), Y9
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y6, Y6
+	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
+	VPXOR          Y8, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	JMP            sealVAES256_aes256_loop
+
+sealVAES256_aes256_drain:
+	VMOVDQU      -128(DI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPXOR        Y6, Y9, Y9
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VMOVDQU      -96(DI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VMOVDQU      -64(DI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VMOVDQU      -32(DI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+
+sealVAES256_aes256_tail:
+	TESTQ   CX, CX
+	JZ      sealVAES256_aes256_end
+	LEAQ    15(CX), AX
+	ANDQ    $-16, AX
+	LEAQ    512(R8), R11
+	SUBQ    AX, R11
+	VMOVDQA Y6, Y3
+	VPXOR   Y4, Y4, Y4
+	VPXOR   Y5, Y5, Y5
+	VPXOR   Y6, Y6, Y6
+
+sealVAES256_aes256_tail_loop:
+	CMPQ           CX, $0x20
+	JB             sealVAES256_aes256_partial
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VPXOR          Y9, Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VMOVDQU        Y0, (DI)
+	VMOVDQA        Y0, Y9
+	ADDQ           $0x20, DI
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y3, Y9, Y9
+	VPXOR          Y3, Y3, Y3
+	VMOVDQU        (R11), Y8
+	VPCLMULQDQ     $0x00, Y8, Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, Y8, Y9, Y7
+	VPXOR          Y7, Y6, Y6
+	VPCLMULQDQ     $0x01, Y8, Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, Y8, Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	ADDQ           $0x20, SI
+	ADDQ           $0x20, R11
+	SUBQ           $0x20, CX
+	JMP            sealVAES256_aes256_tail_loop
+
+sealVAES256_aes256_partial:
+	TESTQ   CX, CX
+	JZ      sealVAES256_aes256_reduce
+	VPXOR   Y9, Y9, Y9
+	VMOVDQU Y9, (SP)
+	LEAQ    (SP), R10
+	MOVQ    CX, R9
+	TESTQ   $0x00000010, R9
+	JZ      sealVAES256_aes256_in_16
+	VMOVDQU (SI), X10
+	VMOVDQU X10, (R10)
+	ADDQ    $0x10, SI
+	ADDQ    $0x10, R10
+
+sealVAES256_aes256_in_16:
+	TESTQ $0x00000008, R9
+	JZ    sealVAES256_aes256_in_8
+	MOVQ  (SI), R13
+	MOVQ  R13, (R10)
+	ADDQ  $0x08, SI
+	ADDQ  $0x08, R10
+
+sealVAES256_aes256_in_8:
+	TESTQ $0x00000004, R9
+	JZ    sealVAES256_aes256_in_4
+	MOVL  (SI), R13
+	MOVL  R13, (R10)
+	ADDQ  $0x04, SI
+	ADDQ  $0x04, R10
+
+sealVAES256_aes256_in_4:
+	TESTQ $0x00000002, R9
+	JZ    sealVAES256_aes256_in_2
+	MOVW  (SI), R13
+	MOVW  R13, (R10)
+	ADDQ  $0x02, SI
+	ADDQ  $0x02, R10
+
+sealVAES256_aes256_in_2:
+	TESTQ $0x00000001, R9
+	JZ    sealVAES256_aes256_in_1
+	MOVB  (SI), R13
+	MOVB  R13, (R10)
+	ADDQ  $0x01, SI
+	ADDQ  $0x01, R10
+
+sealVAES256_aes256_in_1:
+	VMOVDQU        (SP), Y9
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VPXOR          Y9, Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VMOVDQU        Y0, (SP)
+	LEAQ           (SP), R10
+	MOVQ           CX, R9
+	TESTQ          $0x00000010, R9
+	JZ             sealVAES256_aes256_out_16
+	VMOVDQU        (R10), X10
+	VMOVDQU        X10, (DI)
+	ADDQ           $0x10, R10
+	ADDQ           $0x10, DI
+
+sealVAES256_aes256_out_16:
+	TESTQ $0x00000008, R9
+	JZ    sealVAES256_aes256_out_8
+	MOVQ  (R10), R13
+	MOVQ  R13, (DI)
+	ADDQ  $0x08, R10
+	ADDQ  $0x08, DI
+
+sealVAES256_aes256_out_8:
+	TESTQ $0x00000004, R9
+	JZ    sealVAES256_aes256_out_4
+	MOVL  (R10), R13
+	MOVL  R13, (DI)
+	ADDQ  $0x04, R10
+	ADDQ  $0x04, DI
+
+sealVAES256_aes256_out_4:
+	TESTQ $0x00000002, R9
+	JZ    sealVAES256_aes256_out_2
+	MOVW  (R10), R13
+	MOVW  R13, (DI)
+	ADDQ  $0x02, R10
+	ADDQ  $0x02, DI
+
+sealVAES256_aes256_out_2:
+	TESTQ $0x00000001, R9
+	JZ    sealVAES256_aes256_out_1
+	MOVB  (R10), R13
+	MOVB  R13, (DI)
+	ADDQ  $0x01, R10
+	ADDQ  $0x01, DI
+
+sealVAES256_aes256_out_1:
+	LEAQ       tailMask<>+0(SB), AX
+	SUBQ       CX, AX
+	VPAND      32(AX), Y0, Y9
+	VPSHUFB    Y12, Y9, Y9
+	VPXOR      Y3, Y9, Y9
+	VPXOR      Y3, Y3, Y3
+	VMOVDQU    (R11), Y8
+	VPCLMULQDQ $0x00, Y8, Y9, Y7
+	VPXOR      Y7, Y4, Y4
+	VPCLMULQDQ $0x11, Y8, Y9, Y7
+	VPXOR      Y7, Y6, Y6
+	VPCLMULQDQ $0x01, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+	VPCLMULQDQ $0x10, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+
+sealVAES256_aes256_reduce:
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+
+sealVAES256_aes256_end:
+sealVAES256_done:
+	MOVQ       aadLen+48(FP), SI
+	MOVQ       n+32(FP), CX
+	MOVQ       tag+56(FP), DI
+	SHLQ       $0x03, CX
+	VMOVQ      CX, X1
+	SHLQ       $0x03, SI
+	VPINSRQ    $0x01, SI, X1, X1
+	VPXOR      X1, X6, X6
+	VPCLMULQDQ $0x00, 496(R8), X6, X3
+	VPCLMULQDQ $0x01, 496(R8), X6, X4
+	VPCLMULQDQ $0x10, 496(R8), X6, X5
+	VPCLMULQDQ $0x11, 496(R8), X6, X2
+	VPXOR      X5, X4, X4
+	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X3, X6
+	VPSHUFD    $0x4e, X3, X3
+	VPXOR      X3, X4, X4
+	VPXOR      X6, X4, X4
+	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X4, X6
+	VPSHUFD    $0x4e, X4, X4
+	VPXOR      X4, X2, X2
+	VPXOR      X6, X2, X2
+	VPSHUFB    bswapMask<>+0(SB), X2, X2
+	VPXOR      (DI), X2, X2
+	VMOVDQU    X2, (DI)
+	VZEROUPPER
+	RET
+
+// func openVAES256(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
+// Requires: AES, AVX, AVX2, PCLMULQDQ, VAES, VPCLMULQDQ
+TEXT ·openVAES256(SB), NOSPLIT, $32-64
+	MOVQ           ks+0(FP), R8
+	VBROADCASTI128 bswapMask<>+0(SB), Y12
+	MOVQ           ks+0(FP), R8
+	MOVQ           tag+56(FP), DI
+	MOVQ           j0+8(FP), AX
+	VMOVDQU        (AX), X0
+	VPXOR          1072(R8), X0, X0
+	VAESENC        1088(R8), X0, X0
+	VAESENC        1104(R8), X0, X0
+	VAESENC        1120(R8), X0, X0
+	VAESENC        1136(R8), X0, X0
+	VAESENC        1152(R8), X0, X0
+	VAESENC        1168(R8), X0, X0
+	VAESENC        1184(R8), X0, X0
+	VAESENC        1200(R8), X0, X0
+	VAESENC        1216(R8), X0, X0
+	CMPQ           1312(R8), $0x0e
+	JNE            openVAES256_j0_last
+	VAESENC        1232(R8), X0, X0
+	VAESENC        1248(R8), X0, X0
+	VAESENC        1264(R8), X0, X0
+	VAESENC        1280(R8), X0, X0
+
+openVAES256_j0_last:
+	MOVQ        1312(R8), AX
+	SHLQ        $0x04, AX
+	VAESENCLAST 1072(R8)(AX*1), X0, X0
+	VMOVDQU     X0, (DI)
+	VPXOR       X6, X6, X6
+	MOVQ        aad+40(FP), SI
+	MOVQ        aadLen+48(FP), CX
+	CMPQ        CX, $0x00000080
+	JB          openVAES256_aad_tail
+
+openVAES256_aad_loop:
+	VMOVDQU      (SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPXOR        Y6, Y9, Y9
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VMOVDQU      32(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VMOVDQU      64(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VMOVDQU      96(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
+	VPXOR        Y7, Y4, Y4
+	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
+	VPXOR        Y8, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000080, CX
+	CMPQ         CX, $0x00000080
+	JAE          openVAES256_aad_loop
+
+openVAES256_aad_tail:
+	TESTQ   CX, CX
+	JZ      openVAES256_aad_end
+	LEAQ    15(CX), AX
+	ANDQ    $-16, AX
+	LEAQ    512(R8), R11
+	SUBQ    AX, R11
+	VMOVDQA Y6, Y3
+	VPXOR   Y4, Y4, Y4
+	VPXOR   Y5, Y5, Y5
+	VPXOR   Y6, Y6, Y6
+
+openVAES256_aad_tail_loop:
+	CMPQ       CX, $0x20
+	JB         openVAES256_aad_partial
+	VMOVDQU    (SI), Y9
+	VPSHUFB    Y12, Y9, Y9
+	VPXOR      Y3, Y9, Y9
+	VPXOR      Y3, Y3, Y3
+	VMOVDQU    (R11), Y8
+	VPCLMULQDQ $0x00, Y8, Y9, Y7
+	VPXOR      Y7, Y4, Y4
+	VPCLMULQDQ $0x11, Y8, Y9, Y7
+	VPXOR      Y7, Y6, Y6
+	VPCLMULQDQ $0x01, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+	VPCLMULQDQ $0x10, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+	ADDQ       $0x20, SI
+	ADDQ       $0x20, R11
+	SUBQ       $0x20, CX
+	JMP        openVAES256_aad_tail_loop
+
+openVAES256_aad_partial:
+	TESTQ   CX, CX
+	JZ      openVAES256_aad_reduce
+	VPXOR   Y9, Y9, Y9
+	VMOVDQU Y9, (SP)
+	LEAQ    (SP), R10
+	MOVQ    CX, R9
+	TESTQ   $0x00000010, R9
+	JZ      openVAES256_aad_in_16
+	VMOVDQU (SI), X10
+	VMOVDQU X10, (R10)
+	ADDQ    $0x10, SI
+	ADDQ    $0x10, R10
+
+openVAES256_aad_in_16:
+	TESTQ $0x00000008, R9
+	JZ    openVAES256_aad_in_8
+	MOVQ  (SI), R13
+	MOVQ  R13, (R10)
+	ADDQ  $0x08, SI
+	ADDQ  $0x08, R10
+
+openVAES256_aad_in_8:
+	TESTQ $0x00000004, R9
+	JZ    openVAES256_aad_in_4
+	MOVL  (SI), R13
+	MOVL  R13, (R10)
+	ADDQ  $0x04, SI
+	ADDQ  $0x04, R10
+
+openVAES256_aad_in_4:
+	TESTQ $0x00000002, R9
+	JZ    openVAES256_aad_in_2
+	MOVW  (SI), R13
+	MOVW  R13, (R10)
+	ADDQ  $0x02, SI
+	ADDQ  $0x02, R10
+
+openVAES256_aad_in_2:
+	TESTQ $0x00000001, R9
+	JZ    openVAES256_aad_in_1
+	MOVB  (SI), R13
+	MOVB  R13, (R10)
+	ADDQ  $0x01, SI
+	ADDQ  $0x01, R10
+
+openVAES256_aad_in_1:
+	VMOVDQU    (SP), Y9
+	VPSHUFB    Y12, Y9, Y9
+	VPXOR      Y3, Y9, Y9
+	VPXOR      Y3, Y3, Y3
+	VMOVDQU    (R11), Y8
+	VPCLMULQDQ $0x00, Y8, Y9, Y7
+	VPXOR      Y7, Y4, Y4
+	VPCLMULQDQ $0x11, Y8, Y9, Y7
+	VPXOR      Y7, Y6, Y6
+	VPCLMULQDQ $0x01, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+	VPCLMULQDQ $0x10, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+
+openVAES256_aad_reduce:
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+
+openVAES256_aad_end:
+	MOVQ           src+24(FP), SI
+	MOVQ           dst+16(FP), DI
+	MOVQ           n+32(FP), CX
+	MOVQ           j0+8(FP), AX
+	VMOVDQU        (AX), X11
+	VPSHUFB        bswapMask<>+0(SB), X11, X11
+	VPADDD         ctrOffsets<>+16(SB), X11, X11
+	VINSERTI128    $0x01, X11, Y11, Y11
+	VPADDD         ctrOffsets<>+0(SB), Y11, Y11
+	VBROADCASTI128 1072(R8), Y14
+	CMPQ           1312(R8), $0x0e
+	JE             openVAES256_aes256
+	VBROADCASTI128 1232(R8), Y15
+	CMPQ           CX, $0x00000080
+	JB             openVAES256_aes128_tail
+
+openVAES256_aes128_loop:
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VPSHUFB        Y12, Y11, Y1
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y1, Y1
+	VPSHUFB        Y12, Y11, Y2
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y2, Y2
+	VPSHUFB        Y12, Y11, Y3
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y3, Y3
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
+	VPXOR          Y8, Y5, Y5
+	VMOVDQU        64(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
+	VPXOR          Y8, Y5, Y5
+	VMOVDQU        96(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	CMPQ           CX, $0x00000080
+	JAE            openVAES256_aes128_loop
+
+openVAES256_aes128_tail:
+	TESTQ   CX, CX
+	JZ      openVAES256_aes128_end
+	LEAQ    15(CX), AX
+	ANDQ    $-16, AX
+	LEAQ    512(R8), R11
+	SUBQ    AX, R11
+	VMOVDQA Y6, Y3
+	VPXOR   Y4, Y4, Y4
+	VPXOR   Y5, Y5, Y5
+	VPXOR   Y6, Y6, Y6
+
+openVAES256_aes128_tail_loop:
+	CMPQ           CX, $0x20
+	JB             openVAES256_aes128_partial
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VPXOR          Y9, Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VMOVDQU        Y0, (DI)
+	ADDQ           $0x20, DI
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y3, Y9, Y9
+	VPXOR          Y3, Y3, Y3
+	VMOVDQU        (R11), Y8
+	VPCLMULQDQ     $0x00, Y8, Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, Y8, Y9, Y7
+	VPXOR          Y7, Y6, Y6
+	VPCLMULQDQ     $0x01, Y8, Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, Y8, Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	ADDQ           $0x20, SI
+	ADDQ           $0x20, R11
+	SUBQ           $0x20, CX
+	JMP            openVAES256_aes128_tail_loop
+
+openVAES256_aes128_partial:
+	TESTQ   CX, CX
+	JZ      openVAES256_aes128_reduce
+	VPXOR   Y9, Y9, Y9
+	VMOVDQU Y9, (SP)
+	LEAQ    (SP), R10
+	MOVQ    CX, R9
+	TESTQ   $0x00000010, R9
+	JZ      openVAES256_aes128_in_16
+	VMOVDQU (SI), X10
+	VMOVDQU X10, (R10)
+	ADDQ    $0x10, SI
+	ADDQ    $0x10, R10
+
+openVAES256_aes128_in_16:
+	TESTQ $0x00000008, R9
+	JZ    openVAES256_aes128_in_8
+	MOVQ  (SI), R13
+	MOVQ  R13, (R10)
+	ADDQ  $0x08, SI
+	ADDQ  $0x08, R10
+
+openVAES256_aes128_in_8:
+	TESTQ $0x00000004, R9
+	JZ    openVAES256_aes128_in_4
+	MOVL  (SI), R13
+	MOVL  R13, (R10)
+	ADDQ  $0x04, SI
+	ADDQ  $0x04, R10
+
+openVAES256_aes128_in_4:
+	TESTQ $0x00000002, R9
+	JZ    openVAES256_aes128_in_2
+	MOVW  (SI), R13
+	MOVW  R13, (R10)
+	ADDQ  $0x02, SI
+	ADDQ  $0x02, R10
+
+openVAES256_aes128_in_2:
+	TESTQ $0x00000001, R9
+	JZ    openVAES256_aes128_in_1
+	MOVB  (SI), R13
+	MOVB  R13, (R10)
+	ADDQ  $0x01, SI
+	ADDQ  $0x01, R10
+
+openVAES256_aes128_in_1:
+	VMOVDQU        (SP), Y9
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VPXOR          Y9, Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VMOVDQU        Y0, (SP)
+	LEAQ           (SP), R10
+	MOVQ           CX, R9
+	TESTQ          $0x00000010, R9
+	JZ             openVAES256_aes128_out_16
+	VMOVDQU        (R10), X10
+	VMOVDQU        X10, (DI)
+	ADDQ           $0x10, R10
+	ADDQ           $0x10, DI
+
+openVAES256_aes128_out_16:
+	TESTQ $0x00000008, R9
+	JZ    openVAES256_aes128_out_8
+	MOVQ  (R10), R13
+	MOVQ  R13, (DI)
+	ADDQ  $0x08, R10
+	ADDQ  $0x08, DI
+
+openVAES256_aes128_out_8:
+	TESTQ $0x00000004, R9
+	JZ    openVAES256_aes128_out_4
+	MOVL  (R10), R13
+	MOVL  R13, (DI)
+	ADDQ  $0x04, R10
+	ADDQ  $0x04, DI
+
+openVAES256_aes128_out_4:
+	TESTQ $0x00000002, R9
+	JZ    openVAES256_aes128_out_2
+	MOVW  (R10), R13
+	MOVW  R13, (DI)
+	ADDQ  $0x02, R10
+	ADDQ  $0x02, DI
+
+openVAES256_aes128_out_2:
+	TESTQ $0x00000001, R9
+	JZ    openVAES256_aes128_out_1
+	MOVB  (R10), R13
+	MOVB  R13, (DI)
+	ADDQ  $0x01, R10
+	ADDQ  $0x01, DI
+
+openVAES256_aes128_out_1:
+	VPSHUFB    Y12, Y9, Y9
+	VPXOR      Y3, Y9, Y9
+	VPXOR      Y3, Y3, Y3
+	VMOVDQU    (R11), Y8
+	VPCLMULQDQ $0x00, Y8, Y9, Y7
+	VPXOR      Y7, Y4, Y4
+	VPCLMULQDQ $0x11, Y8, Y9, Y7
+	VPXOR      Y7, Y6, Y6
+	VPCLMULQDQ $0x01, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+	VPCLMULQDQ $0x10, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+
+openVAES256_aes128_reduce:
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+
+openVAES256_aes128_end:
+	JMP openVAES256_done
+
+openVAES256_aes256:
+	VBROADCASTI128 1296(R8), Y15
+	CMPQ           CX, $0x00000080
+	JB             openVAES256_aes256_tail
+
+openVAES256_aes256_loop:
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VPSHUFB        Y12, Y11, Y1
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y1, Y1
+	VPSHUFB        Y12, Y11, Y2
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y2, Y2
+	VPSHUFB        Y12, Y11, Y3
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y3, Y3
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
+	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
+	VPXOR          Y8, Y5, Y5
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        64(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
+	VPXOR          Y8, Y5, Y5
+	VMOVDQU        96(SI), Y9
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y6, Y6
+	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
+	VPXOR          Y8, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	CMPQ           CX, $0x00000080
+	JAE            openVAES256_aes256_loop
+
+openVAES256_aes256_tail:
+	TESTQ   CX, CX
+	JZ      openVAES256_aes256_end
+	LEAQ    15(CX), AX
+	ANDQ    $-16, AX
+	LEAQ    512(R8), R11
+	SUBQ    AX, R11
+	VMOVDQA Y6, Y3
+	VPXOR   Y4, Y4, Y4
+	VPXOR   Y5, Y5, Y5
+	VPXOR   Y6, Y6, Y6
+
+openVAES256_aes256_tail_loop:
+	CMPQ           CX, $0x20
+	JB             openVAES256_aes256_partial
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VPXOR          Y9, Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VMOVDQU        Y0, (DI)
+	ADDQ           $0x20, DI
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y3, Y9, Y9
+	VPXOR          Y3, Y3, Y3
+	VMOVDQU        (R11), Y8
+	VPCLMULQDQ     $0x00, Y8, Y9, Y7
+	VPXOR          Y7, Y4, Y4
+	VPCLMULQDQ     $0x11, Y8, Y9, Y7
+	VPXOR          Y7, Y6, Y6
+	VPCLMULQDQ     $0x01, Y8, Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, Y8, Y9, Y7
+	VPXOR          Y7, Y5, Y5
+	ADDQ           $0x20, SI
+	ADDQ           $0x20, R11
+	SUBQ           $0x20, CX
+	JMP            openVAES256_aes256_tail_loop
+
+openVAES256_aes256_partial:
+	TESTQ   CX, CX
+	JZ      openVAES256_aes256_reduce
+	VPXOR   Y9, Y9, Y9
+	VMOVDQU Y9, (SP)
+	LEAQ    (SP), R10
+	MOVQ    CX, R9
+	TESTQ   $0x00000010, R9
+	JZ      openVAES256_aes256_in_16
+	VMOVDQU (SI), X10
+	VMOVDQU X10, (R10)
+	ADDQ    $0x10, SI
+	ADDQ    $0x10, R10
+
+openVAES256_aes256_in_16:
+	TESTQ $0x00000008, R9
+	JZ    openVAES256_aes256_in_8
+	MOVQ  (SI), R13
+	MOVQ  R13, (R10)
+	ADDQ  $0x08, SI
+	ADDQ  $0x08, R10
+
+openVAES256_aes256_in_8:
+	TESTQ $0x00000004, R9
+	JZ    openVAES256_aes256_in_4
+	MOVL  (SI), R13
+	MOVL  R13, (R10)
+	ADDQ  $0x04, SI
+	ADDQ  $0x04, R10
+
+openVAES256_aes256_in_4:
+	TESTQ $0x00000002, R9
+	JZ    openVAES256_aes256_in_2
+	MOVW  (SI), R13
+	MOVW  R13, (R10)
+	ADDQ  $0x02, SI
+	ADDQ  $0x02, R10
+
+openVAES256_aes256_in_2:
+	TESTQ $0x00000001, R9
+	JZ    openVAES256_aes256_in_1
+	MOVB  (SI), R13
+	MOVB  R13, (R10)
+	ADDQ  $0x01, SI
+	ADDQ  $0x01, R10
+
+openVAES256_aes256_in_1:
+	VMOVDQU        (SP), Y9
+	VPSHUFB        Y12, Y11, Y0
+	VPADDD         ctrInc2<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y0, Y0
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VPXOR          Y9, Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VMOVDQU        Y0, (SP)
+	LEAQ           (SP), R10
+	MOVQ           CX, R9
+	TESTQ          $0x00000010, R9
+	JZ             openVAES256_aes256_out_16
+	VMOVDQU        (R10), X10
+	VMOVDQU        X10, (DI)
+	ADDQ           $0x10, R10
+	ADDQ           $0x10, DI
+
+openVAES256_aes256_out_16:
+	TESTQ $0x00000008, R9
+	JZ    openVAES256_aes256_out_8
+	MOVQ  (R10), R13
+	MOVQ  R13, (DI)
+	ADDQ  $0x08, R10
+	ADDQ  $0x08, DI
+
+openVAES256_aes256_out_8:
+	TESTQ $0x00000004, R9
+	JZ    openVAES256_aes256_out_4
+	MOVL  (R10), R13
+	MOVL  R13, (DI)
+	ADDQ  $0x04, R10
+	ADDQ  $0x04, DI
+
+openVAES256_aes256_out_4:
+	TESTQ $0x00000002, R9
+	JZ    openVAES256_aes256_out_2
+	MOVW  (R10), R13
+	MOVW  R13, (DI)
+	ADDQ  $0x02, R10
+	ADDQ  $0x02, DI
+
+openVAES256_aes256_out_2:
+	TESTQ $0x00000001, R9
+	JZ    openVAES256_aes256_out_1
+	MOVB  (R10), R13
+	MOVB  R13, (DI)
+	ADDQ  $0x01, R10
+	ADDQ  $0x01, DI
+
+openVAES256_aes256_out_1:
+	VPSHUFB    Y12, Y9, Y9
+	VPXOR      Y3, Y9, Y9
+	VPXOR      Y3, Y3, Y3
+	VMOVDQU    (R11), Y8
+	VPCLMULQDQ $0x00, Y8, Y9, Y7
+	VPXOR      Y7, Y4, Y4
+	VPCLMULQDQ $0x11, Y8, Y9, Y7
+	VPXOR      Y7, Y6, Y6
+	VPCLMULQDQ $0x01, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+	VPCLMULQDQ $0x10, Y8, Y9, Y7
+	VPXOR      Y7, Y5, Y5
+
+openVAES256_aes256_reduce:
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+
+openVAES256_aes256_end:
+openVAES256_done:
+	MOVQ       aadLen+48(FP), SI
+	MOVQ       n+32(FP), CX
+	MOVQ       tag+56(FP), DI
+	SHLQ       $0x03, CX
+	VMOVQ      CX, X1
+	SHLQ       $0x03, SI
+	VPINSRQ    $0x01, SI, X1, X1
+	VPXOR      X1, X6, X6
+	VPCLMULQDQ $0x00, 496(R8), X6, X3
+	VPCLMULQDQ $0x01, 496(R8), X6, X4
+	VPCLMULQDQ $0x10, 496(R8), X6, X5
+	VPCLMULQDQ $0x11, 496(R8), X6, X2
+	VPXOR      X5, X4, X4
+	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X3, X6
+	VPSHUFD    $0x4e, X3, X3
+	VPXOR      X3, X4, X4
+	VPXOR      X6, X4, X4
+	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X4, X6
+	VPSHUFD    $0x4e, X4, X4
+	VPXOR      X4, X2, X2
+	VPXOR      X6, X2, X2
+	VPSHUFB    bswapMask<>+0(SB), X2, X2
+	VPXOR      (DI), X2, X2
+	VMOVDQU    X2, (DI)
 	VZEROUPPER
 	RET

@@ -18,9 +18,10 @@ func TestKeyScheduleLayout(t *testing.T) {
 		got, want uintptr
 	}{
 		{"htab", unsafe.Offsetof(ks.htab), 0},
-		{"pad", unsafe.Offsetof(ks.pad), 256},
-		{"rk", unsafe.Offsetof(ks.rk), 304},
-		{"rounds", unsafe.Offsetof(ks.rounds), 544},
+		{"pad", unsafe.Offsetof(ks.pad), 512},
+		{"kara", unsafe.Offsetof(ks.kara), 560},
+		{"rk", unsafe.Offsetof(ks.rk), 1072},
+		{"rounds", unsafe.Offsetof(ks.rounds), 1312},
 	} {
 		if f.got != f.want {
 			t.Errorf("keySchedule.%s at offset %d, the kernels read it at %d", f.name, f.got, f.want)

@@ -36,3 +36,18 @@ func mulVEX(a, b, dst, t0, t1, t2, t3, poly Op) {
 	VPXOR(t2, t1, t1)
 	reduceVEX(t0, t1, dst, t3, poly)
 }
+
+// mulZ is mulVEX on zmm registers, with VPTERNLOGD.
+func mulZ(a, b, dst, t0, t1, t2, poly Op) {
+	clmul(0x00, a, b, t0)
+	clmul(0x01, a, b, t1)
+	clmul(0x10, a, b, t2)
+	clmul(0x11, a, b, dst)
+	VPXORD(t2, t1, t1)
+	clmul(0x10, t0, poly, t2)
+	VPSHUFD(Imm(0x4e), t0, t0)
+	VPTERNLOGD(Imm(0x96), t2, t0, t1)
+	clmul(0x10, t1, poly, t2)
+	VPSHUFD(Imm(0x4e), t1, t1)
+	VPTERNLOGD(Imm(0x96), t2, t1, dst)
+}

@@ -96,8 +96,10 @@ func encryptZero(ks GPPhysical, rounds int, h VecPhysical) {
 	VAESENCLAST(roundKey(ks, rounds), h, h)
 }
 
-// hashKeyPowers turns H = AES_K(0) in h into the table of powers: H^i·x^-1
-// in the kernels' representation, H^16 first, then the zero padding.
+// hashKeyPowers turns H = AES_K(0) in h into H^16 … H^1 (times x^-1, in
+// the kernels' representation) at the end of the table, then the zero
+// padding. H^32 … H^17, which only the AVX-512 kernel reads, are left to
+// powersVAES512.
 func hashKeyPowers(ks GPPhysical, h VecPhysical) {
 	poly := Y15
 	VBROADCASTI128(gfPoly, poly)
@@ -123,25 +125,51 @@ func hashKeyPowers(ks GPPhysical, h VecPhysical) {
 	VINSERTI128(Imm(1), h2, h2.AsY(), p22)
 	p43 := Y5
 	mulVEX(p21, p22, p43, t0, t1, t2, t3, poly)
-	VMOVDQU(p21, htab(ks, 14))
-	VMOVDQU(p43, htab(ks, 12))
+	VMOVDQU(p21, htab(ks, 30))
+	VMOVDQU(p43, htab(ks, 28))
 
 	p44 := Y6
 	VPERMQ(Imm(0x44), p43, p44)
 	p65, p87 := Y7, Y8
 	mulVEX(p21, p44, p65, t0, t1, t2, t3, poly)
 	mulVEX(p43, p44, p87, t0, t1, t2, t3, poly)
-	VMOVDQU(p65, htab(ks, 10))
-	VMOVDQU(p87, htab(ks, 8))
+	VMOVDQU(p65, htab(ks, 26))
+	VMOVDQU(p87, htab(ks, 24))
 
 	p88 := Y9
 	VPERMQ(Imm(0x44), p87, p88)
 	for i, low := range []VecPhysical{p21, p43, p65, p87} {
 		mulVEX(low, p88, Y14, t0, t1, t2, t3, poly)
-		VMOVDQU(Y14, htab(ks, 6-2*i))
+		VMOVDQU(Y14, htab(ks, 22-2*i))
 	}
 
 	VPXOR(X0, X0, X0)
 	VMOVDQU(Y0, Mem{Base: ks, Disp: offPad})
 	VMOVDQU(X0, Mem{Base: ks, Disp: offPad + 32})
+}
+
+// genPowers512 writes powersVAES512, which completes the AVX-512 kernel's
+// tables: H^32 … H^17 = (H^16 … H^1)·H^16, four powers per multiply, and
+// for every power the XOR of its halves, which Karatsuba multiplication
+// needs.
+func genPowers512() {
+	TEXT("powersVAES512", NOSPLIT, "func(ks *byte)")
+	Doc("powersVAES512 extends the table initVAES wrote with H^32 … H^17.")
+	ks := RDI
+	Load(Param("ks"), ks)
+	VBROADCASTI32X4(gfPoly, Z31)
+	VBROADCASTI32X4(htab(ks, 16), Z30)
+	for i := 0; i < 4; i++ {
+		VMOVDQU64(htab(ks, 16+4*i), Z0)
+		mulZ(Z0, Z30, Z1, Z2, Z3, Z4, Z31)
+		VMOVDQU64(Z1, htab(ks, 4*i))
+	}
+	for i := 0; i < 32; i += 4 {
+		VMOVDQU64(htab(ks, i), Z0)
+		VPSHUFD(Imm(0x4e), Z0, Z1)
+		VPXORD(Z0, Z1, Z1)
+		VMOVDQU64(Z1, kara(ks, i))
+	}
+	VZEROUPPER()
+	RET()
 }

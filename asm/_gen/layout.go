@@ -9,13 +9,21 @@ import (
 // The key schedule the kernels read, asm's keySchedule; TestKeyScheduleLayout
 // holds the Go struct to these offsets.
 const (
-	offHtab   = 0   // [16][16]byte: H^16 … H^1 in the kernels' representation
-	offPad    = 256 // [3][16]byte of zeros, so a vector load that starts at one of the last powers reads zero powers past H^1
-	offRK     = 304 // [15][16]byte: AES round keys 0 … rounds
-	offRounds = 544 // uint64: 10 or 14
+	offHtab   = 0    // [32][16]byte: H^32 … H^1 in the kernels' representation
+	offPad    = 512  // [3][16]byte of zeros, so a vector load that starts at one of the last powers reads zero powers past H^1
+	offKara   = 560  // [32][16]byte: the halves of each power XORed together, for Karatsuba (AVX-512 kernel only)
+	offRK     = 1072 // [15][16]byte: AES round keys 0 … rounds
+	offRounds = 1312 // uint64: 10 or 14
+
+	// htabEnd is the offset just past H^1: the powers for the last m
+	// blocks of a message start 16·m bytes before it.
+	htabEnd = offHtab + 32*16
 )
 
+// htab(ks, i) is H^(32-i).
+
 func htab(ks GPPhysical, i int) Mem     { return Mem{Base: ks, Disp: offHtab + 16*i} }
+func kara(ks GPPhysical, i int) Mem     { return Mem{Base: ks, Disp: offKara + 16*i} }
 func roundKey(ks GPPhysical, r int) Mem { return Mem{Base: ks, Disp: offRK + 16*r} }
 
 // Constants.

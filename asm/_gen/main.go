@@ -18,6 +18,7 @@ func main() {
 	genConstants()
 	genCPUID()
 	genInit()
+	genPowers512()
 	genTag()
 	genVAES512()
 	genVAES256()

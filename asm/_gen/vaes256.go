@@ -31,6 +31,7 @@ func genVAES256() {
 	for _, m := range []mode{modeEncrypt, modeDecrypt, modeHash} {
 		vaes256(m)
 	}
+	genFused("VAES256", ySetup, func(name string) { yGroups(modeHash, name, 0, "") }, yCrypt, yHI, yCTR)
 }
 
 func vaes256(m mode) {
@@ -42,37 +43,50 @@ func vaes256(m mode) {
 		TEXT(name, NOSPLIT, "func(ks *byte, acc *[16]byte, ctr *[16]byte, dst *byte, src *byte, n int)")
 		Doc(name + " is " + map[mode]string{modeEncrypt: "encVAES512", modeDecrypt: "decVAES512"}[m] + " for CPUs without AVX-512.")
 	}
-	buf := AllocLocal(32)
-	Load(Param("ks"), gKS)
+	ySetup()
 	Load(Param("src"), gSRC)
 	Load(Param("n"), gN)
 	Load(Param("acc"), gTMP)
 	VMOVDQU(Mem{Base: gTMP}, yHI.AsX())
-	VBROADCASTI128(bswapMask, ySWAP)
 	if m == modeHash {
-		yGroups(m, name, 0, buf)
+		yGroups(m, name, 0, "")
 	} else {
 		Load(Param("dst"), gDST)
 		Load(Param("ctr"), gTMP)
 		VMOVDQU(Mem{Base: gTMP}, yCTR.AsX())
 		VPSHUFB(ySWAP.AsX(), yCTR.AsX(), yCTR.AsX())
-		VINSERTI128(Imm(1), yCTR.AsX(), yCTR, yCTR)
-		VPADDD(ctrOffsets, yCTR, yCTR)
-		VBROADCASTI128(roundKey(gKS, 0), yRK0)
-		CMPQ(Mem{Base: gKS, Disp: offRounds}, Imm(14))
-		JE(LabelRef(name + "_aes256"))
-		VBROADCASTI128(roundKey(gKS, 10), yRKL)
-		yGroups(m, name+"_aes128", 10, buf)
-		JMP(LabelRef(name + "_done"))
-		Label(name + "_aes256")
-		VBROADCASTI128(roundKey(gKS, 14), yRKL)
-		yGroups(m, name+"_aes256", 14, buf)
+		yCrypt(m, name)
 	}
 	Label(name + "_done")
 	Load(Param("acc"), gTMP)
 	VMOVDQU(yHI.AsX(), Mem{Base: gTMP})
 	VZEROUPPER()
 	RET()
+}
+
+// yBuf is the current function's 32 bytes of stack, for partial vectors.
+var yBuf Mem
+
+// ySetup allocates yBuf and loads what every AVX2 function keeps in
+// registers.
+func ySetup() {
+	yBuf = AllocLocal(32)
+	Load(Param("ks"), gKS)
+	VBROADCASTI128(bswapMask, ySWAP)
+}
+
+// yCrypt is zCrypt for the AVX2 kernel.
+func yCrypt(m mode, name string) {
+	VINSERTI128(Imm(1), yCTR.AsX(), yCTR, yCTR)
+	VPADDD(ctrOffsets, yCTR, yCTR)
+	VBROADCASTI128(roundKey(gKS, 0), yRK0)
+	CMPQ(Mem{Base: gKS, Disp: offRounds}, Imm(14))
+	JE(LabelRef(name + "_aes256"))
+	VBROADCASTI128(roundKey(gKS, 10), yRKL)
+	yGroups(m, name+"_aes128", 10, name+"_done")
+	Label(name + "_aes256")
+	VBROADCASTI128(roundKey(gKS, 14), yRKL)
+	yGroups(m, name+"_aes256", 14, name+"_done")
 }
 
 func yRound(r int, states []VecPhysical) func() {
@@ -111,7 +125,7 @@ func yLastRound(states []VecPhysical) {
 func yHashSteps(p GPPhysical, disp int) []func() {
 	var steps []func()
 	for i := 0; i < 4; i++ {
-		h := htab(gKS, 8+2*i)
+		h := htab(gKS, 24+2*i)
 		steps = append(steps,
 			func() { VMOVDQU(Mem{Base: p, Disp: disp + 32*i}, yD) },
 			func() { VPSHUFB(ySWAP, yD, yD) },
@@ -156,7 +170,8 @@ func yReduceSteps() []func() {
 	}
 }
 
-func yGroups(m mode, prefix string, rounds int, buf Mem) {
+func yGroups(m mode, prefix string, rounds int, done string) {
+	buf := yBuf
 	label := func(s string) string { return prefix + "_" + s }
 	var aesRounds []func()
 	for r := 1; r < rounds; r++ {
@@ -215,7 +230,7 @@ func yGroups(m mode, prefix string, rounds int, buf Mem) {
 	Label(label("tail"))
 	yTail(m, label, rounds, buf)
 	if m != modeHash {
-		JMP(LabelRef(map[mode]string{modeEncrypt: "encVAES256", modeDecrypt: "decVAES256"}[m] + "_done"))
+		JMP(LabelRef(done))
 	}
 }
 
@@ -227,7 +242,7 @@ func yTail(m mode, label func(string) string, rounds int, buf Mem) {
 	JZ(LabelRef(label("end")))
 	LEAQ(Mem{Base: gN, Disp: 15}, gTMP)
 	ANDQ(I32(-16), gTMP)
-	LEAQ(Mem{Base: gKS, Disp: offHtab + 256}, gPOW)
+	LEAQ(Mem{Base: gKS, Disp: htabEnd}, gPOW)
 	SUBQ(gTMP, gPOW)
 
 	acc := yA[3]

@@ -49,6 +49,7 @@ func genVAES512() {
 	for _, m := range []mode{modeEncrypt, modeDecrypt, modeHash} {
 		vaes512(m)
 	}
+	genFused("VAES512", zSetup, func(name string) { zGroups(modeHash, name, 0, "") }, zCrypt, zHI, zCTR)
 }
 
 func vaes512(m mode) {
@@ -62,38 +63,94 @@ func vaes512(m mode) {
 			" n bytes from src to dst in counter mode from the counter block ctr and folds the ciphertext into the GHASH state acc.",
 			"Unless it is the last call for a message, n is a multiple of 256.")
 	}
-	Load(Param("ks"), gKS)
+	zSetup()
 	Load(Param("src"), gSRC)
 	Load(Param("n"), gN)
 	Load(Param("acc"), gTMP)
 	VMOVDQU(Mem{Base: gTMP}, zHI.AsX())
-	VBROADCASTI32X4(bswapMask, zSWAP)
-	VBROADCASTI32X4(gfPoly, zPOLY)
-	for i, h := range zH {
-		VMOVDQU64(htab(gKS, 4*i), h)
-	}
-	MOVQ(I64(-1), gONES)
 	if m == modeHash {
-		zGroups(m, "", 0)
+		zGroups(m, name, 0, "")
 	} else {
 		Load(Param("dst"), gDST)
 		Load(Param("ctr"), gTMP)
 		VMOVDQU(Mem{Base: gTMP}, zCTR.AsX())
 		VPSHUFB(zSWAP.AsX(), zCTR.AsX(), zCTR.AsX())
-		VSHUFI64X2(Imm(0), zCTR, zCTR, zCTR)
-		VPADDD(ctrOffsets, zCTR, zCTR)
-		CMPQ(Mem{Base: gKS, Disp: offRounds}, Imm(14))
-		JE(LabelRef(name + "_aes256"))
-		zGroups(m, name+"_aes128", 10)
-		JMP(LabelRef(name + "_done"))
-		Label(name + "_aes256")
-		zGroups(m, name+"_aes256", 14)
+		zCrypt(m, name)
 	}
 	Label(name + "_done")
 	Load(Param("acc"), gTMP)
 	VMOVDQU(zHI.AsX(), Mem{Base: gTMP})
 	VZEROUPPER()
 	RET()
+}
+
+// zSetup loads what every AVX-512 function keeps in registers.
+func zSetup() {
+	Load(Param("ks"), gKS)
+	VBROADCASTI32X4(bswapMask, zSWAP)
+	VBROADCASTI32X4(gfPoly, zPOLY)
+	for i, h := range zH {
+		VMOVDQU64(htab(gKS, 16+4*i), h)
+	}
+	MOVQ(I64(-1), gONES)
+}
+
+// zCrypt runs counter mode over gN bytes from gSRC to gDST from the first
+// counter, byte-reversed, in zCTR's low lane, for either key size, and
+// jumps to name_done.
+func zCrypt(m mode, name string) {
+	VSHUFI64X2(Imm(0), zCTR, zCTR, zCTR)
+	VPADDD(ctrOffsets, zCTR, zCTR)
+	CMPQ(Mem{Base: gKS, Disp: offRounds}, Imm(14))
+	JE(LabelRef(name + "_aes256"))
+	zGroups(m, name+"_aes128", 10, name+"_done")
+	Label(name + "_aes256")
+	zGroups(m, name+"_aes256", 14, name+"_done")
+}
+
+// genFused writes sealVAES512 and friends: a whole Seal or Open of up to
+// chunkSize bytes of text and of additional data in one call, so that
+// AES_K(J0), the hash of the additional data and the AES of the text all
+// overlap; short messages are mostly that latency.
+func genFused(suffix string, setup func(), hash func(name string), crypt func(m mode, name string), acc, ctr VecPhysical) {
+	for _, m := range []mode{modeEncrypt, modeDecrypt} {
+		name := map[mode]string{modeEncrypt: "seal", modeDecrypt: "open"}[m] + suffix
+		TEXT(name, NOSPLIT, "func(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)")
+		Doc(name+" "+map[mode]string{modeEncrypt: "encrypts", modeDecrypt: "decrypts"}[m]+
+			" n bytes from src to dst and writes the tag for them and the additional data: GCM with the counter block J0.",
+			"Neither n nor aadLen exceeds chunkSize.")
+		setup()
+		Load(Param("ks"), gKS)
+		Load(Param("tag"), gDST)
+		Load(Param("j0"), gTMP)
+		j0 := X0
+		VMOVDQU(Mem{Base: gTMP}, j0)
+		encryptBlock(j0, name+"_j0")
+		VMOVDQU(j0, Mem{Base: gDST})
+
+		VPXOR(acc.AsX(), acc.AsX(), acc.AsX())
+		Load(Param("aad"), gSRC)
+		Load(Param("aadLen"), gN)
+		hash(name + "_aad")
+
+		Load(Param("src"), gSRC)
+		Load(Param("dst"), gDST)
+		Load(Param("n"), gN)
+		Load(Param("j0"), gTMP)
+		// The text starts at counter 2, J0 + 1.
+		VMOVDQU(Mem{Base: gTMP}, ctr.AsX())
+		VPSHUFB(bswapMask, ctr.AsX(), ctr.AsX())
+		VPADDD(ctrOffsets.Offset(16), ctr.AsX(), ctr.AsX())
+		crypt(m, name)
+
+		Label(name + "_done")
+		Load(Param("aadLen"), gSRC)
+		Load(Param("n"), gN)
+		Load(Param("tag"), gDST)
+		finishTag(acc.AsX(), gSRC, gN, gDST)
+		VZEROUPPER()
+		RET()
+	}
 }
 
 // zRoundKeys maps round r of an AES with the given rounds to the register
@@ -143,32 +200,56 @@ func zLastRound(rounds int, states []VecPhysical) {
 	}
 }
 
-// zHashSteps returns the steps that fold the four vectors in zD (the first
-// already XORed with the hash state) into the hash state: one product per
-// block with its power of H, summed unreduced, one reduction, and the sum of
-// the four lanes left in zHI's low lane.
-func zHashSteps() []func() {
-	d, h := zD, zH
-	steps := []func(){
-		func() { clmul(0x00, d[0], h[0], zLO) },
-		func() { clmul(0x11, d[0], h[0], zHI) },
-		func() { clmul(0x01, d[0], h[0], zMI) },
-		func() { clmul(0x10, d[0], h[0], zT0) },
-		func() { VPXORD(zT0, zMI, zMI) },
-	}
-	for i := 1; i < 4; i++ {
+// zHashSteps returns the steps that multiply the four vectors in zD (the
+// first already XORed with the hash state, if first) by the powers h, one
+// power per block, and add the products, unreduced, to zLO, zMI, zHI (or
+// start them, if first); with reduce, the steps end in zReduceSteps.
+//
+// The products are Karatsuba's: a·b = hi·x^128 + ((a0^a1)(b0^b1)^lo^hi)·x^64
+// + lo, three carry-less multiplies instead of four; k holds b0^b1 for
+// every power. zMI collects the (a0^a1)(b0^b1) and zFixMiddle adds lo and
+// hi once per reduction.
+func zHashSteps(h, k [4]Op, first, reduce bool) []func() {
+	d := zD
+	var steps []func()
+	for i := 0; i < 4; i++ {
+		if i == 0 && first {
+			steps = append(steps,
+				func() { VPSHUFD(Imm(0x4e), d[0], zMI) },
+				func() { VPXORD(d[0], zMI, zMI) },
+				func() { clmul(0x00, zMI, k[0], zMI) },
+				func() { clmul(0x00, d[0], h[0], zLO) },
+				func() { clmul(0x11, d[0], h[0], zHI) },
+			)
+			continue
+		}
 		steps = append(steps,
-			func() { clmul(0x00, d[i], h[i], zT0) },
-			func() { clmul(0x11, d[i], h[i], zT1) },
-			func() { VPXORD(zT0, zLO, zLO) },
-			func() { VPXORD(zT1, zHI, zHI) },
-			func() { clmul(0x01, d[i], h[i], zT0) },
-			func() { clmul(0x10, d[i], h[i], d[i]) },
-			func() { VPTERNLOGD(Imm(0x96), zT0, d[i], zMI) },
+			func() { VPSHUFD(Imm(0x4e), d[i], zT0) },
+			func() { VPXORD(d[i], zT0, zT0) },
+			func() { clmul(0x00, zT0, k[i], zT0) },
+			func() { clmul(0x00, d[i], h[i], zT1) },
+			func() { clmul(0x11, d[i], h[i], d[i]) },
+			func() { VPXORD(zT0, zMI, zMI) },
+			func() { VPXORD(zT1, zLO, zLO) },
+			func() { VPXORD(d[i], zHI, zHI) },
 		)
 	}
-	return append(steps, zReduceSteps()...)
+	if reduce {
+		steps = append(steps, func() { VPTERNLOGD(Imm(0x96), zLO, zHI, zMI) })
+		steps = append(steps, zReduceSteps()...)
+	}
+	return steps
 }
+
+// zLow and zHigh are the powers for the last and the first group of 16
+// blocks of a 32-block reduction: H^16 … H^1 in registers, H^32 … H^17 read
+// from the table.
+var (
+	zLow      = [4]Op{zH[0], zH[1], zH[2], zH[3]}
+	zLowKara  = [4]Op{kara(gKS, 16), kara(gKS, 20), kara(gKS, 24), kara(gKS, 28)}
+	zHigh     = [4]Op{htab(gKS, 0), htab(gKS, 4), htab(gKS, 8), htab(gKS, 12)}
+	zHighKara = [4]Op{kara(gKS, 0), kara(gKS, 4), kara(gKS, 8), kara(gKS, 12)}
+)
 
 // zReduceSteps reduces zLO, zMI, zHI lane by lane and sums the lanes into
 // zHI's low lane (the rest zeroed). It clobbers zD[1:].
@@ -189,22 +270,33 @@ func zReduceSteps() []func() {
 }
 
 // zLoadHashInput loads 256 bytes at p into zD byte-reversed, with the hash
-// state folded into the first block.
-func zLoadHashInput(p GPPhysical) {
+// state folded into the first block if first.
+func zLoadHashInput(p GPPhysical, first bool) {
 	for i, d := range zD {
 		VMOVDQU64(Mem{Base: p, Disp: 64 * i}, d)
 		VPSHUFB(zSWAP, d, d)
 	}
-	VPXORD(zHI, zD[0], zD[0])
+	if first {
+		VPXORD(zHI, zD[0], zD[0])
+	}
+}
+
+// zCiphertextHashInput moves the ciphertext in zA to zD byte-reversed, with
+// the hash state folded into the first block if first.
+func zCiphertextHashInput(first bool) {
+	for i, a := range zA {
+		VPSHUFB(zSWAP, a, zD[i])
+	}
+	if first {
+		VPXORD(zHI, zD[0], zD[0])
+	}
 }
 
 // zGroups emits the 256-byte loop and the tail of one function for one key
 // size (rounds is 0 for the hash-only function).
-func zGroups(m mode, prefix string, rounds int) {
+// done is where encryption and decryption jump when they are finished.
+func zGroups(m mode, prefix string, rounds int, done string) {
 	label := func(s string) string { return prefix + "_" + s }
-	if m == modeHash {
-		label = func(s string) string { return "ghashVAES512_" + s }
-	}
 	if rounds > 0 {
 		for i := range zRK {
 			r := i
@@ -226,59 +318,62 @@ func zGroups(m mode, prefix string, rounds int) {
 		SUBQ(U32(256), gN)
 	}
 
+	// Whole groups of 256 bytes, two at a time with one reduction while
+	// there are two, then one more if there is one. Decryption and hashing
+	// hash a group as they load it; encryption is software-pipelined: it
+	// encrypts a group while it hashes the ciphertext of the one before,
+	// which waits in zA.
 	CMPQ(gN, U32(256))
 	JB(LabelRef(label("tail")))
-	switch m {
-	case modeHash:
-		Label(label("loop"))
-		zLoadHashInput(gSRC)
-		for _, step := range zHashSteps() {
-			step()
+	group := func(first, reduce bool) {
+		h, k := zLow, zLowKara
+		if !reduce {
+			h, k = zHigh, zHighKara
 		}
-		advance()
-		CMPQ(gN, U32(256))
-		JAE(LabelRef(label("loop")))
-
-	case modeDecrypt:
-		// Hash the ciphertext of a group while decrypting it.
-		Label(label("loop"))
-		zLoadHashInput(gSRC)
-		zCounters(zA[:])
-		stitch(aesRounds, zHashSteps())
-		zLastRound(rounds, zA[:])
-		for i, a := range zA {
-			VMOVDQU64(a, Mem{Base: gDST, Disp: 64 * i})
+		switch m {
+		case modeHash:
+			zLoadHashInput(gSRC, first)
+			for _, step := range zHashSteps(h, k, first, reduce) {
+				step()
+			}
+			advance()
+		case modeDecrypt:
+			zLoadHashInput(gSRC, first)
+			zCounters(zA[:])
+			stitch(aesRounds, zHashSteps(h, k, first, reduce))
+			zLastRound(rounds, zA[:])
+			for i, a := range zA {
+				VMOVDQU64(a, Mem{Base: gDST, Disp: 64 * i})
+			}
+			advance()
+		case modeEncrypt:
+			zCiphertextHashInput(first)
+			zCounters(zA[:])
+			stitch(aesRounds, zHashSteps(h, k, first, reduce))
+			zEncryptStore(rounds)
 		}
-		advance()
-		CMPQ(gN, U32(256))
-		JAE(LabelRef(label("loop")))
-
-	case modeEncrypt:
-		// Software-pipelined: encrypt a group while hashing the ciphertext
-		// of the one before, which stays in zA until then.
+	}
+	if m == modeEncrypt {
 		zCounters(zA[:])
 		for _, round := range aesRounds {
 			round()
 		}
 		zEncryptStore(rounds)
-		Label(label("loop"))
-		CMPQ(gN, U32(256))
-		JB(LabelRef(label("drain")))
-		for i, a := range zA {
-			VPSHUFB(zSWAP, a, zD[i])
-		}
-		VPXORD(zHI, zD[0], zD[0])
-		zCounters(zA[:])
-		stitch(aesRounds, zHashSteps())
-		zEncryptStore(rounds)
-		JMP(LabelRef(label("loop")))
-
-		Label(label("drain"))
-		for i, a := range zA {
-			VPSHUFB(zSWAP, a, zD[i])
-		}
-		VPXORD(zHI, zD[0], zD[0])
-		for _, step := range zHashSteps() {
+	}
+	Label(label("pairs"))
+	CMPQ(gN, U32(512))
+	JB(LabelRef(label("single")))
+	group(true, false)
+	group(false, true)
+	JMP(LabelRef(label("pairs")))
+	Label(label("single"))
+	CMPQ(gN, U32(256))
+	JB(LabelRef(label("last")))
+	group(true, true)
+	Label(label("last"))
+	if m == modeEncrypt {
+		zCiphertextHashInput(true)
+		for _, step := range zHashSteps(zLow, zLowKara, true, true) {
 			step()
 		}
 	}
@@ -286,7 +381,7 @@ func zGroups(m mode, prefix string, rounds int) {
 	Label(label("tail"))
 	zTail(m, label, rounds)
 	if m != modeHash {
-		JMP(LabelRef(map[mode]string{modeEncrypt: "encVAES512", modeDecrypt: "decVAES512"}[m] + "_done"))
+		JMP(LabelRef(done))
 	}
 }
 
@@ -308,10 +403,10 @@ func zEncryptStore(rounds int) {
 func zTail(m mode, label func(string) string, rounds int) {
 	TESTQ(gN, gN)
 	JZ(LabelRef(label("end")))
-	// gPOW = &htab[16-ceil(n/16)]
+	// gPOW = the powers for the last ceil(n/16) blocks
 	LEAQ(Mem{Base: gN, Disp: 15}, gTMP)
 	ANDQ(I32(-16), gTMP)
-	LEAQ(Mem{Base: gKS, Disp: offHtab + 256}, gPOW)
+	LEAQ(Mem{Base: gKS, Disp: htabEnd}, gPOW)
 	SUBQ(gTMP, gPOW)
 
 	acc := zA[3] // the hash state, folded into the first block only
