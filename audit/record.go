@@ -1,55 +1,55 @@
-// Package audit is Coffer's tamper-evident audit trail: one CloudTrail-shaped
-// JSON record per API call, appended to JSON-lines files and durable before
-// the call is answered.
-//
-// Records are chained: each carries the SHA-256 of the exact bytes of the
-// line before it (across file rotation), and every N records or T seconds a
-// digest record signed with the audit signing key (ECDSA P-256) seals the
-// chain so far. Verify replays the chain and the signatures and names the
-// first record that was edited, deleted, inserted or moved.
-//
-// A Record has no member for plaintext, data keys, MAC messages or secrets:
-// callers put only request parameters that AWS itself logs.
 package audit
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
+	"time"
 )
 
-// Record is one audit record, CloudTrail-shaped.
+// Record is one audit record, shaped like a CloudTrail event for KMS.
+//
+// It deliberately has no member for plaintext, data keys, MAC messages,
+// private keys, grant tokens or secret access keys. RequestParameters and
+// ResponseElements are JSON the caller builds; they must hold only what
+// CloudTrail logs (key IDs, encryption context, algorithms, key specs,
+// counts), never a secret.
 type Record struct {
-	EventVersion       string          `json:"eventVersion"`
-	EventTime          string          `json:"eventTime"`
-	EventSource        string          `json:"eventSource"`
-	EventName          string          `json:"eventName"`
-	AWSRegion          string          `json:"awsRegion"`
-	SourceIPAddress    string          `json:"sourceIPAddress,omitempty"`
-	UserAgent          string          `json:"userAgent,omitempty"`
-	UserIdentity       UserIdentity    `json:"userIdentity"`
-	RequestParameters  json.RawMessage `json:"requestParameters,omitempty"`
-	ResponseElements   json.RawMessage `json:"responseElements,omitempty"`
-	RequestID          string          `json:"requestID"`
-	EventID            string          `json:"eventID"`
-	ReadOnly           bool            `json:"readOnly"`
-	Resources          []Resource      `json:"resources,omitempty"`
-	ErrorCode          string          `json:"errorCode,omitempty"`
-	ErrorMessage       string          `json:"errorMessage,omitempty"`
-	EventType          string          `json:"eventType"`
-	RecipientAccountID string          `json:"recipientAccountId,omitempty"`
+	EventVersion    string       `json:"eventVersion"` // "1.08" when empty
+	UserIdentity    UserIdentity `json:"userIdentity"`
+	EventTime       string       `json:"eventTime"`   // RFC 3339, UTC; the Writer's clock when empty
+	EventSource     string       `json:"eventSource"` // "kms.amazonaws.com" when empty
+	EventName       string       `json:"eventName"`   // the operation, e.g. "Decrypt"
+	AWSRegion       string       `json:"awsRegion"`
+	SourceIPAddress string       `json:"sourceIPAddress,omitempty"`
+	UserAgent       string       `json:"userAgent,omitempty"`
+	ErrorCode       string       `json:"errorCode,omitempty"` // failures only
+	ErrorMessage    string       `json:"errorMessage,omitempty"`
 
-	// The chain: the record's position and the SHA-256 (hex) of the
-	// previous line's bytes. Set by the Writer.
+	// Each must be a JSON value when set (Append refuses anything else).
+	RequestParameters json.RawMessage `json:"requestParameters,omitempty"`
+	ResponseElements  json.RawMessage `json:"responseElements,omitempty"`
+
+	RequestID          string     `json:"requestID"`
+	EventID            string     `json:"eventID"` // a UUID; see NewEventID
+	ReadOnly           bool       `json:"readOnly"`
+	Resources          []Resource `json:"resources,omitempty"`
+	EventType          string     `json:"eventType"` // EventTypeAPICall when empty
+	RecipientAccountID string     `json:"recipientAccountId,omitempty"`
+
+	// Digest is set on digest records only (EventType EventTypeDigest).
+	Digest *Digest `json:"digest,omitempty"`
+
+	// The chain, set by the Writer: the record's position in the trail and
+	// the hex SHA-256 of the exact bytes of the line before it ("" for the
+	// first record).
 	Seq      uint64 `json:"seq"`
 	PrevHash string `json:"prevHash"`
-
-	// Digest records (EventType "CofferDigest") seal the chain.
-	Digest *Digest `json:"digest,omitempty"`
 }
 
 // UserIdentity is who made the call.
 type UserIdentity struct {
-	Type        string `json:"type"`
+	Type        string `json:"type"` // "IAMUser", "Root", "AssumedRole", "Unknown"
 	PrincipalID string `json:"principalId,omitempty"`
 	ARN         string `json:"arn,omitempty"`
 	AccountID   string `json:"accountId,omitempty"`
@@ -59,34 +59,49 @@ type UserIdentity struct {
 // Resource is a resource the call touched.
 type Resource struct {
 	ARN       string `json:"ARN"`
-	Type      string `json:"type"`
+	Type      string `json:"type"` // ResourceTypeKey
 	AccountID string `json:"accountId,omitempty"`
 }
 
-// Digest is the body of a digest record: a signature over the chain head
-// (the hash of the line before the digest) and the range it seals.
-type Digest struct {
-	FirstSeq  uint64 `json:"firstSeq"`
-	LastSeq   uint64 `json:"lastSeq"`
-	HeadHash  string `json:"headHash"`
-	Signature []byte `json:"signature"` // ASN.1 ECDSA over SHA-256 of signedBytes
-}
-
-// Event types.
+// Values CloudTrail uses for KMS, and Coffer's own for digests.
 const (
+	EventVersion     = "1.08"
+	EventSource      = "kms.amazonaws.com"
 	EventTypeAPICall = "AwsApiCall"
 	EventTypeDigest  = "CofferDigest"
+	EventNameDigest  = "Digest"
+	ResourceTypeKey  = "AWS::KMS::Key"
 )
 
-// ErrUnavailable is what Append returns once the audit cannot be written:
-// the caller must refuse the request rather than serve it unaudited.
-var ErrUnavailable = errors.New("audit: unavailable")
+// NewEventID returns a random (version 4) UUID for Record.EventID.
+func NewEventID() string {
+	var u [16]byte
+	rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var b [36]byte
+	hex.Encode(b[0:8], u[0:4])
+	hex.Encode(b[9:13], u[4:6])
+	hex.Encode(b[14:18], u[6:8])
+	hex.Encode(b[19:23], u[8:10])
+	hex.Encode(b[24:], u[10:])
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
+	return string(b[:])
+}
 
-// signedBytes is what a digest's signature covers.
-func (d *Digest) signedBytes() []byte {
-	b, _ := json.Marshal(struct {
-		F, L uint64
-		H    string
-	}{d.FirstSeq, d.LastSeq, d.HeadHash})
-	return append([]byte("coffer/audit-digest/v1\n"), b...)
+// fillDefaults sets the members every record has when the caller left them
+// empty.
+func (r *Record) fillDefaults(now func() time.Time) {
+	if r.EventVersion == "" {
+		r.EventVersion = EventVersion
+	}
+	if r.EventTime == "" {
+		r.EventTime = now().UTC().Format(time.RFC3339)
+	}
+	if r.EventSource == "" {
+		r.EventSource = EventSource
+	}
+	if r.EventType == "" {
+		r.EventType = EventTypeAPICall
+	}
 }

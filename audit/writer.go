@@ -1,112 +1,169 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"crypto"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 )
 
-// Config configures a Writer. Dir and Signer are required.
+// Config configures a Writer. Dir and Signer are required; every other zero
+// value means the default in its comment.
 type Config struct {
-	Dir    string
-	Signer crypto.Signer // ECDSA P-256
-	// MaxFileBytes and MaxFileAge rotate files (defaults 64 MiB and 24 h).
-	MaxFileBytes int64
-	MaxFileAge   time.Duration
-	// DigestEvery and DigestInterval seal the chain every N records or T
-	// (defaults 1000 and 60 s).
-	DigestEvery    int
-	DigestInterval time.Duration
-	// QueueSize bounds the records waiting to be written (default 4096);
-	// Append blocks, honouring its context, when the queue is full.
-	QueueSize int
-	// MaxBatch bounds the records written per fsync (default 1024).
-	MaxBatch int
-	Now      func() time.Time
+	Dir    string        // the audit directory, created 0700 if missing
+	Signer crypto.Signer // the audit signing key, ECDSA P-256
+
+	MaxFileBytes int64         // rotate before a file grows past this (64 MiB)
+	MaxFileAge   time.Duration // rotate files older than this (24 h)
+
+	DigestEvery    int           // seal the chain every this many records (1000)
+	DigestInterval time.Duration // and when records have waited this long unsealed (60 s)
+
+	QueueSize int // records waiting for the writer before Append blocks (4096)
+	MaxBatch  int // records per write and fsync (1024)
+
+	Now func() time.Time // the clock (time.Now)
 }
 
-// Writer appends records with group commit: one goroutine writes all
-// queued records and fsyncs once, then acknowledges every one of them.
+func (c *Config) setDefaults() {
+	if c.MaxFileBytes <= 0 {
+		c.MaxFileBytes = 64 << 20
+	}
+	if c.MaxFileAge <= 0 {
+		c.MaxFileAge = 24 * time.Hour
+	}
+	if c.DigestEvery <= 0 {
+		c.DigestEvery = 1000
+	}
+	if c.DigestInterval <= 0 {
+		c.DigestInterval = time.Minute
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 4096
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 1024
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Stats describes a Writer's work since Open.
+type Stats struct {
+	Records      uint64 // records acknowledged, digests not counted
+	Batches      uint64 // write+fsync rounds: one per group commit, one more per rotation inside one
+	Digests      uint64 // digest records written
+	LargestBatch int    // most records acknowledged by one group commit
+	QueueDepth   int    // records waiting for the writer now
+	Failed       bool   // the Writer refuses every Append
+	TornBytes    int64  // the torn final line Open dropped, in bytes
+}
+
+// Writer appends records to the trail with group commit. Its methods are
+// safe for concurrent use.
 type Writer struct {
-	cfg   Config
+	cfg    Config
+	create func(path string, fresh bool) (file, error)
+
 	queue chan *pending
-	stop  chan struct{}
-	done  chan struct{}
+	stop  chan struct{} // closed by Close once no Append can queue
+	done  chan struct{} // closed when the writer goroutine has finished
+
+	// Append holds closeMu shared while it queues, Close exclusively to
+	// set closed: after that the queue only drains.
+	closeMu sync.RWMutex
+	closed  bool
 
 	mu     sync.Mutex // guards failed and stats
 	failed error
 	stats  Stats
 
-	// Owned by the writer goroutine.
-	f         *os.File
+	// Owned by the writer goroutine (and by Open before it starts).
+	f         file
+	fileSeq   uint64
 	fileBytes int64
 	fileStart time.Time
-	fileSeq   int
-	seq       uint64 // of the last record written
-	prevHash  string
-	sealedSeq uint64 // last record covered by a digest
+	seq       uint64   // of the last line written
+	prev      [32]byte // SHA-256 of the last line written
+	hasPrev   bool
+	sealed    uint64 // seq of the last digest
 	lastSeal  time.Time
 	buf       []byte
+	batch     []*pending
 }
 
-// Stats describes the writer's work.
-type Stats struct {
-	Records, Batches, Digests uint64
-	QueueDepth                int
-	Failed                    bool
+// file is what the Writer needs of an *os.File.
+type file interface {
+	Write([]byte) (int, error)
+	Sync() error
+	Close() error
 }
 
+// pending is a record between Append and its acknowledgement.
 type pending struct {
-	rec  *Record
+	line []byte // the record body; the writer adds the chain members
+	seq  uint64
 	done chan error
 }
 
+const (
+	chainRoom     = 128      // room for the chain members and the newline
+	maxPooledLine = 64 << 10 // larger buffers are not kept
+)
+
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan error, 1)} }}
 
-// Open opens (creating) the audit directory, recovers the chain from the
-// last file (dropping a torn final line a crash left) and starts writing.
+func putPending(p *pending) {
+	if cap(p.line) <= maxPooledLine {
+		pendingPool.Put(p)
+	}
+}
+
+var errClosed = fmt.Errorf("%w: the writer is closed", ErrUnavailable)
+
+// Open opens the trail in cfg.Dir (creating the directory), recovers the
+// chain where a previous Writer left it, dropping a torn final line a crash
+// left, and starts the writer goroutine. It fails, wrapping ErrCorrupt, when
+// the last complete record is unreadable.
 func Open(cfg Config) (*Writer, error) {
+	return openWith(cfg, createFile)
+}
+
+func createFile(path string, fresh bool) (file, error) {
+	if fresh {
+		return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	}
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+}
+
+func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, error) {
 	if cfg.Dir == "" || cfg.Signer == nil {
-		return nil, errors.New("audit: Dir and Signer are required")
+		return nil, errors.New("audit: Config.Dir and Config.Signer are required")
 	}
-	if cfg.MaxFileBytes <= 0 {
-		cfg.MaxFileBytes = 64 << 20
+	if _, err := signerKey(cfg.Signer); err != nil {
+		return nil, err
 	}
-	if cfg.MaxFileAge <= 0 {
-		cfg.MaxFileAge = 24 * time.Hour
-	}
-	if cfg.DigestEvery <= 0 {
-		cfg.DigestEvery = 1000
-	}
-	if cfg.DigestInterval <= 0 {
-		cfg.DigestInterval = time.Minute
-	}
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 4096
-	}
-	if cfg.MaxBatch <= 0 {
-		cfg.MaxBatch = 1024
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.setDefaults()
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	w := &Writer{cfg: cfg, queue: make(chan *pending, cfg.QueueSize), stop: make(chan struct{}), done: make(chan struct{})}
-	if err := w.recover(); err != nil {
+	w := &Writer{
+		cfg:    cfg,
+		create: create,
+		queue:  make(chan *pending, cfg.QueueSize),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		batch:  make([]*pending, 0, cfg.MaxBatch),
+	}
+	if err := w.recoverTrail(); err != nil {
 		return nil, err
 	}
 	w.lastSeal = cfg.Now()
@@ -114,325 +171,312 @@ func Open(cfg Config) (*Writer, error) {
 	return w, nil
 }
 
-// files lists the audit files in order.
-func files(dir string) ([]string, error) {
-	names, err := filepath.Glob(filepath.Join(dir, "audit-*.jsonl"))
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	return names, nil
-}
-
-// fileName sorts by time, then by a sequence within the second.
-func (w *Writer) fileName(t time.Time) string {
-	w.fileSeq++
-	return filepath.Join(w.cfg.Dir, fmt.Sprintf("audit-%s-%06d.jsonl", t.UTC().Format("20060102T150405Z"), w.fileSeq))
-}
-
-func (w *Writer) recover() error {
-	names, err := files(w.cfg.Dir)
-	if err != nil || len(names) == 0 {
-		return err
-	}
-	last := names[len(names)-1]
-	fmt.Sscanf(filepath.Base(last)[len("audit-20060102T150405Z-"):], "%06d", &w.fileSeq)
-	raw, err := os.ReadFile(last)
-	if err != nil {
-		return err
-	}
-	// Keep the complete lines; a torn final line was never acknowledged.
-	good := len(raw)
-	if i := bytes.LastIndexByte(raw, '\n'); i != len(raw)-1 {
-		good = i + 1
-	}
-	lines := bytes.Split(raw[:good], []byte("\n"))
-	for i := len(lines) - 1; i >= 0; i-- {
-		if len(lines[i]) == 0 {
-			continue
-		}
-		var r Record
-		if err := json.Unmarshal(lines[i], &r); err != nil {
-			return fmt.Errorf("audit: last file %s ends with a corrupt record: %w", last, err)
-		}
-		sum := sha256.Sum256(lines[i])
-		w.seq, w.prevHash = r.Seq, hex.EncodeToString(sum[:])
-		break
-	}
-	// The next digest starts where the last one ended: find it, searching
-	// back through the files when the last has none.
-	w.sealedSeq = lastDigest(raw[:good])
-	for i := len(names) - 2; i >= 0 && w.sealedSeq == 0; i-- {
-		if older, err := os.ReadFile(names[i]); err == nil {
-			w.sealedSeq = lastDigest(older)
-		}
-	}
-	if good != len(raw) {
-		if err := os.Truncate(last, int64(good)); err != nil {
-			return err
-		}
-	}
-	f, err := os.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	st, _ := f.Stat()
-	w.f, w.fileBytes, w.fileStart = f, st.Size(), st.ModTime()
-	return nil
-}
-
-// Append queues r and returns once it is written and fsynced. A nil error
-// means the record is durable. When the audit cannot be written, every
-// Append returns ErrUnavailable.
+// Append links r into the chain and returns once its line is written and
+// fsynced: nil means the record is durable. Empty EventVersion, EventTime,
+// EventSource and EventType are filled in, and r.Seq is set on success.
+//
+// When the queue is full Append waits for room until ctx ends, returning
+// ctx's error: the record was then not acknowledged (it may still be
+// written). Once the trail cannot be written, Append returns an error
+// wrapping ErrUnavailable; a record that cannot be encoded gives one
+// wrapping ErrInvalidRecord.
 func (w *Writer) Append(ctx context.Context, r *Record) error {
 	if err := w.err(); err != nil {
 		return err
 	}
+	if r.Digest != nil {
+		return fmt.Errorf("%w: only the Writer writes digests", ErrInvalidRecord)
+	}
+	r.fillDefaults(w.cfg.Now)
 	p := pendingPool.Get().(*pending)
-	p.rec = r
+	var err error
+	if p.line, err = r.appendBody(p.line[:0]); err != nil {
+		putPending(p)
+		return err
+	}
+	if n := len(p.line) + chainRoom; n > MaxLine {
+		putPending(p)
+		return fmt.Errorf("%w: %d bytes, more than MaxLine", ErrInvalidRecord, n)
+	}
+
+	w.closeMu.RLock()
+	if w.closed {
+		w.closeMu.RUnlock()
+		putPending(p)
+		return errClosed
+	}
 	select {
 	case w.queue <- p:
 	case <-ctx.Done():
-		pendingPool.Put(p)
+		w.closeMu.RUnlock()
+		putPending(p)
 		return ctx.Err()
-	case <-w.stop:
-		pendingPool.Put(p)
-		return ErrUnavailable
 	}
-	// Once queued the record will be written or fail; wait for which,
-	// because the caller may not answer before it is durable.
-	err := <-p.done
-	p.rec = nil
-	pendingPool.Put(p)
-	return err
+	w.closeMu.RUnlock()
+
+	select {
+	case err := <-p.done:
+		r.Seq = p.seq
+		putPending(p)
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // p now belongs to the writer and is not reused
+	}
 }
 
 func (w *Writer) err() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.failed != nil {
-		return ErrUnavailable
-	}
-	return nil
+	return w.failed
 }
 
-func (w *Writer) fail(err error) {
-	w.mu.Lock()
-	if w.failed == nil {
-		w.failed = err
-		w.stats.Failed = true
-	}
-	w.mu.Unlock()
-}
-
-// Stats reports the writer's counters.
-func (w *Writer) Stats() Stats {
+// fail puts the Writer in its failed state for good and returns the error
+// every Append returns from now on.
+func (w *Writer) fail(cause error) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.failed == nil {
+		w.failed = fmt.Errorf("%w: %w", ErrUnavailable, cause)
+		w.stats.Failed = true
+	}
+	return w.failed
+}
+
+// Stats reports the Writer's counters.
+func (w *Writer) Stats() Stats {
+	w.mu.Lock()
 	s := w.stats
+	w.mu.Unlock()
 	s.QueueDepth = len(w.queue)
 	return s
 }
 
+// Close writes every queued record, seals the chain with a final digest and
+// closes the file. Appends after Close return an error wrapping
+// ErrUnavailable. Close returns the error that failed the Writer, if any.
+func (w *Writer) Close() error {
+	w.closeMu.Lock()
+	first := !w.closed
+	w.closed = true
+	w.closeMu.Unlock()
+	if first {
+		close(w.stop)
+	}
+	<-w.done
+	return w.err()
+}
+
 func (w *Writer) loop() {
 	defer close(w.done)
-	tick := time.NewTicker(w.cfg.DigestInterval / 4)
+	tick := time.NewTicker(max(w.cfg.DigestInterval/4, time.Millisecond))
 	defer tick.Stop()
-	batch := make([]*pending, 0, w.cfg.MaxBatch)
 	for {
 		select {
 		case p := <-w.queue:
-			w.writeBatch(w.gather(append(batch[:0], p)))
+			w.commit(w.gather(append(w.batch[:0], p)), false)
 		case <-tick.C:
-			if w.seq > w.sealedSeq && w.cfg.Now().Sub(w.lastSeal) >= w.cfg.DigestInterval && w.err() == nil {
-				if err := w.flushWith(nil, true); err != nil {
-					w.fail(err)
-				}
+			if w.seq > w.sealed && w.cfg.Now().Sub(w.lastSeal) >= w.cfg.DigestInterval {
+				w.commit(nil, true)
 			}
 		case <-w.stop:
+			// No Append can queue any more: drain, seal, close.
 			for {
-				select {
-				case p := <-w.queue:
-					w.writeBatch([]*pending{p})
-					continue
-				default:
+				batch := w.drain(w.batch[:0])
+				if len(batch) == 0 {
+					break
 				}
-				break
+				w.commit(batch, false)
 			}
-			if w.err() == nil && w.seq > w.sealedSeq {
-				if err := w.flushWith(nil, true); err != nil {
-					w.fail(err)
-				}
+			if w.seq > w.sealed {
+				w.commit(nil, true)
 			}
 			if w.f != nil {
-				w.f.Close()
+				if err := w.f.Close(); err != nil {
+					w.fail(fmt.Errorf("close: %w", err))
+				}
 			}
 			return
 		}
 	}
 }
 
-// gather collects the records queued behind the first. Before committing
-// it yields, so that request goroutines already running (on a server with
-// few CPUs they cannot run while this one works) add their records to the
-// same fsync; it stops as soon as a yield brings nothing new.
-func (w *Writer) gather(batch []*pending) []*pending {
+func (w *Writer) drain(batch []*pending) []*pending {
 	for len(batch) < w.cfg.MaxBatch {
-		grown := false
-	drain:
-		for len(batch) < w.cfg.MaxBatch {
-			select {
-			case p := <-w.queue:
-				batch = append(batch, p)
-				grown = true
-			default:
-				break drain
-			}
-		}
-		if !grown && len(batch) > 1 {
-			return batch
-		}
-		before := len(w.queue)
-		runtime.Gosched()
-		if len(w.queue) == before && !grown {
+		select {
+		case p := <-w.queue:
+			batch = append(batch, p)
+		default:
 			return batch
 		}
 	}
 	return batch
 }
 
-func (w *Writer) writeBatch(batch []*pending) {
-	err := w.err()
-	if err == nil {
-		recs := make([]*Record, len(batch))
-		for i, p := range batch {
-			recs[i] = p.rec
+// gather collects the records queued behind the first. It yields before
+// committing, so that request goroutines already running (which, on a
+// machine with few CPUs, cannot run while this one does) add their records
+// to the same fsync, and stops as soon as a yield brings nothing new.
+func (w *Writer) gather(batch []*pending) []*pending {
+	for len(batch) < w.cfg.MaxBatch {
+		n := len(batch)
+		batch = w.drain(batch)
+		grown := len(batch) > n
+		if !grown && n > 1 {
+			return batch
 		}
-		due := w.seq+uint64(len(recs))-w.sealedSeq >= uint64(w.cfg.DigestEvery)
-		if err = w.flushWith(recs, due); err != nil {
-			w.fail(err)
-			err = ErrUnavailable
+		before := len(w.queue)
+		runtime.Gosched()
+		if !grown && len(w.queue) == before {
+			return batch
 		}
 	}
-	for _, p := range batch {
+	return batch
+}
+
+// commit writes batch (and a digest when seal, or when one is due) and
+// acknowledges every record in it with the outcome.
+func (w *Writer) commit(batch []*pending, seal bool) {
+	err := w.err()
+	if err == nil {
+		if werr := w.write(batch, seal); werr != nil {
+			err = w.fail(werr)
+		}
+	}
+	if err == nil {
+		w.mu.Lock()
+		w.stats.Records += uint64(len(batch))
+		w.stats.LargestBatch = max(w.stats.LargestBatch, len(batch))
+		w.mu.Unlock()
+	}
+	for i, p := range batch {
 		p.done <- err
+		batch[i] = nil
 	}
 }
 
-// flushWith writes recs (and a digest when seal) with one write and one
-// fsync, rotating the file first when it is due.
-func (w *Writer) flushWith(recs []*Record, seal bool) error {
+// write appends the batch's lines to the current file with one write and
+// one fsync (two when the file rotates part way).
+func (w *Writer) write(batch []*pending, seal bool) error {
 	now := w.cfg.Now()
-	if w.f == nil || w.fileBytes >= w.cfg.MaxFileBytes || now.Sub(w.fileStart) >= w.cfg.MaxFileAge {
+	if w.f == nil || now.Sub(w.fileStart) >= w.cfg.MaxFileAge {
 		if err := w.rotate(now); err != nil {
 			return err
 		}
 	}
 	w.buf = w.buf[:0]
-	for _, r := range recs {
-		if err := w.appendRecord(r); err != nil {
+	for _, p := range batch {
+		if err := w.room(len(p.line)+chainRoom, now); err != nil {
+			return err
+		}
+		w.seq++
+		p.seq = w.seq
+		w.appendLine(p.line)
+		if w.seq-w.sealed >= uint64(w.cfg.DigestEvery) {
+			if err := w.appendDigest(now); err != nil {
+				return err
+			}
+		}
+	}
+	if w.seq > w.sealed && (seal || now.Sub(w.lastSeal) >= w.cfg.DigestInterval) {
+		if err := w.appendDigest(now); err != nil {
 			return err
 		}
 	}
-	if seal {
-		d := &Digest{FirstSeq: w.sealedSeq + 1, LastSeq: w.seq, HeadHash: w.prevHash}
-		sum := sha256.Sum256(d.signedBytes())
-		sig, err := w.cfg.Signer.Sign(rand.Reader, sum[:], crypto.SHA256)
-		if err != nil {
-			return fmt.Errorf("audit: sign digest: %w", err)
-		}
-		d.Signature = sig
-		rec := &Record{EventVersion: "1.08", EventTime: now.UTC().Format(time.RFC3339), EventSource: "kms.amazonaws.com",
-			EventName: "Digest", EventType: EventTypeDigest, ReadOnly: true, Digest: d}
-		if err := w.appendRecord(rec); err != nil {
-			return err
-		}
-		w.sealedSeq, w.lastSeal = w.seq, now
+	return w.flush()
+}
+
+// appendLine closes body with the chain members for w.seq and buffers the
+// line.
+func (w *Writer) appendLine(body []byte) {
+	start := len(w.buf)
+	w.buf = append(w.buf, body...)
+	w.buf = appendChainHash(w.buf, w.seq, &w.prev, w.hasPrev)
+	w.prev, w.hasPrev = sha256.Sum256(w.buf[start:]), true
+	w.buf = append(w.buf, '\n')
+}
+
+// appendDigest seals the records since the last digest.
+func (w *Writer) appendDigest(now time.Time) error {
+	d := &Digest{FirstSeq: w.sealed + 1, LastSeq: w.seq, HeadHash: hex.EncodeToString(w.prev[:])}
+	if err := d.sign(w.cfg.Signer); err != nil {
+		return fmt.Errorf("sign digest: %w", err)
 	}
-	if _, err := w.f.Write(w.buf); err != nil {
-		return fmt.Errorf("audit: write: %w", err)
+	r := Record{
+		EventVersion: EventVersion,
+		EventTime:    now.UTC().Format(time.RFC3339),
+		EventSource:  EventSource,
+		EventName:    EventNameDigest,
+		EventID:      NewEventID(),
+		ReadOnly:     true,
+		EventType:    EventTypeDigest,
+		Digest:       d,
 	}
-	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("audit: fsync: %w", err)
+	body, err := r.appendBody(nil)
+	if err != nil {
+		return err
 	}
-	w.fileBytes += int64(len(w.buf))
+	if err := w.room(len(body)+chainRoom, now); err != nil {
+		return err
+	}
+	w.seq++
+	w.appendLine(body)
+	w.sealed, w.lastSeal = w.seq, now
 	w.mu.Lock()
-	w.stats.Records += uint64(len(recs))
-	w.stats.Batches++
-	if seal {
-		w.stats.Digests++
-	}
+	w.stats.Digests++
 	w.mu.Unlock()
 	return nil
 }
 
-// appendRecord links r into the chain and appends its line to the buffer.
-func (w *Writer) appendRecord(r *Record) error {
-	w.seq++
-	r.Seq, r.PrevHash = w.seq, w.prevHash
-	line, err := json.Marshal(r)
-	if err != nil {
+// room makes room for n more bytes in the current file, flushing what is
+// buffered and rotating when the file would outgrow MaxFileBytes. A line
+// longer than MaxFileBytes gets a file of its own.
+func (w *Writer) room(n int, now time.Time) error {
+	used := w.fileBytes + int64(len(w.buf))
+	if used == 0 || used+int64(n) <= w.cfg.MaxFileBytes {
+		return nil
+	}
+	if err := w.flush(); err != nil {
 		return err
 	}
-	sum := sha256.Sum256(line)
-	w.prevHash = hex.EncodeToString(sum[:])
-	w.buf = append(append(w.buf, line...), '\n')
+	return w.rotate(now)
+}
+
+// flush writes and fsyncs what is buffered.
+func (w *Writer) flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	if _, err := w.f.Write(w.buf); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("fsync: %w", err)
+	}
+	w.fileBytes += int64(len(w.buf))
+	w.buf = w.buf[:0]
+	w.mu.Lock()
+	w.stats.Batches++
+	w.mu.Unlock()
 	return nil
 }
 
+// rotate starts a new file; the chain goes on across it.
 func (w *Writer) rotate(now time.Time) error {
 	if w.f != nil {
 		if err := w.f.Close(); err != nil {
-			return err
+			return fmt.Errorf("close: %w", err)
 		}
+		w.f = nil
 	}
-	f, err := os.OpenFile(w.fileName(now), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+	path := filepath.Join(w.cfg.Dir, fileName(now, w.fileSeq+1))
+	f, err := w.create(path, true)
 	if err != nil {
-		return fmt.Errorf("audit: new file: %w", err)
+		return fmt.Errorf("new file: %w", err)
 	}
-	if d, err := os.Open(w.cfg.Dir); err == nil {
-		d.Sync()
-		d.Close()
+	if err := syncDir(w.cfg.Dir); err != nil {
+		f.Close()
+		return fmt.Errorf("fsync directory: %w", err)
 	}
-	w.f, w.fileBytes, w.fileStart = f, 0, now
+	w.f, w.fileSeq, w.fileBytes, w.fileStart = f, w.fileSeq+1, 0, now
 	return nil
-}
-
-// Close writes what is queued, seals the chain with a final digest and
-// closes the file.
-func (w *Writer) Close() error {
-	select {
-	case <-w.stop:
-	default:
-		close(w.stop)
-	}
-	<-w.done
-	for { // anything queued while stopping is refused, never left waiting
-		select {
-		case p := <-w.queue:
-			p.done <- ErrUnavailable
-			continue
-		default:
-		}
-		break
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.failed
-}
-
-// lastDigest returns the sequence number of the last digest record in a
-// file's contents (0 when there is none).
-func lastDigest(raw []byte) uint64 {
-	lines := bytes.Split(raw, []byte("\n"))
-	for i := len(lines) - 1; i >= 0; i-- {
-		if !bytes.Contains(lines[i], []byte(`"digest":`)) {
-			continue
-		}
-		var r Record
-		if json.Unmarshal(lines[i], &r) == nil && r.Digest != nil {
-			return r.Seq
-		}
-	}
-	return 0
 }

@@ -1,0 +1,204 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// AppendJSON appends r as one line of JSON (without the newline) to dst,
+// with its chain members as they are (the Writer sets them). It decodes with
+// encoding/json to the same Record, RequestParameters and ResponseElements
+// compacted. It fails, wrapping ErrInvalidRecord, only when one of those two
+// is not JSON.
+func (r *Record) AppendJSON(dst []byte) ([]byte, error) {
+	b, err := r.appendBody(dst)
+	if err != nil {
+		return dst, err
+	}
+	return appendChain(b, r.Seq, r.PrevHash), nil
+}
+
+// appendBody appends everything but the chain members and the closing
+// brace: Append encodes this part on the caller's goroutine, and the writer
+// goroutine adds the chain with appendChain.
+func (r *Record) appendBody(b []byte) ([]byte, error) {
+	b = append(b, `{"eventVersion":`...)
+	b = appendString(b, r.EventVersion)
+	b = append(b, `,"userIdentity":{"type":`...)
+	b = appendString(b, r.UserIdentity.Type)
+	b = appendOptional(b, `,"principalId":`, r.UserIdentity.PrincipalID)
+	b = appendOptional(b, `,"arn":`, r.UserIdentity.ARN)
+	b = appendOptional(b, `,"accountId":`, r.UserIdentity.AccountID)
+	b = appendOptional(b, `,"accessKeyId":`, r.UserIdentity.AccessKeyID)
+	b = append(b, `},"eventTime":`...)
+	b = appendString(b, r.EventTime)
+	b = append(b, `,"eventSource":`...)
+	b = appendString(b, r.EventSource)
+	b = append(b, `,"eventName":`...)
+	b = appendString(b, r.EventName)
+	b = append(b, `,"awsRegion":`...)
+	b = appendString(b, r.AWSRegion)
+	b = appendOptional(b, `,"sourceIPAddress":`, r.SourceIPAddress)
+	b = appendOptional(b, `,"userAgent":`, r.UserAgent)
+	b = appendOptional(b, `,"errorCode":`, r.ErrorCode)
+	b = appendOptional(b, `,"errorMessage":`, r.ErrorMessage)
+	var err error
+	if len(r.RequestParameters) > 0 {
+		b = append(b, `,"requestParameters":`...)
+		if b, err = appendRaw(b, r.RequestParameters); err != nil {
+			return b, fmt.Errorf("%w: requestParameters: %v", ErrInvalidRecord, err)
+		}
+	}
+	if len(r.ResponseElements) > 0 {
+		b = append(b, `,"responseElements":`...)
+		if b, err = appendRaw(b, r.ResponseElements); err != nil {
+			return b, fmt.Errorf("%w: responseElements: %v", ErrInvalidRecord, err)
+		}
+	}
+	b = append(b, `,"requestID":`...)
+	b = appendString(b, r.RequestID)
+	b = append(b, `,"eventID":`...)
+	b = appendString(b, r.EventID)
+	b = append(b, `,"readOnly":`...)
+	b = strconv.AppendBool(b, r.ReadOnly)
+	if len(r.Resources) > 0 {
+		b = append(b, `,"resources":[`...)
+		for i := range r.Resources {
+			res := &r.Resources[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"ARN":`...)
+			b = appendString(b, res.ARN)
+			b = append(b, `,"type":`...)
+			b = appendString(b, res.Type)
+			b = appendOptional(b, `,"accountId":`, res.AccountID)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"eventType":`...)
+	b = appendString(b, r.EventType)
+	b = appendOptional(b, `,"recipientAccountId":`, r.RecipientAccountID)
+	if d := r.Digest; d != nil {
+		b = append(b, `,"digest":{"firstSeq":`...)
+		b = strconv.AppendUint(b, d.FirstSeq, 10)
+		b = append(b, `,"lastSeq":`...)
+		b = strconv.AppendUint(b, d.LastSeq, 10)
+		b = append(b, `,"headHash":`...)
+		b = appendString(b, d.HeadHash)
+		b = append(b, `,"signature":"`...)
+		b = base64.StdEncoding.AppendEncode(b, d.Signature)
+		b = append(b, `"}`...)
+	}
+	return b, nil
+}
+
+// appendChain closes a record body with its chain members.
+func appendChain(b []byte, seq uint64, prevHash string) []byte {
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"prevHash":`...)
+	b = appendString(b, prevHash)
+	return append(b, '}')
+}
+
+// appendChainHash is appendChain for the writer, which keeps the previous
+// line's hash as bytes (hasPrev false for the first record of the trail).
+func appendChainHash(b []byte, seq uint64, prev *[32]byte, hasPrev bool) []byte {
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"prevHash":"`...)
+	if hasPrev {
+		b = hex.AppendEncode(b, prev[:])
+	}
+	return append(b, `"}`...)
+}
+
+func appendOptional(b []byte, name, s string) []byte {
+	if s == "" {
+		return b
+	}
+	return appendString(append(b, name...), s)
+}
+
+// appendRaw appends a caller's JSON value, which must stay on one line.
+func appendRaw(b, raw []byte) ([]byte, error) {
+	if !json.Valid(raw) {
+		return b, fmt.Errorf("not a JSON value")
+	}
+	if bytes.IndexByte(raw, '\n') < 0 && bytes.IndexByte(raw, '\r') < 0 {
+		return append(b, bytes.TrimSpace(raw)...), nil
+	}
+	buf := bytes.NewBuffer(b)
+	if err := json.Compact(buf, raw); err != nil {
+		return b, err
+	}
+	return buf.Bytes(), nil
+}
+
+// safe marks the ASCII bytes a JSON string carries as they are.
+var safe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, as encoding/json writes it but
+// without HTML escaping: invalid UTF-8 becomes U+FFFD, and U+2028 and U+2029
+// are escaped.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if safe[c] {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

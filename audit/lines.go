@@ -1,0 +1,67 @@
+package audit
+
+import (
+	"bufio"
+	"errors"
+	"io"
+)
+
+var errLineTooLong = errors.New("line longer than MaxLine")
+
+// lineReader reads a trail file line by line, telling a complete line from
+// a torn final one, and skipping lines longer than MaxLine.
+type lineReader struct {
+	r    *bufio.Reader
+	buf  []byte
+	line int   // number of the line last returned, from 1
+	off  int64 // bytes consumed by complete lines
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 64<<10)}
+}
+
+// next returns the next line without its newline, valid until the next
+// call, and whether a newline ended it (false only at the end of the file).
+// It returns io.EOF after the last line, and errLineTooLong (having skipped
+// the line) for a line longer than MaxLine.
+func (lr *lineReader) next() (line []byte, complete bool, err error) {
+	lr.buf = lr.buf[:0]
+	tooLong := false
+	var n int64 // bytes of this line so far
+	for {
+		frag, err := lr.r.ReadSlice('\n')
+		switch {
+		case err == bufio.ErrBufferFull:
+			if !tooLong {
+				lr.buf = append(lr.buf, frag...)
+				if len(lr.buf) > MaxLine {
+					tooLong, lr.buf = true, lr.buf[:0]
+				}
+			}
+			n += int64(len(frag))
+			continue
+		case err == io.EOF:
+			if len(frag) == 0 && len(lr.buf) == 0 && !tooLong {
+				return nil, false, io.EOF
+			}
+			lr.line++
+			if tooLong {
+				return nil, false, errLineTooLong
+			}
+			return append(lr.buf, frag...), false, nil
+		case err != nil:
+			return nil, false, err
+		}
+		lr.line++
+		lr.off += n + int64(len(frag))
+		if tooLong || len(lr.buf)+len(frag) > MaxLine+1 {
+			return nil, true, errLineTooLong
+		}
+		if len(lr.buf) == 0 {
+			return frag[:len(frag)-1], true, nil
+		}
+		lr.buf = append(lr.buf, frag...)
+		return lr.buf[:len(lr.buf)-1], true, nil
+	}
+}

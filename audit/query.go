@@ -1,0 +1,189 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Filter selects records for Query. Zero members select everything.
+type Filter struct {
+	EventName string    // the operation; "Digest" selects the digest records, which are left out otherwise
+	KeyID     string    // key ID or ARN: matches a resource ARN or requestParameters.keyId
+	Since     time.Time // eventTime at or after
+	Until     time.Time // eventTime before
+}
+
+func (f *Filter) match(r *Record) bool {
+	if (r.Digest != nil) != (f.EventName == EventNameDigest) {
+		return false
+	}
+	if f.EventName != "" && r.EventName != f.EventName {
+		return false
+	}
+	if f.KeyID != "" && !f.matchKey(r) {
+		return false
+	}
+	if !f.Since.IsZero() || !f.Until.IsZero() {
+		t, err := time.Parse(time.RFC3339, r.EventTime)
+		if err != nil || (!f.Since.IsZero() && t.Before(f.Since)) || (!f.Until.IsZero() && !t.Before(f.Until)) {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *Filter) matchKey(r *Record) bool {
+	for _, res := range r.Resources {
+		if sameKey(res.ARN, f.KeyID) {
+			return true
+		}
+	}
+	if len(r.RequestParameters) == 0 {
+		return false
+	}
+	var p struct {
+		KeyID string `json:"keyId"`
+	}
+	return json.Unmarshal(r.RequestParameters, &p) == nil && p.KeyID != "" && sameKey(p.KeyID, f.KeyID)
+}
+
+// sameKey reports whether two key references name the same key: equal, or
+// one an ARN whose resource is "key/<the other>" or "<the other>" (aliases).
+func sameKey(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if len(a) < len(b) {
+		a, b = b, a
+	}
+	return strings.HasPrefix(a, "arn:") && (strings.HasSuffix(a, ":key/"+b) || strings.HasSuffix(a, ":"+b))
+}
+
+// Query calls fn with every record in dir that f selects, in trail order,
+// and stops at fn's first error, returning it. Query reads, it does not
+// verify: lines that are not records and a torn final line are skipped.
+func Query(dir string, f Filter, fn func(*Record) error) error {
+	fs, err := listFiles(dir)
+	if err != nil {
+		return err
+	}
+	for _, tf := range fs {
+		if _, err := readRecords(tf.path, 0, &f, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readRecords calls fn with the records f selects (all when f is nil) among
+// the complete lines of path from offset from, and returns the offset after
+// the last complete line.
+func readRecords(path string, from int64, f *Filter, fn func(*Record) error) (int64, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return from, err
+	}
+	defer fh.Close()
+	if _, err := fh.Seek(from, io.SeekStart); err != nil {
+		return from, err
+	}
+	lr := newLineReader(fh)
+	for {
+		line, complete, err := lr.next()
+		switch {
+		case err == io.EOF || (err == nil && !complete):
+			return from + lr.off, nil
+		case err == errLineTooLong:
+			continue
+		case err != nil:
+			return from + lr.off, err
+		}
+		var r Record
+		if json.Unmarshal(line, &r) != nil || (f != nil && !f.match(&r)) {
+			continue
+		}
+		if err := fn(&r); err != nil {
+			return from + lr.off, err
+		}
+	}
+}
+
+// Tail calls fn with each record appended to dir from now on, in order and
+// following rotation, until ctx ends (then it returns nil) or fn fails. It
+// polls the directory; digest records are passed too.
+func Tail(ctx context.Context, dir string, fn func(*Record) error) error {
+	return tail(ctx, dir, 200*time.Millisecond, fn)
+}
+
+func tail(ctx context.Context, dir string, poll time.Duration, fn func(*Record) error) error {
+	var cur uint64 // sequence of the file being followed
+	var off int64  // in it, after the last complete line read
+	fs, err := listFiles(dir)
+	if err != nil {
+		return err
+	}
+	if len(fs) > 0 {
+		last := fs[len(fs)-1]
+		cur = last.seq
+		if off, err = endOfLastLine(last.path); err != nil {
+			return err
+		}
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		fs, err := listFiles(dir)
+		if err != nil {
+			return err
+		}
+		for _, tf := range fs {
+			if tf.seq < cur {
+				continue
+			}
+			if tf.seq > cur {
+				cur, off = tf.seq, 0
+			}
+			if off, err = readRecords(tf.path, off, nil, func(r *Record) error {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return fn(r)
+			}); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// endOfLastLine is the offset after the last complete line of path.
+func endOfLastLine(path string) (int64, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := st.Size()
+	tail := make([]byte, min(size, MaxLine+1))
+	start := size - int64(len(tail))
+	if _, err := fh.ReadAt(tail, start); err != nil && err != io.EOF {
+		return 0, err
+	}
+	return start + int64(bytes.LastIndexByte(tail, '\n')+1), nil
+}
