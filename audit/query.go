@@ -117,10 +117,12 @@ func readRecords(path string, from int64, f *Filter, fn func(*Record) error) (in
 // following rotation, until ctx ends (then it returns nil) or fn fails. It
 // polls the directory; digest records are passed too.
 func Tail(ctx context.Context, dir string, fn func(*Record) error) error {
-	return tail(ctx, dir, 200*time.Millisecond, fn)
+	return tail(ctx, dir, 200*time.Millisecond, nil, fn)
 }
 
-func tail(ctx context.Context, dir string, poll time.Duration, fn func(*Record) error) error {
+// tail is Tail polling every poll, closing ready (when not nil) once it
+// knows where "from now on" starts.
+func tail(ctx context.Context, dir string, poll time.Duration, ready chan<- struct{}, fn func(*Record) error) error {
 	var cur uint64 // sequence of the file being followed
 	var off int64  // in it, after the last complete line read
 	fs, err := listFiles(dir)
@@ -133,6 +135,9 @@ func tail(ctx context.Context, dir string, poll time.Duration, fn func(*Record) 
 		if off, err = endOfLastLine(last.path); err != nil {
 			return err
 		}
+	}
+	if ready != nil {
+		close(ready)
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()

@@ -1,0 +1,100 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// Strings that exercise every escape: quotes, backslashes, controls,
+// invalid UTF-8, U+2028/U+2029, HTML characters (left as they are), and
+// multi-byte runes.
+var awkward = []string{
+	"", "plain", `quote " and backslash \`, "nl\ncr\rtab\t", "\x00\x01\x1f\x7f",
+	"bad utf-8 \xff\xfe and a cut rune \xe2\x82", "line\u2028para\u2029", "<html>&amp;",
+	"résumé 日本語 🔑", strings.Repeat("x", 300),
+}
+
+// AppendJSON and encoding/json agree: what AppendJSON writes decodes to the
+// record, and each string decodes as it does from json.Marshal.
+func TestAppendJSONRoundTrip(t *testing.T) {
+	for _, s := range awkward {
+		r := rec(7)
+		r.UserAgent, r.ErrorMessage, r.UserIdentity.ARN, r.Resources[0].ARN = s, s, s, s
+		r.Seq, r.PrevHash = 42, "ab"
+		r.Digest = &Digest{FirstSeq: 1, LastSeq: 41, HeadHash: "cd", Signature: []byte{0, 1, 2, 0xff}}
+		line, err := r.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !json.Valid(line) || bytes.ContainsAny(line, "\n\r") {
+			t.Fatalf("%q: not one line of JSON: %s", s, line)
+		}
+		var got Record
+		if err := json.Unmarshal(line, &got); err != nil {
+			t.Fatal(err)
+		}
+		var want Record
+		std, _ := json.Marshal(r)
+		json.Unmarshal(std, &want)
+		if !reflect.DeepEqual(&got, &want) {
+			t.Fatalf("%q:\n got %+v\nwant %+v", s, got, want)
+		}
+		if s != "" && strings.ToValidUTF8(s, "\uFFFD") == s && got.UserAgent != s {
+			t.Fatalf("%q came back as %q", s, got.UserAgent)
+		}
+	}
+}
+
+func TestAppendJSONRawValues(t *testing.T) {
+	for raw, want := range map[string]string{
+		`{"keyId":"k"}`:                         `{"keyId":"k"}`,
+		" {\"a\":1} ":                           `{"a":1}`,
+		"{\n \"a\": [1, 2],\r\n \"b\": null\n}": `{"a":[1,2],"b":null}`,
+		`"just a string"`:                       `"just a string"`,
+	} {
+		r := &Record{RequestParameters: json.RawMessage(raw)}
+		line, err := r.AppendJSON(nil)
+		if err != nil || !bytes.Contains(line, []byte(`"requestParameters":`+want+`,`)) {
+			t.Errorf("%q: %v %s", raw, err, line)
+		}
+	}
+	for _, raw := range []string{`{`, `{"a":1}{`, `nul`, "{\"a\":\"x\ny\"}", `{'a':1}`} {
+		r := &Record{ResponseElements: json.RawMessage(raw)}
+		if _, err := r.AppendJSON(nil); err == nil {
+			t.Errorf("%q accepted", raw)
+		}
+	}
+}
+
+// Encoding a record allocates nothing once its buffer has grown.
+func TestAppendJSONAllocations(t *testing.T) {
+	r := rec(1)
+	buf := make([]byte, 0, 1024)
+	if n := testing.AllocsPerRun(100, func() { buf, _ = r.AppendJSON(buf[:0]) }); n != 0 {
+		t.Fatalf("%v allocations per record", n)
+	}
+}
+
+func BenchmarkEncode(b *testing.B) {
+	r := rec(1)
+	r.Seq, r.PrevHash = 123456, strings.Repeat("ab", 32)
+	b.Run("impl=append", func(b *testing.B) {
+		buf, _ := r.AppendJSON(nil)
+		b.SetBytes(int64(len(buf)))
+		b.ReportAllocs()
+		for b.Loop() {
+			buf, _ = r.AppendJSON(buf[:0])
+		}
+	})
+	b.Run("impl=encoding-json", func(b *testing.B) {
+		buf, _ := json.Marshal(r)
+		b.SetBytes(int64(len(buf)))
+		b.ReportAllocs()
+		for b.Loop() {
+			json.Marshal(r)
+		}
+	})
+}
