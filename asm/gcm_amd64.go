@@ -21,8 +21,8 @@ type keySchedule struct {
 	// pad stays zero: the tail of a message reads powers past H^1 as
 	// zeros.
 	pad [3][16]byte
-	// kara holds, for each power in htab, its two halves XORed together
-	// (AVX-512 kernel only).
+	// kara holds, for each power in htab, its two halves XORed together,
+	// for Karatsuba multiplication.
 	kara   [32][16]byte
 	rk     [15][16]byte // AES round keys 0 … rounds
 	rounds uint64       // 10 or 14
@@ -69,10 +69,7 @@ func available(k kernel) bool {
 func cpuidex(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
 
 //go:noescape
-func initVAES(ks *keySchedule, key *byte)
-
-//go:noescape
-func powersVAES512(ks *keySchedule)
+func initVAES(ks *keySchedule, key *byte, powers int)
 
 //go:noescape
 func tagVAES(ks *keySchedule, acc, j0, tag *[16]byte, aadLen, ptLen int)
@@ -109,10 +106,11 @@ func ghashVAES256(ks *keySchedule, acc *[16]byte, src *byte, n int)
 
 func (g *GCM) initVAES(key []byte) {
 	g.ks.rounds = uint64(6 + len(key)/4)
-	initVAES(&g.ks, &key[0])
+	powers := 16
 	if g.kernel == kernelVAES512 {
-		powersVAES512(&g.ks)
+		powers = 32
 	}
+	initVAES(&g.ks, &key[0], powers)
 }
 
 // ghash folds data into the hash state, at most chunkSize bytes per call.

@@ -34,6 +34,22 @@ DATA ctrInc4<>+48(SB)/8, $0x0000000000000004
 DATA ctrInc4<>+56(SB)/8, $0x0000000000000000
 GLOBL ctrInc4<>(SB), RODATA|NOPTR, $64
 
+DATA ctrInc4BigEndian<>+0(SB)/8, $0x0000000000000000
+DATA ctrInc4BigEndian<>+8(SB)/8, $0x0400000000000000
+DATA ctrInc4BigEndian<>+16(SB)/8, $0x0000000000000000
+DATA ctrInc4BigEndian<>+24(SB)/8, $0x0400000000000000
+DATA ctrInc4BigEndian<>+32(SB)/8, $0x0000000000000000
+DATA ctrInc4BigEndian<>+40(SB)/8, $0x0400000000000000
+DATA ctrInc4BigEndian<>+48(SB)/8, $0x0000000000000000
+DATA ctrInc4BigEndian<>+56(SB)/8, $0x0400000000000000
+GLOBL ctrInc4BigEndian<>(SB), RODATA|NOPTR, $64
+
+DATA ctrInc2BigEndian<>+0(SB)/8, $0x0000000000000000
+DATA ctrInc2BigEndian<>+8(SB)/8, $0x0200000000000000
+DATA ctrInc2BigEndian<>+16(SB)/8, $0x0000000000000000
+DATA ctrInc2BigEndian<>+24(SB)/8, $0x0200000000000000
+GLOBL ctrInc2BigEndian<>(SB), RODATA|NOPTR, $32
+
 DATA ctrInc2<>+0(SB)/8, $0x0000000000000002
 DATA ctrInc2<>+8(SB)/8, $0x0000000000000000
 DATA ctrInc2<>+16(SB)/8, $0x0000000000000002
@@ -62,9 +78,9 @@ TEXT ·cpuidex(SB), NOSPLIT, $0-24
 	MOVL DX, edx+20(FP)
 	RET
 
-// func initVAES(ks *byte, key *byte)
-// Requires: AES, AVX, AVX2, PCLMULQDQ, VPCLMULQDQ
-TEXT ·initVAES(SB), NOSPLIT, $0-16
+// func initVAES(ks *byte, key *byte, powers int)
+// Requires: AES, AVX, AVX2, AVX512F, PCLMULQDQ, VPCLMULQDQ
+TEXT ·initVAES(SB), NOSPLIT, $0-24
 	MOVQ             ks+0(FP), DI
 	MOVQ             key+8(FP), SI
 	MOVQ             1312(DI), CX
@@ -72,6 +88,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	JE               init_aes256
 	VMOVDQU          (SI), X1
 	VMOVDQU          X1, 1072(DI)
+	VMOVDQA          X1, X0
 	VAESKEYGENASSIST $0x01, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -80,6 +97,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
 	VMOVDQU          X1, 1088(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x02, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -88,6 +106,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
 	VMOVDQU          X1, 1104(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x04, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -96,6 +115,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
 	VMOVDQU          X1, 1120(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x08, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -104,6 +124,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
 	VMOVDQU          X1, 1136(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x10, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -112,6 +133,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
 	VMOVDQU          X1, 1152(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x20, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -120,6 +142,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
 	VMOVDQU          X1, 1168(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x40, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -128,6 +151,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
 	VMOVDQU          X1, 1184(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x80, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -136,6 +160,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
 	VMOVDQU          X1, 1200(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x1b, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -144,6 +169,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
 	VMOVDQU          X1, 1216(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x36, X1, X2
 	VPSHUFD          $0xff, X2, X2
 	VPSLLDQ          $0x04, X1, X3
@@ -152,17 +178,7 @@ TEXT ·initVAES(SB), NOSPLIT, $0-16
 	VPXOR            X3, X1, X1
 	VPXOR            X2, X1, X1
 	VMOVDQU          X1, 1232(DI)
-	VMOVDQU          1072(DI), X0
-	VAESENC          1088(DI), X0, X0
-	VAESENC          1104(DI), X0, X0
-	VAESENC          1120(DI), X0, X0
-	VAESENC          1136(DI), X0, X0
-	VAESENC          1152(DI), X0, X0
-	VAESENC          1168(DI), X0, X0
-	VAESENC          1184(DI), X0, X0
-	VAESENC          1200(DI), X0, X0
-	VAESENC          1216(DI), X0, X0
-	VAESENCLAST      1232(DI), X0, X0
+	VAESENCLAST      X1, X0, X0
 	JMP              init_powers
 
 init_aes256:
@@ -170,6 +186,8 @@ init_aes256:
 	VMOVDQU          16(SI), X2
 	VMOVDQU          X1, 1072(DI)
 	VMOVDQU          X2, 1088(DI)
+	VMOVDQA          X1, X0
+	VAESENC          X2, X0, X0
 	VAESKEYGENASSIST $0x01, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -178,6 +196,7 @@ init_aes256:
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
 	VMOVDQU          X1, 1104(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -186,6 +205,7 @@ init_aes256:
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
 	VMOVDQU          X2, 1120(DI)
+	VAESENC          X2, X0, X0
 	VAESKEYGENASSIST $0x02, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -194,6 +214,7 @@ init_aes256:
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
 	VMOVDQU          X1, 1136(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -202,6 +223,7 @@ init_aes256:
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
 	VMOVDQU          X2, 1152(DI)
+	VAESENC          X2, X0, X0
 	VAESKEYGENASSIST $0x04, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -210,6 +232,7 @@ init_aes256:
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
 	VMOVDQU          X1, 1168(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -218,6 +241,7 @@ init_aes256:
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
 	VMOVDQU          X2, 1184(DI)
+	VAESENC          X2, X0, X0
 	VAESKEYGENASSIST $0x08, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -226,6 +250,7 @@ init_aes256:
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
 	VMOVDQU          X1, 1200(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -234,6 +259,7 @@ init_aes256:
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
 	VMOVDQU          X2, 1216(DI)
+	VAESENC          X2, X0, X0
 	VAESKEYGENASSIST $0x10, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -242,6 +268,7 @@ init_aes256:
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
 	VMOVDQU          X1, 1232(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -250,6 +277,7 @@ init_aes256:
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
 	VMOVDQU          X2, 1248(DI)
+	VAESENC          X2, X0, X0
 	VAESKEYGENASSIST $0x20, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -258,6 +286,7 @@ init_aes256:
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
 	VMOVDQU          X1, 1264(DI)
+	VAESENC          X1, X0, X0
 	VAESKEYGENASSIST $0x00, X1, X3
 	VPSHUFD          $0xaa, X3, X3
 	VPSLLDQ          $0x04, X2, X4
@@ -266,6 +295,7 @@ init_aes256:
 	VPXOR            X4, X2, X2
 	VPXOR            X3, X2, X2
 	VMOVDQU          X2, 1280(DI)
+	VAESENC          X2, X0, X0
 	VAESKEYGENASSIST $0x40, X2, X3
 	VPSHUFD          $0xff, X3, X3
 	VPSLLDQ          $0x04, X1, X4
@@ -274,245 +304,233 @@ init_aes256:
 	VPXOR            X4, X1, X1
 	VPXOR            X3, X1, X1
 	VMOVDQU          X1, 1296(DI)
-	VMOVDQU          1072(DI), X0
-	VAESENC          1088(DI), X0, X0
-	VAESENC          1104(DI), X0, X0
-	VAESENC          1120(DI), X0, X0
-	VAESENC          1136(DI), X0, X0
-	VAESENC          1152(DI), X0, X0
-	VAESENC          1168(DI), X0, X0
-	VAESENC          1184(DI), X0, X0
-	VAESENC          1200(DI), X0, X0
-	VAESENC          1216(DI), X0, X0
-	VAESENC          1232(DI), X0, X0
-	VAESENC          1248(DI), X0, X0
-	VAESENC          1264(DI), X0, X0
-	VAESENC          1280(DI), X0, X0
-	VAESENCLAST      1296(DI), X0, X0
+	VAESENCLAST      X1, X0, X0
 
 init_powers:
-	VBROADCASTI128 gfPoly<>+0(SB), Y15
-	VPSHUFB        bswapMask<>+0(SB), X0, X0
-	VPSLLQ         $0x01, X0, X1
-	VPSRLQ         $0x3f, X0, X2
-	VPSLLDQ        $0x08, X2, X2
-	VPXOR          X2, X1, X1
-	VPSHUFD        $0xff, X0, X3
-	VPSRAD         $0x1f, X3, X3
-	VPAND          gfPoly<>+0(SB), X3, X3
-	VPXOR          X3, X1, X1
-	VPCLMULQDQ     $0x00, X1, X1, X10
-	VPCLMULQDQ     $0x01, X1, X1, X11
-	VPCLMULQDQ     $0x10, X1, X1, X12
-	VPCLMULQDQ     $0x11, X1, X1, X2
-	VPXOR          X12, X11, X11
-	VPCLMULQDQ     $0x10, X15, X10, X13
-	VPSHUFD        $0x4e, X10, X10
-	VPXOR          X10, X11, X11
-	VPXOR          X13, X11, X11
-	VPCLMULQDQ     $0x10, X15, X11, X13
-	VPSHUFD        $0x4e, X11, X11
-	VPXOR          X11, X2, X2
-	VPXOR          X13, X2, X2
-	VINSERTI128    $0x01, X1, Y2, Y3
-	VINSERTI128    $0x01, X2, Y2, Y4
-	VPCLMULQDQ     $0x00, Y4, Y3, Y10
-	VPCLMULQDQ     $0x01, Y4, Y3, Y11
-	VPCLMULQDQ     $0x10, Y4, Y3, Y12
-	VPCLMULQDQ     $0x11, Y4, Y3, Y5
-	VPXOR          Y12, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y10, Y13
-	VPSHUFD        $0x4e, Y10, Y10
-	VPXOR          Y10, Y11, Y11
-	VPXOR          Y13, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y11, Y13
-	VPSHUFD        $0x4e, Y11, Y11
-	VPXOR          Y11, Y5, Y5
-	VPXOR          Y13, Y5, Y5
-	VMOVDQU        Y3, 480(DI)
-	VMOVDQU        Y5, 448(DI)
-	VPERMQ         $0x44, Y5, Y6
-	VPCLMULQDQ     $0x00, Y6, Y3, Y10
-	VPCLMULQDQ     $0x01, Y6, Y3, Y11
-	VPCLMULQDQ     $0x10, Y6, Y3, Y12
-	VPCLMULQDQ     $0x11, Y6, Y3, Y7
-	VPXOR          Y12, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y10, Y13
-	VPSHUFD        $0x4e, Y10, Y10
-	VPXOR          Y10, Y11, Y11
-	VPXOR          Y13, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y11, Y13
-	VPSHUFD        $0x4e, Y11, Y11
-	VPXOR          Y11, Y7, Y7
-	VPXOR          Y13, Y7, Y7
-	VPCLMULQDQ     $0x00, Y6, Y5, Y10
-	VPCLMULQDQ     $0x01, Y6, Y5, Y11
-	VPCLMULQDQ     $0x10, Y6, Y5, Y12
-	VPCLMULQDQ     $0x11, Y6, Y5, Y8
-	VPXOR          Y12, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y10, Y13
-	VPSHUFD        $0x4e, Y10, Y10
-	VPXOR          Y10, Y11, Y11
-	VPXOR          Y13, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y11, Y13
-	VPSHUFD        $0x4e, Y11, Y11
-	VPXOR          Y11, Y8, Y8
-	VPXOR          Y13, Y8, Y8
-	VMOVDQU        Y7, 416(DI)
-	VMOVDQU        Y8, 384(DI)
-	VPERMQ         $0x44, Y8, Y9
-	VPCLMULQDQ     $0x00, Y9, Y3, Y10
-	VPCLMULQDQ     $0x01, Y9, Y3, Y11
-	VPCLMULQDQ     $0x10, Y9, Y3, Y12
-	VPCLMULQDQ     $0x11, Y9, Y3, Y14
-	VPXOR          Y12, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y10, Y13
-	VPSHUFD        $0x4e, Y10, Y10
-	VPXOR          Y10, Y11, Y11
-	VPXOR          Y13, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y11, Y13
-	VPSHUFD        $0x4e, Y11, Y11
-	VPXOR          Y11, Y14, Y14
-	VPXOR          Y13, Y14, Y14
-	VMOVDQU        Y14, 352(DI)
-	VPCLMULQDQ     $0x00, Y9, Y5, Y10
-	VPCLMULQDQ     $0x01, Y9, Y5, Y11
-	VPCLMULQDQ     $0x10, Y9, Y5, Y12
-	VPCLMULQDQ     $0x11, Y9, Y5, Y14
-	VPXOR          Y12, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y10, Y13
-	VPSHUFD        $0x4e, Y10, Y10
-	VPXOR          Y10, Y11, Y11
-	VPXOR          Y13, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y11, Y13
-	VPSHUFD        $0x4e, Y11, Y11
-	VPXOR          Y11, Y14, Y14
-	VPXOR          Y13, Y14, Y14
-	VMOVDQU        Y14, 320(DI)
-	VPCLMULQDQ     $0x00, Y9, Y7, Y10
-	VPCLMULQDQ     $0x01, Y9, Y7, Y11
-	VPCLMULQDQ     $0x10, Y9, Y7, Y12
-	VPCLMULQDQ     $0x11, Y9, Y7, Y14
-	VPXOR          Y12, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y10, Y13
-	VPSHUFD        $0x4e, Y10, Y10
-	VPXOR          Y10, Y11, Y11
-	VPXOR          Y13, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y11, Y13
-	VPSHUFD        $0x4e, Y11, Y11
-	VPXOR          Y11, Y14, Y14
-	VPXOR          Y13, Y14, Y14
-	VMOVDQU        Y14, 288(DI)
-	VPCLMULQDQ     $0x00, Y9, Y8, Y10
-	VPCLMULQDQ     $0x01, Y9, Y8, Y11
-	VPCLMULQDQ     $0x10, Y9, Y8, Y12
-	VPCLMULQDQ     $0x11, Y9, Y8, Y14
-	VPXOR          Y12, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y10, Y13
-	VPSHUFD        $0x4e, Y10, Y10
-	VPXOR          Y10, Y11, Y11
-	VPXOR          Y13, Y11, Y11
-	VPCLMULQDQ     $0x10, Y15, Y11, Y13
-	VPSHUFD        $0x4e, Y11, Y11
-	VPXOR          Y11, Y14, Y14
-	VPXOR          Y13, Y14, Y14
-	VMOVDQU        Y14, 256(DI)
-	VPXOR          X0, X0, X0
-	VMOVDQU        Y0, 512(DI)
-	VMOVDQU        X0, 544(DI)
-	VZEROUPPER
-	RET
-
-// func powersVAES512(ks *byte)
-// Requires: AVX, AVX512F, VPCLMULQDQ
-TEXT ·powersVAES512(SB), NOSPLIT, $0-8
-	MOVQ            ks+0(FP), DI
+	VBROADCASTI128  gfPoly<>+0(SB), Y15
+	VPSHUFB         bswapMask<>+0(SB), X0, X0
+	VPSLLQ          $0x01, X0, X1
+	VPSRLQ          $0x3f, X0, X2
+	VPSLLDQ         $0x08, X2, X2
+	VPXOR           X2, X1, X1
+	VPSHUFD         $0xff, X0, X3
+	VPSRAD          $0x1f, X3, X3
+	VPAND           gfPoly<>+0(SB), X3, X3
+	VPXOR           X3, X1, X1
+	VPCLMULQDQ      $0x00, X1, X1, X10
+	VPCLMULQDQ      $0x01, X1, X1, X11
+	VPCLMULQDQ      $0x10, X1, X1, X12
+	VPCLMULQDQ      $0x11, X1, X1, X2
+	VPXOR           X12, X11, X11
+	VPCLMULQDQ      $0x10, X15, X10, X13
+	VPSHUFD         $0x4e, X10, X10
+	VPXOR           X10, X11, X11
+	VPXOR           X13, X11, X11
+	VPCLMULQDQ      $0x10, X15, X11, X13
+	VPSHUFD         $0x4e, X11, X11
+	VPXOR           X11, X2, X2
+	VPXOR           X13, X2, X2
+	VINSERTI128     $0x01, X1, Y2, Y3
+	VINSERTI128     $0x01, X2, Y2, Y4
+	VPCLMULQDQ      $0x00, Y4, Y3, Y10
+	VPCLMULQDQ      $0x01, Y4, Y3, Y11
+	VPCLMULQDQ      $0x10, Y4, Y3, Y12
+	VPCLMULQDQ      $0x11, Y4, Y3, Y5
+	VPXOR           Y12, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y10, Y13
+	VPSHUFD         $0x4e, Y10, Y10
+	VPXOR           Y10, Y11, Y11
+	VPXOR           Y13, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y11, Y13
+	VPSHUFD         $0x4e, Y11, Y11
+	VPXOR           Y11, Y5, Y5
+	VPXOR           Y13, Y5, Y5
+	VMOVDQU         Y3, 480(DI)
+	VMOVDQU         Y5, 448(DI)
+	VPERMQ          $0x44, Y5, Y6
+	VPCLMULQDQ      $0x00, Y6, Y3, Y10
+	VPCLMULQDQ      $0x01, Y6, Y3, Y11
+	VPCLMULQDQ      $0x10, Y6, Y3, Y12
+	VPCLMULQDQ      $0x11, Y6, Y3, Y7
+	VPXOR           Y12, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y10, Y13
+	VPSHUFD         $0x4e, Y10, Y10
+	VPXOR           Y10, Y11, Y11
+	VPXOR           Y13, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y11, Y13
+	VPSHUFD         $0x4e, Y11, Y11
+	VPXOR           Y11, Y7, Y7
+	VPXOR           Y13, Y7, Y7
+	VPCLMULQDQ      $0x00, Y6, Y5, Y10
+	VPCLMULQDQ      $0x01, Y6, Y5, Y11
+	VPCLMULQDQ      $0x10, Y6, Y5, Y12
+	VPCLMULQDQ      $0x11, Y6, Y5, Y8
+	VPXOR           Y12, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y10, Y13
+	VPSHUFD         $0x4e, Y10, Y10
+	VPXOR           Y10, Y11, Y11
+	VPXOR           Y13, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y11, Y13
+	VPSHUFD         $0x4e, Y11, Y11
+	VPXOR           Y11, Y8, Y8
+	VPXOR           Y13, Y8, Y8
+	VMOVDQU         Y7, 416(DI)
+	VMOVDQU         Y8, 384(DI)
+	VPERMQ          $0x44, Y8, Y9
+	VPCLMULQDQ      $0x00, Y9, Y3, Y10
+	VPCLMULQDQ      $0x01, Y9, Y3, Y11
+	VPCLMULQDQ      $0x10, Y9, Y3, Y12
+	VPCLMULQDQ      $0x11, Y9, Y3, Y0
+	VPXOR           Y12, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y10, Y13
+	VPSHUFD         $0x4e, Y10, Y10
+	VPXOR           Y10, Y11, Y11
+	VPXOR           Y13, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y11, Y13
+	VPSHUFD         $0x4e, Y11, Y11
+	VPXOR           Y11, Y0, Y0
+	VPXOR           Y13, Y0, Y0
+	VMOVDQU         Y0, 352(DI)
+	VPCLMULQDQ      $0x00, Y9, Y5, Y10
+	VPCLMULQDQ      $0x01, Y9, Y5, Y11
+	VPCLMULQDQ      $0x10, Y9, Y5, Y12
+	VPCLMULQDQ      $0x11, Y9, Y5, Y1
+	VPXOR           Y12, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y10, Y13
+	VPSHUFD         $0x4e, Y10, Y10
+	VPXOR           Y10, Y11, Y11
+	VPXOR           Y13, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y11, Y13
+	VPSHUFD         $0x4e, Y11, Y11
+	VPXOR           Y11, Y1, Y1
+	VPXOR           Y13, Y1, Y1
+	VMOVDQU         Y1, 320(DI)
+	VPCLMULQDQ      $0x00, Y9, Y7, Y10
+	VPCLMULQDQ      $0x01, Y9, Y7, Y11
+	VPCLMULQDQ      $0x10, Y9, Y7, Y12
+	VPCLMULQDQ      $0x11, Y9, Y7, Y2
+	VPXOR           Y12, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y10, Y13
+	VPSHUFD         $0x4e, Y10, Y10
+	VPXOR           Y10, Y11, Y11
+	VPXOR           Y13, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y11, Y13
+	VPSHUFD         $0x4e, Y11, Y11
+	VPXOR           Y11, Y2, Y2
+	VPXOR           Y13, Y2, Y2
+	VMOVDQU         Y2, 288(DI)
+	VPCLMULQDQ      $0x00, Y9, Y8, Y10
+	VPCLMULQDQ      $0x01, Y9, Y8, Y11
+	VPCLMULQDQ      $0x10, Y9, Y8, Y12
+	VPCLMULQDQ      $0x11, Y9, Y8, Y14
+	VPXOR           Y12, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y10, Y13
+	VPSHUFD         $0x4e, Y10, Y10
+	VPXOR           Y10, Y11, Y11
+	VPXOR           Y13, Y11, Y11
+	VPCLMULQDQ      $0x10, Y15, Y11, Y13
+	VPSHUFD         $0x4e, Y11, Y11
+	VPXOR           Y11, Y14, Y14
+	VPXOR           Y13, Y14, Y14
+	VMOVDQU         Y14, 256(DI)
+	VPSHUFD         $0x4e, Y14, Y10
+	VPXOR           Y14, Y10, Y10
+	VMOVDQU         Y10, 816(DI)
+	VPSHUFD         $0x4e, Y2, Y10
+	VPXOR           Y2, Y10, Y10
+	VMOVDQU         Y10, 848(DI)
+	VPSHUFD         $0x4e, Y1, Y10
+	VPXOR           Y1, Y10, Y10
+	VMOVDQU         Y10, 880(DI)
+	VPSHUFD         $0x4e, Y0, Y10
+	VPXOR           Y0, Y10, Y10
+	VMOVDQU         Y10, 912(DI)
+	VPSHUFD         $0x4e, Y8, Y10
+	VPXOR           Y8, Y10, Y10
+	VMOVDQU         Y10, 944(DI)
+	VPSHUFD         $0x4e, Y7, Y10
+	VPXOR           Y7, Y10, Y10
+	VMOVDQU         Y10, 976(DI)
+	VPSHUFD         $0x4e, Y5, Y10
+	VPXOR           Y5, Y10, Y10
+	VMOVDQU         Y10, 1008(DI)
+	VPSHUFD         $0x4e, Y3, Y10
+	VPXOR           Y3, Y10, Y10
+	VMOVDQU         Y10, 1040(DI)
+	VPXOR           X4, X4, X4
+	VMOVDQU         Y4, 512(DI)
+	VMOVDQU         X4, 544(DI)
+	MOVQ            powers+16(FP), AX
+	CMPQ            AX, $0x20
+	JNE             init_done
 	VBROADCASTI32X4 gfPoly<>+0(SB), Z31
-	VBROADCASTI32X4 256(DI), Z30
-	VMOVDQU64       256(DI), Z0
-	VPCLMULQDQ      $0x00, Z30, Z0, Z2
-	VPCLMULQDQ      $0x01, Z30, Z0, Z3
-	VPCLMULQDQ      $0x10, Z30, Z0, Z4
-	VPCLMULQDQ      $0x11, Z30, Z0, Z1
-	VPXORD          Z4, Z3, Z3
-	VPCLMULQDQ      $0x10, Z31, Z2, Z4
-	VPSHUFD         $0x4e, Z2, Z2
-	VPTERNLOGD      $0x96, Z4, Z2, Z3
-	VPCLMULQDQ      $0x10, Z31, Z3, Z4
-	VPSHUFD         $0x4e, Z3, Z3
-	VPTERNLOGD      $0x96, Z4, Z3, Z1
-	VMOVDQU64       Z1, (DI)
-	VMOVDQU64       320(DI), Z0
-	VPCLMULQDQ      $0x00, Z30, Z0, Z2
-	VPCLMULQDQ      $0x01, Z30, Z0, Z3
-	VPCLMULQDQ      $0x10, Z30, Z0, Z4
-	VPCLMULQDQ      $0x11, Z30, Z0, Z1
-	VPXORD          Z4, Z3, Z3
-	VPCLMULQDQ      $0x10, Z31, Z2, Z4
-	VPSHUFD         $0x4e, Z2, Z2
-	VPTERNLOGD      $0x96, Z4, Z2, Z3
-	VPCLMULQDQ      $0x10, Z31, Z3, Z4
-	VPSHUFD         $0x4e, Z3, Z3
-	VPTERNLOGD      $0x96, Z4, Z3, Z1
-	VMOVDQU64       Z1, 64(DI)
-	VMOVDQU64       384(DI), Z0
-	VPCLMULQDQ      $0x00, Z30, Z0, Z2
-	VPCLMULQDQ      $0x01, Z30, Z0, Z3
-	VPCLMULQDQ      $0x10, Z30, Z0, Z4
-	VPCLMULQDQ      $0x11, Z30, Z0, Z1
-	VPXORD          Z4, Z3, Z3
-	VPCLMULQDQ      $0x10, Z31, Z2, Z4
-	VPSHUFD         $0x4e, Z2, Z2
-	VPTERNLOGD      $0x96, Z4, Z2, Z3
-	VPCLMULQDQ      $0x10, Z31, Z3, Z4
-	VPSHUFD         $0x4e, Z3, Z3
-	VPTERNLOGD      $0x96, Z4, Z3, Z1
-	VMOVDQU64       Z1, 128(DI)
-	VMOVDQU64       448(DI), Z0
-	VPCLMULQDQ      $0x00, Z30, Z0, Z2
-	VPCLMULQDQ      $0x01, Z30, Z0, Z3
-	VPCLMULQDQ      $0x10, Z30, Z0, Z4
-	VPCLMULQDQ      $0x11, Z30, Z0, Z1
-	VPXORD          Z4, Z3, Z3
-	VPCLMULQDQ      $0x10, Z31, Z2, Z4
-	VPSHUFD         $0x4e, Z2, Z2
-	VPTERNLOGD      $0x96, Z4, Z2, Z3
-	VPCLMULQDQ      $0x10, Z31, Z3, Z4
-	VPSHUFD         $0x4e, Z3, Z3
-	VPTERNLOGD      $0x96, Z4, Z3, Z1
-	VMOVDQU64       Z1, 192(DI)
-	VMOVDQU64       (DI), Z0
-	VPSHUFD         $0x4e, Z0, Z1
-	VPXORD          Z0, Z1, Z1
-	VMOVDQU64       Z1, 560(DI)
-	VMOVDQU64       64(DI), Z0
-	VPSHUFD         $0x4e, Z0, Z1
-	VPXORD          Z0, Z1, Z1
-	VMOVDQU64       Z1, 624(DI)
-	VMOVDQU64       128(DI), Z0
-	VPSHUFD         $0x4e, Z0, Z1
-	VPXORD          Z0, Z1, Z1
-	VMOVDQU64       Z1, 688(DI)
-	VMOVDQU64       192(DI), Z0
-	VPSHUFD         $0x4e, Z0, Z1
-	VPXORD          Z0, Z1, Z1
-	VMOVDQU64       Z1, 752(DI)
-	VMOVDQU64       256(DI), Z0
-	VPSHUFD         $0x4e, Z0, Z1
-	VPXORD          Z0, Z1, Z1
-	VMOVDQU64       Z1, 816(DI)
-	VMOVDQU64       320(DI), Z0
-	VPSHUFD         $0x4e, Z0, Z1
-	VPXORD          Z0, Z1, Z1
-	VMOVDQU64       Z1, 880(DI)
-	VMOVDQU64       384(DI), Z0
-	VPSHUFD         $0x4e, Z0, Z1
-	VPXORD          Z0, Z1, Z1
-	VMOVDQU64       Z1, 944(DI)
-	VMOVDQU64       448(DI), Z0
-	VPSHUFD         $0x4e, Z0, Z1
-	VPXORD          Z0, Z1, Z1
-	VMOVDQU64       Z1, 1008(DI)
+	VSHUFI64X2      $0x00, Z14, Z14, Z30
+	VINSERTI64X4    $0x01, Y2, Z14, Z16
+	VPCLMULQDQ      $0x00, Z30, Z16, Z18
+	VPCLMULQDQ      $0x01, Z30, Z16, Z19
+	VPCLMULQDQ      $0x10, Z30, Z16, Z20
+	VPCLMULQDQ      $0x11, Z30, Z16, Z17
+	VPXORD          Z20, Z19, Z19
+	VPCLMULQDQ      $0x10, Z31, Z18, Z20
+	VPSHUFD         $0x4e, Z18, Z18
+	VPTERNLOGD      $0x96, Z20, Z18, Z19
+	VPCLMULQDQ      $0x10, Z31, Z19, Z20
+	VPSHUFD         $0x4e, Z19, Z19
+	VPTERNLOGD      $0x96, Z20, Z19, Z17
+	VMOVDQU64       Z17, (DI)
+	VPSHUFD         $0x4e, Z17, Z18
+	VPXORD          Z17, Z18, Z18
+	VMOVDQU64       Z18, 560(DI)
+	VINSERTI64X4    $0x01, Y0, Z1, Z16
+	VPCLMULQDQ      $0x00, Z30, Z16, Z18
+	VPCLMULQDQ      $0x01, Z30, Z16, Z19
+	VPCLMULQDQ      $0x10, Z30, Z16, Z20
+	VPCLMULQDQ      $0x11, Z30, Z16, Z17
+	VPXORD          Z20, Z19, Z19
+	VPCLMULQDQ      $0x10, Z31, Z18, Z20
+	VPSHUFD         $0x4e, Z18, Z18
+	VPTERNLOGD      $0x96, Z20, Z18, Z19
+	VPCLMULQDQ      $0x10, Z31, Z19, Z20
+	VPSHUFD         $0x4e, Z19, Z19
+	VPTERNLOGD      $0x96, Z20, Z19, Z17
+	VMOVDQU64       Z17, 64(DI)
+	VPSHUFD         $0x4e, Z17, Z18
+	VPXORD          Z17, Z18, Z18
+	VMOVDQU64       Z18, 624(DI)
+	VINSERTI64X4    $0x01, Y7, Z8, Z16
+	VPCLMULQDQ      $0x00, Z30, Z16, Z18
+	VPCLMULQDQ      $0x01, Z30, Z16, Z19
+	VPCLMULQDQ      $0x10, Z30, Z16, Z20
+	VPCLMULQDQ      $0x11, Z30, Z16, Z17
+	VPXORD          Z20, Z19, Z19
+	VPCLMULQDQ      $0x10, Z31, Z18, Z20
+	VPSHUFD         $0x4e, Z18, Z18
+	VPTERNLOGD      $0x96, Z20, Z18, Z19
+	VPCLMULQDQ      $0x10, Z31, Z19, Z20
+	VPSHUFD         $0x4e, Z19, Z19
+	VPTERNLOGD      $0x96, Z20, Z19, Z17
+	VMOVDQU64       Z17, 128(DI)
+	VPSHUFD         $0x4e, Z17, Z18
+	VPXORD          Z17, Z18, Z18
+	VMOVDQU64       Z18, 688(DI)
+	VINSERTI64X4    $0x01, Y3, Z5, Z16
+	VPCLMULQDQ      $0x00, Z30, Z16, Z18
+	VPCLMULQDQ      $0x01, Z30, Z16, Z19
+	VPCLMULQDQ      $0x10, Z30, Z16, Z20
+	VPCLMULQDQ      $0x11, Z30, Z16, Z17
+	VPXORD          Z20, Z19, Z19
+	VPCLMULQDQ      $0x10, Z31, Z18, Z20
+	VPSHUFD         $0x4e, Z18, Z18
+	VPTERNLOGD      $0x96, Z20, Z18, Z19
+	VPCLMULQDQ      $0x10, Z31, Z19, Z20
+	VPSHUFD         $0x4e, Z19, Z19
+	VPTERNLOGD      $0x96, Z20, Z19, Z17
+	VMOVDQU64       Z17, 192(DI)
+	VPSHUFD         $0x4e, Z17, Z18
+	VPXORD          Z17, Z18, Z18
+	VMOVDQU64       Z18, 752(DI)
+
+init_done:
 	VZEROUPPER
 	RET
 
@@ -608,186 +626,242 @@ TEXT ·encVAES512(SB), NOSPLIT, $0-48
 	VBROADCASTI32X4 1232(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              encVAES512_aes128_tail
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
-	VAESENC         Z17, Z0, Z0
-	VAESENC         Z17, Z1, Z1
-	VAESENC         Z17, Z2, Z2
-	VAESENC         Z17, Z3, Z3
-	VAESENC         Z18, Z0, Z0
-	VAESENC         Z18, Z1, Z1
-	VAESENC         Z18, Z2, Z2
-	VAESENC         Z18, Z3, Z3
-	VAESENC         Z19, Z0, Z0
-	VAESENC         Z19, Z1, Z1
-	VAESENC         Z19, Z2, Z2
-	VAESENC         Z19, Z3, Z3
-	VAESENC         Z20, Z0, Z0
-	VAESENC         Z20, Z1, Z1
-	VAESENC         Z20, Z2, Z2
-	VAESENC         Z20, Z3, Z3
-	VAESENC         Z21, Z0, Z0
-	VAESENC         Z21, Z1, Z1
-	VAESENC         Z21, Z2, Z2
-	VAESENC         Z21, Z3, Z3
-	VAESENC         Z22, Z0, Z0
-	VAESENC         Z22, Z1, Z1
-	VAESENC         Z22, Z2, Z2
-	VAESENC         Z22, Z3, Z3
-	VAESENC         Z23, Z0, Z0
-	VAESENC         Z23, Z1, Z1
-	VAESENC         Z23, Z2, Z2
-	VAESENC         Z23, Z3, Z3
-	VAESENC         Z24, Z0, Z0
-	VAESENC         Z24, Z1, Z1
-	VAESENC         Z24, Z2, Z2
-	VAESENC         Z24, Z3, Z3
-	VAESENC         Z25, Z0, Z0
-	VAESENC         Z25, Z1, Z1
-	VAESENC         Z25, Z2, Z2
-	VAESENC         Z25, Z3, Z3
-	VPXORD          (SI), Z26, Z4
-	VAESENCLAST     Z4, Z0, Z0
-	VPXORD          64(SI), Z26, Z5
-	VAESENCLAST     Z5, Z1, Z1
-	VPXORD          128(SI), Z26, Z6
-	VAESENCLAST     Z6, Z2, Z2
-	VPXORD          192(SI), Z26, Z7
-	VAESENCLAST     Z7, Z3, Z3
-	VMOVDQU64       Z0, (DI)
-	VMOVDQU64       Z1, 64(DI)
-	VMOVDQU64       Z2, 128(DI)
-	VMOVDQU64       Z3, 192(DI)
-	ADDQ            $0x00000100, DI
-	ADDQ            $0x00000100, SI
-	SUBQ            $0x00000100, CX
+	VMOVD           X13, R13
+	VPSHUFB         Z15, Z13, Z13
+	CMPB            R13, $0xec
+	JA              ctr1_carry
+	VPXORD          Z16, Z13, Z0
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z1
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z2
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z3
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP             ctr1_done
+
+ctr1_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr1_done:
+	ADDB        $0x10, R13
+	VAESENC     Z17, Z0, Z0
+	VAESENC     Z17, Z1, Z1
+	VAESENC     Z17, Z2, Z2
+	VAESENC     Z17, Z3, Z3
+	VAESENC     Z18, Z0, Z0
+	VAESENC     Z18, Z1, Z1
+	VAESENC     Z18, Z2, Z2
+	VAESENC     Z18, Z3, Z3
+	VAESENC     Z19, Z0, Z0
+	VAESENC     Z19, Z1, Z1
+	VAESENC     Z19, Z2, Z2
+	VAESENC     Z19, Z3, Z3
+	VAESENC     Z20, Z0, Z0
+	VAESENC     Z20, Z1, Z1
+	VAESENC     Z20, Z2, Z2
+	VAESENC     Z20, Z3, Z3
+	VAESENC     Z21, Z0, Z0
+	VAESENC     Z21, Z1, Z1
+	VAESENC     Z21, Z2, Z2
+	VAESENC     Z21, Z3, Z3
+	VAESENC     Z22, Z0, Z0
+	VAESENC     Z22, Z1, Z1
+	VAESENC     Z22, Z2, Z2
+	VAESENC     Z22, Z3, Z3
+	VAESENC     Z23, Z0, Z0
+	VAESENC     Z23, Z1, Z1
+	VAESENC     Z23, Z2, Z2
+	VAESENC     Z23, Z3, Z3
+	VAESENC     Z24, Z0, Z0
+	VAESENC     Z24, Z1, Z1
+	VAESENC     Z24, Z2, Z2
+	VAESENC     Z24, Z3, Z3
+	VAESENC     Z25, Z0, Z0
+	VAESENC     Z25, Z1, Z1
+	VAESENC     Z25, Z2, Z2
+	VAESENC     Z25, Z3, Z3
+	VPXORD      (SI), Z26, Z4
+	VAESENCLAST Z4, Z0, Z0
+	VPXORD      64(SI), Z26, Z5
+	VAESENCLAST Z5, Z1, Z1
+	VPXORD      128(SI), Z26, Z6
+	VAESENCLAST Z6, Z2, Z2
+	VPXORD      192(SI), Z26, Z7
+	VAESENCLAST Z7, Z3, Z3
+	VMOVDQU64   Z0, (DI)
+	VMOVDQU64   Z1, 64(DI)
+	VMOVDQU64   Z2, 128(DI)
+	VMOVDQU64   Z3, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	SUBQ        $0x00000100, CX
 
 encVAES512_aes128_pairs:
-	CMPQ          CX, $0x00000200
-	JB            encVAES512_aes128_single
-	VPSHUFB       Z15, Z0, Z4
-	VPSHUFB       Z15, Z1, Z5
-	VPSHUFB       Z15, Z2, Z6
-	VPSHUFB       Z15, Z3, Z7
-	VPXORD        Z10, Z4, Z4
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
-	VAESENC       Z17, Z0, Z0
-	VAESENC       Z17, Z1, Z1
-	VAESENC       Z17, Z2, Z2
-	VAESENC       Z17, Z3, Z3
-	VPSHUFD       $0x4e, Z4, Z9
-	VPXORD        Z4, Z9, Z9
-	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
-	VAESENC       Z18, Z0, Z0
-	VAESENC       Z18, Z1, Z1
-	VAESENC       Z18, Z2, Z2
-	VAESENC       Z18, Z3, Z3
-	VPCLMULQDQ    $0x00, (R8), Z4, Z8
-	VPCLMULQDQ    $0x11, (R8), Z4, Z10
-	VPSHUFD       $0x4e, Z5, Z11
-	VAESENC       Z19, Z0, Z0
-	VAESENC       Z19, Z1, Z1
-	VAESENC       Z19, Z2, Z2
-	VAESENC       Z19, Z3, Z3
-	VPXORD        Z5, Z11, Z11
-	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
-	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
-	VAESENC       Z20, Z0, Z0
-	VAESENC       Z20, Z1, Z1
-	VAESENC       Z20, Z2, Z2
-	VAESENC       Z20, Z3, Z3
-	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
-	VPXORD        Z11, Z9, Z9
-	VPXORD        Z12, Z8, Z8
-	VAESENC       Z21, Z0, Z0
-	VAESENC       Z21, Z1, Z1
-	VAESENC       Z21, Z2, Z2
-	VAESENC       Z21, Z3, Z3
-	VPXORD        Z5, Z10, Z10
-	VPSHUFD       $0x4e, Z6, Z11
-	VPXORD        Z6, Z11, Z11
-	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
-	VAESENC       Z22, Z0, Z0
-	VAESENC       Z22, Z1, Z1
-	VAESENC       Z22, Z2, Z2
-	VAESENC       Z22, Z3, Z3
-	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
-	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
-	VPXORD        Z11, Z9, Z9
-	VAESENC       Z23, Z0, Z0
-	VAESENC       Z23, Z1, Z1
-	VAESENC       Z23, Z2, Z2
-	VAESENC       Z23, Z3, Z3
-	VPXORD        Z12, Z8, Z8
-	VPXORD        Z6, Z10, Z10
-	VPSHUFD       $0x4e, Z7, Z11
-	VAESENC       Z24, Z0, Z0
-	VAESENC       Z24, Z1, Z1
-	VAESENC       Z24, Z2, Z2
-	VAESENC       Z24, Z3, Z3
-	VPXORD        Z7, Z11, Z11
-	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
-	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
-	VAESENC       Z25, Z0, Z0
-	VAESENC       Z25, Z1, Z1
-	VAESENC       Z25, Z2, Z2
-	VAESENC       Z25, Z3, Z3
-	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
-	VPXORD        Z11, Z9, Z9
-	VPXORD        Z12, Z8, Z8
-	VPXORD        Z7, Z10, Z10
-	VPXORD        (SI), Z26, Z4
-	VAESENCLAST   Z4, Z0, Z0
-	VPXORD        64(SI), Z26, Z5
-	VAESENCLAST   Z5, Z1, Z1
-	VPXORD        128(SI), Z26, Z6
-	VAESENCLAST   Z6, Z2, Z2
-	VPXORD        192(SI), Z26, Z7
-	VAESENCLAST   Z7, Z3, Z3
-	VMOVDQU64     Z0, (DI)
-	VMOVDQU64     Z1, 64(DI)
-	VMOVDQU64     Z2, 128(DI)
-	VMOVDQU64     Z3, 192(DI)
-	ADDQ          $0x00000100, DI
-	ADDQ          $0x00000100, SI
-	SUBQ          $0x00000100, CX
-	VPSHUFB       Z15, Z0, Z4
-	VPSHUFB       Z15, Z1, Z5
-	VPSHUFB       Z15, Z2, Z6
-	VPSHUFB       Z15, Z3, Z7
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
+	CMPQ    CX, $0x00000200
+	JB      encVAES512_aes128_single
+	VPSHUFB Z15, Z0, Z4
+	VPSHUFB Z15, Z1, Z5
+	VPSHUFB Z15, Z2, Z6
+	VPSHUFB Z15, Z3, Z7
+	VPXORD  Z10, Z4, Z4
+	CMPB    R13, $0xec
+	JA      ctr2_carry
+	VPXORD  Z16, Z13, Z0
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z1
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z2
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z3
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP     ctr2_done
+
+ctr2_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr2_done:
+	ADDB        $0x10, R13
+	VAESENC     Z17, Z0, Z0
+	VAESENC     Z17, Z1, Z1
+	VAESENC     Z17, Z2, Z2
+	VAESENC     Z17, Z3, Z3
+	VPSHUFD     $0x4e, Z4, Z9
+	VPXORD      Z4, Z9, Z9
+	VPCLMULQDQ  $0x00, 560(R8), Z9, Z9
+	VAESENC     Z18, Z0, Z0
+	VAESENC     Z18, Z1, Z1
+	VAESENC     Z18, Z2, Z2
+	VAESENC     Z18, Z3, Z3
+	VPCLMULQDQ  $0x00, (R8), Z4, Z8
+	VPCLMULQDQ  $0x11, (R8), Z4, Z10
+	VPSHUFD     $0x4e, Z5, Z11
+	VAESENC     Z19, Z0, Z0
+	VAESENC     Z19, Z1, Z1
+	VAESENC     Z19, Z2, Z2
+	VAESENC     Z19, Z3, Z3
+	VPXORD      Z5, Z11, Z11
+	VPCLMULQDQ  $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ  $0x00, 64(R8), Z5, Z12
+	VAESENC     Z20, Z0, Z0
+	VAESENC     Z20, Z1, Z1
+	VAESENC     Z20, Z2, Z2
+	VAESENC     Z20, Z3, Z3
+	VPCLMULQDQ  $0x11, 64(R8), Z5, Z5
+	VPXORD      Z11, Z9, Z9
+	VPXORD      Z12, Z8, Z8
+	VAESENC     Z21, Z0, Z0
+	VAESENC     Z21, Z1, Z1
+	VAESENC     Z21, Z2, Z2
+	VAESENC     Z21, Z3, Z3
+	VPXORD      Z5, Z10, Z10
+	VPSHUFD     $0x4e, Z6, Z11
+	VPXORD      Z6, Z11, Z11
+	VPCLMULQDQ  $0x00, 688(R8), Z11, Z11
+	VAESENC     Z22, Z0, Z0
+	VAESENC     Z22, Z1, Z1
+	VAESENC     Z22, Z2, Z2
+	VAESENC     Z22, Z3, Z3
+	VPCLMULQDQ  $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ  $0x11, 128(R8), Z6, Z6
+	VPXORD      Z11, Z9, Z9
+	VAESENC     Z23, Z0, Z0
+	VAESENC     Z23, Z1, Z1
+	VAESENC     Z23, Z2, Z2
+	VAESENC     Z23, Z3, Z3
+	VPXORD      Z12, Z8, Z8
+	VPXORD      Z6, Z10, Z10
+	VPSHUFD     $0x4e, Z7, Z11
+	VAESENC     Z24, Z0, Z0
+	VAESENC     Z24, Z1, Z1
+	VAESENC     Z24, Z2, Z2
+	VAESENC     Z24, Z3, Z3
+	VPXORD      Z7, Z11, Z11
+	VPCLMULQDQ  $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ  $0x00, 192(R8), Z7, Z12
+	VAESENC     Z25, Z0, Z0
+	VAESENC     Z25, Z1, Z1
+	VAESENC     Z25, Z2, Z2
+	VAESENC     Z25, Z3, Z3
+	VPCLMULQDQ  $0x11, 192(R8), Z7, Z7
+	VPXORD      Z11, Z9, Z9
+	VPXORD      Z12, Z8, Z8
+	VPXORD      Z7, Z10, Z10
+	VPXORD      (SI), Z26, Z4
+	VAESENCLAST Z4, Z0, Z0
+	VPXORD      64(SI), Z26, Z5
+	VAESENCLAST Z5, Z1, Z1
+	VPXORD      128(SI), Z26, Z6
+	VAESENCLAST Z6, Z2, Z2
+	VPXORD      192(SI), Z26, Z7
+	VAESENCLAST Z7, Z3, Z3
+	VMOVDQU64   Z0, (DI)
+	VMOVDQU64   Z1, 64(DI)
+	VMOVDQU64   Z2, 128(DI)
+	VMOVDQU64   Z3, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	SUBQ        $0x00000100, CX
+	VPSHUFB     Z15, Z0, Z4
+	VPSHUFB     Z15, Z1, Z5
+	VPSHUFB     Z15, Z2, Z6
+	VPSHUFB     Z15, Z3, Z7
+	CMPB        R13, $0xec
+	JA          ctr3_carry
+	VPXORD      Z16, Z13, Z0
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z1
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z2
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z3
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP         ctr3_done
+
+ctr3_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr3_done:
+	ADDB          $0x10, R13
 	VAESENC       Z17, Z0, Z0
 	VAESENC       Z17, Z1, Z1
 	VAESENC       Z17, Z2, Z2
@@ -886,25 +960,43 @@ encVAES512_aes128_pairs:
 	JMP           encVAES512_aes128_pairs
 
 encVAES512_aes128_single:
-	CMPQ          CX, $0x00000100
-	JB            encVAES512_aes128_last
-	VPSHUFB       Z15, Z0, Z4
-	VPSHUFB       Z15, Z1, Z5
-	VPSHUFB       Z15, Z2, Z6
-	VPSHUFB       Z15, Z3, Z7
-	VPXORD        Z10, Z4, Z4
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
+	CMPQ    CX, $0x00000100
+	JB      encVAES512_aes128_last
+	VPSHUFB Z15, Z0, Z4
+	VPSHUFB Z15, Z1, Z5
+	VPSHUFB Z15, Z2, Z6
+	VPSHUFB Z15, Z3, Z7
+	VPXORD  Z10, Z4, Z4
+	CMPB    R13, $0xec
+	JA      ctr4_carry
+	VPXORD  Z16, Z13, Z0
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z1
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z2
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z3
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP     ctr4_done
+
+ctr4_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr4_done:
+	ADDB          $0x10, R13
 	VAESENC       Z17, Z0, Z0
 	VAESENC       Z17, Z1, Z1
 	VAESENC       Z17, Z2, Z2
@@ -999,6 +1091,7 @@ encVAES512_aes128_single:
 	SUBQ          $0x00000100, CX
 
 encVAES512_aes128_last:
+	VPSHUFB       Z15, Z13, Z13
 	VPSHUFB       Z15, Z0, Z4
 	VPSHUFB       Z15, Z1, Z5
 	VPSHUFB       Z15, Z2, Z6
@@ -1123,18 +1216,38 @@ encVAES512_aes256:
 	VBROADCASTI32X4 1296(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              encVAES512_aes256_tail
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	VMOVD           X13, R13
+	VPSHUFB         Z15, Z13, Z13
+	CMPB            R13, $0xec
+	JA              ctr5_carry
+	VPXORD          Z16, Z13, Z0
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z1
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z2
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z3
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP             ctr5_done
+
+ctr5_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr5_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -1208,25 +1321,43 @@ encVAES512_aes256:
 	SUBQ            $0x00000100, CX
 
 encVAES512_aes256_pairs:
-	CMPQ            CX, $0x00000200
-	JB              encVAES512_aes256_single
-	VPSHUFB         Z15, Z0, Z4
-	VPSHUFB         Z15, Z1, Z5
-	VPSHUFB         Z15, Z2, Z6
-	VPSHUFB         Z15, Z3, Z7
-	VPXORD          Z10, Z4, Z4
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPQ    CX, $0x00000200
+	JB      encVAES512_aes256_single
+	VPSHUFB Z15, Z0, Z4
+	VPSHUFB Z15, Z1, Z5
+	VPSHUFB Z15, Z2, Z6
+	VPSHUFB Z15, Z3, Z7
+	VPXORD  Z10, Z4, Z4
+	CMPB    R13, $0xec
+	JA      ctr6_carry
+	VPXORD  Z16, Z13, Z0
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z1
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z2
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z3
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP     ctr6_done
+
+ctr6_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr6_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -1331,18 +1462,36 @@ encVAES512_aes256_pairs:
 	VPSHUFB         Z15, Z1, Z5
 	VPSHUFB         Z15, Z2, Z6
 	VPSHUFB         Z15, Z3, Z7
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPB            R13, $0xec
+	JA              ctr7_carry
+	VPXORD          Z16, Z13, Z0
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z1
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z2
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z3
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP             ctr7_done
+
+ctr7_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr7_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -1461,25 +1610,43 @@ encVAES512_aes256_pairs:
 	JMP             encVAES512_aes256_pairs
 
 encVAES512_aes256_single:
-	CMPQ            CX, $0x00000100
-	JB              encVAES512_aes256_last
-	VPSHUFB         Z15, Z0, Z4
-	VPSHUFB         Z15, Z1, Z5
-	VPSHUFB         Z15, Z2, Z6
-	VPSHUFB         Z15, Z3, Z7
-	VPXORD          Z10, Z4, Z4
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPQ    CX, $0x00000100
+	JB      encVAES512_aes256_last
+	VPSHUFB Z15, Z0, Z4
+	VPSHUFB Z15, Z1, Z5
+	VPSHUFB Z15, Z2, Z6
+	VPSHUFB Z15, Z3, Z7
+	VPXORD  Z10, Z4, Z4
+	CMPB    R13, $0xec
+	JA      ctr8_carry
+	VPXORD  Z16, Z13, Z0
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z1
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z2
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z3
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP     ctr8_done
+
+ctr8_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr8_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -1594,6 +1761,7 @@ encVAES512_aes256_single:
 	SUBQ            $0x00000100, CX
 
 encVAES512_aes256_last:
+	VPSHUFB       Z15, Z13, Z13
 	VPSHUFB       Z15, Z0, Z4
 	VPSHUFB       Z15, Z1, Z5
 	VPSHUFB       Z15, Z2, Z6
@@ -1752,131 +1920,169 @@ TEXT ·decVAES512(SB), NOSPLIT, $0-48
 	VBROADCASTI32X4 1232(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              decVAES512_aes128_tail
+	VMOVD           X13, R13
+	VPSHUFB         Z15, Z13, Z13
 
 decVAES512_aes128_pairs:
-	CMPQ          CX, $0x00000200
-	JB            decVAES512_aes128_single
-	VMOVDQU64     (SI), Z4
-	VPSHUFB       Z15, Z4, Z4
-	VMOVDQU64     64(SI), Z5
-	VPSHUFB       Z15, Z5, Z5
-	VMOVDQU64     128(SI), Z6
-	VPSHUFB       Z15, Z6, Z6
-	VMOVDQU64     192(SI), Z7
-	VPSHUFB       Z15, Z7, Z7
-	VPXORD        Z10, Z4, Z4
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
-	VAESENC       Z17, Z0, Z0
-	VAESENC       Z17, Z1, Z1
-	VAESENC       Z17, Z2, Z2
-	VAESENC       Z17, Z3, Z3
-	VPSHUFD       $0x4e, Z4, Z9
-	VPXORD        Z4, Z9, Z9
-	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
-	VAESENC       Z18, Z0, Z0
-	VAESENC       Z18, Z1, Z1
-	VAESENC       Z18, Z2, Z2
-	VAESENC       Z18, Z3, Z3
-	VPCLMULQDQ    $0x00, (R8), Z4, Z8
-	VPCLMULQDQ    $0x11, (R8), Z4, Z10
-	VPSHUFD       $0x4e, Z5, Z11
-	VAESENC       Z19, Z0, Z0
-	VAESENC       Z19, Z1, Z1
-	VAESENC       Z19, Z2, Z2
-	VAESENC       Z19, Z3, Z3
-	VPXORD        Z5, Z11, Z11
-	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
-	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
-	VAESENC       Z20, Z0, Z0
-	VAESENC       Z20, Z1, Z1
-	VAESENC       Z20, Z2, Z2
-	VAESENC       Z20, Z3, Z3
-	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
-	VPXORD        Z11, Z9, Z9
-	VPXORD        Z12, Z8, Z8
-	VAESENC       Z21, Z0, Z0
-	VAESENC       Z21, Z1, Z1
-	VAESENC       Z21, Z2, Z2
-	VAESENC       Z21, Z3, Z3
-	VPXORD        Z5, Z10, Z10
-	VPSHUFD       $0x4e, Z6, Z11
-	VPXORD        Z6, Z11, Z11
-	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
-	VAESENC       Z22, Z0, Z0
-	VAESENC       Z22, Z1, Z1
-	VAESENC       Z22, Z2, Z2
-	VAESENC       Z22, Z3, Z3
-	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
-	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
-	VPXORD        Z11, Z9, Z9
-	VAESENC       Z23, Z0, Z0
-	VAESENC       Z23, Z1, Z1
-	VAESENC       Z23, Z2, Z2
-	VAESENC       Z23, Z3, Z3
-	VPXORD        Z12, Z8, Z8
-	VPXORD        Z6, Z10, Z10
-	VPSHUFD       $0x4e, Z7, Z11
-	VAESENC       Z24, Z0, Z0
-	VAESENC       Z24, Z1, Z1
-	VAESENC       Z24, Z2, Z2
-	VAESENC       Z24, Z3, Z3
-	VPXORD        Z7, Z11, Z11
-	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
-	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
-	VAESENC       Z25, Z0, Z0
-	VAESENC       Z25, Z1, Z1
-	VAESENC       Z25, Z2, Z2
-	VAESENC       Z25, Z3, Z3
-	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
-	VPXORD        Z11, Z9, Z9
-	VPXORD        Z12, Z8, Z8
-	VPXORD        Z7, Z10, Z10
-	VPXORD        (SI), Z26, Z4
-	VAESENCLAST   Z4, Z0, Z0
-	VPXORD        64(SI), Z26, Z5
-	VAESENCLAST   Z5, Z1, Z1
-	VPXORD        128(SI), Z26, Z6
-	VAESENCLAST   Z6, Z2, Z2
-	VPXORD        192(SI), Z26, Z7
-	VAESENCLAST   Z7, Z3, Z3
-	VMOVDQU64     Z0, (DI)
-	VMOVDQU64     Z1, 64(DI)
-	VMOVDQU64     Z2, 128(DI)
-	VMOVDQU64     Z3, 192(DI)
-	ADDQ          $0x00000100, DI
-	ADDQ          $0x00000100, SI
-	SUBQ          $0x00000100, CX
-	VMOVDQU64     (SI), Z4
-	VPSHUFB       Z15, Z4, Z4
-	VMOVDQU64     64(SI), Z5
-	VPSHUFB       Z15, Z5, Z5
-	VMOVDQU64     128(SI), Z6
-	VPSHUFB       Z15, Z6, Z6
-	VMOVDQU64     192(SI), Z7
-	VPSHUFB       Z15, Z7, Z7
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
+	CMPQ      CX, $0x00000200
+	JB        decVAES512_aes128_single
+	VMOVDQU64 (SI), Z4
+	VPSHUFB   Z15, Z4, Z4
+	VMOVDQU64 64(SI), Z5
+	VPSHUFB   Z15, Z5, Z5
+	VMOVDQU64 128(SI), Z6
+	VPSHUFB   Z15, Z6, Z6
+	VMOVDQU64 192(SI), Z7
+	VPSHUFB   Z15, Z7, Z7
+	VPXORD    Z10, Z4, Z4
+	CMPB      R13, $0xec
+	JA        ctr9_carry
+	VPXORD    Z16, Z13, Z0
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z1
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z2
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z3
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP       ctr9_done
+
+ctr9_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr9_done:
+	ADDB        $0x10, R13
+	VAESENC     Z17, Z0, Z0
+	VAESENC     Z17, Z1, Z1
+	VAESENC     Z17, Z2, Z2
+	VAESENC     Z17, Z3, Z3
+	VPSHUFD     $0x4e, Z4, Z9
+	VPXORD      Z4, Z9, Z9
+	VPCLMULQDQ  $0x00, 560(R8), Z9, Z9
+	VAESENC     Z18, Z0, Z0
+	VAESENC     Z18, Z1, Z1
+	VAESENC     Z18, Z2, Z2
+	VAESENC     Z18, Z3, Z3
+	VPCLMULQDQ  $0x00, (R8), Z4, Z8
+	VPCLMULQDQ  $0x11, (R8), Z4, Z10
+	VPSHUFD     $0x4e, Z5, Z11
+	VAESENC     Z19, Z0, Z0
+	VAESENC     Z19, Z1, Z1
+	VAESENC     Z19, Z2, Z2
+	VAESENC     Z19, Z3, Z3
+	VPXORD      Z5, Z11, Z11
+	VPCLMULQDQ  $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ  $0x00, 64(R8), Z5, Z12
+	VAESENC     Z20, Z0, Z0
+	VAESENC     Z20, Z1, Z1
+	VAESENC     Z20, Z2, Z2
+	VAESENC     Z20, Z3, Z3
+	VPCLMULQDQ  $0x11, 64(R8), Z5, Z5
+	VPXORD      Z11, Z9, Z9
+	VPXORD      Z12, Z8, Z8
+	VAESENC     Z21, Z0, Z0
+	VAESENC     Z21, Z1, Z1
+	VAESENC     Z21, Z2, Z2
+	VAESENC     Z21, Z3, Z3
+	VPXORD      Z5, Z10, Z10
+	VPSHUFD     $0x4e, Z6, Z11
+	VPXORD      Z6, Z11, Z11
+	VPCLMULQDQ  $0x00, 688(R8), Z11, Z11
+	VAESENC     Z22, Z0, Z0
+	VAESENC     Z22, Z1, Z1
+	VAESENC     Z22, Z2, Z2
+	VAESENC     Z22, Z3, Z3
+	VPCLMULQDQ  $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ  $0x11, 128(R8), Z6, Z6
+	VPXORD      Z11, Z9, Z9
+	VAESENC     Z23, Z0, Z0
+	VAESENC     Z23, Z1, Z1
+	VAESENC     Z23, Z2, Z2
+	VAESENC     Z23, Z3, Z3
+	VPXORD      Z12, Z8, Z8
+	VPXORD      Z6, Z10, Z10
+	VPSHUFD     $0x4e, Z7, Z11
+	VAESENC     Z24, Z0, Z0
+	VAESENC     Z24, Z1, Z1
+	VAESENC     Z24, Z2, Z2
+	VAESENC     Z24, Z3, Z3
+	VPXORD      Z7, Z11, Z11
+	VPCLMULQDQ  $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ  $0x00, 192(R8), Z7, Z12
+	VAESENC     Z25, Z0, Z0
+	VAESENC     Z25, Z1, Z1
+	VAESENC     Z25, Z2, Z2
+	VAESENC     Z25, Z3, Z3
+	VPCLMULQDQ  $0x11, 192(R8), Z7, Z7
+	VPXORD      Z11, Z9, Z9
+	VPXORD      Z12, Z8, Z8
+	VPXORD      Z7, Z10, Z10
+	VPXORD      (SI), Z26, Z4
+	VAESENCLAST Z4, Z0, Z0
+	VPXORD      64(SI), Z26, Z5
+	VAESENCLAST Z5, Z1, Z1
+	VPXORD      128(SI), Z26, Z6
+	VAESENCLAST Z6, Z2, Z2
+	VPXORD      192(SI), Z26, Z7
+	VAESENCLAST Z7, Z3, Z3
+	VMOVDQU64   Z0, (DI)
+	VMOVDQU64   Z1, 64(DI)
+	VMOVDQU64   Z2, 128(DI)
+	VMOVDQU64   Z3, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	SUBQ        $0x00000100, CX
+	VMOVDQU64   (SI), Z4
+	VPSHUFB     Z15, Z4, Z4
+	VMOVDQU64   64(SI), Z5
+	VPSHUFB     Z15, Z5, Z5
+	VMOVDQU64   128(SI), Z6
+	VPSHUFB     Z15, Z6, Z6
+	VMOVDQU64   192(SI), Z7
+	VPSHUFB     Z15, Z7, Z7
+	CMPB        R13, $0xec
+	JA          ctr10_carry
+	VPXORD      Z16, Z13, Z0
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z1
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z2
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z3
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP         ctr10_done
+
+ctr10_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr10_done:
+	ADDB          $0x10, R13
 	VAESENC       Z17, Z0, Z0
 	VAESENC       Z17, Z1, Z1
 	VAESENC       Z17, Z2, Z2
@@ -1975,29 +2181,47 @@ decVAES512_aes128_pairs:
 	JMP           decVAES512_aes128_pairs
 
 decVAES512_aes128_single:
-	CMPQ          CX, $0x00000100
-	JB            decVAES512_aes128_last
-	VMOVDQU64     (SI), Z4
-	VPSHUFB       Z15, Z4, Z4
-	VMOVDQU64     64(SI), Z5
-	VPSHUFB       Z15, Z5, Z5
-	VMOVDQU64     128(SI), Z6
-	VPSHUFB       Z15, Z6, Z6
-	VMOVDQU64     192(SI), Z7
-	VPSHUFB       Z15, Z7, Z7
-	VPXORD        Z10, Z4, Z4
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
+	CMPQ      CX, $0x00000100
+	JB        decVAES512_aes128_last
+	VMOVDQU64 (SI), Z4
+	VPSHUFB   Z15, Z4, Z4
+	VMOVDQU64 64(SI), Z5
+	VPSHUFB   Z15, Z5, Z5
+	VMOVDQU64 128(SI), Z6
+	VPSHUFB   Z15, Z6, Z6
+	VMOVDQU64 192(SI), Z7
+	VPSHUFB   Z15, Z7, Z7
+	VPXORD    Z10, Z4, Z4
+	CMPB      R13, $0xec
+	JA        ctr11_carry
+	VPXORD    Z16, Z13, Z0
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z1
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z2
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z3
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP       ctr11_done
+
+ctr11_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr11_done:
+	ADDB          $0x10, R13
 	VAESENC       Z17, Z0, Z0
 	VAESENC       Z17, Z1, Z1
 	VAESENC       Z17, Z2, Z2
@@ -2092,6 +2316,8 @@ decVAES512_aes128_single:
 	SUBQ          $0x00000100, CX
 
 decVAES512_aes128_last:
+	VPSHUFB Z15, Z13, Z13
+
 decVAES512_aes128_tail:
 	TESTQ     CX, CX
 	JZ        decVAES512_aes128_end
@@ -2168,31 +2394,51 @@ decVAES512_aes256:
 	VBROADCASTI32X4 1296(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              decVAES512_aes256_tail
+	VMOVD           X13, R13
+	VPSHUFB         Z15, Z13, Z13
 
 decVAES512_aes256_pairs:
-	CMPQ            CX, $0x00000200
-	JB              decVAES512_aes256_single
-	VMOVDQU64       (SI), Z4
-	VPSHUFB         Z15, Z4, Z4
-	VMOVDQU64       64(SI), Z5
-	VPSHUFB         Z15, Z5, Z5
-	VMOVDQU64       128(SI), Z6
-	VPSHUFB         Z15, Z6, Z6
-	VMOVDQU64       192(SI), Z7
-	VPSHUFB         Z15, Z7, Z7
-	VPXORD          Z10, Z4, Z4
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPQ      CX, $0x00000200
+	JB        decVAES512_aes256_single
+	VMOVDQU64 (SI), Z4
+	VPSHUFB   Z15, Z4, Z4
+	VMOVDQU64 64(SI), Z5
+	VPSHUFB   Z15, Z5, Z5
+	VMOVDQU64 128(SI), Z6
+	VPSHUFB   Z15, Z6, Z6
+	VMOVDQU64 192(SI), Z7
+	VPSHUFB   Z15, Z7, Z7
+	VPXORD    Z10, Z4, Z4
+	CMPB      R13, $0xec
+	JA        ctr12_carry
+	VPXORD    Z16, Z13, Z0
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z1
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z2
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z3
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP       ctr12_done
+
+ctr12_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr12_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -2301,18 +2547,36 @@ decVAES512_aes256_pairs:
 	VPSHUFB         Z15, Z6, Z6
 	VMOVDQU64       192(SI), Z7
 	VPSHUFB         Z15, Z7, Z7
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPB            R13, $0xec
+	JA              ctr13_carry
+	VPXORD          Z16, Z13, Z0
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z1
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z2
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z3
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP             ctr13_done
+
+ctr13_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr13_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -2431,29 +2695,47 @@ decVAES512_aes256_pairs:
 	JMP             decVAES512_aes256_pairs
 
 decVAES512_aes256_single:
-	CMPQ            CX, $0x00000100
-	JB              decVAES512_aes256_last
-	VMOVDQU64       (SI), Z4
-	VPSHUFB         Z15, Z4, Z4
-	VMOVDQU64       64(SI), Z5
-	VPSHUFB         Z15, Z5, Z5
-	VMOVDQU64       128(SI), Z6
-	VPSHUFB         Z15, Z6, Z6
-	VMOVDQU64       192(SI), Z7
-	VPSHUFB         Z15, Z7, Z7
-	VPXORD          Z10, Z4, Z4
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPQ      CX, $0x00000100
+	JB        decVAES512_aes256_last
+	VMOVDQU64 (SI), Z4
+	VPSHUFB   Z15, Z4, Z4
+	VMOVDQU64 64(SI), Z5
+	VPSHUFB   Z15, Z5, Z5
+	VMOVDQU64 128(SI), Z6
+	VPSHUFB   Z15, Z6, Z6
+	VMOVDQU64 192(SI), Z7
+	VPSHUFB   Z15, Z7, Z7
+	VPXORD    Z10, Z4, Z4
+	CMPB      R13, $0xec
+	JA        ctr14_carry
+	VPXORD    Z16, Z13, Z0
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z1
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z2
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z3
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP       ctr14_done
+
+ctr14_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr14_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -2568,6 +2850,8 @@ decVAES512_aes256_single:
 	SUBQ            $0x00000100, CX
 
 decVAES512_aes256_last:
+	VPSHUFB Z15, Z13, Z13
+
 decVAES512_aes256_tail:
 	TESTQ     CX, CX
 	JZ        decVAES512_aes256_end
@@ -3132,186 +3416,242 @@ sealVAES512_aad_end:
 	VBROADCASTI32X4 1232(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              sealVAES512_aes128_tail
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
-	VAESENC         Z17, Z0, Z0
-	VAESENC         Z17, Z1, Z1
-	VAESENC         Z17, Z2, Z2
-	VAESENC         Z17, Z3, Z3
-	VAESENC         Z18, Z0, Z0
-	VAESENC         Z18, Z1, Z1
-	VAESENC         Z18, Z2, Z2
-	VAESENC         Z18, Z3, Z3
-	VAESENC         Z19, Z0, Z0
-	VAESENC         Z19, Z1, Z1
-	VAESENC         Z19, Z2, Z2
-	VAESENC         Z19, Z3, Z3
-	VAESENC         Z20, Z0, Z0
-	VAESENC         Z20, Z1, Z1
-	VAESENC         Z20, Z2, Z2
-	VAESENC         Z20, Z3, Z3
-	VAESENC         Z21, Z0, Z0
-	VAESENC         Z21, Z1, Z1
-	VAESENC         Z21, Z2, Z2
-	VAESENC         Z21, Z3, Z3
-	VAESENC         Z22, Z0, Z0
-	VAESENC         Z22, Z1, Z1
-	VAESENC         Z22, Z2, Z2
-	VAESENC         Z22, Z3, Z3
-	VAESENC         Z23, Z0, Z0
-	VAESENC         Z23, Z1, Z1
-	VAESENC         Z23, Z2, Z2
-	VAESENC         Z23, Z3, Z3
-	VAESENC         Z24, Z0, Z0
-	VAESENC         Z24, Z1, Z1
-	VAESENC         Z24, Z2, Z2
-	VAESENC         Z24, Z3, Z3
-	VAESENC         Z25, Z0, Z0
-	VAESENC         Z25, Z1, Z1
-	VAESENC         Z25, Z2, Z2
-	VAESENC         Z25, Z3, Z3
-	VPXORD          (SI), Z26, Z4
-	VAESENCLAST     Z4, Z0, Z0
-	VPXORD          64(SI), Z26, Z5
-	VAESENCLAST     Z5, Z1, Z1
-	VPXORD          128(SI), Z26, Z6
-	VAESENCLAST     Z6, Z2, Z2
-	VPXORD          192(SI), Z26, Z7
-	VAESENCLAST     Z7, Z3, Z3
-	VMOVDQU64       Z0, (DI)
-	VMOVDQU64       Z1, 64(DI)
-	VMOVDQU64       Z2, 128(DI)
-	VMOVDQU64       Z3, 192(DI)
-	ADDQ            $0x00000100, DI
-	ADDQ            $0x00000100, SI
-	SUBQ            $0x00000100, CX
+	VMOVD           X13, R13
+	VPSHUFB         Z15, Z13, Z13
+	CMPB            R13, $0xec
+	JA              ctr15_carry
+	VPXORD          Z16, Z13, Z0
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z1
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z2
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z3
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP             ctr15_done
+
+ctr15_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr15_done:
+	ADDB        $0x10, R13
+	VAESENC     Z17, Z0, Z0
+	VAESENC     Z17, Z1, Z1
+	VAESENC     Z17, Z2, Z2
+	VAESENC     Z17, Z3, Z3
+	VAESENC     Z18, Z0, Z0
+	VAESENC     Z18, Z1, Z1
+	VAESENC     Z18, Z2, Z2
+	VAESENC     Z18, Z3, Z3
+	VAESENC     Z19, Z0, Z0
+	VAESENC     Z19, Z1, Z1
+	VAESENC     Z19, Z2, Z2
+	VAESENC     Z19, Z3, Z3
+	VAESENC     Z20, Z0, Z0
+	VAESENC     Z20, Z1, Z1
+	VAESENC     Z20, Z2, Z2
+	VAESENC     Z20, Z3, Z3
+	VAESENC     Z21, Z0, Z0
+	VAESENC     Z21, Z1, Z1
+	VAESENC     Z21, Z2, Z2
+	VAESENC     Z21, Z3, Z3
+	VAESENC     Z22, Z0, Z0
+	VAESENC     Z22, Z1, Z1
+	VAESENC     Z22, Z2, Z2
+	VAESENC     Z22, Z3, Z3
+	VAESENC     Z23, Z0, Z0
+	VAESENC     Z23, Z1, Z1
+	VAESENC     Z23, Z2, Z2
+	VAESENC     Z23, Z3, Z3
+	VAESENC     Z24, Z0, Z0
+	VAESENC     Z24, Z1, Z1
+	VAESENC     Z24, Z2, Z2
+	VAESENC     Z24, Z3, Z3
+	VAESENC     Z25, Z0, Z0
+	VAESENC     Z25, Z1, Z1
+	VAESENC     Z25, Z2, Z2
+	VAESENC     Z25, Z3, Z3
+	VPXORD      (SI), Z26, Z4
+	VAESENCLAST Z4, Z0, Z0
+	VPXORD      64(SI), Z26, Z5
+	VAESENCLAST Z5, Z1, Z1
+	VPXORD      128(SI), Z26, Z6
+	VAESENCLAST Z6, Z2, Z2
+	VPXORD      192(SI), Z26, Z7
+	VAESENCLAST Z7, Z3, Z3
+	VMOVDQU64   Z0, (DI)
+	VMOVDQU64   Z1, 64(DI)
+	VMOVDQU64   Z2, 128(DI)
+	VMOVDQU64   Z3, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	SUBQ        $0x00000100, CX
 
 sealVAES512_aes128_pairs:
-	CMPQ          CX, $0x00000200
-	JB            sealVAES512_aes128_single
-	VPSHUFB       Z15, Z0, Z4
-	VPSHUFB       Z15, Z1, Z5
-	VPSHUFB       Z15, Z2, Z6
-	VPSHUFB       Z15, Z3, Z7
-	VPXORD        Z10, Z4, Z4
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
-	VAESENC       Z17, Z0, Z0
-	VAESENC       Z17, Z1, Z1
-	VAESENC       Z17, Z2, Z2
-	VAESENC       Z17, Z3, Z3
-	VPSHUFD       $0x4e, Z4, Z9
-	VPXORD        Z4, Z9, Z9
-	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
-	VAESENC       Z18, Z0, Z0
-	VAESENC       Z18, Z1, Z1
-	VAESENC       Z18, Z2, Z2
-	VAESENC       Z18, Z3, Z3
-	VPCLMULQDQ    $0x00, (R8), Z4, Z8
-	VPCLMULQDQ    $0x11, (R8), Z4, Z10
-	VPSHUFD       $0x4e, Z5, Z11
-	VAESENC       Z19, Z0, Z0
-	VAESENC       Z19, Z1, Z1
-	VAESENC       Z19, Z2, Z2
-	VAESENC       Z19, Z3, Z3
-	VPXORD        Z5, Z11, Z11
-	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
-	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
-	VAESENC       Z20, Z0, Z0
-	VAESENC       Z20, Z1, Z1
-	VAESENC       Z20, Z2, Z2
-	VAESENC       Z20, Z3, Z3
-	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
-	VPXORD        Z11, Z9, Z9
-	VPXORD        Z12, Z8, Z8
-	VAESENC       Z21, Z0, Z0
-	VAESENC       Z21, Z1, Z1
-	VAESENC       Z21, Z2, Z2
-	VAESENC       Z21, Z3, Z3
-	VPXORD        Z5, Z10, Z10
-	VPSHUFD       $0x4e, Z6, Z11
-	VPXORD        Z6, Z11, Z11
-	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
-	VAESENC       Z22, Z0, Z0
-	VAESENC       Z22, Z1, Z1
-	VAESENC       Z22, Z2, Z2
-	VAESENC       Z22, Z3, Z3
-	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
-	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
-	VPXORD        Z11, Z9, Z9
-	VAESENC       Z23, Z0, Z0
-	VAESENC       Z23, Z1, Z1
-	VAESENC       Z23, Z2, Z2
-	VAESENC       Z23, Z3, Z3
-	VPXORD        Z12, Z8, Z8
-	VPXORD        Z6, Z10, Z10
-	VPSHUFD       $0x4e, Z7, Z11
-	VAESENC       Z24, Z0, Z0
-	VAESENC       Z24, Z1, Z1
-	VAESENC       Z24, Z2, Z2
-	VAESENC       Z24, Z3, Z3
-	VPXORD        Z7, Z11, Z11
-	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
-	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
-	VAESENC       Z25, Z0, Z0
-	VAESENC       Z25, Z1, Z1
-	VAESENC       Z25, Z2, Z2
-	VAESENC       Z25, Z3, Z3
-	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
-	VPXORD        Z11, Z9, Z9
-	VPXORD        Z12, Z8, Z8
-	VPXORD        Z7, Z10, Z10
-	VPXORD        (SI), Z26, Z4
-	VAESENCLAST   Z4, Z0, Z0
-	VPXORD        64(SI), Z26, Z5
-	VAESENCLAST   Z5, Z1, Z1
-	VPXORD        128(SI), Z26, Z6
-	VAESENCLAST   Z6, Z2, Z2
-	VPXORD        192(SI), Z26, Z7
-	VAESENCLAST   Z7, Z3, Z3
-	VMOVDQU64     Z0, (DI)
-	VMOVDQU64     Z1, 64(DI)
-	VMOVDQU64     Z2, 128(DI)
-	VMOVDQU64     Z3, 192(DI)
-	ADDQ          $0x00000100, DI
-	ADDQ          $0x00000100, SI
-	SUBQ          $0x00000100, CX
-	VPSHUFB       Z15, Z0, Z4
-	VPSHUFB       Z15, Z1, Z5
-	VPSHUFB       Z15, Z2, Z6
-	VPSHUFB       Z15, Z3, Z7
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
+	CMPQ    CX, $0x00000200
+	JB      sealVAES512_aes128_single
+	VPSHUFB Z15, Z0, Z4
+	VPSHUFB Z15, Z1, Z5
+	VPSHUFB Z15, Z2, Z6
+	VPSHUFB Z15, Z3, Z7
+	VPXORD  Z10, Z4, Z4
+	CMPB    R13, $0xec
+	JA      ctr16_carry
+	VPXORD  Z16, Z13, Z0
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z1
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z2
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z3
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP     ctr16_done
+
+ctr16_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr16_done:
+	ADDB        $0x10, R13
+	VAESENC     Z17, Z0, Z0
+	VAESENC     Z17, Z1, Z1
+	VAESENC     Z17, Z2, Z2
+	VAESENC     Z17, Z3, Z3
+	VPSHUFD     $0x4e, Z4, Z9
+	VPXORD      Z4, Z9, Z9
+	VPCLMULQDQ  $0x00, 560(R8), Z9, Z9
+	VAESENC     Z18, Z0, Z0
+	VAESENC     Z18, Z1, Z1
+	VAESENC     Z18, Z2, Z2
+	VAESENC     Z18, Z3, Z3
+	VPCLMULQDQ  $0x00, (R8), Z4, Z8
+	VPCLMULQDQ  $0x11, (R8), Z4, Z10
+	VPSHUFD     $0x4e, Z5, Z11
+	VAESENC     Z19, Z0, Z0
+	VAESENC     Z19, Z1, Z1
+	VAESENC     Z19, Z2, Z2
+	VAESENC     Z19, Z3, Z3
+	VPXORD      Z5, Z11, Z11
+	VPCLMULQDQ  $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ  $0x00, 64(R8), Z5, Z12
+	VAESENC     Z20, Z0, Z0
+	VAESENC     Z20, Z1, Z1
+	VAESENC     Z20, Z2, Z2
+	VAESENC     Z20, Z3, Z3
+	VPCLMULQDQ  $0x11, 64(R8), Z5, Z5
+	VPXORD      Z11, Z9, Z9
+	VPXORD      Z12, Z8, Z8
+	VAESENC     Z21, Z0, Z0
+	VAESENC     Z21, Z1, Z1
+	VAESENC     Z21, Z2, Z2
+	VAESENC     Z21, Z3, Z3
+	VPXORD      Z5, Z10, Z10
+	VPSHUFD     $0x4e, Z6, Z11
+	VPXORD      Z6, Z11, Z11
+	VPCLMULQDQ  $0x00, 688(R8), Z11, Z11
+	VAESENC     Z22, Z0, Z0
+	VAESENC     Z22, Z1, Z1
+	VAESENC     Z22, Z2, Z2
+	VAESENC     Z22, Z3, Z3
+	VPCLMULQDQ  $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ  $0x11, 128(R8), Z6, Z6
+	VPXORD      Z11, Z9, Z9
+	VAESENC     Z23, Z0, Z0
+	VAESENC     Z23, Z1, Z1
+	VAESENC     Z23, Z2, Z2
+	VAESENC     Z23, Z3, Z3
+	VPXORD      Z12, Z8, Z8
+	VPXORD      Z6, Z10, Z10
+	VPSHUFD     $0x4e, Z7, Z11
+	VAESENC     Z24, Z0, Z0
+	VAESENC     Z24, Z1, Z1
+	VAESENC     Z24, Z2, Z2
+	VAESENC     Z24, Z3, Z3
+	VPXORD      Z7, Z11, Z11
+	VPCLMULQDQ  $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ  $0x00, 192(R8), Z7, Z12
+	VAESENC     Z25, Z0, Z0
+	VAESENC     Z25, Z1, Z1
+	VAESENC     Z25, Z2, Z2
+	VAESENC     Z25, Z3, Z3
+	VPCLMULQDQ  $0x11, 192(R8), Z7, Z7
+	VPXORD      Z11, Z9, Z9
+	VPXORD      Z12, Z8, Z8
+	VPXORD      Z7, Z10, Z10
+	VPXORD      (SI), Z26, Z4
+	VAESENCLAST Z4, Z0, Z0
+	VPXORD      64(SI), Z26, Z5
+	VAESENCLAST Z5, Z1, Z1
+	VPXORD      128(SI), Z26, Z6
+	VAESENCLAST Z6, Z2, Z2
+	VPXORD      192(SI), Z26, Z7
+	VAESENCLAST Z7, Z3, Z3
+	VMOVDQU64   Z0, (DI)
+	VMOVDQU64   Z1, 64(DI)
+	VMOVDQU64   Z2, 128(DI)
+	VMOVDQU64   Z3, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	SUBQ        $0x00000100, CX
+	VPSHUFB     Z15, Z0, Z4
+	VPSHUFB     Z15, Z1, Z5
+	VPSHUFB     Z15, Z2, Z6
+	VPSHUFB     Z15, Z3, Z7
+	CMPB        R13, $0xec
+	JA          ctr17_carry
+	VPXORD      Z16, Z13, Z0
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z1
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z2
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z3
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP         ctr17_done
+
+ctr17_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr17_done:
+	ADDB          $0x10, R13
 	VAESENC       Z17, Z0, Z0
 	VAESENC       Z17, Z1, Z1
 	VAESENC       Z17, Z2, Z2
@@ -3410,25 +3750,43 @@ sealVAES512_aes128_pairs:
 	JMP           sealVAES512_aes128_pairs
 
 sealVAES512_aes128_single:
-	CMPQ          CX, $0x00000100
-	JB            sealVAES512_aes128_last
-	VPSHUFB       Z15, Z0, Z4
-	VPSHUFB       Z15, Z1, Z5
-	VPSHUFB       Z15, Z2, Z6
-	VPSHUFB       Z15, Z3, Z7
-	VPXORD        Z10, Z4, Z4
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
+	CMPQ    CX, $0x00000100
+	JB      sealVAES512_aes128_last
+	VPSHUFB Z15, Z0, Z4
+	VPSHUFB Z15, Z1, Z5
+	VPSHUFB Z15, Z2, Z6
+	VPSHUFB Z15, Z3, Z7
+	VPXORD  Z10, Z4, Z4
+	CMPB    R13, $0xec
+	JA      ctr18_carry
+	VPXORD  Z16, Z13, Z0
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z1
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z2
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z3
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP     ctr18_done
+
+ctr18_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr18_done:
+	ADDB          $0x10, R13
 	VAESENC       Z17, Z0, Z0
 	VAESENC       Z17, Z1, Z1
 	VAESENC       Z17, Z2, Z2
@@ -3523,6 +3881,7 @@ sealVAES512_aes128_single:
 	SUBQ          $0x00000100, CX
 
 sealVAES512_aes128_last:
+	VPSHUFB       Z15, Z13, Z13
 	VPSHUFB       Z15, Z0, Z4
 	VPSHUFB       Z15, Z1, Z5
 	VPSHUFB       Z15, Z2, Z6
@@ -3647,18 +4006,38 @@ sealVAES512_aes256:
 	VBROADCASTI32X4 1296(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              sealVAES512_aes256_tail
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	VMOVD           X13, R13
+	VPSHUFB         Z15, Z13, Z13
+	CMPB            R13, $0xec
+	JA              ctr19_carry
+	VPXORD          Z16, Z13, Z0
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z1
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z2
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z3
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP             ctr19_done
+
+ctr19_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr19_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -3732,25 +4111,43 @@ sealVAES512_aes256:
 	SUBQ            $0x00000100, CX
 
 sealVAES512_aes256_pairs:
-	CMPQ            CX, $0x00000200
-	JB              sealVAES512_aes256_single
-	VPSHUFB         Z15, Z0, Z4
-	VPSHUFB         Z15, Z1, Z5
-	VPSHUFB         Z15, Z2, Z6
-	VPSHUFB         Z15, Z3, Z7
-	VPXORD          Z10, Z4, Z4
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPQ    CX, $0x00000200
+	JB      sealVAES512_aes256_single
+	VPSHUFB Z15, Z0, Z4
+	VPSHUFB Z15, Z1, Z5
+	VPSHUFB Z15, Z2, Z6
+	VPSHUFB Z15, Z3, Z7
+	VPXORD  Z10, Z4, Z4
+	CMPB    R13, $0xec
+	JA      ctr20_carry
+	VPXORD  Z16, Z13, Z0
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z1
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z2
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z3
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP     ctr20_done
+
+ctr20_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr20_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -3855,18 +4252,36 @@ sealVAES512_aes256_pairs:
 	VPSHUFB         Z15, Z1, Z5
 	VPSHUFB         Z15, Z2, Z6
 	VPSHUFB         Z15, Z3, Z7
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPB            R13, $0xec
+	JA              ctr21_carry
+	VPXORD          Z16, Z13, Z0
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z1
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z2
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z3
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP             ctr21_done
+
+ctr21_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr21_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -3985,25 +4400,43 @@ sealVAES512_aes256_pairs:
 	JMP             sealVAES512_aes256_pairs
 
 sealVAES512_aes256_single:
-	CMPQ            CX, $0x00000100
-	JB              sealVAES512_aes256_last
-	VPSHUFB         Z15, Z0, Z4
-	VPSHUFB         Z15, Z1, Z5
-	VPSHUFB         Z15, Z2, Z6
-	VPSHUFB         Z15, Z3, Z7
-	VPXORD          Z10, Z4, Z4
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPQ    CX, $0x00000100
+	JB      sealVAES512_aes256_last
+	VPSHUFB Z15, Z0, Z4
+	VPSHUFB Z15, Z1, Z5
+	VPSHUFB Z15, Z2, Z6
+	VPSHUFB Z15, Z3, Z7
+	VPXORD  Z10, Z4, Z4
+	CMPB    R13, $0xec
+	JA      ctr22_carry
+	VPXORD  Z16, Z13, Z0
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z1
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z2
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD  Z16, Z13, Z3
+	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP     ctr22_done
+
+ctr22_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr22_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -4118,6 +4551,7 @@ sealVAES512_aes256_single:
 	SUBQ            $0x00000100, CX
 
 sealVAES512_aes256_last:
+	VPSHUFB       Z15, Z13, Z13
 	VPSHUFB       Z15, Z0, Z4
 	VPSHUFB       Z15, Z1, Z5
 	VPSHUFB       Z15, Z2, Z6
@@ -4529,131 +4963,169 @@ openVAES512_aad_end:
 	VBROADCASTI32X4 1232(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              openVAES512_aes128_tail
+	VMOVD           X13, R13
+	VPSHUFB         Z15, Z13, Z13
 
 openVAES512_aes128_pairs:
-	CMPQ          CX, $0x00000200
-	JB            openVAES512_aes128_single
-	VMOVDQU64     (SI), Z4
-	VPSHUFB       Z15, Z4, Z4
-	VMOVDQU64     64(SI), Z5
-	VPSHUFB       Z15, Z5, Z5
-	VMOVDQU64     128(SI), Z6
-	VPSHUFB       Z15, Z6, Z6
-	VMOVDQU64     192(SI), Z7
-	VPSHUFB       Z15, Z7, Z7
-	VPXORD        Z10, Z4, Z4
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
-	VAESENC       Z17, Z0, Z0
-	VAESENC       Z17, Z1, Z1
-	VAESENC       Z17, Z2, Z2
-	VAESENC       Z17, Z3, Z3
-	VPSHUFD       $0x4e, Z4, Z9
-	VPXORD        Z4, Z9, Z9
-	VPCLMULQDQ    $0x00, 560(R8), Z9, Z9
-	VAESENC       Z18, Z0, Z0
-	VAESENC       Z18, Z1, Z1
-	VAESENC       Z18, Z2, Z2
-	VAESENC       Z18, Z3, Z3
-	VPCLMULQDQ    $0x00, (R8), Z4, Z8
-	VPCLMULQDQ    $0x11, (R8), Z4, Z10
-	VPSHUFD       $0x4e, Z5, Z11
-	VAESENC       Z19, Z0, Z0
-	VAESENC       Z19, Z1, Z1
-	VAESENC       Z19, Z2, Z2
-	VAESENC       Z19, Z3, Z3
-	VPXORD        Z5, Z11, Z11
-	VPCLMULQDQ    $0x00, 624(R8), Z11, Z11
-	VPCLMULQDQ    $0x00, 64(R8), Z5, Z12
-	VAESENC       Z20, Z0, Z0
-	VAESENC       Z20, Z1, Z1
-	VAESENC       Z20, Z2, Z2
-	VAESENC       Z20, Z3, Z3
-	VPCLMULQDQ    $0x11, 64(R8), Z5, Z5
-	VPXORD        Z11, Z9, Z9
-	VPXORD        Z12, Z8, Z8
-	VAESENC       Z21, Z0, Z0
-	VAESENC       Z21, Z1, Z1
-	VAESENC       Z21, Z2, Z2
-	VAESENC       Z21, Z3, Z3
-	VPXORD        Z5, Z10, Z10
-	VPSHUFD       $0x4e, Z6, Z11
-	VPXORD        Z6, Z11, Z11
-	VPCLMULQDQ    $0x00, 688(R8), Z11, Z11
-	VAESENC       Z22, Z0, Z0
-	VAESENC       Z22, Z1, Z1
-	VAESENC       Z22, Z2, Z2
-	VAESENC       Z22, Z3, Z3
-	VPCLMULQDQ    $0x00, 128(R8), Z6, Z12
-	VPCLMULQDQ    $0x11, 128(R8), Z6, Z6
-	VPXORD        Z11, Z9, Z9
-	VAESENC       Z23, Z0, Z0
-	VAESENC       Z23, Z1, Z1
-	VAESENC       Z23, Z2, Z2
-	VAESENC       Z23, Z3, Z3
-	VPXORD        Z12, Z8, Z8
-	VPXORD        Z6, Z10, Z10
-	VPSHUFD       $0x4e, Z7, Z11
-	VAESENC       Z24, Z0, Z0
-	VAESENC       Z24, Z1, Z1
-	VAESENC       Z24, Z2, Z2
-	VAESENC       Z24, Z3, Z3
-	VPXORD        Z7, Z11, Z11
-	VPCLMULQDQ    $0x00, 752(R8), Z11, Z11
-	VPCLMULQDQ    $0x00, 192(R8), Z7, Z12
-	VAESENC       Z25, Z0, Z0
-	VAESENC       Z25, Z1, Z1
-	VAESENC       Z25, Z2, Z2
-	VAESENC       Z25, Z3, Z3
-	VPCLMULQDQ    $0x11, 192(R8), Z7, Z7
-	VPXORD        Z11, Z9, Z9
-	VPXORD        Z12, Z8, Z8
-	VPXORD        Z7, Z10, Z10
-	VPXORD        (SI), Z26, Z4
-	VAESENCLAST   Z4, Z0, Z0
-	VPXORD        64(SI), Z26, Z5
-	VAESENCLAST   Z5, Z1, Z1
-	VPXORD        128(SI), Z26, Z6
-	VAESENCLAST   Z6, Z2, Z2
-	VPXORD        192(SI), Z26, Z7
-	VAESENCLAST   Z7, Z3, Z3
-	VMOVDQU64     Z0, (DI)
-	VMOVDQU64     Z1, 64(DI)
-	VMOVDQU64     Z2, 128(DI)
-	VMOVDQU64     Z3, 192(DI)
-	ADDQ          $0x00000100, DI
-	ADDQ          $0x00000100, SI
-	SUBQ          $0x00000100, CX
-	VMOVDQU64     (SI), Z4
-	VPSHUFB       Z15, Z4, Z4
-	VMOVDQU64     64(SI), Z5
-	VPSHUFB       Z15, Z5, Z5
-	VMOVDQU64     128(SI), Z6
-	VPSHUFB       Z15, Z6, Z6
-	VMOVDQU64     192(SI), Z7
-	VPSHUFB       Z15, Z7, Z7
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
+	CMPQ      CX, $0x00000200
+	JB        openVAES512_aes128_single
+	VMOVDQU64 (SI), Z4
+	VPSHUFB   Z15, Z4, Z4
+	VMOVDQU64 64(SI), Z5
+	VPSHUFB   Z15, Z5, Z5
+	VMOVDQU64 128(SI), Z6
+	VPSHUFB   Z15, Z6, Z6
+	VMOVDQU64 192(SI), Z7
+	VPSHUFB   Z15, Z7, Z7
+	VPXORD    Z10, Z4, Z4
+	CMPB      R13, $0xec
+	JA        ctr23_carry
+	VPXORD    Z16, Z13, Z0
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z1
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z2
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z3
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP       ctr23_done
+
+ctr23_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr23_done:
+	ADDB        $0x10, R13
+	VAESENC     Z17, Z0, Z0
+	VAESENC     Z17, Z1, Z1
+	VAESENC     Z17, Z2, Z2
+	VAESENC     Z17, Z3, Z3
+	VPSHUFD     $0x4e, Z4, Z9
+	VPXORD      Z4, Z9, Z9
+	VPCLMULQDQ  $0x00, 560(R8), Z9, Z9
+	VAESENC     Z18, Z0, Z0
+	VAESENC     Z18, Z1, Z1
+	VAESENC     Z18, Z2, Z2
+	VAESENC     Z18, Z3, Z3
+	VPCLMULQDQ  $0x00, (R8), Z4, Z8
+	VPCLMULQDQ  $0x11, (R8), Z4, Z10
+	VPSHUFD     $0x4e, Z5, Z11
+	VAESENC     Z19, Z0, Z0
+	VAESENC     Z19, Z1, Z1
+	VAESENC     Z19, Z2, Z2
+	VAESENC     Z19, Z3, Z3
+	VPXORD      Z5, Z11, Z11
+	VPCLMULQDQ  $0x00, 624(R8), Z11, Z11
+	VPCLMULQDQ  $0x00, 64(R8), Z5, Z12
+	VAESENC     Z20, Z0, Z0
+	VAESENC     Z20, Z1, Z1
+	VAESENC     Z20, Z2, Z2
+	VAESENC     Z20, Z3, Z3
+	VPCLMULQDQ  $0x11, 64(R8), Z5, Z5
+	VPXORD      Z11, Z9, Z9
+	VPXORD      Z12, Z8, Z8
+	VAESENC     Z21, Z0, Z0
+	VAESENC     Z21, Z1, Z1
+	VAESENC     Z21, Z2, Z2
+	VAESENC     Z21, Z3, Z3
+	VPXORD      Z5, Z10, Z10
+	VPSHUFD     $0x4e, Z6, Z11
+	VPXORD      Z6, Z11, Z11
+	VPCLMULQDQ  $0x00, 688(R8), Z11, Z11
+	VAESENC     Z22, Z0, Z0
+	VAESENC     Z22, Z1, Z1
+	VAESENC     Z22, Z2, Z2
+	VAESENC     Z22, Z3, Z3
+	VPCLMULQDQ  $0x00, 128(R8), Z6, Z12
+	VPCLMULQDQ  $0x11, 128(R8), Z6, Z6
+	VPXORD      Z11, Z9, Z9
+	VAESENC     Z23, Z0, Z0
+	VAESENC     Z23, Z1, Z1
+	VAESENC     Z23, Z2, Z2
+	VAESENC     Z23, Z3, Z3
+	VPXORD      Z12, Z8, Z8
+	VPXORD      Z6, Z10, Z10
+	VPSHUFD     $0x4e, Z7, Z11
+	VAESENC     Z24, Z0, Z0
+	VAESENC     Z24, Z1, Z1
+	VAESENC     Z24, Z2, Z2
+	VAESENC     Z24, Z3, Z3
+	VPXORD      Z7, Z11, Z11
+	VPCLMULQDQ  $0x00, 752(R8), Z11, Z11
+	VPCLMULQDQ  $0x00, 192(R8), Z7, Z12
+	VAESENC     Z25, Z0, Z0
+	VAESENC     Z25, Z1, Z1
+	VAESENC     Z25, Z2, Z2
+	VAESENC     Z25, Z3, Z3
+	VPCLMULQDQ  $0x11, 192(R8), Z7, Z7
+	VPXORD      Z11, Z9, Z9
+	VPXORD      Z12, Z8, Z8
+	VPXORD      Z7, Z10, Z10
+	VPXORD      (SI), Z26, Z4
+	VAESENCLAST Z4, Z0, Z0
+	VPXORD      64(SI), Z26, Z5
+	VAESENCLAST Z5, Z1, Z1
+	VPXORD      128(SI), Z26, Z6
+	VAESENCLAST Z6, Z2, Z2
+	VPXORD      192(SI), Z26, Z7
+	VAESENCLAST Z7, Z3, Z3
+	VMOVDQU64   Z0, (DI)
+	VMOVDQU64   Z1, 64(DI)
+	VMOVDQU64   Z2, 128(DI)
+	VMOVDQU64   Z3, 192(DI)
+	ADDQ        $0x00000100, DI
+	ADDQ        $0x00000100, SI
+	SUBQ        $0x00000100, CX
+	VMOVDQU64   (SI), Z4
+	VPSHUFB     Z15, Z4, Z4
+	VMOVDQU64   64(SI), Z5
+	VPSHUFB     Z15, Z5, Z5
+	VMOVDQU64   128(SI), Z6
+	VPSHUFB     Z15, Z6, Z6
+	VMOVDQU64   192(SI), Z7
+	VPSHUFB     Z15, Z7, Z7
+	CMPB        R13, $0xec
+	JA          ctr24_carry
+	VPXORD      Z16, Z13, Z0
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z1
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z2
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD      Z16, Z13, Z3
+	VPADDD      ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP         ctr24_done
+
+ctr24_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr24_done:
+	ADDB          $0x10, R13
 	VAESENC       Z17, Z0, Z0
 	VAESENC       Z17, Z1, Z1
 	VAESENC       Z17, Z2, Z2
@@ -4752,29 +5224,47 @@ openVAES512_aes128_pairs:
 	JMP           openVAES512_aes128_pairs
 
 openVAES512_aes128_single:
-	CMPQ          CX, $0x00000100
-	JB            openVAES512_aes128_last
-	VMOVDQU64     (SI), Z4
-	VPSHUFB       Z15, Z4, Z4
-	VMOVDQU64     64(SI), Z5
-	VPSHUFB       Z15, Z5, Z5
-	VMOVDQU64     128(SI), Z6
-	VPSHUFB       Z15, Z6, Z6
-	VMOVDQU64     192(SI), Z7
-	VPSHUFB       Z15, Z7, Z7
-	VPXORD        Z10, Z4, Z4
-	VPSHUFB       Z15, Z13, Z0
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z0, Z0
-	VPSHUFB       Z15, Z13, Z1
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z1, Z1
-	VPSHUFB       Z15, Z13, Z2
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z2, Z2
-	VPSHUFB       Z15, Z13, Z3
-	VPADDD        ctrInc4<>+0(SB), Z13, Z13
-	VPXORD        Z16, Z3, Z3
+	CMPQ      CX, $0x00000100
+	JB        openVAES512_aes128_last
+	VMOVDQU64 (SI), Z4
+	VPSHUFB   Z15, Z4, Z4
+	VMOVDQU64 64(SI), Z5
+	VPSHUFB   Z15, Z5, Z5
+	VMOVDQU64 128(SI), Z6
+	VPSHUFB   Z15, Z6, Z6
+	VMOVDQU64 192(SI), Z7
+	VPSHUFB   Z15, Z7, Z7
+	VPXORD    Z10, Z4, Z4
+	CMPB      R13, $0xec
+	JA        ctr25_carry
+	VPXORD    Z16, Z13, Z0
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z1
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z2
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z3
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP       ctr25_done
+
+ctr25_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr25_done:
+	ADDB          $0x10, R13
 	VAESENC       Z17, Z0, Z0
 	VAESENC       Z17, Z1, Z1
 	VAESENC       Z17, Z2, Z2
@@ -4869,6 +5359,8 @@ openVAES512_aes128_single:
 	SUBQ          $0x00000100, CX
 
 openVAES512_aes128_last:
+	VPSHUFB Z15, Z13, Z13
+
 openVAES512_aes128_tail:
 	TESTQ     CX, CX
 	JZ        openVAES512_aes128_end
@@ -4945,31 +5437,51 @@ openVAES512_aes256:
 	VBROADCASTI32X4 1296(R8), Z26
 	CMPQ            CX, $0x00000100
 	JB              openVAES512_aes256_tail
+	VMOVD           X13, R13
+	VPSHUFB         Z15, Z13, Z13
 
 openVAES512_aes256_pairs:
-	CMPQ            CX, $0x00000200
-	JB              openVAES512_aes256_single
-	VMOVDQU64       (SI), Z4
-	VPSHUFB         Z15, Z4, Z4
-	VMOVDQU64       64(SI), Z5
-	VPSHUFB         Z15, Z5, Z5
-	VMOVDQU64       128(SI), Z6
-	VPSHUFB         Z15, Z6, Z6
-	VMOVDQU64       192(SI), Z7
-	VPSHUFB         Z15, Z7, Z7
-	VPXORD          Z10, Z4, Z4
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPQ      CX, $0x00000200
+	JB        openVAES512_aes256_single
+	VMOVDQU64 (SI), Z4
+	VPSHUFB   Z15, Z4, Z4
+	VMOVDQU64 64(SI), Z5
+	VPSHUFB   Z15, Z5, Z5
+	VMOVDQU64 128(SI), Z6
+	VPSHUFB   Z15, Z6, Z6
+	VMOVDQU64 192(SI), Z7
+	VPSHUFB   Z15, Z7, Z7
+	VPXORD    Z10, Z4, Z4
+	CMPB      R13, $0xec
+	JA        ctr26_carry
+	VPXORD    Z16, Z13, Z0
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z1
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z2
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z3
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP       ctr26_done
+
+ctr26_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr26_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -5078,18 +5590,36 @@ openVAES512_aes256_pairs:
 	VPSHUFB         Z15, Z6, Z6
 	VMOVDQU64       192(SI), Z7
 	VPSHUFB         Z15, Z7, Z7
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPB            R13, $0xec
+	JA              ctr27_carry
+	VPXORD          Z16, Z13, Z0
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z1
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z2
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD          Z16, Z13, Z3
+	VPADDD          ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP             ctr27_done
+
+ctr27_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr27_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -5208,29 +5738,47 @@ openVAES512_aes256_pairs:
 	JMP             openVAES512_aes256_pairs
 
 openVAES512_aes256_single:
-	CMPQ            CX, $0x00000100
-	JB              openVAES512_aes256_last
-	VMOVDQU64       (SI), Z4
-	VPSHUFB         Z15, Z4, Z4
-	VMOVDQU64       64(SI), Z5
-	VPSHUFB         Z15, Z5, Z5
-	VMOVDQU64       128(SI), Z6
-	VPSHUFB         Z15, Z6, Z6
-	VMOVDQU64       192(SI), Z7
-	VPSHUFB         Z15, Z7, Z7
-	VPXORD          Z10, Z4, Z4
-	VPSHUFB         Z15, Z13, Z0
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z0, Z0
-	VPSHUFB         Z15, Z13, Z1
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z1, Z1
-	VPSHUFB         Z15, Z13, Z2
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z2, Z2
-	VPSHUFB         Z15, Z13, Z3
-	VPADDD          ctrInc4<>+0(SB), Z13, Z13
-	VPXORD          Z16, Z3, Z3
+	CMPQ      CX, $0x00000100
+	JB        openVAES512_aes256_last
+	VMOVDQU64 (SI), Z4
+	VPSHUFB   Z15, Z4, Z4
+	VMOVDQU64 64(SI), Z5
+	VPSHUFB   Z15, Z5, Z5
+	VMOVDQU64 128(SI), Z6
+	VPSHUFB   Z15, Z6, Z6
+	VMOVDQU64 192(SI), Z7
+	VPSHUFB   Z15, Z7, Z7
+	VPXORD    Z10, Z4, Z4
+	CMPB      R13, $0xec
+	JA        ctr28_carry
+	VPXORD    Z16, Z13, Z0
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z1
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z2
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD    Z16, Z13, Z3
+	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP       ctr28_done
+
+ctr28_carry:
+	VPSHUFB Z15, Z13, Z11
+	VPSHUFB Z15, Z11, Z0
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z0, Z0
+	VPSHUFB Z15, Z11, Z1
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z1, Z1
+	VPSHUFB Z15, Z11, Z2
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z2, Z2
+	VPSHUFB Z15, Z11, Z3
+	VPADDD  ctrInc4<>+0(SB), Z11, Z11
+	VPXORD  Z16, Z3, Z3
+	VPSHUFB Z15, Z11, Z13
+
+ctr28_done:
+	ADDB            $0x10, R13
 	VBROADCASTI32X4 1088(R8), Z14
 	VAESENC         Z14, Z0, Z0
 	VAESENC         Z14, Z1, Z1
@@ -5345,6 +5893,8 @@ openVAES512_aes256_single:
 	SUBQ            $0x00000100, CX
 
 openVAES512_aes256_last:
+	VPSHUFB Z15, Z13, Z13
+
 openVAES512_aes256_tail:
 	TESTQ     CX, CX
 	JZ        openVAES512_aes256_end
@@ -5462,18 +6012,38 @@ TEXT ·encVAES256(SB), NOSPLIT, $32-48
 	VBROADCASTI128 1232(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             encVAES256_aes128_tail
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+	VMOVD          X11, R13
+	VPSHUFB        Y12, Y11, Y11
+	CMPB           R13, $0xf6
+	JA             ctr29_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr29_done
+
+ctr29_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr29_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -5535,21 +6105,39 @@ TEXT ·encVAES256(SB), NOSPLIT, $32-48
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
 
-encVAES256_aes128_loop:
-	CMPQ           CX, $0x00000080
-	JB             encVAES256_aes128_drain
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+encVAES256_aes128_pairs:
+	CMPQ   CX, $0x00000100
+	JB     encVAES256_aes128_single
+	CMPB   R13, $0xf6
+	JA     ctr30_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr30_done
+
+ctr30_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr30_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -5558,76 +6146,208 @@ encVAES256_aes128_loop:
 	VMOVDQU        -128(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
 	VPXOR          Y6, Y9, Y9
-	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VPSHUFD        $0x4e, Y9, Y5
 	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
-	VMOVDQU        -96(DI), Y9
-	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y9, Y5, Y5
+	VPCLMULQDQ     $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 256(R8), Y9, Y6
 	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
-	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
 	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
-	VMOVDQU        -64(DI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 848(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 288(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
 	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 288(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
+	VMOVDQU        -64(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
 	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
-	VMOVDQU        -32(DI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 880(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 320(R8), Y9, Y8
 	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 320(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
+	VMOVDQU        -32(DI), Y9
 	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y8, Y5, Y5
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 912(R8), Y7, Y7
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 352(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 352(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	CMPB           R13, $0xf6
+	JA             ctr31_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr31_done
+
+ctr31_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr31_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -128(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 944(R8), Y7, Y7
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -96(DI), Y9
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -64(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -32(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD        $0x4e, Y4, Y4
 	VPXOR          Y4, Y5, Y5
@@ -5658,47 +6378,194 @@ encVAES256_aes128_loop:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
-	JMP            encVAES256_aes128_loop
+	JMP            encVAES256_aes128_pairs
 
-encVAES256_aes128_drain:
+encVAES256_aes128_single:
+	CMPQ   CX, $0x00000080
+	JB     encVAES256_aes128_last
+	CMPB   R13, $0xf6
+	JA     ctr32_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr32_done
+
+ctr32_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr32_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -128(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -64(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -32(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+
+encVAES256_aes128_last:
+	VPSHUFB      Y12, Y11, Y11
 	VMOVDQU      -128(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
 	VPXOR        Y6, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y5
+	VPXOR        Y9, Y5, Y5
+	VPCLMULQDQ   $0x00, 944(R8), Y5, Y5
 	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
 	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
 	VMOVDQU      -96(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 976(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -64(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1008(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -32(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1040(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y6, Y5, Y5
 	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD      $0x4e, Y4, Y4
 	VPXOR        Y4, Y5, Y5
@@ -5918,18 +6785,38 @@ encVAES256_aes256:
 	VBROADCASTI128 1296(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             encVAES256_aes256_tail
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+	VMOVD          X11, R13
+	VPSHUFB        Y12, Y11, Y11
+	CMPB           R13, $0xf6
+	JA             ctr33_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr33_done
+
+ctr33_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr33_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -6011,21 +6898,39 @@ encVAES256_aes256:
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
 
-encVAES256_aes256_loop:
-	CMPQ           CX, $0x00000080
-	JB             encVAES256_aes256_drain
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+encVAES256_aes256_pairs:
+	CMPQ   CX, $0x00000100
+	JB     encVAES256_aes256_single
+	CMPB   R13, $0xf6
+	JA     ctr34_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr34_done
+
+ctr34_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr34_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -6033,42 +6938,192 @@ encVAES256_aes256_loop:
 	VAESENC        Y13, Y3, Y3
 	VMOVDQU        -128(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPXOR          Y6, Y9, Y9
 	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
+	VPXOR          Y6, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
 	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y5, Y5
-	VMOVDQU        -96(DI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 256(R8), Y9, Y6
 	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
-	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
 	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 848(R8), Y7, Y7
 	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 288(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 288(R8), Y9, Y8
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -64(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 880(R8), Y7, Y7
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 320(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 320(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -32(DI), Y9
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 912(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 352(R8), Y9, Y8
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 352(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	CMPB           R13, $0xf6
+	JA             ctr35_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr35_done
+
+ctr35_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr35_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -128(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 944(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
 	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -6076,49 +7131,51 @@ encVAES256_aes256_loop:
 	VAESENC        Y13, Y3, Y3
 	VMOVDQU        -64(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
 	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
-	VBROADCASTI128 1200(R8), Y13
-	VAESENC        Y13, Y0, Y0
-	VAESENC        Y13, Y1, Y1
-	VAESENC        Y13, Y2, Y2
-	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
 	VMOVDQU        -32(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
 	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
 	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
 	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD        $0x4e, Y4, Y4
 	VBROADCASTI128 1264(R8), Y13
@@ -6154,47 +7211,214 @@ encVAES256_aes256_loop:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
-	JMP            encVAES256_aes256_loop
+	JMP            encVAES256_aes256_pairs
 
-encVAES256_aes256_drain:
+encVAES256_aes256_single:
+	CMPQ   CX, $0x00000080
+	JB     encVAES256_aes256_last
+	CMPB   R13, $0xf6
+	JA     ctr36_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr36_done
+
+ctr36_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr36_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -128(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
+	VPCLMULQDQ     $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -64(DI), Y9
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -32(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+
+encVAES256_aes256_last:
+	VPSHUFB      Y12, Y11, Y11
 	VMOVDQU      -128(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
 	VPXOR        Y6, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y5
+	VPXOR        Y9, Y5, Y5
+	VPCLMULQDQ   $0x00, 944(R8), Y5, Y5
 	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
 	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
 	VMOVDQU      -96(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 976(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -64(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1008(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -32(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1040(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y6, Y5, Y5
 	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD      $0x4e, Y4, Y4
 	VPXOR        Y4, Y5, Y5
@@ -6451,20 +7675,42 @@ TEXT ·decVAES256(SB), NOSPLIT, $32-48
 	VBROADCASTI128 1232(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             decVAES256_aes128_tail
+	VMOVD          X11, R13
+	VPSHUFB        Y12, Y11, Y11
 
-decVAES256_aes128_loop:
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+decVAES256_aes128_pairs:
+	CMPQ   CX, $0x00000100
+	JB     decVAES256_aes128_single
+	CMPB   R13, $0xf6
+	JA     ctr37_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr37_done
+
+ctr37_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr37_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -6473,76 +7719,208 @@ decVAES256_aes128_loop:
 	VMOVDQU        (SI), Y9
 	VPSHUFB        Y12, Y9, Y9
 	VPXOR          Y6, Y9, Y9
-	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VPSHUFD        $0x4e, Y9, Y5
 	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
-	VMOVDQU        32(SI), Y9
-	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y9, Y5, Y5
+	VPCLMULQDQ     $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 256(R8), Y9, Y6
 	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
-	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
 	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
-	VMOVDQU        64(SI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 848(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 288(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
 	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 288(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
+	VMOVDQU        64(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
 	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
-	VMOVDQU        96(SI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 880(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 320(R8), Y9, Y8
 	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 320(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
+	VMOVDQU        96(SI), Y9
 	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y8, Y5, Y5
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 912(R8), Y7, Y7
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 352(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 352(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	CMPB           R13, $0xf6
+	JA             ctr38_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr38_done
+
+ctr38_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr38_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 944(R8), Y7, Y7
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        32(SI), Y9
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        64(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        96(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD        $0x4e, Y4, Y4
 	VPXOR          Y4, Y5, Y5
@@ -6573,8 +7951,154 @@ decVAES256_aes128_loop:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
-	CMPQ           CX, $0x00000080
-	JAE            decVAES256_aes128_loop
+	JMP            decVAES256_aes128_pairs
+
+decVAES256_aes128_single:
+	CMPQ   CX, $0x00000080
+	JB     decVAES256_aes128_last
+	CMPB   R13, $0xf6
+	JA     ctr39_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr39_done
+
+ctr39_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr39_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        64(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        96(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+
+decVAES256_aes128_last:
+	VPSHUFB Y12, Y11, Y11
 
 decVAES256_aes128_tail:
 	TESTQ   CX, CX
@@ -6780,20 +8304,42 @@ decVAES256_aes256:
 	VBROADCASTI128 1296(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             decVAES256_aes256_tail
+	VMOVD          X11, R13
+	VPSHUFB        Y12, Y11, Y11
 
-decVAES256_aes256_loop:
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+decVAES256_aes256_pairs:
+	CMPQ   CX, $0x00000100
+	JB     decVAES256_aes256_single
+	CMPB   R13, $0xf6
+	JA     ctr40_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr40_done
+
+ctr40_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr40_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -6801,42 +8347,192 @@ decVAES256_aes256_loop:
 	VAESENC        Y13, Y3, Y3
 	VMOVDQU        (SI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPXOR          Y6, Y9, Y9
 	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
+	VPXOR          Y6, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
 	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y5, Y5
-	VMOVDQU        32(SI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 256(R8), Y9, Y6
 	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
-	VPXOR          Y8, Y6, Y6
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
 	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 848(R8), Y7, Y7
 	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 288(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 288(R8), Y9, Y8
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        64(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 880(R8), Y7, Y7
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 320(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 320(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        96(SI), Y9
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 912(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 352(R8), Y9, Y8
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 352(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	CMPB           R13, $0xf6
+	JA             ctr41_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr41_done
+
+ctr41_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr41_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 944(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
 	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -6844,49 +8540,51 @@ decVAES256_aes256_loop:
 	VAESENC        Y13, Y3, Y3
 	VMOVDQU        64(SI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
 	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
-	VBROADCASTI128 1200(R8), Y13
-	VAESENC        Y13, Y0, Y0
-	VAESENC        Y13, Y1, Y1
-	VAESENC        Y13, Y2, Y2
-	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
 	VMOVDQU        96(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
 	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
 	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
 	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD        $0x4e, Y4, Y4
 	VBROADCASTI128 1264(R8), Y13
@@ -6922,8 +8620,174 @@ decVAES256_aes256_loop:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
-	CMPQ           CX, $0x00000080
-	JAE            decVAES256_aes256_loop
+	JMP            decVAES256_aes256_pairs
+
+decVAES256_aes256_single:
+	CMPQ   CX, $0x00000080
+	JB     decVAES256_aes256_last
+	CMPB   R13, $0xf6
+	JA     ctr42_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr42_done
+
+ctr42_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr42_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
+	VPCLMULQDQ     $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        64(SI), Y9
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        96(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+
+decVAES256_aes256_last:
+	VPSHUFB Y12, Y11, Y11
 
 decVAES256_aes256_tail:
 	TESTQ   CX, CX
@@ -7157,45 +9021,91 @@ TEXT ·ghashVAES256(SB), NOSPLIT, $32-32
 	CMPQ           CX, $0x00000080
 	JB             ghashVAES256_tail
 
-ghashVAES256_loop:
+ghashVAES256_pairs:
+	CMPQ         CX, $0x00000100
+	JB           ghashVAES256_single
 	VMOVDQU      (SI), Y9
 	VPSHUFB      Y12, Y9, Y9
 	VPXOR        Y6, Y9, Y9
-	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
+	VPSHUFD      $0x4e, Y9, Y5
+	VPXOR        Y9, Y5, Y5
+	VPCLMULQDQ   $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ   $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 256(R8), Y9, Y6
 	VMOVDQU      32(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
-	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 848(R8), Y7, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPCLMULQDQ   $0x00, 288(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 288(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
 	VMOVDQU      64(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
-	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 880(R8), Y7, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPCLMULQDQ   $0x00, 320(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 320(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
 	VMOVDQU      96(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 912(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 352(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 352(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000080, CX
+	VMOVDQU      (SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 944(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      32(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 976(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      64(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1008(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      96(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1040(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y6, Y5, Y5
 	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD      $0x4e, Y4, Y4
 	VPXOR        Y4, Y5, Y5
@@ -7208,9 +9118,65 @@ ghashVAES256_loop:
 	VPXOR        X7, X6, X6
 	ADDQ         $0x00000080, SI
 	SUBQ         $0x00000080, CX
-	CMPQ         CX, $0x00000080
-	JAE          ghashVAES256_loop
+	JMP          ghashVAES256_pairs
 
+ghashVAES256_single:
+	CMPQ         CX, $0x00000080
+	JB           ghashVAES256_last
+	VMOVDQU      (SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPXOR        Y6, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y5
+	VPXOR        Y9, Y5, Y5
+	VPCLMULQDQ   $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
+	VMOVDQU      32(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 976(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      64(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1008(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      96(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1040(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y6, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000080, CX
+
+ghashVAES256_last:
 ghashVAES256_tail:
 	TESTQ   CX, CX
 	JZ      ghashVAES256_end
@@ -7360,45 +9326,91 @@ sealVAES256_j0_last:
 	CMPQ        CX, $0x00000080
 	JB          sealVAES256_aad_tail
 
-sealVAES256_aad_loop:
+sealVAES256_aad_pairs:
+	CMPQ         CX, $0x00000100
+	JB           sealVAES256_aad_single
 	VMOVDQU      (SI), Y9
 	VPSHUFB      Y12, Y9, Y9
 	VPXOR        Y6, Y9, Y9
-	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
+	VPSHUFD      $0x4e, Y9, Y5
+	VPXOR        Y9, Y5, Y5
+	VPCLMULQDQ   $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ   $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 256(R8), Y9, Y6
 	VMOVDQU      32(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
-	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 848(R8), Y7, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPCLMULQDQ   $0x00, 288(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 288(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
 	VMOVDQU      64(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
-	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 880(R8), Y7, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPCLMULQDQ   $0x00, 320(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 320(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
 	VMOVDQU      96(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 912(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 352(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 352(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000080, CX
+	VMOVDQU      (SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 944(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      32(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 976(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      64(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1008(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      96(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1040(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y6, Y5, Y5
 	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD      $0x4e, Y4, Y4
 	VPXOR        Y4, Y5, Y5
@@ -7411,9 +9423,65 @@ sealVAES256_aad_loop:
 	VPXOR        X7, X6, X6
 	ADDQ         $0x00000080, SI
 	SUBQ         $0x00000080, CX
-	CMPQ         CX, $0x00000080
-	JAE          sealVAES256_aad_loop
+	JMP          sealVAES256_aad_pairs
 
+sealVAES256_aad_single:
+	CMPQ         CX, $0x00000080
+	JB           sealVAES256_aad_last
+	VMOVDQU      (SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPXOR        Y6, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y5
+	VPXOR        Y9, Y5, Y5
+	VPCLMULQDQ   $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
+	VMOVDQU      32(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 976(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      64(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1008(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      96(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1040(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y6, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000080, CX
+
+sealVAES256_aad_last:
 sealVAES256_aad_tail:
 	TESTQ   CX, CX
 	JZ      sealVAES256_aad_end
@@ -7536,18 +9604,38 @@ sealVAES256_aad_end:
 	VBROADCASTI128 1232(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             sealVAES256_aes128_tail
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+	VMOVD          X11, R13
+	VPSHUFB        Y12, Y11, Y11
+	CMPB           R13, $0xf6
+	JA             ctr43_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr43_done
+
+ctr43_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr43_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -7609,21 +9697,39 @@ sealVAES256_aad_end:
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
 
-sealVAES256_aes128_loop:
-	CMPQ           CX, $0x00000080
-	JB             sealVAES256_aes128_drain
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+sealVAES256_aes128_pairs:
+	CMPQ   CX, $0x00000100
+	JB     sealVAES256_aes128_single
+	CMPB   R13, $0xf6
+	JA     ctr44_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr44_done
+
+ctr44_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr44_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -7632,76 +9738,208 @@ sealVAES256_aes128_loop:
 	VMOVDQU        -128(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
 	VPXOR          Y6, Y9, Y9
-	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VPSHUFD        $0x4e, Y9, Y5
 	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
-	VMOVDQU        -96(DI), Y9
-	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y9, Y5, Y5
+	VPCLMULQDQ     $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 256(R8), Y9, Y6
 	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
-	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
 	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
-	VMOVDQU        -64(DI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 848(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 288(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
 	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 288(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
+	VMOVDQU        -64(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
 	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
-	VMOVDQU        -32(DI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 880(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 320(R8), Y9, Y8
 	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 320(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
+	VMOVDQU        -32(DI), Y9
 	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y8, Y5, Y5
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 912(R8), Y7, Y7
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 352(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 352(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	CMPB           R13, $0xf6
+	JA             ctr45_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr45_done
+
+ctr45_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr45_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -128(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 944(R8), Y7, Y7
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -96(DI), Y9
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -64(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -32(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD        $0x4e, Y4, Y4
 	VPXOR          Y4, Y5, Y5
@@ -7732,47 +9970,194 @@ sealVAES256_aes128_loop:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
-	JMP            sealVAES256_aes128_loop
+	JMP            sealVAES256_aes128_pairs
 
-sealVAES256_aes128_drain:
+sealVAES256_aes128_single:
+	CMPQ   CX, $0x00000080
+	JB     sealVAES256_aes128_last
+	CMPB   R13, $0xf6
+	JA     ctr46_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr46_done
+
+ctr46_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr46_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -128(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -64(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -32(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+
+sealVAES256_aes128_last:
+	VPSHUFB      Y12, Y11, Y11
 	VMOVDQU      -128(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
 	VPXOR        Y6, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y5
+	VPXOR        Y9, Y5, Y5
+	VPCLMULQDQ   $0x00, 944(R8), Y5, Y5
 	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
 	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
 	VMOVDQU      -96(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 976(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -64(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1008(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -32(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1040(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y6, Y5, Y5
 	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD      $0x4e, Y4, Y4
 	VPXOR        Y4, Y5, Y5
@@ -7992,18 +10377,38 @@ sealVAES256_aes256:
 	VBROADCASTI128 1296(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             sealVAES256_aes256_tail
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+	VMOVD          X11, R13
+	VPSHUFB        Y12, Y11, Y11
+	CMPB           R13, $0xf6
+	JA             ctr47_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr47_done
+
+ctr47_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr47_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -8085,21 +10490,39 @@ sealVAES256_aes256:
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
 
-sealVAES256_aes256_loop:
-	CMPQ           CX, $0x00000080
-	JB             sealVAES256_aes256_drain
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+sealVAES256_aes256_pairs:
+	CMPQ   CX, $0x00000100
+	JB     sealVAES256_aes256_single
+	CMPB   R13, $0xf6
+	JA     ctr48_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr48_done
+
+ctr48_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr48_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -8107,42 +10530,192 @@ sealVAES256_aes256_loop:
 	VAESENC        Y13, Y3, Y3
 	VMOVDQU        -128(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPXOR          Y6, Y9, Y9
 	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
+	VPXOR          Y6, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
 	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y5, Y5
-	VMOVDQU        -96(DI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 256(R8), Y9, Y6
 	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
-	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
 	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 848(R8), Y7, Y7
 	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 288(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 288(R8), Y9, Y8
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -64(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 880(R8), Y7, Y7
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 320(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 320(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -32(DI), Y9
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 912(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 352(R8), Y9, Y8
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 352(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	CMPB           R13, $0xf6
+	JA             ctr49_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr49_done
+
+ctr49_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr49_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -128(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 944(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
 	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -8150,49 +10723,51 @@ sealVAES256_aes256_loop:
 	VAESENC        Y13, Y3, Y3
 	VMOVDQU        -64(DI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
 	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
-	VBROADCASTI128 1200(R8), Y13
-	VAESENC        Y13, Y0, Y0
-	VAESENC        Y13, Y1, Y1
-	VAESENC        Y13, Y2, Y2
-	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
 	VMOVDQU        -32(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
 	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
 	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
 	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD        $0x4e, Y4, Y4
 	VBROADCASTI128 1264(R8), Y13
@@ -8228,47 +10803,214 @@ sealVAES256_aes256_loop:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
-	JMP            sealVAES256_aes256_loop
+	JMP            sealVAES256_aes256_pairs
 
-sealVAES256_aes256_drain:
+sealVAES256_aes256_single:
+	CMPQ   CX, $0x00000080
+	JB     sealVAES256_aes256_last
+	CMPB   R13, $0xf6
+	JA     ctr50_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr50_done
+
+ctr50_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr50_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        -128(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
+	VPCLMULQDQ     $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VMOVDQU        -96(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -64(DI), Y9
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        -32(DI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+
+sealVAES256_aes256_last:
+	VPSHUFB      Y12, Y11, Y11
 	VMOVDQU      -128(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
 	VPXOR        Y6, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y5
+	VPXOR        Y9, Y5, Y5
+	VPCLMULQDQ   $0x00, 944(R8), Y5, Y5
 	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
 	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
 	VMOVDQU      -96(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 976(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -64(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1008(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
 	VMOVDQU      -32(DI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1040(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y6, Y5, Y5
 	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD      $0x4e, Y4, Y4
 	VPXOR        Y4, Y5, Y5
@@ -8563,45 +11305,91 @@ openVAES256_j0_last:
 	CMPQ        CX, $0x00000080
 	JB          openVAES256_aad_tail
 
-openVAES256_aad_loop:
+openVAES256_aad_pairs:
+	CMPQ         CX, $0x00000100
+	JB           openVAES256_aad_single
 	VMOVDQU      (SI), Y9
 	VPSHUFB      Y12, Y9, Y9
 	VPXOR        Y6, Y9, Y9
-	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ   $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ   $0x10, 384(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
+	VPSHUFD      $0x4e, Y9, Y5
+	VPXOR        Y9, Y5, Y5
+	VPCLMULQDQ   $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ   $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 256(R8), Y9, Y6
 	VMOVDQU      32(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 416(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
-	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 416(R8), Y9, Y7
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 848(R8), Y7, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 416(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPCLMULQDQ   $0x00, 288(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 288(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
 	VMOVDQU      64(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 448(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
-	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
-	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 448(R8), Y9, Y7
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 880(R8), Y7, Y7
 	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 448(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPCLMULQDQ   $0x00, 320(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 320(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
 	VMOVDQU      96(SI), Y9
 	VPSHUFB      Y12, Y9, Y9
-	VPCLMULQDQ   $0x00, 480(R8), Y9, Y7
-	VPXOR        Y7, Y4, Y4
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 912(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 352(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 352(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000080, CX
+	VMOVDQU      (SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 944(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      32(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 976(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      64(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1008(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      96(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1040(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
 	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
 	VPXOR        Y8, Y6, Y6
-	VPCLMULQDQ   $0x01, 480(R8), Y9, Y7
-	VPXOR        Y7, Y5, Y5
-	VPCLMULQDQ   $0x10, 480(R8), Y9, Y8
-	VPXOR        Y8, Y5, Y5
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y6, Y5, Y5
 	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD      $0x4e, Y4, Y4
 	VPXOR        Y4, Y5, Y5
@@ -8614,9 +11402,65 @@ openVAES256_aad_loop:
 	VPXOR        X7, X6, X6
 	ADDQ         $0x00000080, SI
 	SUBQ         $0x00000080, CX
-	CMPQ         CX, $0x00000080
-	JAE          openVAES256_aad_loop
+	JMP          openVAES256_aad_pairs
 
+openVAES256_aad_single:
+	CMPQ         CX, $0x00000080
+	JB           openVAES256_aad_last
+	VMOVDQU      (SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPXOR        Y6, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y5
+	VPXOR        Y9, Y5, Y5
+	VPCLMULQDQ   $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ   $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ   $0x11, 384(R8), Y9, Y6
+	VMOVDQU      32(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 976(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 416(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 416(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      64(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1008(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 448(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 448(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VMOVDQU      96(SI), Y9
+	VPSHUFB      Y12, Y9, Y9
+	VPSHUFD      $0x4e, Y9, Y7
+	VPXOR        Y9, Y7, Y7
+	VPCLMULQDQ   $0x00, 1040(R8), Y7, Y7
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x00, 480(R8), Y9, Y8
+	VPXOR        Y8, Y4, Y4
+	VPCLMULQDQ   $0x11, 480(R8), Y9, Y8
+	VPXOR        Y8, Y6, Y6
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y6, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD      $0x4e, Y4, Y4
+	VPXOR        Y4, Y5, Y5
+	VPXOR        Y7, Y5, Y5
+	VPCLMULQDQ   $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD      $0x4e, Y5, Y5
+	VPXOR        Y5, Y6, Y6
+	VPXOR        Y7, Y6, Y6
+	VEXTRACTI128 $0x01, Y6, X7
+	VPXOR        X7, X6, X6
+	ADDQ         $0x00000080, SI
+	SUBQ         $0x00000080, CX
+
+openVAES256_aad_last:
 openVAES256_aad_tail:
 	TESTQ   CX, CX
 	JZ      openVAES256_aad_end
@@ -8739,20 +11583,42 @@ openVAES256_aad_end:
 	VBROADCASTI128 1232(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             openVAES256_aes128_tail
+	VMOVD          X11, R13
+	VPSHUFB        Y12, Y11, Y11
 
-openVAES256_aes128_loop:
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+openVAES256_aes128_pairs:
+	CMPQ   CX, $0x00000100
+	JB     openVAES256_aes128_single
+	CMPB   R13, $0xf6
+	JA     ctr51_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr51_done
+
+ctr51_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr51_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -8761,76 +11627,208 @@ openVAES256_aes128_loop:
 	VMOVDQU        (SI), Y9
 	VPSHUFB        Y12, Y9, Y9
 	VPXOR          Y6, Y9, Y9
-	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VPSHUFD        $0x4e, Y9, Y5
 	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
-	VMOVDQU        32(SI), Y9
-	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y9, Y5, Y5
+	VPCLMULQDQ     $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 256(R8), Y9, Y6
 	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
-	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
 	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
-	VMOVDQU        64(SI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 848(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 288(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
 	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPCLMULQDQ     $0x11, 288(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
+	VMOVDQU        64(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
 	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
-	VMOVDQU        96(SI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 880(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 320(R8), Y9, Y8
 	VBROADCASTI128 1184(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 320(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
+	VMOVDQU        96(SI), Y9
 	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y8, Y5, Y5
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 912(R8), Y7, Y7
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 352(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 352(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	CMPB           R13, $0xf6
+	JA             ctr52_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr52_done
+
+ctr52_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr52_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 944(R8), Y7, Y7
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        32(SI), Y9
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        64(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        96(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD        $0x4e, Y4, Y4
 	VPXOR          Y4, Y5, Y5
@@ -8861,8 +11859,154 @@ openVAES256_aes128_loop:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
-	CMPQ           CX, $0x00000080
-	JAE            openVAES256_aes128_loop
+	JMP            openVAES256_aes128_pairs
+
+openVAES256_aes128_single:
+	CMPQ   CX, $0x00000080
+	JB     openVAES256_aes128_last
+	CMPB   R13, $0xf6
+	JA     ctr53_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr53_done
+
+ctr53_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr53_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        64(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        96(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+
+openVAES256_aes128_last:
+	VPSHUFB Y12, Y11, Y11
 
 openVAES256_aes128_tail:
 	TESTQ   CX, CX
@@ -9068,20 +12212,42 @@ openVAES256_aes256:
 	VBROADCASTI128 1296(R8), Y15
 	CMPQ           CX, $0x00000080
 	JB             openVAES256_aes256_tail
+	VMOVD          X11, R13
+	VPSHUFB        Y12, Y11, Y11
 
-openVAES256_aes256_loop:
-	VPSHUFB        Y12, Y11, Y0
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y0, Y0
-	VPSHUFB        Y12, Y11, Y1
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y1, Y1
-	VPSHUFB        Y12, Y11, Y2
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y2, Y2
-	VPSHUFB        Y12, Y11, Y3
-	VPADDD         ctrInc2<>+0(SB), Y11, Y11
-	VPXOR          Y14, Y3, Y3
+openVAES256_aes256_pairs:
+	CMPQ   CX, $0x00000100
+	JB     openVAES256_aes256_single
+	CMPB   R13, $0xf6
+	JA     ctr54_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr54_done
+
+ctr54_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr54_done:
+	ADDB           $0x08, R13
 	VBROADCASTI128 1088(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -9089,42 +12255,192 @@ openVAES256_aes256_loop:
 	VAESENC        Y13, Y3, Y3
 	VMOVDQU        (SI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPXOR          Y6, Y9, Y9
 	VBROADCASTI128 1104(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
-	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
-	VPCLMULQDQ     $0x01, 384(R8), Y9, Y5
-	VPCLMULQDQ     $0x10, 384(R8), Y9, Y7
+	VPXOR          Y6, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
 	VBROADCASTI128 1120(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y5, Y5
-	VMOVDQU        32(SI), Y9
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 416(R8), Y9, Y7
+	VPCLMULQDQ     $0x00, 816(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 256(R8), Y9, Y4
+	VPCLMULQDQ     $0x11, 256(R8), Y9, Y6
 	VBROADCASTI128 1136(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
-	VPXOR          Y8, Y6, Y6
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
 	VBROADCASTI128 1152(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x01, 416(R8), Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 848(R8), Y7, Y7
 	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 416(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 288(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 288(R8), Y9, Y8
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        64(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 880(R8), Y7, Y7
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 320(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 320(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        96(SI), Y9
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 912(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 352(R8), Y9, Y8
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 352(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+	CMPB           R13, $0xf6
+	JA             ctr55_carry
+	VPXOR          Y14, Y11, Y0
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y1
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y2
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR          Y14, Y11, Y3
+	VPADDD         ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP            ctr55_done
+
+ctr55_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr55_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 944(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
 	VBROADCASTI128 1168(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
@@ -9132,49 +12448,51 @@ openVAES256_aes256_loop:
 	VAESENC        Y13, Y3, Y3
 	VMOVDQU        64(SI), Y9
 	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 448(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
 	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1200(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
 	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 448(R8), Y9, Y7
-	VBROADCASTI128 1200(R8), Y13
-	VAESENC        Y13, Y0, Y0
-	VAESENC        Y13, Y1, Y1
-	VAESENC        Y13, Y2, Y2
-	VAESENC        Y13, Y3, Y3
-	VPXOR          Y7, Y5, Y5
-	VPCLMULQDQ     $0x10, 448(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
 	VMOVDQU        96(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
 	VBROADCASTI128 1216(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPSHUFB        Y12, Y9, Y9
-	VPCLMULQDQ     $0x00, 480(R8), Y9, Y7
-	VPXOR          Y7, Y4, Y4
-	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
 	VBROADCASTI128 1232(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
 	VPXOR          Y8, Y6, Y6
-	VPCLMULQDQ     $0x01, 480(R8), Y9, Y7
-	VPXOR          Y7, Y5, Y5
 	VBROADCASTI128 1248(R8), Y13
 	VAESENC        Y13, Y0, Y0
 	VAESENC        Y13, Y1, Y1
 	VAESENC        Y13, Y2, Y2
 	VAESENC        Y13, Y3, Y3
-	VPCLMULQDQ     $0x10, 480(R8), Y9, Y8
-	VPXOR          Y8, Y5, Y5
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
 	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
 	VPSHUFD        $0x4e, Y4, Y4
 	VBROADCASTI128 1264(R8), Y13
@@ -9210,8 +12528,174 @@ openVAES256_aes256_loop:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
-	CMPQ           CX, $0x00000080
-	JAE            openVAES256_aes256_loop
+	JMP            openVAES256_aes256_pairs
+
+openVAES256_aes256_single:
+	CMPQ   CX, $0x00000080
+	JB     openVAES256_aes256_last
+	CMPB   R13, $0xf6
+	JA     ctr56_carry
+	VPXOR  Y14, Y11, Y0
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y1
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y2
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR  Y14, Y11, Y3
+	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP    ctr56_done
+
+ctr56_carry:
+	VPSHUFB Y12, Y11, Y7
+	VPSHUFB Y12, Y7, Y0
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y0, Y0
+	VPSHUFB Y12, Y7, Y1
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y1, Y1
+	VPSHUFB Y12, Y7, Y2
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y2, Y2
+	VPSHUFB Y12, Y7, Y3
+	VPADDD  ctrInc2<>+0(SB), Y7, Y7
+	VPXOR   Y14, Y3, Y3
+	VPSHUFB Y12, Y7, Y11
+
+ctr56_done:
+	ADDB           $0x08, R13
+	VBROADCASTI128 1088(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VMOVDQU        (SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPXOR          Y6, Y9, Y9
+	VBROADCASTI128 1104(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y5
+	VPXOR          Y9, Y5, Y5
+	VPCLMULQDQ     $0x00, 944(R8), Y5, Y5
+	VPCLMULQDQ     $0x00, 384(R8), Y9, Y4
+	VBROADCASTI128 1120(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 384(R8), Y9, Y6
+	VMOVDQU        32(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VBROADCASTI128 1136(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 976(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 416(R8), Y9, Y8
+	VBROADCASTI128 1152(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 416(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        64(SI), Y9
+	VBROADCASTI128 1168(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFB        Y12, Y9, Y9
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1008(R8), Y7, Y7
+	VBROADCASTI128 1184(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x00, 448(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VBROADCASTI128 1200(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x11, 448(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VMOVDQU        96(SI), Y9
+	VPSHUFB        Y12, Y9, Y9
+	VBROADCASTI128 1216(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPSHUFD        $0x4e, Y9, Y7
+	VPXOR          Y9, Y7, Y7
+	VPCLMULQDQ     $0x00, 1040(R8), Y7, Y7
+	VPXOR          Y7, Y5, Y5
+	VBROADCASTI128 1232(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPCLMULQDQ     $0x00, 480(R8), Y9, Y8
+	VPXOR          Y8, Y4, Y4
+	VPCLMULQDQ     $0x11, 480(R8), Y9, Y8
+	VPXOR          Y8, Y6, Y6
+	VBROADCASTI128 1248(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y6, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y4, Y7
+	VPSHUFD        $0x4e, Y4, Y4
+	VBROADCASTI128 1264(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y4, Y5, Y5
+	VPXOR          Y7, Y5, Y5
+	VPCLMULQDQ     $0x10, gfPoly<>+0(SB), Y5, Y7
+	VPSHUFD        $0x4e, Y5, Y5
+	VBROADCASTI128 1280(R8), Y13
+	VAESENC        Y13, Y0, Y0
+	VAESENC        Y13, Y1, Y1
+	VAESENC        Y13, Y2, Y2
+	VAESENC        Y13, Y3, Y3
+	VPXOR          Y5, Y6, Y6
+	VPXOR          Y7, Y6, Y6
+	VEXTRACTI128   $0x01, Y6, X7
+	VPXOR          X7, X6, X6
+	VPXOR          (SI), Y15, Y7
+	VAESENCLAST    Y7, Y0, Y0
+	VPXOR          32(SI), Y15, Y8
+	VAESENCLAST    Y8, Y1, Y1
+	VPXOR          64(SI), Y15, Y9
+	VAESENCLAST    Y9, Y2, Y2
+	VPXOR          96(SI), Y15, Y10
+	VAESENCLAST    Y10, Y3, Y3
+	VMOVDQU        Y0, (DI)
+	VMOVDQU        Y1, 32(DI)
+	VMOVDQU        Y2, 64(DI)
+	VMOVDQU        Y3, 96(DI)
+	ADDQ           $0x00000080, DI
+	ADDQ           $0x00000080, SI
+	SUBQ           $0x00000080, CX
+
+openVAES256_aes256_last:
+	VPSHUFB Y12, Y11, Y11
 
 openVAES256_aes256_tail:
 	TESTQ   CX, CX

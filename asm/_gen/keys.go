@@ -11,8 +11,8 @@ import (
 // instructions only (AES-NI, AVX2, VPCLMULQDQ on ymm) so that it runs on
 // the AVX2 kernel's CPUs too.
 func genInit() {
-	TEXT("initVAES", NOSPLIT, "func(ks *byte, key *byte)")
-	Doc("initVAES fills ks from key; ks.rounds (10 or 14) must be set.")
+	TEXT("initVAES", NOSPLIT, "func(ks *byte, key *byte, powers int)")
+	Doc("initVAES fills ks from key: the round keys and H^powers … H^1 (16 or 32); ks.rounds (10 or 14) must be set.")
 	ks, key, rounds := RDI, RSI, RCX
 	Load(Param("ks"), ks)
 	Load(Param("key"), key)
@@ -20,12 +20,10 @@ func genInit() {
 
 	CMPQ(rounds, Imm(14))
 	JE(LabelRef("init_aes256"))
-	expandKey128(ks, key)
-	encryptZero(ks, 10, X0)
+	expandKey128(ks, key, X0)
 	JMP(LabelRef("init_powers"))
 	Label("init_aes256")
-	expandKey256(ks, key)
-	encryptZero(ks, 14, X0)
+	expandKey256(ks, key, X0)
 
 	Label("init_powers")
 	hashKeyPowers(ks, X0)
@@ -47,31 +45,44 @@ var rcon = [...]uint8{0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0x1b, 0x36
 // expandKey128 writes the 11 AES-128 round keys (FIPS 197, 5.2): each one is
 // the running XOR of the previous one's words, XORed with
 // SubWord(RotWord(last word)) ^ Rcon, which AESKEYGENASSIST computes in its
-// top word.
-func expandKey128(ks, key GPPhysical) {
+// top word. It encrypts the zero block into h with each key as it comes.
+func expandKey128(ks, key GPPhysical, h VecPhysical) {
 	k, t, u := X1, X2, X3
 	VMOVDQU(Mem{Base: key}, k)
 	VMOVDQU(k, roundKey(ks, 0))
+	VMOVDQA(k, h)
 	for r := 1; r <= 10; r++ {
 		VAESKEYGENASSIST(Imm(uint64(rcon[r-1])), k, t)
 		VPSHUFD(Imm(0xff), t, t)
 		prefixXOR(k, u)
 		VPXOR(t, k, k)
 		VMOVDQU(k, roundKey(ks, r))
+		encryptRound(r, 10, k, h)
+	}
+}
+
+// encryptRound applies round r of AES with key k to h.
+func encryptRound(r, rounds int, k, h VecPhysical) {
+	if r < rounds {
+		VAESENC(k, h, h)
+	} else {
+		VAESENCLAST(k, h, h)
 	}
 }
 
 // expandKey256 writes the 15 AES-256 round keys: even ones as for AES-128
 // from the key two back, odd ones from the key two back and SubWord of the
 // previous key's last word (AESKEYGENASSIST's third word), with no rotation
-// and no Rcon.
-func expandKey256(ks, key GPPhysical) {
+// and no Rcon. It encrypts the zero block into h as it goes.
+func expandKey256(ks, key GPPhysical, h VecPhysical) {
 	k := [2]VecPhysical{X1, X2}
 	t, u := X3, X4
 	VMOVDQU(Mem{Base: key}, k[0])
 	VMOVDQU(Mem{Base: key, Disp: 16}, k[1])
 	VMOVDQU(k[0], roundKey(ks, 0))
 	VMOVDQU(k[1], roundKey(ks, 1))
+	VMOVDQA(k[0], h)
+	VAESENC(k[1], h, h)
 	for r := 2; r <= 14; r++ {
 		older, newer := k[r%2], k[(r+1)%2]
 		if r%2 == 0 {
@@ -84,22 +95,14 @@ func expandKey256(ks, key GPPhysical) {
 		prefixXOR(older, u)
 		VPXOR(t, older, older)
 		VMOVDQU(older, roundKey(ks, r))
+		encryptRound(r, 14, older, h)
 	}
-}
-
-// encryptZero leaves AES_K(0^128) in h.
-func encryptZero(ks GPPhysical, rounds int, h VecPhysical) {
-	VMOVDQU(roundKey(ks, 0), h)
-	for r := 1; r < rounds; r++ {
-		VAESENC(roundKey(ks, r), h, h)
-	}
-	VAESENCLAST(roundKey(ks, rounds), h, h)
 }
 
 // hashKeyPowers turns H = AES_K(0) in h into H^16 … H^1 (times x^-1, in
-// the kernels' representation) at the end of the table, then the zero
-// padding. H^32 … H^17, which only the AVX-512 kernel reads, are left to
-// powersVAES512.
+// the kernels' representation) at the end of the table, their Karatsuba
+// halves and the zero padding; and, if the powers argument is 32, into
+// H^32 … H^17 and their halves too.
 func hashKeyPowers(ks GPPhysical, h VecPhysical) {
 	poly := Y15
 	VBROADCASTI128(gfPoly, poly)
@@ -138,38 +141,40 @@ func hashKeyPowers(ks GPPhysical, h VecPhysical) {
 
 	p88 := Y9
 	VPERMQ(Imm(0x44), p87, p88)
+	p109, p1211, p1413, p1615 := Y0, Y1, Y2, Y14
 	for i, low := range []VecPhysical{p21, p43, p65, p87} {
-		mulVEX(low, p88, Y14, t0, t1, t2, t3, poly)
-		VMOVDQU(Y14, htab(ks, 22-2*i))
+		high := []VecPhysical{p109, p1211, p1413, p1615}[i]
+		mulVEX(low, p88, high, t0, t1, t2, t3, poly)
+		VMOVDQU(high, htab(ks, 22-2*i))
 	}
 
-	VPXOR(X0, X0, X0)
-	VMOVDQU(Y0, Mem{Base: ks, Disp: offPad})
-	VMOVDQU(X0, Mem{Base: ks, Disp: offPad + 32})
-}
+	// The Karatsuba halves, from the registers: reading back what was
+	// just stored would stall on store forwarding.
+	for i, p := range []VecPhysical{p1615, p1413, p1211, p109, p87, p65, p43, p21} {
+		VPSHUFD(Imm(0x4e), p, t0)
+		VPXOR(p, t0, t0)
+		VMOVDQU(t0, kara(ks, 16+2*i))
+	}
+	VPXOR(X4, X4, X4)
+	VMOVDQU(Y4, Mem{Base: ks, Disp: offPad})
+	VMOVDQU(X4, Mem{Base: ks, Disp: offPad + 32})
 
-// genPowers512 writes powersVAES512, which completes the AVX-512 kernel's
-// tables: H^32 … H^17 = (H^16 … H^1)·H^16, four powers per multiply, and
-// for every power the XOR of its halves, which Karatsuba multiplication
-// needs.
-func genPowers512() {
-	TEXT("powersVAES512", NOSPLIT, "func(ks *byte)")
-	Doc("powersVAES512 extends the table initVAES wrote with H^32 … H^17.")
-	ks := RDI
-	Load(Param("ks"), ks)
-	VBROADCASTI32X4(gfPoly, Z31)
-	VBROADCASTI32X4(htab(ks, 16), Z30)
-	for i := 0; i < 4; i++ {
-		VMOVDQU64(htab(ks, 16+4*i), Z0)
-		mulZ(Z0, Z30, Z1, Z2, Z3, Z4, Z31)
-		VMOVDQU64(Z1, htab(ks, 4*i))
+	// H^32 … H^17 = (H^16 … H^1)·H^16, four powers per multiply, for the
+	// AVX-512 kernel only: these are its instructions.
+	Load(Param("powers"), RAX)
+	CMPQ(RAX, Imm(32))
+	JNE(LabelRef("init_done"))
+	zpoly, h16 := Z31, Z30
+	VBROADCASTI32X4(gfPoly, zpoly)
+	VSHUFI64X2(Imm(0), p1615.AsZ(), p1615.AsZ(), h16)
+	for i, pair := range [][2]VecPhysical{{p1615, p1413}, {p1211, p109}, {p87, p65}, {p43, p21}} {
+		low, high := Z16, Z17
+		VINSERTI64X4(Imm(1), pair[1], pair[0].AsZ(), low)
+		mulZ(low, h16, high, Z18, Z19, Z20, zpoly)
+		VMOVDQU64(high, htab(ks, 4*i))
+		VPSHUFD(Imm(0x4e), high, Z18)
+		VPXORD(high, Z18, Z18)
+		VMOVDQU64(Z18, kara(ks, 4*i))
 	}
-	for i := 0; i < 32; i += 4 {
-		VMOVDQU64(htab(ks, i), Z0)
-		VPSHUFD(Imm(0x4e), Z0, Z1)
-		VPXORD(Z0, Z1, Z1)
-		VMOVDQU64(Z1, kara(ks, i))
-	}
-	VZEROUPPER()
-	RET()
+	Label("init_done")
 }

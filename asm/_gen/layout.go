@@ -40,6 +40,10 @@ var (
 	// ctrInc4 and ctrInc2 add 4 (2) to every lane's counter.
 	ctrInc4 Mem
 	ctrInc2 Mem
+	// ctrInc4BigEndian and ctrInc2BigEndian add 4 (2) to the last byte of
+	// every lane.
+	ctrInc4BigEndian Mem
+	ctrInc2BigEndian Mem
 	// tailMask is 32 bytes of 0xff then 32 of zeros; the 32 bytes at
 	// tailMask+32-n keep the first n bytes of a vector.
 	tailMask Mem
@@ -65,6 +69,16 @@ func genConstants() {
 	for lane := 0; lane < 4; lane++ {
 		DATA(16*lane, U64(4))
 		DATA(16*lane+8, U64(0))
+	}
+	ctrInc4BigEndian = GLOBL("ctrInc4BigEndian", RODATA|NOPTR)
+	for lane := 0; lane < 4; lane++ {
+		DATA(16*lane, U64(0))
+		DATA(16*lane+8, U64(4<<56))
+	}
+	ctrInc2BigEndian = GLOBL("ctrInc2BigEndian", RODATA|NOPTR)
+	for lane := 0; lane < 2; lane++ {
+		DATA(16*lane, U64(0))
+		DATA(16*lane+8, U64(2<<56))
 	}
 	ctrInc2 = GLOBL("ctrInc2", RODATA|NOPTR)
 	for lane := 0; lane < 2; lane++ {

@@ -18,7 +18,6 @@ func main() {
 	genConstants()
 	genCPUID()
 	genInit()
-	genPowers512()
 	genTag()
 	genVAES512()
 	genVAES256()

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	. "github.com/mmcloughlin/avo/reg"
@@ -98,6 +100,40 @@ func yRound(r int, states []VecPhysical) func() {
 	}
 }
 
+// yToBigEndian, yToLittleEndian and yGroupCounters are zToBigEndian … for
+// the AVX2 kernel, whose group of 8 counters ends 9 past the low byte.
+func yToBigEndian() {
+	VMOVD(yCTR.AsX(), gLOW.As32())
+	VPSHUFB(ySWAP, yCTR, yCTR)
+}
+
+func yToLittleEndian() {
+	VPSHUFB(ySWAP, yCTR, yCTR)
+}
+
+func yGroupCounters() {
+	zCounterGroups++
+	slow := fmt.Sprintf("ctr%d_carry", zCounterGroups)
+	done := fmt.Sprintf("ctr%d_done", zCounterGroups)
+	CMPB(gLOW.As8(), U8(255-9))
+	JA(LabelRef(slow))
+	for _, s := range yA {
+		VPXOR(yRK0, yCTR, s)
+		VPADDD(ctrInc2BigEndian, yCTR, yCTR)
+	}
+	JMP(LabelRef(done))
+	Label(slow)
+	VPSHUFB(ySWAP, yCTR, yT0)
+	for _, s := range yA {
+		VPSHUFB(ySWAP, yT0, s)
+		VPADDD(ctrInc2, yT0, yT0)
+		VPXOR(yRK0, s, s)
+	}
+	VPSHUFB(ySWAP, yT0, yCTR)
+	Label(done)
+	ADDB(U8(8), gLOW.As8())
+}
+
 func yCounters(states []VecPhysical) {
 	for _, s := range states {
 		VPSHUFB(ySWAP, yCTR, s)
@@ -119,40 +155,50 @@ func yLastRound(states []VecPhysical) {
 	}
 }
 
-// yHashSteps returns the steps that fold the 128 bytes at p into the hash
-// state in yHI: a product per block with its power of H (H^8 … H^1), summed
-// unreduced, one reduction, and the two lanes summed into yHI's low lane.
-func yHashSteps(p GPPhysical, disp int) []func() {
+// yHashSteps returns the steps that multiply the 128 bytes at p+disp
+// (byte-reversed, the first block XORed with the hash state if first) by
+// H^(first+7) … H^first, one power per block, and add the Karatsuba
+// products (see zHashSteps), unreduced, to yLO, yMI, yHI (or start them, if
+// first); with reduce, the steps end in a reduction that leaves the hash
+// state in yHI's low lane.
+func yHashSteps(p GPPhysical, disp int, power int, first, reduce bool) []func() {
 	var steps []func()
 	for i := 0; i < 4; i++ {
-		h := htab(gKS, 24+2*i)
+		h, k := htab(gKS, 32-power-7+2*i), kara(gKS, 32-power-7+2*i)
 		steps = append(steps,
 			func() { VMOVDQU(Mem{Base: p, Disp: disp + 32*i}, yD) },
 			func() { VPSHUFB(ySWAP, yD, yD) },
 		)
-		if i == 0 {
+		if i == 0 && first {
 			steps = append(steps,
 				func() { VPXOR(yHI, yD, yD) },
+				func() { VPSHUFD(Imm(0x4e), yD, yMI) },
+				func() { VPXOR(yD, yMI, yMI) },
+				func() { clmul(0x00, yMI, k, yMI) },
 				func() { clmul(0x00, yD, h, yLO) },
 				func() { clmul(0x11, yD, h, yHI) },
-				func() { clmul(0x01, yD, h, yMI) },
-				func() { clmul(0x10, yD, h, yT0) },
-				func() { VPXOR(yT0, yMI, yMI) },
 			)
 			continue
 		}
 		steps = append(steps,
-			func() { clmul(0x00, yD, h, yT0) },
-			func() { VPXOR(yT0, yLO, yLO) },
+			func() { VPSHUFD(Imm(0x4e), yD, yT0) },
+			func() { VPXOR(yD, yT0, yT0) },
+			func() { clmul(0x00, yT0, k, yT0) },
+			func() { VPXOR(yT0, yMI, yMI) },
+			func() { clmul(0x00, yD, h, yT1) },
+			func() { VPXOR(yT1, yLO, yLO) },
 			func() { clmul(0x11, yD, h, yT1) },
 			func() { VPXOR(yT1, yHI, yHI) },
-			func() { clmul(0x01, yD, h, yT0) },
-			func() { VPXOR(yT0, yMI, yMI) },
-			func() { clmul(0x10, yD, h, yT1) },
-			func() { VPXOR(yT1, yMI, yMI) },
 		)
 	}
-	return append(steps, yReduceSteps()...)
+	if reduce {
+		steps = append(steps,
+			func() { VPXOR(yLO, yMI, yMI) },
+			func() { VPXOR(yHI, yMI, yMI) },
+		)
+		steps = append(steps, yReduceSteps()...)
+	}
+	return steps
 }
 
 func yReduceSteps() []func() {
@@ -185,44 +231,59 @@ func yGroups(m mode, prefix string, rounds int, done string) {
 		SUBQ(U32(128), gN)
 	}
 
+	// As zGroups: 128-byte groups, two per reduction.
 	CMPQ(gN, U32(128))
 	JB(LabelRef(label("tail")))
-	switch m {
-	case modeHash:
-		Label(label("loop"))
-		for _, step := range yHashSteps(gSRC, 0) {
-			step()
+	group := func(first, reduce bool) {
+		power := 1
+		if !reduce {
+			power = 9
 		}
-		advance()
-		CMPQ(gN, U32(128))
-		JAE(LabelRef(label("loop")))
-
-	case modeDecrypt:
-		Label(label("loop"))
-		yCounters(yA[:])
-		stitch(aesRounds, yHashSteps(gSRC, 0))
-		yLastRound(yA[:])
-		advance()
-		CMPQ(gN, U32(128))
-		JAE(LabelRef(label("loop")))
-
-	case modeEncrypt:
-		yCounters(yA[:])
+		switch m {
+		case modeHash:
+			for _, step := range yHashSteps(gSRC, 0, power, first, reduce) {
+				step()
+			}
+			advance()
+		case modeDecrypt:
+			yGroupCounters()
+			stitch(aesRounds, yHashSteps(gSRC, 0, power, first, reduce))
+			yLastRound(yA[:])
+			advance()
+		case modeEncrypt:
+			yGroupCounters()
+			stitch(aesRounds, yHashSteps(gDST, -128, power, first, reduce))
+			yLastRound(yA[:])
+			advance()
+		}
+	}
+	if m != modeHash {
+		yToBigEndian()
+	}
+	if m == modeEncrypt {
+		yGroupCounters()
 		for _, round := range aesRounds {
 			round()
 		}
 		yLastRound(yA[:])
 		advance()
-		Label(label("loop"))
-		CMPQ(gN, U32(128))
-		JB(LabelRef(label("drain")))
-		yCounters(yA[:])
-		stitch(aesRounds, yHashSteps(gDST, -128))
-		yLastRound(yA[:])
-		advance()
-		JMP(LabelRef(label("loop")))
-		Label(label("drain"))
-		for _, step := range yHashSteps(gDST, -128) {
+	}
+	Label(label("pairs"))
+	CMPQ(gN, U32(256))
+	JB(LabelRef(label("single")))
+	group(true, false)
+	group(false, true)
+	JMP(LabelRef(label("pairs")))
+	Label(label("single"))
+	CMPQ(gN, U32(128))
+	JB(LabelRef(label("last")))
+	group(true, true)
+	Label(label("last"))
+	if m != modeHash {
+		yToLittleEndian()
+	}
+	if m == modeEncrypt {
+		for _, step := range yHashSteps(gDST, -128, 1, true, true) {
 			step()
 		}
 	}

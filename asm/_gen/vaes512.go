@@ -189,6 +189,50 @@ func zCounters(states []VecPhysical) {
 	}
 }
 
+// In the 256-byte loop, zCTR holds the counters in GCM's byte order, and
+// gLOW the low byte of the first one. While that byte does not carry, the
+// next counters are a byte addition away, which saves the byte reversals;
+// one group in 16 takes the long way. zToBigEndian and zToLittleEndian
+// switch zCTR between the loop's form and the tail's.
+var gLOW = R13
+
+var zCounterGroups int
+
+func zToBigEndian() {
+	VMOVD(zCTR.AsX(), gLOW.As32())
+	VPSHUFB(zSWAP, zCTR, zCTR)
+}
+
+func zToLittleEndian() {
+	VPSHUFB(zSWAP, zCTR, zCTR)
+}
+
+// zGroupCounters loads the next 16 counter blocks into zA, whitened with
+// round key 0, from the big-endian zCTR.
+func zGroupCounters() {
+	zCounterGroups++
+	slow := fmt.Sprintf("ctr%d_carry", zCounterGroups)
+	done := fmt.Sprintf("ctr%d_done", zCounterGroups)
+	// The lanes end 19 past the low byte: it must not pass 255.
+	CMPB(gLOW.As8(), U8(255-19))
+	JA(LabelRef(slow))
+	for _, s := range zA {
+		VPXORD(zRK[0], zCTR, s)
+		VPADDD(ctrInc4BigEndian, zCTR, zCTR)
+	}
+	JMP(LabelRef(done))
+	Label(slow)
+	VPSHUFB(zSWAP, zCTR, zT0)
+	for _, s := range zA {
+		VPSHUFB(zSWAP, zT0, s)
+		VPADDD(ctrInc4, zT0, zT0)
+		VPXORD(zRK[0], s, s)
+	}
+	VPSHUFB(zSWAP, zT0, zCTR)
+	Label(done)
+	ADDB(U8(16), gLOW.As8())
+}
+
 // zLastRound finishes the states and XORs in the input at src: AESENCLAST
 // ends with an XOR, so XORing the input into the last round key first takes
 // that XOR off the critical path. It clobbers the zD registers.
@@ -339,7 +383,7 @@ func zGroups(m mode, prefix string, rounds int, done string) {
 			advance()
 		case modeDecrypt:
 			zLoadHashInput(gSRC, first)
-			zCounters(zA[:])
+			zGroupCounters()
 			stitch(aesRounds, zHashSteps(h, k, first, reduce))
 			zLastRound(rounds, zA[:])
 			for i, a := range zA {
@@ -348,13 +392,16 @@ func zGroups(m mode, prefix string, rounds int, done string) {
 			advance()
 		case modeEncrypt:
 			zCiphertextHashInput(first)
-			zCounters(zA[:])
+			zGroupCounters()
 			stitch(aesRounds, zHashSteps(h, k, first, reduce))
 			zEncryptStore(rounds)
 		}
 	}
+	if m != modeHash {
+		zToBigEndian()
+	}
 	if m == modeEncrypt {
-		zCounters(zA[:])
+		zGroupCounters()
 		for _, round := range aesRounds {
 			round()
 		}
@@ -371,6 +418,9 @@ func zGroups(m mode, prefix string, rounds int, done string) {
 	JB(LabelRef(label("last")))
 	group(true, true)
 	Label(label("last"))
+	if m != modeHash {
+		zToLittleEndian()
+	}
 	if m == modeEncrypt {
 		zCiphertextHashInput(true)
 		for _, step := range zHashSteps(zLow, zLowKara, true, true) {
@@ -457,5 +507,3 @@ func zTail(m mode, label func(string) string, rounds int) {
 	}
 	Label(label("end"))
 }
-
-var _ = fmt.Sprint
