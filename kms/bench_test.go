@@ -18,7 +18,7 @@ func benchService(b *testing.B) (*Service, *Caller, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &Caller{ARN: "arn:aws:iam::111122223333:user/admin", Account: "111122223333"}
+	c := &Caller{ARN: "arn:aws:iam::111122223333:root", Account: "111122223333"} // the account root: allowed by the default key policy
 	out, err := s.CreateKey(context.Background(), c, &CreateKeyInput{})
 	if err != nil {
 		b.Fatal(err)
