@@ -126,13 +126,19 @@ func (g *GCM) ghash(acc *[16]byte, data []byte) {
 	}
 }
 
+// counterBlock returns GCM's counter block number block for a 12-byte
+// nonce; block 1 is J0, and the text starts at block 2.
+func counterBlock(nonce []byte, block uint32) (b [16]byte) {
+	copy(b[:], nonce)
+	binary.BigEndian.PutUint32(b[12:], block)
+	return b
+}
+
 // ctr runs counter mode from block 2 of nonce over src into dst, folding
 // the ciphertext into acc, at most chunkSize bytes per call.
 func (g *GCM) ctr(decrypt bool, acc *[16]byte, nonce, dst, src []byte) {
-	var ctr [16]byte
-	copy(ctr[:], nonce)
 	for block := uint32(2); len(src) > 0; block += chunkSize / blockSize {
-		binary.BigEndian.PutUint32(ctr[12:], block)
+		ctr := counterBlock(nonce, block)
 		n := min(len(src), chunkSize)
 		switch {
 		case g.kernel == kernelVAES512 && decrypt:
@@ -152,10 +158,14 @@ func (g *GCM) ctr(decrypt bool, acc *[16]byte, nonce, dst, src []byte) {
 
 // tag computes the tag into out from the hash state.
 func (g *GCM) tag(out *[16]byte, acc *[16]byte, nonce []byte, aadLen, ptLen int) {
-	var j0 [16]byte
-	copy(j0[:], nonce)
-	j0[15] = 1
+	j0 := counterBlock(nonce, 1)
 	tagVAES(&g.ks, acc, &j0, out, aadLen, ptLen)
+}
+
+// oneCall reports whether a message fits one assembly call: longer ones
+// go in pieces so that preemption and GC pauses wait at most about 50 µs.
+func oneCall(text, additionalData []byte) bool {
+	return len(text)+len(additionalData) <= chunkSize
 }
 
 // checkVAES256Expected is the AVX2 kernel's guard, as checkStdlibExpected
@@ -168,16 +178,14 @@ func (g *GCM) checkVAES256Expected() {
 
 func (g *GCM) sealVAES(out, nonce, plaintext, additionalData []byte) {
 	tag := (*[16]byte)(out[len(plaintext):])
-	if len(plaintext) > chunkSize || len(additionalData) > chunkSize {
+	if !oneCall(plaintext, additionalData) {
 		var acc [16]byte
 		g.ghash(&acc, additionalData)
 		g.ctr(false, &acc, nonce, out, plaintext)
 		g.tag(tag, &acc, nonce, len(additionalData), len(plaintext))
 		return
 	}
-	var j0 [16]byte
-	copy(j0[:], nonce)
-	j0[15] = 1
+	j0 := counterBlock(nonce, 1)
 	// Direct calls: through a func value, the arguments would escape.
 	if g.kernel == kernelVAES512 {
 		sealVAES512(&g.ks, &j0, unsafe.SliceData(out), unsafe.SliceData(plaintext), len(plaintext),
@@ -194,15 +202,13 @@ func (g *GCM) sealVAES(out, nonce, plaintext, additionalData []byte) {
 func (g *GCM) openVAES(out, nonce, ciphertext, additionalData []byte) bool {
 	ciphertext, sent := ciphertext[:len(ciphertext)-tagSize], ciphertext[len(ciphertext)-tagSize:]
 	var want [16]byte
-	if len(ciphertext) > chunkSize || len(additionalData) > chunkSize {
+	if !oneCall(ciphertext, additionalData) {
 		var acc [16]byte
 		g.ghash(&acc, additionalData)
 		g.ctr(true, &acc, nonce, out, ciphertext)
 		g.tag(&want, &acc, nonce, len(additionalData), len(ciphertext))
 	} else {
-		var j0 [16]byte
-		copy(j0[:], nonce)
-		j0[15] = 1
+		j0 := counterBlock(nonce, 1)
 		if g.kernel == kernelVAES512 {
 			openVAES512(&g.ks, &j0, unsafe.SliceData(out), unsafe.SliceData(ciphertext), len(ciphertext),
 				unsafe.SliceData(additionalData), len(additionalData), &want)

@@ -118,7 +118,7 @@ func genFused(suffix string, setup func(), hash func(name string), crypt func(m 
 		TEXT(name, NOSPLIT, "func(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)")
 		Doc(name+" "+map[mode]string{modeEncrypt: "encrypts", modeDecrypt: "decrypts"}[m]+
 			" n bytes from src to dst and writes the tag for them and the additional data: GCM with the counter block J0.",
-			"Neither n nor aadLen exceeds chunkSize.")
+			"n + aadLen is at most chunkSize.")
 		setup()
 		Load(Param("ks"), gKS)
 		Load(Param("tag"), gDST)
