@@ -166,6 +166,6 @@ listen address. Only principals whose policies allow the action may use them.`,
 		run("DeleteUserPolicy", cobra.ExactArgs(2), names)("delete USER POLICY_NAME", "Delete an identity policy"),
 	)
 	usage := run("GetUsage", cobra.NoArgs, userArg)("usage", "Show the account's call counts per key and operation")
-	cmd.AddCommand(user, key, policy, usage)
+	cmd.AddCommand(user, key, policy, usage, newHSMCmd())
 	return cmd
 }

@@ -39,6 +39,7 @@ type serveOptions struct {
 	cpuProfile          string
 	gcPercent           int
 	audit               bool
+	root                rootOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -71,6 +72,7 @@ Every flag may also be set as COFFER_<FLAG> in the environment
 	f.DurationVar(&o.maintenanceInterval, "maintenance-interval", time.Minute, "how often due rotations and deletions run")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	o.root.flags(cmd, true)
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail to <data-dir>/audit (never off in production: calls are then unaudited)")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (for performance work)")
 	f.IntVar(&o.gcPercent, "gc-percent", 400, "garbage-collector target (GOGC); the live heap is small, so collecting less often saves CPU. GOGC in the environment wins")
@@ -101,9 +103,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 
 	var (
-		store keystore.Store
-		root  hsm.Backend
-		err   error
+		store       keystore.Store
+		root        hsm.Backend
+		rootMetrics func(io.Writer)
+		err         error
 	)
 	if o.dev {
 		fmt.Fprintln(stderr, "WARNING: --dev: keys live only in memory and are lost at exit, and ANY well-formed SigV4")
@@ -114,7 +117,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		if err := os.MkdirAll(o.dataDir, 0o700); err != nil {
 			return err
 		}
-		root, err = hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(o.dataDir, "root.key"), Passphrase: passphraseFromEnv()})
+		root, rootMetrics, err = openRoot(o.dataDir, o.root)
 		if err == nil {
 			store, err = keystore.OpenBolt(filepath.Join(o.dataDir, "coffer.db"))
 		}
@@ -177,6 +180,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if rootMetrics != nil {
+		srv.AddMetrics(rootMetrics)
 	}
 	if trail != nil {
 		srv.AddMetrics(func(w io.Writer) {

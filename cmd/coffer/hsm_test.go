@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+const softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
+
+// softToken makes a SoftHSM2 token in a private SOFTHSM2_CONF and returns a
+// PIN file for it.
+func softToken(t *testing.T, label string) string {
+	t.Helper()
+	if _, err := os.Stat(softhsmModule); err != nil {
+		t.Skip("SoftHSM2 is not installed (apt-get install softhsm2); .ci/run installs it")
+	}
+	if _, err := exec.LookPath("softhsm2-util"); err != nil {
+		t.Skip("softhsm2-util is not installed")
+	}
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "tokens"), 0o700)
+	conf := filepath.Join(dir, "softhsm2.conf")
+	os.WriteFile(conf, []byte("directories.tokendir = "+filepath.Join(dir, "tokens")+"\nobjectstore.backend = file\n"), 0o600)
+	t.Setenv("SOFTHSM2_CONF", conf)
+	if out, err := exec.Command("softhsm2-util", "--init-token", "--free", "--label", label, "--pin", "1234", "--so-pin", "567890").CombinedOutput(); err != nil {
+		t.Fatalf("init token: %v\n%s", err, out)
+	}
+	pin := filepath.Join(dir, "pin")
+	os.WriteFile(pin, []byte("1234\n"), 0o600)
+	return pin
+}
+
+func TestServeWithPKCS11Root(t *testing.T) {
+	pin := softToken(t, "coffer-test")
+	hsmArgs := []string{"--pkcs11-module", softhsmModule, "--pkcs11-token", "coffer-test", "--pkcs11-pin-file", pin}
+	out, err := exec.Command(cofferBin, append([]string{"admin", "hsm", "init"}, hsmArgs...)...).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("created root key")) {
+		t.Fatalf("coffer admin hsm init: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(cofferBin, append([]string{"admin", "hsm", "init"}, hsmArgs...)...).CombinedOutput(); err == nil {
+		t.Fatalf("a second hsm init succeeded: %s", out)
+	}
+	dir := t.TempDir()
+	p := startServe(t, dir, append([]string{"--hsm", "pkcs11"}, hsmArgs...)...)
+	credFile := filepath.Join(dir, "coffer-data", "credentials")
+	c := sdkClient(t, credFile, p.endpoint)
+	ctx := context.Background()
+	key, err := c.CreateKey(ctx, &awskms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := c.Encrypt(ctx, &awskms.EncryptInput{KeyId: key.KeyMetadata.KeyId, Plaintext: []byte("under the HSM")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(p.endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsText, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metricsText), "hsm") {
+		t.Fatal("/metrics has no HSM pool metrics")
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	p.done <- nil
+
+	// Restart on the token: old ciphertext decrypts; the material was never on disk in the clear.
+	p2 := startServe(t, dir, append([]string{"--hsm", "pkcs11"}, hsmArgs...)...)
+	dec, err := sdkClient(t, credFile, p2.endpoint).Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob})
+	if err != nil || string(dec.Plaintext) != "under the HSM" {
+		t.Fatalf("decrypt after restart: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "coffer-data", "root.key")); err == nil {
+		t.Fatal("a software root key was written for a PKCS#11 data dir")
+	}
+	p2.cmd.Process.Signal(syscall.SIGTERM)
+	<-p2.done
+	p2.done <- nil
+
+	// The data dir refuses another kind of root.
+	cmd := exec.Command(cofferBin, "serve", "--listen", "127.0.0.1:0")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("was created with the pkcs11 root")) {
+		t.Fatalf("software root on a PKCS#11 data dir: %v\n%s", err, out)
+	}
+}
