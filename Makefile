@@ -18,6 +18,8 @@ run: build
 # .ci/run installs them all.
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	# The server's integration tests again, on a PKCS#11 (SoftHSM2) root of trust.
+	COFFER_TEST_ROOT=pkcs11 $(GO) test -race -count=1 -timeout 10m ./server
 
 # Micro-benchmarks and a short load run; raw results in bench/results/, then
 # BENCHMARKS.md's tables and plots are regenerated from them.

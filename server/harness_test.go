@@ -7,8 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -103,7 +106,7 @@ func (e *testEnv) start() { e.startWith(false) }
 func (e *testEnv) startWith(dev bool) {
 	t := e.t
 	t.Helper()
-	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(e.dir, "root.key")})
+	root, err := e.openRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,4 +230,33 @@ func tags(kv ...string) []types.Tag {
 		out = append(out, types.Tag{TagKey: aws.String(kv[i]), TagValue: aws.String(kv[i+1])})
 	}
 	return out
+}
+
+// openRoot opens the env's root of trust: the sealed software root, or with
+// COFFER_TEST_ROOT=pkcs11 (make test sets it for a second pass) a SoftHSM2
+// token behind the hsm pool, so that every integration test also runs on
+// the PKCS#11 root.
+func (e *testEnv) openRoot() (hsm.Backend, error) {
+	if os.Getenv("COFFER_TEST_ROOT") != "pkcs11" {
+		return hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(e.dir, "root.key")})
+	}
+	const module = "/usr/lib/softhsm/libsofthsm2.so"
+	if _, err := os.Stat(module); err != nil {
+		e.t.Skip("COFFER_TEST_ROOT=pkcs11 needs SoftHSM2 (apt-get install softhsm2)")
+	}
+	tokens := filepath.Join(e.dir, "tokens")
+	conf := filepath.Join(e.dir, "softhsm2.conf")
+	if _, err := os.Stat(conf); err != nil { // first start of this env: a fresh token
+		os.MkdirAll(tokens, 0o700)
+		os.WriteFile(conf, []byte("directories.tokendir = "+tokens+"\nobjectstore.backend = file\n"), 0o600)
+		e.t.Setenv("SOFTHSM2_CONF", conf)
+		if out, err := exec.Command("softhsm2-util", "--init-token", "--free", "--label", "coffer-test", "--pin", "1234", "--so-pin", "567890").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("init token: %v: %s", err, out)
+		}
+	}
+	b, err := hsm.OpenPKCS11(hsm.PKCS11Config{ModulePath: module, TokenLabel: "coffer-test", PIN: "1234", RootKey: hsm.RootKeyCreate})
+	if err != nil {
+		return nil, err
+	}
+	return hsm.NewPool(b, hsm.PoolConfig{})
 }
