@@ -1,52 +1,200 @@
-// Package audit fuzzes the audit-log reader: Verify and Query over
-// arbitrary file contents never panic, and a genuine chain verifies only
-// while untouched.
+// Package audit fuzzes the audit trail's readers: Verify, recovery (Open)
+// and Query over arbitrary file contents never panic and keep their
+// promises, and a record's encoding always round-trips through
+// encoding/json.
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
-	"time"
 
 	"github.com/coffer-kms/coffer/audit"
 )
 
+// fuzzKey is fixed so that the committed seeds carry valid signatures.
+func fuzzKey(t testing.TB) *ecdsa.PrivateKey {
+	d := sha256.Sum256([]byte("coffer audit fuzz signing key"))
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+const (
+	file1 = "audit-20261123T011400Z-000001.jsonl"
+	file2 = "audit-20261123T021400Z-000002.jsonl"
+)
+
+// FuzzVerify writes data as a trail of two files, split at split, and checks:
+//   - Verify returns an error or a report, never panics; a report names a
+//     bad record exactly when the error says the chain is broken;
+//   - a trail that verifies has sequence numbers 1..LastSeq, one per
+//     complete line, each line a record;
+//   - a Writer opened on a trail that verifies continues it: after one more
+//     record and Close, the trail verifies, fully sealed;
+//   - Query reads anything without error.
 func FuzzVerify(f *testing.F) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	// A genuine log to mutate.
-	dir := f.TempDir()
+	key := fuzzKey(f)
+	for _, seed := range genuineTrails(f, key) {
+		f.Add(seed, uint16(len(seed)/2))
+	}
+	f.Add([]byte("{}\n"), uint16(0))
+	f.Add([]byte(`{"seq":1,"prevHash":""}`+"\n"), uint16(0))
+	f.Fuzz(func(t *testing.T, data []byte, split uint16) {
+		dir := t.TempDir()
+		at := 0
+		if len(data) > 0 {
+			at = int(split) % (len(data) + 1)
+		}
+		os.WriteFile(filepath.Join(dir, file1), data[:at], 0o600)
+		os.WriteFile(filepath.Join(dir, file2), data[at:], 0o600)
+
+		rep, err := audit.Verify(dir, &key.PublicKey)
+		if err := audit.Query(dir, audit.Filter{KeyID: "k", EventName: "Encrypt"}, func(*audit.Record) error { return nil }); err != nil {
+			t.Fatalf("query: %v", err)
+		}
+		if err != nil {
+			if !errors.Is(err, audit.ErrBroken) || rep == nil || rep.Bad == nil || rep.Bad.Line < 1 {
+				t.Fatalf("error %v with report %+v", err, rep)
+			}
+			return
+		}
+		if rep.Bad != nil {
+			t.Fatalf("a bad record without an error: %+v", rep.Bad)
+		}
+		complete := data[:bytes.LastIndexByte(data, '\n')+1]
+		lines := bytes.Count(complete, []byte("\n"))
+		if rep.Records != lines || rep.LastSeq != uint64(lines) || rep.Unsealed > rep.Records || rep.Digests > rep.Records {
+			t.Fatalf("report %+v for %d complete lines", rep, lines)
+		}
+		for l := range bytes.Lines(complete) {
+			var r audit.Record
+			if err := json.Unmarshal(l, &r); err != nil {
+				t.Fatalf("verified a line that is not a record: %q", l)
+			}
+		}
+
+		w, err := audit.Open(audit.Config{Dir: dir, Signer: key})
+		if err != nil {
+			t.Fatalf("open on a trail that verifies: %v", err)
+		}
+		if err := w.Append(context.Background(), &audit.Record{EventName: "Encrypt"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		after, err := audit.Verify(dir, &key.PublicKey)
+		if err != nil || after.Unsealed != 0 || after.LastSeq != rep.LastSeq+2 {
+			t.Fatalf("after one more record: %v %+v (before %+v)", err, after, rep)
+		}
+	})
+}
+
+// genuineTrails are real trails signed with key, whole and damaged.
+func genuineTrails(t testing.TB, key *ecdsa.PrivateKey) [][]byte {
+	dir := t.TempDir()
 	w, err := audit.Open(audit.Config{Dir: dir, Signer: key, DigestEvery: 2})
 	if err != nil {
-		f.Fatal(err)
+		t.Fatal(err)
 	}
-	for i := range 3 {
-		w.Append(context.Background(), &audit.Record{EventName: "Encrypt", EventTime: time.Unix(int64(i), 0).UTC().Format(time.RFC3339), EventType: audit.EventTypeAPICall})
+	for i := range 4 {
+		r := &audit.Record{EventName: "Encrypt", EventTime: "2026-11-23T01:14:00Z", RequestID: fmt.Sprint(i),
+			Resources:         []audit.Resource{{ARN: "arn:aws:kms:us-east-1:111122223333:key/k", Type: audit.ResourceTypeKey}},
+			RequestParameters: []byte(`{"keyId":"k"}`)}
+		if err := w.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
 	}
 	w.Close()
 	names, _ := filepath.Glob(filepath.Join(dir, "audit-*.jsonl"))
-	genuine, _ := os.ReadFile(names[0])
-	f.Add(genuine)
-	f.Add([]byte("{}\n"))
-	f.Add([]byte(`{"seq":1,"prevHash":""}` + "\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		d := t.TempDir()
-		os.WriteFile(filepath.Join(d, "audit-20260101T000000Z-000001.jsonl"), data, 0o600)
-		rep, err := audit.Verify(d, &key.PublicKey)
-		if err == nil && rep.Bad != nil {
-			t.Fatal("a bad record without an error")
+	whole, err := os.ReadFile(names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := bytes.SplitAfter(whole, []byte("\n"))
+	return [][]byte{
+		whole,
+		append(bytes.Clone(whole), `{"eventVersion":"1.`...),               // torn tail
+		bytes.Join(l[:4], nil),                                             // unsealed tail
+		bytes.Join(append(append([][]byte{}, l[:1]...), l[2:]...), nil),   // a record deleted
+		bytes.Replace(whole, []byte(`"requestID":"1"`), []byte(`"requestID":"2"`), 1), // an edit
+	}
+}
+
+// FuzzRecordRoundTrip checks that AppendJSON writes one line of JSON that
+// decodes, as encoding/json's own output does, to the record; and that it
+// refuses exactly the request parameters that are not JSON.
+func FuzzRecordRoundTrip(f *testing.F) {
+	f.Add("Encrypt", "aws-cli/2 \"quoted\" \\ \n", "arn:aws:iam::1:user/\u2028", []byte(`{"keyId":"k"}`), uint64(1))
+	f.Add("\xff\xfe", "\x00\x1f<>&", "résumé", []byte("{\n\"a\": [1, 2.5e3, null, true]\n}"), uint64(1)<<63)
+	f.Add("", "", "", []byte(`{"a":`), uint64(0))
+	f.Fuzz(func(t *testing.T, name, agent, arn string, params []byte, seq uint64) {
+		r := &audit.Record{EventName: name, UserAgent: agent, ErrorMessage: agent,
+			UserIdentity: audit.UserIdentity{Type: "IAMUser", ARN: arn}, Resources: []audit.Resource{{ARN: arn, Type: name}},
+			RequestParameters: params, Seq: seq, PrevHash: name}
+		line, err := r.AppendJSON(nil)
+		if valid := len(params) == 0 || json.Valid(params); (err == nil) != valid {
+			t.Fatalf("params %q: valid %v, error %v", params, valid, err)
 		}
-		if err == nil && rep.Digests > 0 && string(data) != string(genuine) && rep.Records >= 4 {
-			// Only the untouched genuine log (or a prefix ending in one of
-			// its digests) can carry a valid signature over 4+ records.
-			if len(data) > len(genuine) || string(genuine[:len(data)]) != string(data) {
-				t.Fatalf("a modified log with %d records verified", rep.Records)
+		if err != nil {
+			return
+		}
+		if !json.Valid(line) || bytes.ContainsAny(line, "\n\r") {
+			t.Fatalf("not one line of JSON: %q", line)
+		}
+		var got, want audit.Record
+		if err := json.Unmarshal(line, &got); err != nil {
+			t.Fatal(err)
+		}
+		std, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.Unmarshal(std, &want)
+		// encoding/json escapes <, > and & inside raw values; AppendJSON
+		// keeps them: the values must be equal, not the bytes.
+		var gp, wp any
+		json.Unmarshal(got.RequestParameters, &gp)
+		json.Unmarshal(want.RequestParameters, &wp)
+		if !reflect.DeepEqual(gp, wp) {
+			t.Fatalf("parameters %s, want %s", got.RequestParameters, want.RequestParameters)
+		}
+		got.RequestParameters, want.RequestParameters = nil, nil
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
+		}
+	})
+}
+
+// TestWriteSeeds writes the seed corpus under testdata/fuzz when
+// COFFER_AUDIT_WRITE_SEEDS is set: go test -run TestWriteSeeds ./fuzz/audit/
+func TestWriteSeeds(t *testing.T) {
+	if os.Getenv("COFFER_AUDIT_WRITE_SEEDS") == "" {
+		t.Skip("set COFFER_AUDIT_WRITE_SEEDS to rewrite the seed corpus")
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzVerify")
+	os.MkdirAll(dir, 0o755)
+	names := []string{"genuine", "torn-tail", "unsealed-tail", "deleted", "edited"}
+	for i, seed := range genuineTrails(t, fuzzKey(t)) {
+		// Split the trail between two files at a line, and mid-line.
+		at := bytes.IndexByte(seed, '\n') + 1
+		for j, split := range []int{at, at + 7} {
+			body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\nuint16(%d)\n", seed, split)
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d", names[i], j)), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
 			}
 		}
-		audit.Query(d, audit.Filter{EventName: "Encrypt", KeyID: "k"}, func(*audit.Record) error { return nil })
-	})
+	}
 }
