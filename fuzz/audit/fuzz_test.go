@@ -126,9 +126,9 @@ func genuineTrails(t testing.TB, key *ecdsa.PrivateKey) [][]byte {
 	l := bytes.SplitAfter(whole, []byte("\n"))
 	return [][]byte{
 		whole,
-		append(bytes.Clone(whole), `{"eventVersion":"1.`...),               // torn tail
-		bytes.Join(l[:4], nil),                                             // unsealed tail
-		bytes.Join(append(append([][]byte{}, l[:1]...), l[2:]...), nil),   // a record deleted
+		append(bytes.Clone(whole), `{"eventVersion":"1.`...),                          // torn tail
+		bytes.Join(l[:4], nil),                                                        // unsealed tail
+		bytes.Join(append(append([][]byte{}, l[:1]...), l[2:]...), nil),               // a record deleted
 		bytes.Replace(whole, []byte(`"requestID":"1"`), []byte(`"requestID":"2"`), 1), // an edit
 	}
 }
@@ -195,6 +195,23 @@ func TestWriteSeeds(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d", names[i], j)), []byte(body), 0o644); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+	dir = filepath.Join("testdata", "fuzz", "FuzzRecordRoundTrip")
+	os.MkdirAll(dir, 0o755)
+	for name, c := range map[string]struct {
+		name, agent, arn, params string
+		seq                      uint64
+	}{
+		"typical":        {"GenerateDataKey", "aws-sdk-go-v2/1.47.7", "arn:aws:iam::111122223333:user/alice", `{"keyId":"alias/app","keySpec":"AES_256","encryptionContext":{"tenant":"acme"}}`, 42},
+		"escapes":        {"\"\\\n\r\t\x00\x7f", "\u2028\u2029<>&", "\xff\xe2\x82", `{"a":"\u00e9\ud83d\ude00"}`, 1 << 63},
+		"multiline-json": {"CreateKey", "", "", "{\n  \"keyUsage\": \"ENCRYPT_DECRYPT\",\r\n  \"tags\": []\n}\n", 1},
+		"not-json":       {"Decrypt", "", "", `{"keyId":`, 0},
+		"scalar-json":    {"ListKeys", "", "", ` 17 `, 7},
+	} {
+		body := fmt.Sprintf("go test fuzz v1\nstring(%q)\nstring(%q)\nstring(%q)\n[]byte(%q)\nuint64(%d)\n", c.name, c.agent, c.arn, c.params, c.seq)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
