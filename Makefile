@@ -4,7 +4,7 @@ BIN      := bin/coffer
 FUZZTIME ?= 15s
 PKGS     := ./...
 
-.PHONY: build run test bench bench-micro bench-load bench-report bench-check bench-check-selftest fuzz lint clean
+.PHONY: asm asm-check build run test bench bench-micro bench-load bench-report bench-check bench-check-selftest fuzz lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/coffer
@@ -56,6 +56,14 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# Regenerates asm/gcm_amd64.s with the avo program in asm/_gen (its own module).
+asm:
+	cd asm/_gen && $(GO) run . -out ../gcm_amd64.s
+
+# Fails when the committed assembly is not what the generator writes.
+asm-check: asm
+	git diff --exit-code asm/gcm_amd64.s
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
