@@ -331,3 +331,10 @@ func TestDevModeWarnsAndForgets(t *testing.T) {
 
 func readFile(name string) ([]byte, error)  { return os.ReadFile(name) }
 func writeFile(name string, b []byte) error { return os.WriteFile(name, b, 0o600) }
+
+func TestVersionReportsKernel(t *testing.T) {
+	out, err := exec.Command(cofferBin, "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "aes-gcm kernel: ") || !strings.Contains(string(out), "cpu features: ") {
+		t.Fatalf("coffer version: %v\n%s", err, out)
+	}
+}

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/coffer-kms/coffer/asm"
 )
 
 func newVersionCmd() *cobra.Command {
@@ -25,6 +28,8 @@ func newVersionCmd() *cobra.Command {
 				}
 			}
 			fmt.Fprintf(w, "coffer %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(w, "aes-gcm kernel: %s\n", asm.Kernel())
+			fmt.Fprintf(w, "cpu features: %s\n", strings.Join(asm.Features(), " "))
 			return nil
 		},
 	}
