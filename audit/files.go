@@ -82,7 +82,7 @@ type chainFields struct {
 
 // recoverTrail finds where the chain continues: the last complete record
 // (a rotation may have left the newest file empty), the last digest, and the
-// newest file, whose torn final line (a write a crash cut short, never
+// newest file, whose torn end (a write a crash cut short, never
 // acknowledged) it truncates.
 func (w *Writer) recoverTrail() error {
 	fs, err := listFiles(w.cfg.Dir)
@@ -94,7 +94,17 @@ func (w *Writer) recoverTrail() error {
 	if err != nil {
 		return err
 	}
+	// A torn write ends without a newline; on some file systems it can also
+	// leave blocks of zeros that were never written. No record holds a NUL
+	// byte, so lines with one at the end are torn too.
 	good := bytes.LastIndexByte(raw, '\n') + 1
+	for good > 0 {
+		start := bytes.LastIndexByte(raw[:good-1], '\n') + 1
+		if bytes.IndexByte(raw[start:good], 0) < 0 {
+			break
+		}
+		good = start
+	}
 	if good < len(raw) {
 		if err := truncate(last.path, int64(good)); err != nil {
 			return fmt.Errorf("audit: drop the torn final line of %s: %w", last.path, err)

@@ -41,6 +41,26 @@ func TestRecoveryDropsATornLine(t *testing.T) {
 	}
 }
 
+// Blocks of zeros a crash left at the end of the newest file are torn
+// writes too, whether or not a newline follows them.
+func TestRecoveryDropsZeroedBlocks(t *testing.T) {
+	dir, key := t.TempDir(), newKey(t)
+	writeN(t, Config{Dir: dir, Signer: key}, 0, 3)
+	path := trail(t, dir)[0].path
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString("\x00\x00\x00\x00\"seq\":6}\n\x00\x00\x00")
+	f.Close()
+	w := mustOpen(t, Config{Dir: dir, Signer: key})
+	if got := w.Stats().TornBytes; got != 16 {
+		t.Fatalf("dropped %d bytes, want 16", got)
+	}
+	w.Append(context.Background(), rec(3))
+	w.Close()
+	if rep := mustVerify(t, dir, &key.PublicKey); rep.LastSeq != 6 || rep.Unsealed != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+}
+
 // A crash right after a rotation leaves an empty newest file: the chain
 // goes on from the last record of the file before.
 func TestRecoveryAfterAnEmptyNewestFile(t *testing.T) {
@@ -89,7 +109,7 @@ func TestRecoveryRefusesACorruptLastRecord(t *testing.T) {
 	writeN(t, Config{Dir: dir, Signer: key}, 0, 3)
 	path := trail(t, dir)[0].path
 	l := fileLines(t, path)
-	l[len(l)-1] = []byte("\x00\x00\x00garbage\n")
+	l[len(l)-1] = []byte("garbage\n")
 	writeLines(t, path, l)
 	before, _ := os.ReadFile(path)
 	if _, err := Open(Config{Dir: dir, Signer: key}); !errors.Is(err, ErrCorrupt) {

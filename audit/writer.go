@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -82,9 +83,10 @@ type Writer struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	mu     sync.Mutex // guards failed and stats
-	failed error
-	stats  Stats
+	failed atomic.Pointer[error] // set once, when the Writer fails for good
+
+	mu    sync.Mutex // guards stats
+	stats Stats
 
 	// Owned by the writer goroutine (and by Open before it starts).
 	f         file
@@ -225,21 +227,18 @@ func (w *Writer) Append(ctx context.Context, r *Record) error {
 }
 
 func (w *Writer) err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.failed
+	if e := w.failed.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // fail puts the Writer in its failed state for good and returns the error
 // every Append returns from now on.
 func (w *Writer) fail(cause error) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.failed == nil {
-		w.failed = fmt.Errorf("%w: %w", ErrUnavailable, cause)
-		w.stats.Failed = true
-	}
-	return w.failed
+	e := fmt.Errorf("%w: %w", ErrUnavailable, cause)
+	w.failed.CompareAndSwap(nil, &e)
+	return w.err()
 }
 
 // Stats reports the Writer's counters.
@@ -248,6 +247,7 @@ func (w *Writer) Stats() Stats {
 	s := w.stats
 	w.mu.Unlock()
 	s.QueueDepth = len(w.queue)
+	s.Failed = w.err() != nil
 	return s
 }
 
