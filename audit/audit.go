@@ -26,7 +26,16 @@
 // with the audit signing key (ECDSA P-256) seals the chain so far: whoever
 // can rewrite the files cannot recompute a sealed chain without the key.
 // Records after the last digest (a crash leaves some) are chained but not
-// sealed; Verify reports how many.
+// sealed; Verify reports how many, and the signed time of the last digest.
+// No chain can show that lines were cut off its end after the last digest;
+// SealedAt, which a running Writer advances every DigestInterval, shows when.
+//
+// # Reading
+//
+// Verify replays the chain and the signatures and names the first bad
+// record (file, line, sequence number, reason). Query selects records by
+// operation, key and time; Tail follows the trail as it grows. Neither of
+// those two verifies.
 //
 // # Secrets
 //

@@ -17,9 +17,9 @@ import (
 )
 
 // Digest is the body of a digest record: a signature over the chain head
-// (the SHA-256 of the line before the digest) and the range of sequence
-// numbers it seals, from the record after the previous digest to the record
-// before this one.
+// (the SHA-256 of the line before the digest), the range of sequence numbers
+// it seals (from the record after the previous digest to the record before
+// this one) and the digest record's eventTime.
 type Digest struct {
 	FirstSeq  uint64 `json:"firstSeq"`
 	LastSeq   uint64 `json:"lastSeq"`
@@ -30,9 +30,9 @@ type Digest struct {
 const digestDomain = "coffer/audit-digest/v1\n"
 
 // signedHash is the SHA-256 of what a digest's signature covers: a domain
-// string, the range and the raw head hash. It fails when HeadHash is not
-// 64 hex digits.
-func (d *Digest) signedHash() ([32]byte, error) {
+// string, the range, the raw head hash and the time the digest was made. It
+// fails when HeadHash is not 64 hex digits.
+func (d *Digest) signedHash(eventTime string) ([32]byte, error) {
 	var head [32]byte
 	if len(d.HeadHash) != 2*len(head) {
 		return head, errors.New("headHash is not a SHA-256")
@@ -40,16 +40,17 @@ func (d *Digest) signedHash() ([32]byte, error) {
 	if _, err := hex.Decode(head[:], []byte(d.HeadHash)); err != nil {
 		return head, errors.New("headHash is not a SHA-256")
 	}
-	msg := make([]byte, 0, len(digestDomain)+16+len(head))
+	msg := make([]byte, 0, len(digestDomain)+16+len(head)+len(eventTime))
 	msg = append(msg, digestDomain...)
 	msg = binary.BigEndian.AppendUint64(msg, d.FirstSeq)
 	msg = binary.BigEndian.AppendUint64(msg, d.LastSeq)
 	msg = append(msg, head[:]...)
+	msg = append(msg, eventTime...)
 	return sha256.Sum256(msg), nil
 }
 
-func (d *Digest) sign(s crypto.Signer) error {
-	h, err := d.signedHash()
+func (d *Digest) sign(s crypto.Signer, eventTime string) error {
+	h, err := d.signedHash(eventTime)
 	if err != nil {
 		return err
 	}
@@ -57,8 +58,8 @@ func (d *Digest) sign(s crypto.Signer) error {
 	return err
 }
 
-func (d *Digest) verify(pub *ecdsa.PublicKey) bool {
-	h, err := d.signedHash()
+func (d *Digest) verify(pub *ecdsa.PublicKey, eventTime string) bool {
+	h, err := d.signedHash(eventTime)
 	return err == nil && pub != nil && ecdsa.VerifyASN1(pub, h[:], d.Signature)
 }
 

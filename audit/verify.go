@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // VerifyReport is the outcome of Verify.
@@ -22,6 +23,10 @@ type VerifyReport struct {
 	// checked, but no signature covers them yet (a crash, or a trail cut
 	// short after a digest, leaves some).
 	Unsealed int
+	// SealedAt is the time of the last digest, which its signature covers.
+	// A running Writer seals at least every DigestInterval, so a SealedAt
+	// long before the Writer stopped means the trail was cut short.
+	SealedAt time.Time
 	// TornTail reports that the newest file ends in a line with no newline:
 	// a write a crash cut short, never acknowledged, and dropped by Open.
 	TornTail bool
@@ -141,11 +146,12 @@ func (v *verifier) line(file string, n int, line []byte) error {
 			return v.bad(file, n, c.Seq, "digest headHash is not the hash of the record before it")
 		case d.FirstSeq != v.sealed+1 || d.LastSeq != v.seq:
 			return v.bad(file, n, c.Seq, "digest seals seq %d-%d, but the unsealed records are %d-%d", d.FirstSeq, d.LastSeq, v.sealed+1, v.seq)
-		case !d.verify(v.pub):
+		case !d.verify(v.pub, c.EventTime):
 			return v.bad(file, n, c.Seq, "digest signature does not verify with the public key")
 		}
 		v.sealed = c.Seq
 		v.rep.Digests++
+		v.rep.SealedAt, _ = time.Parse(time.RFC3339, c.EventTime)
 	}
 	sum := sha256.Sum256(line)
 	hex.Encode(v.prev[:], sum[:])

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sealedTrail writes 10 records with a digest every 4, one line per write:
@@ -81,6 +82,10 @@ func TestVerifyNamesTheFirstBadRecord(t *testing.T) {
 			l[9] = bytes.Replace(l[9], []byte(`"headHash":"`), []byte(`"headHash":"0`), 1)
 			return l
 		}, 10, 10, "headHash"},
+		{"digest time edited", func(l [][]byte) [][]byte {
+			l[9] = bytes.Replace(l[9], []byte(`"eventTime":"20`), []byte(`"eventTime":"19`), 1)
+			return l
+		}, 10, 10, "signature"},
 		{"signature moved", func(l [][]byte) [][]byte {
 			sig := func(b []byte) []byte {
 				i := bytes.Index(b, []byte(`"signature":"`)) + len(`"signature":"`)
@@ -107,6 +112,10 @@ func TestVerifyNamesTheFirstBadRecord(t *testing.T) {
 func TestVerifyIntactTrail(t *testing.T) {
 	dir, pub := sealedTrail(t, Config{})
 	rep := mustVerify(t, dir, pub)
+	if since := time.Since(rep.SealedAt); since < 0 || since > time.Hour {
+		t.Fatalf("sealed at %v", rep.SealedAt)
+	}
+	rep.SealedAt = time.Time{}
 	if *rep != (VerifyReport{Files: 1, Records: 13, Digests: 3, LastSeq: 13}) {
 		t.Fatalf("report %+v", rep)
 	}

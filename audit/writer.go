@@ -398,12 +398,13 @@ func (w *Writer) appendLine(body []byte) {
 // appendDigest seals the records since the last digest.
 func (w *Writer) appendDigest(now time.Time) error {
 	d := &Digest{FirstSeq: w.sealed + 1, LastSeq: w.seq, HeadHash: hex.EncodeToString(w.prev[:])}
-	if err := d.sign(w.cfg.Signer); err != nil {
+	eventTime := now.UTC().Format(time.RFC3339)
+	if err := d.sign(w.cfg.Signer, eventTime); err != nil {
 		return fmt.Errorf("sign digest: %w", err)
 	}
 	r := Record{
 		EventVersion: EventVersion,
-		EventTime:    now.UTC().Format(time.RFC3339),
+		EventTime:    eventTime,
 		EventSource:  EventSource,
 		EventName:    EventNameDigest,
 		EventID:      NewEventID(),

@@ -16,6 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/coffer-kms/coffer/audit"
@@ -176,6 +178,28 @@ func FuzzRecordRoundTrip(f *testing.F) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, want)
 		}
 	})
+}
+
+// TestGenuineSeedsVerify keeps the committed seeds meaningful: the genuine
+// trails verify with the fixed key, the damaged ones do not.
+func TestGenuineSeedsVerify(t *testing.T) {
+	key := fuzzKey(t)
+	for name, ok := range map[string]bool{"genuine-0": true, "genuine-1": true, "torn-tail-0": true, "unsealed-tail-0": true, "deleted-0": false, "edited-0": false} {
+		raw, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzVerify", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(string(raw), "\n")
+		data, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, file1), []byte(data), 0o600)
+		if _, err := audit.Verify(dir, &key.PublicKey); (err == nil) != ok {
+			t.Errorf("%s: verify %v", name, err)
+		}
+	}
 }
 
 // TestWriteSeeds writes the seed corpus under testdata/fuzz when
