@@ -46,7 +46,7 @@ func (lr *lineReader) next() (line []byte, complete bool, err error) {
 				return nil, false, io.EOF
 			}
 			lr.line++
-			if tooLong {
+			if tooLong || len(lr.buf)+len(frag) > MaxLine {
 				return nil, false, errLineTooLong
 			}
 			return append(lr.buf, frag...), false, nil
