@@ -13,8 +13,8 @@ git worktree add -q --detach "$work/slow" HEAD
 (
 	cd "$work/slow"
 	# Derive the message key twice: a pure slowdown, results unchanged.
-	perl -0pi -e 's/(\tkey, err := deriveMessageKey\(material, header\[:\]\)\n)/\tderiveMessageKey(material, header[:])\n$1/' engine/blob.go
-	grep -q 'deriveMessageKey(material, header\[:\])$' engine/blob.go || { echo "selftest: slowdown patch did not apply" >&2; exit 2; }
+	perl -0pi -e 's/(\tderiveMessageKey\(&key, material, header\[:\]\)\n)/$1$1/' engine/blob.go
+	[ "$(grep -c 'deriveMessageKey(&key, material, header\[:\])$' engine/blob.go)" = 2 ] || { echo "selftest: slowdown patch did not apply" >&2; exit 2; }
 	git -c user.name=selftest -c user.email=selftest@localhost commit -qam "selftest: deliberately slower Seal"
 )
 slow=$(git -C "$work/slow" rev-parse HEAD)
