@@ -13,7 +13,8 @@ import (
 // private keys, grant tokens or secret access keys. RequestParameters and
 // ResponseElements are JSON the caller builds; they must hold only what
 // CloudTrail logs (key IDs, encryption context, algorithms, key specs,
-// counts), never a secret.
+// counts), never a secret. Params.JSON builds RequestParameters from a type
+// that has no place for one.
 type Record struct {
 	EventVersion    string       `json:"eventVersion"` // "1.08" when empty
 	UserIdentity    UserIdentity `json:"userIdentity"`
