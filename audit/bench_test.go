@@ -34,6 +34,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.StopTimer()
 			st := w.Stats()
 			b.ReportMetric(float64(st.Records)/float64(st.Batches), "records/fsync")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 			if err := w.Close(); err != nil {
 				b.Fatal(err)
 			}

@@ -153,6 +153,11 @@ func tail(ctx context.Context, dir string, poll time.Duration, ready chan<- stru
 			if tf.seq > cur {
 				cur, off = tf.seq, 0
 			}
+			// Open after a crash may cut a torn end Tail already passed;
+			// it cuts at a line boundary, where Tail picks up again.
+			if st, err := os.Stat(tf.path); err == nil && st.Size() < off {
+				off = st.Size()
+			}
 			if off, err = readRecords(tf.path, off, nil, func(r *Record) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
