@@ -129,7 +129,7 @@ func appendOptional(b []byte, name, s string) []byte {
 
 // appendRaw appends a caller's JSON value, which must stay on one line.
 func appendRaw(b, raw []byte) ([]byte, error) {
-	if !json.Valid(raw) {
+	if !validJSON(raw) {
 		return b, fmt.Errorf("not a JSON value")
 	}
 	if bytes.IndexByte(raw, '\n') < 0 && bytes.IndexByte(raw, '\r') < 0 {
@@ -159,6 +159,10 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		i = skipPlain(s, i)
+		if i >= len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if safe[c] {
@@ -201,4 +205,32 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// skipPlain returns the index of the first byte at or after i that is not
+// plain ASCII, eight bytes at a time, or len(s).
+func skipPlain(s string, i int) int {
+	for i+8 <= len(s) && plain8(s[i:i+8]) {
+		i += 8
+	}
+	for i < len(s) && s[i] < utf8.RuneSelf && safe[s[i]] {
+		i++
+	}
+	return i
+}
+
+// plain8 reports whether the 8 bytes of s need no escaping: none is below
+// 0x20, a quote, a backslash or non-ASCII. (The tests for a zero or a small
+// byte may flag a plain byte next to one that is not, never miss one.)
+func plain8(s string) bool {
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	q := x ^ (lsb * '"')
+	bs := x ^ (lsb * '\\')
+	return (x|(x-lsb*0x20)|((q-lsb)&^q)|((bs-lsb)&^bs))&msb == 0
 }

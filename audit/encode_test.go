@@ -98,3 +98,40 @@ func BenchmarkEncode(b *testing.B) {
 		}
 	})
 }
+
+// validJSON agrees with json.Valid.
+func TestValidJSONAgreesWithEncodingJSON(t *testing.T) {
+	cases := []string{
+		``, ` `, `{}`, `[]`, `""`, `0`, `-0`, `-`, `01`, `1.`, `1.5`, `.5`, `1e5`, `1E+5`, `1e-5`, `1e`, `1e+`, `-1.25e-7`,
+		`true`, `tru`, `truex`, `false`, `null`, `nul`, `NaN`, `Infinity`, `"\u00e9"`, `"\u00g9"`, `"\u00"`, `"\x"`, `"\/\b\f\n\r\t\"\\"`,
+		"\"\x1f\"", "\"\x7f\xff\xfe\"", `"unterminated`, `"\`, `{"a":1,}`, `{"a" 1}`, `{"a":}`, `{a:1}`, `{"a":1 "b":2}`,
+		`[1,]`, `[,1]`, `[1 2]`, `[[[]]]`, ` {"a" : [ 1 , {"b":null} ] } `, "{\n\"a\":\r\n\t1}", `{}{}`, `{} x`, `[1]]`,
+		`{"a":{"b":{"c":[true,false,null,"x",-1.5e+3]}}}`, "\xef\xbb\xbf{}", "{\"a\":1}\x00",
+		strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
+		strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+		strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000),
+		strings.Repeat(`{"a":`, 10001) + "1" + strings.Repeat("}", 10001),
+	}
+	for _, c := range cases {
+		if got, want := validJSON([]byte(c)), json.Valid([]byte(c)); got != want {
+			t.Errorf("%.40q: %v, json.Valid says %v", c, got, want)
+		}
+	}
+}
+
+// plain8 never passes a byte that needs escaping.
+func TestPlain8(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			b := []byte("abcdefgh")
+			b[pos] = byte(c)
+			needs := c < 0x20 || c == '"' || c == '\\' || c >= 0x80
+			if plain8(string(b)) && needs {
+				t.Fatalf("byte %#x at %d passed as plain", c, pos)
+			}
+			if !plain8(string(b)) && !needs {
+				t.Fatalf("plain byte %#x at %d flagged", c, pos)
+			}
+		}
+	}
+}
