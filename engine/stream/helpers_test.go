@@ -1,0 +1,97 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	mrand "math/rand/v2"
+	"testing"
+)
+
+var testCtx = map[string]string{"bucket": "logs", "object": "2026/01/01.gz"}
+
+func newTestProvider(t testing.TB) *LocalProvider {
+	t.Helper()
+	key := make([]byte, 32)
+	rand.Read(key)
+	p, err := NewLocalProvider(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Destroy)
+	return p
+}
+
+func randBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// encrypt writes plaintext through a Writer in random-sized pieces.
+func encrypt(t testing.TB, p KeyProvider, cfg Config, plaintext []byte, step int) []byte {
+	t.Helper()
+	if cfg.KeyID == "" {
+		cfg.KeyID = p.(*LocalProvider).KeyID()
+	}
+	var buf bytes.Buffer
+	w, err := NewWriter(context.Background(), &buf, p, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rest := plaintext; len(rest) > 0; {
+		n := min(step, len(rest))
+		if step <= 0 {
+			n = min(1+mrand.IntN(3*maxPayload), len(rest))
+		}
+		if m, err := w.Write(rest[:n]); err != nil || m != n {
+			t.Fatalf("Write: %d, %v", m, err)
+		}
+		rest = rest[n:]
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// decrypt reads a stream with Read calls of step bytes (random if 0).
+func decrypt(p KeyProvider, cfg Config, stream []byte, step int) ([]byte, error) {
+	r, err := NewReader(context.Background(), bytes.NewReader(stream), p, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	for {
+		n := step
+		if step <= 0 {
+			n = 1 + mrand.IntN(3*maxPayload)
+		}
+		b := make([]byte, n)
+		m, err := r.Read(b)
+		out = append(out, b[:m]...)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+}
+
+// body splits a stream into its header and body.
+func body(t testing.TB, stream []byte) (*Header, []byte) {
+	t.Helper()
+	h, n, err := ParseHeader(stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, stream[n:]
+}
+
+// modes are the two paths every behaviour is tested on.
+var modes = []struct {
+	name    string
+	workers int
+}{{"sequential", 1}, {"parallel", 4}}

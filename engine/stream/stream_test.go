@@ -1,0 +1,40 @@
+package stream
+
+import (
+	"bytes"
+	"testing"
+)
+
+// Lengths around every package boundary, with write and read step sizes
+// that do and do not divide the package size, on both paths.
+func TestRoundTripBoundaries(t *testing.T) {
+	p := newTestProvider(t)
+	lengths := []int{0, 1, 2, 1000}
+	for _, k := range []int{1, 2, 3} {
+		for _, d := range []int{-2, -1, 0, 1, 2} {
+			lengths = append(lengths, k*maxPayload+d)
+		}
+	}
+	steps := []int{1 << 20, maxPayload, maxPayload - 1, maxPayload + 1, 4095, 0}
+	for _, m := range modes {
+		for _, n := range lengths {
+			pt := randBytes(n)
+			for _, ws := range steps {
+				if ws == 1 && n > 4*maxPayload {
+					continue
+				}
+				stream := encrypt(t, p, Config{Workers: m.workers, Context: testCtx}, pt, ws)
+				for _, rm := range modes {
+					for _, rs := range []int{1 << 20, maxPayload, 1000, 0} {
+						got, err := decrypt(p, Config{Workers: rm.workers}, stream, rs)
+						if err != nil || !bytes.Equal(got, pt) {
+							t.Fatalf("%s write step %d, %s read step %d, len %d: %v, equal=%v",
+								m.name, ws, rm.name, rs, n, err, bytes.Equal(got, pt))
+						}
+					}
+				}
+			}
+		}
+	}
+}
+

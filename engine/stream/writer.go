@@ -1,0 +1,311 @@
+package stream
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+
+	"github.com/minio/sio"
+)
+
+// Writer encrypts a stream: Write plaintext, then Close. It writes the
+// header before the first body byte (or at Close for an empty stream) and
+// the body as one DARE 2.0 stream under the body key. A Writer is not safe
+// for concurrent use.
+type Writer struct {
+	dst       io.Writer
+	h         *Header
+	headerKey []byte // until the header is written
+	size      int64  // declared plaintext size, 0 if none
+	written   int64
+	err       error // sticky
+
+	// The sequential path: minio/sio's writer.
+	enc io.WriteCloser
+
+	// The parallel path.
+	ring   *ring
+	sealer sealer
+	cur    *slot
+	seq    uint32
+}
+
+// NewWriter returns a Writer that encrypts to dst under a new data key from
+// p (or from cfg.Cache): cfg.KeyID names the KMS key, cfg.Context the
+// encryption context. Close must be called to write the final package.
+func NewWriter(ctx context.Context, dst io.Writer, p KeyProvider, cfg Config) (*Writer, error) {
+	suite := cfg.Suite.resolve()
+	if suite != AES256GCM && suite != ChaCha20Poly1305 {
+		return nil, fmt.Errorf("stream: unknown cipher suite %v", cfg.Suite)
+	}
+	dk, blob, arn, err := cfg.generate(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(dk)
+	w := &Writer{dst: dst, size: cfg.Size, h: &Header{Suite: suite, KeyARN: arn, Blob: blob, Context: cfg.Context}}
+	rand.Read(w.h.MessageID[:])
+	if err := w.h.check(); err != nil {
+		return nil, err
+	}
+	if w.headerKey, err = deriveKey(dk, &w.h.MessageID, headerKeyInfo); err != nil {
+		return nil, err
+	}
+	bodyKey, err := w.h.BodyKey(dk)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(bodyKey)
+
+	if n := workers(cfg.Workers); n == 1 {
+		w.enc, err = sio.EncryptWriter(onlyWriter{dst}, sio.Config{
+			MinVersion:   sio.Version20,
+			MaxVersion:   sio.Version20,
+			CipherSuites: []byte{suite.dareID()},
+			Key:          bodyKey,
+		})
+	} else {
+		w.sealer.cipher = suite.dareID()
+		rand.Read(w.sealer.nonce[:])
+		w.sealer.aead, err = newAEAD(suite, bodyKey, cfg.NewAESGCM)
+		w.ring = newRing(n)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// onlyWriter hides a Close method: sio's writer closes its destination, and
+// the caller's file is the caller's to close.
+type onlyWriter struct{ io.Writer }
+
+// Header returns the stream's header. Its MAC is set once the header is
+// written.
+func (w *Writer) Header() *Header { return w.h }
+
+// writeHeader writes the header, the first bytes of the stream.
+func (w *Writer) writeHeader(empty bool) error {
+	w.h.Empty = empty
+	mac, err := w.h.mac(w.headerKey)
+	clear(w.headerKey)
+	w.headerKey = nil
+	if err != nil {
+		return err
+	}
+	w.h.MAC = mac
+	b, err := w.h.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = w.dst.Write(b)
+	return err
+}
+
+// Write encrypts p. It returns an error if p would exceed Config.Size, or
+// if writing to the destination failed; errors are sticky.
+func (w *Writer) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if w.size > 0 && int64(len(p)) > w.size-w.written {
+		return 0, w.fail(fmt.Errorf("%w: %d bytes declared", ErrSizeExceeded, w.size))
+	}
+	if w.headerKey != nil {
+		if err := w.writeHeader(false); err != nil {
+			return 0, w.fail(err)
+		}
+	}
+	var n int
+	var err error
+	if w.enc != nil {
+		n, err = w.enc.Write(p)
+	} else {
+		n, err = w.writeParallel(p)
+	}
+	w.written += int64(n)
+	if err != nil {
+		return n, w.fail(err)
+	}
+	return n, nil
+}
+
+func (w *Writer) writeParallel(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		if w.cur == nil {
+			if err := w.nextSlot(); err != nil {
+				return n, err
+			}
+		}
+		// A full package is sealed only once more plaintext arrives: if
+		// Close comes first, it is the final package.
+		if w.cur.n == maxPayload {
+			if err := w.submit(false); err != nil {
+				return n, err
+			}
+			continue
+		}
+		c := copy((*w.cur.buf)[pkgHeaderSize+w.cur.n:pkgHeaderSize+maxPayload], p)
+		w.cur.n += c
+		w.cur.hi = max(w.cur.hi, pkgHeaderSize+w.cur.n)
+		p = p[c:]
+		n += c
+	}
+	return n, nil
+}
+
+// ReadFrom encrypts everything r yields, reading straight into package
+// buffers. It does not close the Writer.
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	if w.enc != nil || w.err != nil || w.size > 0 {
+		return io.Copy(onlyWriter{w}, r)
+	}
+	var total int64
+	for {
+		if w.cur == nil {
+			if err := w.nextSlot(); err != nil {
+				return total, w.fail(err)
+			}
+		}
+		if w.cur.n == maxPayload {
+			// Seal the full package only if more plaintext follows.
+			var one [1]byte
+			n, err := io.ReadFull(r, one[:])
+			if err == io.EOF {
+				return total, nil
+			} else if err != nil {
+				return total, w.fail(err)
+			}
+			if err := w.submit(false); err != nil {
+				return total, err
+			}
+			if err := w.nextSlot(); err != nil {
+				return total, w.fail(err)
+			}
+			(*w.cur.buf)[pkgHeaderSize] = one[0]
+			w.cur.n, total, w.written = n, total+int64(n), w.written+int64(n)
+			w.cur.hi = max(w.cur.hi, pkgHeaderSize+w.cur.n)
+		}
+		n, err := io.ReadAtLeast(r, (*w.cur.buf)[pkgHeaderSize+w.cur.n:pkgHeaderSize+maxPayload], 1)
+		if n > 0 && w.headerKey != nil {
+			if err := w.writeHeader(false); err != nil {
+				return total, w.fail(err)
+			}
+		}
+		w.cur.n += n
+		w.cur.hi = max(w.cur.hi, pkgHeaderSize+w.cur.n)
+		total += int64(n)
+		w.written += int64(n)
+		if err == io.EOF {
+			return total, nil
+		} else if err != nil {
+			return total, w.fail(err)
+		}
+	}
+}
+
+// nextSlot makes room for a package, writing out the oldest if the ring
+// is full, and makes it current.
+func (w *Writer) nextSlot() error {
+	if w.ring.full() {
+		if err := w.flushOldest(true); err != nil {
+			return err
+		}
+	}
+	w.cur = w.ring.tail()
+	return nil
+}
+
+// submit hands the current package to a worker and writes out any sealed
+// packages at the head of the ring.
+func (w *Writer) submit(final bool) error {
+	if w.seq == 1<<32-1 && !final {
+		return fmt.Errorf("stream: more than 2^32 packages (256 TiB): DARE's sequence number would wrap")
+	}
+	s := w.cur
+	s.seq, s.final = w.seq, final
+	w.seq++
+	w.cur = nil
+	w.ring.submit(s, w.sealSlot)
+	for w.ring.count > 0 {
+		if err := w.flushOldest(false); err != nil || w.ring.oldestIfDone() == nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *Writer) sealSlot(s *slot) {
+	s.out = w.sealer.seal(*s.buf, s.n, s.seq, s.final)
+}
+
+// flushOldest writes the oldest sealed package to dst; if wait is false it
+// returns at once when that package is not sealed yet.
+func (w *Writer) flushOldest(wait bool) error {
+	var s *slot
+	if wait {
+		s = w.ring.oldest()
+	} else {
+		s = w.ring.oldestIfDone()
+	}
+	if s == nil {
+		return nil
+	}
+	_, err := w.dst.Write(s.out)
+	w.ring.pop()
+	return err
+}
+
+// Close seals the final package, writes everything still buffered and
+// zeroes the buffers. It does not close the destination. An empty stream
+// is a header with the empty flag and no body.
+func (w *Writer) Close() error {
+	if w.err != nil {
+		if w.err == ErrClosed {
+			return nil
+		}
+		return w.err
+	}
+	var err error
+	switch {
+	case w.headerKey != nil:
+		err = w.writeHeader(true)
+		if w.enc != nil {
+			w.enc.Close() // nothing was written: it only recycles its buffer
+		}
+	case w.enc != nil:
+		err = w.enc.Close()
+	default:
+		if err = w.submit(true); err == nil {
+			for w.ring.count > 0 && err == nil {
+				err = w.flushOldest(true)
+			}
+		}
+	}
+	if err != nil {
+		return w.fail(err)
+	}
+	w.release()
+	w.err = ErrClosed
+	return nil
+}
+
+func (w *Writer) release() {
+	clear(w.headerKey)
+	w.headerKey = nil
+	if w.ring != nil {
+		w.ring.release()
+	}
+	w.sealer.aead = nil
+}
+
+func (w *Writer) fail(err error) error {
+	w.err = err
+	w.release()
+	return err
+}
