@@ -34,7 +34,7 @@ type Reader struct {
 
 	// The sequential path: minio/sio's reader.
 	dec       io.Reader
-	countSrc  *eofReader
+	framed    *framedSource
 	delivered int64
 
 	// The parallel path.
@@ -72,8 +72,8 @@ func NewReader(ctx context.Context, src io.Reader, p KeyProvider, cfg Config) (*
 		return r, nil
 	}
 	if n := workers(cfg.Workers); n == 1 {
-		r.countSrc = &eofReader{r: src}
-		r.dec, err = sio.DecryptReader(r.countSrc, sio.Config{
+		r.framed = &framedSource{src: src}
+		r.dec, err = sio.DecryptReader(r.framed, sio.Config{
 			MinVersion:   sio.Version20,
 			MaxVersion:   sio.Version20,
 			CipherSuites: []byte{h.Suite.dareID()},
@@ -256,8 +256,8 @@ func (r *Reader) fail(err error) error {
 func (r *Reader) sioError(err error) error {
 	var se sio.Error
 	if !errors.As(err, &se) {
-		if err == io.EOF {
-			return io.EOF
+		if errors.Is(err, ErrTrailingData) {
+			return packageError((r.delivered+maxPayload-1)/maxPayload, ErrTrailingData)
 		}
 		return err
 	}
@@ -265,28 +265,76 @@ func (r *Reader) sioError(err error) error {
 	switch se.Error() {
 	case "sio: unexpected EOF":
 		return packageError(index, ErrTruncated)
-	case "sio: unexpected data after final package":
-		return packageError((r.delivered+maxPayload-1)/maxPayload, ErrTrailingData)
 	case "sio: header nonce mismatch":
 		return packageError(index, ErrSpliced)
 	case "sio: invalid payload size":
-		if r.countSrc.eof {
+		if r.framed.cut {
 			return packageError(index, ErrTruncated) // a short last read: the package was cut
 		}
 	}
 	return packageError(index, ErrNotAuthentic)
 }
 
-// eofReader notes when its source reports io.EOF.
-type eofReader struct {
-	r   io.Reader
-	eof bool
+// framedSource passes the body to sio unchanged but follows DARE's
+// framing as it goes, so that the sequential path tells apart what sio's
+// fixed-size reads cannot: a body cut inside a package (cut) and bytes after
+// a final package (reported as ErrTrailingData where sio would read them as
+// part of the final package).
+type framedSource struct {
+	src     io.Reader
+	hdr     [pkgHeaderSize]byte
+	hdrN    int   // header bytes read from src
+	hdrOff  int   // header bytes passed on
+	rest    int   // bytes of the package after its header still to pass on
+	final   bool  // the current package says it is the last
+	cut     bool  // src ended inside a package
+	pending error // returned once the bytes before it are passed on
 }
 
-func (e *eofReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
+func (f *framedSource) Read(p []byte) (int, error) {
+	if f.hdrOff == f.hdrN && f.rest == 0 {
+		if f.pending != nil {
+			return 0, f.pending
+		}
+		if f.final {
+			f.pending = io.EOF
+			if err := checkEnd(f.src, 0); err != nil {
+				f.pending = err
+				if errors.Is(err, ErrTrailingData) {
+					f.pending = ErrTrailingData
+				}
+			}
+			return 0, f.pending
+		}
+		n, err := io.ReadFull(f.src, f.hdr[:])
+		f.hdrN, f.hdrOff = n, 0
+		switch err {
+		case nil:
+			h := pkgHeader(f.hdr[:])
+			f.rest, f.final = h.length()+tagSize, h.final()
+		case io.ErrUnexpectedEOF:
+			f.cut, f.pending = true, io.EOF
+		default:
+			f.pending = err
+			return 0, err
+		}
+	}
+	if f.hdrOff < f.hdrN {
+		n := copy(p, f.hdr[f.hdrOff:f.hdrN])
+		f.hdrOff += n
+		return n, nil
+	}
+	n, err := f.src.Read(p[:min(len(p), f.rest)])
+	f.rest -= n
 	if err == io.EOF {
-		e.eof = true
+		if f.rest > 0 {
+			f.cut = true
+		}
+		f.rest, f.pending = 0, io.EOF
+		err = nil
+	}
+	if err != nil {
+		f.pending = err
 	}
 	return n, err
 }

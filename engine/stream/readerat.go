@@ -67,19 +67,21 @@ func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, p KeyProvider
 	if r.aead, err = newAEAD(h.Suite, bodyKey, cfg.NewAESGCM); err != nil {
 		return nil, err
 	}
-	var first [pkgHeaderSize]byte
-	if _, err := src.ReadAt(first[:], r.body); err != nil {
-		return nil, fmt.Errorf("stream: read package 0: %w", err)
-	}
-	copy(r.ref[:], pkgHeader(first[:]).nonce())
-	r.ref[0] &^= finalFlag
-
-	// The last package must be the final one: this catches a body cut at
-	// a package boundary and a final package followed by more.
+	// Package 0 sets the stream nonce every other package must carry, so
+	// it is authenticated first; the last package must be the final one,
+	// which catches a body cut at a package boundary and a final package
+	// followed by more.
 	buf := bufPool.Get().(*[]byte)
 	defer func() { clear(*buf); bufPool.Put(buf) }()
-	if _, err := r.openPackage(*buf, r.packages-1); err != nil {
-		return nil, err
+	if _, err := r.src.ReadAt((*buf)[:pkgHeaderSize], r.body); err != nil {
+		return nil, fmt.Errorf("stream: read package 0: %w", err)
+	}
+	copy(r.ref[:], pkgHeader(*buf).nonce())
+	r.ref[0] &^= finalFlag
+	for _, i := range []int64{0, r.packages - 1} {
+		if _, err := r.openPackage(*buf, i); err != nil {
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -91,14 +93,17 @@ func (r *ReaderAt) Header() *Header { return r.h }
 func (r *ReaderAt) Size() int64 { return r.size }
 
 // openPackage reads package i into buf, checks it against its position and
-// returns its plaintext (in buf).
+// returns its plaintext (in buf). The package is authenticated before its
+// position is judged, so a forged header field reads as ErrNotAuthentic and
+// only a genuine final package out of place reads as truncation or trailing
+// data, as on the streaming paths.
 func (r *ReaderAt) openPackage(buf []byte, i int64) ([]byte, error) {
 	last := i == r.packages-1
-	n := maxPackage
+	avail := maxPackage
 	if last {
-		n = int(r.size-i*maxPayload) + pkgHeaderSize + tagSize
+		avail = int(r.size-i*maxPayload) + pkgHeaderSize + tagSize
 	}
-	pkg := buf[:n]
+	pkg := buf[:avail]
 	if _, err := r.src.ReadAt(pkg, r.body+i*maxPackage); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, packageError(i, ErrTruncated) // src shrank under us
@@ -106,25 +111,30 @@ func (r *ReaderAt) openPackage(buf []byte, i int64) ([]byte, error) {
 		return nil, err
 	}
 	h := pkgHeader(pkg[:pkgHeaderSize])
-	if h.version() != dareVersion || h.cipher() != r.cipher || h.final() != last || h.length() != n-pkgHeaderSize-tagSize {
-		if !last && h.final() {
-			return nil, packageError(i, ErrTrailingData)
-		}
-		if last && !h.final() {
-			return nil, packageError(i+1, ErrTruncated)
-		}
+	if h.version() != dareVersion || h.cipher() != r.cipher || (!h.final() && h.length() != maxPayload) {
 		return nil, packageError(i, ErrNotAuthentic)
 	}
-	want := r.ref
-	if last {
-		want[0] |= finalFlag
+	if i > 0 {
+		want := r.ref
+		if h.final() {
+			want[0] |= finalFlag
+		}
+		if !constantTimeEqual(h.nonce(), want[:]) {
+			return nil, packageError(i, ErrSpliced)
+		}
 	}
-	if !constantTimeEqual(h.nonce(), want[:]) {
-		return nil, packageError(i, ErrSpliced)
+	claim := pkgHeaderSize + h.length() + tagSize
+	if claim > avail {
+		return nil, packageError(i, ErrTruncated)
 	}
-	p, err := open(r.aead, pkg, uint32(i))
-	if err != nil {
+	p, err := open(r.aead, pkg[:claim], uint32(i))
+	switch {
+	case err != nil:
 		return nil, packageError(i, err)
+	case h.final() && (!last || claim < avail):
+		return nil, packageError(i+1, ErrTrailingData)
+	case !h.final() && last:
+		return nil, packageError(i+1, ErrTruncated)
 	}
 	return p, nil
 }
