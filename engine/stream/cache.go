@@ -113,6 +113,9 @@ func decryptCacheKey(keyID string, blob []byte, encCtx map[string]string) string
 // generate returns a data key for a stream of size bytes, from the cache
 // when an entry has room for it, else from p (and caches that key).
 func (c *Cache) generate(ctx context.Context, p KeyProvider, keyID string, encCtx map[string]string, size uint64) ([]byte, []byte, string, error) {
+	if size > c.cfg.MaxBytes {
+		return p.GenerateDataKey(ctx, keyID, encCtx) // could never share a key
+	}
 	key := encryptCacheKey(keyID, encCtx)
 	c.mu.Lock()
 	if e, ok := c.entries[key]; ok {
@@ -137,7 +140,7 @@ func (c *Cache) generate(ctx context.Context, p KeyProvider, keyID string, encCt
 	if err != nil {
 		return nil, nil, "", err
 	}
-	if size <= c.cfg.MaxBytes && len(dk) == DataKeySize {
+	if len(dk) == DataKeySize {
 		c.mu.Lock()
 		c.insert(&cacheEntry{key: key, dataKey: append([]byte(nil), dk...), blob: blob, keyARN: arn,
 			created: c.now(), messages: 1, bytes: size})

@@ -37,4 +37,3 @@ func TestRoundTripBoundaries(t *testing.T) {
 		}
 	}
 }
-
