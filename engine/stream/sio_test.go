@@ -24,7 +24,7 @@ func interopSizes() []int {
 var suites = []Suite{AES256GCM, ChaCha20Poly1305}
 
 // dataKey unwraps the data key of a stream's header with p.
-func dataKey(t *testing.T, p KeyProvider, h *Header) []byte {
+func dataKey(t testing.TB, p KeyProvider, h *Header) []byte {
 	t.Helper()
 	dk, err := p.Decrypt(context.Background(), h.KeyARN, h.Blob, h.Context)
 	if err != nil {

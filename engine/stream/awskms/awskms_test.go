@@ -1,0 +1,116 @@
+package awskms_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
+
+	"github.com/coffer-kms/coffer/engine/stream"
+	"github.com/coffer-kms/coffer/engine/stream/awskms"
+	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
+	cofferkms "github.com/coffer-kms/coffer/kms"
+	"github.com/coffer-kms/coffer/server"
+)
+
+// startCoffer runs a real Coffer server (--dev) on a loopback socket and
+// returns an aws-sdk-go-v2 client for it.
+func startCoffer(t *testing.T) *kms.Client {
+	t.Helper()
+	dir := t.TempDir()
+	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(dir, "root.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := keystore.OpenBolt(filepath.Join(dir, "coffer.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := cofferkms.New(cofferkms.Config{Region: "us-east-1", Account: "111122223333", Store: store, Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Service: svc, Dev: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		svc.Close()
+		store.Close()
+		root.Close()
+	})
+	return kms.New(kms.Options{
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String("http://" + ln.Addr().String()),
+		Credentials:      credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		RetryMaxAttempts: 1,
+	})
+}
+
+func TestRoundTripThroughCoffer(t *testing.T) {
+	client := startCoffer(t)
+	ctx := context.Background()
+	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/pipeline"), TargetKeyId: key.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	p := awskms.New(client)
+	encCtx := map[string]string{"bucket": "logs"}
+	pt := make([]byte, 200_000)
+	rand.Read(pt)
+	var buf bytes.Buffer
+	w, err := stream.NewWriter(ctx, &buf, p, stream.Config{KeyID: "alias/pipeline", Context: encCtx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(pt)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Header().KeyARN; got != aws.ToString(key.KeyMetadata.Arn) {
+		t.Fatalf("header records %q, want the key ARN %q", got, aws.ToString(key.KeyMetadata.Arn))
+	}
+	for _, workers := range []int{1, 0} {
+		r, err := stream.NewReader(ctx, bytes.NewReader(buf.Bytes()), p, stream.Config{Workers: workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("workers %d: %v", workers, err)
+		}
+	}
+
+	// Another key named by the reader: the KMS refuses the blob.
+	other, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.NewReader(ctx, bytes.NewReader(buf.Bytes()), p, stream.Config{KeyID: aws.ToString(other.KeyMetadata.KeyId)})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "IncorrectKeyException" {
+		t.Fatalf("reading under another key: %v", err)
+	}
+}
