@@ -1,0 +1,69 @@
+// Package stream is envelope encryption for data of any length: each stream
+// is encrypted under its own data key from a KMS (AWS KMS, Coffer, or the
+// offline LocalProvider), in minio/sio's DARE 2.0 format, on every core and
+// in bounded memory.
+//
+// # Format
+//
+// A stream is an authenticated header followed by a body (see Header for the
+// byte layout). The header carries the KMS ciphertext blob of the data key,
+// the key's ARN, the encryption context, the cipher suite and the package
+// geometry, and a random 32-byte message ID. Two keys are derived from the
+// data key with HKDF-SHA-256, salted with the message ID:
+//
+//	header key = HKDF(data key, message ID, "coffer stream v1 header key")
+//	body key   = HKDF(data key, message ID, "coffer stream v1 body key")
+//
+// The header ends with HMAC-SHA-256 under the header key, which also commits
+// the stream to its data key. The body is one DARE 2.0 stream under the body
+// key, byte for byte what minio/sio writes: given the body key
+// (Header.BodyKey), sio decrypts any body this package writes, and this
+// package decrypts any DARE 2.0 stream sio writes under a header's body key.
+// Because every stream has its own body key, a data key shared through a
+// Cache never puts two bodies under one key, and a body cannot be moved
+// under another header. An empty plaintext is a header with the empty flag
+// and no body (DARE has no empty final package; sio writes nothing for it).
+//
+// DARE seals 64 KiB packages with a shared random nonce, a sequence number
+// and a final flag, so truncation, reordering, splicing and trailing data
+// are each detected, and reported as ErrTruncated, ErrNotAuthentic,
+// ErrSpliced and ErrTrailingData in a *PackageError that names the package.
+//
+// # Reading and what it guarantees
+//
+// NewReader authenticates the header before returning, after the
+// KeyProvider has unwrapped the data key (a wrong key or context fails
+// there, or with ErrContextMismatch if Config.Context requires a pair the
+// stream lacks). Read then returns only plaintext of packages that
+// authenticated at their position. The stream is complete and authentic
+// only when Read returns io.EOF: an error in package i is returned after
+// the plaintext of packages 0..i-1, in place of io.EOF, on both paths.
+// Consumers that must not act on a partial stream commit their output only
+// at io.EOF. ReaderAt authenticates the header, package 0 and the last
+// package up front, so its Size is authentic and truncation or trailing
+// data fail NewReaderAt; each ReadAt authenticates the packages it touches.
+//
+// # Paths
+//
+// Config.Workers == 1 is the sequential path, minio/sio's own writer and
+// reader. Otherwise packages are sealed and opened by up to Workers
+// (default GOMAXPROCS) goroutines in a ring of at most 2×Workers package
+// buffers (capped at 64, 4 MiB), with order preserved and the caller's
+// reader or writer used only on the caller's goroutine. The parallel path
+// seals with Config.NewAESGCM (default: package asm's fastest kernel) or
+// ChaCha20-Poly1305 and writes the same bytes sio writes, which the tests
+// check for random inputs.
+//
+// The cipher suite is AES-256-GCM where the CPU has AES instructions
+// (golang.org/x/sys/cpu) and ChaCha20-Poly1305 where it does not; it is
+// recorded in the header and readers follow it.
+//
+// # Keys
+//
+// Data keys come from a KeyProvider: awskms for AWS KMS or a remote Coffer,
+// Coffer's service in process, or LocalProvider. A Cache (off by default)
+// shares data keys among many small streams within bounds of age, messages
+// and bytes, as the AWS Encryption SDK's caching materials manager does.
+// Data keys and derived keys are zeroed as soon as their ciphers are built,
+// and never appear in errors.
+package stream
