@@ -19,7 +19,9 @@ import (
 // is truncated, carries trailing data, or has package i modified, moved or
 // spliced in is reported by an error (ErrTruncated, ErrTrailingData,
 // ErrNotAuthentic, ErrSpliced, wrapped in a *PackageError) in place of
-// io.EOF, after the plaintext of the packages before it has been returned.
+// io.EOF, after the plaintext of the packages before it has been returned;
+// the final package's plaintext is released only once the end of the body
+// has been confirmed, so trailing data withholds it.
 // A consumer that must not act on part of a stream should hold its output
 // until io.EOF, as the coffer CLI does by writing to a temporary file that
 // it renames only then. Errors are sticky.
@@ -73,6 +75,10 @@ func NewReader(ctx context.Context, src io.Reader, p KeyProvider, cfg Config) (*
 	}
 	if n := workers(cfg.Workers); n == 1 {
 		r.framed = &framedSource{src: src}
+		r.framed.fr.cipher = h.Suite.dareID()
+		if r.framed.aead, err = newAEAD(h.Suite, bodyKey, cfg.NewAESGCM); err != nil {
+			return nil, err
+		}
 		r.dec, err = sio.DecryptReader(r.framed, sio.Config{
 			MinVersion:   sio.Version20,
 			MaxVersion:   sio.Version20,
@@ -184,6 +190,9 @@ func (r *Reader) advance() error {
 	if s.err != nil {
 		return packageError(int64(s.seq), s.err)
 	}
+	if s.after != nil {
+		return s.after
+	}
 	r.cur, r.off = s, 0
 	return nil
 }
@@ -219,11 +228,13 @@ func (r *Reader) readPackage() {
 		return
 	}
 	s.n, s.seq, s.hi = n, r.framer.seq-1, max(s.hi, n)
-	r.ring.submit(s, r.openSlot)
 	if r.framer.final {
+		// The final package is released only once the end of the body
+		// is confirmed.
 		r.srcDone = true
-		r.endErr = checkEnd(r.src, index+1)
+		s.after = checkEnd(r.src, index+1)
 	}
+	r.ring.submit(s, r.openSlot)
 }
 
 func (r *Reader) openSlot(s *slot) {
@@ -249,74 +260,58 @@ func (r *Reader) fail(err error) error {
 		r.cur = nil
 	}
 	r.dec = nil
+	if r.framed != nil {
+		r.framed.release()
+	}
 	return r.err
 }
 
-// sioError maps minio/sio's errors to this package's.
+// sioError maps the sequential path's errors to this package's: framing
+// errors come from framedSource already located; what sio itself reports
+// is a package that failed its cryptographic checks.
 func (r *Reader) sioError(err error) error {
+	var pe *PackageError
 	var se sio.Error
-	if !errors.As(err, &se) {
-		if errors.Is(err, ErrTrailingData) {
-			return packageError((r.delivered+maxPayload-1)/maxPayload, ErrTrailingData)
-		}
-		return err
+	switch {
+	case errors.As(err, &pe):
+		return pe
+	case errors.As(err, &se):
+		return packageError(r.delivered/maxPayload, ErrNotAuthentic)
 	}
-	index := r.delivered / maxPayload
-	switch se.Error() {
-	case "sio: unexpected EOF":
-		return packageError(index, ErrTruncated)
-	case "sio: header nonce mismatch":
-		return packageError(index, ErrSpliced)
-	case "sio: invalid payload size":
-		if r.framed.cut {
-			return packageError(index, ErrTruncated) // a short last read: the package was cut
-		}
-	}
-	return packageError(index, ErrNotAuthentic)
+	return err
 }
 
-// framedSource passes the body to sio unchanged but follows DARE's
-// framing as it goes, so that the sequential path tells apart what sio's
-// fixed-size reads cannot: a body cut inside a package (cut) and bytes after
-// a final package (reported as ErrTrailingData where sio would read them as
-// part of the final package).
+// framedSource passes the body to sio unchanged while checking DARE's
+// framing itself, with the same framer and in the same order as the
+// parallel path, so that both paths fail the same way on the same input
+// where sio's fixed-size reads could not tell the cases apart: a body that
+// ends early (ErrTruncated), a package header out of place (ErrNotAuthentic,
+// ErrSpliced), and bytes after the final package (ErrTrailingData). It
+// returns these as read errors at the start of the offending package, after
+// sio has consumed every package before it; sio still does every
+// cryptographic check. A final package is read ahead and held back until the
+// end of the body is confirmed, so trailing data withholds its plaintext.
 type framedSource struct {
 	src     io.Reader
+	fr      framer
+	aead    cipher.AEAD // to authenticate a final package before blaming trailing data
 	hdr     [pkgHeaderSize]byte
-	hdrN    int   // header bytes read from src
-	hdrOff  int   // header bytes passed on
-	rest    int   // bytes of the package after its header still to pass on
-	final   bool  // the current package says it is the last
-	cut     bool  // src ended inside a package
+	hdrN    int    // header bytes to pass on
+	hdrOff  int    // header bytes passed on
+	rest    int    // bytes of a non-final package still to pass on from src
+	final   []byte // the rest of a final package, read ahead, still to pass on
+	buf     *[]byte
 	pending error // returned once the bytes before it are passed on
 }
 
 func (f *framedSource) Read(p []byte) (int, error) {
-	if f.hdrOff == f.hdrN && f.rest == 0 {
+	if f.hdrOff == f.hdrN && f.rest == 0 && len(f.final) == 0 {
+		if f.pending == nil {
+			f.pending = f.nextPackage()
+		}
 		if f.pending != nil {
+			f.release()
 			return 0, f.pending
-		}
-		if f.final {
-			f.pending = io.EOF
-			if err := checkEnd(f.src, 0); err != nil {
-				f.pending = err
-				if errors.Is(err, ErrTrailingData) {
-					f.pending = ErrTrailingData
-				}
-			}
-			return 0, f.pending
-		}
-		n, err := io.ReadFull(f.src, f.hdr[:])
-		f.hdrN, f.hdrOff = n, 0
-		switch err {
-		case nil:
-			h := pkgHeader(f.hdr[:])
-			f.rest, f.final = h.length()+tagSize, h.final()
-		case io.ErrUnexpectedEOF:
-			f.cut, f.pending = true, io.EOF
-		default:
-			f.pending = err
-			return 0, err
 		}
 	}
 	if f.hdrOff < f.hdrN {
@@ -324,17 +319,78 @@ func (f *framedSource) Read(p []byte) (int, error) {
 		f.hdrOff += n
 		return n, nil
 	}
+	if len(f.final) > 0 {
+		n := copy(p, f.final)
+		f.final = f.final[n:]
+		return n, nil
+	}
 	n, err := f.src.Read(p[:min(len(p), f.rest)])
 	f.rest -= n
-	if err == io.EOF {
-		if f.rest > 0 {
-			f.cut = true
-		}
-		f.rest, f.pending = 0, io.EOF
-		err = nil
+	if err == io.EOF && f.rest > 0 {
+		f.rest, f.pending, err = 0, packageError(int64(f.fr.seq)-1, ErrTruncated), nil
 	}
 	if err != nil {
 		f.pending = err
 	}
 	return n, err
+}
+
+// nextPackage reads and checks the next package header and, for a final
+// package, the rest of the package and one byte past it. It returns io.EOF
+// after the final package.
+func (f *framedSource) nextPackage() error {
+	if f.fr.final {
+		return io.EOF
+	}
+	index := int64(f.fr.seq)
+	if _, err := io.ReadFull(f.src, f.hdr[:]); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return packageError(index, ErrTruncated)
+		}
+		return err
+	}
+	n, err := f.fr.next(pkgHeader(f.hdr[:]))
+	if err != nil {
+		return packageError(index, err)
+	}
+	f.hdrN, f.hdrOff = pkgHeaderSize, 0
+	if !f.fr.final {
+		f.rest = n - pkgHeaderSize
+		return nil
+	}
+	f.buf = bufPool.Get().(*[]byte)
+	if _, err := io.ReadFull(f.src, (*f.buf)[:n-pkgHeaderSize]); err != nil {
+		f.hdrN = 0
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return packageError(index, ErrTruncated)
+		}
+		return err
+	}
+	f.final = (*f.buf)[:n-pkgHeaderSize]
+	if err := checkEnd(f.src, index+1); err != nil {
+		if errors.Is(err, ErrTrailingData) && !f.authentic(uint32(index)) {
+			return nil // pass it on: sio finds the package forged
+		}
+		f.final, f.hdrN = nil, 0
+		return err
+	}
+	return nil
+}
+
+// authentic reports whether the read-ahead final package authenticates as
+// package seq, opening a copy so that sio still gets the ciphertext.
+func (f *framedSource) authentic(seq uint32) bool {
+	pkg := make([]byte, 0, pkgHeaderSize+len(f.final))
+	pkg = append(append(pkg, f.hdr[:]...), f.final...)
+	p, err := open(f.aead, pkg, seq)
+	clear(p)
+	return err == nil
+}
+
+// release returns the read-ahead buffer; it held ciphertext only.
+func (f *framedSource) release() {
+	if f.buf != nil {
+		bufPool.Put(f.buf)
+		f.buf, f.final = nil, nil
+	}
 }

@@ -31,6 +31,7 @@ type slot struct {
 	final bool
 	out   []byte // the sealed package or the opened plaintext
 	err   error
+	after error // reported instead of the plaintext once the package authenticates
 	done  chan struct{}
 	ready bool // done has been received
 }
@@ -74,7 +75,7 @@ func (r *ring) tail() *slot {
 		r.live++
 		r.peak = max(r.peak, r.live)
 	}
-	s.n, s.out, s.err, s.ready, s.final = 0, nil, nil, false, false
+	s.n, s.out, s.err, s.after, s.ready, s.final = 0, nil, nil, nil, false, false
 	return s
 }
 

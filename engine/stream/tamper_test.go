@@ -158,3 +158,19 @@ func TestEmptyStream(t *testing.T) {
 		openAll(t, "empty stream with a body", p, Config{}, cat(stream, encrypt(t, p, Config{}, []byte("x"), 0)[len(stream):]), ErrTrailingData)
 	}
 }
+
+// Trailing data withholds the final package's plaintext on both paths:
+// only the packages before it are released.
+func TestTrailingDataWithholdsFinal(t *testing.T) {
+	p := newTestProvider(t)
+	for _, n := range []int{100, 2*maxPayload + 100, 3 * maxPayload} {
+		pt := randBytes(n)
+		stream := cat(encrypt(t, p, Config{}, pt, 0), []byte("x"))
+		for _, m := range modes {
+			got, err := decrypt(p, Config{Workers: m.workers}, stream, 0)
+			if !errors.Is(err, ErrTrailingData) || len(got) != (n-1)/maxPayload*maxPayload {
+				t.Fatalf("%s, %d bytes: released %d, %v", m.name, n, len(got), err)
+			}
+		}
+	}
+}
