@@ -24,5 +24,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newAdminCmd(), newAuditCmd(), newVersionCmd(), newBenchCmd())
+	root.AddCommand(newEncryptCmd())
+	root.AddCommand(newDecryptCmd())
 	return root
 }

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+// cryptEnv starts `coffer serve --dev`, creates alias/pipeline and returns
+// the AWS environment that points the CLI at it.
+func cryptEnv(t *testing.T) []string {
+	t.Helper()
+	p := startServe(t, t.TempDir(), "--dev")
+	client := awskms.New(awskms.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(p.endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+	})
+	key, err := client.CreateKey(context.Background(), &awskms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CreateAlias(context.Background(), &awskms.CreateAliasInput{AliasName: aws.String("alias/pipeline"), TargetKeyId: key.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	return append(os.Environ(), "AWS_ENDPOINT_URL_KMS="+p.endpoint, "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=secret", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+}
+
+func runCoffer(t *testing.T, env []string, stdin []byte, args ...string) ([]byte, string, error) {
+	t.Helper()
+	cmd := exec.Command(cofferBin, args...)
+	cmd.Env = env
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.Bytes(), stderr.String(), err
+}
+
+func TestEncryptDecryptCLI(t *testing.T) {
+	env := cryptEnv(t)
+	dir := t.TempDir()
+	pt := make([]byte, 300_000)
+	rand.Read(pt)
+	in, enc, out := filepath.Join(dir, "in"), filepath.Join(dir, "in.cfs"), filepath.Join(dir, "out")
+	os.WriteFile(in, pt, 0o600)
+
+	// Files.
+	if _, stderr, err := runCoffer(t, env, nil, "encrypt", "--key-id", "alias/pipeline", "--context", "bucket=logs", in, enc); err != nil {
+		t.Fatalf("encrypt: %v: %s", err, stderr)
+	}
+	if _, stderr, err := runCoffer(t, env, nil, "decrypt", "--context", "bucket=logs", enc, out); err != nil {
+		t.Fatalf("decrypt: %v: %s", err, stderr)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, pt) {
+		t.Fatal("file round trip changed the bytes")
+	}
+
+	// stdin and stdout, sequential path on one side.
+	ct, stderr, err := runCoffer(t, env, pt, "encrypt", "--key-id", "alias/pipeline", "--workers", "1")
+	if err != nil {
+		t.Fatalf("encrypt from stdin: %v: %s", err, stderr)
+	}
+	got, stderr, err := runCoffer(t, env, ct, "decrypt", "-", "-")
+	if err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("decrypt to stdout: %v: %s", err, stderr)
+	}
+
+	// Failures: a clear message, a non-zero exit, no output file.
+	stream, _ := os.ReadFile(enc)
+	damaged := filepath.Join(dir, "damaged.cfs")
+	os.WriteFile(damaged, stream[:len(stream)-1], 0o600)
+	failures := []struct {
+		name, want string
+		args       []string
+	}{
+		{"truncated", "truncated", []string{"decrypt", damaged, filepath.Join(dir, "o1")}},
+		{"wrong context", "encryption context does not match", []string{"decrypt", "--context", "bucket=other", enc, filepath.Join(dir, "o2")}},
+		{"unknown key", "NotFoundException", []string{"encrypt", "--key-id", "alias/none", in, filepath.Join(dir, "o3")}},
+		{"no key", "--key-id is required", []string{"encrypt", in, filepath.Join(dir, "o4")}},
+		{"missing input", "no such file", []string{"decrypt", filepath.Join(dir, "nope"), filepath.Join(dir, "o5")}},
+		{"not a stream", "not a Coffer stream", []string{"decrypt", in, filepath.Join(dir, "o6")}},
+	}
+	for i, f := range failures {
+		_, stderr, err := runCoffer(t, env, nil, f.args...)
+		if err == nil || !strings.Contains(stderr, f.want) {
+			t.Errorf("%s: exit %v, stderr %q, want it to mention %q", f.name, err, stderr, f.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "o"+string(rune('1'+i)))); err == nil {
+			t.Errorf("%s: left an output file", f.name)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("left a temporary file %s", e.Name())
+		}
+	}
+}
