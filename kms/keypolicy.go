@@ -3,29 +3,9 @@ package kms
 import (
 	"context"
 
-	"fmt"
 	"github.com/coffer-kms/coffer/keystore"
 	"regexp"
 )
-
-// DefaultKeyPolicy is AWS's default key policy: the account root may do
-// everything, which delegates the decision to the account's identity
-// policies.
-func DefaultKeyPolicy(account string) string {
-	return fmt.Sprintf(`{
-  "Version" : "2012-10-17",
-  "Id" : "key-default-1",
-  "Statement" : [ {
-    "Sid" : "Enable IAM User Permissions",
-    "Effect" : "Allow",
-    "Principal" : {
-      "AWS" : "arn:aws:iam::%s:root"
-    },
-    "Action" : "kms:*",
-    "Resource" : "*"
-  } ]
-}`, account)
-}
 
 // GetKeyPolicyInput is the GetKeyPolicy request.
 type GetKeyPolicyInput struct {

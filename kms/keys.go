@@ -105,7 +105,7 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	idBytes[8] = idBytes[8]&0x3f | 0x80 // RFC 4122 variant
 	var kid [16]byte
 	copy(kid[:], idBytes)
-	policyDoc := DefaultKeyPolicy(c.Account)
+	policyDoc := string(policy.DefaultKeyPolicy(c.Account))
 	if in.Policy != nil {
 		policyDoc = *in.Policy
 		if err := s.checkNewKeyPolicy(ctx, c, policyDoc, s.keyARN(c.Account, formatKeyID(kid)), c.Account, in.BypassPolicyLockoutSafetyCheck); err != nil {
