@@ -11,7 +11,6 @@ import (
 
 	"github.com/coffer-kms/coffer/audit"
 	"github.com/coffer-kms/coffer/kms"
-	"github.com/coffer-kms/coffer/server/wire"
 )
 
 // errAuditUnavailable refuses a call whose audit record cannot be written.
@@ -111,11 +110,15 @@ var secretMembers = map[string]bool{"Plaintext": true, "CiphertextBlob": true, "
 func requestParameters(in any) json.RawMessage {
 	switch v := in.(type) { // the hot operations, without reflection
 	case *kms.EncryptInput:
-		return hotParams(v.KeyId, v.EncryptionContext, v.EncryptionAlgorithm, "", nil, v.GrantTokens)
+		return (&audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}).JSON()
 	case *kms.DecryptInput:
-		return hotParams(v.KeyId, v.EncryptionContext, v.EncryptionAlgorithm, "", nil, v.GrantTokens)
+		return (&audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}).JSON()
 	case *kms.GenerateDataKeyInput:
-		return hotParams(v.KeyId, v.EncryptionContext, "", v.KeySpec, v.NumberOfBytes, v.GrantTokens)
+		p := audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, KeySpec: v.KeySpec}
+		if v.NumberOfBytes != nil {
+			p.NumberOfBytes = *v.NumberOfBytes
+		}
+		return p.JSON()
 	}
 	raw, err := json.Marshal(in)
 	if err != nil {
@@ -134,53 +137,4 @@ func requestParameters(in any) json.RawMessage {
 	}
 	b, _ := json.Marshal(out)
 	return b
-}
-
-func hotParams(keyID string, ec map[string]string, alg, keySpec string, n *int, grantTokens []string) json.RawMessage {
-	b := make([]byte, 0, 160)
-	b = append(b, '{')
-	field := func(name string) {
-		if len(b) > 1 {
-			b = append(b, ',')
-		}
-		b = append(b, '"')
-		b = append(b, name...)
-		b = append(b, '"', ':')
-	}
-	if keyID != "" {
-		field("keyId")
-		b = wire.AppendString(b, keyID)
-	}
-	if len(ec) > 0 {
-		field("encryptionContext")
-		b = append(b, '{')
-		first := true
-		for k, v := range ec {
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = wire.AppendString(b, k)
-			b = append(b, ':')
-			b = wire.AppendString(b, v)
-		}
-		b = append(b, '}')
-	}
-	if alg != "" {
-		field("encryptionAlgorithm")
-		b = wire.AppendString(b, alg)
-	}
-	if keySpec != "" {
-		field("keySpec")
-		b = wire.AppendString(b, keySpec)
-	}
-	if n != nil {
-		field("numberOfBytes")
-		b = strconv.AppendInt(b, int64(*n), 10)
-	}
-	if len(grantTokens) > 0 {
-		field("grantTokens")
-		b = strconv.AppendInt(b, int64(len(grantTokens)), 10) // how many; tokens are bearer credentials
-	}
-	return append(b, '}')
 }
