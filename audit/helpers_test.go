@@ -131,11 +131,11 @@ type faultyFile struct {
 	syncing           chan struct{} // told when a Sync starts, when not nil
 }
 
-func (f *faultyFile) Write(b []byte) (int, error) {
+func (f *faultyFile) WriteAt(b []byte, off int64) (int, error) {
 	if e := f.writeErr.Load(); e != nil {
 		return 0, *e
 	}
-	return f.file.Write(b)
+	return f.file.WriteAt(b, off)
 }
 
 func (f *faultyFile) Sync() error {

@@ -15,6 +15,9 @@ type lineReader struct {
 	buf  []byte
 	line int   // number of the line last returned, from 1
 	off  int64 // bytes consumed by complete lines
+	// zeros is set when the reader stopped at a NUL byte where a line
+	// should start: the Writer's preallocated space after the last record.
+	zeros bool
 }
 
 func newLineReader(r io.Reader) *lineReader {
@@ -25,8 +28,16 @@ func newLineReader(r io.Reader) *lineReader {
 // call, and whether a newline ended it (false only at the end of the file).
 // It returns io.EOF after the last line, and errLineTooLong (having skipped
 // the line) for a line longer than MaxLine.
+//
+// A NUL byte where a line should start ends the file (io.EOF, with zeros
+// set): no record holds one, and the newest file ends in zeros the Writer
+// preallocated.
 func (lr *lineReader) next() (line []byte, complete bool, err error) {
 	lr.buf = lr.buf[:0]
+	if b, err := lr.r.Peek(1); err == nil && b[0] == 0 {
+		lr.zeros = true
+		return nil, false, io.EOF
+	}
 	tooLong := false
 	var n int64 // bytes of this line so far
 	for {
@@ -63,5 +74,25 @@ func (lr *lineReader) next() (line []byte, complete bool, err error) {
 		}
 		lr.buf = append(lr.buf, frag...)
 		return lr.buf[:len(lr.buf)-1], true, nil
+	}
+}
+
+// restIsZero reports whether everything after the point where next stopped
+// at zeros is zeros too.
+func (lr *lineReader) restIsZero() (bool, error) {
+	for {
+		b, err := lr.r.ReadSlice(0xff) // any byte: it only fills the buffer
+		for _, c := range b {
+			if c != 0 {
+				return false, nil
+			}
+		}
+		switch err {
+		case nil, bufio.ErrBufferFull:
+		case io.EOF:
+			return true, nil
+		default:
+			return false, err
+		}
 	}
 }

@@ -178,7 +178,8 @@ func tail(ctx context.Context, dir string, poll time.Duration, ready chan<- stru
 	}
 }
 
-// endOfLastLine is the offset after the last complete line of path.
+// endOfLastLine is the offset after the last complete line of path,
+// preallocated zeros after it not counted.
 func endOfLastLine(path string) (int64, error) {
 	fh, err := os.Open(path)
 	if err != nil {
@@ -189,9 +190,24 @@ func endOfLastLine(path string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	size := st.Size()
-	tail := make([]byte, min(size, MaxLine+1))
-	start := size - int64(len(tail))
+	end := st.Size()
+	block := make([]byte, 64<<10)
+	for end > 0 { // step back over the zeros
+		chunk := block[:min(end, int64(len(block)))]
+		if _, err := fh.ReadAt(chunk, end-int64(len(chunk))); err != nil && err != io.EOF {
+			return 0, err
+		}
+		i := len(chunk) - 1
+		for i >= 0 && chunk[i] == 0 {
+			i--
+		}
+		end -= int64(len(chunk) - 1 - i)
+		if i >= 0 {
+			break
+		}
+	}
+	tail := make([]byte, min(end, MaxLine+1))
+	start := end - int64(len(tail))
 	if _, err := fh.ReadAt(tail, start); err != nil && err != io.EOF {
 		return 0, err
 	}

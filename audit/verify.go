@@ -99,6 +99,16 @@ func (v *verifier) file(f trailFile, newest bool) error {
 	for {
 		line, complete, err := lr.next()
 		switch {
+		case err == io.EOF && lr.zeros:
+			switch zero, err := lr.restIsZero(); {
+			case err != nil:
+				return err
+			case !zero:
+				return v.bad(f.path, lr.line+1, v.seq+1, "NUL bytes where a record should start, and records after them: lines were blanked out")
+			case !newest:
+				return v.bad(f.path, lr.line+1, v.seq+1, "preallocated zeros at the end of a file that is not the newest: the file was not closed by its writer")
+			}
+			return nil
 		case err == io.EOF:
 			return nil
 		case err == errLineTooLong:

@@ -91,7 +91,8 @@ type Writer struct {
 	// Owned by the writer goroutine (and by Open before it starts).
 	f         file
 	fileSeq   uint64
-	fileBytes int64
+	fileBytes int64 // written records
+	allocated int64 // the file's size: fileBytes, then preallocated zeros
 	fileStart time.Time
 	seq       uint64   // of the last line written
 	prev      [32]byte // SHA-256 of the last line written
@@ -102,12 +103,25 @@ type Writer struct {
 	batch     []*pending
 }
 
-// file is what the Writer needs of an *os.File.
+// file is what the Writer needs of an *os.File. Sync need only make the
+// data durable (fdatasync): the Writer overwrites zeros it preallocated and
+// made durable itself, so the file's size and blocks do not change.
 type file interface {
-	Write([]byte) (int, error)
+	WriteAt(b []byte, off int64) (int, error)
 	Sync() error
+	Truncate(size int64) error
 	Close() error
 }
+
+// Preallocation: the Writer extends the current file with zeros, made
+// durable, preallocChunk bytes at a time, and writes records over them.
+// A record's fsync then writes its data blocks and nothing else — on this
+// kind of machine that halves what each group commit costs — and readers
+// take the first NUL byte where a line should start as the end of the
+// trail. Rotation and Close cut the file back to its records.
+const preallocChunk = 4 << 20
+
+var zeros [64 << 10]byte
 
 // pending is a record between Append and its acknowledgement.
 type pending struct {
@@ -140,11 +154,21 @@ func Open(cfg Config) (*Writer, error) {
 }
 
 func createFile(path string, fresh bool) (file, error) {
+	flag := os.O_WRONLY
 	if fresh {
-		return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+		flag |= os.O_CREATE | os.O_EXCL
 	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(path, flag, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return dataSyncFile{f}, nil
 }
+
+// dataSyncFile is an *os.File whose Sync is fdatasync where there is one.
+type dataSyncFile struct{ *os.File }
+
+func (f dataSyncFile) Sync() error { return datasync(f.File) }
 
 func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, error) {
 	if cfg.Dir == "" || cfg.Signer == nil {
@@ -291,8 +315,8 @@ func (w *Writer) loop() {
 				w.commit(nil, true)
 			}
 			if w.f != nil {
-				if err := w.f.Close(); err != nil {
-					w.fail(fmt.Errorf("close: %w", err))
+				if err := w.closeFile(); err != nil {
+					w.fail(err)
 				}
 			}
 			return
@@ -447,7 +471,10 @@ func (w *Writer) flush() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	if _, err := w.f.Write(w.buf); err != nil {
+	if err := w.reserve(w.fileBytes + int64(len(w.buf))); err != nil {
+		return err
+	}
+	if _, err := w.f.WriteAt(w.buf, w.fileBytes); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	if err := w.f.Sync(); err != nil {
@@ -464,10 +491,9 @@ func (w *Writer) flush() error {
 // rotate starts a new file; the chain goes on across it.
 func (w *Writer) rotate(now time.Time) error {
 	if w.f != nil {
-		if err := w.f.Close(); err != nil {
-			return fmt.Errorf("close: %w", err)
+		if err := w.closeFile(); err != nil {
+			return err
 		}
-		w.f = nil
 	}
 	path := filepath.Join(w.cfg.Dir, fileName(now, w.fileSeq+1))
 	f, err := w.create(path, true)
@@ -478,6 +504,48 @@ func (w *Writer) rotate(now time.Time) error {
 		f.Close()
 		return fmt.Errorf("fsync directory: %w", err)
 	}
-	w.f, w.fileSeq, w.fileBytes, w.fileStart = f, w.fileSeq+1, 0, now
+	w.f, w.fileSeq, w.fileBytes, w.allocated, w.fileStart = f, w.fileSeq+1, 0, 0, now
+	return nil
+}
+
+// reserve makes sure the current file holds at least size bytes of durable
+// zeros or records, preallocating in chunks (never far past MaxFileBytes).
+func (w *Writer) reserve(size int64) error {
+	if size <= w.allocated {
+		return nil
+	}
+	target := max(size, min(w.allocated+preallocChunk, w.cfg.MaxFileBytes))
+	for off := w.allocated; off < target; {
+		n := int(min(int64(len(zeros)), target-off))
+		if _, err := w.f.WriteAt(zeros[:n], off); err != nil {
+			return fmt.Errorf("preallocate: %w", err)
+		}
+		off += int64(n)
+	}
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("fsync preallocated space: %w", err)
+	}
+	w.allocated = target
+	return nil
+}
+
+// closeFile cuts the current file back to its records, makes that durable
+// and closes it: only the newest file ever ends in preallocated zeros.
+func (w *Writer) closeFile() error {
+	f := w.f
+	w.f = nil
+	if w.allocated > w.fileBytes {
+		if err := f.Truncate(w.fileBytes); err != nil {
+			f.Close()
+			return fmt.Errorf("truncate preallocated space: %w", err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("fsync: %w", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -236,13 +237,17 @@ func RunHarness(ctx context.Context, cfg HarnessConfig) (*Report, error) {
 					if target == "coffer" {
 						lc.RSSEvery = cfg.RSSEvery
 					}
+					recs0, syncs0, counted := auditCounters(c.endpoint)
 					r, err := RunLoad(ctx, lc)
 					if err != nil {
 						return nil, err
 					}
 					r.Target = target
-					fmt.Fprintf(cfg.Log, "%-16s c=%-4d %-6s run %d: %8.0f req/s  p50 %6.0fµs  p99 %6.0fµs  p999 %6.0fµs  cpu/req %5.1fµs  errors %d\n",
-						op, conc, target, run+1, r.RPS, r.P50us, r.P99us, r.P999us, r.ServerCPUus, r.Errors)
+					if recs1, syncs1, ok := auditCounters(c.endpoint); counted && ok && syncs1 > syncs0 {
+						r.AuditRecordsPerFsync = (recs1 - recs0) / (syncs1 - syncs0)
+					}
+					fmt.Fprintf(cfg.Log, "%-16s c=%-4d %-7s run %d: %8.0f req/s  p50 %6.0fµs  p99 %6.0fµs  p999 %6.0fµs  cpu/req %5.1fµs  errors %d  records/fsync %.1f\n",
+						op, conc, target, run+1, r.RPS, r.P50us, r.P99us, r.P999us, r.ServerCPUus, r.Errors, r.AuditRecordsPerFsync)
 					switch target {
 					case "coffer":
 						cofferRuns = append(cofferRuns, r)
@@ -372,4 +377,29 @@ func describeMachine(pinned string) Machine {
 		m.Commit = strings.TrimSpace(string(out))
 	}
 	return m
+}
+
+// auditCounters reads a Coffer's audit record and fsync counters from its
+// /metrics page; ok is false for a server without an audit trail.
+func auditCounters(endpoint string) (records, fsyncs float64, ok bool) {
+	status, body, err := fasthttp.GetTimeout(nil, endpoint+"/metrics", 5*time.Second)
+	if err != nil || status != fasthttp.StatusOK {
+		return 0, 0, false
+	}
+	var haveRecords, haveFsyncs bool
+	for line := range strings.SplitSeq(string(body), "\n") {
+		name, value, found := strings.Cut(line, " ")
+		if !found {
+			continue
+		}
+		switch name {
+		case "coffer_audit_records_total":
+			records, err = strconv.ParseFloat(value, 64)
+			haveRecords = err == nil
+		case "coffer_audit_fsyncs_total":
+			fsyncs, err = strconv.ParseFloat(value, 64)
+			haveFsyncs = err == nil
+		}
+	}
+	return records, fsyncs, haveRecords && haveFsyncs
 }

@@ -63,6 +63,9 @@ type LoadResult struct {
 	// RSSSamples are the server's RSS in KiB every RSSEvery, in order.
 	RSSSamples []int64 `json:"rssSamplesKiB,omitempty"`
 	RSSEvery   string  `json:"rssEvery,omitempty"`
+	// AuditRecordsPerFsync is how many audit records the server's group
+	// commit made durable per fsync during the run (0: no audit trail).
+	AuditRecordsPerFsync float64 `json:"auditRecordsPerFsync,omitempty"`
 }
 
 // maxLatencySamples bounds the memory a run keeps for percentiles.

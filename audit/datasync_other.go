@@ -1,0 +1,8 @@
+//go:build !linux
+
+package audit
+
+import "os"
+
+// datasync makes f durable; without fdatasync that is a full fsync.
+func datasync(f *os.File) error { return f.Sync() }
