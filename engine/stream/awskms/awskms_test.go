@@ -28,6 +28,14 @@ import (
 // returns an aws-sdk-go-v2 client for it.
 func startCoffer(t *testing.T) *kms.Client {
 	t.Helper()
+	client, _ := startCofferService(t)
+	return client
+}
+
+// startCofferService is startCoffer that also returns the server's Service,
+// for in-process use beside the remote client.
+func startCofferService(t *testing.T) (*kms.Client, *cofferkms.Service) {
+	t.Helper()
 	dir := t.TempDir()
 	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(dir, "root.key")})
 	if err != nil {
@@ -63,7 +71,7 @@ func startCoffer(t *testing.T) *kms.Client {
 		BaseEndpoint:     aws.String("http://" + ln.Addr().String()),
 		Credentials:      credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
 		RetryMaxAttempts: 1,
-	})
+	}), svc
 }
 
 func TestRoundTripThroughCoffer(t *testing.T) {
@@ -112,5 +120,78 @@ func TestRoundTripThroughCoffer(t *testing.T) {
 	var ae smithy.APIError
 	if !errors.As(err, &ae) || ae.ErrorCode() != "IncorrectKeyException" {
 		t.Fatalf("reading under another key: %v", err)
+	}
+}
+
+// The same pipeline code runs on Coffer's service in process and on a
+// remote Coffer: a stream written through one provider reads back through
+// the other, and the in-process provider keeps the service's authorization
+// and key checks.
+func TestInProcessAndRemoteProvidersInteroperate(t *testing.T) {
+	client, svc := startCofferService(t)
+	ctx := context.Background()
+	key, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/pipeline"), TargetKeyId: key.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	// --dev serves every signature as the account root; in process, the same.
+	local := svc.StreamKeys(cofferkms.Caller{ARN: "arn:aws:iam::111122223333:root", Account: "111122223333"})
+	remote := awskms.New(client)
+	encCtx := map[string]string{"bucket": "logs", "object": "2026/11/23/part-0001"}
+	pt := make([]byte, 3<<20+17)
+	rand.Read(pt)
+
+	for _, tc := range []struct {
+		name           string
+		writer, reader stream.KeyProvider
+	}{
+		{"in-process writes, remote reads", local, remote},
+		{"remote writes, in-process reads", remote, local},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w, err := stream.NewWriter(ctx, &buf, tc.writer, stream.Config{KeyID: "alias/pipeline", Context: encCtx})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(pt); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := w.Header().KeyARN; got != aws.ToString(key.KeyMetadata.Arn) {
+				t.Fatalf("header records %q, want the key ARN %q", got, aws.ToString(key.KeyMetadata.Arn))
+			}
+			for _, workers := range []int{1, 0} {
+				r, err := stream.NewReader(ctx, bytes.NewReader(buf.Bytes()), tc.reader, stream.Config{Workers: workers})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(r)
+				if err != nil || !bytes.Equal(got, pt) {
+					t.Fatalf("workers %d: %d bytes back, %v", workers, len(got), err)
+				}
+			}
+			// A stream read under another key fails with the service's error.
+			other, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = stream.NewReader(ctx, bytes.NewReader(buf.Bytes()), local, stream.Config{KeyID: aws.ToString(other.KeyMetadata.KeyId)})
+			if !errors.Is(err, cofferkms.ErrIncorrectKey) {
+				t.Fatalf("in-process read under another key: %v", err)
+			}
+		})
+	}
+
+	// A principal no policy allows gets AccessDeniedException in process too.
+	nobody := svc.StreamKeys(cofferkms.Caller{ARN: "arn:aws:iam::111122223333:user/nobody", Account: "111122223333"})
+	_, err = stream.NewWriter(ctx, io.Discard, nobody, stream.Config{KeyID: "alias/pipeline"})
+	if !errors.Is(err, cofferkms.ErrAccessDenied) {
+		t.Fatalf("writer as a principal without permission: %v", err)
 	}
 }
