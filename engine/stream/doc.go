@@ -62,9 +62,9 @@
 //
 // Data keys come from a KeyProvider: awskms for AWS KMS or a remote Coffer,
 // Coffer's service in process ((*kms.Service).StreamKeys), or LocalProvider.
-// A Cache (off by default)
-// shares data keys among many small streams within bounds of age, messages
-// and bytes, as the AWS Encryption SDK's caching materials manager does.
+// A Cache (off by default) shares data keys among many small streams within
+// bounds of age, messages and bytes, as the AWS Encryption SDK's caching
+// materials manager does.
 // Data keys and derived keys are zeroed as soon as their ciphers are built,
 // and never appear in errors.
 package stream
