@@ -34,7 +34,11 @@ type Params struct {
 // JSON renders p as CloudTrail does: lower-camel member names, empty
 // members left out, encryption context keys in order.
 func (p *Params) JSON() json.RawMessage {
-	b := make([]byte, 0, 128)
+	return p.AppendJSON(make([]byte, 0, 128))
+}
+
+// AppendJSON appends what JSON returns to b.
+func (p *Params) AppendJSON(b []byte) json.RawMessage {
 	b = append(b, '{')
 	b = appendParam(b, "keyId", p.KeyID)
 	b = appendParam(b, "destinationKeyId", p.DestinationKeyID)

@@ -3,7 +3,10 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"strconv"
+	"net"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,9 +38,12 @@ var eventCounter atomic.Uint64
 
 // auditCall writes the record of one call and waits until it is durable.
 func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, caller *kms.Caller, info *kms.RequestInfo, in any, out []byte, callErr error) error {
-	r := &audit.Record{
+	pr := recordPool.Get().(*pooledRecord)
+	defer recordPool.Put(pr)
+	r := &pr.r
+	*r = audit.Record{
 		EventVersion: "1.08",
-		EventTime:    s.now().UTC().Format(time.RFC3339),
+		EventTime:    eventTime(s.now()),
 		EventSource:  "kms.amazonaws.com",
 		EventName:    op,
 		AWSRegion:    s.svc.Region(),
@@ -45,6 +51,7 @@ func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, calle
 		EventID:      eventID(),
 		ReadOnly:     readOnly[op],
 		EventType:    audit.EventTypeAPICall,
+		Resources:    r.Resources[:0],
 	}
 	if r.EventName == "" {
 		target := ctx.Request.Header.Peek("X-Amz-Target")
@@ -53,10 +60,10 @@ func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, calle
 		}
 	}
 	if ip := ctx.RemoteIP(); ip != nil {
-		r.SourceIPAddress = ip.String()
+		r.SourceIPAddress = lastIP.get(ip)
 	}
 	if ua := ctx.UserAgent(); len(ua) > 0 {
-		r.UserAgent = string(ua[:min(len(ua), 512)])
+		r.UserAgent = lastUserAgent.get(ua[:min(len(ua), 512)])
 	}
 	if caller != nil {
 		typ := "IAMUser"
@@ -69,17 +76,15 @@ func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, calle
 		r.UserIdentity = audit.UserIdentity{Type: "Unknown"}
 	}
 	for _, arn := range info.KeyARNs {
-		acct := ""
-		if parts := bytes.SplitN([]byte(arn), []byte(":"), 6); len(parts) == 6 {
-			acct = string(parts[4])
-		}
+		acct := arnAccount(arn)
 		r.Resources = append(r.Resources, audit.Resource{ARN: arn, Type: "AWS::KMS::Key", AccountID: acct})
 		if r.RecipientAccountID == "" {
 			r.RecipientAccountID = acct
 		}
 	}
 	if in != nil {
-		r.RequestParameters = requestParameters(in)
+		pr.params = appendRequestParameters(pr.params[:0], in)
+		r.RequestParameters = pr.params
 	}
 	if callErr != nil {
 		code, _, msg := classify(callErr)
@@ -94,31 +99,118 @@ func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, calle
 	return nil
 }
 
-// eventID makes a UUID-shaped unique event ID.
+// pooledRecord is a Record and the buffer of its request parameters,
+// reused: Append has encoded the record by the time it returns.
+type pooledRecord struct {
+	r      audit.Record
+	params []byte
+}
+
+var recordPool = sync.Pool{New: func() any { return new(pooledRecord) }}
+
+// eventID makes a UUID-shaped unique event ID: the request ID's random
+// prefix and a counter of its own.
 func eventID() string {
-	id := newRequestID()
+	var b [36]byte
+	copy(b[:], newRequestID()[:24])
 	n := eventCounter.Add(1)
-	return id[:24] + strconv.FormatUint(0x800000000000|n&0x7fffffffffff, 16)[:12]
+	const hexDigits = "0123456789abcdef"
+	v := 0x800000000000 | n&0x7fffffffffff
+	for i := 35; i >= 24; i-- {
+		b[i] = hexDigits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
+}
+
+// eventTime formats t as CloudTrail does (RFC 3339, UTC, seconds),
+// reusing the last second's string.
+func eventTime(t time.Time) string {
+	sec := t.Unix()
+	if c := lastEventTime.Load(); c != nil && c.sec == sec {
+		return c.s
+	}
+	c := &cachedTime{sec: sec, s: t.UTC().Format(time.RFC3339)}
+	lastEventTime.Store(c)
+	return c.s
+}
+
+type cachedTime struct {
+	sec int64
+	s   string
+}
+
+var lastEventTime atomic.Pointer[cachedTime]
+
+// lastString keeps the string of the last value seen: requests come in
+// runs from the same client address and SDK, and the string is then not
+// made again.
+type lastString struct{ p atomic.Pointer[string] }
+
+func (l *lastString) get(b []byte) string {
+	if s := l.p.Load(); s != nil && *s == string(b) {
+		return *s
+	}
+	s := string(b)
+	l.p.Store(&s)
+	return s
+}
+
+var lastUserAgent lastString
+
+// lastIPString is lastString for addresses, kept as their bytes and text.
+type lastIPString struct{ p atomic.Pointer[ipText] }
+
+type ipText struct {
+	ip net.IP
+	s  string
+}
+
+func (l *lastIPString) get(ip net.IP) string {
+	if c := l.p.Load(); c != nil && c.ip.Equal(ip) {
+		return c.s
+	}
+	c := &ipText{ip: slices.Clone(ip), s: ip.String()}
+	l.p.Store(c)
+	return c.s
+}
+
+var lastIP lastIPString
+
+// arnAccount is the account field of an ARN ("" when it has none).
+func arnAccount(arn string) string {
+	rest := arn
+	for range 4 { // arn:partition:service:region:
+		i := strings.IndexByte(rest, ':')
+		if i < 0 {
+			return ""
+		}
+		rest = rest[i+1:]
+	}
+	if i := strings.IndexByte(rest, ':'); i >= 0 {
+		return rest[:i]
+	}
+	return ""
 }
 
 // secretMembers are request members never logged.
 var secretMembers = map[string]bool{"Plaintext": true, "CiphertextBlob": true, "Recipient": true, "SecretAccessKey": true, "GrantTokens": true, "GrantToken": true}
 
-// requestParameters renders an operation's input as CloudTrail does:
-// lower-camel member names, empty members left out, and no plaintext,
-// ciphertext or secret.
-func requestParameters(in any) json.RawMessage {
+// appendRequestParameters appends an operation's input rendered as
+// CloudTrail does: lower-camel member names, empty members left out, and no
+// plaintext, ciphertext or secret.
+func appendRequestParameters(dst []byte, in any) json.RawMessage {
 	switch v := in.(type) { // the hot operations, without reflection
 	case *kms.EncryptInput:
-		return (&audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}).JSON()
+		return (&audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}).AppendJSON(dst)
 	case *kms.DecryptInput:
-		return (&audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}).JSON()
+		return (&audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}).AppendJSON(dst)
 	case *kms.GenerateDataKeyInput:
 		p := audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, KeySpec: v.KeySpec}
 		if v.NumberOfBytes != nil {
 			p.NumberOfBytes = *v.NumberOfBytes
 		}
-		return p.JSON()
+		return p.AppendJSON(dst)
 	}
 	raw, err := json.Marshal(in)
 	if err != nil {
@@ -136,5 +228,5 @@ func requestParameters(in any) json.RawMessage {
 		out[string(bytes.ToLower([]byte(k[:1])))+k[1:]] = v
 	}
 	b, _ := json.Marshal(out)
-	return b
+	return append(dst, b...)
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/middleware"
@@ -75,6 +76,7 @@ func TestAuditEveryCallOnceWithoutSecrets(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 	count := map[string]int{}
+	eventIDs := map[string]bool{}
 	var errorsSeen, unauthenticated int
 	audit.Query(dir, audit.Filter{}, func(r *audit.Record) error {
 		if op, ok := ids[r.RequestID]; ok {
@@ -83,9 +85,14 @@ func TestAuditEveryCallOnceWithoutSecrets(t *testing.T) {
 				r.UserIdentity.ARN != "arn:aws:iam::111122223333:user/admin" || r.UserIdentity.AccessKeyID == "" || r.SourceIPAddress != "127.0.0.1" || r.EventID == "" {
 				t.Errorf("%s record: %+v", op, r)
 			}
-			if op != "GenerateRandom" && (len(r.Resources) != 1 || r.Resources[0].ARN != *key.KeyMetadata.Arn || r.Resources[0].Type != "AWS::KMS::Key") {
+			if op != "GenerateRandom" && (len(r.Resources) != 1 || r.Resources[0].ARN != *key.KeyMetadata.Arn || r.Resources[0].Type != "AWS::KMS::Key" ||
+				r.Resources[0].AccountID != "111122223333") {
 				t.Errorf("%s resources %+v", op, r.Resources)
 			}
+			if _, err := time.Parse(time.RFC3339, r.EventTime); err != nil || len(r.EventID) != 36 || eventIDs[r.EventID] {
+				t.Errorf("%s record: event time %q, event ID %q (repeated: %v)", op, r.EventTime, r.EventID, eventIDs[r.EventID])
+			}
+			eventIDs[r.EventID] = true
 			if op == "Encrypt" && !bytes.Contains(r.RequestParameters, []byte(`"encryptionContext":{"purpose":"audit-test"}`)) {
 				t.Errorf("Encrypt parameters %s", r.RequestParameters)
 			}

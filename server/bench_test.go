@@ -14,6 +14,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/valyala/fasthttp"
 
+	"github.com/coffer-kms/coffer/audit"
 	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/kms"
@@ -22,6 +23,11 @@ import (
 
 // benchServer is a server over a memory store, answered in-process.
 func benchServer(b testing.TB) (fasthttp.RequestHandler, *kms.Credentials, string) {
+	return benchServerWith(b, nil)
+}
+
+// benchServerWith is benchServer writing its audit trail to trail.
+func benchServerWith(b testing.TB, trail server.Auditor) (fasthttp.RequestHandler, *kms.Credentials, string) {
 	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
 	if err != nil {
 		b.Fatal(err)
@@ -34,7 +40,7 @@ func benchServer(b testing.TB) (fasthttp.RequestHandler, *kms.Credentials, strin
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Service: svc})
+	srv, err := server.New(server.Config{Service: svc, Audit: trail})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -103,6 +109,48 @@ func BenchmarkHandler(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkHandlerAudited is BenchmarkHandler with the audit trail on, on
+// the machine's disk: 64 requests in flight per CPU, so that group commit
+// gathers them into shared fsyncs as it does under load. Its allocations
+// per request are the whole hot path's.
+func BenchmarkHandlerAudited(b *testing.B) {
+	key, err := audit.GenerateSigningKey()
+	if err != nil {
+		b.Fatal(err)
+	}
+	trail, err := audit.Open(audit.Config{Dir: b.TempDir(), Signer: key})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer trail.Close()
+	h, creds, id := benchServerWith(b, trail)
+	pt := strings.Repeat("A", 1368)
+	req := signedRequest(b, creds, "Encrypt", `{"KeyId":"`+id+`","Plaintext":"`+pt+`","EncryptionContext":{"purpose":"bench"}}`)
+	b.Run("op=Encrypt", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(64)
+		before := trail.Stats()
+		b.RunParallel(func(pb *testing.PB) {
+			var ctx fasthttp.RequestCtx
+			var mine fasthttp.Request
+			req.CopyTo(&mine)
+			for pb.Next() {
+				ctx.Init(&mine, nil, nil)
+				h(&ctx)
+				if ctx.Response.StatusCode() != 200 {
+					b.Errorf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+					return
+				}
+				ctx.Response.Reset()
+			}
+		})
+		after := trail.Stats()
+		if n := after.Batches - before.Batches; n > 0 {
+			b.ReportMetric(float64(after.Records-before.Records)/float64(n), "records/fsync")
+		}
+	})
 }
 
 // BenchmarkSigV4 measures signature verification alone: a request whose

@@ -45,7 +45,8 @@ type Config struct {
 	Audit Auditor
 }
 
-// Auditor is where audit records go (audit.Writer).
+// Auditor is where audit records go (audit.Writer). Append must not keep r
+// or anything it points to once it returns: the server reuses them.
 type Auditor interface {
 	Append(ctx context.Context, r *audit.Record) error
 }
