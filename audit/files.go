@@ -150,7 +150,7 @@ func (w *Writer) recoverTrail() error {
 		}
 	}
 
-	f, err := w.create(last.path, false)
+	f, err := w.open(last.path, false)
 	if err != nil {
 		return err
 	}

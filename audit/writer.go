@@ -30,6 +30,10 @@ type Config struct {
 	QueueSize int // records waiting for the writer before Append blocks (4096)
 	MaxBatch  int // records per write and fsync (1024)
 
+	// DirectSync calls fdatasync directly rather than through io_uring
+	// (see syncRing; without io_uring it is direct anyway).
+	DirectSync bool
+
 	Now func() time.Time // the clock (time.Now)
 }
 
@@ -101,6 +105,7 @@ type Writer struct {
 	lastSeal  time.Time
 	buf       []byte
 	batch     []*pending
+	ring      *syncRing // nil: fdatasync directly
 }
 
 // file is what the Writer needs of an *os.File. Sync need only make the
@@ -162,13 +167,31 @@ func createFile(path string, fresh bool) (file, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dataSyncFile{f}, nil
+	return &dataSyncFile{File: f}, nil
 }
 
-// dataSyncFile is an *os.File whose Sync is fdatasync where there is one.
-type dataSyncFile struct{ *os.File }
+// dataSyncFile is an *os.File whose Sync is fdatasync where there is one,
+// through the Writer's io_uring when it has one.
+type dataSyncFile struct {
+	*os.File
+	ring *syncRing
+}
 
-func (f dataSyncFile) Sync() error { return datasync(f.File) }
+func (f *dataSyncFile) Sync() error {
+	if f.ring != nil {
+		return f.ring.fdatasync(f.File)
+	}
+	return datasync(f.File)
+}
+
+// open opens a trail file with w.create, giving it w's ring.
+func (w *Writer) open(path string, fresh bool) (file, error) {
+	f, err := w.create(path, fresh)
+	if d, ok := f.(*dataSyncFile); ok && err == nil {
+		d.ring = w.ring
+	}
+	return f, err
+}
 
 func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, error) {
 	if cfg.Dir == "" || cfg.Signer == nil {
@@ -189,7 +212,13 @@ func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, err
 		done:   make(chan struct{}),
 		batch:  make([]*pending, 0, cfg.MaxBatch),
 	}
+	if !cfg.DirectSync {
+		w.ring, _ = newSyncRing() // nil when io_uring is unavailable
+	}
 	if err := w.recoverTrail(); err != nil {
+		if w.ring != nil {
+			w.ring.close()
+		}
 		return nil, err
 	}
 	w.lastSeal = cfg.Now()
@@ -292,6 +321,9 @@ func (w *Writer) Close() error {
 
 func (w *Writer) loop() {
 	defer close(w.done)
+	if w.ring != nil {
+		defer w.ring.close()
+	}
 	tick := time.NewTicker(max(w.cfg.DigestInterval/4, time.Millisecond))
 	defer tick.Stop()
 	for {
@@ -496,7 +528,7 @@ func (w *Writer) rotate(now time.Time) error {
 		}
 	}
 	path := filepath.Join(w.cfg.Dir, fileName(now, w.fileSeq+1))
-	f, err := w.create(path, true)
+	f, err := w.open(path, true)
 	if err != nil {
 		return fmt.Errorf("new file: %w", err)
 	}
