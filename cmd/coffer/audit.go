@@ -95,6 +95,12 @@ func newAuditCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "OK: %d records in %d files, %d signed digests, last seq %d, %d records after the last digest\n",
 				rep.Records, rep.Files, rep.Digests, rep.LastSeq, rep.Unsealed)
+			if !rep.SealedAt.IsZero() {
+				fmt.Fprintf(cmd.OutOrStdout(), "last sealed at %s\n", rep.SealedAt.UTC().Format(time.RFC3339))
+			}
+			if rep.TornTail {
+				fmt.Fprintln(cmd.OutOrStdout(), "the newest file ends in a torn line (a write cut short by a crash, never acknowledged)")
+			}
 			return nil
 		},
 	}

@@ -66,8 +66,8 @@ func TestKill9AuditKeepsEveryAcknowledgedCall(t *testing.T) {
 
 	auditDir := filepath.Join(dir, "coffer-data", "audit")
 	out, err := exec.Command(cofferBin, "audit", "verify", auditDir).CombinedOutput()
-	if err != nil || !bytes.HasPrefix(out, []byte("OK:")) {
-		t.Fatalf("coffer audit verify after kill -9: %v\n%s", err, out)
+	if err != nil || !bytes.HasPrefix(out, []byte("OK:")) || !bytes.Contains(out, []byte("\nlast sealed at ")) {
+		t.Fatalf("coffer audit verify after kill -9 and a clean stop: %v\n%s", err, out)
 	}
 	found := 0
 	audit.Query(auditDir, audit.Filter{EventName: "Encrypt"}, func(r *audit.Record) error {
