@@ -85,7 +85,8 @@ func appendContext(b []byte, name string, ec map[string]string) []byte {
 	if len(ec) == 0 {
 		return b
 	}
-	keys := make([]string, 0, len(ec))
+	var small [8]string
+	keys := small[:0]
 	for k := range ec {
 		keys = append(keys, k)
 	}

@@ -260,6 +260,14 @@ func (w *Writer) Append(ctx context.Context, r *Record) error {
 		putPending(p)
 		return errClosed
 	}
+	if ctx.Done() == nil { // cannot end: plain channel operations, no select
+		w.queue <- p
+		w.closeMu.RUnlock()
+		err := <-p.done
+		r.Seq = p.seq
+		putPending(p)
+		return err
+	}
 	select {
 	case w.queue <- p:
 	case <-ctx.Done():
