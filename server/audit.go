@@ -49,7 +49,7 @@ func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, calle
 		EventName:    op,
 		AWSRegion:    s.svc.Region(),
 		RequestID:    requestID,
-		EventID:      eventID(),
+		EventID:      eventID(requestID),
 		ReadOnly:     readOnly[op],
 		EventType:    audit.EventTypeAPICall,
 		Resources:    r.Resources[:0],
@@ -111,11 +111,14 @@ type pooledRecord struct {
 
 var recordPool = sync.Pool{New: func() any { return new(pooledRecord) }}
 
-// eventID makes a UUID-shaped unique event ID: the request ID's random
-// prefix and a counter of its own.
-func eventID() string {
+// eventID makes a UUID-shaped unique event ID: the request ID's first
+// groups and a counter of its own.
+func eventID(requestID string) string {
 	var b [36]byte
-	copy(b[:], newRequestID()[:24])
+	if len(requestID) != len(b) {
+		requestID = newRequestID()
+	}
+	copy(b[:], requestID[:24])
 	n := eventCounter.Add(1)
 	const hexDigits = "0123456789abcdef"
 	v := 0x800000000000 | n&0x7fffffffffff
