@@ -88,28 +88,7 @@ func TestRoundTripThroughCoffer(t *testing.T) {
 	encCtx := map[string]string{"bucket": "logs"}
 	pt := make([]byte, 200_000)
 	rand.Read(pt)
-	var buf bytes.Buffer
-	w, err := stream.NewWriter(ctx, &buf, p, stream.Config{KeyID: "alias/pipeline", Context: encCtx})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(pt)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := w.Header().KeyARN; got != aws.ToString(key.KeyMetadata.Arn) {
-		t.Fatalf("header records %q, want the key ARN %q", got, aws.ToString(key.KeyMetadata.Arn))
-	}
-	for _, workers := range []int{1, 0} {
-		r, err := stream.NewReader(ctx, bytes.NewReader(buf.Bytes()), p, stream.Config{Workers: workers})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := io.ReadAll(r)
-		if err != nil || !bytes.Equal(got, pt) {
-			t.Fatalf("workers %d: %v", workers, err)
-		}
-	}
+	buf := roundTrip(t, p, p, aws.ToString(key.KeyMetadata.Arn), encCtx, pt)
 
 	// Another key named by the reader: the KMS refuses the blob.
 	other, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
@@ -152,30 +131,7 @@ func TestInProcessAndRemoteProvidersInteroperate(t *testing.T) {
 		{"remote writes, in-process reads", remote, local},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var buf bytes.Buffer
-			w, err := stream.NewWriter(ctx, &buf, tc.writer, stream.Config{KeyID: "alias/pipeline", Context: encCtx})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := w.Write(pt); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if got := w.Header().KeyARN; got != aws.ToString(key.KeyMetadata.Arn) {
-				t.Fatalf("header records %q, want the key ARN %q", got, aws.ToString(key.KeyMetadata.Arn))
-			}
-			for _, workers := range []int{1, 0} {
-				r, err := stream.NewReader(ctx, bytes.NewReader(buf.Bytes()), tc.reader, stream.Config{Workers: workers})
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := io.ReadAll(r)
-				if err != nil || !bytes.Equal(got, pt) {
-					t.Fatalf("workers %d: %d bytes back, %v", workers, len(got), err)
-				}
-			}
+			buf := roundTrip(t, tc.writer, tc.reader, aws.ToString(key.KeyMetadata.Arn), encCtx, pt)
 			// A stream read under another key fails with the service's error.
 			other, err := client.CreateKey(ctx, &kms.CreateKeyInput{})
 			if err != nil {
@@ -194,4 +150,37 @@ func TestInProcessAndRemoteProvidersInteroperate(t *testing.T) {
 	if !errors.Is(err, cofferkms.ErrAccessDenied) {
 		t.Fatalf("writer as a principal without permission: %v", err)
 	}
+}
+
+// roundTrip writes pt under alias/pipeline through writer, checks the
+// header names keyARN, reads it back through reader sequentially and in
+// parallel, and returns the stream.
+func roundTrip(t *testing.T, writer, reader stream.KeyProvider, keyARN string, encCtx map[string]string, pt []byte) *bytes.Buffer {
+	t.Helper()
+	ctx := context.Background()
+	var buf bytes.Buffer
+	w, err := stream.NewWriter(ctx, &buf, writer, stream.Config{KeyID: "alias/pipeline", Context: encCtx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(pt); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Header().KeyARN; got != keyARN {
+		t.Fatalf("header records %q, want the key ARN %q", got, keyARN)
+	}
+	for _, workers := range []int{1, 0} {
+		r, err := stream.NewReader(ctx, bytes.NewReader(buf.Bytes()), reader, stream.Config{Workers: workers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("workers %d: %d bytes back, %v", workers, len(got), err)
+		}
+	}
+	return &buf
 }
