@@ -443,7 +443,9 @@ func (p *Pool) abandonIfGone(j *job) bool {
 // to one, a copy to each other (so each can zero its own), and zeroes the
 // result if nobody took it.
 func (p *Pool) finish(j *job, out []byte, err error) {
-	ws := j.waiters
+	// A coalesced job's waiters grow under p.mu until it leaves p.flights,
+	// so they are read only under it.
+	var ws []*waiter
 	if j.flight != "" {
 		p.mu.Lock()
 		if p.flights[j.flight] == j {
@@ -451,6 +453,8 @@ func (p *Pool) finish(j *job, out []byte, err error) {
 		}
 		ws = j.waiters
 		p.mu.Unlock()
+	} else {
+		ws = j.waiters
 	}
 	if j.op.secretInput() {
 		clear(j.in)
