@@ -478,3 +478,17 @@ func (p *Pool) finish(j *job, out []byte, err error) {
 	}
 	clear(out)
 }
+
+// KeyStoreOf returns what runs custom-key-store keys on b: b itself when it
+// supports them (a Pool only when the backend under it does), nil when it
+// does not, as for the software root.
+func KeyStoreOf(b Backend) KeyStoreBackend {
+	if p, ok := b.(*Pool); ok {
+		if p.ks == nil {
+			return nil
+		}
+		return p
+	}
+	ks, _ := b.(KeyStoreBackend)
+	return ks
+}

@@ -87,6 +87,9 @@ func (s *Service) encryptionKey(ctx context.Context, c *Caller, keyID, alg, acti
 // seal encrypts plaintext under r's newest material.
 func (s *Service) seal(ctx context.Context, r *keyRecord, plaintext []byte, encCtx map[string]string) ([]byte, error) {
 	v := len(r.Versions) - 1
+	if r.CustomKeyStoreID != "" {
+		return s.sealInStore(ctx, r, v, plaintext, encCtx)
+	}
 	m, e, err := s.material(ctx, r, v)
 	if err != nil {
 		return nil, err
@@ -96,6 +99,22 @@ func (s *Service) seal(ctx context.Context, r *keyRecord, plaintext []byte, encC
 	blob, err := engine.Seal(nil, m, kid, uint32(v), plaintext, encCtx)
 	if err != nil {
 		return nil, internal(err)
+	}
+	return blob, nil
+}
+
+// sealInStore encrypts plaintext inside the HSM under r's key version v,
+// as a version-2 blob.
+func (s *Service) sealInStore(ctx context.Context, r *keyRecord, v int, plaintext []byte, encCtx map[string]string) ([]byte, error) {
+	kid, _ := parseKeyID(r.ID)
+	header := engine.AppendHSMBlobHeader(make([]byte, 0, engine.HSMBlobHeaderSize), kid, uint32(v))
+	sealed, err := s.ks.Encrypt(ctx, r.Versions[v].HSMKey, plaintext, engine.HSMBlobAAD(nil, header, encCtx))
+	if err != nil {
+		return nil, storeFailure(err, r.arn())
+	}
+	blob := append(header, sealed...)
+	if len(blob) > engine.MaxBlobSize {
+		return nil, newError(ErrInternal, "The HSM returned an oversized ciphertext.")
 	}
 	return blob, nil
 }
@@ -164,11 +183,25 @@ type opened struct {
 // open authenticates a blob for the caller. Forged, malformed and
 // mismatched blobs all give the same InvalidCiphertextException.
 func (s *Service) open(ctx context.Context, c *Caller, raw []byte, keyID, alg string, encCtx map[string]string, dry bool, op string) (*opened, error) {
-	blob, err := engine.ParseBlob(raw)
-	if err != nil {
-		return nil, invalidCiphertext
+	var (
+		blob    engine.Blob
+		inStore engine.HSMBlob
+		kid     engine.KeyID
+		ver     int
+		err     error
+	)
+	if engine.IsHSMBlob(raw) {
+		if inStore, err = engine.ParseHSMBlob(raw); err != nil {
+			return nil, invalidCiphertext
+		}
+		kid, ver = inStore.KeyID(), int(inStore.MaterialVersion())
+	} else {
+		if blob, err = engine.ParseBlob(raw); err != nil {
+			return nil, invalidCiphertext
+		}
+		kid, ver = blob.KeyID(), int(blob.MaterialVersion())
 	}
-	id := formatKeyID(blob.KeyID())
+	id := formatKeyID(kid)
 	var r *keyRecord
 	if keyID != "" {
 		named, err := s.resolveKey(ctx, c, keyID)
@@ -201,12 +234,18 @@ func (s *Service) open(ctx context.Context, c *Caller, raw []byte, keyID, alg st
 	if alg != "" && alg != AlgSymmetric {
 		return nil, newError(ErrInvalidKeyUsage, "%s is not a supported encryption algorithm for %s.", alg, r.arn())
 	}
-	ver := int(blob.MaterialVersion())
-	if ver >= len(r.Versions) {
+	if ver >= len(r.Versions) || (inStore != nil) != (r.CustomKeyStoreID != "") {
 		return nil, invalidCiphertext
 	}
 	if dry {
 		return nil, dryRun
+	}
+	if inStore != nil {
+		pt, err := s.ks.Decrypt(ctx, r.Versions[ver].HSMKey, inStore.Sealed(), engine.HSMBlobAAD(nil, inStore.Header(), encCtx))
+		if err != nil {
+			return nil, storeFailure(err, r.arn())
+		}
+		return &opened{key: r, plaintext: pt, materialID: r.Versions[ver].MaterialID}, nil
 	}
 	m, e, err := s.material(ctx, r, ver)
 	if err != nil {
@@ -412,7 +451,15 @@ func (s *Service) GenerateRandom(ctx context.Context, c *Caller, in *GenerateRan
 		return nil, err
 	}
 	if in.CustomKeyStoreId != "" {
-		return nil, newError(ErrCustomKeyStoreNotFound, "Custom key store %s does not exist.", in.CustomKeyStoreId)
+		ks, err := s.connectedKeyStore(ctx, c.Account, in.CustomKeyStoreId)
+		if err != nil {
+			return nil, err
+		}
+		b, err := s.ks.GenerateRandom(ctx, *in.NumberOfBytes)
+		if err != nil {
+			return nil, storeFailure(err, ks.ID)
+		}
+		return &GenerateRandomOutput{Plaintext: b}, nil
 	}
 	b, err := s.randomBytes(*in.NumberOfBytes)
 	if err != nil {

@@ -33,6 +33,13 @@ var (
 	ErrDependencyTimeout      = errors.New("DependencyTimeoutException")
 	ErrInternal               = errors.New("KMSInternalException")
 	ErrCustomKeyStoreNotFound = errors.New("CustomKeyStoreNotFoundException")
+
+	ErrCustomKeyStoreInvalidState = errors.New("CustomKeyStoreInvalidStateException")
+	ErrCustomKeyStoreNameInUse    = errors.New("CustomKeyStoreNameInUseException")
+	ErrCustomKeyStoreHasCMKs      = errors.New("CustomKeyStoreHasCMKsException")
+	ErrCloudHsmClusterNotFound    = errors.New("CloudHsmClusterNotFoundException")
+	ErrCloudHsmClusterInUse       = errors.New("CloudHsmClusterInUseException")
+	ErrIncorrectTrustAnchor       = errors.New("IncorrectTrustAnchorException")
 )
 
 // Error is a failure with the message AWS would send.

@@ -77,10 +77,12 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	if usage != UsageEncryptDecrypt {
 		return nil, newError(ErrValidation, "KeyUsage %s is not compatible with KeySpec %s", usage, spec)
 	}
-	if in.CustomKeyStoreId != "" {
-		return nil, newError(ErrCustomKeyStoreNotFound, "Custom key store %s does not exist.", in.CustomKeyStoreId)
-	}
-	if in.Origin != "" && in.Origin != OriginAWSKMS {
+	switch {
+	case in.CustomKeyStoreId != "" && in.Origin != OriginCloudHSM:
+		return nil, newError(ErrValidation, "A key in custom key store %s must have Origin AWS_CLOUDHSM.", in.CustomKeyStoreId)
+	case in.Origin == OriginCloudHSM && in.CustomKeyStoreId == "":
+		return nil, newError(ErrValidation, "Origin AWS_CLOUDHSM needs the CustomKeyStoreId of the store that holds the key.")
+	case in.Origin != "" && in.Origin != OriginAWSKMS && in.Origin != OriginCloudHSM:
 		return nil, newError(ErrUnsupportedOperation, "Origin %s is not supported by this server.", in.Origin)
 	}
 	if in.MultiRegion {
@@ -128,15 +130,23 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		Tags:        tags,
 	}
 	r.prepare()
-	ver, err := s.newVersion(ctx, r, now, "")
-	if err != nil {
-		return nil, err
+	if in.CustomKeyStoreId != "" {
+		if err := s.createStoreKey(ctx, c, r, in.CustomKeyStoreId, now); err != nil {
+			return nil, err
+		}
+		r.prepare()
+	} else {
+		ver, err := s.newVersion(ctx, r, now, "")
+		if err != nil {
+			return nil, err
+		}
+		r.Versions = []keyVersion{ver}
 	}
-	r.Versions = []keyVersion{ver}
 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if err := s.store.Update(ctx, func(tx keystore.Tx) error { return putKeyTx(tx, r) }); err != nil {
+		s.destroyStoreKey(context.WithoutCancel(ctx), r.Versions[0].HSMKey)
 		return nil, internal(err)
 	}
 	s.publish(r.ID, r)
@@ -307,12 +317,18 @@ func (s *Service) UpdateKeyDescription(ctx context.Context, c *Caller, in *Updat
 // mutateKey resolves keyID for the caller and applies fn to its record
 // durably. fn sees a private copy and may refuse with an error.
 func (s *Service) mutateKey(ctx context.Context, c *Caller, keyID, action string, pc func(*keyRecord) *policy.Context, fn func(r *keyRecord) error) (*keyRecord, error) {
+	return s.mutateKeyTx(ctx, c, keyID, action, pc, func(_ keystore.Tx, r *keyRecord) error { return fn(r) })
+}
+
+// mutateKeyTx is mutateKey for changes that read other records in the
+// same transaction.
+func (s *Service) mutateKeyTx(ctx context.Context, c *Caller, keyID, action string, pc func(*keyRecord) *policy.Context, fn func(tx keystore.Tx, r *keyRecord) error) (*keyRecord, error) {
 	r, err := s.keyFor(ctx, c, keyID, action, false, pc)
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.updateKey(ctx, r.ID, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
-		if err := fn(r); err != nil {
+	out, err := s.updateKey(ctx, r.ID, func(tx keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		if err := fn(tx, r); err != nil {
 			return nil, err
 		}
 		return r, nil
@@ -349,6 +365,13 @@ func (s *Service) setEnabled(ctx context.Context, c *Caller, in *KeyIDInput, ena
 		}
 		switch r.State {
 		case StateEnabled, StateDisabled:
+		case StateUnavailable:
+			// The store is disconnected: the change applies when it connects.
+			r.AvailableState = StateDisabled
+			if enable {
+				r.AvailableState = StateEnabled
+			}
+			return nil
 		default:
 			return invalidState(r)
 		}
@@ -432,13 +455,23 @@ func (s *Service) CancelKeyDeletion(ctx context.Context, c *Caller, in *KeyIDInp
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.mutateKey(ctx, c, in.KeyId, "kms:CancelKeyDeletion", nil, func(r *keyRecord) error {
+	r, err := s.mutateKeyTx(ctx, c, in.KeyId, "kms:CancelKeyDeletion", nil, func(tx keystore.Tx, r *keyRecord) error {
 		if r.State != StatePendingDeletion {
 			return newError(ErrInvalidState, "%s is not pending deletion.", r.arn())
 		}
 		r.State = StateDisabled
 		r.DeletionDate = time.Time{}
 		r.PendingWindowDays = 0
+		r.AvailableState = ""
+		if r.CustomKeyStoreID != "" {
+			ks, err := getKeyStoreTx(tx, r.Account, r.CustomKeyStoreID)
+			if err != nil {
+				return err
+			}
+			if ks == nil || ks.State != StoreConnected {
+				r.setStoreConnected(false)
+			}
+		}
 		return nil
 	})
 	if err != nil {

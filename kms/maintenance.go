@@ -49,9 +49,13 @@ func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err
 
 // deleteKey removes a key whose deletion window has passed, and its aliases.
 func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error {
+	var hsmKey string
 	_, err := s.updateKey(ctx, id, func(tx keystore.Tx, r *keyRecord) (*keyRecord, error) {
 		if r.State != StatePendingDeletion || now.Before(r.DeletionDate) {
 			return r, nil // cancelled meanwhile
+		}
+		if r.CustomKeyStoreID != "" {
+			hsmKey = r.Versions[0].HSMKey
 		}
 		var names []string
 		err := scanAliases(tx, r.Account, "", func(a *aliasRecord) bool {
@@ -83,6 +87,10 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 		return nil, nil
 	})
 	s.grants.invalidate(id)
+	if err == nil && hsmKey != "" {
+		// The record is gone for good; now the HSM object may go too.
+		s.destroyStoreKey(ctx, hsmKey)
+	}
 	if err == errKeyGone {
 		return nil
 	}

@@ -176,6 +176,9 @@ func (s *Service) rotate(ctx context.Context, id, kind string) (*keyRecord, erro
 	if err != nil {
 		return nil, internal(err)
 	}
+	// Rotation ends the cached versions' time in memory, as disabling does:
+	// the next use of any version is unwrapped afresh.
+	s.materials.dropKey(id)
 	return out, nil
 }
 

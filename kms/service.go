@@ -61,6 +61,7 @@ type Service struct {
 	region, account string
 	store           keystore.Store
 	root            hsm.Backend
+	ks              hsm.KeyStoreBackend // custom key stores; nil without an HSM
 	now             func() time.Time
 	random          io.Reader
 
@@ -102,6 +103,7 @@ func New(cfg Config) (*Service, error) {
 		account: cfg.Account,
 		store:   cfg.Store,
 		root:    cfg.Root,
+		ks:      hsm.KeyStoreOf(cfg.Root),
 		now:     cfg.Now,
 		random:  cfg.Random,
 		keys:    map[string]*keyRecord{},
@@ -176,6 +178,11 @@ type keyRecord struct {
 	NextRotation       time.Time    `json:"nextRotation,omitzero"`
 	OnDemandRotations  int          `json:"onDemandRotations,omitempty"`
 	LastOnDemand       time.Time    `json:"lastOnDemand,omitzero"`
+	// Keys in a custom key store: the store, its cluster, and while the
+	// store is disconnected (State Unavailable) the state to return to.
+	CustomKeyStoreID string `json:"customKeyStoreId,omitempty"`
+	ClusterID        string `json:"clusterId,omitempty"`
+	AvailableState   string `json:"availableState,omitempty"`
 
 	// Derived by prepare before a record is shared; never stored.
 	arnCache string
@@ -188,6 +195,9 @@ type keyVersion struct {
 	Wrapped      []byte    `json:"wrapped"`
 	Created      time.Time `json:"created"`
 	RotationType string    `json:"rotationType,omitempty"` // "" for the original material
+	// HSMKey names the HSM object of a custom-key-store key, whose
+	// material never leaves the HSM; Wrapped is empty then.
+	HSMKey string `json:"hsmKey,omitempty"`
 }
 
 func (r *keyRecord) arn() string {
@@ -216,6 +226,8 @@ func (r *keyRecord) metadata() *KeyMetadata {
 		KeyUsage:              r.Usage,
 		KeyState:              r.State,
 		Origin:                r.Origin,
+		CustomKeyStoreId:      r.CustomKeyStoreID,
+		CloudHsmClusterId:     r.ClusterID,
 		KeyManager:            r.Manager,
 		CustomerMasterKeySpec: r.Spec,
 		KeySpec:               r.Spec,

@@ -49,6 +49,8 @@ type KeyMetadata struct {
 	KeyState                    string     `json:"KeyState"`
 	DeletionDate                *Timestamp `json:"DeletionDate,omitempty"`
 	Origin                      string     `json:"Origin"`
+	CustomKeyStoreId            string     `json:"CustomKeyStoreId,omitempty"`
+	CloudHsmClusterId           string     `json:"CloudHsmClusterId,omitempty"`
 	KeyManager                  string     `json:"KeyManager"`
 	CustomerMasterKeySpec       string     `json:"CustomerMasterKeySpec"`
 	KeySpec                     string     `json:"KeySpec"`

@@ -200,7 +200,8 @@ func arnAccount(arn string) string {
 }
 
 // secretMembers are request members never logged.
-var secretMembers = map[string]bool{"Plaintext": true, "CiphertextBlob": true, "Recipient": true, "SecretAccessKey": true, "GrantTokens": true, "GrantToken": true}
+var secretMembers = map[string]bool{"Plaintext": true, "CiphertextBlob": true, "Recipient": true, "SecretAccessKey": true, "GrantTokens": true, "GrantToken": true,
+	"KeyStorePassword": true, "XksProxyAuthenticationCredential": true}
 
 // appendRequestParameters appends an operation's input rendered as
 // CloudTrail does: lower-camel member names, empty members left out, and no

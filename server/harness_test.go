@@ -69,6 +69,9 @@ type testEnv struct {
 	trail   *audit.Writer
 	signer  *ecdsa.PrivateKey
 	logs    *syncBuffer
+	// rootKind forces the root of trust ("pkcs11"); "" follows
+	// COFFER_TEST_ROOT.
+	rootKind string
 }
 
 // syncBuffer collects the server's logs for inspection.
@@ -89,13 +92,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newEnv(t *testing.T) *testEnv {
+func newEnv(t *testing.T) *testEnv { return newEnvOn(t, "") }
+
+// newEnvOn is newEnv on a given root of trust ("pkcs11" or "" for the
+// default); a PKCS#11 env skips when SoftHSM2 is missing.
+func newEnvOn(t *testing.T, rootKind string) *testEnv {
 	t.Helper()
 	signer, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{t: t, dir: t.TempDir(), clock: &fakeClock{t: time.Now().UTC()}, signer: signer, logs: &syncBuffer{}}
+	e := &testEnv{t: t, dir: t.TempDir(), clock: &fakeClock{t: time.Now().UTC()}, signer: signer, logs: &syncBuffer{}, rootKind: rootKind}
 	e.start()
 	t.Cleanup(e.stop)
 	return e
@@ -237,12 +244,16 @@ func tags(kv ...string) []types.Tag {
 // token behind the hsm pool, so that every integration test also runs on
 // the PKCS#11 root.
 func (e *testEnv) openRoot() (hsm.Backend, error) {
-	if os.Getenv("COFFER_TEST_ROOT") != "pkcs11" {
+	kind := e.rootKind
+	if kind == "" {
+		kind = os.Getenv("COFFER_TEST_ROOT")
+	}
+	if kind != "pkcs11" {
 		return hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(e.dir, "root.key")})
 	}
 	const module = "/usr/lib/softhsm/libsofthsm2.so"
 	if _, err := os.Stat(module); err != nil {
-		e.t.Skip("COFFER_TEST_ROOT=pkcs11 needs SoftHSM2 (apt-get install softhsm2)")
+		e.t.Skip("a PKCS#11 root needs SoftHSM2 (apt-get install softhsm2)")
 	}
 	tokens := filepath.Join(e.dir, "tokens")
 	conf := filepath.Join(e.dir, "softhsm2.conf")

@@ -61,6 +61,12 @@ func fastOp[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error), dec 
 func operations(s *kms.Service) map[string]handler {
 	return map[string]handler{
 		"CancelKeyDeletion":               op(s.CancelKeyDeletion),
+		"ConnectCustomKeyStore":           op(s.ConnectCustomKeyStore),
+		"CreateCustomKeyStore":            op(s.CreateCustomKeyStore),
+		"DeleteCustomKeyStore":            op(s.DeleteCustomKeyStore),
+		"DescribeCustomKeyStores":         op(s.DescribeCustomKeyStores),
+		"DisconnectCustomKeyStore":        op(s.DisconnectCustomKeyStore),
+		"UpdateCustomKeyStore":            op(s.UpdateCustomKeyStore),
 		"CreateAlias":                     op(s.CreateAlias),
 		"CreateGrant":                     op(s.CreateGrant),
 		"CreateKey":                       op(s.CreateKey),

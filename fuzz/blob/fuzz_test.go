@@ -84,3 +84,36 @@ func FuzzParseBlob(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseHSMBlob asserts that the framing of custom-key-store blobs is
+// exact: anything that parses re-encodes to the same bytes, every failure
+// is the opaque error, and a version-1 blob never passes for one.
+func FuzzParseHSMBlob(f *testing.F) {
+	var id engine.KeyID
+	copy(id[:], "0123456789abcdef")
+	f.Add(append(engine.AppendHSMBlobHeader(nil, id, 0), make([]byte, 45)...))
+	f.Add(engine.AppendHSMBlobHeader(nil, id, 7))
+	f.Add([]byte{engine.HSMBlobVersion})
+	f.Add(genuine(f, "version one", 0))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := engine.ParseHSMBlob(data)
+		if err != nil {
+			if err != engine.ErrInvalidCiphertext {
+				t.Fatalf("parse error %v is not the opaque one", err)
+			}
+			return
+		}
+		if data[0] != engine.HSMBlobVersion || !engine.IsHSMBlob(data) {
+			t.Fatalf("a version-%d blob parsed as an HSM blob", data[0])
+		}
+		if len(b.Sealed()) == 0 || len(data) > engine.MaxBlobSize {
+			t.Fatalf("framing of %d bytes accepted", len(data))
+		}
+		if re := append(engine.AppendHSMBlobHeader(nil, b.KeyID(), b.MaterialVersion()), b.Sealed()...); !bytes.Equal(re, data) {
+			t.Fatalf("re-encoding differs:\n in %x\nout %x", data, re)
+		}
+		if !bytes.Equal(engine.HSMBlobAAD(nil, b.Header(), fuzzContext)[:engine.HSMBlobHeaderSize], b.Header()) {
+			t.Fatal("the additional data does not start with the header")
+		}
+	})
+}
