@@ -96,3 +96,81 @@ func TestServeWithPKCS11Root(t *testing.T) {
 		t.Fatalf("software root on a PKCS#11 data dir: %v\n%s", err, out)
 	}
 }
+
+// TestMigrateSoftwareToPKCS11 moves a data dir made on the software root to
+// a token: old ciphertext decrypts, the administrator's access key still
+// signs, the audit chain still verifies, and a second run changes nothing.
+func TestMigrateSoftwareToPKCS11(t *testing.T) {
+	pin := softToken(t, "coffer-migrate")
+	hsmArgs := []string{"--pkcs11-module", softhsmModule, "--pkcs11-token", "coffer-migrate", "--pkcs11-pin-file", pin}
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "coffer-data")
+	credFile := filepath.Join(dataDir, "credentials")
+	ctx := context.Background()
+
+	p := startServe(t, dir)
+	c := sdkClient(t, credFile, p.endpoint)
+	var blobs [][]byte
+	for i := range 3 {
+		key, err := c.CreateKey(ctx, &awskms.CreateKeyInput{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 { // a rotated key: both versions must move
+			if _, err := c.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: key.KeyMetadata.KeyId}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		enc, err := c.Encrypt(ctx, &awskms.EncryptInput{KeyId: key.KeyMetadata.KeyId, Plaintext: []byte("before the move")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs = append(blobs, enc.CiphertextBlob)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	p.done <- nil
+
+	migrate := func() string {
+		t.Helper()
+		out, err := exec.Command(cofferBin, append([]string{"admin", "hsm", "migrate", "--data-dir", dataDir}, hsmArgs...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("migrate: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	// Without the token's root key the migration refuses and changes nothing.
+	if out, err := exec.Command(cofferBin, append([]string{"admin", "hsm", "migrate", "--data-dir", dataDir}, hsmArgs...)...).CombinedOutput(); err == nil {
+		t.Fatalf("migrate without a root key in the token succeeded: %s", out)
+	}
+	if out, err := exec.Command(cofferBin, append([]string{"admin", "hsm", "init"}, hsmArgs...)...).CombinedOutput(); err != nil {
+		t.Fatalf("hsm init: %v\n%s", err, out)
+	}
+	if out := migrate(); !strings.Contains(out, "re-wrapped 4 key versions and 1 access keys") || !strings.Contains(out, "audit signing key") {
+		t.Fatalf("migrate said:\n%s", out)
+	}
+	if out := migrate(); !strings.Contains(out, "nothing to do") {
+		t.Fatalf("second migrate said:\n%s", out)
+	}
+
+	// The software root no longer opens the data dir's server; the token does.
+	cmd := exec.Command(cofferBin, "serve", "--listen", "127.0.0.1:0")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err == nil || !bytes.Contains(out, []byte("was created with the pkcs11 root")) {
+		t.Fatalf("software root after migration: %v\n%s", err, out)
+	}
+	p2 := startServe(t, dir, append([]string{"--hsm", "pkcs11"}, hsmArgs...)...)
+	c2 := sdkClient(t, credFile, p2.endpoint)
+	for i, b := range blobs {
+		dec, err := c2.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: b})
+		if err != nil || string(dec.Plaintext) != "before the move" {
+			t.Fatalf("blob %d after migration: %v", i, err)
+		}
+	}
+	p2.cmd.Process.Signal(syscall.SIGTERM)
+	<-p2.done
+	p2.done <- nil
+	if out, err := exec.Command(cofferBin, "audit", "verify", filepath.Join(dataDir, "audit")).CombinedOutput(); err != nil {
+		t.Fatalf("audit verify after migration: %v\n%s", err, out)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/kms"
 )
 
 // rootOptions choose the root of trust.
@@ -116,6 +118,131 @@ func newHSMCmd() *cobra.Command {
 		},
 	}
 	r.flags(initCmd, false)
-	cmd.AddCommand(initCmd)
+	cmd.AddCommand(initCmd, newMigrateCmd())
 	return cmd
+}
+
+// newMigrateCmd moves a stopped server's data dir from the software root to
+// a PKCS#11 root: every wrapped secret is re-wrapped under the token's key,
+// then the data dir is marked as belonging to that root.
+func newMigrateCmd() *cobra.Command {
+	var (
+		r       rootOptions
+		dataDir string
+	)
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Re-wrap a data dir's keys from the software root to a PKCS#11 root (server stopped)",
+		Long: `Re-wraps every key version, access-key secret and the audit signing key of a
+data dir from its software root (root.key) to the root key of a PKCS#11 token,
+created beforehand with ` + "`coffer admin hsm init`" + `. Stop the server first.
+The store changes in one transaction; a run cut short can simply be run again.
+root.key is left in place: it still opens backups made before the migration,
+so destroy it once they are no longer needed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return migrateRoot(cmd.Context(), cmd.OutOrStdout(), dataDir, r)
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "./coffer-data", "the data dir to migrate")
+	r.flags(cmd, false)
+	return cmd
+}
+
+func migrateRoot(ctx context.Context, out io.Writer, dataDir string, r rootOptions) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	marker := filepath.Join(dataDir, "root-backend")
+	prev, err := os.ReadFile(marker)
+	if err != nil {
+		return fmt.Errorf("%s is not a Coffer data dir: %w", dataDir, err)
+	}
+	switch strings.TrimSpace(string(prev)) {
+	case "pkcs11":
+		fmt.Fprintf(out, "%s already uses the pkcs11 root; nothing to do\n", dataDir)
+		return nil
+	case "software":
+	default:
+		return fmt.Errorf("%s: unknown root of trust %q", marker, strings.TrimSpace(string(prev)))
+	}
+	from, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(dataDir, "root.key"), Passphrase: passphraseFromEnv()})
+	if err != nil {
+		return fmt.Errorf("software root: %w", err)
+	}
+	defer from.Close()
+	cfg, err := r.pkcs11Config(hsm.RootKeyRequired)
+	if err != nil {
+		return err
+	}
+	to, err := hsm.OpenPKCS11(cfg)
+	if err != nil {
+		return fmt.Errorf("open PKCS#11 token %q (create its root key with `coffer admin hsm init`): %w", r.token, err)
+	}
+	defer to.Close()
+	store, err := keystore.OpenBolt(filepath.Join(dataDir, "coffer.db"))
+	if err != nil {
+		return fmt.Errorf("%w (is the server still running?)", err)
+	}
+	defer store.Close()
+	st, err := kms.Rewrap(ctx, store, from, to)
+	if err != nil {
+		return fmt.Errorf("re-wrap: %w; the data dir is unchanged and still on the software root", err)
+	}
+	signer := filepath.Join(dataDir, "audit-signing.key")
+	signerMoved := false
+	if wrapped, err := os.ReadFile(signer); err == nil {
+		w, moved, err := kms.RewrapOne(ctx, from, to, wrapped, auditKeyAAD)
+		if err != nil {
+			return fmt.Errorf("audit signing key: %w", err)
+		}
+		if moved {
+			if err := writeFileAtomic(signer, w); err != nil {
+				return err
+			}
+			signerMoved = true
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := writeFileAtomic(marker, []byte("pkcs11\n")); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "re-wrapped %d key versions and %d access keys under token %q (%d found already moved)", st.KeyVersions, st.AccessKeys, cfg.TokenLabel, st.AlreadyMoved)
+	if signerMoved {
+		fmt.Fprint(out, ", and the audit signing key")
+	}
+	fmt.Fprintf(out, "\n%s now uses the pkcs11 root: start it with `coffer serve --hsm pkcs11 ...`.\n", dataDir)
+	fmt.Fprintf(out, "%s still opens backups made before now; destroy it once they are no longer needed.\n", filepath.Join(dataDir, "root.key"))
+	return nil
+}
+
+// writeFileAtomic replaces path with data durably: a synced temporary file
+// renamed over it, then the directory synced.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

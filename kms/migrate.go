@@ -1,0 +1,114 @@
+package kms
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+// RewrapStats counts what Rewrap moved and what an earlier, interrupted run
+// had already moved.
+type RewrapStats struct {
+	KeyVersions, AccessKeys int // re-wrapped now
+	AlreadyMoved            int // found under the new root already
+}
+
+// Rewrap moves every secret store holds wrapped under the root from to the
+// root to (the software-to-HSM migration): every version of every key's
+// material and every access key's secret, each under its own additional
+// data, in one store transaction, so that the store is either wholly on
+// the old root or wholly on the new one. Keys in custom key stores have no
+// wrapped material and are left alone. Plaintext is zeroed as soon as it
+// is wrapped again.
+//
+// Rewrap is idempotent: a secret that from cannot open but to can is one an
+// interrupted run moved, and is left as it is. The server must be stopped.
+func Rewrap(ctx context.Context, store keystore.Store, from, to hsm.Backend) (RewrapStats, error) {
+	var st RewrapStats
+	err := store.Update(ctx, func(tx keystore.Tx) error {
+		st = RewrapStats{}
+		var keys, access []string
+		if err := tx.Scan(bucketKeys, "", "", func(k string, _ []byte) bool { keys = append(keys, k); return true }); err != nil {
+			return err
+		}
+		if err := tx.Scan(bucketAccessKeys, "", "", func(k string, _ []byte) bool { access = append(access, k); return true }); err != nil {
+			return err
+		}
+		for _, id := range keys {
+			r, err := getKeyTx(tx, id)
+			if err != nil || r == nil {
+				return err
+			}
+			changed := false
+			for v := range r.Versions {
+				if len(r.Versions[v].Wrapped) == 0 {
+					continue
+				}
+				w, moved, err := RewrapOne(ctx, from, to, r.Versions[v].Wrapped, materialAAD(r.arn(), v))
+				if err != nil {
+					return fmt.Errorf("key %s version %d: %w", id, v, err)
+				}
+				if moved {
+					r.Versions[v].Wrapped = w
+					st.KeyVersions++
+					changed = true
+				} else {
+					st.AlreadyMoved++
+				}
+			}
+			if changed {
+				if err := putKeyTx(tx, r); err != nil {
+					return err
+				}
+			}
+		}
+		for _, id := range access {
+			raw, err := tx.Get(bucketAccessKeys, id)
+			if err != nil {
+				return err
+			}
+			rec := new(accessKeyRecord)
+			if err := json.Unmarshal(raw, rec); err != nil {
+				return fmt.Errorf("access key %s: %w", id, err)
+			}
+			w, moved, err := RewrapOne(ctx, from, to, rec.SecretWrapped, secretAAD(id))
+			if err != nil {
+				return fmt.Errorf("access key %s: %w", id, err)
+			}
+			if !moved {
+				st.AlreadyMoved++
+				continue
+			}
+			rec.SecretWrapped = w
+			st.AccessKeys++
+			if err := putJSON(tx, bucketAccessKeys, id, rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return st, err
+}
+
+// RewrapOne moves one wrapped secret from one root to another under the same
+// additional data. moved is false, with wrapped returned as it is, when
+// only to can open it: an earlier run moved it already.
+func RewrapOne(ctx context.Context, from, to hsm.Backend, wrapped, aad []byte) (out []byte, moved bool, err error) {
+	out, err = hsm.Rewrap(ctx, from, to, wrapped, aad)
+	if err == nil {
+		return out, true, nil
+	}
+	if !errors.Is(err, hsm.ErrUnwrap) {
+		return nil, false, err
+	}
+	pt, err2 := to.Unwrap(ctx, wrapped, aad)
+	if err2 != nil {
+		return nil, false, fmt.Errorf("neither root opens it: %w", err)
+	}
+	clear(pt)
+	return wrapped, false, nil
+}
