@@ -3,6 +3,7 @@ package hsm
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 )
@@ -117,3 +118,36 @@ func benchUnwrapParallel(b *testing.B, be Backend, same bool) {
 		b.ReportMetric(float64(p.Stats().Calls-before.Calls)/float64(b.N), "calls/op")
 	}
 }
+
+// BenchmarkPoolColdKeys measures, in one run, the two rates: one
+// PKCS#11 session unwrapping in a loop (raw=session, the HSM's own rate
+// with no pool), and the pool under 256 concurrent requests for distinct
+// cold keys (every request is an HSM call: calls/op is 1). The ratio of
+// their ns/op is the pool's efficiency.
+func BenchmarkPoolColdKeys(b *testing.B) {
+	b.Run("raw=session", func(b *testing.B) {
+		be := openPKCS11(b, "bench")
+		s, err := be.OpenSession(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		benchUnwrap(b, sessionBackend{s})
+	})
+	for _, w := range []int{4, 8, 16} {
+		b.Run(fmt.Sprintf("pool/workers=%d/concurrency=256", w), func(b *testing.B) {
+			p, err := NewPool(openPKCS11(b, "bench"), PoolConfig{Workers: w})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer p.Close()
+			b.SetParallelism((256 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+			benchUnwrapParallel(b, p, false)
+		})
+	}
+}
+
+// sessionBackend lets benchUnwrap drive one bare Session.
+type sessionBackend struct{ Session }
+
+func (sessionBackend) Name() string { return "session" }

@@ -73,6 +73,8 @@ type Service struct {
 	keys    map[string]*keyRecord // immutable snapshots by key ID
 
 	materials  *materialCache
+	flightMu   sync.Mutex
+	unwraps    map[flightKey]*unwrapFlight
 	grants     grantCache
 	identities identityCache
 	usage      usage
@@ -107,6 +109,7 @@ func New(cfg Config) (*Service, error) {
 		now:     cfg.Now,
 		random:  cfg.Random,
 		keys:    map[string]*keyRecord{},
+		unwraps: map[flightKey]*unwrapFlight{},
 
 		accessKeys: map[string]accessKeyEntry{},
 	}
@@ -349,6 +352,10 @@ func (s *Service) publish(id string, r *keyRecord) {
 // material returns version v of r's material, unwrapping it through the
 // root on a cache miss. The caller must pass the entry to
 // s.materials.release when done with the material.
+//
+// Concurrent misses of one version make one unwrap: the first caller leads
+// and fills the cache before it lets the others look again, so a cold key
+// costs exactly one root call however many requests arrive at once.
 func (s *Service) material(ctx context.Context, r *keyRecord, v int) (engine.Material, *materialEntry, error) {
 	if m, e, ok := s.materials.get(r.ID, v); ok {
 		return m, e, nil
@@ -356,6 +363,53 @@ func (s *Service) material(ctx context.Context, r *keyRecord, v int) (engine.Mat
 	if v < 0 || v >= len(r.Versions) {
 		return nil, nil, invalidCiphertext
 	}
+	k := flightKey{r.ID, v}
+	for {
+		s.flightMu.Lock()
+		f, follow := s.unwraps[k]
+		if !follow {
+			f = &unwrapFlight{done: make(chan struct{})}
+			s.unwraps[k] = f
+		}
+		s.flightMu.Unlock()
+		if !follow {
+			m, e, err := s.unwrapMaterial(ctx, r, v)
+			f.err = err
+			s.flightMu.Lock()
+			delete(s.unwraps, k)
+			s.flightMu.Unlock()
+			close(f.done)
+			return m, e, err
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, nil, newError(ErrDependencyTimeout, "The system timed out while trying to fulfill the request.")
+		}
+		if m, e, ok := s.materials.get(r.ID, v); ok {
+			return m, e, nil
+		}
+		if f.err != nil && !errors.Is(f.err, context.DeadlineExceeded) && !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, ErrDependencyTimeout) {
+			return nil, nil, f.err // the root refused: so it would again
+		}
+		// The leader ran out of time, or the entry is already gone: lead anew.
+	}
+}
+
+// flightKey names one key version being unwrapped.
+type flightKey struct {
+	id string
+	v  int
+}
+
+// unwrapFlight is an unwrap in progress that other callers wait for.
+type unwrapFlight struct {
+	done chan struct{}
+	err  error // set before done closes
+}
+
+// unwrapMaterial unwraps version v of r through the root and caches it.
+func (s *Service) unwrapMaterial(ctx context.Context, r *keyRecord, v int) (engine.Material, *materialEntry, error) {
 	pt, err := s.root.Unwrap(ctx, r.Versions[v].Wrapped, materialAAD(r.arn(), v))
 	switch {
 	case errors.Is(err, hsm.ErrUnavailable):
