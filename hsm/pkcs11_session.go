@@ -160,12 +160,18 @@ func (s *p11Session) unseal(ctx context.Context, what string, key func() (pkcs11
 
 // gcm runs one CKM_AES_GCM operation with a 128-bit tag.
 //
-// miekg/pkcs11 v1.1.2 receives the output in a C buffer it frees without
-// zeroing (so unwrapped material briefly lingers in the C heap), and on a
-// failed C_Decrypt it does not free that buffer at all (len(in)-16 zero
-// bytes per forged blob). Fixing either needs a C_Decrypt into a
-// caller-supplied buffer, which that package does not offer.
+// Decryption calls the module through its function list into C memory
+// that is zeroed before it is freed (decryptOne): miekg/pkcs11 v1.1.2
+// receives the output in a C buffer it frees without zeroing, and on a
+// failed C_Decrypt does not free at all. Its path remains only for a module
+// whose function list cannot be had, and for encryption, whose output is
+// ciphertext.
 func (s *p11Session) gcm(encrypt bool, key pkcs11.ObjectHandle, iv, aad, in []byte) ([]byte, error) {
+	if !encrypt {
+		if pt, ok, err := s.decryptOne(key, iv, aad, in); ok {
+			return pt, err
+		}
+	}
 	params := pkcs11.NewGCMParams(iv, aad, gcmTagSize*8)
 	defer params.Free()
 	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -300,5 +301,55 @@ func TestPKCS11CloseZeroesPIN(t *testing.T) {
 	}
 	if _, err := b.OpenSession(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("OpenSession after Close: %v", err)
+	}
+}
+
+// TestPoolPKCS11Batches drives the batched path (one call into the module
+// for a worker's unwraps) with forged blobs among genuine ones and a lost
+// session in the middle: every answer is what Unwrap gives alone.
+func TestPoolPKCS11Batches(t *testing.T) {
+	ctx := context.Background()
+	b := openPKCS11(t, "pool-batches")
+	p := newTestPool(t, b, PoolConfig{Workers: 1, Batch: 16})
+	pts, blobs, aads := wrapN(t, p, 48)
+	forged := func(i int) bool { return i%7 == 3 }
+	for i := range blobs {
+		if forged(i) {
+			blobs[i][len(blobs[i])-1-i%16] ^= 1
+		}
+	}
+	round := func() {
+		t.Helper()
+		var wg sync.WaitGroup
+		for i := range blobs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got, err := p.Unwrap(ctx, blobs[i], aads[i])
+				switch {
+				case forged(i) && !errors.Is(err, ErrUnwrap):
+					t.Errorf("forged blob %d: %q %v, want ErrUnwrap", i, got, err)
+				case !forged(i) && (err != nil || !bytes.Equal(got, pts[i])):
+					t.Errorf("blob %d: %q %v", i, got, err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	for range 5 {
+		round()
+	}
+	if st := p.Stats(); st.MaxBatch < 2 {
+		t.Fatalf("no batch formed (largest %d): the batched path was not exercised", st.MaxBatch)
+	}
+	if n := b.Reconnects(); n != 0 {
+		t.Fatalf("forged blobs in batches caused %d reconnections", n)
+	}
+	if err := b.mod.ctx.CloseAllSessions(uint(b.slot.Load())); err != nil {
+		t.Fatal(err)
+	}
+	round()
+	if n := b.Reconnects(); n != 1 {
+		t.Fatalf("%d reconnections after the session was lost, want 1", n)
 	}
 }

@@ -370,10 +370,49 @@ func (p *Pool) work(s Session) {
 			}
 		}
 		p.m.recordBatch(len(batch))
-		for i, j := range batch {
+		p.runBatch(s, batch)
+		clear(batch)
+	}
+}
+
+// runBatch runs a worker's batch in its session. Unwraps go to the backend
+// together when the session can take them in one trip (a PKCS#11 session:
+// one call into the module for the lot), the rest one by one.
+func (p *Pool) runBatch(s Session, batch []*job) {
+	bs, ok := s.(batchUnwrapper)
+	if !ok {
+		for _, j := range batch {
 			p.run(s, j)
-			batch[i] = nil
 		}
+		return
+	}
+	var unwraps []*job
+	for _, j := range batch {
+		switch {
+		case j.op != opUnwrap:
+			p.run(s, j)
+		case !p.abandonIfGone(j):
+			unwraps = append(unwraps, j)
+		}
+	}
+	if len(unwraps) == 1 {
+		p.run(s, unwraps[0])
+		return
+	}
+	if len(unwraps) == 0 {
+		return
+	}
+	wrapped, aads := make([][]byte, len(unwraps)), make([][]byte, len(unwraps))
+	for i, j := range unwraps {
+		wrapped[i], aads[i] = j.in, j.aad
+	}
+	start := time.Now()
+	outs, errs := bs.unwrapBatch(unwraps[0].ctx, wrapped, aads)
+	for i, j := range unwraps {
+		p.m.latency[opUnwrap].UpdateDuration(start)
+		p.m.calls.Add(1)
+		p.m.countError(errs[i])
+		p.finish(j, outs[i], errs[i])
 	}
 }
 

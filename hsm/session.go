@@ -17,6 +17,13 @@ type Session interface {
 	Close() error
 }
 
+// batchUnwrapper is a Session that can unwrap several blobs in one trip to
+// its backend. Each result and error must be exactly what Unwrap would
+// have returned for that blob alone.
+type batchUnwrapper interface {
+	unwrapBatch(ctx context.Context, wrapped, aads [][]byte) ([][]byte, []error)
+}
+
 // SessionBackend is a Backend that can open independent sessions, which
 // is what a Pool runs on.
 type SessionBackend interface {
