@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -104,6 +106,98 @@ func TestEncryptDecryptCLI(t *testing.T) {
 	for _, e := range entries {
 		if strings.Contains(e.Name(), ".tmp-") {
 			t.Errorf("left a temporary file %s", e.Name())
+		}
+	}
+}
+
+// TestStreamPeakRSS pipes a 4 GiB stream through `coffer encrypt` into
+// `coffer decrypt` and checks that the bytes come back and that neither
+// process's peak RSS reaches 64 MiB: memory stays bounded whatever the
+// stream length.
+func TestStreamPeakRSS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 4 GiB")
+	}
+	const size = 4 << 30
+	const limitKiB = 64 << 10
+	env := cryptEnv(t)
+	block := make([]byte, 1<<20)
+	rand.Read(block)
+
+	enc := exec.Command(cofferBin, "encrypt", "--key-id", "alias/pipeline")
+	dec := exec.Command(cofferBin, "decrypt")
+	enc.Env, dec.Env = env, env
+	in, err := enc.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.Stdout, dec.Stdin = pw, pr
+	out, err := dec.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var encErr, decErr bytes.Buffer
+	enc.Stderr, dec.Stderr = &encErr, &decErr
+	if err := enc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dec.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	pr.Close()
+
+	fed := make(chan error, 1)
+	go func() {
+		defer in.Close()
+		for range size / len(block) {
+			if _, err := in.Write(block); err != nil {
+				fed <- err
+				return
+			}
+		}
+		fed <- nil
+	}()
+	// The output must be the input: size bytes, block after block.
+	var got int64
+	buf := make([]byte, len(block))
+	for {
+		n, err := io.ReadFull(out, buf)
+		if n > 0 && !bytes.Equal(buf[:n], block[:n]) {
+			t.Fatalf("decrypted bytes differ at offset %d", got)
+		}
+		got += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-fed; err != nil {
+		t.Fatalf("feeding encrypt: %v (%s)", err, encErr.String())
+	}
+	if err := enc.Wait(); err != nil {
+		t.Fatalf("encrypt: %v: %s", err, encErr.String())
+	}
+	if err := dec.Wait(); err != nil {
+		t.Fatalf("decrypt: %v: %s", err, decErr.String())
+	}
+	if got != size {
+		t.Fatalf("decrypted %d bytes, want %d", got, int64(size))
+	}
+	for name, c := range map[string]*exec.Cmd{"encrypt": enc, "decrypt": dec} {
+		ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage)
+		if !ok {
+			t.Skip("no rusage on this platform")
+		}
+		t.Logf("coffer %s of a 4 GiB stream: peak RSS %d KiB", name, ru.Maxrss)
+		if ru.Maxrss >= limitKiB {
+			t.Errorf("coffer %s peaked at %d KiB RSS, limit %d KiB", name, ru.Maxrss, limitKiB)
 		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 // included), mode=parallel the ring with GOMAXPROCS workers.
 //
 //	go test -run '^$' -bench 'Encrypt|Decrypt' -benchtime 20x ./engine/stream
-var benchSizes = []int{1 << 20, 64 << 20}
+var benchSizes = []int{1 << 20, 256 << 20}
 
 var benchModes = []string{"copy", "sio", "sequential", "parallel"}
 

@@ -60,6 +60,17 @@ func (s *sealer) seal(buf []byte, n int, seq uint32, final bool) []byte {
 	if n < 1 || n > maxPayload || len(buf) < pkgHeaderSize+n+tagSize {
 		panic("stream: internal error: package payload out of range")
 	}
+	return s.sealFrom(buf, buf[pkgHeaderSize:pkgHeaderSize+n], seq, final)
+}
+
+// sealFrom seals payload as package seq into buf, which must not overlap
+// payload unless payload sits exactly at buf[pkgHeaderSize:], and returns
+// the package, a prefix of buf.
+func (s *sealer) sealFrom(buf, payload []byte, seq uint32, final bool) []byte {
+	n := len(payload)
+	if n < 1 || n > maxPayload || len(buf) < pkgHeaderSize+n+tagSize {
+		panic("stream: internal error: package payload out of range")
+	}
 	h := pkgHeader(buf[:pkgHeaderSize])
 	h[0] = dareVersion
 	h[1] = s.cipher
@@ -71,7 +82,7 @@ func (s *sealer) seal(buf []byte, n int, seq uint32, final bool) []byte {
 		h[4] &^= finalFlag
 	}
 	nonce := packageNonce(h, seq)
-	return s.aead.Seal(buf[:pkgHeaderSize], nonce[:], buf[pkgHeaderSize:pkgHeaderSize+n], h.ad())
+	return s.aead.Seal(buf[:pkgHeaderSize], nonce[:], payload, h.ad())
 }
 
 // framer checks the header of each package as it arrives, in order: the

@@ -25,6 +25,7 @@ type ring struct {
 
 type slot struct {
 	buf   *[]byte // maxPackage bytes; nil until first used
+	src   []byte  // writer: a whole payload borrowed from the caller's Write, sealed from there
 	hi    int     // bytes of buf that may hold plaintext, cleared at release
 	n     int     // writer: payload bytes filled; reader: package length
 	seq   uint32
@@ -51,7 +52,7 @@ func workers(n int) int {
 
 // slotsFor is the ring size for n workers: enough that every worker has a
 // package while the caller fills one and drains another.
-func slotsFor(n int) int { return min(max(2*n, 3), maxSlots) }
+func slotsFor(n int) int { return min(max(8*n, 3), maxSlots) }
 
 func newRing(workers int) *ring {
 	r := &ring{slots: make([]slot, slotsFor(workers)), sem: make(chan struct{}, workers)}
@@ -75,8 +76,18 @@ func (r *ring) tail() *slot {
 		r.live++
 		r.peak = max(r.peak, r.live)
 	}
-	s.n, s.out, s.err, s.after, s.ready, s.final = 0, nil, nil, nil, false, false
+	s.n, s.out, s.err, s.after, s.ready, s.final, s.src = 0, nil, nil, nil, false, false, nil
 	return s
+}
+
+func (r *ring) awaitAll() {
+	for i := range r.count {
+		s := &r.slots[(r.head+i)%len(r.slots)]
+		if !s.ready {
+			<-s.done
+			s.ready = true
+		}
+	}
 }
 
 // submit appends the tail slot to the FIFO and runs work on it on another

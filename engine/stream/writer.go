@@ -134,9 +134,32 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// writeParallel fills packages from p. Whole packages that are not the
+// last of p are sealed straight from p, without a copy; p is the caller's
+// again only when they are sealed, so Write waits for that before it
+// returns (writing them out may come later).
 func (w *Writer) writeParallel(p []byte) (int, error) {
 	n := 0
+	borrowed := false
+	defer func() {
+		if borrowed {
+			w.ring.awaitAll()
+		}
+	}()
 	for len(p) > 0 {
+		if w.cur == nil && len(p) > maxPayload {
+			if err := w.nextSlot(); err != nil {
+				return n, err
+			}
+			w.cur.src, w.cur.n = p[:maxPayload:maxPayload], maxPayload
+			borrowed = true
+			if err := w.submit(false); err != nil {
+				return n, err
+			}
+			p = p[maxPayload:]
+			n += maxPayload
+			continue
+		}
 		if w.cur == nil {
 			if err := w.nextSlot(); err != nil {
 				return n, err
@@ -241,6 +264,11 @@ func (w *Writer) submit(final bool) error {
 }
 
 func (w *Writer) sealSlot(s *slot) {
+	if s.src != nil {
+		s.out = w.sealer.sealFrom(*s.buf, s.src, s.seq, s.final)
+		s.src = nil
+		return
+	}
 	s.out = w.sealer.seal(*s.buf, s.n, s.seq, s.final)
 }
 
