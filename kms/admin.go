@@ -444,7 +444,11 @@ func (s *Service) updatePrincipal(ctx context.Context, arn, name string, fn func
 			return err
 		}
 		if p == nil {
-			return newError(ErrNotFound, "The user with name %s cannot be found.", name)
+			kind := "user"
+			if strings.Contains(arn, ":role/") {
+				kind = "role"
+			}
+			return newError(ErrNotFound, "The %s with name %s cannot be found.", kind, name)
 		}
 		if err := fn(p); err != nil {
 			return err

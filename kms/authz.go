@@ -38,16 +38,23 @@ func (s *Service) validateIdentityPolicy(doc string) error {
 
 // identity returns the caller's identity policies (none for an account
 // root, which policy treats as allowed everything in its account).
+//
+// A role session's policies are its role's, and a session whose role is
+// gone is refused: a missing role is never cached.
 func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, error) {
+	arn := c.principalARN()
 	s.identities.mu.RLock()
-	ps, ok := s.identities.m[c.ARN]
+	ps, ok := s.identities.m[arn]
 	s.identities.mu.RUnlock()
 	if ok {
 		return ps, nil
 	}
-	p, err := s.principal(ctx, c.ARN)
+	p, err := s.principal(ctx, arn)
 	if err != nil {
 		return nil, err
+	}
+	if c.RoleARN != "" && p == nil {
+		return nil, newError(ErrAccessDenied, "The role %s of this session no longer exists.", c.RoleARN)
 	}
 	ps = []*policy.Policy{}
 	if p != nil {
@@ -61,15 +68,24 @@ func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, er
 	if s.identities.m == nil {
 		s.identities.m = map[string][]*policy.Policy{}
 	}
-	s.identities.m[c.ARN] = ps
+	s.identities.m[arn] = ps
 	s.identities.mu.Unlock()
 	return ps, nil
+}
+
+// principalARN is the identity whose policies apply to c: the role of a
+// role session, otherwise the caller itself (aws:PrincipalArn).
+func (c *Caller) principalARN() string {
+	if c.RoleARN != "" {
+		return c.RoleARN
+	}
+	return c.ARN
 }
 
 // requestContext starts the condition keys of a request by c on key r.
 func (s *Service) requestContext(c *Caller, r *keyRecord) *policy.Context {
 	pc := &policy.Context{
-		CallerAccount: c.Account, PrincipalARN: c.ARN, SourceIP: c.SourceIP,
+		CallerAccount: c.Account, PrincipalARN: c.principalARN(), SourceIP: c.SourceIP,
 		SecureTransport: c.SecureTransport, HasTransport: c.HasTransport, CurrentTime: s.now(),
 	}
 	if r != nil {

@@ -12,14 +12,20 @@ import (
 	"github.com/coffer-kms/coffer/keystore"
 )
 
-// Principal is an IAM-style identity: a user or an account root.
+// Principal is an IAM-style identity: a user, a role or an account root.
 type Principal struct {
 	ARN      string            `json:"arn"`
 	Account  string            `json:"account"`
 	Name     string            `json:"name"`
-	Type     string            `json:"type"` // "IAMUser" or "Root"
+	Type     string            `json:"type"` // "IAMUser", "Role" or "Root"
 	Created  time.Time         `json:"created"`
 	Policies map[string]string `json:"policies,omitempty"` // identity policies by name
+
+	// Roles only.
+	ID                 string `json:"id,omitempty"`          // AROA…, IAM's RoleId
+	TrustPolicy        string `json:"trustPolicy,omitempty"` // AssumeRolePolicyDocument
+	Description        string `json:"description,omitempty"`
+	MaxSessionDuration int    `json:"maxSessionDuration,omitempty"` // seconds
 }
 
 // accessKeyRecord is an access key as stored: the secret only wrapped.
@@ -131,6 +137,11 @@ func (s *Service) newAccessKey(ctx context.Context, p *Principal) (*accessKeyRec
 type accessKeyEntry struct {
 	caller Caller
 	secret []byte
+	// Temporary credentials only: the SHA-256 of the session token they
+	// came with, their expiry, and STS's user ID (RoleId:session).
+	token   [32]byte
+	expires time.Time
+	userID  string
 }
 
 // AccessKey returns the caller an access key authenticates and its secret,
@@ -169,8 +180,18 @@ func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, er
 		return nil, nil, ErrUnknownAccessKey
 	}
 	e = accessKeyEntry{caller: Caller{ARN: rec.PrincipalARN, Account: rec.Account, AccessKeyID: id}, secret: secret}
+	s.cacheAccessKey(id, e)
+	return &e.caller, e.secret, nil
+}
+
+// cacheAccessKey keeps an access key's unwrapped secret for its next
+// requests, evicting (and zeroing) one at random when the cache is full.
+// A secret already handed out for the same ID is left for the requests
+// using it, not zeroed.
+func (s *Service) cacheAccessKey(id string, e accessKeyEntry) {
 	s.akMu.Lock()
-	if len(s.accessKeys) >= maxCachedAccessKeys {
+	defer s.akMu.Unlock()
+	if _, ok := s.accessKeys[id]; !ok && len(s.accessKeys) >= maxCachedAccessKeys {
 		for k, old := range s.accessKeys {
 			clear(old.secret)
 			delete(s.accessKeys, k)
@@ -178,8 +199,6 @@ func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, er
 		}
 	}
 	s.accessKeys[id] = e
-	s.akMu.Unlock()
-	return &e.caller, e.secret, nil
 }
 
 const maxCachedAccessKeys = 10000

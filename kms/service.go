@@ -47,9 +47,12 @@ type Config struct {
 
 // Caller is the authenticated principal making a request.
 type Caller struct {
-	ARN         string // arn:aws:iam::<account>:user/<name> or :root
+	ARN         string // arn:aws:iam::<account>:user/<name> or :root, or a role session's arn:aws:sts::…:assumed-role/<role>/<session>
 	Account     string
 	AccessKeyID string
+	// RoleARN is, for a role session, the role: its identity policies
+	// apply and it is aws:PrincipalArn.
+	RoleARN string
 	// SourceIP and the transport, for aws:SourceIp and aws:SecureTransport.
 	SourceIP        netip.Addr
 	SecureTransport bool
@@ -84,6 +87,8 @@ type Service struct {
 	accessKeys map[string]accessKeyEntry
 
 	onAccessKeyDeleted atomic.Pointer[func(string)]
+
+	tokens tokenKeys // STS session tokens
 }
 
 var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
@@ -144,6 +149,10 @@ func (s *Service) Close() error {
 		delete(s.accessKeys, k)
 	}
 	s.akMu.Unlock()
+	s.tokens.mu.Lock()
+	s.tokens.key.Zero()
+	s.tokens.key = nil
+	s.tokens.mu.Unlock()
 	return nil
 }
 

@@ -142,6 +142,8 @@ func parseStatement(n *node, kind Kind, num int) (statement, error) {
 		return st, malformed("Policy document should not specify a principal (%s): an identity policy applies to the principal it is attached to.", where)
 	case kind == KeyPolicy && !hasP && !hasNP:
 		return st, malformed("Policy contains a statement with no Principal (%s); each key policy statement must name one or more principals.", where)
+	case kind == TrustPolicy && !hasP && !hasNP:
+		return st, malformed("Policy contains a statement with no Principal (%s); a trust policy must name who may assume the role.", where)
 	case hasNP:
 		p, st.notPrincipal = np, true
 		fallthrough
@@ -181,6 +183,10 @@ func parseStatement(n *node, kind Kind, num int) (statement, error) {
 	r, hasR := n.member("Resource")
 	nr, hasNR := n.member("NotResource")
 	switch {
+	case kind == TrustPolicy && (hasR || hasNR):
+		return st, malformed("A trust policy statement cannot name a Resource: it is about the role (%s).", where)
+	case kind == TrustPolicy:
+		st.resources, st.hasResource = append(st.resources, compilePattern("*")), true
 	case hasR && hasNR:
 		return st, malformed("A statement cannot have both Resource and NotResource (%s).", where)
 	case !hasR && !hasNR && kind == IdentityPolicy:

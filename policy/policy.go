@@ -124,6 +124,10 @@ const (
 	KeyPolicy Kind = iota
 	// IdentityPolicy documents are attached to a principal and name none.
 	IdentityPolicy
+	// TrustPolicy documents are a role's AssumeRolePolicyDocument:
+	// resource-based like key policies, but about the role itself, so a
+	// statement names no Resource and applies to the role.
+	TrustPolicy
 )
 
 // Policy is a compiled policy document.

@@ -27,6 +27,7 @@ var readOnly = map[string]bool{
 	"GetKeyRotationStatus": true, "Encrypt": true, "Decrypt": true, "ReEncrypt": true, "GenerateDataKey": true,
 	"GenerateDataKeyWithoutPlaintext": true, "GenerateRandom": true, "ListUsers": true, "ListAccessKeys": true,
 	"GetUserPolicy": true, "ListUserPolicies": true, "GetUsage": true,
+	"GetRole": true, "ListRoles": true, "GetRolePolicy": true, "ListRolePolicies": true, "GetCallerIdentity": true,
 }
 
 // withResponseElements lists operations whose response CloudTrail keeps;
@@ -37,15 +38,20 @@ var withResponseElements = map[string]bool{
 
 var eventCounter atomic.Uint64
 
-// auditCall writes the record of one call and waits until it is durable.
+// auditCall writes the record of one KMS call and waits until it is durable.
 func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, caller *kms.Caller, info *kms.RequestInfo, in any, out []byte, callErr error) error {
+	return s.auditCallFrom(ctx, "kms.amazonaws.com", requestID, op, caller, info, in, out, callErr)
+}
+
+// auditCallFrom is auditCall for a call to the service source.
+func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op string, caller *kms.Caller, info *kms.RequestInfo, in any, out []byte, callErr error) error {
 	pr := recordPool.Get().(*pooledRecord)
 	defer recordPool.Put(pr)
 	r := &pr.r
 	*r = audit.Record{
 		EventVersion: "1.08",
 		EventTime:    eventTime(s.now()),
-		EventSource:  "kms.amazonaws.com",
+		EventSource:  source,
 		EventName:    op,
 		AWSRegion:    s.svc.Region(),
 		RequestID:    requestID,
@@ -68,7 +74,10 @@ func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, calle
 	}
 	if caller != nil {
 		typ := "IAMUser"
-		if bytes.HasSuffix([]byte(caller.ARN), []byte(":root")) {
+		switch {
+		case caller.RoleARN != "":
+			typ = "AssumedRole"
+		case strings.HasSuffix(caller.ARN, ":root"):
 			typ = "Root"
 		}
 		r.UserIdentity = audit.UserIdentity{Type: typ, PrincipalID: caller.ARN, ARN: caller.ARN, AccountID: caller.Account, AccessKeyID: caller.AccessKeyID}

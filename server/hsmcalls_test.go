@@ -23,7 +23,7 @@ func TestHSMCallsPerDecrypt(t *testing.T) {
 	ctx := context.Background()
 	key := e.createKey("cold")
 	enc := must[*awskms.EncryptOutput](t)(e.client.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(key), Plaintext: []byte("cold start")}))
-	e.restart() // the material cache is empty again
+	e.restart()                                                                      // the material cache is empty again
 	must[*awskms.ListKeysOutput](t)(e.client.ListKeys(ctx, &awskms.ListKeysInput{})) // unwraps the caller's access-key secret
 
 	pool := e.root.(*hsm.Pool)

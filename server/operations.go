@@ -118,6 +118,16 @@ func adminOperations(s *kms.Service) map[string]handler {
 		"ListUserPolicies": op(s.ListUserPolicies),
 		"DeleteUserPolicy": op(s.DeleteUserPolicy),
 		"GetUsage":         op(s.GetUsage),
+
+		"CreateRole":             op(s.CreateRole),
+		"GetRole":                op(s.GetRole),
+		"ListRoles":              op(s.ListRoles),
+		"DeleteRole":             op(s.DeleteRole),
+		"UpdateAssumeRolePolicy": op(s.UpdateAssumeRolePolicy),
+		"PutRolePolicy":          op(s.PutRolePolicy),
+		"GetRolePolicy":          op(s.GetRolePolicy),
+		"ListRolePolicies":       op(s.ListRolePolicies),
+		"DeleteRolePolicy":       op(s.DeleteRolePolicy),
 	}
 }
 

@@ -87,7 +87,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.ops = index(operations(cfg.Service))
 	s.admin = index(adminOperations(cfg.Service))
-	s.metrics = newServerMetrics(s.ops, s.admin)
+	s.metrics = newServerMetrics(s.ops, s.admin, map[string]*operation{"AssumeRole": nil, "GetCallerIdentity": nil})
 	cfg.Service.OnAccessKeyDeleted(s.keys.forget)
 	s.http = &fasthttp.Server{
 		Handler: s.handle,
@@ -189,6 +189,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	requestID := newRequestID()
 	ctx.Response.Header.Set("x-amzn-RequestId", requestID)
+	if isSTS(ctx) && !s.dev {
+		s.serveSTS(ctx, requestID)
+		return
+	}
 	info := infoPool.Get().(*kms.RequestInfo)
 	info.Reset()
 	ctx.SetUserValue(kms.RequestInfoKey, info)
@@ -279,7 +283,14 @@ func index(table map[string]handler) map[string]*operation {
 
 // authenticate verifies the request's SigV4 signature and returns the caller.
 func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*kms.Caller, error) {
-	sr, err := parseAuthorization(&ctx.Request, s.svc.Region(), s.now())
+	return s.authenticateFor(ctx, sigService)
+}
+
+// authenticateFor is authenticate for a request signed for service. A
+// temporary access key (ASIA…) must come with the session token STS gave
+// with it, in X-Amz-Security-Token; a long-term key must not.
+func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, service string) (*kms.Caller, error) {
+	sr, err := parseAuthorization(&ctx.Request, s.svc.Region(), service, s.now())
 	if err != nil {
 		return nil, err
 	}
@@ -289,11 +300,24 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*kms.Caller, error) {
 		withTransport(c, ctx)
 		return c, nil
 	}
-	known, secret, err := s.svc.AccessKey(ctx, string(sr.accessKey))
-	if errors.Is(err, kms.ErrUnknownAccessKey) {
-		return nil, unknownAccessKey
+	token := ctx.Request.Header.Peek("X-Amz-Security-Token")
+	var known *kms.Caller
+	var secret []byte
+	if bytes.HasPrefix(sr.accessKey, []byte("ASIA")) {
+		known, secret, err = s.svc.SessionCredentials(ctx, string(sr.accessKey), string(token))
+	} else if len(token) > 0 {
+		return nil, invalidToken
+	} else {
+		known, secret, err = s.svc.AccessKey(ctx, string(sr.accessKey))
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, kms.ErrUnknownAccessKey):
+		return nil, unknownAccessKey
+	case errors.Is(err, kms.ErrInvalidToken):
+		return nil, invalidToken
+	case errors.Is(err, kms.ErrExpiredToken):
+		return nil, expiredToken
+	case err != nil:
 		return nil, err
 	}
 	if !s.keys.verify(&ctx.Request, sr, secret) {

@@ -46,7 +46,7 @@ type sigRequest struct {
 // parseAuthorization parses and checks the form of a SigV4 request: the
 // header's parts, the credential scope and the clock. It does not check the
 // signature itself. It allocates only to describe a failure.
-func parseAuthorization(req *fasthttp.Request, region string, now time.Time) (*sigRequest, error) {
+func parseAuthorization(req *fasthttp.Request, region, service string, now time.Time) (*sigRequest, error) {
 	auth := req.Header.Peek("Authorization")
 	if len(auth) == 0 {
 		return nil, &authError{"MissingAuthenticationTokenException", "Missing Authentication Token"}
@@ -131,8 +131,8 @@ func parseAuthorization(req *fasthttp.Request, region string, now time.Time) (*s
 	if string(sr.region) != region {
 		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", truncateHeader(string(sr.region)))}
 	}
-	if string(sr.service) != sigService {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", sigService)}
+	if string(sr.service) != service {
+		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", service)}
 	}
 	now = now.UTC()
 	if t.Before(now.Add(-maxClockSkew)) {
@@ -201,6 +201,13 @@ func parseAmzDate(b []byte) (time.Time, bool) {
 var signatureMismatch = &authError{"InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
 
 var unknownAccessKey = &authError{"UnrecognizedClientException", "The security token included in the request is invalid."}
+
+// invalidToken and expiredToken answer temporary credentials whose session
+// token is wrong or missing, or whose time is up.
+var (
+	invalidToken = &authError{"UnrecognizedClientException", "The security token included in the request is invalid."}
+	expiredToken = &authError{"ExpiredTokenException", "The security token included in the request is expired"}
+)
 
 func truncateHeader(s string) string {
 	if len(s) > 512 {
