@@ -91,7 +91,7 @@ func newAdminCmd() *cobra.Command {
 	a := &adminClient{}
 	cmd := &cobra.Command{
 		Use:   "admin",
-		Short: "Manage users, access keys and identity policies of a running server",
+		Short: "Manage users, roles, access keys and identity policies of a running server",
 		Long: `Manage the principals of your account on a running Coffer server. The commands
 sign their requests with your AWS credentials (environment, shared credentials
 file, profile) and go to --endpoint-url, AWS_ENDPOINT_URL_KMS or the default
@@ -167,5 +167,6 @@ listen address. Only principals whose policies allow the action may use them.`,
 	)
 	usage := run("GetUsage", cobra.NoArgs, userArg)("usage", "Show the account's call counts per key and operation")
 	cmd.AddCommand(user, key, policy, usage, newHSMCmd())
+	cmd.AddCommand(roleCommands(a, show)...)
 	return cmd
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReadmeCLI runs the README's AWS CLI walkthrough, verbatim but for the
@@ -56,4 +57,54 @@ func cleanAWSEnv() []string {
 		}
 	}
 	return env
+}
+
+// TestRolesWithAWSCLI makes a role with `coffer admin role`, assumes it
+// with `aws sts assume-role` and uses the session with `aws kms` and
+// `aws sts get-caller-identity`, as the README shows.
+func TestRolesWithAWSCLI(t *testing.T) {
+	if _, err := exec.LookPath("aws"); err != nil {
+		t.Skip("the AWS CLI is not installed")
+	}
+	dir := t.TempDir()
+	p := startServe(t, dir)
+	if _, exports := p.output(5 * time.Second); exports["AWS_ACCESS_KEY_ID"] == "" {
+		t.Fatal("the first start printed no credentials")
+	}
+	env := append(cleanAWSEnv(), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "coffer-data", "credentials"),
+		"AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1", "AWS_ENDPOINT_URL_KMS="+p.endpoint, "AWS_CONFIG_FILE=/dev/null")
+	run := func(env []string, name string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Env, cmd.Dir = env, dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	os.WriteFile(filepath.Join(dir, "trust.json"), []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/admin"},"Action":"sts:AssumeRole"}]}`), 0o600)
+	os.WriteFile(filepath.Join(dir, "use.json"), []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt","kms:CreateKey"],"Resource":"*"}]}`), 0o600)
+	if out := run(env, cofferBin, "admin", "role", "create", "pipeline", "--trust", "trust.json"); !strings.Contains(out, `"Arn": "arn:aws:iam::111122223333:role/pipeline"`) {
+		t.Fatalf("role create: %s", out)
+	}
+	run(env, cofferBin, "admin", "role-policy", "put", "pipeline", "use", "--document", "use.json")
+	creds := run(env, "aws", "sts", "assume-role", "--endpoint-url", p.endpoint, "--role-arn", "arn:aws:iam::111122223333:role/pipeline",
+		"--role-session-name", "cli", "--query", "Credentials.[AccessKeyId,SecretAccessKey,SessionToken]", "--output", "text")
+	f := strings.Fields(creds)
+	if len(f) != 3 || !strings.HasPrefix(f[0], "ASIA") {
+		t.Fatalf("assume-role printed %q", creds)
+	}
+	session := append(cleanAWSEnv(), "AWS_ACCESS_KEY_ID="+f[0], "AWS_SECRET_ACCESS_KEY="+f[1], "AWS_SESSION_TOKEN="+f[2],
+		"AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	if out := run(session, "aws", "sts", "get-caller-identity", "--endpoint-url", p.endpoint, "--query", "Arn", "--output", "text"); strings.TrimSpace(out) != "arn:aws:sts::111122223333:assumed-role/pipeline/cli" {
+		t.Fatalf("get-caller-identity: %q", out)
+	}
+	key := strings.TrimSpace(run(session, "aws", "kms", "create-key", "--endpoint-url", p.endpoint, "--query", "KeyMetadata.KeyId", "--output", "text"))
+	run(session, "aws", "kms", "encrypt", "--endpoint-url", p.endpoint, "--key-id", key, "--plaintext", "from a role", "--query", "CiphertextBlob", "--output", "text")
+	cmd := exec.Command("aws", "kms", "disable-key", "--endpoint-url", p.endpoint, "--key-id", key)
+	cmd.Env = session
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "AccessDeniedException") {
+		t.Fatalf("disable-key as the role: %v\n%s", err, out)
+	}
 }

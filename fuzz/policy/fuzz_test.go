@@ -62,6 +62,12 @@ func FuzzParse(f *testing.F) {
 		if keyPolicy {
 			kind = policy.KeyPolicy
 		}
+		if _, err := policy.Parse(doc, policy.TrustPolicy); err != nil {
+			var me *policy.MalformedError
+			if !errors.As(err, &me) || !errors.Is(err, policy.ErrMalformed) || me.Msg == "" {
+				t.Fatalf("trust policy: error %v is not a MalformedError with a message", err)
+			}
+		}
 		p, err := policy.Parse(doc, kind)
 		if err != nil {
 			var me *policy.MalformedError
