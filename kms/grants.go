@@ -478,7 +478,7 @@ func (s *Service) RetireGrant(ctx context.Context, c *Caller, in *RetireGrantInp
 		return nil, newError(ErrInvalidGrantId, "Grant ID %s is not valid.", truncate(grantID))
 	}
 	return &Empty{}, s.deleteGrant(ctx, keyID, grantID, in.DryRun, func(g *grantRecord) error {
-		if g.RetiringPrincipal == c.ARN || (g.GranteePrincipal == c.ARN && slices.Contains(g.Operations, "RetireGrant")) ||
+		if c.is(g.RetiringPrincipal) || (c.is(g.GranteePrincipal) && slices.Contains(g.Operations, "RetireGrant")) ||
 			g.IssuingAccount == "arn:aws:iam::"+c.Account+":root" {
 			return nil
 		}
@@ -596,9 +596,21 @@ func (s *Service) grantAllows(ctx context.Context, keyID string, c *Caller, op s
 		return false, err
 	}
 	for _, g := range gs {
-		if subtle.ConstantTimeCompare([]byte(g.GranteePrincipal), []byte(c.ARN)) == 1 && slices.Contains(g.Operations, op) && g.Constraints.allows(ec) {
+		if c.is(g.GranteePrincipal) && slices.Contains(g.Operations, op) && g.Constraints.allows(ec) {
 			return true, nil
 		}
 	}
 	return false, nil
+}
+
+// is reports whether a grant's principal names the caller: its ARN, or
+// for a role session its role, as AWS matches grants to role sessions.
+func (c *Caller) is(principal string) bool {
+	if principal == "" {
+		return false
+	}
+	if subtle.ConstantTimeCompare([]byte(principal), []byte(c.ARN)) == 1 {
+		return true
+	}
+	return c.RoleARN != "" && subtle.ConstantTimeCompare([]byte(principal), []byte(c.RoleARN)) == 1
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/coffer-kms/coffer/kms"
@@ -105,6 +106,15 @@ func TestAssumeRole(t *testing.T) {
 	wantCode(t, err, "AccessDeniedException")
 	if !strings.Contains(apiMessage(err), sessionARN) {
 		t.Fatalf("denial does not name the session: %s", apiMessage(err))
+	}
+
+	// A grant to the role applies to its sessions.
+	granted := *must[*awskms.CreateKeyOutput](t)(e.client.CreateKey(ctx, &awskms.CreateKeyInput{Policy: aws.String(keyPolicy())})).KeyMetadata.KeyId
+	_, err = session.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(granted), Plaintext: []byte("x")})
+	wantCode(t, err, "AccessDeniedException")
+	must[*awskms.CreateGrantOutput](t)(e.client.CreateGrant(ctx, &awskms.CreateGrantInput{KeyId: aws.String(granted), GranteePrincipal: aws.String(roleARN), Operations: []types.GrantOperation{types.GrantOperationEncrypt}}))
+	if _, err := session.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(granted), Plaintext: []byte("x")}); err != nil {
+		t.Fatalf("encrypt under a grant to the role: %v", err)
 	}
 
 	// Bob is not trusted by the role; a role that does not exist looks the same.
