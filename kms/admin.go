@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/coffer-kms/coffer/keystore"
@@ -355,22 +354,7 @@ func (s *Service) PutUserPolicy(ctx context.Context, c *Caller, in *UserPolicyIn
 	if err := checkUserPolicyNames(in); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:PutUserPolicy", s.userARN(c.Account, in.UserName)); err != nil {
-		return nil, err
-	}
-	if len(in.PolicyDocument) > maxIdentityPolicy {
-		return nil, newError(ErrLimitExceeded, "Maximum policy size of %d bytes exceeded for user %s", maxIdentityPolicy, in.UserName)
-	}
-	if err := s.validateIdentityPolicy(in.PolicyDocument); err != nil {
-		return nil, err
-	}
-	return &Empty{}, s.updatePrincipal(ctx, s.userARN(c.Account, in.UserName), in.UserName, func(p *Principal) error {
-		if p.Policies == nil {
-			p.Policies = map[string]string{}
-		}
-		p.Policies[in.PolicyName] = in.PolicyDocument
-		return nil
-	})
+	return &Empty{}, s.putInline(ctx, c, userOwner, in.UserName, in.PolicyName, in.PolicyDocument)
 }
 
 // GetUserPolicy returns one of a user's policies.
@@ -378,19 +362,9 @@ func (s *Service) GetUserPolicy(ctx context.Context, c *Caller, in *UserPolicyIn
 	if err := checkUserPolicyNames(in); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:GetUserPolicy", s.userARN(c.Account, in.UserName)); err != nil {
-		return nil, err
-	}
-	p, err := s.principal(ctx, s.userARN(c.Account, in.UserName))
+	doc, err := s.getInline(ctx, c, userOwner, in.UserName, in.PolicyName)
 	if err != nil {
 		return nil, err
-	}
-	if p == nil {
-		return nil, newError(ErrNotFound, "The user with name %s cannot be found.", in.UserName)
-	}
-	doc, ok := p.Policies[in.PolicyName]
-	if !ok {
-		return nil, newError(ErrNotFound, "The user policy with name %s cannot be found.", in.PolicyName)
 	}
 	return &UserPolicyInput{UserName: in.UserName, PolicyName: in.PolicyName, PolicyDocument: doc}, nil
 }
@@ -400,22 +374,7 @@ func (s *Service) ListUserPolicies(ctx context.Context, c *Caller, in *UserNameI
 	if err := checkUserName(in.UserName); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:ListUserPolicies", s.userARN(c.Account, in.UserName)); err != nil {
-		return nil, err
-	}
-	p, err := s.principal(ctx, s.userARN(c.Account, in.UserName))
-	if err != nil {
-		return nil, err
-	}
-	if p == nil {
-		return nil, newError(ErrNotFound, "The user with name %s cannot be found.", in.UserName)
-	}
-	names := []string{}
-	for n := range p.Policies {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return &UserPolicyNames{PolicyNames: names}, nil
+	return s.listInline(ctx, c, userOwner, in.UserName)
 }
 
 // DeleteUserPolicy removes one of a user's policies.
@@ -423,16 +382,7 @@ func (s *Service) DeleteUserPolicy(ctx context.Context, c *Caller, in *UserPolic
 	if err := checkUserPolicyNames(in); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:DeleteUserPolicy", s.userARN(c.Account, in.UserName)); err != nil {
-		return nil, err
-	}
-	return &Empty{}, s.updatePrincipal(ctx, s.userARN(c.Account, in.UserName), in.UserName, func(p *Principal) error {
-		if _, ok := p.Policies[in.PolicyName]; !ok {
-			return newError(ErrNotFound, "The user policy with name %s cannot be found.", in.PolicyName)
-		}
-		delete(p.Policies, in.PolicyName)
-		return nil
-	})
+	return &Empty{}, s.deleteInline(ctx, c, userOwner, in.UserName, in.PolicyName)
 }
 
 func (s *Service) updatePrincipal(ctx context.Context, arn, name string, fn func(*Principal) error) error {

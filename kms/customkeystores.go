@@ -416,16 +416,8 @@ func (s *Service) setStoreState(ctx context.Context, account, id, state, code st
 		if err := putJSON(tx, bucketKeyStores, storeKey(account, id), ks); err != nil {
 			return err
 		}
-		var ids []string
-		if err := tx.Scan(bucketKeys, "", "", func(kid string, raw []byte) bool {
-			var probe struct {
-				Store string `json:"customKeyStoreId"`
-			}
-			if json.Unmarshal(raw, &probe) == nil && probe.Store == id {
-				ids = append(ids, kid)
-			}
-			return true
-		}); err != nil {
+		ids, err := storeKeys(tx, id, -1)
+		if err != nil {
 			return err
 		}
 		for _, kid := range ids {
@@ -452,6 +444,22 @@ func (s *Service) setStoreState(ctx context.Context, account, id, state, code st
 		s.publish(r.ID, r)
 	}
 	return nil
+}
+
+// storeKeys lists the IDs of the keys in custom key store id, at most max
+// of them (max < 0: all).
+func storeKeys(tx keystore.Tx, id string, max int) ([]string, error) {
+	var ids []string
+	err := tx.Scan(bucketKeys, "", "", func(kid string, raw []byte) bool {
+		var probe struct {
+			Store string `json:"customKeyStoreId"`
+		}
+		if json.Unmarshal(raw, &probe) == nil && probe.Store == id {
+			ids = append(ids, kid)
+		}
+		return max < 0 || len(ids) < max
+	})
+	return ids, err
 }
 
 // setStoreConnected moves a custom-key-store key to the state its store's
@@ -566,17 +574,11 @@ func (s *Service) DeleteCustomKeyStore(ctx context.Context, c *Caller, in *Custo
 		if ks.State != StoreDisconnected {
 			return newError(ErrCustomKeyStoreInvalidState, "Custom key store %s is %s; disconnect it before deleting it.", ks.ID, ks.State)
 		}
-		has := false
-		if err := tx.Scan(bucketKeys, "", "", func(_ string, raw []byte) bool {
-			var probe struct {
-				Store string `json:"customKeyStoreId"`
-			}
-			has = json.Unmarshal(raw, &probe) == nil && probe.Store == ks.ID
-			return !has
-		}); err != nil {
+		ids, err := storeKeys(tx, ks.ID, 1)
+		if err != nil {
 			return err
 		}
-		if has {
+		if len(ids) > 0 {
 			return newError(ErrCustomKeyStoreHasCMKs, "Custom key store %s still holds KMS keys: delete them and wait for their deletion first.", ks.ID)
 		}
 		return tx.Delete(bucketKeyStores, storeKey(ks.Account, ks.ID))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base32"
 	"encoding/json"
-	"slices"
 
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/policy"
@@ -26,10 +25,6 @@ const (
 	maxTrustPolicy        = 2048 // IAM's default role trust policy quota
 	maxRoleDescription    = 1000
 )
-
-func (s *Service) roleARN(account, name string) string {
-	return "arn:aws:iam::" + account + ":role/" + name
-}
 
 func checkRoleName(name string) error {
 	var v validator
@@ -100,7 +95,7 @@ func (s *Service) CreateRole(ctx context.Context, c *Caller, in *CreateRoleInput
 	if _, err := validateTrustPolicy(in.AssumeRolePolicyDocument); err != nil {
 		return nil, err
 	}
-	arn := s.roleARN(c.Account, in.RoleName)
+	arn := roleOwner.arn(c.Account, in.RoleName)
 	if err := s.authorizeIdentity(ctx, c, "iam:CreateRole", arn); err != nil {
 		return nil, err
 	}
@@ -132,27 +127,15 @@ type RoleNameInput struct {
 	RoleName string `json:"RoleName"`
 }
 
-// role loads a role of account; NotFound when there is none.
-func (s *Service) role(ctx context.Context, account, name string) (*Principal, error) {
-	p, err := s.principal(ctx, s.roleARN(account, name))
-	if err != nil {
-		return nil, err
-	}
-	if p == nil || p.Type != "Role" {
-		return nil, newError(ErrNotFound, "The role with name %s cannot be found.", name)
-	}
-	return p, nil
-}
-
 // GetRole describes a role.
 func (s *Service) GetRole(ctx context.Context, c *Caller, in *RoleNameInput) (*RoleOutput, error) {
 	if err := checkRoleName(in.RoleName); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:GetRole", s.roleARN(c.Account, in.RoleName)); err != nil {
+	if err := s.authorizeIdentity(ctx, c, "iam:GetRole", roleOwner.arn(c.Account, in.RoleName)); err != nil {
 		return nil, err
 	}
-	p, err := s.role(ctx, c.Account, in.RoleName)
+	p, err := s.loadOwner(ctx, roleOwner, c.Account, in.RoleName)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +174,7 @@ func (s *Service) DeleteRole(ctx context.Context, c *Caller, in *RoleNameInput) 
 	if err := checkRoleName(in.RoleName); err != nil {
 		return nil, err
 	}
-	arn := s.roleARN(c.Account, in.RoleName)
+	arn := roleOwner.arn(c.Account, in.RoleName)
 	if err := s.authorizeIdentity(ctx, c, "iam:DeleteRole", arn); err != nil {
 		return nil, err
 	}
@@ -236,11 +219,11 @@ func (s *Service) UpdateAssumeRolePolicy(ctx context.Context, c *Caller, in *Upd
 	if _, err := validateTrustPolicy(in.PolicyDocument); err != nil {
 		return nil, err
 	}
-	arn := s.roleARN(c.Account, in.RoleName)
+	arn := roleOwner.arn(c.Account, in.RoleName)
 	if err := s.authorizeIdentity(ctx, c, "iam:UpdateAssumeRolePolicy", arn); err != nil {
 		return nil, err
 	}
-	return &Empty{}, s.updateRole(ctx, arn, in.RoleName, func(p *Principal) error {
+	return &Empty{}, s.updateOwner(ctx, roleOwner, c.Account, in.RoleName, func(p *Principal) error {
 		p.TrustPolicy = in.PolicyDocument
 		return nil
 	})
@@ -270,23 +253,7 @@ func (s *Service) PutRolePolicy(ctx context.Context, c *Caller, in *RolePolicyIn
 	if err := checkRolePolicyNames(in); err != nil {
 		return nil, err
 	}
-	arn := s.roleARN(c.Account, in.RoleName)
-	if err := s.authorizeIdentity(ctx, c, "iam:PutRolePolicy", arn); err != nil {
-		return nil, err
-	}
-	if len(in.PolicyDocument) > maxIdentityPolicy {
-		return nil, newError(ErrLimitExceeded, "Maximum policy size of %d bytes exceeded for role %s", maxIdentityPolicy, in.RoleName)
-	}
-	if err := s.validateIdentityPolicy(in.PolicyDocument); err != nil {
-		return nil, err
-	}
-	return &Empty{}, s.updateRole(ctx, arn, in.RoleName, func(p *Principal) error {
-		if p.Policies == nil {
-			p.Policies = map[string]string{}
-		}
-		p.Policies[in.PolicyName] = in.PolicyDocument
-		return nil
-	})
+	return &Empty{}, s.putInline(ctx, c, roleOwner, in.RoleName, in.PolicyName, in.PolicyDocument)
 }
 
 // GetRolePolicy returns one of a role's policies.
@@ -294,16 +261,9 @@ func (s *Service) GetRolePolicy(ctx context.Context, c *Caller, in *RolePolicyIn
 	if err := checkRolePolicyNames(in); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:GetRolePolicy", s.roleARN(c.Account, in.RoleName)); err != nil {
-		return nil, err
-	}
-	p, err := s.role(ctx, c.Account, in.RoleName)
+	doc, err := s.getInline(ctx, c, roleOwner, in.RoleName, in.PolicyName)
 	if err != nil {
 		return nil, err
-	}
-	doc, ok := p.Policies[in.PolicyName]
-	if !ok {
-		return nil, newError(ErrNotFound, "The role policy with name %s cannot be found.", in.PolicyName)
 	}
 	return &RolePolicyInput{RoleName: in.RoleName, PolicyName: in.PolicyName, PolicyDocument: doc}, nil
 }
@@ -313,19 +273,7 @@ func (s *Service) ListRolePolicies(ctx context.Context, c *Caller, in *RoleNameI
 	if err := checkRoleName(in.RoleName); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:ListRolePolicies", s.roleARN(c.Account, in.RoleName)); err != nil {
-		return nil, err
-	}
-	p, err := s.role(ctx, c.Account, in.RoleName)
-	if err != nil {
-		return nil, err
-	}
-	names := []string{}
-	for n := range p.Policies {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return &UserPolicyNames{PolicyNames: names}, nil
+	return s.listInline(ctx, c, roleOwner, in.RoleName)
 }
 
 // DeleteRolePolicy removes one of a role's policies.
@@ -333,24 +281,5 @@ func (s *Service) DeleteRolePolicy(ctx context.Context, c *Caller, in *RolePolic
 	if err := checkRolePolicyNames(in); err != nil {
 		return nil, err
 	}
-	arn := s.roleARN(c.Account, in.RoleName)
-	if err := s.authorizeIdentity(ctx, c, "iam:DeleteRolePolicy", arn); err != nil {
-		return nil, err
-	}
-	return &Empty{}, s.updateRole(ctx, arn, in.RoleName, func(p *Principal) error {
-		if _, ok := p.Policies[in.PolicyName]; !ok {
-			return newError(ErrNotFound, "The role policy with name %s cannot be found.", in.PolicyName)
-		}
-		delete(p.Policies, in.PolicyName)
-		return nil
-	})
-}
-
-func (s *Service) updateRole(ctx context.Context, arn, name string, fn func(*Principal) error) error {
-	return s.updatePrincipal(ctx, arn, name, func(p *Principal) error {
-		if p.Type != "Role" {
-			return newError(ErrNotFound, "The role with name %s cannot be found.", name)
-		}
-		return fn(p)
-	})
+	return &Empty{}, s.deleteInline(ctx, c, roleOwner, in.RoleName, in.PolicyName)
 }

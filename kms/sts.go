@@ -170,7 +170,7 @@ func (s *Service) AssumeRole(ctx context.Context, c *Caller, in *AssumeRoleInput
 		return nil, newError(ErrValidation, "%s is invalid", truncate(in.RoleArn))
 	}
 	account, name := m[1], m[2]
-	arn := s.roleARN(account, name)
+	arn := roleOwner.arn(account, name)
 	deny := func() error { return accessDenied(c, "sts:AssumeRole", in.RoleArn, "") }
 	role, err := s.principal(ctx, arn)
 	if err != nil {

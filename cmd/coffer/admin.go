@@ -143,17 +143,11 @@ listen address. Only principals whose policies allow the action may use them.`,
 	put := &cobra.Command{
 		Use: "put USER POLICY_NAME --document FILE|-", Short: "Set an identity policy of a user", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			var doc []byte
-			var err error
-			if docFile == "-" {
-				doc, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
-			} else {
-				doc, err = os.ReadFile(docFile)
-			}
+			doc, err := readDocument(cmd, docFile)
 			if err != nil {
 				return err
 			}
-			return a.call(cmd.Context(), "PutUserPolicy", map[string]string{"UserName": argv[0], "PolicyName": argv[1], "PolicyDocument": string(doc)}, nil)
+			return a.call(cmd.Context(), "PutUserPolicy", map[string]string{"UserName": argv[0], "PolicyName": argv[1], "PolicyDocument": doc}, nil)
 		},
 	}
 	put.Flags().StringVar(&docFile, "document", "", "policy document file, or - for standard input")

@@ -43,7 +43,7 @@ func auditSigner(ctx context.Context, dataDir string, root hsm.Backend) (*ecdsa.
 		if err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(path, w, 0o600); err != nil {
+		if err := writeFileAtomic(path, w); err != nil {
 			return nil, err
 		}
 		if err := audit.WritePublicKey(filepath.Join(dataDir, "audit"), &k.PublicKey); err != nil {

@@ -246,17 +246,5 @@ func passphraseFromEnv() []byte {
 // shared-credentials format (0600), for AWS_SHARED_CREDENTIALS_FILE.
 func writeCredentials(path string, c *kms.Credentials, region string) error {
 	body := fmt.Sprintf("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\nregion = %s\n", c.AccessKeyID, c.SecretAccessKey, region)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(body); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return writeFileAtomic(path, []byte(body))
 }
