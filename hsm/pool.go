@@ -352,6 +352,20 @@ func (p *Pool) wait(w *waiter) ([]byte, error) {
 
 func (p *Pool) work(s Session) {
 	defer p.wg.Done()
+	// Results of batched unwraps are handed to the waiters by a goroutine
+	// of the worker's own, so that the session is back in the token while
+	// they are delivered.
+	results := make(chan delivery, 1)
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		for d := range results {
+			for i, j := range d.jobs {
+				p.finish(j, d.outs[i], d.errs[i])
+			}
+		}
+	}()
+	defer func() { close(results); <-delivered }()
 	batch := make([]*job, 0, p.cfg.Batch)
 	for {
 		select {
@@ -370,7 +384,7 @@ func (p *Pool) work(s Session) {
 			}
 		}
 		p.m.recordBatch(len(batch))
-		p.runBatch(s, batch)
+		p.runBatch(s, batch, results)
 		clear(batch)
 	}
 }
@@ -378,7 +392,7 @@ func (p *Pool) work(s Session) {
 // runBatch runs a worker's batch in its session. Unwraps go to the backend
 // together when the session can take them in one trip (a PKCS#11 session:
 // one call into the module for the lot), the rest one by one.
-func (p *Pool) runBatch(s Session, batch []*job) {
+func (p *Pool) runBatch(s Session, batch []*job, results chan<- delivery) {
 	bs, ok := s.(batchUnwrapper)
 	if !ok {
 		for _, j := range batch {
@@ -408,12 +422,19 @@ func (p *Pool) runBatch(s Session, batch []*job) {
 	}
 	start := time.Now()
 	outs, errs := bs.unwrapBatch(unwraps[0].ctx, wrapped, aads)
-	for i, j := range unwraps {
+	for i := range unwraps {
 		p.m.latency[opUnwrap].UpdateDuration(start)
 		p.m.calls.Add(1)
 		p.m.countError(errs[i])
-		p.finish(j, outs[i], errs[i])
 	}
+	results <- delivery{unwraps, outs, errs}
+}
+
+// delivery is a batch's results on their way to its waiters.
+type delivery struct {
+	jobs []*job
+	outs [][]byte
+	errs []error
 }
 
 // run makes the backend call for j unless every waiter has gone.

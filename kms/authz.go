@@ -18,7 +18,14 @@ import (
 // identityCache holds each principal's compiled identity policies.
 type identityCache struct {
 	mu sync.RWMutex
-	m  map[string][]*policy.Policy
+	m  map[string]identityEntry
+}
+
+// identityEntry is a principal's compiled policies and, for a role, its
+// unique ID.
+type identityEntry struct {
+	policies []*policy.Policy
+	id       string
 }
 
 // forgetPrincipal drops what is cached about a principal's policies.
@@ -43,21 +50,29 @@ func (s *Service) validateIdentityPolicy(doc string) error {
 // gone is refused: a missing role is never cached.
 func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, error) {
 	arn := c.principalARN()
+	gone := func() error {
+		return newError(ErrAccessDenied, "The role %s of this session no longer exists.", c.RoleARN)
+	}
 	s.identities.mu.RLock()
-	ps, ok := s.identities.m[arn]
+	e, ok := s.identities.m[arn]
 	s.identities.mu.RUnlock()
 	if ok {
-		return ps, nil
+		if c.RoleARN != "" && e.id != c.roleID {
+			return nil, gone()
+		}
+		return e.policies, nil
 	}
 	p, err := s.principal(ctx, arn)
 	if err != nil {
 		return nil, err
 	}
-	if c.RoleARN != "" && p == nil {
-		return nil, newError(ErrAccessDenied, "The role %s of this session no longer exists.", c.RoleARN)
+	if c.RoleARN != "" && (p == nil || p.ID != c.roleID) {
+		return nil, gone()
 	}
-	ps = []*policy.Policy{}
+	ps := []*policy.Policy{}
+	id := ""
 	if p != nil {
+		id = p.ID
 		for _, doc := range p.Policies {
 			if cp, err := policy.Parse([]byte(doc), policy.IdentityPolicy); err == nil {
 				ps = append(ps, cp)
@@ -66,9 +81,9 @@ func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, er
 	}
 	s.identities.mu.Lock()
 	if s.identities.m == nil {
-		s.identities.m = map[string][]*policy.Policy{}
+		s.identities.m = map[string]identityEntry{}
 	}
-	s.identities.m[arn] = ps
+	s.identities.m[arn] = identityEntry{ps, id}
 	s.identities.mu.Unlock()
 	return ps, nil
 }

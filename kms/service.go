@@ -51,8 +51,11 @@ type Caller struct {
 	Account     string
 	AccessKeyID string
 	// RoleARN is, for a role session, the role: its identity policies
-	// apply and it is aws:PrincipalArn.
+	// apply and it is aws:PrincipalArn. roleID is the role's unique ID, so
+	// that a role deleted and created again under the same name does not
+	// revive the old role's sessions.
 	RoleARN string
+	roleID  string
 	// SourceIP and the transport, for aws:SourceIp and aws:SecureTransport.
 	SourceIP        netip.Addr
 	SecureTransport bool

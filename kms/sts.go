@@ -270,8 +270,10 @@ func (s *Service) SessionCredentials(ctx context.Context, accessKeyID, token str
 }
 
 func (s *Service) openToken(ctx context.Context, accessKeyID, token string) (accessKeyEntry, error) {
+	// One spelling per token: the decoder would also accept line breaks and
+	// other padding bits, so the token must be exactly its blob's encoding.
 	raw, err := base64.StdEncoding.DecodeString(token)
-	if err != nil {
+	if err != nil || base64.StdEncoding.EncodeToString(raw) != token {
 		return accessKeyEntry{}, ErrInvalidToken
 	}
 	blob, err := engine.ParseBlob(raw)
@@ -294,7 +296,7 @@ func (s *Service) openToken(ctx context.Context, accessKeyID, token string) (acc
 	}
 	secret := []byte(cl.Secret)
 	return accessKeyEntry{
-		caller:  Caller{ARN: cl.sessionARN(), Account: cl.Account, AccessKeyID: accessKeyID, RoleARN: cl.RoleARN},
+		caller:  Caller{ARN: cl.sessionARN(), Account: cl.Account, AccessKeyID: accessKeyID, RoleARN: cl.RoleARN, roleID: cl.RoleID},
 		secret:  secret,
 		expires: time.Unix(cl.Expires, 0),
 		userID:  cl.RoleID + ":" + cl.Session,

@@ -180,6 +180,15 @@ func TestAssumeRole(t *testing.T) {
 	}
 	_, err = e.kmsClientWith(freshCreds).Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyForRole), Plaintext: []byte("x")})
 	wantCode(t, err, "AccessDeniedException")
+	// A new role of the same name is another role: the old sessions stay dead.
+	e.role(t, "pipeline", trustPolicy(aliceARN), allowUse)
+	renewed := must[*sts.AssumeRoleOutput](t)(aliceSTS.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(roleARN), RoleSessionName: aws.String("s3")}))
+	renewedCreds := credentials.NewStaticCredentialsProvider(*renewed.Credentials.AccessKeyId, *renewed.Credentials.SecretAccessKey, *renewed.Credentials.SessionToken)
+	if _, err := e.kmsClientWith(renewedCreds).Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyForRole), Plaintext: []byte("x")}); err != nil {
+		t.Fatalf("session of the new role: %v", err)
+	}
+	_, err = e.kmsClientWith(freshCreds).Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyForRole), Plaintext: []byte("x")})
+	wantCode(t, err, "AccessDeniedException")
 
 	// The trail has the STS calls and the session's calls, never a secret
 	// or a token.

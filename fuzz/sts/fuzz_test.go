@@ -47,6 +47,7 @@ func FuzzSessionToken(f *testing.F) {
 	f.Add(genuine.AccessKeyID, genuine.SessionToken)
 	f.Add(genuine.AccessKeyID, genuine.SessionToken[:len(genuine.SessionToken)/2])
 	f.Add("ASIAAAAAAAAAAAAAAAAA", genuine.SessionToken)
+	f.Add(genuine.AccessKeyID, genuine.SessionToken[:10]+"\n"+genuine.SessionToken[10:]) // the decoder skips line breaks
 	f.Add(genuine.AccessKeyID, "")
 	f.Add(genuine.AccessKeyID, "AQID")
 	f.Fuzz(func(t *testing.T, akid, token string) {
