@@ -160,7 +160,7 @@ func parseStatement(n *node, kind Kind, num int) (statement, error) {
 	switch {
 	case hasA && hasNA:
 		return st, malformed("A statement cannot have both Action and NotAction (%s).", where)
-	case !hasA && !hasNA && kind == IdentityPolicy:
+	case !hasA && !hasNA && (kind == IdentityPolicy || kind == TrustPolicy):
 		return st, malformed("Policy statement must contain actions (%s).", where)
 	case hasNA:
 		a, st.notAction = na, true
