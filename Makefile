@@ -20,6 +20,9 @@ test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	# The server's integration tests again, on a PKCS#11 (SoftHSM2) root of trust.
 	COFFER_TEST_ROOT=pkcs11 $(GO) test -race -count=1 -timeout 10m ./server
+	# A build without cgo has no PKCS#11 backend and says so.
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/coffer
+	CGO_ENABLED=0 $(GO) test -count=1 ./hsm
 
 # Micro-benchmarks and a short load run; raw results in bench/results/, then
 # BENCHMARKS.md's tables and plots are regenerated from them.
