@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"testing"
@@ -64,9 +65,20 @@ func encrypt(t testing.TB, p KeyProvider, cfg Config, plaintext []byte, step int
 	return buf.Bytes()
 }
 
-// decrypt reads a stream with Read calls of step bytes (random if 0).
+// decrypt reads a stream with Read calls of step bytes (random if 0), from
+// a source that reads at offsets (a bytes.Reader) and again from a plain
+// io.Reader, and fails unless both give the same bytes and the same error.
 func decrypt(p KeyProvider, cfg Config, stream []byte, step int) ([]byte, error) {
-	r, err := NewReader(context.Background(), bytes.NewReader(stream), p, cfg)
+	out, err := decryptFrom(p, cfg, bytes.NewReader(stream), step)
+	out2, err2 := decryptFrom(p, cfg, struct{ io.Reader }{bytes.NewReader(stream)}, step)
+	if !bytes.Equal(out, out2) || fmt.Sprint(err) != fmt.Sprint(err2) {
+		return out, fmt.Errorf("reads at offsets and plain reads differ: %d bytes, %v; %d bytes, %v", len(out), err, len(out2), err2)
+	}
+	return out, err
+}
+
+func decryptFrom(p KeyProvider, cfg Config, src io.Reader, step int) ([]byte, error) {
+	r, err := NewReader(context.Background(), src, p, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -47,6 +47,11 @@ type Reader struct {
 	endErr  error // reported once the ring drains; nil means io.EOF
 	cur     *slot
 	off     int
+	// at is src when it can also read at offsets (a file, a bytes.Reader):
+	// the caller's goroutine then reads only package headers, at pos, and
+	// each worker reads its package's payload itself.
+	at  io.ReaderAt
+	pos int64
 }
 
 // NewReader reads the header from src, has p unwrap the data key (through
@@ -89,6 +94,13 @@ func NewReader(ctx context.Context, src io.Reader, p KeyProvider, cfg Config) (*
 		r.aead, err = newAEAD(h.Suite, bodyKey, cfg.NewAESGCM)
 		r.framer.cipher = h.Suite.dareID()
 		r.ring = newRing(n)
+		if ra, ok := src.(io.ReaderAt); ok {
+			if sk, ok := src.(io.Seeker); ok {
+				if pos, err := sk.Seek(0, io.SeekCurrent); err == nil {
+					r.at, r.pos = ra, pos
+				}
+			}
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -214,6 +226,10 @@ func (r *Reader) readPackage() {
 	}
 	s := r.ring.tail()
 	buf := *s.buf
+	if r.at != nil {
+		r.readPackageAt(s, index, stop)
+		return
+	}
 	if _, err := io.ReadFull(r.src, buf[:pkgHeaderSize]); err != nil {
 		stop(err)
 		return
@@ -235,6 +251,73 @@ func (r *Reader) readPackage() {
 		s.after = checkEnd(r.src, index+1)
 	}
 	r.ring.submit(s, r.openSlot)
+}
+
+// readPackageAt is readPackage for a source that reads at offsets: it reads
+// and checks the package header here, in order, and leaves the payload to
+// the worker (openSlotAt), so that the copies in from the source run in
+// parallel. Errors are the sequential path's, at the same package.
+func (r *Reader) readPackageAt(s *slot, index int64, stop func(error)) {
+	buf := *s.buf
+	if err := readFullAt(r.at, buf[:pkgHeaderSize], r.pos); err != nil {
+		stop(err)
+		return
+	}
+	n, err := r.framer.next(pkgHeader(buf[:pkgHeaderSize]))
+	if err != nil {
+		stop(err)
+		return
+	}
+	s.n, s.seq, s.hi, s.off = n, r.framer.seq-1, max(s.hi, n), r.pos
+	r.pos += int64(n)
+	if r.framer.final {
+		r.srcDone = true
+		s.after = checkEndAt(r.at, r.pos, index+1)
+		// Leave the source where the body ends, as reading it would.
+		r.src.(io.Seeker).Seek(r.pos, io.SeekStart)
+	}
+	r.ring.submit(s, r.openSlotAt)
+}
+
+func (r *Reader) openSlotAt(s *slot) {
+	if err := readFullAt(r.at, (*s.buf)[pkgHeaderSize:s.n], s.off+pkgHeaderSize); err != nil {
+		// The body ends (or fails) inside this package: reported in its
+		// place, as the sequential path does, and nothing of it released.
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			err = packageError(int64(s.seq), ErrTruncated)
+		}
+		s.after = err
+		return
+	}
+	r.openSlot(s)
+}
+
+// readFullAt is io.ReadFull at an offset: io.EOF when nothing is there,
+// io.ErrUnexpectedEOF when only part is.
+func readFullAt(ra io.ReaderAt, b []byte, off int64) error {
+	n, err := ra.ReadAt(b, off)
+	switch {
+	case n == len(b):
+		return nil
+	case n == 0 && (err == io.EOF || err == nil):
+		return io.EOF
+	case err == nil || err == io.EOF:
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// checkEndAt is checkEnd for a source that reads at offsets.
+func checkEndAt(ra io.ReaderAt, off, nextPackage int64) error {
+	var one [1]byte
+	n, err := ra.ReadAt(one[:], off)
+	switch {
+	case n > 0:
+		return packageError(nextPackage, ErrTrailingData)
+	case err == io.EOF:
+		return nil
+	}
+	return err
 }
 
 func (r *Reader) openSlot(s *slot) {

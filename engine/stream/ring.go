@@ -26,6 +26,7 @@ type ring struct {
 type slot struct {
 	buf   *[]byte // maxPackage bytes; nil until first used
 	src   []byte  // writer: a whole payload borrowed from the caller's Write, sealed from there
+	off   int64   // reader at offsets: where the package starts in the source
 	hi    int     // bytes of buf that may hold plaintext, cleared at release
 	n     int     // writer: payload bytes filled; reader: package length
 	seq   uint32
