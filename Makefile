@@ -53,12 +53,7 @@ bench-check-selftest:
 
 # Runs every fuzz target under fuzz/ for FUZZTIME each (default 15s).
 fuzz:
-	@set -e; for pkg in $$($(GO) list ./fuzz/...); do \
-		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-			echo "== $$pkg $$target ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
-		done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) fuzz/run.sh
 
 # Regenerates asm/gcm_amd64.s with the avo program in asm/_gen (its own module).
 asm:
