@@ -3930,16 +3930,40 @@ sealVAES512_aes128_last:
 	VPXORD        X7, X10, X10
 
 sealVAES512_aes128_tail:
-	TESTQ     CX, CX
-	JZ        sealVAES512_aes128_end
-	LEAQ      15(CX), AX
-	ANDQ      $-16, AX
-	LEAQ      512(R8), R11
-	SUBQ      AX, R11
-	VMOVDQA64 Z10, Z3
-	VPXORD    Z8, Z8, Z8
-	VPXORD    Z9, Z9, Z9
-	VPXORD    Z10, Z10, Z10
+	LEAQ       15(CX), AX
+	ANDQ       $-16, AX
+	LEAQ       496(R8), R11
+	SUBQ       AX, R11
+	VMOVDQA64  Z10, Z3
+	MOVQ       n+32(FP), DX
+	SHLQ       $0x03, DX
+	VMOVQ      DX, X5
+	MOVQ       aadLen+48(FP), R9
+	SHLQ       $0x03, R9
+	VPINSRQ    $0x01, R9, X5, X5
+	TESTQ      CX, CX
+	JNZ        sealVAES512_aes128_lens
+	VPXOR      X3, X5, X5
+	VPCLMULQDQ $0x00, 496(R8), X5, X11
+	VPCLMULQDQ $0x01, 496(R8), X5, X12
+	VPCLMULQDQ $0x10, 496(R8), X5, X1
+	VPCLMULQDQ $0x11, 496(R8), X5, X10
+	VPXORD     X1, X12, X12
+	VPCLMULQDQ $0x10, X31, X11, X1
+	VPSHUFD    $0x4e, X11, X11
+	VPTERNLOGD $0x96, X1, X11, X12
+	VPCLMULQDQ $0x10, X31, X12, X1
+	VPSHUFD    $0x4e, X12, X12
+	VPTERNLOGD $0x96, X1, X12, X10
+	JMP        sealVAES512_aes128_end
+
+sealVAES512_aes128_lens:
+	VMOVDQU    496(R8), X1
+	VPCLMULQDQ $0x00, X1, X5, X8
+	VPCLMULQDQ $0x11, X1, X5, X10
+	VPCLMULQDQ $0x01, X1, X5, X11
+	VPCLMULQDQ $0x10, X1, X5, X9
+	VPXOR      X11, X9, X9
 
 sealVAES512_aes128_tail_loop:
 	BZHIQ         CX, R12, AX
@@ -4600,16 +4624,40 @@ sealVAES512_aes256_last:
 	VPXORD        X7, X10, X10
 
 sealVAES512_aes256_tail:
-	TESTQ     CX, CX
-	JZ        sealVAES512_aes256_end
-	LEAQ      15(CX), AX
-	ANDQ      $-16, AX
-	LEAQ      512(R8), R11
-	SUBQ      AX, R11
-	VMOVDQA64 Z10, Z3
-	VPXORD    Z8, Z8, Z8
-	VPXORD    Z9, Z9, Z9
-	VPXORD    Z10, Z10, Z10
+	LEAQ       15(CX), AX
+	ANDQ       $-16, AX
+	LEAQ       496(R8), R11
+	SUBQ       AX, R11
+	VMOVDQA64  Z10, Z3
+	MOVQ       n+32(FP), DX
+	SHLQ       $0x03, DX
+	VMOVQ      DX, X5
+	MOVQ       aadLen+48(FP), R9
+	SHLQ       $0x03, R9
+	VPINSRQ    $0x01, R9, X5, X5
+	TESTQ      CX, CX
+	JNZ        sealVAES512_aes256_lens
+	VPXOR      X3, X5, X5
+	VPCLMULQDQ $0x00, 496(R8), X5, X11
+	VPCLMULQDQ $0x01, 496(R8), X5, X12
+	VPCLMULQDQ $0x10, 496(R8), X5, X1
+	VPCLMULQDQ $0x11, 496(R8), X5, X10
+	VPXORD     X1, X12, X12
+	VPCLMULQDQ $0x10, X31, X11, X1
+	VPSHUFD    $0x4e, X11, X11
+	VPTERNLOGD $0x96, X1, X11, X12
+	VPCLMULQDQ $0x10, X31, X12, X1
+	VPSHUFD    $0x4e, X12, X12
+	VPTERNLOGD $0x96, X1, X12, X10
+	JMP        sealVAES512_aes256_end
+
+sealVAES512_aes256_lens:
+	VMOVDQU    496(R8), X1
+	VPCLMULQDQ $0x00, X1, X5, X8
+	VPCLMULQDQ $0x11, X1, X5, X10
+	VPCLMULQDQ $0x01, X1, X5, X11
+	VPCLMULQDQ $0x10, X1, X5, X9
+	VPXOR      X11, X9, X9
 
 sealVAES512_aes256_tail_loop:
 	BZHIQ           CX, R12, AX
@@ -4669,30 +4717,10 @@ sealVAES512_aes256_tail_loop:
 
 sealVAES512_aes256_end:
 sealVAES512_done:
-	MOVQ       aadLen+48(FP), SI
-	MOVQ       n+32(FP), CX
-	MOVQ       tag+56(FP), DI
-	SHLQ       $0x03, CX
-	VMOVQ      CX, X1
-	SHLQ       $0x03, SI
-	VPINSRQ    $0x01, SI, X1, X1
-	VPXOR      X1, X10, X10
-	VPCLMULQDQ $0x00, 496(R8), X10, X3
-	VPCLMULQDQ $0x01, 496(R8), X10, X4
-	VPCLMULQDQ $0x10, 496(R8), X10, X5
-	VPCLMULQDQ $0x11, 496(R8), X10, X2
-	VPXOR      X5, X4, X4
-	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X3, X6
-	VPSHUFD    $0x4e, X3, X3
-	VPXOR      X3, X4, X4
-	VPXOR      X6, X4, X4
-	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X4, X6
-	VPSHUFD    $0x4e, X4, X4
-	VPXOR      X4, X2, X2
-	VPXOR      X6, X2, X2
-	VPSHUFB    bswapMask<>+0(SB), X2, X2
-	VPXOR      (DI), X2, X2
-	VMOVDQU    X2, (DI)
+	MOVQ    tag+56(FP), DI
+	VPSHUFB bswapMask<>+0(SB), X10, X10
+	VPXOR   (DI), X10, X10
+	VMOVDQU X10, (DI)
 	VZEROUPPER
 	RET
 
@@ -5362,16 +5390,40 @@ openVAES512_aes128_last:
 	VPSHUFB Z15, Z13, Z13
 
 openVAES512_aes128_tail:
-	TESTQ     CX, CX
-	JZ        openVAES512_aes128_end
-	LEAQ      15(CX), AX
-	ANDQ      $-16, AX
-	LEAQ      512(R8), R11
-	SUBQ      AX, R11
-	VMOVDQA64 Z10, Z3
-	VPXORD    Z8, Z8, Z8
-	VPXORD    Z9, Z9, Z9
-	VPXORD    Z10, Z10, Z10
+	LEAQ       15(CX), AX
+	ANDQ       $-16, AX
+	LEAQ       496(R8), R11
+	SUBQ       AX, R11
+	VMOVDQA64  Z10, Z3
+	MOVQ       n+32(FP), DX
+	SHLQ       $0x03, DX
+	VMOVQ      DX, X5
+	MOVQ       aadLen+48(FP), R9
+	SHLQ       $0x03, R9
+	VPINSRQ    $0x01, R9, X5, X5
+	TESTQ      CX, CX
+	JNZ        openVAES512_aes128_lens
+	VPXOR      X3, X5, X5
+	VPCLMULQDQ $0x00, 496(R8), X5, X11
+	VPCLMULQDQ $0x01, 496(R8), X5, X12
+	VPCLMULQDQ $0x10, 496(R8), X5, X1
+	VPCLMULQDQ $0x11, 496(R8), X5, X10
+	VPXORD     X1, X12, X12
+	VPCLMULQDQ $0x10, X31, X11, X1
+	VPSHUFD    $0x4e, X11, X11
+	VPTERNLOGD $0x96, X1, X11, X12
+	VPCLMULQDQ $0x10, X31, X12, X1
+	VPSHUFD    $0x4e, X12, X12
+	VPTERNLOGD $0x96, X1, X12, X10
+	JMP        openVAES512_aes128_end
+
+openVAES512_aes128_lens:
+	VMOVDQU    496(R8), X1
+	VPCLMULQDQ $0x00, X1, X5, X8
+	VPCLMULQDQ $0x11, X1, X5, X10
+	VPCLMULQDQ $0x01, X1, X5, X11
+	VPCLMULQDQ $0x10, X1, X5, X9
+	VPXOR      X11, X9, X9
 
 openVAES512_aes128_tail_loop:
 	BZHIQ         CX, R12, AX
@@ -5896,16 +5948,40 @@ openVAES512_aes256_last:
 	VPSHUFB Z15, Z13, Z13
 
 openVAES512_aes256_tail:
-	TESTQ     CX, CX
-	JZ        openVAES512_aes256_end
-	LEAQ      15(CX), AX
-	ANDQ      $-16, AX
-	LEAQ      512(R8), R11
-	SUBQ      AX, R11
-	VMOVDQA64 Z10, Z3
-	VPXORD    Z8, Z8, Z8
-	VPXORD    Z9, Z9, Z9
-	VPXORD    Z10, Z10, Z10
+	LEAQ       15(CX), AX
+	ANDQ       $-16, AX
+	LEAQ       496(R8), R11
+	SUBQ       AX, R11
+	VMOVDQA64  Z10, Z3
+	MOVQ       n+32(FP), DX
+	SHLQ       $0x03, DX
+	VMOVQ      DX, X5
+	MOVQ       aadLen+48(FP), R9
+	SHLQ       $0x03, R9
+	VPINSRQ    $0x01, R9, X5, X5
+	TESTQ      CX, CX
+	JNZ        openVAES512_aes256_lens
+	VPXOR      X3, X5, X5
+	VPCLMULQDQ $0x00, 496(R8), X5, X11
+	VPCLMULQDQ $0x01, 496(R8), X5, X12
+	VPCLMULQDQ $0x10, 496(R8), X5, X1
+	VPCLMULQDQ $0x11, 496(R8), X5, X10
+	VPXORD     X1, X12, X12
+	VPCLMULQDQ $0x10, X31, X11, X1
+	VPSHUFD    $0x4e, X11, X11
+	VPTERNLOGD $0x96, X1, X11, X12
+	VPCLMULQDQ $0x10, X31, X12, X1
+	VPSHUFD    $0x4e, X12, X12
+	VPTERNLOGD $0x96, X1, X12, X10
+	JMP        openVAES512_aes256_end
+
+openVAES512_aes256_lens:
+	VMOVDQU    496(R8), X1
+	VPCLMULQDQ $0x00, X1, X5, X8
+	VPCLMULQDQ $0x11, X1, X5, X10
+	VPCLMULQDQ $0x01, X1, X5, X11
+	VPCLMULQDQ $0x10, X1, X5, X9
+	VPXOR      X11, X9, X9
 
 openVAES512_aes256_tail_loop:
 	BZHIQ           CX, R12, AX
@@ -5964,30 +6040,10 @@ openVAES512_aes256_tail_loop:
 
 openVAES512_aes256_end:
 openVAES512_done:
-	MOVQ       aadLen+48(FP), SI
-	MOVQ       n+32(FP), CX
-	MOVQ       tag+56(FP), DI
-	SHLQ       $0x03, CX
-	VMOVQ      CX, X1
-	SHLQ       $0x03, SI
-	VPINSRQ    $0x01, SI, X1, X1
-	VPXOR      X1, X10, X10
-	VPCLMULQDQ $0x00, 496(R8), X10, X3
-	VPCLMULQDQ $0x01, 496(R8), X10, X4
-	VPCLMULQDQ $0x10, 496(R8), X10, X5
-	VPCLMULQDQ $0x11, 496(R8), X10, X2
-	VPXOR      X5, X4, X4
-	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X3, X6
-	VPSHUFD    $0x4e, X3, X3
-	VPXOR      X3, X4, X4
-	VPXOR      X6, X4, X4
-	VPCLMULQDQ $0x10, gfPoly<>+0(SB), X4, X6
-	VPSHUFD    $0x4e, X4, X4
-	VPXOR      X4, X2, X2
-	VPXOR      X6, X2, X2
-	VPSHUFB    bswapMask<>+0(SB), X2, X2
-	VPXOR      (DI), X2, X2
-	VMOVDQU    X2, (DI)
+	MOVQ    tag+56(FP), DI
+	VPSHUFB bswapMask<>+0(SB), X10, X10
+	VPXOR   (DI), X10, X10
+	VMOVDQU X10, (DI)
 	VZEROUPPER
 	RET
 
@@ -11241,9 +11297,9 @@ sealVAES256_aes256_reduce:
 
 sealVAES256_aes256_end:
 sealVAES256_done:
+	MOVQ       tag+56(FP), DI
 	MOVQ       aadLen+48(FP), SI
 	MOVQ       n+32(FP), CX
-	MOVQ       tag+56(FP), DI
 	SHLQ       $0x03, CX
 	VMOVQ      CX, X1
 	SHLQ       $0x03, SI
@@ -12912,9 +12968,9 @@ openVAES256_aes256_reduce:
 
 openVAES256_aes256_end:
 openVAES256_done:
+	MOVQ       tag+56(FP), DI
 	MOVQ       aadLen+48(FP), SI
 	MOVQ       n+32(FP), CX
-	MOVQ       tag+56(FP), DI
 	SHLQ       $0x03, CX
 	VMOVQ      CX, X1
 	SHLQ       $0x03, SI

@@ -33,7 +33,7 @@ func genVAES256() {
 	for _, m := range []mode{modeEncrypt, modeDecrypt, modeHash} {
 		vaes256(m)
 	}
-	genFused("VAES256", ySetup, func(name string) { yGroups(modeHash, name, 0, "") }, yCrypt, yHI, yCTR)
+	genFused("VAES256", ySetup, func(name string) { yGroups(modeHash, name, 0, "") }, yCrypt, yHI, yCTR, false)
 }
 
 func vaes256(m mode) {
@@ -57,7 +57,7 @@ func vaes256(m mode) {
 		Load(Param("ctr"), gTMP)
 		VMOVDQU(Mem{Base: gTMP}, yCTR.AsX())
 		VPSHUFB(ySWAP.AsX(), yCTR.AsX(), yCTR.AsX())
-		yCrypt(m, name)
+		yCrypt(m, name, false)
 	}
 	Label(name + "_done")
 	Load(Param("acc"), gTMP)
@@ -78,7 +78,11 @@ func ySetup() {
 }
 
 // yCrypt is zCrypt for the AVX2 kernel.
-func yCrypt(m mode, name string) {
+// The AVX2 kernel does not fold the lengths block: final must be false.
+func yCrypt(m mode, name string, final bool) {
+	if final {
+		panic("yCrypt: the AVX2 kernel does not fold the lengths block")
+	}
 	VINSERTI128(Imm(1), yCTR.AsX(), yCTR, yCTR)
 	VPADDD(ctrOffsets, yCTR, yCTR)
 	VBROADCASTI128(roundKey(gKS, 0), yRK0)

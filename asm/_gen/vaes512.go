@@ -49,7 +49,7 @@ func genVAES512() {
 	for _, m := range []mode{modeEncrypt, modeDecrypt, modeHash} {
 		vaes512(m)
 	}
-	genFused("VAES512", zSetup, func(name string) { zGroups(modeHash, name, 0, "") }, zCrypt, zHI, zCTR)
+	genFused("VAES512", zSetup, func(name string) { zGroups(modeHash, name, 0, "", false) }, zCrypt, zHI, zCTR, true)
 }
 
 func vaes512(m mode) {
@@ -69,13 +69,13 @@ func vaes512(m mode) {
 	Load(Param("acc"), gTMP)
 	VMOVDQU(Mem{Base: gTMP}, zHI.AsX())
 	if m == modeHash {
-		zGroups(m, name, 0, "")
+		zGroups(m, name, 0, "", false)
 	} else {
 		Load(Param("dst"), gDST)
 		Load(Param("ctr"), gTMP)
 		VMOVDQU(Mem{Base: gTMP}, zCTR.AsX())
 		VPSHUFB(zSWAP.AsX(), zCTR.AsX(), zCTR.AsX())
-		zCrypt(m, name)
+		zCrypt(m, name, false)
 	}
 	Label(name + "_done")
 	Load(Param("acc"), gTMP)
@@ -97,22 +97,26 @@ func zSetup() {
 
 // zCrypt runs counter mode over gN bytes from gSRC to gDST from the first
 // counter, byte-reversed, in zCTR's low lane, for either key size, and
-// jumps to name_done.
-func zCrypt(m mode, name string) {
+// jumps to name_done. With final, the hash state it leaves is GHASH's
+// result, the lengths block included (see zTail).
+func zCrypt(m mode, name string, final bool) {
 	VSHUFI64X2(Imm(0), zCTR, zCTR, zCTR)
 	VPADDD(ctrOffsets, zCTR, zCTR)
 	CMPQ(Mem{Base: gKS, Disp: offRounds}, Imm(14))
 	JE(LabelRef(name + "_aes256"))
-	zGroups(m, name+"_aes128", 10, name+"_done")
+	zGroups(m, name+"_aes128", 10, name+"_done", final)
 	Label(name + "_aes256")
-	zGroups(m, name+"_aes256", 14, name+"_done")
+	zGroups(m, name+"_aes256", 14, name+"_done", final)
 }
 
 // genFused writes sealVAES512 and friends: a whole Seal or Open of up to
 // chunkSize bytes of text and of additional data in one call, so that
 // AES_K(J0), the hash of the additional data and the AES of the text all
-// overlap; short messages are mostly that latency.
-func genFused(suffix string, setup func(), hash func(name string), crypt func(m mode, name string), acc, ctr VecPhysical) {
+// overlap; short messages are mostly that latency. With folds, crypt
+// hashes the lengths block with the last blocks of text (one multiplication
+// and reduction fewer on the way to the tag) and leaves GHASH's result in
+// acc.
+func genFused(suffix string, setup func(), hash func(name string), crypt func(m mode, name string, final bool), acc, ctr VecPhysical, folds bool) {
 	for _, m := range []mode{modeEncrypt, modeDecrypt} {
 		name := map[mode]string{modeEncrypt: "seal", modeDecrypt: "open"}[m] + suffix
 		TEXT(name, NOSPLIT, "func(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)")
@@ -141,13 +145,19 @@ func genFused(suffix string, setup func(), hash func(name string), crypt func(m 
 		VMOVDQU(Mem{Base: gTMP}, ctr.AsX())
 		VPSHUFB(bswapMask, ctr.AsX(), ctr.AsX())
 		VPADDD(ctrOffsets.Offset(16), ctr.AsX(), ctr.AsX())
-		crypt(m, name)
+		crypt(m, name, folds)
 
 		Label(name + "_done")
-		Load(Param("aadLen"), gSRC)
-		Load(Param("n"), gN)
 		Load(Param("tag"), gDST)
-		finishTag(acc.AsX(), gSRC, gN, gDST)
+		if folds {
+			VPSHUFB(bswapMask, acc.AsX(), acc.AsX())
+			VPXOR(Mem{Base: gDST}, acc.AsX(), acc.AsX())
+			VMOVDQU(acc.AsX(), Mem{Base: gDST})
+		} else {
+			Load(Param("aadLen"), gSRC)
+			Load(Param("n"), gN)
+			finishTag(acc.AsX(), gSRC, gN, gDST)
+		}
 		VZEROUPPER()
 		RET()
 	}
@@ -338,8 +348,9 @@ func zCiphertextHashInput(first bool) {
 
 // zGroups emits the 256-byte loop and the tail of one function for one key
 // size (rounds is 0 for the hash-only function).
-// done is where encryption and decryption jump when they are finished.
-func zGroups(m mode, prefix string, rounds int, done string) {
+// done is where encryption and decryption jump when they are finished;
+// final is zTail's.
+func zGroups(m mode, prefix string, rounds int, done string, final bool) {
 	label := func(s string) string { return prefix + "_" + s }
 	if rounds > 0 {
 		for i := range zRK {
@@ -429,7 +440,7 @@ func zGroups(m mode, prefix string, rounds int, done string) {
 	}
 
 	Label(label("tail"))
-	zTail(m, label, rounds)
+	zTail(m, label, rounds, final)
 	if m != modeHash {
 		JMP(LabelRef(done))
 	}
@@ -450,20 +461,59 @@ func zEncryptStore(rounds int) {
 // H^(m-j), read from the table at an offset that depends on m; the zero
 // padding after H^1 meets the zero-masked bytes past the end. The products
 // are summed unreduced and reduced once.
-func zTail(m mode, label func(string) string, rounds int) {
-	TESTQ(gN, gN)
-	JZ(LabelRef(label("end")))
+//
+// With final (only in a function that has the parameters n and aadLen, the
+// whole message's), GCM's lengths block comes after the text: block j is
+// multiplied by H^(m+1-j) and the lengths block by H, so that the reduced
+// sum is GHASH's result and the tag needs no multiplication of its own. The
+// lengths block's product does not wait for the text. With no text left,
+// the hash state is folded into the lengths block and multiplied in one lane.
+func zTail(m mode, label func(string) string, rounds int, final bool) {
+	acc := zA[3] // the hash state, folded into the first block only
+	if !final {
+		TESTQ(gN, gN)
+		JZ(LabelRef(label("end")))
+	}
 	// gPOW = the powers for the last ceil(n/16) blocks
 	LEAQ(Mem{Base: gN, Disp: 15}, gTMP)
 	ANDQ(I32(-16), gTMP)
-	LEAQ(Mem{Base: gKS, Disp: htabEnd}, gPOW)
+	if final {
+		LEAQ(Mem{Base: gKS, Disp: htabEnd - 16}, gPOW)
+	} else {
+		LEAQ(Mem{Base: gKS, Disp: htabEnd}, gPOW)
+	}
 	SUBQ(gTMP, gPOW)
 
-	acc := zA[3] // the hash state, folded into the first block only
 	VMOVDQA64(zHI, acc)
-	VPXORD(zLO, zLO, zLO)
-	VPXORD(zMI, zMI, zMI)
-	VPXORD(zHI, zHI, zHI)
+	if final {
+		// The lengths block in bits, byte-reversed: the text's length in the
+		// low half, the additional data's in the high half.
+		lens, h := zD[1].AsX(), zA[1].AsX()
+		Load(Param("n"), RDX)
+		SHLQ(Imm(3), RDX)
+		VMOVQ(RDX, lens)
+		Load(Param("aadLen"), R9)
+		SHLQ(Imm(3), R9)
+		VPINSRQ(Imm(1), R9, lens, lens)
+		TESTQ(gN, gN)
+		JNZ(LabelRef(label("lens")))
+		// No text left: (state ⊕ lengths)·H, one lane, as tagVAES does.
+		VPXOR(acc.AsX(), lens, lens)
+		mulZ(lens, htab(gKS, 31), zHI.AsX(), zT0.AsX(), zT1.AsX(), h, zPOLY.AsX())
+		JMP(LabelRef(label("end")))
+		Label(label("lens"))
+		VMOVDQU(htab(gKS, 31), h)
+		// xmm results clear the upper lanes of the sums.
+		clmul(0x00, lens, h, zLO.AsX())
+		clmul(0x11, lens, h, zHI.AsX())
+		clmul(0x01, lens, h, zT0.AsX())
+		clmul(0x10, lens, h, zMI.AsX())
+		VPXOR(zT0.AsX(), zMI.AsX(), zMI.AsX())
+	} else {
+		VPXORD(zLO, zLO, zLO)
+		VPXORD(zMI, zMI, zMI)
+		VPXORD(zHI, zHI, zHI)
+	}
 
 	s, d := zA[0], zD[0]
 	Label(label("tail_loop"))
