@@ -47,9 +47,17 @@
 //
 // Config.Workers == 1 is the sequential path, minio/sio's own writer and
 // reader. Otherwise packages are sealed and opened by up to Workers
-// (default GOMAXPROCS) goroutines in a ring of at most 2×Workers package
-// buffers (capped at 64, 4 MiB), with order preserved and the caller's
-// reader or writer used only on the caller's goroutine. The parallel path
+// (default GOMAXPROCS) goroutines in a ring of at most 8×Workers package
+// buffers (capped at 64, 4 MiB), with order preserved. A plain reader or
+// writer is used only on the caller's goroutine. A source that is also an
+// io.ReaderAt and io.Seeker (a file, a bytes.Reader) is read at offsets:
+// the caller's goroutine reads package headers and each worker reads its
+// own payload. A destination that is also an io.WriterAt and io.Seeker (a
+// file not opened for appending) is written at offsets: each worker writes
+// the package it sealed, from the offset the destination had when the
+// header was written, and Close leaves the offset at the end of the
+// stream, as writes in order would. Such a source or destination must not
+// be used otherwise until the stream is closed. The parallel path
 // seals with Config.NewAESGCM (default: package asm's fastest kernel) or
 // ChaCha20-Poly1305 and writes the same bytes sio writes, which the tests
 // check for random inputs.

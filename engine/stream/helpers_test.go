@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -115,3 +117,97 @@ var modes = []struct {
 	name    string
 	workers int
 }{{"sequential", 1}, {"parallel", 4}}
+
+// memFile is an in-memory file: Write at its offset, WriteAt anywhere
+// (in parallel, as io.WriterAt allows for disjoint ranges), Seek. It stands
+// for an *os.File as the Writer's destination.
+type memFile struct {
+	mu   sync.RWMutex // held to grow b; read-held to copy into it
+	b    []byte       // room: the file is b[:size]
+	size atomic.Int64
+	off  int64 // Write's and Seek's, used by one goroutine
+}
+
+func (f *memFile) Write(p []byte) (int, error) {
+	n, err := f.WriteAt(p, f.off)
+	f.off += int64(n)
+	return n, err
+}
+
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	end := off + int64(len(p))
+	f.mu.RLock()
+	if end > int64(len(f.b)) {
+		f.mu.RUnlock()
+		f.mu.Lock()
+		if end > int64(len(f.b)) {
+			f.b = append(f.b, make([]byte, end-int64(len(f.b)))...)
+		}
+		f.mu.Unlock()
+		f.mu.RLock()
+	}
+	copy(f.b[off:], p)
+	f.mu.RUnlock()
+	for size := f.size.Load(); end > size && !f.size.CompareAndSwap(size, end); size = f.size.Load() {
+	}
+	return len(p), nil
+}
+
+func (f *memFile) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+		f.off = offset
+	case io.SeekCurrent:
+		f.off += offset
+	case io.SeekEnd:
+		f.off = f.size.Load() + offset
+	}
+	return f.off, nil
+}
+
+// bytes returns the file's contents.
+func (f *memFile) bytes() []byte { return f.b[:f.size.Load()] }
+
+// reset empties the file and keeps its room.
+func (f *memFile) reset() { f.size.Store(0); f.off = 0 }
+
+// encryptAt is encrypt to a memFile that already holds prefix: the Writer
+// writes at offsets. It checks that the prefix is intact and that the
+// file's offset is at the end of the stream after Close, and returns the
+// stream.
+func encryptAt(t testing.TB, p KeyProvider, cfg Config, plaintext, prefix []byte, step int) []byte {
+	t.Helper()
+	if cfg.KeyID == "" {
+		cfg.KeyID = p.(*LocalProvider).KeyID()
+	}
+	f := &memFile{}
+	f.Write(prefix)
+	w, err := NewWriter(context.Background(), f, p, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.at == nil && workers(cfg.Workers) > 1 {
+		t.Fatal("a memFile destination is not written at offsets")
+	}
+	for rest := plaintext; len(rest) > 0; {
+		n := min(step, len(rest))
+		if step <= 0 {
+			n = min(1+mrand.IntN(3*maxPayload), len(rest))
+		}
+		if m, err := w.Write(rest[:n]); err != nil || m != n {
+			t.Fatalf("Write: %d, %v", m, err)
+		}
+		rest = rest[n:]
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := f.bytes()
+	if !bytes.Equal(b[:len(prefix)], prefix) {
+		t.Fatal("the bytes before the stream changed")
+	}
+	if f.off != int64(len(b)) {
+		t.Fatalf("offset %d after Close, the file is %d bytes", f.off, len(b))
+	}
+	return b[len(prefix):]
+}

@@ -15,7 +15,9 @@ import (
 //     a stream at any time, however long the stream;
 //   - at most workers packages are being sealed or opened at once;
 //   - the caller's io.Reader or io.Writer is used only on the caller's
-//     goroutine, inside its own Read, Write or Close call.
+//     goroutine, inside its own Read, Write or Close call, unless it reads
+//     or writes at offsets (see the package documentation), when the work
+//     on a slot includes reading or writing that slot's package.
 type ring struct {
 	slots       []slot
 	head, count int           // the FIFO of submitted slots

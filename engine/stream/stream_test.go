@@ -24,6 +24,16 @@ func TestRoundTripBoundaries(t *testing.T) {
 					continue
 				}
 				stream := encrypt(t, p, Config{Workers: m.workers, Context: testCtx}, pt, ws)
+				if m.workers != 1 {
+					// The same, written at offsets after a prefix.
+					at := encryptAt(t, p, Config{Workers: m.workers, Context: testCtx}, pt, []byte("prefix"), ws)
+					if len(at) != len(stream) {
+						t.Fatalf("%s write step %d, len %d: %d bytes written at offsets, %d in order", m.name, ws, n, len(at), len(stream))
+					}
+					if got, err := decrypt(p, Config{}, at, 0); err != nil || !bytes.Equal(got, pt) {
+						t.Fatalf("%s write step %d, len %d, written at offsets: %v, equal=%v", m.name, ws, n, err, bytes.Equal(got, pt))
+					}
+				}
 				for _, rm := range modes {
 					for _, rs := range []int{1 << 20, maxPayload, 1000, 0} {
 						got, err := decrypt(p, Config{Workers: rm.workers}, stream, rs)

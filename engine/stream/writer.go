@@ -29,6 +29,15 @@ type Writer struct {
 	sealer sealer
 	cur    *slot
 	seq    uint32
+
+	// At offsets (the parallel path to an io.WriterAt that is also an
+	// io.Seeker, such as a file): each worker writes the package it sealed
+	// where it belongs, bodyAt + seq·maxPackage, and the caller's
+	// goroutine only checks the results. end is where the written stream
+	// ends so far; Close leaves dst's offset there, as plain writes would.
+	at     io.WriterAt
+	bodyAt int64
+	end    int64
 }
 
 // NewWriter returns a Writer that encrypts to dst under a new data key from
@@ -70,11 +79,36 @@ func NewWriter(ctx context.Context, dst io.Writer, p KeyProvider, cfg Config) (*
 		rand.Read(w.sealer.nonce[:])
 		w.sealer.aead, err = newAEAD(suite, bodyKey, cfg.NewAESGCM)
 		w.ring = newRing(n)
+		w.at = writerAt(dst)
 	}
 	if err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// writerAt returns dst as an io.WriterAt if it is one that can be written
+// at offsets from its current one: it is also an io.Seeker that knows its
+// offset (a pipe does not), and an empty WriteAt succeeds. An *os.File
+// whose descriptor has O_APPEND, however it was opened (a shell's >> too),
+// refuses every WriteAt: Linux's pwrite would append.
+func writerAt(dst io.Writer) io.WriterAt {
+	wa, ok := dst.(io.WriterAt)
+	if !ok {
+		return nil
+	}
+	sk, ok := dst.(io.Seeker)
+	if !ok {
+		return nil
+	}
+	pos, err := sk.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil
+	}
+	if _, err := wa.WriteAt(nil, pos); err != nil {
+		return nil
+	}
+	return wa
 }
 
 // onlyWriter hides a Close method: sio's writer closes its destination, and
@@ -98,6 +132,16 @@ func (w *Writer) writeHeader(empty bool) error {
 	b, err := w.h.Marshal()
 	if err != nil {
 		return err
+	}
+	if w.at != nil {
+		// Where the stream starts: dst's offset now, which nothing but
+		// this Writer should move until Close.
+		pos, err := w.dst.(io.Seeker).Seek(0, io.SeekCurrent)
+		if err != nil {
+			return err
+		}
+		w.bodyAt = pos + int64(len(b))
+		w.end = w.bodyAt
 	}
 	_, err = w.dst.Write(b)
 	return err
@@ -252,6 +296,7 @@ func (w *Writer) submit(final bool) error {
 	}
 	s := w.cur
 	s.seq, s.final = w.seq, final
+	s.off = w.bodyAt + int64(w.seq)*maxPackage // every package but the last is full
 	w.seq++
 	w.cur = nil
 	w.ring.submit(s, w.sealSlot)
@@ -263,13 +308,18 @@ func (w *Writer) submit(final bool) error {
 	return nil
 }
 
+// sealSlot runs on a worker: it seals the slot's package and, at offsets,
+// writes it.
 func (w *Writer) sealSlot(s *slot) {
 	if s.src != nil {
 		s.out = w.sealer.sealFrom(*s.buf, s.src, s.seq, s.final)
 		s.src = nil
-		return
+	} else {
+		s.out = w.sealer.seal(*s.buf, s.n, s.seq, s.final)
 	}
-	s.out = w.sealer.seal(*s.buf, s.n, s.seq, s.final)
+	if w.at != nil {
+		_, s.err = w.at.WriteAt(s.out, s.off)
+	}
 }
 
 // flushOldest writes the oldest sealed package to dst; if wait is false it
@@ -284,7 +334,13 @@ func (w *Writer) flushOldest(wait bool) error {
 	if s == nil {
 		return nil
 	}
-	_, err := w.dst.Write(s.out)
+	var err error
+	if w.at != nil {
+		err = s.err
+		w.end = max(w.end, s.off+int64(len(s.out)))
+	} else {
+		_, err = w.dst.Write(s.out)
+	}
 	w.ring.pop()
 	return err
 }
@@ -313,6 +369,9 @@ func (w *Writer) Close() error {
 			for w.ring.count > 0 && err == nil {
 				err = w.flushOldest(true)
 			}
+		}
+		if err == nil && w.at != nil {
+			_, err = w.dst.(io.Seeker).Seek(w.end, io.SeekStart)
 		}
 	}
 	if err != nil {
