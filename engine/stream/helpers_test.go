@@ -40,14 +40,22 @@ func randBytes(n int) []byte {
 	return b
 }
 
-// encrypt writes plaintext through a Writer in random-sized pieces.
+// encrypt writes plaintext through a Writer in pieces of step bytes
+// (random-sized if 0).
 func encrypt(t testing.TB, p KeyProvider, cfg Config, plaintext []byte, step int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	encryptTo(t, &buf, p, cfg, plaintext, step)
+	return buf.Bytes()
+}
+
+// encryptTo is encrypt to dst; it returns the Writer, closed.
+func encryptTo(t testing.TB, dst io.Writer, p KeyProvider, cfg Config, plaintext []byte, step int) *Writer {
 	t.Helper()
 	if cfg.KeyID == "" {
 		cfg.KeyID = p.(*LocalProvider).KeyID()
 	}
-	var buf bytes.Buffer
-	w, err := NewWriter(context.Background(), &buf, p, cfg)
+	w, err := NewWriter(context.Background(), dst, p, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +72,7 @@ func encrypt(t testing.TB, p KeyProvider, cfg Config, plaintext []byte, step int
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	return w
 }
 
 // decrypt reads a stream with Read calls of step bytes (random if 0), from
@@ -177,30 +185,10 @@ func (f *memFile) reset() { f.size.Store(0); f.off = 0 }
 // stream.
 func encryptAt(t testing.TB, p KeyProvider, cfg Config, plaintext, prefix []byte, step int) []byte {
 	t.Helper()
-	if cfg.KeyID == "" {
-		cfg.KeyID = p.(*LocalProvider).KeyID()
-	}
 	f := &memFile{}
 	f.Write(prefix)
-	w, err := NewWriter(context.Background(), f, p, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.at == nil && workers(cfg.Workers) > 1 {
-		t.Fatal("a memFile destination is not written at offsets")
-	}
-	for rest := plaintext; len(rest) > 0; {
-		n := min(step, len(rest))
-		if step <= 0 {
-			n = min(1+mrand.IntN(3*maxPayload), len(rest))
-		}
-		if m, err := w.Write(rest[:n]); err != nil || m != n {
-			t.Fatalf("Write: %d, %v", m, err)
-		}
-		rest = rest[n:]
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
+	if w := encryptTo(t, f, p, cfg, plaintext, step); w.at == nil && workers(cfg.Workers) > 1 {
+		t.Fatal("a memFile destination was not written at offsets")
 	}
 	b := f.bytes()
 	if !bytes.Equal(b[:len(prefix)], prefix) {
