@@ -625,16 +625,11 @@ func (s *Service) destroyStoreKey(ctx context.Context, handle string) {
 	}
 }
 
-// storeFailure maps an HSM error on a custom-key-store key to AWS's.
+// storeFailure is hsmFailure for a call on a custom-key-store key, where a
+// ciphertext the HSM does not authenticate is the caller's.
 func storeFailure(err error, what string) error {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, hsm.ErrQueueFull):
-		return newError(ErrDependencyTimeout, "The HSM of custom key store %s did not answer in time.", what)
-	case errors.Is(err, hsm.ErrUnavailable), errors.Is(err, hsm.ErrLogin), errors.Is(err, hsm.ErrClosed):
-		return newError(ErrKeyUnavailable, "The HSM of %s is unavailable.", what)
-	case errors.Is(err, hsm.ErrUnwrap):
+	if errors.Is(err, hsm.ErrUnwrap) {
 		return invalidCiphertext
-	default:
-		return newError(ErrInternal, "The HSM of %s failed.", what)
 	}
+	return hsmFailure(err, what)
 }

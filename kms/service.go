@@ -401,7 +401,7 @@ func (s *Service) material(ctx context.Context, r *keyRecord, v int) (engine.Mat
 		if m, e, ok := s.materials.get(r.ID, v); ok {
 			return m, e, nil
 		}
-		if f.err != nil && !errors.Is(f.err, context.DeadlineExceeded) && !errors.Is(f.err, context.Canceled) && !errors.Is(f.err, ErrDependencyTimeout) {
+		if f.err != nil && !errors.Is(f.err, ErrDependencyTimeout) {
 			return nil, nil, f.err // the root refused: so it would again
 		}
 		// The leader ran out of time, or the entry is already gone: lead anew.
@@ -423,16 +423,27 @@ type unwrapFlight struct {
 // unwrapMaterial unwraps version v of r through the root and caches it.
 func (s *Service) unwrapMaterial(ctx context.Context, r *keyRecord, v int) (engine.Material, *materialEntry, error) {
 	pt, err := s.root.Unwrap(ctx, r.Versions[v].Wrapped, materialAAD(r.arn(), v))
-	switch {
-	case errors.Is(err, hsm.ErrUnavailable):
-		return nil, nil, newError(ErrKeyUnavailable, "%s is unavailable.", r.arn())
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, nil, newError(ErrDependencyTimeout, "The system timed out while trying to fulfill the request.")
-	case err != nil:
-		return nil, nil, newError(ErrInternal, "Key material of %s cannot be unwrapped.", r.arn())
+	if err != nil {
+		return nil, nil, hsmFailure(err, r.arn())
 	}
 	m, e := s.materials.put(r.ID, v, engine.Material(pt))
 	return m, e, nil
+}
+
+// hsmFailure is the KMS error for a failed call to the root or to a custom
+// key store's HSM, as package hsm's table has it; what names the key or
+// store the call was for. hsm.ErrUnwrap is the caller's to judge: stored
+// material that does not authenticate is an internal failure, a caller's
+// ciphertext that does not is not (see storeFailure).
+func hsmFailure(err error, what string) error {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, hsm.ErrQueueFull):
+		return newError(ErrDependencyTimeout, "The system timed out while trying to fulfill the request.")
+	case errors.Is(err, hsm.ErrUnavailable), errors.Is(err, hsm.ErrLogin), errors.Is(err, hsm.ErrClosed):
+		return newError(ErrKeyUnavailable, "The HSM is unavailable for %s.", what)
+	default:
+		return newError(ErrInternal, "The HSM failed for %s.", what)
+	}
 }
 
 // randomBytes reads n bytes of entropy.

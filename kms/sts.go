@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/coffer-kms/coffer/engine"
-	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/policy"
 )
@@ -118,10 +117,8 @@ func (s *Service) tokenKey(ctx context.Context) (engine.Material, error) {
 		}
 	}
 	key, err := s.root.Unwrap(ctx, wrapped, tokenKeyAAD)
-	if errors.Is(err, hsm.ErrUnavailable) {
-		return nil, newError(ErrKeyUnavailable, "The root of trust is unavailable.")
-	} else if err != nil {
-		return nil, newError(ErrInternal, "The session-token key cannot be unwrapped.")
+	if err != nil {
+		return nil, hsmFailure(err, "the session-token key")
 	}
 	s.tokens.key = engine.Material(key)
 	return s.tokens.key, nil
