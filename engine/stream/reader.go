@@ -214,7 +214,26 @@ func (r *Reader) advance() error {
 // error, records how the body ends.
 func (r *Reader) readPackage() {
 	index := int64(r.framer.seq)
-	stop := func(err error) {
+	s := r.ring.tail()
+	buf := *s.buf
+	// The package header is read and checked here, in order. From a
+	// source that reads at offsets the payload is left to the worker
+	// (openSlotAt), so that the copies in run in parallel; errors are the
+	// same, at the same package.
+	var err error
+	if r.at != nil {
+		err = readFullAt(r.at, buf[:pkgHeaderSize], r.pos)
+	} else {
+		_, err = io.ReadFull(r.src, buf[:pkgHeaderSize])
+	}
+	n := 0
+	if err == nil {
+		n, err = r.framer.next(pkgHeader(buf[:pkgHeaderSize]))
+	}
+	if err == nil && r.at == nil {
+		_, err = io.ReadFull(r.src, buf[pkgHeaderSize:n])
+	}
+	if err != nil {
 		r.srcDone = true
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			err = ErrTruncated
@@ -223,60 +242,27 @@ func (r *Reader) readPackage() {
 			err = packageError(index, err)
 		}
 		r.endErr = err
-	}
-	s := r.ring.tail()
-	buf := *s.buf
-	if r.at != nil {
-		r.readPackageAt(s, index, stop)
-		return
-	}
-	if _, err := io.ReadFull(r.src, buf[:pkgHeaderSize]); err != nil {
-		stop(err)
-		return
-	}
-	n, err := r.framer.next(pkgHeader(buf[:pkgHeaderSize]))
-	if err != nil {
-		stop(err)
-		return
-	}
-	if _, err := io.ReadFull(r.src, buf[pkgHeaderSize:n]); err != nil {
-		stop(err)
 		return
 	}
 	s.n, s.seq, s.hi = n, r.framer.seq-1, max(s.hi, n)
+	work := r.openSlot
+	if r.at != nil {
+		s.off, work = r.pos, r.openSlotAt
+		r.pos += int64(n)
+	}
 	if r.framer.final {
 		// The final package is released only once the end of the body
 		// is confirmed.
 		r.srcDone = true
-		s.after = checkEnd(r.src, index+1)
+		if r.at != nil {
+			s.after = checkEndAt(r.at, r.pos, index+1)
+			// Leave the source where the body ends, as reading it would.
+			r.src.(io.Seeker).Seek(r.pos, io.SeekStart)
+		} else {
+			s.after = checkEnd(r.src, index+1)
+		}
 	}
-	r.ring.submit(s, r.openSlot)
-}
-
-// readPackageAt is readPackage for a source that reads at offsets: it reads
-// and checks the package header here, in order, and leaves the payload to
-// the worker (openSlotAt), so that the copies in from the source run in
-// parallel. Errors are the sequential path's, at the same package.
-func (r *Reader) readPackageAt(s *slot, index int64, stop func(error)) {
-	buf := *s.buf
-	if err := readFullAt(r.at, buf[:pkgHeaderSize], r.pos); err != nil {
-		stop(err)
-		return
-	}
-	n, err := r.framer.next(pkgHeader(buf[:pkgHeaderSize]))
-	if err != nil {
-		stop(err)
-		return
-	}
-	s.n, s.seq, s.hi, s.off = n, r.framer.seq-1, max(s.hi, n), r.pos
-	r.pos += int64(n)
-	if r.framer.final {
-		r.srcDone = true
-		s.after = checkEndAt(r.at, r.pos, index+1)
-		// Leave the source where the body ends, as reading it would.
-		r.src.(io.Seeker).Seek(r.pos, io.SeekStart)
-	}
-	r.ring.submit(s, r.openSlotAt)
+	r.ring.submit(s, work)
 }
 
 func (r *Reader) openSlotAt(s *slot) {
