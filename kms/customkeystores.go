@@ -337,18 +337,24 @@ func (in *CustomKeyStoreIDInput) check() error {
 	return v.err()
 }
 
+// storeFor checks in, authorizes action (identity policies only) and
+// returns the caller's store that in names.
+func (s *Service) storeFor(ctx context.Context, c *Caller, action string, in *CustomKeyStoreIDInput) (*customKeyStore, error) {
+	if err := in.check(); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeIdentity(ctx, c, action, "*"); err != nil {
+		return nil, err
+	}
+	return s.keyStore(ctx, c.Account, in.CustomKeyStoreId)
+}
+
 // ConnectCustomKeyStore checks the HSM and, when it answers, connects the
 // store and makes its keys available again. A store that cannot connect is
 // left FAILED with AWS's ConnectionErrorCode; the call itself succeeds, as
 // AWS's does, and DescribeCustomKeyStores tells the outcome.
 func (s *Service) ConnectCustomKeyStore(ctx context.Context, c *Caller, in *CustomKeyStoreIDInput) (*Empty, error) {
-	if err := in.check(); err != nil {
-		return nil, err
-	}
-	if err := s.authorizeIdentity(ctx, c, "kms:ConnectCustomKeyStore", "*"); err != nil {
-		return nil, err
-	}
-	ks, err := s.keyStore(ctx, c.Account, in.CustomKeyStoreId)
+	ks, err := s.storeFor(ctx, c, "kms:ConnectCustomKeyStore", in)
 	if err != nil {
 		return nil, err
 	}
@@ -381,13 +387,7 @@ func connectionErrorCode(err error) string {
 
 // DisconnectCustomKeyStore disconnects a store; its keys become Unavailable.
 func (s *Service) DisconnectCustomKeyStore(ctx context.Context, c *Caller, in *CustomKeyStoreIDInput) (*Empty, error) {
-	if err := in.check(); err != nil {
-		return nil, err
-	}
-	if err := s.authorizeIdentity(ctx, c, "kms:DisconnectCustomKeyStore", "*"); err != nil {
-		return nil, err
-	}
-	ks, err := s.keyStore(ctx, c.Account, in.CustomKeyStoreId)
+	ks, err := s.storeFor(ctx, c, "kms:DisconnectCustomKeyStore", in)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -116,13 +115,7 @@ func TestAuditEveryCallOnceWithoutSecrets(t *testing.T) {
 	if errorsSeen != 1 || unauthenticated != 1 {
 		t.Errorf("failed calls audited: %d NotFound, %d unauthenticated", errorsSeen, unauthenticated)
 	}
-	names, _ := filepath.Glob(filepath.Join(dir, "*"))
-	var all []byte
-	for _, n := range names {
-		b, _ := os.ReadFile(n)
-		all = append(all, b...)
-	}
-	all = append(all, e.logs.String()...)
+	all := e.trailAndLogs()
 	for _, s := range secrets {
 		for _, form := range [][]byte{s, []byte(base64.StdEncoding.EncodeToString(s)), []byte(hex.EncodeToString(s))} {
 			if bytes.Contains(all, form) {

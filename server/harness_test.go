@@ -271,3 +271,15 @@ func (e *testEnv) openRoot() (hsm.Backend, error) {
 	}
 	return hsm.NewPool(b, hsm.PoolConfig{})
 }
+
+// trailAndLogs is every byte of the audit trail's files and of the
+// server's logs, for tests that secrets appear in neither.
+func (e *testEnv) trailAndLogs() []byte {
+	names, _ := filepath.Glob(filepath.Join(e.dir, "audit", "*"))
+	all := []byte(e.logs.String())
+	for _, n := range names {
+		b, _ := os.ReadFile(n)
+		all = append(all, b...)
+	}
+	return all
+}

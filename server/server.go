@@ -306,15 +306,13 @@ func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, service string) (*kms
 	if bytes.HasPrefix(sr.accessKey, []byte("ASIA")) {
 		known, secret, err = s.svc.SessionCredentials(ctx, string(sr.accessKey), string(token))
 	} else if len(token) > 0 {
-		return nil, invalidToken
+		return nil, unknownAccessKey
 	} else {
 		known, secret, err = s.svc.AccessKey(ctx, string(sr.accessKey))
 	}
 	switch {
-	case errors.Is(err, kms.ErrUnknownAccessKey):
+	case errors.Is(err, kms.ErrUnknownAccessKey), errors.Is(err, kms.ErrInvalidToken):
 		return nil, unknownAccessKey
-	case errors.Is(err, kms.ErrInvalidToken):
-		return nil, invalidToken
 	case errors.Is(err, kms.ErrExpiredToken):
 		return nil, expiredToken
 	case err != nil:

@@ -200,14 +200,12 @@ func parseAmzDate(b []byte) (time.Time, bool) {
 
 var signatureMismatch = &authError{"InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
 
+// unknownAccessKey answers an access key Coffer does not know, and, as AWS
+// does, temporary credentials whose session token is wrong or missing.
 var unknownAccessKey = &authError{"UnrecognizedClientException", "The security token included in the request is invalid."}
 
-// invalidToken and expiredToken answer temporary credentials whose session
-// token is wrong or missing, or whose time is up.
-var (
-	invalidToken = &authError{"UnrecognizedClientException", "The security token included in the request is invalid."}
-	expiredToken = &authError{"ExpiredTokenException", "The security token included in the request is expired"}
-)
+// expiredToken answers temporary credentials whose time is up.
+var expiredToken = &authError{"ExpiredTokenException", "The security token included in the request is expired"}
 
 func truncateHeader(s string) string {
 	if len(s) > 512 {
