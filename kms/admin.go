@@ -339,12 +339,18 @@ type UserPolicyNames struct {
 }
 
 func checkUserPolicyNames(in *UserPolicyInput) error {
-	if err := checkUserName(in.UserName); err != nil {
-		return err
+	return checkInlinePolicyName(checkUserName(in.UserName), in.PolicyName)
+}
+
+// checkInlinePolicyName checks an inline policy's name once its owner's name
+// checked out (ownerErr nil).
+func checkInlinePolicyName(ownerErr error, name string) error {
+	if ownerErr != nil {
+		return ownerErr
 	}
 	var v validator
-	if v.required("policyName", in.PolicyName != "") {
-		v.pattern("policyName", in.PolicyName, policyNamePattern2)
+	if v.required("policyName", name != "") {
+		v.pattern("policyName", name, policyNamePattern2)
 	}
 	return v.err()
 }

@@ -238,14 +238,7 @@ type RolePolicyInput struct {
 }
 
 func checkRolePolicyNames(in *RolePolicyInput) error {
-	if err := checkRoleName(in.RoleName); err != nil {
-		return err
-	}
-	var v validator
-	if v.required("policyName", in.PolicyName != "") {
-		v.pattern("policyName", in.PolicyName, policyNamePattern2)
-	}
-	return v.err()
+	return checkInlinePolicyName(checkRoleName(in.RoleName), in.PolicyName)
 }
 
 // PutRolePolicy sets an inline identity policy of a role.
