@@ -3887,6 +3887,66 @@ sealVAES512_aes128_last:
 	VPSHUFB       Z15, Z2, Z6
 	VPSHUFB       Z15, Z3, Z7
 	VPXORD        Z10, Z4, Z4
+	TESTQ         CX, CX
+	JNZ           sealVAES512_aes128_unfolded
+	MOVQ          n+32(FP), DX
+	SHLQ          $0x03, DX
+	VMOVQ         DX, X1
+	MOVQ          aadLen+48(FP), R9
+	SHLQ          $0x03, R9
+	VPINSRQ       $0x01, R9, X1, X1
+	VPCLMULQDQ    $0x00, 496(R8), X1, X8
+	VPCLMULQDQ    $0x11, 496(R8), X1, X10
+	VPSHUFD       $0x4e, X1, X2
+	VPXOR         X1, X2, X2
+	VPCLMULQDQ    $0x00, 1056(R8), X2, X9
+	VPSHUFD       $0x4e, Z4, Z11
+	VPXORD        Z4, Z11, Z11
+	VPCLMULQDQ    $0x00, 800(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 240(R8), Z4, Z12
+	VPCLMULQDQ    $0x11, 240(R8), Z4, Z4
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z4, Z10, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 864(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 304(R8), Z5, Z12
+	VPCLMULQDQ    $0x11, 304(R8), Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 928(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 368(R8), Z6, Z12
+	VPCLMULQDQ    $0x11, 368(R8), Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 992(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 432(R8), Z7, Z12
+	VPCLMULQDQ    $0x11, 432(R8), Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	JMP           sealVAES512_done
+
+sealVAES512_aes128_unfolded:
 	VPSHUFD       $0x4e, Z4, Z9
 	VPXORD        Z4, Z9, Z9
 	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9
@@ -4581,6 +4641,66 @@ sealVAES512_aes256_last:
 	VPSHUFB       Z15, Z2, Z6
 	VPSHUFB       Z15, Z3, Z7
 	VPXORD        Z10, Z4, Z4
+	TESTQ         CX, CX
+	JNZ           sealVAES512_aes256_unfolded
+	MOVQ          n+32(FP), DX
+	SHLQ          $0x03, DX
+	VMOVQ         DX, X1
+	MOVQ          aadLen+48(FP), R9
+	SHLQ          $0x03, R9
+	VPINSRQ       $0x01, R9, X1, X1
+	VPCLMULQDQ    $0x00, 496(R8), X1, X8
+	VPCLMULQDQ    $0x11, 496(R8), X1, X10
+	VPSHUFD       $0x4e, X1, X2
+	VPXOR         X1, X2, X2
+	VPCLMULQDQ    $0x00, 1056(R8), X2, X9
+	VPSHUFD       $0x4e, Z4, Z11
+	VPXORD        Z4, Z11, Z11
+	VPCLMULQDQ    $0x00, 800(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 240(R8), Z4, Z12
+	VPCLMULQDQ    $0x11, 240(R8), Z4, Z4
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z4, Z10, Z10
+	VPSHUFD       $0x4e, Z5, Z11
+	VPXORD        Z5, Z11, Z11
+	VPCLMULQDQ    $0x00, 864(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 304(R8), Z5, Z12
+	VPCLMULQDQ    $0x11, 304(R8), Z5, Z5
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z5, Z10, Z10
+	VPSHUFD       $0x4e, Z6, Z11
+	VPXORD        Z6, Z11, Z11
+	VPCLMULQDQ    $0x00, 928(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 368(R8), Z6, Z12
+	VPCLMULQDQ    $0x11, 368(R8), Z6, Z6
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z6, Z10, Z10
+	VPSHUFD       $0x4e, Z7, Z11
+	VPXORD        Z7, Z11, Z11
+	VPCLMULQDQ    $0x00, 992(R8), Z11, Z11
+	VPCLMULQDQ    $0x00, 432(R8), Z7, Z12
+	VPCLMULQDQ    $0x11, 432(R8), Z7, Z7
+	VPXORD        Z11, Z9, Z9
+	VPXORD        Z12, Z8, Z8
+	VPXORD        Z7, Z10, Z10
+	VPTERNLOGD    $0x96, Z8, Z10, Z9
+	VPCLMULQDQ    $0x10, Z31, Z8, Z11
+	VPSHUFD       $0x4e, Z8, Z8
+	VPTERNLOGD    $0x96, Z11, Z8, Z9
+	VPCLMULQDQ    $0x10, Z31, Z9, Z11
+	VPSHUFD       $0x4e, Z9, Z9
+	VPTERNLOGD    $0x96, Z11, Z9, Z10
+	VEXTRACTI32X4 $0x01, Z10, X5
+	VEXTRACTI32X4 $0x02, Z10, X6
+	VEXTRACTI32X4 $0x03, Z10, X7
+	VPTERNLOGD    $0x96, X6, X5, X10
+	VPXORD        X7, X10, X10
+	JMP           sealVAES512_done
+
+sealVAES512_aes256_unfolded:
 	VPSHUFD       $0x4e, Z4, Z9
 	VPXORD        Z4, Z9, Z9
 	VPCLMULQDQ    $0x00, 816(R8), Z9, Z9

@@ -434,6 +434,22 @@ func zGroups(m mode, prefix string, rounds int, done string, final bool) {
 	}
 	if m == modeEncrypt {
 		zCiphertextHashInput(true)
+		if final {
+			// The text ended on a group boundary: the lengths block goes
+			// into the last group's sum, by H, and the group's powers
+			// are H^17 … H^2, so that the reduced sum is GHASH's result
+			// as after zTail with final. (Decryption hashes its last
+			// group while it decrypts it; doing the same there measured
+			// no faster, so it leaves the lengths block to zTail.)
+			TESTQ(gN, gN)
+			JNZ(LabelRef(label("unfolded")))
+			zLengthsProducts(zA[1].AsX(), zA[2].AsX())
+			for _, step := range zHashSteps(zShifted, zShiftedKara, false, true) {
+				step()
+			}
+			JMP(LabelRef(done))
+			Label(label("unfolded"))
+		}
 		for _, step := range zHashSteps(zLow, zLowKara, true, true) {
 			step()
 		}
@@ -444,6 +460,42 @@ func zGroups(m mode, prefix string, rounds int, done string, final bool) {
 	if m != modeHash {
 		JMP(LabelRef(done))
 	}
+}
+
+// zShifted and zShiftedKara are the powers for a sealed text's last group of
+// 16 blocks when GCM's lengths block follows it in the same sum:
+// H^17 … H^2, one block further from the end than zLow.
+var (
+	zShifted     = [4]Op{htab(gKS, 15), htab(gKS, 19), htab(gKS, 23), htab(gKS, 27)}
+	zShiftedKara = [4]Op{kara(gKS, 15), kara(gKS, 19), kara(gKS, 23), kara(gKS, 27)}
+)
+
+// zLengthsProducts starts the unreduced sums zLO, zMI, zHI with the
+// products of GCM's lengths block and H (Karatsuba's middle term, as
+// zHashSteps keeps it), clobbering the xmm registers lens and t. It reads
+// the whole message's n and aadLen parameters; the hash state in zHI must
+// already be folded into the first block of the group. The xmm results
+// clear the sums' upper lanes.
+func zLengthsProducts(lens, t Register) {
+	zLengthsBlock(lens)
+	clmul(0x00, lens, htab(gKS, 31), zLO.AsX())
+	clmul(0x11, lens, htab(gKS, 31), zHI.AsX())
+	VPSHUFD(Imm(0x4e), lens, t)
+	VPXOR(lens, t, t)
+	clmul(0x00, t, kara(gKS, 31), zMI.AsX())
+}
+
+// zLengthsBlock loads GCM's lengths block, in bits and byte-reversed, into
+// the xmm register lens: the text's length (the parameter n) in the low
+// half, the additional data's (aadLen) in the high half. It clobbers RDX
+// and R9.
+func zLengthsBlock(lens Register) {
+	Load(Param("n"), RDX)
+	SHLQ(Imm(3), RDX)
+	VMOVQ(RDX, lens)
+	Load(Param("aadLen"), R9)
+	SHLQ(Imm(3), R9)
+	VPINSRQ(Imm(1), R9, lens, lens)
 }
 
 func zEncryptStore(rounds int) {
@@ -486,15 +538,8 @@ func zTail(m mode, label func(string) string, rounds int, final bool) {
 
 	VMOVDQA64(zHI, acc)
 	if final {
-		// The lengths block in bits, byte-reversed: the text's length in the
-		// low half, the additional data's in the high half.
 		lens, h := zD[1].AsX(), zA[1].AsX()
-		Load(Param("n"), RDX)
-		SHLQ(Imm(3), RDX)
-		VMOVQ(RDX, lens)
-		Load(Param("aadLen"), R9)
-		SHLQ(Imm(3), R9)
-		VPINSRQ(Imm(1), R9, lens, lens)
+		zLengthsBlock(lens)
 		TESTQ(gN, gN)
 		JNZ(LabelRef(label("lens")))
 		// No text left: (state ⊕ lengths)·H, one lane, as tagVAES does.
