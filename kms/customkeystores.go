@@ -1,6 +1,7 @@
 package kms
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -32,8 +33,6 @@ import (
 // Unavailable; EnableKey and DisableKey on them are recorded and take
 // effect when the store connects again, as AWS does.
 
-const bucketKeyStores = "custom-key-stores"
-
 // Connection states and the custom key store type, as AWS spells them.
 const (
 	StoreConnected    = "CONNECTED"
@@ -59,6 +58,7 @@ type customKeyStore struct {
 // storeKey is the store record's key: the account keeps IDs private to it.
 func storeKey(account, id string) string { return account + "/" + id }
 
+// getKeyStoreTx returns the account's store id, nil if there is none.
 func getKeyStoreTx(tx keystore.Tx, account, id string) (*customKeyStore, error) {
 	raw, err := tx.Get(bucketKeyStores, storeKey(account, id))
 	if err != nil || raw == nil {
@@ -90,18 +90,45 @@ func keyStoreNotFound(id string) error {
 	return newError(ErrCustomKeyStoreNotFound, "Custom key store %s does not exist in this account.", id)
 }
 
+// keyStoreTx is getKeyStoreTx for the operations that name a store: one
+// that is not there is CustomKeyStoreNotFoundException.
+func keyStoreTx(tx keystore.Tx, account, id string) (*customKeyStore, error) {
+	ks, err := getKeyStoreTx(tx, account, id)
+	if err == nil && ks == nil {
+		err = keyStoreNotFound(id)
+	}
+	return ks, err
+}
+
+// storeClash reports a store of the account other than self that already
+// has the name or the cluster (each nil: not checked).
+func storeClash(tx keystore.Tx, account, self string, name, clusterID *string) error {
+	var clash error
+	err := scanKeyStores(tx, account, func(o *customKeyStore) bool {
+		switch {
+		case o.ID == self:
+		case name != nil && o.Name == *name:
+			clash = newError(ErrCustomKeyStoreNameInUse, "A custom key store named %s already exists in this account.", truncate(o.Name))
+		case clusterID != nil && o.ClusterID == *clusterID:
+			clash = newError(ErrCloudHsmClusterInUse, "Cluster %s is already associated with custom key store %s.", truncate(o.ClusterID), o.ID)
+		}
+		return clash == nil
+	})
+	if err != nil {
+		return err
+	}
+	return clash
+}
+
 // keyStore returns the caller's custom key store id.
 func (s *Service) keyStore(ctx context.Context, account, id string) (*customKeyStore, error) {
 	var ks *customKeyStore
 	err := s.store.View(ctx, func(tx keystore.Tx) (err error) {
-		ks, err = getKeyStoreTx(tx, account, id)
+		ks, err = keyStoreTx(tx, account, id)
 		return err
 	})
 	if err != nil {
 		return nil, internal(err)
-	}
-	if ks == nil {
-		return nil, keyStoreNotFound(id)
 	}
 	return ks, nil
 }
@@ -133,17 +160,10 @@ func checkStoreFields(v *validator, clusterID, trustAnchor, password *string) {
 
 func checkTrustAnchor(pemText string) error {
 	b, rest := pem.Decode([]byte(pemText))
-	if b == nil || b.Type != "CERTIFICATE" || len(b.Bytes) == 0 || len(rest) > 0 && len(trimSpace(rest)) > 0 {
+	if b == nil || b.Type != "CERTIFICATE" || len(b.Bytes) == 0 || len(bytes.TrimSpace(rest)) > 0 {
 		return newError(ErrIncorrectTrustAnchor, "The trust anchor certificate is not one PEM-encoded certificate.")
 	}
 	return nil
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
-		b = b[1:]
-	}
-	return b
 }
 
 // CreateCustomKeyStoreInput is the CreateCustomKeyStore request.
@@ -202,21 +222,8 @@ func (s *Service) CreateCustomKeyStore(ctx context.Context, c *Caller, in *Creat
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	err = s.store.Update(ctx, func(tx keystore.Tx) error {
-		var clash error
-		err := scanKeyStores(tx, c.Account, func(o *customKeyStore) bool {
-			switch {
-			case o.Name == ks.Name:
-				clash = newError(ErrCustomKeyStoreNameInUse, "A custom key store named %s already exists in this account.", truncate(ks.Name))
-			case o.ClusterID == ks.ClusterID:
-				clash = newError(ErrCloudHsmClusterInUse, "Cluster %s is already associated with custom key store %s.", truncate(ks.ClusterID), o.ID)
-			}
-			return clash == nil
-		})
-		if err != nil {
+		if err := storeClash(tx, c.Account, ks.ID, &ks.Name, &ks.ClusterID); err != nil {
 			return err
-		}
-		if clash != nil {
-			return clash
 		}
 		return putJSON(tx, bucketKeyStores, storeKey(ks.Account, ks.ID), ks)
 	})
@@ -405,12 +412,9 @@ func (s *Service) setStoreState(ctx context.Context, account, id, state, code st
 	defer s.writeMu.Unlock()
 	var changed []*keyRecord
 	err := s.store.Update(ctx, func(tx keystore.Tx) error {
-		ks, err := getKeyStoreTx(tx, account, id)
+		ks, err := keyStoreTx(tx, account, id)
 		if err != nil {
 			return err
-		}
-		if ks == nil {
-			return keyStoreNotFound(id)
 		}
 		ks.State, ks.ErrorCode = state, code
 		if err := putJSON(tx, bucketKeyStores, storeKey(account, id), ks); err != nil {
@@ -511,32 +515,15 @@ func (s *Service) UpdateCustomKeyStore(ctx context.Context, c *Caller, in *Updat
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	err := s.store.Update(ctx, func(tx keystore.Tx) error {
-		ks, err := getKeyStoreTx(tx, c.Account, in.CustomKeyStoreId)
+		ks, err := keyStoreTx(tx, c.Account, in.CustomKeyStoreId)
 		if err != nil {
 			return err
-		}
-		if ks == nil {
-			return keyStoreNotFound(in.CustomKeyStoreId)
 		}
 		if (in.CloudHsmClusterId != nil || in.KeyStorePassword != nil) && ks.State != StoreDisconnected {
 			return newError(ErrCustomKeyStoreInvalidState, "Custom key store %s is %s; disconnect it to change its cluster or password.", ks.ID, ks.State)
 		}
-		var clash error
-		err = scanKeyStores(tx, c.Account, func(o *customKeyStore) bool {
-			switch {
-			case o.ID == ks.ID:
-			case in.NewCustomKeyStoreName != nil && o.Name == *in.NewCustomKeyStoreName:
-				clash = newError(ErrCustomKeyStoreNameInUse, "A custom key store named %s already exists in this account.", truncate(o.Name))
-			case in.CloudHsmClusterId != nil && o.ClusterID == *in.CloudHsmClusterId:
-				clash = newError(ErrCloudHsmClusterInUse, "Cluster %s is already associated with custom key store %s.", truncate(o.ClusterID), o.ID)
-			}
-			return clash == nil
-		})
-		if err != nil {
+		if err := storeClash(tx, c.Account, ks.ID, in.NewCustomKeyStoreName, in.CloudHsmClusterId); err != nil {
 			return err
-		}
-		if clash != nil {
-			return clash
 		}
 		if in.NewCustomKeyStoreName != nil {
 			ks.Name = *in.NewCustomKeyStoreName
@@ -564,12 +551,9 @@ func (s *Service) DeleteCustomKeyStore(ctx context.Context, c *Caller, in *Custo
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	err := s.store.Update(ctx, func(tx keystore.Tx) error {
-		ks, err := getKeyStoreTx(tx, c.Account, in.CustomKeyStoreId)
+		ks, err := keyStoreTx(tx, c.Account, in.CustomKeyStoreId)
 		if err != nil {
 			return err
-		}
-		if ks == nil {
-			return keyStoreNotFound(in.CustomKeyStoreId)
 		}
 		if ks.State != StoreDisconnected {
 			return newError(ErrCustomKeyStoreInvalidState, "Custom key store %s is %s; disconnect it before deleting it.", ks.ID, ks.State)

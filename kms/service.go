@@ -168,6 +168,7 @@ const (
 	bucketMeta       = "meta"
 	bucketGrants     = "grants"
 	bucketUsage      = "usage"
+	bucketKeyStores  = "custom-key-stores"
 )
 
 // keyRecord is a KMS key as stored. Snapshots in the cache are never
