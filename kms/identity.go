@@ -129,7 +129,7 @@ func (s *Service) newAccessKey(ctx context.Context, p *Principal) (*accessKeyRec
 	clear(secRaw)
 	wrapped, err := s.root.Wrap(ctx, []byte(secret), secretAAD(id))
 	if err != nil {
-		return nil, "", err
+		return nil, "", hsmFailure(err, "a new secret access key")
 	}
 	return &accessKeyRecord{ID: id, PrincipalARN: p.ARN, Account: p.Account, SecretWrapped: wrapped, Created: s.now().UTC()}, secret, nil
 }

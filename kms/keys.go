@@ -164,7 +164,7 @@ func (s *Service) newVersion(ctx context.Context, r *keyRecord, now time.Time, r
 	defer clear(material)
 	wrapped, err := s.root.Wrap(ctx, material, materialAAD(r.arn(), len(r.Versions)))
 	if err != nil {
-		return keyVersion{}, newError(ErrKeyUnavailable, "The root of trust cannot wrap new key material now.")
+		return keyVersion{}, hsmFailure(err, "new key material")
 	}
 	mid, err := s.randomBytes(32)
 	if err != nil {

@@ -99,7 +99,7 @@ func (s *Service) tokenKey(ctx context.Context) (engine.Material, error) {
 		defer clear(fresh)
 		w, err := s.root.Wrap(ctx, fresh, tokenKeyAAD)
 		if err != nil {
-			return nil, newError(ErrKeyUnavailable, "The root of trust cannot wrap the session-token key now.")
+			return nil, hsmFailure(err, "the session-token key")
 		}
 		s.writeMu.Lock()
 		err = s.store.Update(ctx, func(tx keystore.Tx) error {
