@@ -255,7 +255,7 @@ func (r *Reader) readPackage() {
 		// is confirmed.
 		r.srcDone = true
 		if r.at != nil {
-			s.after = checkEndAt(r.at, r.pos, index+1)
+			s.after = checkEnd(io.NewSectionReader(r.at, r.pos, 1), index+1)
 			// Leave the source where the body ends, as reading it would.
 			r.src.(io.Seeker).Seek(r.pos, io.SeekStart)
 		} else {
@@ -289,19 +289,6 @@ func readFullAt(ra io.ReaderAt, b []byte, off int64) error {
 		return io.EOF
 	case err == nil || err == io.EOF:
 		return io.ErrUnexpectedEOF
-	}
-	return err
-}
-
-// checkEndAt is checkEnd for a source that reads at offsets.
-func checkEndAt(ra io.ReaderAt, off, nextPackage int64) error {
-	var one [1]byte
-	n, err := ra.ReadAt(one[:], off)
-	switch {
-	case n > 0:
-		return packageError(nextPackage, ErrTrailingData)
-	case err == io.EOF:
-		return nil
 	}
 	return err
 }

@@ -22,17 +22,7 @@ func TestWriterFileDestinations(t *testing.T) {
 	// streamTo encrypts pt to f and reports whether it wrote at offsets.
 	streamTo := func(f *os.File) bool {
 		t.Helper()
-		w, err := NewWriter(context.Background(), f, p, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Write(pt); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return w.at != nil
+		return encryptTo(t, f, p, cfg, pt, len(pt)).at != nil
 	}
 	check := func(name string, stream []byte) {
 		t.Helper()
