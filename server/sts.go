@@ -127,16 +127,15 @@ func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, requestID string) {
 
 // marshalSTS wraps a result in AWS's response envelope.
 func marshalSTS(name, requestID string, result any) ([]byte, error) {
+	type metadata struct {
+		RequestId string `xml:"RequestId"`
+	}
 	return xml.Marshal(struct {
 		XMLName  xml.Name
 		Xmlns    string `xml:"xmlns,attr"`
 		Result   any
-		Metadata struct {
-			RequestId string `xml:"RequestId"`
-		} `xml:"ResponseMetadata"`
-	}{XMLName: xml.Name{Local: name}, Xmlns: stsNamespace, Result: result, Metadata: struct {
-		RequestId string `xml:"RequestId"`
-	}{requestID}})
+		Metadata metadata `xml:"ResponseMetadata"`
+	}{XMLName: xml.Name{Local: name}, Xmlns: stsNamespace, Result: result, Metadata: metadata{requestID}})
 }
 
 // writeSTSError maps err to STS's error codes and writes an ErrorResponse.
@@ -145,20 +144,17 @@ func (s *Server) writeSTSError(ctx *fasthttp.RequestCtx, requestID string, err e
 	if se.status >= 500 {
 		s.log.Error("request failed", "requestId", requestID, "code", se.code, "err", err)
 	}
-	body, _ := xml.Marshal(struct {
-		XMLName xml.Name `xml:"ErrorResponse"`
-		Xmlns   string   `xml:"xmlns,attr"`
-		Error   struct {
-			Type    string `xml:"Type"`
-			Code    string `xml:"Code"`
-			Message string `xml:"Message"`
-		} `xml:"Error"`
-		RequestId string `xml:"RequestId"`
-	}{Xmlns: stsNamespace, Error: struct {
+	type stsErrorBody struct {
 		Type    string `xml:"Type"`
 		Code    string `xml:"Code"`
 		Message string `xml:"Message"`
-	}{se.typ, se.code, se.ms}, RequestId: requestID})
+	}
+	body, _ := xml.Marshal(struct {
+		XMLName   xml.Name     `xml:"ErrorResponse"`
+		Xmlns     string       `xml:"xmlns,attr"`
+		Error     stsErrorBody `xml:"Error"`
+		RequestId string       `xml:"RequestId"`
+	}{Xmlns: stsNamespace, Error: stsErrorBody{se.typ, se.code, se.ms}, RequestId: requestID})
 	ctx.SetStatusCode(se.status)
 	ctx.SetContentType("text/xml")
 	ctx.SetBody(body)
