@@ -13,14 +13,15 @@ import (
 // RewrapStats counts what Rewrap moved and what an earlier, interrupted run
 // had already moved.
 type RewrapStats struct {
-	KeyVersions, AccessKeys int // re-wrapped now
-	AlreadyMoved            int // found under the new root already
+	KeyVersions, AccessKeys int  // re-wrapped now
+	TokenKey                bool // the session-token key (STS) re-wrapped now
+	AlreadyMoved            int  // found under the new root already
 }
 
 // Rewrap moves every secret store holds wrapped under the root from to the
 // root to (the software-to-HSM migration): every version of every key's
-// material and every access key's secret, each under its own additional
-// data, in one store transaction, so that the store is either wholly on
+// material, every access key's secret and the session-token key, each
+// under its own additional data, in one store transaction, so that the store is either wholly on
 // the old root or wholly on the new one. Keys in custom key stores have no
 // wrapped material and are left alone. Plaintext is zeroed as soon as it
 // is wrapped again.
@@ -89,7 +90,20 @@ func Rewrap(ctx context.Context, store keystore.Store, from, to hsm.Backend) (Re
 				return err
 			}
 		}
-		return nil
+		wrapped, err := tx.Get(bucketMeta, tokenKeyMeta)
+		if err != nil || wrapped == nil { // no role was ever assumed
+			return err
+		}
+		w, moved, err := RewrapOne(ctx, from, to, wrapped, tokenKeyAAD)
+		switch {
+		case err != nil:
+			return fmt.Errorf("session-token key: %w", err)
+		case !moved:
+			st.AlreadyMoved++
+			return nil
+		}
+		st.TokenKey = true
+		return tx.Put(bucketMeta, tokenKeyMeta, w)
 	})
 	return st, err
 }

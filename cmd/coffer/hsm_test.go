@@ -12,7 +12,11 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 const softhsmModule = "/usr/lib/softhsm/libsofthsm2.so"
@@ -99,7 +103,9 @@ func TestServeWithPKCS11Root(t *testing.T) {
 
 // TestMigrateSoftwareToPKCS11 moves a data dir made on the software root to
 // a token: old ciphertext decrypts, the administrator's access key still
-// signs, the audit chain still verifies, and a second run changes nothing.
+// signs, a role session issued before the move still works and roles can
+// still be assumed, the audit chain still verifies, and a second run
+// changes nothing.
 func TestMigrateSoftwareToPKCS11(t *testing.T) {
 	pin := softToken(t, "coffer-migrate")
 	hsmArgs := []string{"--pkcs11-module", softhsmModule, "--pkcs11-token", "coffer-migrate", "--pkcs11-pin-file", pin}
@@ -127,6 +133,17 @@ func TestMigrateSoftwareToPKCS11(t *testing.T) {
 		}
 		blobs = append(blobs, enc.CiphertextBlob)
 	}
+	// A role, and a session of it: the first AssumeRole makes the
+	// session-token key, wrapped under the root.
+	env := append(cleanAWSEnv(), "AWS_SHARED_CREDENTIALS_FILE="+credFile, "AWS_CONFIG_FILE=/dev/null",
+		"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL_KMS="+p.endpoint)
+	os.WriteFile(filepath.Join(dir, "trust.json"), []byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/admin"},"Action":"sts:AssumeRole"}]}`), 0o600)
+	role := exec.Command(cofferBin, "admin", "role", "create", "pipeline", "--trust", "trust.json")
+	role.Env, role.Dir = env, dir
+	if out, err := role.CombinedOutput(); err != nil {
+		t.Fatalf("role create: %v\n%s", err, out)
+	}
+	session := assumeRole(t, credFile, p.endpoint)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	<-p.done
 	p.done <- nil
@@ -146,7 +163,8 @@ func TestMigrateSoftwareToPKCS11(t *testing.T) {
 	if out, err := exec.Command(cofferBin, append([]string{"admin", "hsm", "init"}, hsmArgs...)...).CombinedOutput(); err != nil {
 		t.Fatalf("hsm init: %v\n%s", err, out)
 	}
-	if out := migrate(); !strings.Contains(out, "re-wrapped 4 key versions and 1 access keys") || !strings.Contains(out, "audit signing key") {
+	if out := migrate(); !strings.Contains(out, "re-wrapped 4 key versions and 1 access keys") ||
+		!strings.Contains(out, "session-token key") || !strings.Contains(out, "audit signing key") {
 		t.Fatalf("migrate said:\n%s", out)
 	}
 	if out := migrate(); !strings.Contains(out, "nothing to do") {
@@ -167,10 +185,36 @@ func TestMigrateSoftwareToPKCS11(t *testing.T) {
 			t.Fatalf("blob %d after migration: %v", i, err)
 		}
 	}
+	sessionSTS := sts.New(sts.Options{Region: "us-east-1", BaseEndpoint: aws.String(p2.endpoint), Credentials: session, RetryMaxAttempts: 1})
+	id, err := sessionSTS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil || aws.ToString(id.Arn) != "arn:aws:sts::111122223333:assumed-role/pipeline/before-the-move" {
+		t.Fatalf("a session from before the migration: %v", err)
+	}
+	assumeRole(t, credFile, p2.endpoint)
 	p2.cmd.Process.Signal(syscall.SIGTERM)
 	<-p2.done
 	p2.done <- nil
 	if out, err := exec.Command(cofferBin, "audit", "verify", filepath.Join(dataDir, "audit")).CombinedOutput(); err != nil {
 		t.Fatalf("audit verify after migration: %v\n%s", err, out)
 	}
+}
+
+// assumeRole assumes role pipeline as the administrator in credFile and
+// returns the session's credentials.
+func assumeRole(t *testing.T, credFile, endpoint string) aws.CredentialsProvider {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithSharedCredentialsFiles([]string{credFile}), config.WithSharedConfigFiles([]string{credFile}),
+		config.WithRegion("us-east-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sts.NewFromConfig(cfg, func(o *sts.Options) { o.BaseEndpoint, o.RetryMaxAttempts = aws.String(endpoint), 1 })
+	out, err := c.AssumeRole(context.Background(), &sts.AssumeRoleInput{
+		RoleArn: aws.String("arn:aws:iam::111122223333:role/pipeline"), RoleSessionName: aws.String("before-the-move")})
+	if err != nil {
+		t.Fatalf("AssumeRole: %v", err)
+	}
+	k := out.Credentials
+	return credentials.NewStaticCredentialsProvider(aws.ToString(k.AccessKeyId), aws.ToString(k.SecretAccessKey), aws.ToString(k.SessionToken))
 }

@@ -133,8 +133,8 @@ func newMigrateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Re-wrap a data dir's keys from the software root to a PKCS#11 root (server stopped)",
-		Long: `Re-wraps every key version, access-key secret and the audit signing key of a
-data dir from its software root (root.key) to the root key of a PKCS#11 token,
+		Long: `Re-wraps every key version, access-key secret, the session-token key (STS)
+and the audit signing key of a data dir from its software root (root.key) to the root key of a PKCS#11 token,
 created beforehand with ` + "`coffer admin hsm init`" + `. Stop the server first.
 The store changes in one transaction; a run cut short can simply be run again.
 root.key is left in place: it still opens backups made before the migration,
@@ -209,6 +209,9 @@ func migrateRoot(ctx context.Context, out io.Writer, dataDir string, r rootOptio
 		return err
 	}
 	fmt.Fprintf(out, "re-wrapped %d key versions and %d access keys under token %q (%d found already moved)", st.KeyVersions, st.AccessKeys, cfg.TokenLabel, st.AlreadyMoved)
+	if st.TokenKey {
+		fmt.Fprint(out, ", the session-token key")
+	}
 	if signerMoved {
 		fmt.Fprint(out, ", and the audit signing key")
 	}
