@@ -85,7 +85,9 @@ func TestKeyIDRoundTrip(t *testing.T) {
 	if !ok || formatKeyID(b) != id {
 		t.Fatal("key ID round trip")
 	}
-	for _, bad := range []string{"", "1234ABCD-12ab-34cd-56ef-1234567890ab", "1234abcd12ab34cd56ef1234567890ab", id + "0"} {
+	for _, bad := range []string{"", "1234ABCD-12ab-34cd-56ef-1234567890ab", "1234abcd12ab34cd56ef1234567890ab", id + "0",
+		// the right length and the four dashes, plus a fifth (found by fuzz/request: it read past the end)
+		"00000000-0000-0000-0000--00000000000", "00000000-0000-0000-0000-0000-0000000", "00000000-0000-0000-0000-00000000000-"} {
 		if _, ok := parseKeyID(bad); ok {
 			t.Fatalf("%q parsed", bad)
 		}

@@ -18,10 +18,12 @@ func parseKeyID(id string) (engine.KeyID, bool) {
 	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
 		return out, false
 	}
+	// Every group has an even number of digits, so a pair never spans a
+	// dash; a dash anywhere else is not a hex digit.
 	j := 0
-	for i := 0; i < 36; i += 2 {
-		if id[i] == '-' {
-			i--
+	for i := 0; i < 36; {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
 			continue
 		}
 		hi, ok1 := lowerHex(id[i])
@@ -30,7 +32,7 @@ func parseKeyID(id string) (engine.KeyID, bool) {
 			return out, false
 		}
 		out[j] = hi<<4 | lo
-		j++
+		i, j = i+2, j+1
 	}
 	return out, true
 }
