@@ -154,7 +154,7 @@ func (w *Writer) recoverTrail() error {
 	if err != nil {
 		return err
 	}
-	w.f, w.fileSeq, w.fileBytes, w.allocated, w.fileStart = f, last.seq, int64(len(raw)), int64(len(raw)), last.start
+	w.f, w.fileSeq, w.fileBytes, w.allocated, w.dropped, w.fileStart = f, last.seq, int64(len(raw)), int64(len(raw)), 0, last.start
 	return nil
 }
 

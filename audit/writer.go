@@ -97,6 +97,7 @@ type Writer struct {
 	fileSeq   uint64
 	fileBytes int64 // written records
 	allocated int64 // the file's size: fileBytes, then preallocated zeros
+	dropped   int64 // the end of the last range whose cached pages were dropped
 	fileStart time.Time
 	seq       uint64   // of the last line written
 	prev      [32]byte // SHA-256 of the last line written
@@ -127,6 +128,27 @@ type file interface {
 const preallocChunk = 4 << 20
 
 var zeros [64 << 10]byte
+
+// Page-cache recycling: once records are durable the Writer has no use for
+// their cached pages, and the trail's readers are rare. Left cached, the
+// trail takes a fresh page from the kernel for every 4 KiB it grows, and on
+// a virtual machine whose free memory the host has taken back each such
+// page costs a fault in the host: measured here, writing 4 MiB of
+// preallocation took 12 ms instead of 1.2 ms, about 3 µs per audited
+// request. Dropped, the durable pages go back to the allocator and come
+// straight back as the next preallocated ones.
+//
+// Every dropChunk bytes of records the Writer asks the kernel to drop the
+// pages wholly below the page the next record starts in (an overwrite of
+// part of an uncached page would read it from disk first). It asks from the
+// start of the file each time: the kernel keeps a large folio that reaches
+// past the range, and the next, longer range takes it.
+const dropChunk = 256 << 10
+
+// cacheDropper is the optional part of file that drops durable pages.
+type cacheDropper interface {
+	DropCache(off, n int64)
+}
 
 // pending is a record between Append and its acknowledgement.
 type pending struct {
@@ -176,6 +198,9 @@ type dataSyncFile struct {
 	*os.File
 	ring *syncRing
 }
+
+// DropCache drops the cached pages of [off, off+n), already durable.
+func (f *dataSyncFile) DropCache(off, n int64) { dropCache(f.File, off, n) }
 
 func (f *dataSyncFile) Sync() error {
 	if f.ring != nil {
@@ -522,11 +547,28 @@ func (w *Writer) flush() error {
 	}
 	w.fileBytes += int64(len(w.buf))
 	w.buf = w.buf[:0]
+	w.dropDurable()
 	w.mu.Lock()
 	w.stats.Batches++
 	w.mu.Unlock()
 	return nil
 }
+
+// dropDurable drops the cached pages below the last record's page once
+// dropChunk more bytes of records are durable.
+func (w *Writer) dropDurable() {
+	d, ok := w.f.(cacheDropper)
+	if !ok {
+		return
+	}
+	end := w.fileBytes &^ int64(pageSize-1)
+	if end-w.dropped >= dropChunk {
+		d.DropCache(0, end)
+		w.dropped = end
+	}
+}
+
+var pageSize = os.Getpagesize()
 
 // rotate starts a new file; the chain goes on across it.
 func (w *Writer) rotate(now time.Time) error {
@@ -544,7 +586,7 @@ func (w *Writer) rotate(now time.Time) error {
 		f.Close()
 		return fmt.Errorf("fsync directory: %w", err)
 	}
-	w.f, w.fileSeq, w.fileBytes, w.allocated, w.fileStart = f, w.fileSeq+1, 0, 0, now
+	w.f, w.fileSeq, w.fileBytes, w.allocated, w.dropped, w.fileStart = f, w.fileSeq+1, 0, 0, 0, now
 	return nil
 }
 

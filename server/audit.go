@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,10 +44,13 @@ func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, calle
 
 // auditCallFrom is auditCall for a call to the service source.
 func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op string, caller *kms.Caller, info *kms.RequestInfo, in any, out []byte, callErr error) error {
-	pr := recordPool.Get().(*pooledRecord)
-	defer recordPool.Put(pr)
-	r := &pr.r
-	*r = audit.Record{
+	// The record lives on this goroutine's stack, which the request has
+	// just used and is still in cache; Append encodes it before returning.
+	var (
+		resources [2]audit.Resource
+		params    [256]byte
+	)
+	r := &audit.Record{
 		EventVersion: "1.08",
 		EventTime:    eventTime(s.now()),
 		EventSource:  source,
@@ -58,7 +60,7 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 		EventID:      eventID(requestID),
 		ReadOnly:     readOnly[op],
 		EventType:    audit.EventTypeAPICall,
-		Resources:    r.Resources[:0],
+		Resources:    resources[:0],
 	}
 	if r.EventName == "" {
 		target := ctx.Request.Header.Peek("X-Amz-Target")
@@ -93,8 +95,7 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 		}
 	}
 	if in != nil {
-		pr.params = appendRequestParameters(pr.params[:0], in)
-		r.RequestParameters = pr.params
+		r.RequestParameters = appendRequestParameters(params[:0], in)
 	}
 	if callErr != nil {
 		code, _, msg := classify(callErr)
@@ -110,15 +111,6 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 	}
 	return nil
 }
-
-// pooledRecord is a Record and the buffer of its request parameters,
-// reused: Append has encoded the record by the time it returns.
-type pooledRecord struct {
-	r      audit.Record
-	params []byte
-}
-
-var recordPool = sync.Pool{New: func() any { return new(pooledRecord) }}
 
 // eventID makes a UUID-shaped unique event ID: the request ID's first
 // groups and a counter of its own.
