@@ -76,6 +76,8 @@ func FuzzDecode(f *testing.F) {
 		`{"KeyId":"\u00e9\ud83d\ude00\ud800x\\n","Unknown":[1,{"a":[]},-2.5e3,true]}`,
 		`{"NumberOfBytes":1e2}`, `{"NumberOfBytes":99999999999999999999}`, `{"Plaintext":"a b"}`,
 		` { } `, ``, `[]`, `{"KeyId":1}`, `{"a":1,}`, `{"KeyId":"x"} x`, "{\"KeyId\":\"\xff\"}",
+		"{\"Plaintext\":\"aGVs\nbG8=\"}", `{"Plaintext":"aGVs\nbG8="}`, `{"Plaintext":"aGVs\/bG8="}`, `{"Plaintext":"aGVs\"}`,
+		`{"Plaintext":"aGVsbG8="`, "{\"Plaintext\":\"aGVs\x00bG8=\"}", `{"Plaintext":"aGVs\u0062G8="}`,
 	} {
 		f.Add(uint8(i), []byte(body))
 	}

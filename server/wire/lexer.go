@@ -248,6 +248,21 @@ func (l *lexer) blobMember(name string, dst *[]byte) error {
 	if l.peek() != '"' {
 		return l.wrongType(name)
 	}
+	// Base64 needs no escapes, so the string usually ends at the next
+	// quote and decodes as it stands. The decoder refuses every byte JSON
+	// would escape or refuse but CR and LF, which it skips; anything else
+	// (an escape, a stray byte) takes the general path and its errors.
+	start := l.i + 1
+	if end := bytes.IndexByte(l.b[start:], '"'); end >= 0 {
+		s := l.b[start : start+end]
+		out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+		if n, err := base64.StdEncoding.Decode(out, s); err == nil &&
+			bytes.IndexByte(s, '\n') < 0 && bytes.IndexByte(s, '\r') < 0 {
+			l.i = start + end + 1
+			*dst = out[:n]
+			return nil
+		}
+	}
 	s, err := l.str()
 	if err != nil {
 		return err
