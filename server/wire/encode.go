@@ -1,9 +1,9 @@
 package wire
 
 import (
-	"encoding/base64"
 	"unicode/utf8"
 
+	"github.com/coffer-kms/coffer/asm/b64"
 	"github.com/coffer-kms/coffer/kms"
 )
 
@@ -61,7 +61,7 @@ func AppendString(dst []byte, s string) []byte {
 
 func appendBlob(dst, b []byte) []byte {
 	dst = append(dst, '"')
-	dst = base64.StdEncoding.AppendEncode(dst, b)
+	dst = b64.AppendEncode(dst, b)
 	return append(dst, '"')
 }
 

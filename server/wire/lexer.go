@@ -8,10 +8,11 @@ package wire
 
 import (
 	"bytes"
-	"encoding/base64"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/coffer-kms/coffer/asm/b64"
 )
 
 // Error is a body that is not the operation's JSON shape. Its message names
@@ -255,8 +256,8 @@ func (l *lexer) blobMember(name string, dst *[]byte) error {
 	start := l.i + 1
 	if end := bytes.IndexByte(l.b[start:], '"'); end >= 0 {
 		s := l.b[start : start+end]
-		out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-		if n, err := base64.StdEncoding.Decode(out, s); err == nil &&
+		out := make([]byte, b64.DecodedLen(len(s)))
+		if n, err := b64.Decode(out, s); err == nil &&
 			bytes.IndexByte(s, '\n') < 0 && bytes.IndexByte(s, '\r') < 0 {
 			l.i = start + end + 1
 			*dst = out[:n]
@@ -267,8 +268,8 @@ func (l *lexer) blobMember(name string, dst *[]byte) error {
 	if err != nil {
 		return err
 	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-	n, err := base64.StdEncoding.Decode(out, s)
+	out := make([]byte, b64.DecodedLen(len(s)))
+	n, err := b64.Decode(out, s)
 	if err != nil {
 		return &Error{"Blob members must be valid base64."}
 	}
