@@ -72,6 +72,8 @@ type testEnv struct {
 	// rootKind forces the root of trust ("pkcs11"); "" follows
 	// COFFER_TEST_ROOT.
 	rootKind string
+	// beforeServe, when set, sees each new server before it serves.
+	beforeServe func(*server.Server)
 }
 
 // syncBuffer collects the server's logs for inspection.
@@ -145,6 +147,9 @@ func (e *testEnv) startWith(dev bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if e.beforeServe != nil {
+		e.beforeServe(srv)
 	}
 	go srv.Serve(ln)
 	e.root, e.store, e.svc, e.srv = root, store, svc, srv

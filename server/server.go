@@ -239,7 +239,16 @@ const maxPooledBuf = 64 << 10
 
 // serveAPI authenticates and runs one API request. It returns the
 // operation's name and the caller when they were established.
+//
+// A panic below it is the server's fault, never the caller's: it answers
+// KMSInternalException, is audited and logged as such, and the server goes
+// on serving.
 func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (op string, caller *kms.Caller, out []byte, in any, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			out, in, err = nil, nil, recovered(op, v)
+		}
+	}()
 	if !ctx.IsPost() {
 		return "", nil, nil, nil, &protocolError{"UnknownOperationException", 400, "Only POST is accepted by this service."}
 	}
@@ -258,6 +267,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (op string, call
 	if o == nil {
 		return "", nil, nil, nil, &protocolError{"UnknownOperationException", 400, ""}
 	}
+	op = o.name
 	caller, err = s.authenticate(ctx)
 	if err != nil {
 		return o.name, nil, nil, nil, err

@@ -46,7 +46,12 @@ func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, requestID string) {
 	action := "Unknown"
 	var caller *kms.Caller
 	var in any
-	body, err := func() ([]byte, error) {
+	body, err := func() (body []byte, err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				body, err = nil, recovered(action, v)
+			}
+		}()
 		if len(ctx.Request.Body()) > s.max {
 			return nil, &stsError{413, "Sender", "RequestEntityTooLarge", "Request body is larger than the service accepts."}
 		}
@@ -61,7 +66,6 @@ func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, requestID string) {
 		if v := form.Peek("Version"); string(v) != stsVersion {
 			return nil, &stsError{400, "Sender", "InvalidAction", "Could not find operation " + action + " for version " + truncateHeader(string(v))}
 		}
-		var err error
 		if caller, err = s.authenticateFor(ctx, stsService); err != nil {
 			return nil, err
 		}

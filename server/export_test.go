@@ -1,0 +1,16 @@
+package server
+
+import (
+	"context"
+
+	"github.com/coffer-kms/coffer/kms"
+)
+
+// SetOperation replaces the API operation name (as in TrentService.<name>)
+// with run, for tests of failures no request can reach. Call it before
+// Serve.
+func SetOperation(s *Server, name string, run func(ctx context.Context, body []byte) error) {
+	s.ops[name] = &operation{name: name, run: func(ctx context.Context, _ *kms.Caller, body, _ []byte) ([]byte, any, error) {
+		return nil, nil, run(ctx, body)
+	}}
+}
