@@ -50,7 +50,7 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 		resources [2]audit.Resource
 		params    [256]byte
 	)
-	r := &audit.Record{
+	r := audit.Record{ // a value: stores through a pointer would move what they store to the heap
 		EventVersion: "1.08",
 		EventTime:    eventTime(s.now()),
 		EventSource:  source,
@@ -60,7 +60,6 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 		EventID:      eventID(requestID),
 		ReadOnly:     readOnly[op],
 		EventType:    audit.EventTypeAPICall,
-		Resources:    resources[:0],
 	}
 	if r.EventName == "" {
 		target := ctx.Request.Header.Peek("X-Amz-Target")
@@ -87,13 +86,15 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 	} else {
 		r.UserIdentity = audit.UserIdentity{Type: "Unknown"}
 	}
+	res := resources[:0]
 	for _, arn := range info.KeyARNs {
 		acct := arnAccount(arn)
-		r.Resources = append(r.Resources, audit.Resource{ARN: arn, Type: "AWS::KMS::Key", AccountID: acct})
+		res = append(res, audit.Resource{ARN: arn, Type: "AWS::KMS::Key", AccountID: acct})
 		if r.RecipientAccountID == "" {
 			r.RecipientAccountID = acct
 		}
 	}
+	r.Resources = res
 	if in != nil {
 		r.RequestParameters = appendRequestParameters(params[:0], in)
 	}
@@ -105,7 +106,7 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 	}
 	// The record waits for its fsync however long the disk takes (back
 	// pressure, never loss); the writer answers every record it queued.
-	if err := s.audit.Append(context.Background(), r); err != nil {
+	if err := s.audit.Append(context.Background(), &r); err != nil {
 		s.auditFailed.Store(true)
 		return err
 	}

@@ -27,7 +27,7 @@ func benchServer(b testing.TB) (fasthttp.RequestHandler, *kms.Credentials, strin
 }
 
 // benchServerWith is benchServer writing its audit trail to trail.
-func benchServerWith(b testing.TB, trail server.Auditor) (fasthttp.RequestHandler, *kms.Credentials, string) {
+func benchServerWith(b testing.TB, trail *audit.Writer) (fasthttp.RequestHandler, *kms.Credentials, string) {
 	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
 	if err != nil {
 		b.Fatal(err)

@@ -1,0 +1,46 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/coffer-kms/coffer/audit"
+)
+
+// TestAuditAllocations holds the audit's share of an Encrypt's allocations
+// to the one it needs (the event ID): the record, its resources and its
+// parameters are built on the request's stack. An interface call or a
+// store through a pointer moves them to the heap without a word; this test
+// is the word.
+func TestAuditAllocations(t *testing.T) {
+	key, err := audit.GenerateSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail, err := audit.Open(audit.Config{Dir: t.TempDir(), Signer: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer trail.Close()
+	allocs := func(trail *audit.Writer) float64 {
+		h, creds, id := benchServerWith(t, trail)
+		body := `{"KeyId":"` + id + `","Plaintext":"` + strings.Repeat("A", 1368) + `","EncryptionContext":{"purpose":"allocs"}}`
+		req := signedRequest(t, creds, "Encrypt", body)
+		var ctx fasthttp.RequestCtx
+		return testing.AllocsPerRun(200, func() {
+			ctx.Init(req, nil, nil)
+			h(&ctx)
+			if ctx.Response.StatusCode() != 200 {
+				t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			ctx.Response.Reset()
+		})
+	}
+	plain, audited := allocs(nil), allocs(trail)
+	t.Logf("Encrypt: %.0f allocations, %.0f audited", plain, audited)
+	if audited > plain+1 {
+		t.Fatalf("the audit adds %.0f allocations to an Encrypt, want at most 1", audited-plain)
+	}
+}
