@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/coffer-kms/coffer/internal/atomicfile"
 )
 
 // Config configures a Writer. Dir and Signer are required; every other zero
@@ -582,7 +584,7 @@ func (w *Writer) rotate(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("new file: %w", err)
 	}
-	if err := syncDir(w.cfg.Dir); err != nil {
+	if err := atomicfile.SyncDir(w.cfg.Dir); err != nil {
 		f.Close()
 		return fmt.Errorf("fsync directory: %w", err)
 	}

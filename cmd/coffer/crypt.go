@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/schollz/progressbar/v3"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/coffer-kms/coffer/engine/stream"
 	"github.com/coffer-kms/coffer/engine/stream/awskms"
+	"github.com/coffer-kms/coffer/internal/atomicfile"
 )
 
 // cryptOptions are the flags encrypt and decrypt share.
@@ -156,26 +156,15 @@ func runCrypt(cmd *cobra.Command, args []string, verb string, fn func(context.Co
 		}
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(outName), "."+filepath.Base(outName)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := fn(ctx, p, tmp, src); err != nil {
-		return fmt.Errorf("%s %s: %w", verb, inName, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("%s: %w", verb, err)
-	}
-	if err := os.Rename(tmp.Name(), outName); err != nil {
+	var fillErr error
+	err = atomicfile.Write(outName, 0o600, func(f *os.File) error {
+		fillErr = fn(ctx, p, f, src)
+		return fillErr
+	})
+	switch {
+	case fillErr != nil:
+		return fmt.Errorf("%s %s: %w", verb, inName, fillErr)
+	case err != nil:
 		return fmt.Errorf("%s: %w", verb, err)
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/internal/atomicfile"
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/kms"
 )
@@ -220,32 +221,7 @@ func migrateRoot(ctx context.Context, out io.Writer, dataDir string, r rootOptio
 	return nil
 }
 
-// writeFileAtomic replaces path with data durably: a synced temporary file
-// renamed over it, then the directory synced.
+// writeFileAtomic replaces path with data (mode 0600) durably.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(path, data, 0o600)
 }
