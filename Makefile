@@ -43,10 +43,11 @@ bench-micro:
 	@mkdir -p bench/results
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s $(PKGS) | tee bench/results/micro.txt
 
-# The full server measurement: 3 runs of 10 s at concurrency 32 and 256.
+# The full server measurement: 3 runs of 10 s at concurrency 32 and 256, with
+# a second Coffer started with --audit=false measured in the same run.
 bench-load: build
 	@mkdir -p bench/results
-	./$(BIN) bench run --duration 10s --warmup 2s --runs 3 --concurrency 32,256 --out bench/results/load-full.json
+	./$(BIN) bench run --duration 10s --warmup 2s --runs 3 --concurrency 32,256 --compare-serve-arg=--audit=false --out bench/results/load-full.json
 	$(MAKE) bench-report
 
 bench-report:
