@@ -18,6 +18,8 @@ run: build
 # .ci/run installs them all.
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	# Allocation tests, without -race (under it sync.Pool drops items at random).
+	$(GO) test -count=1 -run 'Allocations' ./server
 	# The server's integration tests again, on a PKCS#11 (SoftHSM2) root of trust.
 	COFFER_TEST_ROOT=pkcs11 $(GO) test -race -count=1 -timeout 10m ./server
 	# A build without cgo has no PKCS#11 backend and says so.
