@@ -251,30 +251,37 @@ func (l *lexer) blobMember(name string, dst *[]byte) error {
 	}
 	// Base64 needs no escapes, so the string usually ends at the next
 	// quote and decodes as it stands. The decoder refuses every byte JSON
-	// would escape or refuse but CR and LF, which it skips; anything else
-	// (an escape, a stray byte) takes the general path and its errors.
+	// would escape or refuse but CR and LF, which it skips and which are
+	// checked first; anything else (an escape, a stray byte) takes the
+	// general path and its errors.
 	start := l.i + 1
 	if end := bytes.IndexByte(l.b[start:], '"'); end >= 0 {
 		s := l.b[start : start+end]
-		out := make([]byte, b64.DecodedLen(len(s)))
-		if n, err := b64.Decode(out, s); err == nil &&
-			bytes.IndexByte(s, '\n') < 0 && bytes.IndexByte(s, '\r') < 0 {
-			l.i = start + end + 1
-			*dst = out[:n]
-			return nil
+		if bytes.IndexByte(s, '\n') < 0 && bytes.IndexByte(s, '\r') < 0 {
+			if out, ok := decodeBlob(s); ok {
+				l.i = start + end + 1
+				*dst = out
+				return nil
+			}
 		}
 	}
 	s, err := l.str()
 	if err != nil {
 		return err
 	}
-	out := make([]byte, b64.DecodedLen(len(s)))
-	n, err := b64.Decode(out, s)
-	if err != nil {
+	out, ok := decodeBlob(s)
+	if !ok {
 		return &Error{"Blob members must be valid base64."}
 	}
-	*dst = out[:n]
+	*dst = out
 	return nil
+}
+
+// decodeBlob decodes standard base64 into a new slice.
+func decodeBlob(s []byte) ([]byte, bool) {
+	out := make([]byte, b64.DecodedLen(len(s)))
+	n, err := b64.Decode(out, s)
+	return out[:n], err == nil
 }
 
 // intMember reads an integer into a new *int (null: nil).
