@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/coffer-kms/coffer/internal/atomicfile"
 )
 
 // Root key file layout (all integers big-endian):
@@ -110,7 +112,11 @@ func createRoot(cfg SoftwareConfig) (*Software, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileSync(cfg.Path, sealed, 0o600); err != nil {
+	err = os.MkdirAll(filepath.Dir(cfg.Path), 0o700)
+	if err == nil {
+		err = atomicfile.Create(cfg.Path, sealed, 0o600) // never over an existing root key
+	}
+	if err != nil {
 		clear(key)
 		return nil, fmt.Errorf("hsm: write root key: %w", err)
 	}
@@ -281,41 +287,4 @@ func gcmFor(key []byte) (cipher.AEAD, error) {
 		return nil, err
 	}
 	return cipher.NewGCM(block)
-}
-
-// writeFileSync writes a new file durably: temp file, fsync, rename, fsync dir.
-func writeFileSync(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(dir, ".root-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil {
-		return err // refuses to replace an existing root key
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

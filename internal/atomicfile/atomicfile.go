@@ -1,8 +1,9 @@
-// Package atomicfile replaces files durably: the new content goes to a
-// temporary file beside the target, is synced, and is renamed over it; then
-// the directory is synced so that the rename itself survives a crash. A
-// reader sees the old file or the new one, never a part of either, and a
-// failure at any step leaves the old file as it was and no temporary file.
+// Package atomicfile writes files durably: the content goes to a temporary
+// file beside the target, is synced, and is then put in place under the
+// target's name; then the directory is synced so that the name itself
+// survives a crash. A reader sees the old file or the new one, never a part
+// of either, and a failure at any step leaves the target as it was and no
+// temporary file.
 package atomicfile
 
 import (
@@ -12,9 +13,27 @@ import (
 )
 
 // Write replaces path with what fill writes to the temporary file, which
-// ends with mode perm. fill gets the *os.File itself, so a writer that can
-// write at offsets may.
-func Write(path string, perm os.FileMode, fill func(f *os.File) error) (err error) {
+// has mode perm before fill runs. fill gets the *os.File itself, so a
+// writer that can write at offsets may.
+func Write(path string, perm os.FileMode, fill func(f *os.File) error) error {
+	return write(path, perm, fill, os.Rename)
+}
+
+// WriteFile replaces path with data, with mode perm.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return write(path, perm, writeAll(data), os.Rename)
+}
+
+// Create writes data to path, with mode perm, as WriteFile does, but only
+// when path does not exist yet: it never replaces a file (the error is then
+// fs.ErrExist), even one another process created meanwhile.
+func Create(path string, data []byte, perm os.FileMode) error {
+	return write(path, perm, writeAll(data), os.Link)
+}
+
+// write fills a temporary file and gives it path's name with place
+// (rename, or link to create only).
+func write(path string, perm os.FileMode, fill func(f *os.File) error, place func(tmp, path string) error) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -23,36 +42,31 @@ func Write(path string, perm os.FileMode, fill func(f *os.File) error) (err erro
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := fill(tmp); err != nil {
-		return err
+	defer os.Remove(tmp.Name()) // after a rename, there is nothing left to remove
+	err = tmp.Chmod(perm)
+	if err == nil {
+		err = fill(tmp)
 	}
-	if err := tmp.Chmod(perm); err != nil {
-		return err
+	if err == nil {
+		err = tmp.Sync()
 	}
-	if err := tmp.Sync(); err != nil {
-		return err
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	if err == nil {
+		err = place(tmp.Name(), path)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err != nil {
 		return err
 	}
 	return SyncDir(dir)
 }
 
-// WriteFile replaces path with data, with mode perm.
-func WriteFile(path string, data []byte, perm os.FileMode) error {
-	return Write(path, perm, func(f *os.File) error {
+func writeAll(data []byte) func(f *os.File) error {
+	return func(f *os.File) error {
 		_, err := f.Write(data)
 		return err
-	})
+	}
 }
 
 // SyncDir makes the entries of dir durable: files created, renamed or
