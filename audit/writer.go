@@ -136,8 +136,8 @@ var zeros [64 << 10]byte
 // trail takes a fresh page from the kernel for every 4 KiB it grows, and on
 // a virtual machine whose free memory the host has taken back each such
 // page costs a fault in the host: measured here, writing 4 MiB of
-// preallocation took 12 ms instead of 1.2 ms, about 3 µs per audited
-// request. Dropped, the durable pages go back to the allocator and come
+// preallocation took a median 10.9 ms instead of 1.2 ms, about 3 µs per
+// audited request (BENCHMARKS.md, issue 9). Dropped, the durable pages go back to the allocator and come
 // straight back as the next preallocated ones.
 //
 // Every dropChunk bytes of records the Writer asks the kernel to drop the

@@ -20,15 +20,7 @@ import (
 // store through a pointer moves them to the heap without a word; this test
 // is the word.
 func TestAuditAllocations(t *testing.T) {
-	key, err := audit.GenerateSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	trail, err := audit.Open(audit.Config{Dir: t.TempDir(), Signer: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer trail.Close()
+	trail := openTrail(t)
 	allocs := func(trail *audit.Writer) float64 {
 		h, creds, id := benchServerWith(t, trail)
 		body := `{"KeyId":"` + id + `","Plaintext":"` + strings.Repeat("A", 1368) + `","EncryptionContext":{"purpose":"allocs"}}`

@@ -51,6 +51,21 @@ func benchServerWith(b testing.TB, trail *audit.Writer) (fasthttp.RequestHandler
 	return h, creds, id
 }
 
+// openTrail opens an audit trail in a temporary directory, closed when the
+// test or benchmark ends.
+func openTrail(tb testing.TB) *audit.Writer {
+	key, err := audit.GenerateSigningKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	trail, err := audit.Open(audit.Config{Dir: tb.TempDir(), Signer: key})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { trail.Close() })
+	return trail
+}
+
 // signedRequest builds a SigV4-signed request with the SDK's own signer.
 func signedRequest(b testing.TB, creds *kms.Credentials, op, body string) *fasthttp.Request {
 	hr, _ := http.NewRequest("POST", "http://127.0.0.1:7300/", strings.NewReader(body))
@@ -116,15 +131,7 @@ func BenchmarkHandler(b *testing.B) {
 // gathers them into shared fsyncs as it does under load. Its allocations
 // per request are the whole hot path's.
 func BenchmarkHandlerAudited(b *testing.B) {
-	key, err := audit.GenerateSigningKey()
-	if err != nil {
-		b.Fatal(err)
-	}
-	trail, err := audit.Open(audit.Config{Dir: b.TempDir(), Signer: key})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer trail.Close()
+	trail := openTrail(b)
 	h, creds, id := benchServerWith(b, trail)
 	pt := strings.Repeat("A", 1368)
 	req := signedRequest(b, creds, "Encrypt", `{"KeyId":"`+id+`","Plaintext":"`+pt+`","EncryptionContext":{"purpose":"bench"}}`)

@@ -30,7 +30,7 @@ func recovered(op string, v any) error {
 		what = re.Error()
 	}
 	var pcs [32]uintptr
-	n := runtime.Callers(3, pcs[:]) // recovered, the deferred function, gopanic's caller chain from here
+	n := runtime.Callers(3, pcs[:]) // skips Callers, recovered and the deferred function; runtime frames are dropped below
 	frames := runtime.CallersFrames(pcs[:n])
 	var where []string
 	for len(where) < 8 {
