@@ -135,9 +135,9 @@ var zeros [64 << 10]byte
 // their cached pages, and the trail's readers are rare. Left cached, the
 // trail takes a fresh page from the kernel for every 4 KiB it grows, and on
 // a virtual machine whose free memory the host has taken back each such
-// page costs a fault in the host: measured here, writing 4 MiB of
-// preallocation took a median 10.9 ms instead of 1.2 ms, about 3 µs per
-// audited request (BENCHMARKS.md, issue 9). Dropped, the durable pages go back to the allocator and come
+// page costs a fault in the host: measured here (bench/pagecache), 4 MiB of
+// preallocation took 10–15 ms instead of 1.3–1.7 ms when the host had taken
+// memory back, about 3 µs per audited request (BENCHMARKS.md, issue 9). Dropped, the durable pages go back to the allocator and come
 // straight back as the next preallocated ones.
 //
 // Every dropChunk bytes of records the Writer asks the kernel to drop the
