@@ -61,7 +61,7 @@ func (s *Service) CreateUser(ctx context.Context, c *Caller, in *UserNameInput) 
 	if err := checkUserName(in.UserName); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:CreateUser", s.userARN(c.Account, in.UserName)); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opCreateUser.Action, s.userARN(c.Account, in.UserName)); err != nil {
 		return nil, err
 	}
 	p := &Principal{ARN: s.userARN(c.Account, in.UserName), Account: c.Account, Name: in.UserName, Type: "IAMUser", Created: s.now().UTC()}
@@ -88,7 +88,7 @@ type ListUsersOutput struct {
 
 // ListUsers lists the users of the caller's account.
 func (s *Service) ListUsers(ctx context.Context, c *Caller, _ *Empty) (*ListUsersOutput, error) {
-	if err := s.authorizeIdentity(ctx, c, "iam:ListUsers", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opListUsers.Action, "*"); err != nil {
 		return nil, err
 	}
 	out := &ListUsersOutput{Users: []User{}}
@@ -114,7 +114,7 @@ func (s *Service) DeleteUser(ctx context.Context, c *Caller, in *UserNameInput) 
 	if err := checkUserName(in.UserName); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:DeleteUser", s.userARN(c.Account, in.UserName)); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opDeleteUser.Action, s.userARN(c.Account, in.UserName)); err != nil {
 		return nil, err
 	}
 	arn := s.userARN(c.Account, in.UserName)
@@ -191,7 +191,7 @@ func (s *Service) CreateAccessKey(ctx context.Context, c *Caller, in *UserNameIn
 	if err := checkUserName(in.UserName); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:CreateAccessKey", s.userARN(c.Account, in.UserName)); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opCreateAccessKey.Action, s.userARN(c.Account, in.UserName)); err != nil {
 		return nil, err
 	}
 	var p *Principal
@@ -243,7 +243,7 @@ func (s *Service) ListAccessKeys(ctx context.Context, c *Caller, in *UserNameInp
 			return nil, err
 		}
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:ListAccessKeys", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opListAccessKeys.Action, "*"); err != nil {
 		return nil, err
 	}
 	out := &ListAccessKeysOutput{AccessKeyMetadata: []AccessKey{}}
@@ -277,7 +277,7 @@ func (s *Service) DeleteAccessKey(ctx context.Context, c *Caller, in *AccessKeyI
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:DeleteAccessKey", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opDeleteAccessKey.Action, "*"); err != nil {
 		return nil, err
 	}
 	if in.AccessKeyId == c.AccessKeyID {

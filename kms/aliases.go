@@ -52,7 +52,7 @@ func (s *Service) CreateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	target, err := s.aliasTarget(ctx, c, in.AliasName, in.TargetKeyId, "kms:CreateAlias")
+	target, err := s.aliasTarget(ctx, c, opCreateAlias, in.AliasName, in.TargetKeyId)
 	if err != nil {
 		return nil, err
 	}
@@ -118,13 +118,13 @@ func (s *Service) UpdateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	target, err := s.aliasTarget(ctx, c, in.AliasName, in.TargetKeyId, "kms:UpdateAlias")
+	target, err := s.aliasTarget(ctx, c, opUpdateAlias, in.AliasName, in.TargetKeyId)
 	if err != nil {
 		return nil, err
 	}
 	// The key the alias points at now must allow it too.
 	if cur, err := s.resolveKey(ctx, c, in.AliasName); err == nil {
-		if err := s.authorizeKey(ctx, c, cur, "kms:UpdateAlias", s.requestContext(c, cur)); err != nil {
+		if err := s.authorizeKey(ctx, c, cur, opUpdateAlias.Action, s.requestContext(c, cur)); err != nil {
 			return nil, err
 		}
 	}
@@ -170,11 +170,11 @@ func (s *Service) DeleteAlias(ctx context.Context, c *Caller, in *DeleteAliasInp
 	if err := checkAliasName(in.AliasName); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "kms:DeleteAlias", s.aliasARN(c.Account, in.AliasName)); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opDeleteAlias.Action, s.aliasARN(c.Account, in.AliasName)); err != nil {
 		return nil, err
 	}
 	if cur, err := s.resolveKey(ctx, c, in.AliasName); err == nil {
-		if err := s.authorizeKey(ctx, c, cur, "kms:DeleteAlias", s.requestContext(c, cur)); err != nil {
+		if err := s.authorizeKey(ctx, c, cur, opDeleteAlias.Action, s.requestContext(c, cur)); err != nil {
 			return nil, err
 		}
 	}
@@ -234,7 +234,7 @@ func (s *Service) ListAliases(ctx context.Context, c *Caller, in *ListAliasesInp
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "kms:ListAliases", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opListAliases.Action, "*"); err != nil {
 		return nil, err
 	}
 	var keyID string
@@ -277,8 +277,8 @@ func (s *Service) ListAliases(ctx context.Context, c *Caller, in *ListAliasesInp
 
 // aliasTarget authorizes an alias change, which AWS governs twice: by
 // identity policies on the alias and by the target key's policy.
-func (s *Service) aliasTarget(ctx context.Context, c *Caller, alias, targetKeyID, action string) (*keyRecord, error) {
-	if err := s.authorizeIdentity(ctx, c, action, s.aliasARN(c.Account, alias)); err != nil {
+func (s *Service) aliasTarget(ctx context.Context, c *Caller, op *Operation, alias, targetKeyID string) (*keyRecord, error) {
+	if err := s.authorizeIdentity(ctx, c, op.Action, s.aliasARN(c.Account, alias)); err != nil {
 		return nil, err
 	}
 	target, err := s.resolveKeyIDOrARN(ctx, c, targetKeyID)
@@ -288,10 +288,11 @@ func (s *Service) aliasTarget(ctx context.Context, c *Caller, alias, targetKeyID
 	if target.Account != c.Account {
 		return nil, keyNotFound(target.arn())
 	}
-	if err := s.authorizeKey(ctx, c, target, action, s.requestContext(c, target)); err != nil {
+	k := op.Key("TargetKeyId")
+	if err := s.authorizeKey(ctx, c, target, k.Action, s.requestContext(c, target)); err != nil {
 		return nil, err
 	}
-	if err := checkNotPendingDeletion(target); err != nil {
+	if err := k.checkState(target); err != nil {
 		return nil, err
 	}
 	return target, nil

@@ -2,7 +2,6 @@ package kms
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	"github.com/coffer-kms/coffer/keystore"
@@ -135,16 +134,6 @@ func (s *Service) aliasesOf(account, id string) []string {
 	return out
 }
 
-// grantOperationOf maps an action to the grant operation that may allow it.
-func grantOperationOf(action string) string {
-	switch op := strings.TrimPrefix(action, "kms:"); op {
-	case "Encrypt", "Decrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo",
-		"CreateGrant", "RetireGrant", "DescribeKey", "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext":
-		return op
-	}
-	return ""
-}
-
 // authorizeKey decides action by c on key r, and refuses with AWS's
 // AccessDeniedException.
 func (s *Service) authorizeKey(ctx context.Context, c *Caller, r *keyRecord, action string, pc *policy.Context) error {
@@ -194,15 +183,15 @@ func accessDenied(c *Caller, action, resource, why string) error {
 	return newError(ErrAccessDenied, "User: %s is not authorized to perform: %s on resource: %s %s", c.ARN, action, resource, why)
 }
 
-// keyFor resolves keyID for the caller and authorizes action on it. A key
-// of another account is found only for operations AWS allows across
-// accounts.
-func (s *Service) keyFor(ctx context.Context, c *Caller, keyID, action string, crossAccount bool, pc func(*keyRecord) *policy.Context) (*keyRecord, error) {
-	r, err := s.resolveKey(ctx, c, keyID)
+// keyFor resolves keyID, the request member k of the catalogue, for the
+// caller and authorizes k's action on it. A key of another account is found
+// only for operations AWS allows across accounts.
+func (s *Service) keyFor(ctx context.Context, c *Caller, k *KeyMember, keyID string, pc func(*keyRecord) *policy.Context) (*keyRecord, error) {
+	r, err := s.resolveKeyAs(ctx, c, keyID, k.Forms)
 	if err != nil {
 		return nil, err
 	}
-	if r.Account != c.Account && !crossAccount {
+	if r.Account != c.Account && !k.CrossAccount {
 		return nil, keyNotFound(r.arn())
 	}
 	var ctxKeys *policy.Context
@@ -211,7 +200,7 @@ func (s *Service) keyFor(ctx context.Context, c *Caller, keyID, action string, c
 	} else {
 		ctxKeys = s.requestContext(c, r)
 	}
-	if err := s.authorizeKey(ctx, c, r, action, ctxKeys); err != nil {
+	if err := s.authorizeKey(ctx, c, r, k.Action, ctxKeys); err != nil {
 		return nil, err
 	}
 	return r, nil

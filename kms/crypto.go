@@ -3,7 +3,6 @@ package kms
 import (
 	"context"
 	"encoding/json"
-	"strings"
 
 	"github.com/coffer-kms/coffer/engine"
 	"github.com/coffer-kms/coffer/policy"
@@ -49,7 +48,7 @@ func (s *Service) Encrypt(ctx context.Context, c *Caller, in *EncryptInput) (*En
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.encryptionKey(ctx, c, in.KeyId, in.EncryptionAlgorithm, "kms:Encrypt", in.EncryptionContext)
+	r, err := s.encryptionKey(ctx, c, &opEncrypt.Keys[0], in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext)
 	if err != nil {
 		return nil, err
 	}
@@ -63,19 +62,19 @@ func (s *Service) Encrypt(ctx context.Context, c *Caller, in *EncryptInput) (*En
 	return &EncryptOutput{CiphertextBlob: blob, KeyId: r.arn(), EncryptionAlgorithm: AlgSymmetric}, nil
 }
 
-// encryptionKey resolves keyID, authorizes action on it and checks it may
-// encrypt now with alg.
-func (s *Service) encryptionKey(ctx context.Context, c *Caller, keyID, alg, action string, ec map[string]string) (*keyRecord, error) {
-	r, err := s.keyFor(ctx, c, keyID, action, true, func(r *keyRecord) *policy.Context {
+// encryptionKey resolves keyID (request member k), authorizes k's action on
+// it and checks it may encrypt now with alg.
+func (s *Service) encryptionKey(ctx context.Context, c *Caller, k *KeyMember, keyID, alg string, ec map[string]string) (*keyRecord, error) {
+	r, err := s.keyFor(ctx, c, k, keyID, func(r *keyRecord) *policy.Context {
 		return withEncryptionContext(s.requestContext(c, r), ec, alg)
 	})
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCryptoState(r); err != nil {
+	if err := k.checkState(r); err != nil {
 		return nil, err
 	}
-	if err := checkSymmetric(r, strings.TrimPrefix(action, "kms:")); err != nil {
+	if err := checkSymmetric(r, k); err != nil {
 		return nil, err
 	}
 	if alg != "" && alg != AlgSymmetric {
@@ -160,7 +159,7 @@ func (s *Service) Decrypt(ctx context.Context, c *Caller, in *DecryptInput) (*De
 	if err := checkRecipient(in.Recipient); err != nil {
 		return nil, err
 	}
-	o, err := s.open(ctx, c, in.CiphertextBlob, in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext, in.DryRun, "kms:Decrypt")
+	o, err := s.open(ctx, c, &opDecrypt.Keys[0], in.CiphertextBlob, in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext, in.DryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -180,9 +179,10 @@ type opened struct {
 	materialID string
 }
 
-// open authenticates a blob for the caller. Forged, malformed and
-// mismatched blobs all give the same InvalidCiphertextException.
-func (s *Service) open(ctx context.Context, c *Caller, raw []byte, keyID, alg string, encCtx map[string]string, dry bool, op string) (*opened, error) {
+// open authenticates a blob for the caller, who names its key (if at all)
+// in request member k. Forged, malformed and mismatched blobs all give the
+// same InvalidCiphertextException.
+func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte, keyID, alg string, encCtx map[string]string, dry bool) (*opened, error) {
 	var (
 		blob    engine.Blob
 		inStore engine.HSMBlob
@@ -204,7 +204,7 @@ func (s *Service) open(ctx context.Context, c *Caller, raw []byte, keyID, alg st
 	id := formatKeyID(kid)
 	var r *keyRecord
 	if keyID != "" {
-		named, err := s.resolveKey(ctx, c, keyID)
+		named, err := s.resolveKeyAs(ctx, c, keyID, k.Forms)
 		if err != nil {
 			return nil, err
 		}
@@ -222,13 +222,13 @@ func (s *Service) open(ctx context.Context, c *Caller, raw []byte, keyID, alg st
 		}
 		noteKey(ctx, r)
 	}
-	if err := s.authorizeKey(ctx, c, r, op, withEncryptionContext(s.requestContext(c, r), encCtx, alg)); err != nil {
+	if err := s.authorizeKey(ctx, c, r, k.Action, withEncryptionContext(s.requestContext(c, r), encCtx, alg)); err != nil {
 		return nil, err
 	}
-	if err := checkCryptoState(r); err != nil {
+	if err := k.checkState(r); err != nil {
 		return nil, err
 	}
-	if err := checkSymmetric(r, strings.TrimPrefix(op, "kms:")); err != nil {
+	if err := checkSymmetric(r, k); err != nil {
 		return nil, err
 	}
 	if alg != "" && alg != AlgSymmetric {
@@ -305,11 +305,11 @@ func (s *Service) ReEncrypt(ctx context.Context, c *Caller, in *ReEncryptInput) 
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	dst, err := s.encryptionKey(ctx, c, in.DestinationKeyId, in.DestinationEncryptionAlgorithm, "kms:ReEncryptTo", in.DestinationEncryptionContext)
+	dst, err := s.encryptionKey(ctx, c, opReEncrypt.Key("DestinationKeyId"), in.DestinationKeyId, in.DestinationEncryptionAlgorithm, in.DestinationEncryptionContext)
 	if err != nil {
 		return nil, err
 	}
-	o, err := s.open(ctx, c, in.CiphertextBlob, in.SourceKeyId, in.SourceEncryptionAlgorithm, in.SourceEncryptionContext, in.DryRun, "kms:ReEncryptFrom")
+	o, err := s.open(ctx, c, opReEncrypt.Key("SourceKeyId"), in.CiphertextBlob, in.SourceKeyId, in.SourceEncryptionAlgorithm, in.SourceEncryptionContext, in.DryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +351,7 @@ type GenerateDataKeyOutput struct {
 
 // GenerateDataKey returns a fresh data key and its blob under the key.
 func (s *Service) GenerateDataKey(ctx context.Context, c *Caller, in *GenerateDataKeyInput) (*GenerateDataKeyOutput, error) {
-	return s.generateDataKey(ctx, c, in, "kms:GenerateDataKey")
+	return s.generateDataKey(ctx, c, in, opGenerateDataKey)
 }
 
 // GenerateDataKeyWithoutPlaintext returns only the blob of a fresh data key.
@@ -359,11 +359,11 @@ func (s *Service) GenerateDataKeyWithoutPlaintext(ctx context.Context, c *Caller
 	if len(in.Recipient) != 0 && string(in.Recipient) != "null" {
 		return nil, newError(ErrValidation, "1 validation error detected: Recipient is not a member of GenerateDataKeyWithoutPlaintextRequest")
 	}
-	return s.generateDataKey(ctx, c, in, "kms:GenerateDataKeyWithoutPlaintext")
+	return s.generateDataKey(ctx, c, in, opGenerateDataKeyWithoutPlaintext)
 }
 
-func (s *Service) generateDataKey(ctx context.Context, c *Caller, in *GenerateDataKeyInput, action string) (*GenerateDataKeyOutput, error) {
-	withPlaintext := action == "kms:GenerateDataKey"
+func (s *Service) generateDataKey(ctx context.Context, c *Caller, in *GenerateDataKeyInput, op *Operation) (*GenerateDataKeyOutput, error) {
+	withPlaintext := op == opGenerateDataKey
 	var v validator
 	v.keyID("keyId", in.KeyId)
 	v.encryptionContext("encryptionContext", in.EncryptionContext)
@@ -394,7 +394,7 @@ func (s *Service) generateDataKey(ctx context.Context, c *Caller, in *GenerateDa
 	default:
 		return nil, newError(ErrValidation, "Please specify either number of bytes or key spec.")
 	}
-	r, err := s.encryptionKey(ctx, c, in.KeyId, "", action, in.EncryptionContext)
+	r, err := s.encryptionKey(ctx, c, &op.Keys[0], in.KeyId, "", in.EncryptionContext)
 	if err != nil {
 		return nil, err
 	}
@@ -447,7 +447,7 @@ func (s *Service) GenerateRandom(ctx context.Context, c *Caller, in *GenerateRan
 	if err := checkRecipient(in.Recipient); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "kms:GenerateRandom", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opGenerateRandom.Action, "*"); err != nil {
 		return nil, err
 	}
 	if in.CustomKeyStoreId != "" {

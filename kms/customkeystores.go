@@ -200,7 +200,7 @@ func (s *Service) CreateCustomKeyStore(ctx context.Context, c *Caller, in *Creat
 	if err := checkTrustAnchor(*in.TrustAnchorCertificate); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "kms:CreateCustomKeyStore", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opCreateCustomKeyStore.Action, "*"); err != nil {
 		return nil, err
 	}
 	if s.ks == nil {
@@ -282,7 +282,7 @@ func (s *Service) DescribeCustomKeyStores(ctx context.Context, c *Caller, in *De
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "kms:DescribeCustomKeyStores", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opDescribeCustomKeyStores.Action, "*"); err != nil {
 		return nil, err
 	}
 	limit := pageLimit(in.Limit, 100, 1000)
@@ -361,7 +361,7 @@ func (s *Service) storeFor(ctx context.Context, c *Caller, action string, in *Cu
 // left FAILED with AWS's ConnectionErrorCode; the call itself succeeds, as
 // AWS's does, and DescribeCustomKeyStores tells the outcome.
 func (s *Service) ConnectCustomKeyStore(ctx context.Context, c *Caller, in *CustomKeyStoreIDInput) (*Empty, error) {
-	ks, err := s.storeFor(ctx, c, "kms:ConnectCustomKeyStore", in)
+	ks, err := s.storeFor(ctx, c, opConnectCustomKeyStore.Action, in)
 	if err != nil {
 		return nil, err
 	}
@@ -394,7 +394,7 @@ func connectionErrorCode(err error) string {
 
 // DisconnectCustomKeyStore disconnects a store; its keys become Unavailable.
 func (s *Service) DisconnectCustomKeyStore(ctx context.Context, c *Caller, in *CustomKeyStoreIDInput) (*Empty, error) {
-	ks, err := s.storeFor(ctx, c, "kms:DisconnectCustomKeyStore", in)
+	ks, err := s.storeFor(ctx, c, opDisconnectCustomKeyStore.Action, in)
 	if err != nil {
 		return nil, err
 	}
@@ -509,7 +509,7 @@ func (s *Service) UpdateCustomKeyStore(ctx context.Context, c *Caller, in *Updat
 	if in.XksProxyUriEndpoint != "" || len(in.XksProxyConfiguration) > 0 {
 		return nil, newError(ErrUnsupportedOperation, "External key stores are not supported by this server.")
 	}
-	if err := s.authorizeIdentity(ctx, c, "kms:UpdateCustomKeyStore", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opUpdateCustomKeyStore.Action, "*"); err != nil {
 		return nil, err
 	}
 	s.writeMu.Lock()
@@ -545,7 +545,7 @@ func (s *Service) DeleteCustomKeyStore(ctx context.Context, c *Caller, in *Custo
 	if err := in.check(); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "kms:DeleteCustomKeyStore", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opDeleteCustomKeyStore.Action, "*"); err != nil {
 		return nil, err
 	}
 	s.writeMu.Lock()

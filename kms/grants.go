@@ -216,7 +216,7 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.keyFor(ctx, c, in.KeyId, "kms:CreateGrant", true, func(r *keyRecord) *policy.Context {
+	r, err := s.keyFor(ctx, c, &opCreateGrant.Keys[0], in.KeyId, func(r *keyRecord) *policy.Context {
 		pc := s.requestContext(c, r)
 		pc.GrantOperations, pc.GranteePrincipal, pc.IsGrantRequest = in.Operations, in.GranteePrincipal, true
 		if in.Constraints != nil {
@@ -231,7 +231,7 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCryptoState(r); err != nil {
+	if err := opCreateGrant.Keys[0].checkState(r); err != nil {
 		return nil, err
 	}
 	for _, op := range in.Operations {
@@ -348,7 +348,7 @@ func (s *Service) ListGrants(ctx context.Context, c *Caller, in *ListGrantsInput
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.keyFor(ctx, c, in.KeyId, "kms:ListGrants", true, nil)
+	r, err := s.keyFor(ctx, c, &opListGrants.Keys[0], in.KeyId, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -422,7 +422,7 @@ func (s *Service) ListRetirableGrants(ctx context.Context, c *Caller, in *ListRe
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "kms:ListRetirableGrants", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opListRetirableGrants.Action, "*"); err != nil {
 		return nil, err
 	}
 	return s.listGrants(ctx, "", after, pageLimit(in.Limit, 50, 100), "", func(g *grantRecord) bool {
@@ -514,7 +514,7 @@ func (s *Service) RevokeGrant(ctx context.Context, c *Caller, in *RevokeGrantInp
 	if !grantIDPattern.MatchString(in.GrantId) {
 		return nil, newError(ErrInvalidGrantId, "Grant ID %s is not valid.", truncate(in.GrantId))
 	}
-	r, err := s.keyFor(ctx, c, in.KeyId, "kms:RevokeGrant", true, nil)
+	r, err := s.keyFor(ctx, c, &opRevokeGrant.Keys[0], in.KeyId, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,7 @@ func (s *Service) GetKeyPolicy(ctx context.Context, c *Caller, in *GetKeyPolicyI
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.keyFor(ctx, c, in.KeyId, "kms:GetKeyPolicy", false, nil)
+	r, err := s.keyFor(ctx, c, &opGetKeyPolicy.Keys[0], in.KeyId, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (s *Service) PutKeyPolicy(ctx context.Context, c *Caller, in *PutKeyPolicyI
 	if in.PolicyName != "" && in.PolicyName != "default" {
 		return nil, newError(ErrNotFound, "No such policy exists")
 	}
-	r, err := s.keyFor(ctx, c, in.KeyId, "kms:PutKeyPolicy", false, nil)
+	r, err := s.keyFor(ctx, c, &opPutKeyPolicy.Keys[0], in.KeyId, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func (s *Service) ListKeyPolicies(ctx context.Context, c *Caller, in *ListKeyPol
 	if _, err := decodeMarker("policies", in.Marker); err != nil {
 		return nil, err
 	}
-	if _, err := s.keyFor(ctx, c, in.KeyId, "kms:ListKeyPolicies", false, nil); err != nil {
+	if _, err := s.keyFor(ctx, c, &opListKeyPolicies.Keys[0], in.KeyId, nil); err != nil {
 		return nil, err
 	}
 	return &ListKeyPoliciesOutput{PolicyNames: []string{"default"}}, nil

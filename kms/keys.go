@@ -95,7 +95,7 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "kms:CreateKey", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opCreateKey.Action, "*"); err != nil {
 		return nil, err
 	}
 
@@ -195,7 +195,7 @@ func (s *Service) DescribeKey(ctx context.Context, c *Caller, in *KeyIDInput) (*
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.keyFor(ctx, c, in.KeyId, "kms:DescribeKey", true, nil)
+	r, err := s.keyFor(ctx, c, &opDescribeKey.Keys[0], in.KeyId, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +233,7 @@ func (s *Service) ListKeys(ctx context.Context, c *Caller, in *ListInput) (*List
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "kms:ListKeys", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opListKeys.Action, "*"); err != nil {
 		return nil, err
 	}
 	limit := pageLimit(in.Limit, 100, 1000)
@@ -301,8 +301,8 @@ func (s *Service) UpdateKeyDescription(ctx context.Context, c *Caller, in *Updat
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, "kms:UpdateKeyDescription", nil, func(r *keyRecord) error {
-		if err := checkNotPendingDeletion(r); err != nil {
+	_, err := s.mutateKey(ctx, c, &opUpdateKeyDescription.Keys[0], in.KeyId, nil, func(r *keyRecord) error {
+		if err := opUpdateKeyDescription.Keys[0].checkState(r); err != nil {
 			return err
 		}
 		if err := checkCustomerManaged(r); err != nil {
@@ -316,14 +316,14 @@ func (s *Service) UpdateKeyDescription(ctx context.Context, c *Caller, in *Updat
 
 // mutateKey resolves keyID for the caller and applies fn to its record
 // durably. fn sees a private copy and may refuse with an error.
-func (s *Service) mutateKey(ctx context.Context, c *Caller, keyID, action string, pc func(*keyRecord) *policy.Context, fn func(r *keyRecord) error) (*keyRecord, error) {
-	return s.mutateKeyTx(ctx, c, keyID, action, pc, func(_ keystore.Tx, r *keyRecord) error { return fn(r) })
+func (s *Service) mutateKey(ctx context.Context, c *Caller, k *KeyMember, keyID string, pc func(*keyRecord) *policy.Context, fn func(r *keyRecord) error) (*keyRecord, error) {
+	return s.mutateKeyTx(ctx, c, k, keyID, pc, func(_ keystore.Tx, r *keyRecord) error { return fn(r) })
 }
 
 // mutateKeyTx is mutateKey for changes that read other records in the
 // same transaction.
-func (s *Service) mutateKeyTx(ctx context.Context, c *Caller, keyID, action string, pc func(*keyRecord) *policy.Context, fn func(tx keystore.Tx, r *keyRecord) error) (*keyRecord, error) {
-	r, err := s.keyFor(ctx, c, keyID, action, false, pc)
+func (s *Service) mutateKeyTx(ctx context.Context, c *Caller, k *KeyMember, keyID string, pc func(*keyRecord) *policy.Context, fn func(tx keystore.Tx, r *keyRecord) error) (*keyRecord, error) {
+	r, err := s.keyFor(ctx, c, k, keyID, pc)
 	if err != nil {
 		return nil, err
 	}
@@ -355,25 +355,24 @@ func (s *Service) setEnabled(ctx context.Context, c *Caller, in *KeyIDInput, ena
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	action := "kms:DisableKey"
+	k := &opDisableKey.Keys[0]
 	if enable {
-		action = "kms:EnableKey"
+		k = &opEnableKey.Keys[0]
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, action, nil, func(r *keyRecord) error {
+	_, err := s.mutateKey(ctx, c, k, in.KeyId, nil, func(r *keyRecord) error {
 		if err := checkCustomerManaged(r); err != nil {
 			return err
 		}
-		switch r.State {
-		case StateEnabled, StateDisabled:
-		case StateUnavailable:
+		if err := k.checkState(r); err != nil {
+			return err
+		}
+		if r.State == StateUnavailable {
 			// The store is disconnected: the change applies when it connects.
 			r.AvailableState = StateDisabled
 			if enable {
 				r.AvailableState = StateEnabled
 			}
 			return nil
-		default:
-			return invalidState(r)
 		}
 		if enable {
 			r.State = StateEnabled
@@ -420,11 +419,11 @@ func (s *Service) ScheduleKeyDeletion(ctx context.Context, c *Caller, in *Schedu
 		pc.Extra = map[string][]string{"kms:schedulekeydeletionpendingwindowindays": {strconv.Itoa(days)}}
 		return pc
 	}
-	r, err := s.mutateKey(ctx, c, in.KeyId, "kms:ScheduleKeyDeletion", withWindow, func(r *keyRecord) error {
+	r, err := s.mutateKey(ctx, c, &opScheduleKeyDeletion.Keys[0], in.KeyId, withWindow, func(r *keyRecord) error {
 		if err := checkCustomerManaged(r); err != nil {
 			return err
 		}
-		if err := checkNotPendingDeletion(r); err != nil {
+		if err := opScheduleKeyDeletion.Keys[0].checkState(r); err != nil {
 			return err
 		}
 		r.State = StatePendingDeletion
@@ -455,9 +454,9 @@ func (s *Service) CancelKeyDeletion(ctx context.Context, c *Caller, in *KeyIDInp
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.mutateKeyTx(ctx, c, in.KeyId, "kms:CancelKeyDeletion", nil, func(tx keystore.Tx, r *keyRecord) error {
-		if r.State != StatePendingDeletion {
-			return newError(ErrInvalidState, "%s is not pending deletion.", r.arn())
+	r, err := s.mutateKeyTx(ctx, c, &opCancelKeyDeletion.Keys[0], in.KeyId, nil, func(tx keystore.Tx, r *keyRecord) error {
+		if err := opCancelKeyDeletion.Keys[0].checkState(r); err != nil {
+			return err
 		}
 		r.State = StateDisabled
 		r.DeletionDate = time.Time{}

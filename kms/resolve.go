@@ -117,6 +117,35 @@ func (s *Service) resolveKey(ctx context.Context, c *Caller, keyID string) (*key
 	return r, nil
 }
 
+// keyIDForm is the form of key identifier keyID has. A malformed ARN is a
+// key ARN, so that resolveKey reports it as AWS does.
+func keyIDForm(keyID string) KeyIDForms {
+	switch {
+	case strings.HasPrefix(keyID, "arn:"):
+		if a, ok := parseKMSARN(keyID); ok && a.kind == "alias" {
+			return FormAliasARN
+		}
+		return FormKeyARN
+	case strings.HasPrefix(keyID, "alias/"):
+		return FormAliasName
+	}
+	return FormKeyID
+}
+
+// resolveKeyAs is resolveKey for a request member that accepts only the
+// given forms. As AWS, an operation that takes no alias answers an alias
+// with NotFoundException rather than acting on the alias's key.
+func (s *Service) resolveKeyAs(ctx context.Context, c *Caller, keyID string, forms KeyIDForms) (*keyRecord, error) {
+	switch f := keyIDForm(keyID); {
+	case f&forms != 0:
+		return s.resolveKey(ctx, c, keyID)
+	case f == FormAliasARN:
+		return nil, newError(ErrNotFound, "Invalid arn %s", truncate(keyID))
+	default:
+		return nil, newError(ErrNotFound, "Invalid keyId '%s'", truncate(keyID))
+	}
+}
+
 // resolveKeyIDOrARN is resolveKey for members that name a key but never an
 // alias (TargetKeyId of aliases, for example).
 func (s *Service) resolveKeyIDOrARN(ctx context.Context, c *Caller, keyID string) (*keyRecord, error) {

@@ -96,7 +96,7 @@ func (s *Service) CreateRole(ctx context.Context, c *Caller, in *CreateRoleInput
 		return nil, err
 	}
 	arn := roleOwner.arn(c.Account, in.RoleName)
-	if err := s.authorizeIdentity(ctx, c, "iam:CreateRole", arn); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opCreateRole.Action, arn); err != nil {
 		return nil, err
 	}
 	raw, err := s.randomBytes(10)
@@ -132,7 +132,7 @@ func (s *Service) GetRole(ctx context.Context, c *Caller, in *RoleNameInput) (*R
 	if err := checkRoleName(in.RoleName); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, "iam:GetRole", roleOwner.arn(c.Account, in.RoleName)); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opGetRole.Action, roleOwner.arn(c.Account, in.RoleName)); err != nil {
 		return nil, err
 	}
 	p, err := s.loadOwner(ctx, roleOwner, c.Account, in.RoleName)
@@ -149,7 +149,7 @@ type ListRolesOutput struct {
 
 // ListRoles lists the roles of the caller's account.
 func (s *Service) ListRoles(ctx context.Context, c *Caller, _ *Empty) (*ListRolesOutput, error) {
-	if err := s.authorizeIdentity(ctx, c, "iam:ListRoles", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opListRoles.Action, "*"); err != nil {
 		return nil, err
 	}
 	out := &ListRolesOutput{Roles: []Role{}}
@@ -175,7 +175,7 @@ func (s *Service) DeleteRole(ctx context.Context, c *Caller, in *RoleNameInput) 
 		return nil, err
 	}
 	arn := roleOwner.arn(c.Account, in.RoleName)
-	if err := s.authorizeIdentity(ctx, c, "iam:DeleteRole", arn); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opDeleteRole.Action, arn); err != nil {
 		return nil, err
 	}
 	if c.RoleARN == arn {
@@ -220,7 +220,7 @@ func (s *Service) UpdateAssumeRolePolicy(ctx context.Context, c *Caller, in *Upd
 		return nil, err
 	}
 	arn := roleOwner.arn(c.Account, in.RoleName)
-	if err := s.authorizeIdentity(ctx, c, "iam:UpdateAssumeRolePolicy", arn); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opUpdateAssumeRolePolicy.Action, arn); err != nil {
 		return nil, err
 	}
 	return &Empty{}, s.updateOwner(ctx, roleOwner, c.Account, in.RoleName, func(p *Principal) error {

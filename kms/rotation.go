@@ -25,15 +25,15 @@ type EnableKeyRotationInput struct {
 	RotationPeriodInDays *int   `json:"RotationPeriodInDays"`
 }
 
-// checkRotatable guards the rotation operations.
-func checkRotatable(r *keyRecord) error {
+// checkRotatable guards the rotation operations, whose key member is k.
+func checkRotatable(r *keyRecord, k *KeyMember) error {
 	if err := checkCustomerManaged(r); err != nil {
 		return err
 	}
 	if r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS {
 		return newError(ErrUnsupportedOperation, "%s cannot be rotated: only symmetric keys with AWS_KMS origin support rotation.", r.arn())
 	}
-	return checkCryptoState(r)
+	return k.checkState(r)
 }
 
 // EnableKeyRotation turns on automatic rotation every RotationPeriodInDays
@@ -54,8 +54,8 @@ func (s *Service) EnableKeyRotation(ctx context.Context, c *Caller, in *EnableKe
 		pc.Extra = map[string][]string{"kms:rotationperiodindays": {strconv.Itoa(period)}}
 		return pc
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, "kms:EnableKeyRotation", withPeriod, func(r *keyRecord) error {
-		if err := checkRotatable(r); err != nil {
+	_, err := s.mutateKey(ctx, c, &opEnableKeyRotation.Keys[0], in.KeyId, withPeriod, func(r *keyRecord) error {
+		if err := checkRotatable(r, &opEnableKeyRotation.Keys[0]); err != nil {
 			return err
 		}
 		base := s.now().UTC()
@@ -78,8 +78,8 @@ func (s *Service) DisableKeyRotation(ctx context.Context, c *Caller, in *KeyIDIn
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, "kms:DisableKeyRotation", nil, func(r *keyRecord) error {
-		if err := checkRotatable(r); err != nil {
+	_, err := s.mutateKey(ctx, c, &opDisableKeyRotation.Keys[0], in.KeyId, nil, func(r *keyRecord) error {
+		if err := checkRotatable(r, &opDisableKeyRotation.Keys[0]); err != nil {
 			return err
 		}
 		r.RotationEnabled = false
@@ -104,7 +104,7 @@ func (s *Service) GetKeyRotationStatus(ctx context.Context, c *Caller, in *KeyID
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.keyFor(ctx, c, in.KeyId, "kms:GetKeyRotationStatus", true, nil)
+	r, err := s.keyFor(ctx, c, &opGetKeyRotationStatus.Keys[0], in.KeyId, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -132,11 +132,11 @@ func (s *Service) RotateKeyOnDemand(ctx context.Context, c *Caller, in *KeyIDInp
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.keyFor(ctx, c, in.KeyId, "kms:RotateKeyOnDemand", false, nil)
+	r, err := s.keyFor(ctx, c, &opRotateKeyOnDemand.Keys[0], in.KeyId, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRotatable(r); err != nil {
+	if err := checkRotatable(r, &opRotateKeyOnDemand.Keys[0]); err != nil {
 		return nil, err
 	}
 	if r.OnDemandRotations >= maxOnDemand {
@@ -152,7 +152,7 @@ func (s *Service) RotateKeyOnDemand(ctx context.Context, c *Caller, in *KeyIDInp
 // rotate appends a new material version to key id.
 func (s *Service) rotate(ctx context.Context, id, kind string) (*keyRecord, error) {
 	out, err := s.updateKey(ctx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
-		if err := checkRotatable(r); err != nil {
+		if err := checkRotatable(r, &opRotateKeyOnDemand.Keys[0]); err != nil {
 			return nil, err
 		}
 		now := s.now().UTC()
@@ -228,7 +228,7 @@ func (s *Service) ListKeyRotations(ctx context.Context, c *Caller, in *ListKeyRo
 		}
 		start = n + 1
 	}
-	r, err := s.keyFor(ctx, c, in.KeyId, "kms:ListKeyRotations", false, nil)
+	r, err := s.keyFor(ctx, c, &opListKeyRotations.Keys[0], in.KeyId, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -1,28 +1,8 @@
 package kms
 
+import "strings"
+
 // State checks, as AWS's operation × key-state table prescribes.
-
-// checkCryptoState allows only Enabled keys to encrypt, decrypt and
-// generate data keys.
-func checkCryptoState(r *keyRecord) error {
-	switch r.State {
-	case StateEnabled:
-		return nil
-	case StateDisabled:
-		return newError(ErrDisabled, "%s is disabled.", r.arn())
-	default:
-		return invalidState(r)
-	}
-}
-
-// checkNotPendingDeletion guards management operations that AWS refuses on
-// a key scheduled for deletion.
-func checkNotPendingDeletion(r *keyRecord) error {
-	if r.State == StatePendingDeletion {
-		return invalidState(r)
-	}
-	return nil
-}
 
 func invalidState(r *keyRecord) error {
 	switch r.State {
@@ -48,9 +28,12 @@ func checkCustomerManaged(r *keyRecord) error {
 }
 
 // checkSymmetric refuses operations that need a symmetric encryption key.
-func checkSymmetric(r *keyRecord, op string) error {
-	if r.Spec != SpecSymmetric || r.Usage != UsageEncryptDecrypt {
-		return newError(ErrInvalidKeyUsage, "%s key usage is %s which is not valid for %s.", r.arn(), r.Usage, op)
+func checkSymmetric(r *keyRecord, k *KeyMember) error {
+	if err := k.checkUsage(r); err != nil {
+		return err
+	}
+	if r.Spec != SpecSymmetric {
+		return newError(ErrInvalidKeyUsage, "%s key usage is %s which is not valid for %s.", r.arn(), r.Usage, strings.TrimPrefix(k.Action, "kms:"))
 	}
 	return nil
 }

@@ -62,8 +62,8 @@ func (s *Service) TagResource(ctx context.Context, c *Caller, in *TagResourceInp
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, "kms:TagResource", nil, func(r *keyRecord) error {
-		if err := checkNotPendingDeletion(r); err != nil {
+	_, err := s.mutateKey(ctx, c, &opTagResource.Keys[0], in.KeyId, nil, func(r *keyRecord) error {
+		if err := opTagResource.Keys[0].checkState(r); err != nil {
 			return err
 		}
 		if err := checkCustomerManaged(r); err != nil {
@@ -96,8 +96,8 @@ func (s *Service) UntagResource(ctx context.Context, c *Caller, in *UntagResourc
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, in.KeyId, "kms:UntagResource", nil, func(r *keyRecord) error {
-		if err := checkNotPendingDeletion(r); err != nil {
+	_, err := s.mutateKey(ctx, c, &opUntagResource.Keys[0], in.KeyId, nil, func(r *keyRecord) error {
+		if err := opUntagResource.Keys[0].checkState(r); err != nil {
 			return err
 		}
 		if err := checkCustomerManaged(r); err != nil {
@@ -135,7 +135,7 @@ func (s *Service) ListResourceTags(ctx context.Context, c *Caller, in *ListResou
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.keyFor(ctx, c, in.KeyId, "kms:ListResourceTags", false, nil)
+	r, err := s.keyFor(ctx, c, &opListResourceTags.Keys[0], in.KeyId, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -124,7 +124,7 @@ type UsageOutput struct {
 // GetUsage returns the call counters of the caller's account: persisted
 // counts plus those not yet flushed.
 func (s *Service) GetUsage(ctx context.Context, c *Caller, _ *Empty) (*UsageOutput, error) {
-	if err := s.authorizeIdentity(ctx, c, "coffer:GetUsage", "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opGetUsage.Action, "*"); err != nil {
 		return nil, err
 	}
 	all, err := s.AllUsage(ctx)

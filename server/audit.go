@@ -19,31 +19,17 @@ import (
 // errAuditUnavailable refuses a call whose audit record cannot be written.
 var errAuditUnavailable = &kms.Error{Kind: kms.ErrInternal, Message: "The audit trail cannot be written; the request was not served."}
 
-// readOnly lists operations CloudTrail marks readOnly.
-var readOnly = map[string]bool{
-	"DescribeKey": true, "ListKeys": true, "ListAliases": true, "ListGrants": true, "ListRetirableGrants": true,
-	"ListKeyPolicies": true, "ListKeyRotations": true, "ListResourceTags": true, "GetKeyPolicy": true,
-	"GetKeyRotationStatus": true, "Encrypt": true, "Decrypt": true, "ReEncrypt": true, "GenerateDataKey": true,
-	"GenerateDataKeyWithoutPlaintext": true, "GenerateRandom": true, "ListUsers": true, "ListAccessKeys": true,
-	"GetUserPolicy": true, "ListUserPolicies": true, "GetUsage": true,
-	"GetRole": true, "ListRoles": true, "GetRolePolicy": true, "ListRolePolicies": true, "GetCallerIdentity": true,
-}
-
-// withResponseElements lists operations whose response CloudTrail keeps;
-// none of them carries a secret.
-var withResponseElements = map[string]bool{
-	"CreateKey": true, "ScheduleKeyDeletion": true, "CancelKeyDeletion": true, "RotateKeyOnDemand": true,
-}
-
 var eventCounter atomic.Uint64
 
-// auditCall writes the record of one KMS call and waits until it is durable.
-func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, caller *kms.Caller, info *kms.RequestInfo, in any, out []byte, callErr error) error {
-	return s.auditCallFrom(ctx, "kms.amazonaws.com", requestID, op, caller, info, in, out, callErr)
+// auditCall writes the record of one KMS call and waits until it is
+// durable. row is the operation's catalogue row (nil for an operation the
+// server does not know), which says what of the call may be recorded.
+func (s *Server) auditCall(ctx *fasthttp.RequestCtx, requestID, op string, row *kms.Operation, caller *kms.Caller, info *kms.RequestInfo, in any, out []byte, callErr error) error {
+	return s.auditCallFrom(ctx, "kms.amazonaws.com", requestID, op, row, caller, info, in, out, callErr)
 }
 
 // auditCallFrom is auditCall for a call to the service source.
-func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op string, caller *kms.Caller, info *kms.RequestInfo, in any, out []byte, callErr error) error {
+func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op string, row *kms.Operation, caller *kms.Caller, info *kms.RequestInfo, in any, out []byte, callErr error) error {
 	// The record lives on this goroutine's stack, which the request has
 	// just used and is still in cache; Append encodes it before returning.
 	var (
@@ -58,7 +44,7 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 		AWSRegion:    s.svc.Region(),
 		RequestID:    requestID,
 		EventID:      eventID(requestID),
-		ReadOnly:     readOnly[op],
+		ReadOnly:     row != nil && row.ReadOnly,
 		EventType:    audit.EventTypeAPICall,
 	}
 	if r.EventName == "" {
@@ -95,14 +81,14 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 		}
 	}
 	r.Resources = res
-	if in != nil {
-		r.RequestParameters = appendRequestParameters(params[:0], in)
+	if in != nil && row != nil {
+		r.RequestParameters = appendRequestParameters(params[:0], row, in)
 	}
 	if callErr != nil {
 		code, _, msg := classify(callErr)
 		r.ErrorCode, r.ErrorMessage = code, msg
-	} else if withResponseElements[op] && len(out) > 0 {
-		r.ResponseElements = append(json.RawMessage(nil), out...)
+	} else if row != nil && len(row.Response) > 0 && len(out) > 0 {
+		r.ResponseElements = responseElements(row, out)
 	}
 	// The record waits for its fsync however long the disk takes (back
 	// pressure, never loss); the writer answers every record it queued.
@@ -201,15 +187,12 @@ func arnAccount(arn string) string {
 	return ""
 }
 
-// secretMembers are request members never logged.
-var secretMembers = map[string]bool{"Plaintext": true, "CiphertextBlob": true, "Recipient": true, "SecretAccessKey": true, "GrantTokens": true, "GrantToken": true,
-	"KeyStorePassword": true, "XksProxyAuthenticationCredential": true}
-
 // appendRequestParameters appends an operation's input rendered as
-// CloudTrail does: lower-camel member names, empty members left out, and no
-// plaintext, ciphertext or secret.
-func appendRequestParameters(dst []byte, in any) json.RawMessage {
-	switch v := in.(type) { // the hot operations, without reflection
+// CloudTrail does: lower-camel member names, empty members left out, and
+// only the members the catalogue row allows, so that no plaintext,
+// ciphertext, message, token or secret reaches the trail.
+func appendRequestParameters(dst []byte, row *kms.Operation, in any) json.RawMessage {
+	switch v := in.(type) { // the hot operations, without reflection; TestAuditAllowList holds them to the row
 	case *kms.EncryptInput:
 		return (&audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}).AppendJSON(dst)
 	case *kms.DecryptInput:
@@ -221,21 +204,42 @@ func appendRequestParameters(dst []byte, in any) json.RawMessage {
 		}
 		return p.AppendJSON(dst)
 	}
-	raw, err := json.Marshal(in)
+	b, err := allowedMembers(in, row.Audited, true)
 	if err != nil {
 		return nil
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
+	return append(dst, b...)
+}
+
+// responseElements renders the members of a response the row allows.
+func responseElements(row *kms.Operation, out []byte) json.RawMessage {
+	b, err := allowedMembers(json.RawMessage(out), row.AuditedResponse, false)
+	if err != nil {
 		return nil
+	}
+	return b
+}
+
+// allowedMembers is v's JSON object with only the members allowed keeps,
+// empty ones dropped, names in lower camel case when lower is set.
+func allowedMembers(v any, allowed func(string) bool, lower bool) (json.RawMessage, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
 	}
 	out := make(map[string]json.RawMessage, len(m))
 	for k, v := range m {
-		if secretMembers[k] || string(v) == "null" || string(v) == `""` || string(v) == "false" || string(v) == "[]" || string(v) == "{}" {
+		if !allowed(k) || string(v) == "null" || string(v) == `""` || string(v) == "false" || string(v) == "[]" || string(v) == "{}" {
 			continue
 		}
-		out[string(bytes.ToLower([]byte(k[:1])))+k[1:]] = v
+		if lower {
+			k = string(bytes.ToLower([]byte(k[:1]))) + k[1:]
+		}
+		out[k] = v
 	}
-	b, _ := json.Marshal(out)
-	return append(dst, b...)
+	return json.Marshal(out)
 }

@@ -10,7 +10,8 @@ import (
 // with run, for tests of failures no request can reach. Call it before
 // Serve.
 func SetOperation(s *Server, name string, run func(ctx context.Context, body []byte) error) {
-	s.ops[name] = &operation{name: name, run: func(ctx context.Context, _ *kms.Caller, body, _ []byte) ([]byte, any, error) {
+	row, _ := kms.LookupOperation(kms.APIKMS, name)
+	s.ops[name] = &operation{name: name, row: row, run: func(ctx context.Context, _ *kms.Caller, body, _ []byte) ([]byte, any, error) {
 		return nil, nil, run(ctx, body)
 	}}
 }

@@ -24,14 +24,13 @@ type opMetrics struct {
 	duration *metrics.Histogram
 }
 
-func newServerMetrics(ops ...map[string]*operation) *serverMetrics {
+func newServerMetrics(rows []*kms.Operation) *serverMetrics {
 	m := &serverMetrics{set: metrics.NewSet(), ops: map[string]*opMetrics{}}
-	for _, table := range ops {
-		for op := range table {
-			m.ops[op] = &opMetrics{
-				ok:       m.set.NewCounter(fmt.Sprintf(`coffer_requests_total{operation=%q,code="OK"}`, op)),
-				duration: m.set.NewHistogram(fmt.Sprintf(`coffer_request_duration_seconds{operation=%q}`, op)),
-			}
+	for _, row := range rows {
+		op := row.Name
+		m.ops[op] = &opMetrics{
+			ok:       m.set.NewCounter(fmt.Sprintf(`coffer_requests_total{operation=%q,code="OK"}`, op)),
+			duration: m.set.NewHistogram(fmt.Sprintf(`coffer_request_duration_seconds{operation=%q}`, op)),
 		}
 	}
 	return m

@@ -18,14 +18,14 @@ import (
 // failed), for the audit record.
 type handler func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error)
 
-// op adapts a service method to a handler with encoding/json.
-func op[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error)) handler {
+// generic adapts a catalogue method to a handler with encoding/json.
+func generic(s *kms.Service, m kms.Method) handler {
 	return func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error) {
-		in := new(I)
+		in := m.NewInput()
 		if err := decode(body, in); err != nil {
 			return nil, nil, err
 		}
-		out, err := f(ctx, c, in)
+		out, err := m.Call(s, ctx, c, in)
 		if err != nil {
 			return nil, in, err
 		}
@@ -57,78 +57,45 @@ func fastOp[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error), dec 
 	}
 }
 
-// operations is the table of every operation the server answers.
-func operations(s *kms.Service) map[string]handler {
+// fastHandlers are the hot operations with the reflection-free codecs of
+// package wire; every other operation decodes with encoding/json.
+func fastHandlers(s *kms.Service) map[string]handler {
 	return map[string]handler{
-		"CancelKeyDeletion":               op(s.CancelKeyDeletion),
-		"ConnectCustomKeyStore":           op(s.ConnectCustomKeyStore),
-		"CreateCustomKeyStore":            op(s.CreateCustomKeyStore),
-		"DeleteCustomKeyStore":            op(s.DeleteCustomKeyStore),
-		"DescribeCustomKeyStores":         op(s.DescribeCustomKeyStores),
-		"DisconnectCustomKeyStore":        op(s.DisconnectCustomKeyStore),
-		"UpdateCustomKeyStore":            op(s.UpdateCustomKeyStore),
-		"CreateAlias":                     op(s.CreateAlias),
-		"CreateGrant":                     op(s.CreateGrant),
-		"CreateKey":                       op(s.CreateKey),
-		"Decrypt":                         fastOp(s.Decrypt, wire.DecodeDecrypt, wire.AppendDecryptOutput),
-		"DeleteAlias":                     op(s.DeleteAlias),
-		"DescribeKey":                     op(s.DescribeKey),
-		"DisableKey":                      op(s.DisableKey),
-		"DisableKeyRotation":              op(s.DisableKeyRotation),
-		"EnableKey":                       op(s.EnableKey),
-		"EnableKeyRotation":               op(s.EnableKeyRotation),
 		"Encrypt":                         fastOp(s.Encrypt, wire.DecodeEncrypt, wire.AppendEncryptOutput),
+		"Decrypt":                         fastOp(s.Decrypt, wire.DecodeDecrypt, wire.AppendDecryptOutput),
 		"GenerateDataKey":                 fastOp(s.GenerateDataKey, wire.DecodeGenerateDataKey, wire.AppendGenerateDataKeyOutput),
 		"GenerateDataKeyWithoutPlaintext": fastOp(s.GenerateDataKeyWithoutPlaintext, wire.DecodeGenerateDataKey, wire.AppendGenerateDataKeyOutput),
-		"GenerateRandom":                  op(s.GenerateRandom),
-		"GetKeyPolicy":                    op(s.GetKeyPolicy),
-		"GetKeyRotationStatus":            op(s.GetKeyRotationStatus),
-		"ListAliases":                     op(s.ListAliases),
-		"ListGrants":                      op(s.ListGrants),
-		"ListRetirableGrants":             op(s.ListRetirableGrants),
-		"ListKeyPolicies":                 op(s.ListKeyPolicies),
-		"ListKeyRotations":                op(s.ListKeyRotations),
-		"ListKeys":                        op(s.ListKeys),
-		"ListResourceTags":                op(s.ListResourceTags),
-		"PutKeyPolicy":                    op(s.PutKeyPolicy),
-		"RetireGrant":                     op(s.RetireGrant),
-		"RevokeGrant":                     op(s.RevokeGrant),
 		"ReEncrypt":                       fastOp(s.ReEncrypt, wire.DecodeReEncrypt, wire.AppendReEncryptOutput),
-		"RotateKeyOnDemand":               op(s.RotateKeyOnDemand),
-		"ScheduleKeyDeletion":             op(s.ScheduleKeyDeletion),
-		"TagResource":                     op(s.TagResource),
-		"UntagResource":                   op(s.UntagResource),
-		"UpdateAlias":                     op(s.UpdateAlias),
-		"UpdateKeyDescription":            op(s.UpdateKeyDescription),
 	}
 }
 
-// adminOperations is the table of the administration API, served under
-// the X-Amz-Target prefix "CofferAdmin.".
-func adminOperations(s *kms.Service) map[string]handler {
-	return map[string]handler{
-		"CreateUser":       op(s.CreateUser),
-		"ListUsers":        op(s.ListUsers),
-		"DeleteUser":       op(s.DeleteUser),
-		"CreateAccessKey":  op(s.CreateAccessKey),
-		"ListAccessKeys":   op(s.ListAccessKeys),
-		"DeleteAccessKey":  op(s.DeleteAccessKey),
-		"PutUserPolicy":    op(s.PutUserPolicy),
-		"GetUserPolicy":    op(s.GetUserPolicy),
-		"ListUserPolicies": op(s.ListUserPolicies),
-		"DeleteUserPolicy": op(s.DeleteUserPolicy),
-		"GetUsage":         op(s.GetUsage),
-
-		"CreateRole":             op(s.CreateRole),
-		"GetRole":                op(s.GetRole),
-		"ListRoles":              op(s.ListRoles),
-		"DeleteRole":             op(s.DeleteRole),
-		"UpdateAssumeRolePolicy": op(s.UpdateAssumeRolePolicy),
-		"PutRolePolicy":          op(s.PutRolePolicy),
-		"GetRolePolicy":          op(s.GetRolePolicy),
-		"ListRolePolicies":       op(s.ListRolePolicies),
-		"DeleteRolePolicy":       op(s.DeleteRolePolicy),
+// dispatch builds the table of the operations served under api from the
+// kms operation catalogue.
+func dispatch(s *kms.Service, api kms.API) (map[string]*operation, error) {
+	fast := map[string]handler{}
+	if api == kms.APIKMS {
+		fast = fastHandlers(s)
 	}
+	out := map[string]*operation{}
+	for _, row := range kms.Operations() {
+		if row.API != api {
+			continue
+		}
+		h, ok := fast[row.Name]
+		if !ok {
+			m, bound := row.Method()
+			if !bound {
+				return nil, fmt.Errorf("server: operation %s has no method", row.Name)
+			}
+			h = generic(s, m)
+		}
+		delete(fast, row.Name)
+		out[row.Name] = &operation{name: row.Name, run: h, row: row}
+	}
+	for name := range fast {
+		return nil, fmt.Errorf("server: fast codec for %s, which the catalogue does not have", name)
+	}
+	return out, nil
 }
 
 // decode reads an AWS JSON 1.1 request body into v. An empty body is an

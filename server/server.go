@@ -82,9 +82,14 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.ops = index(operations(cfg.Service))
-	s.admin = index(adminOperations(cfg.Service))
-	s.metrics = newServerMetrics(s.ops, s.admin, map[string]*operation{"AssumeRole": nil, "GetCallerIdentity": nil})
+	var err error
+	if s.ops, err = dispatch(cfg.Service, kms.APIKMS); err != nil {
+		return nil, err
+	}
+	if s.admin, err = dispatch(cfg.Service, kms.APIAdmin); err != nil {
+		return nil, err
+	}
+	s.metrics = newServerMetrics(kms.Operations())
 	cfg.Service.OnAccessKeyDeleted(s.keys.forget)
 	s.http = &fasthttp.Server{
 		Handler: s.handle,
@@ -194,9 +199,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	info.Reset()
 	ctx.SetUserValue(kms.RequestInfoKey, info)
 	buf := bufPool.Get().(*[]byte)
-	op, caller, out, in, err := s.serveAPI(ctx, (*buf)[:0])
+	o, caller, out, in, err := s.serveAPI(ctx, (*buf)[:0])
+	op := ""
+	var row *kms.Operation
+	if o != nil {
+		op, row = o.name, o.row
+	}
 	if s.audit != nil {
-		if aerr := s.auditCall(ctx, requestID, op, caller, info, in, out, err); aerr != nil {
+		if aerr := s.auditCall(ctx, requestID, op, row, caller, info, in, out, err); aerr != nil {
 			s.log.Error("audit trail unavailable: refusing the call", "requestId", requestID, "err", aerr)
 			err = errAuditUnavailable
 		}
@@ -240,52 +250,47 @@ const maxPooledBuf = 64 << 10
 // A panic below it is the server's fault, never the caller's: it answers
 // KMSInternalException, is audited and logged as such, and the server goes
 // on serving.
-func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (op string, caller *kms.Caller, out []byte, in any, err error) {
+func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (o *operation, caller *kms.Caller, out []byte, in any, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			out, in, err = nil, nil, recovered(op, v)
+			name := ""
+			if o != nil {
+				name = o.name
+			}
+			out, in, err = nil, nil, recovered(name, v)
 		}
 	}()
 	if !ctx.IsPost() {
-		return "", nil, nil, nil, &protocolError{"UnknownOperationException", 400, "Only POST is accepted by this service."}
+		return nil, nil, nil, nil, &protocolError{"UnknownOperationException", 400, "Only POST is accepted by this service."}
 	}
 	if len(ctx.Request.Body()) > s.max {
-		return "", nil, nil, nil, &protocolError{"RequestEntityTooLarge", 413, "Request body is larger than the service accepts."}
+		return nil, nil, nil, nil, &protocolError{"RequestEntityTooLarge", 413, "Request body is larger than the service accepts."}
 	}
 	// As AWS's front end, an unknown operation is refused before the
 	// signature is looked at.
 	target := ctx.Request.Header.Peek("X-Amz-Target")
-	var o *operation
 	if name, ok := bytes.CutPrefix(target, []byte("TrentService.")); ok {
 		o = s.ops[string(name)]
 	} else if name, ok := bytes.CutPrefix(target, []byte("CofferAdmin.")); ok && !s.dev {
 		o = s.admin[string(name)]
 	}
 	if o == nil {
-		return "", nil, nil, nil, &protocolError{"UnknownOperationException", 400, ""}
+		return nil, nil, nil, nil, &protocolError{"UnknownOperationException", 400, ""}
 	}
-	op = o.name
 	caller, err = s.authenticate(ctx)
 	if err != nil {
-		return o.name, nil, nil, nil, err
+		return o, nil, nil, nil, err
 	}
 	out, in, err = o.run(ctx, caller, ctx.Request.Body(), dst)
-	return o.name, caller, out, in, err
+	return o, caller, out, in, err
 }
 
-// operation is an entry of a dispatch table; name is the table's own
+// operation is an entry of a dispatch table; name is the catalogue's own
 // string, so keeping it keeps no request memory.
 type operation struct {
 	name string
 	run  handler
-}
-
-func index(table map[string]handler) map[string]*operation {
-	out := make(map[string]*operation, len(table))
-	for name, h := range table {
-		out[name] = &operation{name: name, run: h}
-	}
-	return out
+	row  *kms.Operation
 }
 
 // authenticate verifies the request's SigV4 signature and returns the caller.

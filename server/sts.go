@@ -113,7 +113,8 @@ func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, requestID string) {
 	if s.audit != nil {
 		info := infoPool.Get().(*kms.RequestInfo)
 		info.Reset()
-		if aerr := s.auditCallFrom(ctx, "sts.amazonaws.com", requestID, action, caller, info, in, nil, err); aerr != nil {
+		row, _ := kms.LookupOperation(kms.APISTS, action)
+		if aerr := s.auditCallFrom(ctx, "sts.amazonaws.com", requestID, action, row, caller, info, in, nil, err); aerr != nil {
 			s.log.Error("audit trail unavailable: refusing the call", "requestId", requestID, "err", aerr)
 			body, err = nil, errAuditUnavailable
 		}

@@ -1,0 +1,526 @@
+package kms
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// The operation catalogue: one row per operation Coffer serves, holding
+// every fact about it that more than one place needs — the IAM action, the
+// grant operation, the key usages and states it accepts, which forms of
+// KeyId it takes, CloudTrail's readOnly flag and the request and response
+// members its audit record may carry. The server builds its dispatch, its
+// audit parameters and its metrics from it; grants read their operations
+// from it; the fuzzers range over it. A new operation is a new row.
+//
+// Sources: botocore's kms/2014-11-01 model (each KeyId member's
+// documentation gives the forms), the key-state table of AWS's developer
+// guide, and CloudTrail's records of KMS events (readOnly, members).
+
+// API is the protocol an operation is served under.
+type API uint8
+
+const (
+	APIKMS   API = iota // AWS JSON 1.1, X-Amz-Target TrentService.<Name>
+	APIAdmin            // Coffer's administration API, X-Amz-Target CofferAdmin.<Name>
+	APISTS              // AWS's Query protocol for STS, Action=<Name>
+)
+
+// KeyIDForms are the ways a request member may name a key.
+type KeyIDForms uint8
+
+const (
+	FormKeyID     KeyIDForms = 1 << iota // 1234abcd-12ab-34cd-56ef-1234567890ab
+	FormKeyARN                           // arn:aws:kms:<region>:<account>:key/<id>
+	FormAliasName                        // alias/<name>
+	FormAliasARN                         // arn:aws:kms:<region>:<account>:alias/<name>
+
+	// KeyOnly is what the management operations accept.
+	KeyOnly = FormKeyID | FormKeyARN
+	// AnyKeyForm is what the cryptographic operations and DescribeKey accept.
+	AnyKeyForm = KeyOnly | FormAliasName | FormAliasARN
+)
+
+// KeyMember describes one request member that names a KMS key, and what the
+// operation requires of that key.
+type KeyMember struct {
+	Member       string     // the request member: "KeyId", "DestinationKeyId", …
+	Action       string     // the IAM action authorized on the key
+	Grant        string     // the grant operation that can allow Action; "" when none can
+	Forms        KeyIDForms // the forms of key identifier the member accepts
+	CrossAccount bool       // whether a key of another account may be named (by ARN)
+	Usages       []string   // the key usages accepted; nil accepts any
+	States       []string   // the key states in which the operation proceeds
+	// Disabled reports that a key refused for being Disabled is answered
+	// DisabledException rather than KMSInvalidStateException.
+	Disabled bool
+}
+
+// Operation is one row of the catalogue.
+type Operation struct {
+	Name string // as in X-Amz-Target after the service prefix, or STS's Action
+	API  API
+	// Action is the IAM action of an operation authorized by identity
+	// policies alone (CreateKey, ListKeys, the administration API …); the
+	// key operations carry theirs in Keys. ReEncrypt has two.
+	Action   string
+	Keys     []KeyMember
+	ReadOnly bool // CloudTrail's readOnly
+	// Request and Response are the members the audit record may carry: an
+	// allow-list, so that a member added to an input never reaches the
+	// trail unless it is named here. Plaintexts, ciphertexts, messages,
+	// MACs, signatures, tokens, passwords and secrets never are.
+	Request  []string
+	Response []string
+}
+
+// Key returns the row's key member named member (nil when it has none).
+func (o *Operation) Key(member string) *KeyMember {
+	for i := range o.Keys {
+		if o.Keys[i].Member == member {
+			return &o.Keys[i]
+		}
+	}
+	return nil
+}
+
+// Audited reports whether request member m of o may be audited.
+func (o *Operation) Audited(m string) bool { return slices.Contains(o.Request, m) }
+
+// AuditedResponse reports whether response member m of o may be audited.
+func (o *Operation) AuditedResponse(m string) bool { return slices.Contains(o.Response, m) }
+
+// Key states sets, as AWS's key-state table has them.
+var (
+	allStates          = []string{StateEnabled, StateDisabled, StatePendingDeletion, StatePendingImport, StateUnavailable}
+	notPendingDeletion = []string{StateEnabled, StateDisabled, StatePendingImport, StateUnavailable}
+	enabledOnly        = []string{StateEnabled}
+	encryptDecrypt     = []string{UsageEncryptDecrypt}
+)
+
+// cryptoKey is the key member of the symmetric cryptographic operations.
+func cryptoKey(member, op string) KeyMember {
+	return KeyMember{Member: member, Action: "kms:" + op, Grant: op, Forms: AnyKeyForm, CrossAccount: true,
+		Usages: encryptDecrypt, States: enabledOnly, Disabled: true}
+}
+
+// manageKey is the KeyId member of an operation that manages a key of the
+// caller's own account.
+func manageKey(op string, states []string) KeyMember {
+	return KeyMember{Member: "KeyId", Action: "kms:" + op, Forms: KeyOnly, States: states}
+}
+
+var (
+	listMembers = []string{"Limit", "Marker"}
+
+	// Cryptographic operations.
+	opEncrypt = &Operation{Name: "Encrypt", ReadOnly: true,
+		Keys:    []KeyMember{cryptoKey("KeyId", "Encrypt")},
+		Request: []string{"KeyId", "EncryptionContext", "EncryptionAlgorithm"}}
+	opDecrypt = &Operation{Name: "Decrypt", ReadOnly: true,
+		Keys:    []KeyMember{cryptoKey("KeyId", "Decrypt")},
+		Request: []string{"KeyId", "EncryptionContext", "EncryptionAlgorithm"}}
+	opReEncrypt = &Operation{Name: "ReEncrypt", ReadOnly: true,
+		Keys: []KeyMember{cryptoKey("SourceKeyId", "ReEncryptFrom"), cryptoKey("DestinationKeyId", "ReEncryptTo")},
+		Request: []string{"SourceKeyId", "DestinationKeyId", "SourceEncryptionContext", "DestinationEncryptionContext",
+			"SourceEncryptionAlgorithm", "DestinationEncryptionAlgorithm", "DryRun"}}
+	opGenerateDataKey = &Operation{Name: "GenerateDataKey", ReadOnly: true,
+		Keys:    []KeyMember{cryptoKey("KeyId", "GenerateDataKey")},
+		Request: []string{"KeyId", "EncryptionContext", "NumberOfBytes", "KeySpec"}}
+	opGenerateDataKeyWithoutPlaintext = &Operation{Name: "GenerateDataKeyWithoutPlaintext", ReadOnly: true,
+		Keys:    []KeyMember{cryptoKey("KeyId", "GenerateDataKeyWithoutPlaintext")},
+		Request: []string{"KeyId", "EncryptionContext", "NumberOfBytes", "KeySpec"}}
+	opGenerateRandom = &Operation{Name: "GenerateRandom", Action: "kms:GenerateRandom", ReadOnly: true,
+		Request: []string{"NumberOfBytes", "CustomKeyStoreId"}}
+
+	// Keys.
+	opCreateKey = &Operation{Name: "CreateKey", Action: "kms:CreateKey",
+		Request: []string{"Policy", "Description", "KeyUsage", "CustomerMasterKeySpec", "KeySpec", "Origin", "CustomKeyStoreId",
+			"BypassPolicyLockoutSafetyCheck", "Tags", "MultiRegion", "XksKeyId"},
+		Response: []string{"KeyMetadata"}}
+	opDescribeKey = &Operation{Name: "DescribeKey", ReadOnly: true,
+		Keys: []KeyMember{{Member: "KeyId", Action: "kms:DescribeKey", Grant: "DescribeKey", Forms: AnyKeyForm,
+			CrossAccount: true, States: allStates}},
+		Request: []string{"KeyId"}}
+	opListKeys = &Operation{Name: "ListKeys", Action: "kms:ListKeys", ReadOnly: true, Request: listMembers}
+	opEnableKey = &Operation{Name: "EnableKey",
+		Keys:    []KeyMember{manageKey("EnableKey", []string{StateEnabled, StateDisabled, StateUnavailable})},
+		Request: []string{"KeyId"}}
+	opDisableKey = &Operation{Name: "DisableKey",
+		Keys:    []KeyMember{manageKey("DisableKey", []string{StateEnabled, StateDisabled, StateUnavailable})},
+		Request: []string{"KeyId"}}
+	opUpdateKeyDescription = &Operation{Name: "UpdateKeyDescription",
+		Keys:    []KeyMember{manageKey("UpdateKeyDescription", notPendingDeletion)},
+		Request: []string{"KeyId", "Description"}}
+	opScheduleKeyDeletion = &Operation{Name: "ScheduleKeyDeletion",
+		Keys:     []KeyMember{manageKey("ScheduleKeyDeletion", notPendingDeletion)},
+		Request:  []string{"KeyId", "PendingWindowInDays"},
+		Response: []string{"KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"}}
+	opCancelKeyDeletion = &Operation{Name: "CancelKeyDeletion",
+		Keys:     []KeyMember{manageKey("CancelKeyDeletion", []string{StatePendingDeletion})},
+		Request:  []string{"KeyId"},
+		Response: []string{"KeyId"}}
+
+	// Rotation: AWS refuses imported and custom-key-store keys with
+	// UnsupportedOperationException before it looks at the state.
+	opEnableKeyRotation = &Operation{Name: "EnableKeyRotation",
+		Keys:    []KeyMember{rotationKey("EnableKeyRotation")},
+		Request: []string{"KeyId", "RotationPeriodInDays"}}
+	opDisableKeyRotation = &Operation{Name: "DisableKeyRotation",
+		Keys:    []KeyMember{rotationKey("DisableKeyRotation")},
+		Request: []string{"KeyId"}}
+	opRotateKeyOnDemand = &Operation{Name: "RotateKeyOnDemand",
+		Keys:     []KeyMember{rotationKey("RotateKeyOnDemand")},
+		Request:  []string{"KeyId"},
+		Response: []string{"KeyId"}}
+	opGetKeyRotationStatus = &Operation{Name: "GetKeyRotationStatus", ReadOnly: true,
+		Keys: []KeyMember{{Member: "KeyId", Action: "kms:GetKeyRotationStatus", Forms: KeyOnly, CrossAccount: true,
+			States: allStates}},
+		Request: []string{"KeyId"}}
+	opListKeyRotations = &Operation{Name: "ListKeyRotations", ReadOnly: true,
+		Keys:    []KeyMember{manageKey("ListKeyRotations", allStates)},
+		Request: append([]string{"KeyId", "IncludeKeyMaterial"}, listMembers...)}
+
+	// Key policies and tags.
+	opGetKeyPolicy = &Operation{Name: "GetKeyPolicy", ReadOnly: true,
+		Keys:    []KeyMember{manageKey("GetKeyPolicy", allStates)},
+		Request: []string{"KeyId", "PolicyName"}}
+	opPutKeyPolicy = &Operation{Name: "PutKeyPolicy",
+		Keys:    []KeyMember{manageKey("PutKeyPolicy", allStates)},
+		Request: []string{"KeyId", "PolicyName", "Policy", "BypassPolicyLockoutSafetyCheck"}}
+	opListKeyPolicies = &Operation{Name: "ListKeyPolicies", ReadOnly: true,
+		Keys:    []KeyMember{manageKey("ListKeyPolicies", allStates)},
+		Request: append([]string{"KeyId"}, listMembers...)}
+	opTagResource = &Operation{Name: "TagResource",
+		Keys:    []KeyMember{manageKey("TagResource", notPendingDeletion)},
+		Request: []string{"KeyId", "Tags"}}
+	opUntagResource = &Operation{Name: "UntagResource",
+		Keys:    []KeyMember{manageKey("UntagResource", notPendingDeletion)},
+		Request: []string{"KeyId", "TagKeys"}}
+	opListResourceTags = &Operation{Name: "ListResourceTags", ReadOnly: true,
+		Keys:    []KeyMember{manageKey("ListResourceTags", allStates)},
+		Request: append([]string{"KeyId"}, listMembers...)}
+
+	// Aliases: permission on the alias (identity policies) and on the key.
+	opCreateAlias = &Operation{Name: "CreateAlias", Action: "kms:CreateAlias",
+		Keys:    []KeyMember{aliasTargetKey("CreateAlias")},
+		Request: []string{"AliasName", "TargetKeyId"}}
+	opUpdateAlias = &Operation{Name: "UpdateAlias", Action: "kms:UpdateAlias",
+		Keys:    []KeyMember{aliasTargetKey("UpdateAlias")},
+		Request: []string{"AliasName", "TargetKeyId"}}
+	opDeleteAlias = &Operation{Name: "DeleteAlias", Action: "kms:DeleteAlias",
+		Request: []string{"AliasName"}}
+	opListAliases = &Operation{Name: "ListAliases", Action: "kms:ListAliases", ReadOnly: true,
+		Request: append([]string{"KeyId"}, listMembers...)}
+
+	// Grants.
+	opCreateGrant = &Operation{Name: "CreateGrant",
+		Keys: []KeyMember{{Member: "KeyId", Action: "kms:CreateGrant", Grant: "CreateGrant", Forms: KeyOnly, CrossAccount: true,
+			States: []string{StateEnabled, StateUnavailable}, Disabled: true}},
+		Request: []string{"KeyId", "GranteePrincipal", "RetiringPrincipal", "Operations", "Constraints", "Name", "DryRun"}}
+	opListGrants = &Operation{Name: "ListGrants", ReadOnly: true,
+		Keys: []KeyMember{{Member: "KeyId", Action: "kms:ListGrants", Forms: KeyOnly, CrossAccount: true,
+			States: allStates}},
+		Request: append([]string{"KeyId", "GrantId", "GranteePrincipal"}, listMembers...)}
+	opListRetirableGrants = &Operation{Name: "ListRetirableGrants", Action: "kms:ListRetirableGrants", ReadOnly: true,
+		Request: append([]string{"RetiringPrincipal"}, listMembers...)}
+	opRetireGrant = &Operation{Name: "RetireGrant",
+		// Authorized by the grant itself: its retiring principal or grantee
+		// (or kms:RetireGrant in the key policy).
+		Keys: []KeyMember{{Member: "KeyId", Action: "kms:RetireGrant", Grant: "RetireGrant", Forms: KeyOnly, CrossAccount: true,
+			States: allStates}},
+		Request: []string{"KeyId", "GrantId", "DryRun"}}
+	opRevokeGrant = &Operation{Name: "RevokeGrant",
+		Keys: []KeyMember{{Member: "KeyId", Action: "kms:RevokeGrant", Forms: KeyOnly, CrossAccount: true,
+			States: allStates}},
+		Request: []string{"KeyId", "GrantId", "DryRun"}}
+
+	// Custom key stores: identity policies only.
+	opCreateCustomKeyStore = &Operation{Name: "CreateCustomKeyStore", Action: "kms:CreateCustomKeyStore",
+		Request: []string{"CustomKeyStoreName", "CloudHsmClusterId", "TrustAnchorCertificate", "CustomKeyStoreType", "XksProxyUriEndpoint"}}
+	opDescribeCustomKeyStores = &Operation{Name: "DescribeCustomKeyStores", Action: "kms:DescribeCustomKeyStores", ReadOnly: true,
+		Request: append([]string{"CustomKeyStoreId", "CustomKeyStoreName"}, listMembers...)}
+	opUpdateCustomKeyStore = &Operation{Name: "UpdateCustomKeyStore", Action: "kms:UpdateCustomKeyStore",
+		Request: []string{"CustomKeyStoreId", "NewCustomKeyStoreName", "CloudHsmClusterId", "XksProxyUriEndpoint"}}
+	opConnectCustomKeyStore = &Operation{Name: "ConnectCustomKeyStore", Action: "kms:ConnectCustomKeyStore",
+		Request: []string{"CustomKeyStoreId"}}
+	opDisconnectCustomKeyStore = &Operation{Name: "DisconnectCustomKeyStore", Action: "kms:DisconnectCustomKeyStore",
+		Request: []string{"CustomKeyStoreId"}}
+	opDeleteCustomKeyStore = &Operation{Name: "DeleteCustomKeyStore", Action: "kms:DeleteCustomKeyStore",
+		Request: []string{"CustomKeyStoreId"}}
+
+	// Administration (IAM's shapes and actions).
+	opCreateUser       = admin("CreateUser", "iam:CreateUser", false, "UserName")
+	opListUsers        = admin("ListUsers", "iam:ListUsers", true)
+	opDeleteUser       = admin("DeleteUser", "iam:DeleteUser", false, "UserName")
+	opCreateAccessKey  = admin("CreateAccessKey", "iam:CreateAccessKey", false, "UserName")
+	opListAccessKeys   = admin("ListAccessKeys", "iam:ListAccessKeys", true, "UserName")
+	opDeleteAccessKey  = admin("DeleteAccessKey", "iam:DeleteAccessKey", false, "AccessKeyId")
+	opPutUserPolicy    = admin("PutUserPolicy", "iam:PutUserPolicy", false, "UserName", "PolicyName", "PolicyDocument")
+	opGetUserPolicy    = admin("GetUserPolicy", "iam:GetUserPolicy", true, "UserName", "PolicyName")
+	opListUserPolicies = admin("ListUserPolicies", "iam:ListUserPolicies", true, "UserName")
+	opDeleteUserPolicy = admin("DeleteUserPolicy", "iam:DeleteUserPolicy", false, "UserName", "PolicyName")
+	opGetUsage         = admin("GetUsage", "coffer:GetUsage", true)
+
+	opCreateRole             = admin("CreateRole", "iam:CreateRole", false, "RoleName", "AssumeRolePolicyDocument", "Description", "MaxSessionDuration")
+	opGetRole                = admin("GetRole", "iam:GetRole", true, "RoleName")
+	opListRoles              = admin("ListRoles", "iam:ListRoles", true)
+	opDeleteRole             = admin("DeleteRole", "iam:DeleteRole", false, "RoleName")
+	opUpdateAssumeRolePolicy = admin("UpdateAssumeRolePolicy", "iam:UpdateAssumeRolePolicy", false, "RoleName", "PolicyDocument")
+	opPutRolePolicy          = admin("PutRolePolicy", "iam:PutRolePolicy", false, "RoleName", "PolicyName", "PolicyDocument")
+	opGetRolePolicy          = admin("GetRolePolicy", "iam:GetRolePolicy", true, "RoleName", "PolicyName")
+	opListRolePolicies       = admin("ListRolePolicies", "iam:ListRolePolicies", true, "RoleName")
+	opDeleteRolePolicy       = admin("DeleteRolePolicy", "iam:DeleteRolePolicy", false, "RoleName", "PolicyName")
+
+	// STS: AssumeRole is authorized by the role's trust policy.
+	opAssumeRole        = &Operation{Name: "AssumeRole", API: APISTS, Action: "sts:AssumeRole", Request: []string{"RoleArn", "RoleSessionName", "DurationSeconds"}}
+	opGetCallerIdentity = &Operation{Name: "GetCallerIdentity", API: APISTS, ReadOnly: true}
+)
+
+func rotationKey(op string) KeyMember {
+	return KeyMember{Member: "KeyId", Action: "kms:" + op, Forms: KeyOnly, Usages: encryptDecrypt, States: enabledOnly, Disabled: true}
+}
+
+// aliasTargetKey is the TargetKeyId of CreateAlias and UpdateAlias: a key ID
+// or key ARN of the caller's account, not pending deletion.
+func aliasTargetKey(op string) KeyMember {
+	return KeyMember{Member: "TargetKeyId", Action: "kms:" + op, Forms: KeyOnly, States: notPendingDeletion}
+}
+
+func admin(name, action string, readOnly bool, request ...string) *Operation {
+	return &Operation{Name: name, API: APIAdmin, Action: action, ReadOnly: readOnly, Request: request}
+}
+
+// catalogue lists every row, in no particular order.
+var catalogue = []*Operation{
+	opEncrypt, opDecrypt, opReEncrypt, opGenerateDataKey, opGenerateDataKeyWithoutPlaintext, opGenerateRandom,
+	opCreateKey, opDescribeKey, opListKeys, opEnableKey, opDisableKey, opUpdateKeyDescription,
+	opScheduleKeyDeletion, opCancelKeyDeletion,
+	opEnableKeyRotation, opDisableKeyRotation, opRotateKeyOnDemand, opGetKeyRotationStatus, opListKeyRotations,
+	opGetKeyPolicy, opPutKeyPolicy, opListKeyPolicies, opTagResource, opUntagResource, opListResourceTags,
+	opCreateAlias, opUpdateAlias, opDeleteAlias, opListAliases,
+	opCreateGrant, opListGrants, opListRetirableGrants, opRetireGrant, opRevokeGrant,
+	opCreateCustomKeyStore, opDescribeCustomKeyStores, opUpdateCustomKeyStore, opConnectCustomKeyStore,
+	opDisconnectCustomKeyStore, opDeleteCustomKeyStore,
+	opCreateUser, opListUsers, opDeleteUser, opCreateAccessKey, opListAccessKeys, opDeleteAccessKey,
+	opPutUserPolicy, opGetUserPolicy, opListUserPolicies, opDeleteUserPolicy, opGetUsage,
+	opCreateRole, opGetRole, opListRoles, opDeleteRole, opUpdateAssumeRolePolicy,
+	opPutRolePolicy, opGetRolePolicy, opListRolePolicies, opDeleteRolePolicy,
+	opAssumeRole, opGetCallerIdentity,
+}
+
+// Operations returns the catalogue's rows; they must not be modified.
+func Operations() []*Operation { return catalogue }
+
+// LookupOperation returns the row of the operation name served under api.
+func LookupOperation(api API, name string) (*Operation, bool) {
+	for _, o := range catalogue {
+		if o.API == api && o.Name == name {
+			return o, true
+		}
+	}
+	return nil, false
+}
+
+// grantOperationOfAction maps an IAM action to the grant operation that
+// can allow it, from the catalogue's key members.
+var grantOperationOfAction = func() map[string]string {
+	m := map[string]string{}
+	for _, o := range catalogue {
+		for _, k := range o.Keys {
+			if k.Grant != "" {
+				m[k.Action] = k.Grant
+			}
+		}
+	}
+	return m
+}()
+
+// grantOperationOf maps an action to the grant operation that may allow it.
+func grantOperationOf(action string) string { return grantOperationOfAction[action] }
+
+// checkState refuses a key whose state k does not accept, with AWS's
+// exception for that state.
+func (k *KeyMember) checkState(r *keyRecord) error {
+	if slices.Contains(k.States, r.State) {
+		return nil
+	}
+	switch {
+	case r.State == StateDisabled && k.Disabled:
+		return newError(ErrDisabled, "%s is disabled.", r.arn())
+	case len(k.States) == 1 && k.States[0] == StatePendingDeletion:
+		return newError(ErrInvalidState, "%s is not pending deletion.", r.arn())
+	}
+	return invalidState(r)
+}
+
+// checkUsage refuses a key whose usage k does not accept.
+func (k *KeyMember) checkUsage(r *keyRecord) error {
+	if k.Usages == nil || slices.Contains(k.Usages, r.Usage) {
+		return nil
+	}
+	return newError(ErrInvalidKeyUsage, "%s key usage is %s which is not valid for %s.", r.arn(), r.Usage, k.Action[len("kms:"):])
+}
+
+// Method binds each served operation to the Service method that answers it.
+// It is a switch, not a field of the rows, because the methods refer to
+// their rows; TestCatalogue proves every row of the KMS and administration
+// APIs has one.
+func (o *Operation) Method() (Method, bool) {
+	switch o.API {
+	case APIKMS:
+		switch o.Name {
+		case "Encrypt":
+			return bind((*Service).Encrypt), true
+		case "Decrypt":
+			return bind((*Service).Decrypt), true
+		case "ReEncrypt":
+			return bind((*Service).ReEncrypt), true
+		case "GenerateDataKey":
+			return bind((*Service).GenerateDataKey), true
+		case "GenerateDataKeyWithoutPlaintext":
+			return bind((*Service).GenerateDataKeyWithoutPlaintext), true
+		case "GenerateRandom":
+			return bind((*Service).GenerateRandom), true
+		case "CreateKey":
+			return bind((*Service).CreateKey), true
+		case "DescribeKey":
+			return bind((*Service).DescribeKey), true
+		case "ListKeys":
+			return bind((*Service).ListKeys), true
+		case "EnableKey":
+			return bind((*Service).EnableKey), true
+		case "DisableKey":
+			return bind((*Service).DisableKey), true
+		case "UpdateKeyDescription":
+			return bind((*Service).UpdateKeyDescription), true
+		case "ScheduleKeyDeletion":
+			return bind((*Service).ScheduleKeyDeletion), true
+		case "CancelKeyDeletion":
+			return bind((*Service).CancelKeyDeletion), true
+		case "EnableKeyRotation":
+			return bind((*Service).EnableKeyRotation), true
+		case "DisableKeyRotation":
+			return bind((*Service).DisableKeyRotation), true
+		case "RotateKeyOnDemand":
+			return bind((*Service).RotateKeyOnDemand), true
+		case "GetKeyRotationStatus":
+			return bind((*Service).GetKeyRotationStatus), true
+		case "ListKeyRotations":
+			return bind((*Service).ListKeyRotations), true
+		case "GetKeyPolicy":
+			return bind((*Service).GetKeyPolicy), true
+		case "PutKeyPolicy":
+			return bind((*Service).PutKeyPolicy), true
+		case "ListKeyPolicies":
+			return bind((*Service).ListKeyPolicies), true
+		case "TagResource":
+			return bind((*Service).TagResource), true
+		case "UntagResource":
+			return bind((*Service).UntagResource), true
+		case "ListResourceTags":
+			return bind((*Service).ListResourceTags), true
+		case "CreateAlias":
+			return bind((*Service).CreateAlias), true
+		case "UpdateAlias":
+			return bind((*Service).UpdateAlias), true
+		case "DeleteAlias":
+			return bind((*Service).DeleteAlias), true
+		case "ListAliases":
+			return bind((*Service).ListAliases), true
+		case "CreateGrant":
+			return bind((*Service).CreateGrant), true
+		case "ListGrants":
+			return bind((*Service).ListGrants), true
+		case "ListRetirableGrants":
+			return bind((*Service).ListRetirableGrants), true
+		case "RetireGrant":
+			return bind((*Service).RetireGrant), true
+		case "RevokeGrant":
+			return bind((*Service).RevokeGrant), true
+		case "CreateCustomKeyStore":
+			return bind((*Service).CreateCustomKeyStore), true
+		case "DescribeCustomKeyStores":
+			return bind((*Service).DescribeCustomKeyStores), true
+		case "UpdateCustomKeyStore":
+			return bind((*Service).UpdateCustomKeyStore), true
+		case "ConnectCustomKeyStore":
+			return bind((*Service).ConnectCustomKeyStore), true
+		case "DisconnectCustomKeyStore":
+			return bind((*Service).DisconnectCustomKeyStore), true
+		case "DeleteCustomKeyStore":
+			return bind((*Service).DeleteCustomKeyStore), true
+		}
+	case APIAdmin:
+		switch o.Name {
+		case "CreateUser":
+			return bind((*Service).CreateUser), true
+		case "ListUsers":
+			return bind((*Service).ListUsers), true
+		case "DeleteUser":
+			return bind((*Service).DeleteUser), true
+		case "CreateAccessKey":
+			return bind((*Service).CreateAccessKey), true
+		case "ListAccessKeys":
+			return bind((*Service).ListAccessKeys), true
+		case "DeleteAccessKey":
+			return bind((*Service).DeleteAccessKey), true
+		case "PutUserPolicy":
+			return bind((*Service).PutUserPolicy), true
+		case "GetUserPolicy":
+			return bind((*Service).GetUserPolicy), true
+		case "ListUserPolicies":
+			return bind((*Service).ListUserPolicies), true
+		case "DeleteUserPolicy":
+			return bind((*Service).DeleteUserPolicy), true
+		case "GetUsage":
+			return bind((*Service).GetUsage), true
+		case "CreateRole":
+			return bind((*Service).CreateRole), true
+		case "GetRole":
+			return bind((*Service).GetRole), true
+		case "ListRoles":
+			return bind((*Service).ListRoles), true
+		case "DeleteRole":
+			return bind((*Service).DeleteRole), true
+		case "UpdateAssumeRolePolicy":
+			return bind((*Service).UpdateAssumeRolePolicy), true
+		case "PutRolePolicy":
+			return bind((*Service).PutRolePolicy), true
+		case "GetRolePolicy":
+			return bind((*Service).GetRolePolicy), true
+		case "ListRolePolicies":
+			return bind((*Service).ListRolePolicies), true
+		case "DeleteRolePolicy":
+			return bind((*Service).DeleteRolePolicy), true
+		}
+	}
+	return Method{}, false
+}
+
+// Method is a Service method with its input type, for a transport that
+// decodes requests generically.
+type Method struct {
+	// NewInput returns a pointer to a zero input of the method.
+	NewInput func() any
+	// Call runs the method on s with in (a value NewInput returned).
+	Call func(s *Service, ctx context.Context, c *Caller, in any) (any, error)
+}
+
+func bind[I, O any](f func(*Service, context.Context, *Caller, *I) (*O, error)) Method {
+	return Method{
+		NewInput: func() any { return new(I) },
+		Call: func(s *Service, ctx context.Context, c *Caller, in any) (any, error) {
+			typed, ok := in.(*I)
+			if !ok {
+				panic(fmt.Sprintf("kms: internal error: %T given to a method of %T", in, typed))
+			}
+			out, err := f(s, ctx, c, typed)
+			if err != nil {
+				return nil, err
+			}
+			return out, nil
+		},
+	}
+}
