@@ -424,8 +424,9 @@ func TestStateMatrix(t *testing.T) {
 
 // TestStateMatrixTransitions checks where the operations that change a
 // key's state leave it, as §1.4 of the reference and AWS's operation docs
-// say: EnableKey/DisableKey, ScheduleKeyDeletion, and CancelKeyDeletion,
-// which returns a key to Disabled, not Enabled.
+// say: EnableKey/DisableKey (recorded but not applied while the key is
+// Unavailable, [12]), ScheduleKeyDeletion, and CancelKeyDeletion, which
+// returns a key to Disabled, not Enabled.
 func TestStateMatrixTransitions(t *testing.T) {
 	s, c := newMatrixService(t)
 	ctx := context.Background()
@@ -446,6 +447,19 @@ func TestStateMatrixTransitions(t *testing.T) {
 			return err
 		}},
 		{"ScheduleKeyDeletion", StatePendingImport, StatePendingDeletion, func(ctx context.Context, s *Service, c *Caller, k *cell) error {
+			_, err := s.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: k.id, PendingWindowInDays: ptr(30)})
+			return err
+		}},
+		// [12]: accepted on an unavailable key, applied once it is available.
+		{"DisableKey", StateUnavailable, StateUnavailable, func(ctx context.Context, s *Service, c *Caller, k *cell) error {
+			_, err := s.DisableKey(ctx, c, &KeyIDInput{KeyId: k.id})
+			return err
+		}},
+		{"EnableKey", StateUnavailable, StateUnavailable, func(ctx context.Context, s *Service, c *Caller, k *cell) error {
+			_, err := s.EnableKey(ctx, c, &KeyIDInput{KeyId: k.id})
+			return err
+		}},
+		{"ScheduleKeyDeletion", StateUnavailable, StatePendingDeletion, func(ctx context.Context, s *Service, c *Caller, k *cell) error {
 			_, err := s.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: k.id, PendingWindowInDays: ptr(30)})
 			return err
 		}},
