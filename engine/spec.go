@@ -104,7 +104,7 @@ var (
 		"RSASSA_PSS_SHA_256", "RSASSA_PSS_SHA_384", "RSASSA_PSS_SHA_512",
 		"RSASSA_PKCS1_V1_5_SHA_256", "RSASSA_PKCS1_V1_5_SHA_384", "RSASSA_PKCS1_V1_5_SHA_512",
 	}}
-	ecdh = Algorithms{KeyAgreement: []string{"ECDH"}}
+	ecdhAgreement = Algorithms{KeyAgreement: []string{"ECDH"}}
 )
 
 // specs is every key spec in botocore's KeySpec enum, with the usages and
@@ -162,7 +162,7 @@ var specs = []*Spec{
 var rsaUsages = []usage{{UsageEncryptDecrypt, rsaEncryption}, {UsageSignVerify, rsaSigning}}
 
 func nistUsages(signing string) []usage {
-	return []usage{{UsageSignVerify, Algorithms{Signing: []string{signing}}}, {UsageKeyAgreement, ecdh}}
+	return []usage{{UsageSignVerify, Algorithms{Signing: []string{signing}}}, {UsageKeyAgreement, ecdhAgreement}}
 }
 
 func signOnly(signing ...string) []usage {
