@@ -107,6 +107,9 @@ func ParseKey(spec string, b []byte) (*Key, error) {
 			lo, hi = s.minSize, s.maxSize
 		}
 		if len(b) < lo || len(b) > hi {
+			if lo == hi {
+				return nil, fmt.Errorf("%w: %s needs %d bytes, got %d", ErrInvalidKey, s.name, lo, len(b))
+			}
 			return nil, fmt.Errorf("%w: %s needs %d to %d bytes, got %d", ErrInvalidKey, s.name, lo, hi, len(b))
 		}
 		return &Key{spec: s, secret: Material(append([]byte(nil), b...))}, nil
@@ -129,7 +132,7 @@ func ParseKey(spec string, b []byte) (*Key, error) {
 		}
 		if p.N.BitLen() != s.bits || len(p.Primes) != 2 {
 			k.Zero()
-			return nil, fmt.Errorf("%w: %s: a %d-bit, %d-prime RSA key", ErrInvalidKey, s.name, p.N.BitLen(), len(p.Primes))
+			return nil, fmt.Errorf("%w: %s: the DER holds a %d-bit, %d-prime RSA key", ErrInvalidKey, s.name, p.N.BitLen(), len(p.Primes))
 		}
 		return k, nil
 	case *ecdsa.PrivateKey:
@@ -139,7 +142,7 @@ func ParseKey(spec string, b []byte) (*Key, error) {
 		}
 		if p.Curve != s.curve {
 			k.Zero()
-			return nil, fmt.Errorf("%w: %s: a key on %s", ErrInvalidKey, s.name, p.Curve.Params().Name)
+			return nil, fmt.Errorf("%w: %s: the DER holds a key on %s", ErrInvalidKey, s.name, p.Curve.Params().Name)
 		}
 		return k, nil
 	case ed25519.PrivateKey:
@@ -150,10 +153,10 @@ func ParseKey(spec string, b []byte) (*Key, error) {
 	default:
 		// An X25519 *ecdh.PrivateKey or whatever x509 learns next: nothing
 		// to clear that we can reach through the interface.
-		return nil, fmt.Errorf("%w: %s: a %T", ErrInvalidKey, s.name, parsed)
+		return nil, fmt.Errorf("%w: %s: the DER holds a %T", ErrInvalidKey, s.name, parsed)
 	}
 	k.Zero()
-	return nil, fmt.Errorf("%w: %s: a %T", ErrInvalidKey, s.name, parsed)
+	return nil, fmt.Errorf("%w: %s: the DER holds a %T", ErrInvalidKey, s.name, parsed)
 }
 
 // supportedSpec looks name up and refuses specs Coffer cannot handle.

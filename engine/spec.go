@@ -76,20 +76,21 @@ func (a Algorithms) clone() Algorithms {
 // the algorithms each usage offers, and how Coffer makes its material. Specs
 // live in one read-only table; look them up with LookupSpec.
 type Spec struct {
-	name   string
-	kind   Kind
-	usages []usage // in AWS's order; the first is not a default (only SYMMETRIC_DEFAULT has one)
+	name string
+	kind Kind
+	// usages are in AWS's order. Only SYMMETRIC_DEFAULT has a default
+	// usage (its one); CreateKey requires KeyUsage for every other spec.
+	usages []usage
 
-	// Size of the material: the RSA modulus in bits, or the length in bytes
-	// of a symmetric key or of a generated HMAC key.
-	bits int
-	size int
+	bits  int            // KindRSA: modulus size in bits
+	size  int            // KindSymmetric, KindHMAC: bytes of generated material
+	curve elliptic.Curve // KindEC, where the standard library has the curve
 	// minSize and maxSize bound an HMAC secret ParseKey accepts: AWS imports
 	// HMAC material from the digest length up to the hash's block size.
 	minSize, maxSize int
-	curve            elliptic.Curve // KindEC
 
-	// generate makes new material; nil where Coffer cannot yet.
+	// generate makes new material; nil where Coffer cannot (see the table),
+	// which makes the spec unsupported.
 	generate func(s *Spec, rand io.Reader) (*Key, error)
 }
 
