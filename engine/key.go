@@ -27,8 +27,9 @@ var ErrKeyZeroed = errors.New("engine: key has been zeroed")
 //
 // Once Zero has run, every accessor of material returns nil and
 // MarshalBinary returns ErrKeyZeroed: a released key can never be used as
-// an all-zero one. A Key is safe for concurrent use except with Zero, which
-// the owner calls when no one else holds the key.
+// an all-zero one. Keys come only from GenerateKey and ParseKey; the zero
+// Key has no spec and is not usable. A Key is safe for concurrent use
+// except with Zero, which the owner calls when no one else holds the key.
 type Key struct {
 	spec   *Spec
 	secret Material      // KindSymmetric, KindHMAC
@@ -36,11 +37,11 @@ type Key struct {
 }
 
 // GenerateKey returns a new key of the named spec: random bytes from rand
-// for SYMMETRIC_DEFAULT (32) and HMAC (the digest length), a key pair for the
-// asymmetric specs. Since Go 1.26 crypto/rsa and crypto/ecdsa ignore rand
-// and always use the system's secure source; Ed25519 and secrets read rand.
-// It returns ErrUnknownSpec or ErrUnsupportedSpec (wrapped) for specs it
-// cannot make.
+// for SYMMETRIC_DEFAULT (32) and HMAC (the digest length), a key pair for
+// the asymmetric specs. A nil rand means crypto/rand.Reader. Since Go 1.26
+// crypto/rsa and crypto/ecdsa ignore rand and always use the system's
+// secure source; Ed25519 and secrets read rand. It returns ErrUnknownSpec
+// or ErrUnsupportedSpec (wrapped) for specs it cannot make.
 func GenerateKey(spec string, rand io.Reader) (*Key, error) {
 	s, err := supportedSpec(spec)
 	if err != nil {

@@ -414,3 +414,56 @@ func TestGenerateKeyReaderError(t *testing.T) {
 		}
 	}
 }
+
+func TestGenerateKeyNilReader(t *testing.T) {
+	for _, spec := range []string{"SYMMETRIC_DEFAULT", "HMAC_256", "ECC_NIST_EDWARDS25519", "ECC_NIST_P256"} {
+		if _, err := GenerateKey(spec, nil); err != nil {
+			t.Errorf("%s: GenerateKey(nil reader): %v", spec, err)
+		}
+	}
+}
+
+// FuzzParseKey asserts that whatever ParseKey accepts is a key of the spec
+// whose stored form parses back to an equal key, and that nothing panics.
+func FuzzParseKey(f *testing.F) {
+	names := []string{}
+	for _, s := range Specs() {
+		names = append(names, s.Name())
+	}
+	for _, spec := range []string{"SYMMETRIC_DEFAULT", "HMAC_224", "RSA_2048", "ECC_NIST_P256", "ECC_NIST_P521", "ECC_NIST_EDWARDS25519"} {
+		k, err := GenerateKey(spec, rand.Reader)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, err := k.MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		for i, n := range names {
+			if n == spec {
+				f.Add(uint8(i), b)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, i uint8, b []byte) {
+		spec := names[int(i)%len(names)]
+		k, err := ParseKey(spec, b)
+		if err != nil {
+			if k != nil {
+				t.Fatal("key returned with an error")
+			}
+			return
+		}
+		if k.Spec().Name() != spec {
+			t.Fatalf("parsed as %s, asked for %s", k.Spec().Name(), spec)
+		}
+		out, err := k.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k2, err := ParseKey(spec, out)
+		if err != nil || !k2.Equal(k) {
+			t.Fatalf("stored form does not parse back: %v", err)
+		}
+	})
+}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"io"
 	"slices"
@@ -236,9 +237,12 @@ func (s *Spec) lookupUsage(name string) (*usage, bool) {
 }
 
 // Generate returns a new key of this spec. See GenerateKey.
-func (s *Spec) Generate(rand io.Reader) (*Key, error) {
+func (s *Spec) Generate(random io.Reader) (*Key, error) {
 	if s.generate == nil {
 		return nil, unsupported(s.name)
 	}
-	return s.generate(s, rand)
+	if random == nil {
+		random = rand.Reader
+	}
+	return s.generate(s, random)
 }
