@@ -2,6 +2,11 @@
 // CPU, per-message key derivation, and the ciphertext-blob format that KMS
 // Encrypt and GenerateDataKey return.
 //
+// It also knows every AWS KMS key spec (LookupSpec: kind, allowed usages,
+// the algorithms DescribeKey lists) and holds a KMS key's material of any
+// kind as a Key, which GenerateKey makes, MarshalBinary stores and ParseKey
+// reads back. Package kms dispatches on Key.Kind, not on a blob's bytes.
+//
 // A CMK version's material never encrypts caller data directly. Every Seal
 // draws a 256-bit random salt and derives a one-time AES-256 key from the
 // material with HKDF-SHA-256, so the random-nonce bounds of SP 800-38D never
