@@ -14,7 +14,7 @@ run: build
 	./$(BIN) serve
 
 # The whole test suite, race detector on. Tests that need a system part
-# (SoftHSM2, PostgreSQL, the AWS CLI) say so and skip when it is missing;
+# (SoftHSM2, the AWS CLI) say so and skip when it is missing;
 # .ci/run installs them all.
 test:
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

@@ -29,7 +29,11 @@ type Digest struct {
 	Signature []byte `json:"signature"` // ASN.1 ECDSA P-256 over SHA-256 of the signed message
 }
 
-const digestDomain = "coffer/audit-digest/v1\n"
+// labelDigest starts what every digest signature covers, so that the
+// audit signing key's signatures cannot be taken for anything else. It is
+// audit's only domain-separation label; never change its bytes (every
+// existing trail's digests are signed over them).
+const labelDigest = "coffer/audit-digest/v1\n"
 
 // signedHash is the SHA-256 of what a digest's signature covers: a domain
 // string, the range, the raw head hash and the time the digest was made. It
@@ -42,8 +46,8 @@ func (d *Digest) signedHash(eventTime string) ([32]byte, error) {
 	if _, err := hex.Decode(head[:], []byte(d.HeadHash)); err != nil {
 		return head, errors.New("headHash is not a SHA-256")
 	}
-	msg := make([]byte, 0, len(digestDomain)+16+len(head)+len(eventTime))
-	msg = append(msg, digestDomain...)
+	msg := make([]byte, 0, len(labelDigest)+16+len(head)+len(eventTime))
+	msg = append(msg, labelDigest...)
 	msg = binary.BigEndian.AppendUint64(msg, d.FirstSeq)
 	msg = binary.BigEndian.AppendUint64(msg, d.LastSeq)
 	msg = append(msg, head[:]...)

@@ -60,10 +60,14 @@ func (b Blob) salt() []byte   { return b[21:53] }
 func (b Blob) nonce() []byte  { return b[53:65] }
 func (b Blob) sealed() []byte { return b[HeaderSize:] }
 
-// messageKeyInfo binds the derived key to the blob format and the key.
-const messageKeyInfo = "coffer/v1 message key"
+// labelMessageKey starts the HKDF info of every per-message key, followed
+// by the blob's key ID and material version: it binds the derived key to
+// this blob format, the key and the version. It is the engine's only
+// domain-separation label; never change its bytes (every stored ciphertext
+// depends on them).
+const labelMessageKey = "coffer/v1 message key"
 
-var messageKeyInfoBytes = []byte(messageKeyInfo)
+var messageKeyInfoBytes = []byte(labelMessageKey)
 
 // deriveMessageKey writes HKDF-SHA-256(material, salt, info||keyID||version)
 // into key.

@@ -1,8 +1,9 @@
 // Package keystore persists Coffer's state: key metadata and wrapped key
 // material, aliases, principals and access keys. It offers one small
 // contract — ordered buckets of byte values under serialisable
-// transactions — implemented by bbolt (the embedded default), by memory
-// (for throw-away dev servers) and, for several nodes, by PostgreSQL.
+// transactions — implemented by bbolt (the embedded default) and by memory
+// (for throw-away dev servers). A PostgreSQL store for several nodes is
+// planned; it does not exist yet.
 //
 // A Store never sees plaintext key material: the kms package wraps it under
 // the hsm root before it is put. An Update that returns nil is durable.

@@ -580,7 +580,7 @@ func (s *Service) createStoreKey(ctx context.Context, c *Caller, r *keyRecord, i
 	if err != nil {
 		return err
 	}
-	label := "coffer-cks/" + r.ID
+	label := labelCustomKeyStoreKey + r.ID
 	handle, err := s.ks.GenerateKey(ctx, label)
 	if err != nil {
 		return storeFailure(err, ks.ID)

@@ -47,7 +47,7 @@ type Credentials struct {
 // ErrUnknownAccessKey reports an access key ID that does not exist.
 var ErrUnknownAccessKey = errors.New("kms: unknown access key")
 
-func secretAAD(id string) []byte { return []byte("coffer/access-key/v1|" + id) }
+func secretAAD(id string) []byte { return []byte(labelAccessKey + "|" + id) }
 
 // Admin principal created on first start.
 const adminUser = "admin"

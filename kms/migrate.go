@@ -15,7 +15,32 @@ import (
 type RewrapStats struct {
 	KeyVersions, AccessKeys int  // re-wrapped now
 	TokenKey                bool // the session-token key (STS) re-wrapped now
+	AuditKey                bool // the audit signing key re-wrapped now (RewrapAll)
 	AlreadyMoved            int  // found under the new root already
+}
+
+// RewrapAll moves every secret a data dir holds wrapped under the root from
+// to the root to: first everything in store (Rewrap, one transaction), then
+// the audit signing key in the file auditKey (AuditKeyFile in the data dir;
+// "" or a missing file when the audit trail was never on), replaced
+// atomically. This is the one re-wrap path of `coffer admin hsm migrate`: a
+// new kind of wrapped secret belongs here. Both steps are idempotent, so a
+// run cut short between them is finished by running it again. The server
+// must be stopped.
+func RewrapAll(ctx context.Context, store keystore.Store, auditKey string, from, to hsm.Backend) (RewrapStats, error) {
+	st, err := Rewrap(ctx, store, from, to)
+	if err != nil || auditKey == "" {
+		return st, err
+	}
+	moved, already, err := rewrapAuditKey(ctx, auditKey, from, to)
+	if err != nil {
+		return st, fmt.Errorf("audit signing key: %w", err)
+	}
+	st.AuditKey = moved
+	if already {
+		st.AlreadyMoved++
+	}
+	return st, nil
 }
 
 // Rewrap moves every secret store holds wrapped under the root from to the

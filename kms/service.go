@@ -261,7 +261,7 @@ func (r *keyRecord) metadata() *KeyMetadata {
 
 // materialAAD binds wrapped material to its key and version.
 func materialAAD(arn string, version int) []byte {
-	return fmt.Appendf(nil, "coffer/key-material/v1|%s|%d", arn, version)
+	return fmt.Appendf(nil, "%s|%s|%d", labelKeyMaterial, arn, version)
 }
 
 // loadKey returns the record of key id, from the cache or the store; nil

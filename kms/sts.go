@@ -44,9 +44,9 @@ var (
 
 // Session tokens are engine blobs under this fixed key ID and context.
 var (
-	tokenKeyID   = engine.KeyID{'c', 'o', 'f', 'f', 'e', 'r', '/', 's', 't', 's', '/', 't', 'o', 'k', 'e', 'n'}
-	tokenContext = map[string]string{"coffer:purpose": "sts-session-token"}
-	tokenKeyAAD  = []byte("coffer/sts-token-key/v1")
+	tokenKeyID   = engine.KeyID([]byte(labelSTSTokenKeyID))
+	tokenContext = map[string]string{labelSTSTokenPurposeKey: labelSTSTokenPurpose}
+	tokenKeyAAD  = []byte(labelSTSTokenKey)
 )
 
 const (

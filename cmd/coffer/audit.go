@@ -1,75 +1,14 @@
 package main
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-kms/coffer/audit"
-	"github.com/coffer-kms/coffer/hsm"
 )
-
-// auditKeyAAD binds the wrapped audit signing key to its purpose.
-var auditKeyAAD = []byte("coffer/audit-signing-key/v1")
-
-// auditSigner loads the audit signing key of a data dir, creating it on
-// first use. It is stored only wrapped under the root key; its public half
-// is exported next to the audit files for verifiers.
-func auditSigner(ctx context.Context, dataDir string, root hsm.Backend) (*ecdsa.PrivateKey, error) {
-	path := filepath.Join(dataDir, "audit-signing.key")
-	wrapped, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		w, err := root.Wrap(ctx, der, auditKeyAAD)
-		clear(der)
-		if err != nil {
-			return nil, err
-		}
-		if err := writeFileAtomic(path, w); err != nil {
-			return nil, err
-		}
-		if err := audit.WritePublicKey(filepath.Join(dataDir, "audit"), &k.PublicKey); err != nil {
-			return nil, err
-		}
-		return k, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	der, err := root.Unwrap(ctx, wrapped, auditKeyAAD)
-	if err != nil {
-		return nil, fmt.Errorf("audit signing key: %w", err)
-	}
-	defer clear(der)
-	k, err := x509.ParseECPrivateKey(der)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := audit.ReadPublicKey(filepath.Join(dataDir, "audit")); err != nil {
-		if err := audit.WritePublicKey(filepath.Join(dataDir, "audit"), &k.PublicKey); err != nil {
-			return nil, err
-		}
-	}
-	return k, nil
-}
 
 func newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Verify, query and follow the audit trail"}

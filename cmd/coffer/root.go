@@ -186,25 +186,9 @@ func migrateRoot(ctx context.Context, out io.Writer, dataDir string, r rootOptio
 		return fmt.Errorf("%w (is the server still running?)", err)
 	}
 	defer store.Close()
-	st, err := kms.Rewrap(ctx, store, from, to)
+	st, err := kms.RewrapAll(ctx, store, filepath.Join(dataDir, kms.AuditKeyFile), from, to)
 	if err != nil {
-		return fmt.Errorf("re-wrap: %w; the data dir is unchanged and still on the software root", err)
-	}
-	signer := filepath.Join(dataDir, "audit-signing.key")
-	signerMoved := false
-	if wrapped, err := os.ReadFile(signer); err == nil {
-		w, moved, err := kms.RewrapOne(ctx, from, to, wrapped, auditKeyAAD)
-		if err != nil {
-			return fmt.Errorf("audit signing key: %w", err)
-		}
-		if moved {
-			if err := writeFileAtomic(signer, w); err != nil {
-				return err
-			}
-			signerMoved = true
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return fmt.Errorf("re-wrap: %w; the data dir is not marked as migrated: fix the cause and run the migration again", err)
 	}
 	if err := writeFileAtomic(marker, []byte("pkcs11\n")); err != nil {
 		return err
@@ -213,7 +197,7 @@ func migrateRoot(ctx context.Context, out io.Writer, dataDir string, r rootOptio
 	if st.TokenKey {
 		fmt.Fprint(out, ", the session-token key")
 	}
-	if signerMoved {
+	if st.AuditKey {
 		fmt.Fprint(out, ", and the audit signing key")
 	}
 	fmt.Fprintf(out, "\n%s now uses the pkcs11 root: start it with `coffer serve --hsm pkcs11 ...`.\n", dataDir)

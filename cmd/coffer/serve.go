@@ -159,7 +159,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 
 	var trail *audit.Writer
 	if o.audit && !o.dev {
-		signer, err := auditSigner(ctx, o.dataDir, root)
+		signer, err := kms.AuditSigner(ctx, root, filepath.Join(o.dataDir, kms.AuditKeyFile), filepath.Join(o.dataDir, "audit"))
 		if err != nil {
 			ln.Close()
 			return err

@@ -310,12 +310,8 @@ func parseContext(b []byte) (map[string]string, error) {
 // key (the DARE key) and the header key are HKDF-SHA-256 outputs with the
 // header's random message ID as salt, so every stream has its own keys even
 // when a cached data key serves many streams, and a body cannot be moved
-// under another stream's header.
-const (
-	bodyKeyInfo   = "coffer stream v1 body key"
-	headerKeyInfo = "coffer stream v1 header key"
-)
-
+// under another stream's header. The infos are labelBodyKey and
+// labelHeaderKey (labels.go).
 func deriveKey(dataKey []byte, messageID *[messageIDSize]byte, info string) ([]byte, error) {
 	if len(dataKey) != DataKeySize {
 		return nil, fmt.Errorf("%w: data key of %d bytes, want %d", ErrDataKey, len(dataKey), DataKeySize)
@@ -332,7 +328,7 @@ func deriveKey(dataKey []byte, messageID *[messageIDSize]byte, info string) ([]b
 //
 // The caller owns the returned key and should clear it after use.
 func (h *Header) BodyKey(dataKey []byte) ([]byte, error) {
-	return deriveKey(dataKey, &h.MessageID, bodyKeyInfo)
+	return deriveKey(dataKey, &h.MessageID, labelBodyKey)
 }
 
 // mac returns the header MAC under headerKey.
@@ -351,7 +347,7 @@ func (h *Header) mac(headerKey []byte) ([macSize]byte, error) {
 // Verify checks the header MAC under the key derived from dataKey, in
 // constant time.
 func (h *Header) Verify(dataKey []byte) error {
-	key, err := deriveKey(dataKey, &h.MessageID, headerKeyInfo)
+	key, err := deriveKey(dataKey, &h.MessageID, labelHeaderKey)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,6 @@ const (
 	localSaltSize    = 32
 	localNonceSize   = 12
 	localBlobSize    = 1 + localSaltSize + localNonceSize + DataKeySize + 16
-	localInfo        = "coffer local provider v1 wrap"
 )
 
 // NewLocalProvider returns a provider under a copy of masterKey (32 bytes).
@@ -65,7 +64,7 @@ func NewLocalProvider(masterKey []byte) (*LocalProvider, error) {
 		return nil, fmt.Errorf("stream: local provider: master key of %d bytes, want 32", len(masterKey))
 	}
 	m := hmac.New(sha256.New, masterKey)
-	m.Write([]byte("coffer local provider v1 key id"))
+	m.Write([]byte(labelLocalKeyID))
 	return &LocalProvider{id: "local:" + hex.EncodeToString(m.Sum(nil)[:8]), key: append([]byte(nil), masterKey...)}, nil
 }
 
@@ -79,7 +78,7 @@ func (p *LocalProvider) aead(salt []byte) (cipher.AEAD, error) {
 	if p.key == nil {
 		return nil, errors.New("stream: local provider: destroyed")
 	}
-	k, err := hkdf.Key(sha256.New, p.key, salt, localInfo, 32)
+	k, err := hkdf.Key(sha256.New, p.key, salt, labelLocalWrap, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +94,7 @@ func (p *LocalProvider) ad(encCtx map[string]string) ([]byte, error) {
 	if err := checkContext(encCtx); err != nil {
 		return nil, err
 	}
-	ad := append([]byte(localInfo), 0)
+	ad := append([]byte(labelLocalWrap), 0)
 	ad = append(ad, p.id...)
 	return appendContext(ad, encCtx), nil
 }

@@ -77,7 +77,7 @@ func sioStream(t *testing.T, p *LocalProvider, s Suite, pt []byte) []byte {
 	}
 	h := &Header{Suite: s, Empty: len(pt) == 0, KeyARN: arn, Blob: blob, Context: testCtx}
 	copy(h.MessageID[:], randBytes(messageIDSize))
-	hk, _ := deriveKey(dk, &h.MessageID, headerKeyInfo)
+	hk, _ := deriveKey(dk, &h.MessageID, labelHeaderKey)
 	if h.MAC, err = h.mac(hk); err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func NewWriter(ctx context.Context, dst io.Writer, p KeyProvider, cfg Config) (*
 	if err := w.h.check(); err != nil {
 		return nil, err
 	}
-	if w.headerKey, err = deriveKey(dk, &w.h.MessageID, headerKeyInfo); err != nil {
+	if w.headerKey, err = deriveKey(dk, &w.h.MessageID, labelHeaderKey); err != nil {
 		return nil, err
 	}
 	bodyKey, err := w.h.BodyKey(dk)
