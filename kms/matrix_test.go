@@ -386,7 +386,6 @@ var stateRows = []stateRow{
 	// Grants: a new grant needs a usable key ([1] [3] [5]; Unavailable ✓);
 	// listing, revoking and retiring work in every state.
 	{op: "CreateGrant", want: [...]error{success, ErrDisabled, ErrInvalidState, ErrInvalidState, success},
-		knownDeviation: map[string]string{StateUnavailable: "Coffer refuses a grant on an Unavailable key as it refuses crypto on it (\"is unavailable\"); AWS's table allows CreateGrant on an Unavailable key"},
 		call: func(ctx context.Context, s *Service, c *Caller, k *cell) error {
 			_, err := s.CreateGrant(ctx, c, &CreateGrantInput{KeyId: k.id, GranteePrincipal: "arn:aws:iam::111122223333:user/other", Operations: []string{"Encrypt"}})
 			return err

@@ -143,7 +143,7 @@ var (
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:DescribeKey", Grant: "DescribeKey", Forms: AnyKeyForm,
 			CrossAccount: true, States: allStates}},
 		Request: []string{"KeyId"}}
-	opListKeys = &Operation{Name: "ListKeys", Action: "kms:ListKeys", ReadOnly: true, Request: listMembers}
+	opListKeys  = &Operation{Name: "ListKeys", Action: "kms:ListKeys", ReadOnly: true, Request: listMembers}
 	opEnableKey = &Operation{Name: "EnableKey",
 		Keys:    []KeyMember{manageKey("EnableKey", []string{StateEnabled, StateDisabled, StateUnavailable})},
 		Request: []string{"KeyId"}}
