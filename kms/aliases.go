@@ -124,7 +124,7 @@ func (s *Service) UpdateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 	}
 	// The key the alias points at now must allow it too.
 	if cur, err := s.resolveKey(ctx, c, in.AliasName); err == nil {
-		if err := s.authorizeKey(ctx, c, cur, opUpdateAlias.Action, s.requestContext(c, cur)); err != nil {
+		if err := s.authorizeKey(ctx, c, cur, opUpdateAlias.Action, s.requestContext(ctx, c, cur)); err != nil {
 			return nil, err
 		}
 	}
@@ -174,7 +174,7 @@ func (s *Service) DeleteAlias(ctx context.Context, c *Caller, in *DeleteAliasInp
 		return nil, err
 	}
 	if cur, err := s.resolveKey(ctx, c, in.AliasName); err == nil {
-		if err := s.authorizeKey(ctx, c, cur, opDeleteAlias.Action, s.requestContext(c, cur)); err != nil {
+		if err := s.authorizeKey(ctx, c, cur, opDeleteAlias.Action, s.requestContext(ctx, c, cur)); err != nil {
 			return nil, err
 		}
 	}
@@ -289,7 +289,7 @@ func (s *Service) aliasTarget(ctx context.Context, c *Caller, op *Operation, ali
 		return nil, keyNotFound(target.arn())
 	}
 	k := op.Key("TargetKeyId")
-	if err := s.authorizeKey(ctx, c, target, k.Action, s.requestContext(c, target)); err != nil {
+	if err := s.authorizeKey(ctx, c, target, k.Action, s.requestContext(ctx, c, target)); err != nil {
 		return nil, err
 	}
 	if err := k.checkState(target); err != nil {

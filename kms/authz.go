@@ -2,6 +2,7 @@ package kms
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/coffer-kms/coffer/keystore"
@@ -73,9 +74,13 @@ func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, er
 	if p != nil {
 		id = p.ID
 		for _, doc := range p.Policies {
-			if cp, err := policy.Parse([]byte(doc), policy.IdentityPolicy); err == nil {
-				ps = append(ps, cp)
+			cp, err := policy.Parse([]byte(doc), policy.IdentityPolicy)
+			if err != nil {
+				// Stored policies were valid when put: one that no longer
+				// parses is corruption, and dropping it could drop a Deny.
+				return nil, internal(fmt.Errorf("kms: an identity policy of %s does not parse: %w", arn, err))
 			}
+			ps = append(ps, cp)
 		}
 	}
 	s.identities.mu.Lock()
@@ -97,7 +102,7 @@ func (c *Caller) principalARN() string {
 }
 
 // requestContext starts the condition keys of a request by c on key r.
-func (s *Service) requestContext(c *Caller, r *keyRecord) *policy.Context {
+func (s *Service) requestContext(ctx context.Context, c *Caller, r *keyRecord) *policy.Context {
 	pc := &policy.Context{
 		CallerAccount: c.Account, PrincipalARN: c.principalARN(), SourceIP: c.SourceIP,
 		SecureTransport: c.SecureTransport, HasTransport: c.HasTransport, CurrentTime: s.now(),
@@ -105,7 +110,7 @@ func (s *Service) requestContext(c *Caller, r *keyRecord) *policy.Context {
 	if r != nil {
 		pc.KeySpec, pc.KeyUsage, pc.KeyOrigin = r.Spec, r.Usage, r.Origin
 		id, account := r.ID, r.Account
-		pc.ResourceAliasesFunc = func() []string { return s.aliasesOf(account, id) }
+		pc.ResourceAliasesFunc = func() ([]string, error) { return s.aliasesOf(ctx, account, id) }
 	}
 	return pc
 }
@@ -120,10 +125,13 @@ func withEncryptionContext(pc *policy.Context, ec map[string]string, alg string)
 	return pc
 }
 
-// aliasesOf lists the alias names of a key (kms:ResourceAliases).
-func (s *Service) aliasesOf(account, id string) []string {
+// aliasesOf lists the alias names of a key (kms:ResourceAliases). A store
+// that cannot say is an error, never an empty list: an empty list would
+// lift a Deny conditioned on the key's aliases.
+func (s *Service) aliasesOf(ctx context.Context, account, id string) ([]string, error) {
 	out := []string{}
-	s.store.View(context.Background(), func(tx keystore.Tx) error {
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		out = out[:0] // View may run fn again
 		return scanAliases(tx, account, "", func(a *aliasRecord) bool {
 			if a.Target == id {
 				out = append(out, a.Name)
@@ -131,7 +139,10 @@ func (s *Service) aliasesOf(account, id string) []string {
 			return true
 		})
 	})
-	return out
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // authorizeKey decides action by c on key r, and refuses with AWS's
@@ -147,8 +158,15 @@ func (s *Service) authorizeKey(ctx context.Context, c *Caller, r *keyRecord, act
 			return internal(err)
 		}
 	}
+	if r.compiledPolicy() == nil {
+		return internal(fmt.Errorf("kms: the key policy of %s does not compile", r.arn()))
+	}
 	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: r.arn(), Context: pc}
-	switch policy.Authorize(r.compiledPolicy(), r.Account, ident, grant, &req) {
+	decision := policy.Authorize(r.compiledPolicy(), r.Account, ident, grant, &req)
+	if pc.InputErr != nil {
+		return internal(pc.InputErr) // decided on missing facts: refuse
+	}
+	switch decision {
 	case policy.Allow:
 		return nil
 	case policy.Deny:
@@ -169,7 +187,7 @@ func (s *Service) authorizeIdentity(ctx context.Context, c *Caller, action, reso
 	if err != nil {
 		return err
 	}
-	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: resource, Context: s.requestContext(c, nil)}
+	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: resource, Context: s.requestContext(ctx, c, nil)}
 	switch policy.AuthorizeIdentity(ident, &req) {
 	case policy.Allow:
 		return nil
@@ -198,7 +216,7 @@ func (s *Service) keyFor(ctx context.Context, c *Caller, k *KeyMember, keyID str
 	if pc != nil {
 		ctxKeys = pc(r)
 	} else {
-		ctxKeys = s.requestContext(c, r)
+		ctxKeys = s.requestContext(ctx, c, r)
 	}
 	if err := s.authorizeKey(ctx, c, r, k.Action, ctxKeys); err != nil {
 		return nil, err

@@ -66,7 +66,7 @@ func (s *Service) Encrypt(ctx context.Context, c *Caller, in *EncryptInput) (*En
 // it and checks it may encrypt now with alg.
 func (s *Service) encryptionKey(ctx context.Context, c *Caller, k *KeyMember, keyID, alg string, ec map[string]string) (*keyRecord, error) {
 	r, err := s.keyFor(ctx, c, k, keyID, func(r *keyRecord) *policy.Context {
-		return withEncryptionContext(s.requestContext(c, r), ec, alg)
+		return withEncryptionContext(s.requestContext(ctx, c, r), ec, alg)
 	})
 	if err != nil {
 		return nil, err
@@ -222,7 +222,7 @@ func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte,
 		}
 		noteKey(ctx, r)
 	}
-	if err := s.authorizeKey(ctx, c, r, k.Action, withEncryptionContext(s.requestContext(c, r), encCtx, alg)); err != nil {
+	if err := s.authorizeKey(ctx, c, r, k.Action, withEncryptionContext(s.requestContext(ctx, c, r), encCtx, alg)); err != nil {
 		return nil, err
 	}
 	if err := k.checkState(r); err != nil {

@@ -217,7 +217,7 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 		return nil, err
 	}
 	r, err := s.keyFor(ctx, c, &opCreateGrant.Keys[0], in.KeyId, func(r *keyRecord) *policy.Context {
-		pc := s.requestContext(c, r)
+		pc := s.requestContext(ctx, c, r)
 		pc.GrantOperations, pc.GranteePrincipal, pc.IsGrantRequest = in.Operations, in.GranteePrincipal, true
 		if in.Constraints != nil {
 			if ec := in.Constraints.EncryptionContextEquals; ec != nil {

@@ -415,7 +415,7 @@ func (s *Service) ScheduleKeyDeletion(ctx context.Context, c *Caller, in *Schedu
 		return nil, newError(ErrValidation, "PendingWindowInDays must be between 7 and 30")
 	}
 	withWindow := func(r *keyRecord) *policy.Context {
-		pc := s.requestContext(c, r)
+		pc := s.requestContext(ctx, c, r)
 		pc.Extra = map[string][]string{"kms:schedulekeydeletionpendingwindowindays": {strconv.Itoa(days)}}
 		return pc
 	}

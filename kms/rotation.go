@@ -50,7 +50,7 @@ func (s *Service) EnableKeyRotation(ctx context.Context, c *Caller, in *EnableKe
 		return nil, err
 	}
 	withPeriod := func(r *keyRecord) *policy.Context {
-		pc := s.requestContext(c, r)
+		pc := s.requestContext(ctx, c, r)
 		pc.Extra = map[string][]string{"kms:rotationperiodindays": {strconv.Itoa(period)}}
 		return pc
 	}

@@ -184,7 +184,7 @@ func (s *Service) AssumeRole(ctx context.Context, c *Caller, in *AssumeRoleInput
 	if err != nil {
 		return nil, err
 	}
-	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: "sts:AssumeRole", Resource: arn, Context: s.requestContext(c, nil)}
+	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: "sts:AssumeRole", Resource: arn, Context: s.requestContext(ctx, c, nil)}
 	if policy.Authorize(trust, account, ident, false, &req) != policy.Allow {
 		return nil, deny()
 	}

@@ -270,7 +270,7 @@ func TestAbsentKeys(t *testing.T) {
 // kms:ResourceAliases is computed only when a policy asks, and only once.
 func TestResourceAliasesFunc(t *testing.T) {
 	calls := 0
-	ctx := &Context{ResourceAliasesFunc: func() []string { calls++; return []string{"alias/app"} }}
+	ctx := &Context{ResourceAliasesFunc: func() ([]string, error) { calls++; return []string{"alias/app"}, nil }}
 	p := identityPolicy(t, `{"Statement":[
 		{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"kms:ResourceAliases":"alias/app"}}},
 		{"Effect":"Deny","Action":"kms:Encrypt","Resource":"*","Condition":{"ForAnyValue:StringEquals":{"kms:ResourceAliases":"alias/secret"}}}]}`)

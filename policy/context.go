@@ -56,8 +56,15 @@ type Context struct {
 	RequestAlias          string   // kms:RequestAlias
 	ResourceAliases       []string // kms:ResourceAliases
 	// ResourceAliasesFunc, when set, supplies kms:ResourceAliases on first
-	// use, so that requests whose policies never ask do not pay for it.
-	ResourceAliasesFunc func() []string
+	// use, so that requests whose policies never ask do not pay for it. It
+	// returns an error when the aliases cannot be read: the key is then
+	// absent for this evaluation and InputErr records why.
+	ResourceAliasesFunc func() ([]string, error)
+	// InputErr is the first failure of a lazily computed condition key.
+	// A decision made while it is set was made on missing facts and must
+	// not be used: the caller refuses the request (authorization never
+	// fails open).
+	InputErr error
 	KeySpec             string // kms:KeySpec
 	KeyUsage            string // kms:KeyUsage
 	KeyOrigin           string // kms:KeyOrigin
@@ -211,8 +218,13 @@ func (c *Context) scan(cd *condition, match bool) (n, matched int) {
 	case keyRequestAlias:
 		one(c.RequestAlias)
 	case keyResourceAliases:
-		if c.ResourceAliases == nil && c.ResourceAliasesFunc != nil {
-			c.ResourceAliases = c.ResourceAliasesFunc()
+		if c.ResourceAliases == nil && c.ResourceAliasesFunc != nil && c.InputErr == nil {
+			aliases, err := c.ResourceAliasesFunc()
+			if err != nil {
+				c.InputErr = err
+				break
+			}
+			c.ResourceAliases = aliases
 		}
 		list(c.ResourceAliases)
 	case keyKeySpec:
