@@ -23,7 +23,9 @@ import (
 //	len|"coffer/record/v1" | schema version (uint32) | len|bucket | len|store key | len|value
 //
 // each len an 8-byte big-endian length of what follows, so that no two
-// inputs encode alike. A record edited in place, moved to another key,
+// inputs encode alike. The schema version is the one the record was written
+// at (schemaVersion), except for the schema-version entry itself, which
+// binds versionOfVersion so that any release can read it (schema.go). A record edited in place, moved to another key,
 // bucket or Region, or copied from another data dir (another record key) no
 // longer verifies and is refused: the reader gets errRecordAuth, an internal
 // error whose cause is logged and never served. A record deleted, or put
@@ -80,14 +82,22 @@ func (k *recordKey) tag(dst []byte, version uint32, bucket, key string, value []
 
 // seal returns value as stored under key in bucket.
 func (k *recordKey) seal(bucket, key string, value []byte) []byte {
-	out := make([]byte, 1, 1+recordTagSize+len(value))
-	out[0] = recordFormat
-	out = k.tag(out, schemaVersion, bucket, key, value)
-	return append(out, value...)
+	return k.sealAt(schemaVersion, bucket, key, value)
 }
 
 // open verifies a record read from key in bucket and returns its value.
 func (k *recordKey) open(bucket, key string, stored []byte) ([]byte, error) {
+	return k.openAt(schemaVersion, bucket, key, stored)
+}
+
+func (k *recordKey) sealAt(version uint32, bucket, key string, value []byte) []byte {
+	out := make([]byte, 1, 1+recordTagSize+len(value))
+	out[0] = recordFormat
+	out = k.tag(out, version, bucket, key, value)
+	return append(out, value...)
+}
+
+func (k *recordKey) openAt(version uint32, bucket, key string, stored []byte) ([]byte, error) {
 	if len(stored) < 1+recordTagSize {
 		return nil, errRecordAuth(bucket, key, "too short to be a record")
 	}
@@ -96,7 +106,7 @@ func (k *recordKey) open(bucket, key string, stored []byte) ([]byte, error) {
 	}
 	tag, value := stored[1:1+recordTagSize], stored[1+recordTagSize:]
 	var buf [recordTagSize]byte
-	if !hmac.Equal(tag, k.tag(buf[:0], schemaVersion, bucket, key, value)) {
+	if !hmac.Equal(tag, k.tag(buf[:0], version, bucket, key, value)) {
 		return nil, errRecordAuth(bucket, key, "the MAC does not verify")
 	}
 	return value, nil

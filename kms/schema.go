@@ -25,9 +25,16 @@ const (
 	// metaRecordKey is the record key wrapped under the root with
 	// recordKeyAAD; the root's AEAD authenticates it.
 	metaRecordKey = "record-mac-key"
-	// metaSchemaVersion is the schema version in decimal, sealed as a record.
+	// metaSchemaVersion is the schema version in decimal, sealed as a
+	// record of version versionOfVersion (sealVersion), so that every
+	// release, older or newer, can authenticate it before it knows it.
 	metaSchemaVersion = "schema-version"
+	versionOfVersion  = 0
 )
+
+func (k *recordKey) sealVersion(v int) []byte {
+	return k.sealAt(versionOfVersion, bucketMeta, metaSchemaVersion, []byte(strconv.Itoa(v)))
+}
 
 var recordKeyAAD = []byte("coffer/record-mac-key/v1")
 
@@ -138,7 +145,7 @@ func openRecords(ctx context.Context, store keystore.Store, root hsm.Backend, re
 			if err := tx.Put(bucketMeta, metaRecordKey, w); err != nil {
 				return err
 			}
-			return tx.Put(bucketMeta, metaSchemaVersion, key.seal(bucketMeta, metaSchemaVersion, []byte(strconv.Itoa(schemaVersion))))
+			return tx.Put(bucketMeta, metaSchemaVersion, key.sealVersion(schemaVersion))
 		})
 		if errors.Is(err, errRecordKeyRace) {
 			clear(fresh)
@@ -186,7 +193,7 @@ func unwrapRecordKey(ctx context.Context, root hsm.Backend, wrapped, version []b
 	if version == nil {
 		return nil, errors.New("kms: the store has a record key but no schema version: it was edited or damaged")
 	}
-	v, err := key.open(bucketMeta, metaSchemaVersion, version)
+	v, err := key.openAt(versionOfVersion, bucketMeta, metaSchemaVersion, version)
 	if err != nil {
 		return nil, errors.New("kms: the store's schema version does not authenticate under its record key: it was edited, or comes from another data dir")
 	}

@@ -109,7 +109,7 @@ func storedVersion(t *testing.T, store keystore.Store, root hsm.Backend) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := key.open(bucketMeta, metaSchemaVersion, version)
+	v, err := key.openAt(versionOfVersion, bucketMeta, metaSchemaVersion, version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +514,7 @@ func TestSchemaMetaTampering(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			edit(t, store, bucketMeta, metaSchemaVersion, func([]byte) []byte { return key.seal(bucketMeta, metaSchemaVersion, []byte("3")) })
+			edit(t, store, bucketMeta, metaSchemaVersion, func([]byte) []byte { return key.sealVersion(3) })
 		}, "newer than this release"},
 		{"version deleted", func(t *testing.T, store keystore.Store, _ hsm.Backend) {
 			edit(t, store, bucketMeta, metaSchemaVersion, func([]byte) []byte { return nil })
