@@ -602,3 +602,43 @@ func TestRewrapSchema1(t *testing.T) {
 		t.Fatalf("schema %q", v)
 	}
 }
+
+// TestRecordSeal: a sealed record opens only where it was sealed, under
+// the key that sealed it, byte for byte; the length prefixes keep the
+// bucket/key boundary from shifting.
+func TestRecordSeal(t *testing.T) {
+	k, _ := newRecordKey(bytes.Repeat([]byte{7}, recordKeySize))
+	sealed := k.seal("ab", "c/d", []byte(`{"state":"Enabled"}`))
+	if v, err := k.open("ab", "c/d", sealed); err != nil || string(v) != `{"state":"Enabled"}` {
+		t.Fatalf("open: %q, %v", v, err)
+	}
+	for _, where := range [][2]string{{"a", "bc/d"}, {"abc", "/d"}, {"ab", "c/e"}, {"ab", "c/d\x00"}} {
+		if _, err := k.open(where[0], where[1], sealed); !errors.Is(err, ErrInternal) {
+			t.Errorf("opened under %q/%q", where[0], where[1])
+		}
+	}
+	if _, err := k.openAt(schemaVersion+1, "ab", "c/d", sealed); err == nil {
+		t.Error("opened at another schema version")
+	}
+	other, _ := newRecordKey(bytes.Repeat([]byte{8}, recordKeySize))
+	if _, err := other.open("ab", "c/d", sealed); err == nil {
+		t.Error("opened under another record key")
+	}
+	for i := range sealed {
+		for _, bit := range []byte{0x01, 0x80} {
+			b := bytes.Clone(sealed)
+			b[i] ^= bit
+			if _, err := k.open("ab", "c/d", b); err == nil {
+				t.Fatalf("opened with byte %d flipped by %#x", i, bit)
+			}
+		}
+	}
+	for _, n := range []int{0, 1, recordTagSize, len(sealed) - 1} {
+		if _, err := k.open("ab", "c/d", sealed[:n]); err == nil {
+			t.Errorf("opened truncated to %d bytes", n)
+		}
+	}
+	if _, err := k.open("ab", "c/d", append(bytes.Clone(sealed), ' ')); err == nil {
+		t.Error("opened with a byte appended")
+	}
+}
