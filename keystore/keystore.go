@@ -20,6 +20,8 @@ type Store interface {
 	View(ctx context.Context, fn func(Tx) error) error
 	// Update runs fn in a read-write transaction. If fn returns an error
 	// nothing it did is kept; if Update returns nil every change is durable.
+	// fn may be called more than once (a backend may retry a transaction
+	// that conflicted); it must not have effects outside tx.
 	Update(ctx context.Context, fn func(Tx) error) error
 	// Close releases the store.
 	Close() error

@@ -16,6 +16,7 @@ type RewrapStats struct {
 	KeyVersions, AccessKeys int  // re-wrapped now
 	TokenKey                bool // the session-token key (STS) re-wrapped now
 	AuditKey                bool // the audit signing key re-wrapped now (RewrapAll)
+	RecordKey               bool // the key that authenticates stored records re-wrapped now
 	AlreadyMoved            int  // found under the new root already
 }
 
@@ -45,18 +46,56 @@ func RewrapAll(ctx context.Context, store keystore.Store, auditKey string, from,
 
 // Rewrap moves every secret store holds wrapped under the root from to the
 // root to (the software-to-HSM migration): every version of every key's
-// material, every access key's secret and the session-token key, each
-// under its own additional data, in one store transaction, so that the store is either wholly on
-// the old root or wholly on the new one. Keys in custom key stores have no
-// wrapped material and are left alone. Plaintext is zeroed as soon as it
-// is wrapped again.
+// material in every Region, every access key's secret, the session-token
+// key and the record key, each under its own additional data, in one store
+// transaction, so that the store is either wholly on the old root or wholly
+// on the new one. Keys in custom key stores have no wrapped material and
+// are left alone. Plaintext is zeroed as soon as it is wrapped again.
+//
+// Records are read and written authenticated under the record key (which
+// does not change, so records Rewrap does not touch stay valid). A store
+// at schema 1, never opened by a release that authenticates records, is
+// moved as it is, and upgraded when the service next starts.
 //
 // Rewrap is idempotent: a secret that from cannot open but to can is one an
 // interrupted run moved, and is left as it is. The server must be stopped.
 func Rewrap(ctx context.Context, store keystore.Store, from, to hsm.Backend) (RewrapStats, error) {
 	var st RewrapStats
-	err := store.Update(ctx, func(tx keystore.Tx) error {
+	wrappedRecordKey, version, err := readSchemaMeta(ctx, store)
+	if err != nil {
+		return st, err
+	}
+	var recs *records // nil at schema 1: records are plain
+	if wrappedRecordKey != nil {
+		key, err := unwrapRecordKey(ctx, from, wrappedRecordKey, version)
+		if err != nil { // moved already?
+			if key, err = unwrapRecordKey(ctx, to, wrappedRecordKey, version); err != nil {
+				return st, fmt.Errorf("record key: neither root opens it: %w", err)
+			}
+		}
+		defer clear(key.key)
+		recs = &records{store: store, key: key, place: asStored}
+	} else if version != nil {
+		return st, errors.New("the store has a schema version but no record key: it was edited or damaged")
+	}
+	err = store.Update(ctx, func(raw keystore.Tx) error {
 		st = RewrapStats{}
+		tx := raw
+		if recs != nil {
+			tx = recordTx{raw, recs}
+			w, moved, err := RewrapOne(ctx, from, to, wrappedRecordKey, recordKeyAAD)
+			if err != nil {
+				return fmt.Errorf("record key: %w", err)
+			}
+			if moved {
+				st.RecordKey = true
+				if err := raw.Put(bucketMeta, metaRecordKey, w); err != nil {
+					return err
+				}
+			} else {
+				st.AlreadyMoved++
+			}
+		}
 		var keys, access []string
 		if err := tx.Scan(bucketKeys, "", "", func(k string, _ []byte) bool { keys = append(keys, k); return true }); err != nil {
 			return err
@@ -86,8 +125,8 @@ func Rewrap(ctx context.Context, store keystore.Store, from, to hsm.Backend) (Re
 					st.AlreadyMoved++
 				}
 			}
-			if changed {
-				if err := putKeyTx(tx, r); err != nil {
+			if changed { // under the store key it was read from, Region and all
+				if err := putJSON(tx, bucketKeys, id, r); err != nil {
 					return err
 				}
 			}

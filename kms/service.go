@@ -97,7 +97,9 @@ type Service struct {
 var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
 var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 
-// New returns a Service over cfg.Store and cfg.Root.
+// New returns a Service over cfg.Store and cfg.Root. It upgrades a store
+// written by an older release to the current schema, and fails when the
+// store's record key cannot be unwrapped or the store is newer than it knows.
 func New(cfg Config) (*Service, error) {
 	if !accountPattern.MatchString(cfg.Account) {
 		return nil, fmt.Errorf("kms: account %q is not 12 digits", cfg.Account)
@@ -135,6 +137,13 @@ func New(cfg Config) (*Service, error) {
 		ttl = 5 * time.Minute
 	}
 	s.materials = newMaterialCache(size, ttl)
+	// From here on kms reads and writes authenticated, per-Region records
+	// (record.go, schema.go); a schema-1 store is upgraded first.
+	recs, err := openRecords(context.Background(), cfg.Store, cfg.Root, cfg.Region, s.random)
+	if err != nil {
+		return nil, err
+	}
+	s.store = recs
 	return s, nil
 }
 

@@ -164,7 +164,7 @@ func TestMigrateSoftwareToPKCS11(t *testing.T) {
 		t.Fatalf("hsm init: %v\n%s", err, out)
 	}
 	if out := migrate(); !strings.Contains(out, "re-wrapped 4 key versions and 1 access keys") ||
-		!strings.Contains(out, "session-token key") || !strings.Contains(out, "audit signing key") {
+		!strings.Contains(out, "session-token key") || !strings.Contains(out, "record key") || !strings.Contains(out, "audit signing key") {
 		t.Fatalf("migrate said:\n%s", out)
 	}
 	if out := migrate(); !strings.Contains(out, "nothing to do") {

@@ -197,6 +197,9 @@ func migrateRoot(ctx context.Context, out io.Writer, dataDir string, r rootOptio
 	if st.TokenKey {
 		fmt.Fprint(out, ", the session-token key")
 	}
+	if st.RecordKey {
+		fmt.Fprint(out, ", the record key")
+	}
 	if st.AuditKey {
 		fmt.Fprint(out, ", and the audit signing key")
 	}
