@@ -39,4 +39,12 @@ const (
 	// a custom-key-store key: "coffer-cks/<key ID>", the handle stored in
 	// its key version (HSMKey).
 	labelCustomKeyStoreKey = "coffer-cks/"
+
+	// labelRecord starts the input of every stored record's MAC (record.go),
+	// which binds the record to its schema version, bucket and store key.
+	labelRecord = "coffer/record/v1"
+
+	// labelRecordKey is the AAD of the record key wrapped under the root
+	// (meta entry "record-mac-key").
+	labelRecordKey = "coffer/record-mac-key/v1"
 )

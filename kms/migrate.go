@@ -83,7 +83,7 @@ func Rewrap(ctx context.Context, store keystore.Store, from, to hsm.Backend) (Re
 		tx := raw
 		if recs != nil {
 			tx = recordTx{raw, recs}
-			w, moved, err := RewrapOne(ctx, from, to, wrappedRecordKey, recordKeyAAD)
+			w, moved, err := RewrapOne(ctx, from, to, wrappedRecordKey, []byte(labelRecordKey))
 			if err != nil {
 				return fmt.Errorf("record key: %w", err)
 			}

@@ -33,10 +33,9 @@ import (
 // a record is, not when.
 //
 // The record key is 32 random bytes made once per store, kept in the meta
-// bucket wrapped under the root (its AEAD and recordKeyAAD authenticate it)
+// bucket wrapped under the root (its AEAD and []byte(labelRecordKey) authenticate it)
 // and unwrapped once when the Service starts; see schema.go.
 const (
-	recordLabel        = "coffer/record/v1"
 	recordFormat  byte = 1
 	recordTagSize      = sha256.Size
 	recordKeySize      = 32
@@ -70,7 +69,7 @@ func writeField(h hash.Hash, b []byte) {
 // tag is the MAC of value stored under key in bucket at schema version.
 func (k *recordKey) tag(dst []byte, version uint32, bucket, key string, value []byte) []byte {
 	h := hmac.New(sha256.New, k.key)
-	writeField(h, []byte(recordLabel))
+	writeField(h, []byte(labelRecord))
 	var v [4]byte
 	binary.BigEndian.PutUint32(v[:], version)
 	h.Write(v[:])

@@ -23,7 +23,7 @@ const schemaVersion = 2
 // Meta entries that bootstrap records; records does not reach them.
 const (
 	// metaRecordKey is the record key wrapped under the root with
-	// recordKeyAAD; the root's AEAD authenticates it.
+	// []byte(labelRecordKey); the root's AEAD authenticates it.
 	metaRecordKey = "record-mac-key"
 	// metaSchemaVersion is the schema version in decimal, sealed as a
 	// record of version versionOfVersion (sealVersion), so that every
@@ -35,8 +35,6 @@ const (
 func (k *recordKey) sealVersion(v int) []byte {
 	return k.sealAt(versionOfVersion, bucketMeta, metaSchemaVersion, []byte(strconv.Itoa(v)))
 }
-
-var recordKeyAAD = []byte("coffer/record-mac-key/v1")
 
 // scope says whether a bucket's records belong to a Region, and so where
 // the Region goes in their store keys.
@@ -126,7 +124,7 @@ func openRecords(ctx context.Context, store keystore.Store, root hsm.Backend, re
 		if _, err := io.ReadFull(random, fresh); err != nil {
 			return nil, fmt.Errorf("kms: make the record key: %w", err)
 		}
-		w, err := root.Wrap(ctx, fresh, recordKeyAAD)
+		w, err := root.Wrap(ctx, fresh, []byte(labelRecordKey))
 		if err != nil {
 			clear(fresh)
 			return nil, fmt.Errorf("kms: wrap the record key: %w", err)
@@ -181,7 +179,7 @@ func readSchemaMeta(ctx context.Context, store keystore.Store) (wrapped, version
 // which must be the one this release writes. Any failure is fatal: kms
 // never serves records it cannot authenticate.
 func unwrapRecordKey(ctx context.Context, root hsm.Backend, wrapped, version []byte) (*recordKey, error) {
-	raw, err := root.Unwrap(ctx, wrapped, recordKeyAAD)
+	raw, err := root.Unwrap(ctx, wrapped, []byte(labelRecordKey))
 	if err != nil {
 		return nil, fmt.Errorf("kms: unwrap the record key (is this the data dir's root?): %w", err)
 	}
