@@ -306,14 +306,9 @@ func (s *Service) DeleteAccessKey(ctx context.Context, c *Caller, in *AccessKeyI
 // forgetAccessKeys drops deleted keys' secrets from memory and tells the
 // transport to drop what it derived from them.
 func (s *Service) forgetAccessKeys(ids []string) {
-	s.akMu.Lock()
 	for _, id := range ids {
-		if e, ok := s.accessKeys[id]; ok {
-			clear(e.secret)
-			delete(s.accessKeys, id)
-		}
+		s.cache.invalidate(cacheAccessKey, id)
 	}
-	s.akMu.Unlock()
 	if f := s.onAccessKeyDeleted.Load(); f != nil {
 		for _, id := range ids {
 			(*f)(id)

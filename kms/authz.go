@@ -3,7 +3,6 @@ package kms
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/policy"
@@ -15,12 +14,6 @@ import (
 // ListRetirableGrants, the administration API) by identity policies alone.
 // Every operation authorizes before anything observable happens.
 
-// identityCache holds each principal's compiled identity policies.
-type identityCache struct {
-	mu sync.RWMutex
-	m  map[string]identityEntry
-}
-
 // identityEntry is a principal's compiled policies and, for a role, its
 // unique ID.
 type identityEntry struct {
@@ -29,11 +22,7 @@ type identityEntry struct {
 }
 
 // forgetPrincipal drops what is cached about a principal's policies.
-func (s *Service) forgetPrincipal(arn string) {
-	s.identities.mu.Lock()
-	delete(s.identities.m, arn)
-	s.identities.mu.Unlock()
-}
+func (s *Service) forgetPrincipal(arn string) { s.cache.invalidate(cachePrincipal, arn) }
 
 // validateIdentityPolicy checks an identity policy document.
 func (s *Service) validateIdentityPolicy(doc string) error {
@@ -53,15 +42,13 @@ func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, er
 	gone := func() error {
 		return newError(ErrAccessDenied, "The role %s of this session no longer exists.", c.RoleARN)
 	}
-	s.identities.mu.RLock()
-	e, ok := s.identities.m[arn]
-	s.identities.mu.RUnlock()
-	if ok {
+	if e, ok := s.cache.identities.get(arn); ok {
 		if c.RoleARN != "" && e.id != c.roleID {
 			return nil, gone()
 		}
 		return e.policies, nil
 	}
+	gen := s.cache.identities.generation()
 	p, err := s.principal(ctx, arn)
 	if err != nil {
 		return nil, err
@@ -83,12 +70,7 @@ func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, er
 			ps = append(ps, cp)
 		}
 	}
-	s.identities.mu.Lock()
-	if s.identities.m == nil {
-		s.identities.m = map[string]identityEntry{}
-	}
-	s.identities.m[arn] = identityEntry{ps, id}
-	s.identities.mu.Unlock()
+	s.cache.identities.fill(arn, identityEntry{ps, id}, gen)
 	return ps, nil
 }
 

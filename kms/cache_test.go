@@ -8,10 +8,26 @@ import (
 	"github.com/coffer-kms/coffer/engine"
 )
 
+// symKey is a symmetric engine key of 32 bytes of b, with its storage.
+func symKey(t *testing.T, b byte) (*engine.Key, []byte) {
+	t.Helper()
+	k, err := engine.ParseKey("SYMMETRIC_DEFAULT", bytes.Repeat([]byte{b}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, k.Symmetric()
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
 func TestMaterialCacheZeroesOnlyAfterLastRelease(t *testing.T) {
-	c := newMaterialCache(10, time.Minute)
-	m := engine.Material(bytes.Repeat([]byte{7}, 32))
-	got, e1 := c.put("k", 0, m)
+	c := newMaterialCache(10, time.Minute, nil)
+	k, raw := symKey(t, 7)
+	_, e1 := c.put("k", 0, k)
 	_, e2, ok := c.get("k", 0)
 	if !ok {
 		t.Fatal("miss right after put")
@@ -21,29 +37,30 @@ func TestMaterialCacheZeroesOnlyAfterLastRelease(t *testing.T) {
 		t.Fatal("hit after dropKey")
 	}
 	c.release(e1)
-	if got[0] != 7 {
+	if raw[0] != 7 {
 		t.Fatal("material zeroed while still in use")
 	}
 	c.release(e2)
-	if !bytes.Equal(got, make([]byte, 32)) {
+	if !bytes.Equal(raw, make([]byte, 32)) || k.Symmetric() != nil {
 		t.Fatal("material not zeroed after its last release")
 	}
 }
 
 func TestMaterialCacheBounds(t *testing.T) {
-	c := newMaterialCache(3, time.Minute)
-	var ms []engine.Material
+	c := newMaterialCache(3, time.Minute, nil)
+	var raws [][]byte
 	for v := range 5 {
-		m, e := c.put("k", v, engine.Material(bytes.Repeat([]byte{1}, 32)))
+		k, raw := symKey(t, 1)
+		_, e := c.put("k", v, k)
 		c.release(e)
-		ms = append(ms, m)
+		raws = append(raws, raw)
 	}
 	if len(c.entries) != 3 {
 		t.Fatalf("%d entries, bound 3", len(c.entries))
 	}
 	zeroed := 0
-	for _, m := range ms {
-		if m[0] == 0 {
+	for _, raw := range raws {
+		if raw[0] == 0 {
 			zeroed++
 		}
 	}
@@ -51,12 +68,142 @@ func TestMaterialCacheBounds(t *testing.T) {
 		t.Fatalf("%d evicted materials zeroed, want 2", zeroed)
 	}
 
-	short := newMaterialCache(10, time.Nanosecond)
-	m, e := short.put("k", 0, engine.Material(bytes.Repeat([]byte{1}, 32)))
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	short := newMaterialCache(10, time.Minute, clock.now)
+	k, raw := symKey(t, 1)
+	_, e := short.put("k", 0, k)
 	short.release(e)
-	time.Sleep(time.Millisecond)
-	if _, _, ok := short.get("k", 0); ok || m[0] != 0 {
+	clock.advance(time.Minute - time.Second)
+	if _, e, ok := short.get("k", 0); !ok {
+		t.Fatal("entry expired before its TTL on the injected clock")
+	} else {
+		short.release(e)
+	}
+	clock.advance(2 * time.Second)
+	if _, _, ok := short.get("k", 0); ok || raw[0] != 0 {
 		t.Fatal("expired entry served or not zeroed")
+	}
+}
+
+func TestBoundedEvictsUnreferencedFirst(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	var evicted []int
+	b := newBounded[string](3, time.Hour, clock.now, func(v int) { evicted = append(evicted, v) })
+	for i, k := range []string{"a", "b", "c"} {
+		b.put(k, i)
+	}
+	b.get("a") // referenced: survives the next sweep
+	b.get("c")
+	b.put("d", 3)
+	if b.len() != 3 {
+		t.Fatalf("%d entries, bound 3", b.len())
+	}
+	if _, ok := b.get("b"); ok || len(evicted) != 1 || evicted[0] != 1 {
+		t.Fatalf("evicted %v, want only b's value 1", evicted)
+	}
+	for _, k := range []string{"a", "c", "d"} {
+		if _, ok := b.get(k); !ok {
+			t.Fatalf("%s evicted", k)
+		}
+	}
+	for i := range 100 { // many more than the bound: always bounded
+		b.put(string(rune('e'+i)), i)
+		if b.len() > 3 {
+			t.Fatalf("%d entries, bound 3", b.len())
+		}
+	}
+}
+
+func TestBoundedExpiresOnInjectedClock(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	var evicted []string
+	b := newBounded[string](10, time.Minute, clock.now, func(v string) { evicted = append(evicted, v) })
+	b.put("k", "v")
+	clock.advance(59 * time.Second)
+	if v, ok := b.get("k"); !ok || v != "v" {
+		t.Fatal("entry expired early")
+	}
+	clock.advance(time.Second)
+	if _, ok := b.get("k"); ok {
+		t.Fatal("entry served at its TTL")
+	}
+	if len(evicted) != 1 || b.len() != 0 {
+		t.Fatalf("expired entry not evicted: %v, %d left", evicted, b.len())
+	}
+}
+
+// TestBoundedStaleFill: a read that began before a change must not put
+// what it read into the cache after the change.
+func TestBoundedStaleFill(t *testing.T) {
+	b := newBounded[string, string](10, time.Hour, time.Now, nil)
+	gen := b.generation() // a reader starts, reads "old" from the store
+	b.invalidate("k")     // meanwhile a writer commits "new" and invalidates
+	if got := b.fill("k", "old", gen); got != "old" {
+		t.Fatalf("fill returned %q", got)
+	}
+	if _, ok := b.get("k"); ok {
+		t.Fatal("a stale read was cached after an invalidation")
+	}
+	gen = b.generation()
+	b.publish("k", "newest")
+	if got := b.fill("k", "older", gen); got != "newest" {
+		t.Fatalf("fill over a published value returned %q", got)
+	}
+	if v, _ := b.get("k"); v != "newest" {
+		t.Fatalf("cached %q, want the published value", v)
+	}
+}
+
+// TestCachesInvalidate: each kind of change drops exactly what it names,
+// secrets are zeroed, and dropAll empties everything.
+func TestCachesInvalidate(t *testing.T) {
+	c := newCaches(CacheConfig{}, time.Now)
+	fill := func() (secret []byte, raw []byte) {
+		c.keys.put("key1", &keyRecord{ID: "key1", State: StateEnabled})
+		c.keys.put("key2", &keyRecord{ID: "key2", State: StateEnabled})
+		k, raw := symKey(t, 9)
+		_, e := c.materials.put("key1", 0, k)
+		c.materials.release(e)
+		c.grants.put("key1", []*grantRecord{{GrantID: "g"}})
+		c.identities.put("arn:aws:iam::111122223333:user/u", identityEntry{id: "u"})
+		secret = bytes.Repeat([]byte{5}, 40)
+		c.accessKeys.put("AKIAEXAMPLEEXAMPLE", accessKeyEntry{secret: secret})
+		return secret, raw
+	}
+	secret, raw := fill()
+	c.invalidate(cacheKey, "key1")
+	if _, ok := c.keys.get("key1"); ok {
+		t.Error("key record kept after its invalidation")
+	}
+	if _, ok := c.keys.get("key2"); !ok {
+		t.Error("another key's record dropped")
+	}
+	if _, _, ok := c.materials.get("key1", 0); ok || raw[0] != 0 {
+		t.Error("key material kept or not zeroed after the key's invalidation")
+	}
+	if _, ok := c.grants.get("key1"); !ok {
+		t.Error("grants dropped by a key change")
+	}
+	c.invalidate(cacheGrants, "key1")
+	if _, ok := c.grants.get("key1"); ok {
+		t.Error("grants kept after their invalidation")
+	}
+	c.invalidate(cachePrincipal, "arn:aws:iam::111122223333:user/u")
+	if _, ok := c.identities.get("arn:aws:iam::111122223333:user/u"); ok {
+		t.Error("identity kept after its invalidation")
+	}
+	c.invalidate(cacheAccessKey, "AKIAEXAMPLEEXAMPLE")
+	if _, ok := c.accessKeys.get("AKIAEXAMPLEEXAMPLE"); ok || secret[0] != 0 {
+		t.Error("access key secret kept or not zeroed after its invalidation")
+	}
+
+	secret, raw = fill()
+	c.dropAll()
+	if c.keys.len()+c.grants.len()+c.identities.len()+c.accessKeys.len() != 0 || len(c.materials.entries) != 0 {
+		t.Error("dropAll left entries")
+	}
+	if secret[0] != 0 || raw[0] != 0 {
+		t.Error("dropAll did not zero secrets")
 	}
 }
 

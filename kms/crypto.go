@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 
 	"github.com/coffer-kms/coffer/engine"
 	"github.com/coffer-kms/coffer/policy"
@@ -83,23 +84,26 @@ func (s *Service) encryptionKey(ctx context.Context, c *Caller, k *KeyMember, ke
 	return r, nil
 }
 
-// seal encrypts plaintext under r's newest material.
+// seal encrypts plaintext under r's newest material, as r's kind does.
 func (s *Service) seal(ctx context.Context, r *keyRecord, plaintext []byte, encCtx map[string]string) ([]byte, error) {
 	v := len(r.Versions) - 1
-	if r.CustomKeyStoreID != "" {
+	switch r.kind() {
+	case kindHSM:
 		return s.sealInStore(ctx, r, v, plaintext, encCtx)
+	case kindSymmetric:
+		key, e, err := s.material(ctx, r, v)
+		if err != nil {
+			return nil, err
+		}
+		defer s.cache.materials.release(e)
+		kid, _ := parseKeyID(r.ID)
+		blob, err := engine.Seal(nil, key.Symmetric(), kid, uint32(v), plaintext, encCtx)
+		if err != nil {
+			return nil, internal(err)
+		}
+		return blob, nil
 	}
-	m, e, err := s.material(ctx, r, v)
-	if err != nil {
-		return nil, err
-	}
-	defer s.materials.release(e)
-	kid, _ := parseKeyID(r.ID)
-	blob, err := engine.Seal(nil, m, kid, uint32(v), plaintext, encCtx)
-	if err != nil {
-		return nil, internal(err)
-	}
-	return blob, nil
+	return nil, internal(fmt.Errorf("kms: seal with %s, a %s key", r.arn(), r.Spec)) // usage is checked before
 }
 
 // sealInStore encrypts plaintext inside the HSM under r's key version v,
@@ -183,26 +187,15 @@ type opened struct {
 // in request member k. Forged, malformed and mismatched blobs all give the
 // same InvalidCiphertextException.
 func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte, keyID, alg string, encCtx map[string]string, dry bool) (*opened, error) {
-	var (
-		blob    engine.Blob
-		inStore engine.HSMBlob
-		kid     engine.KeyID
-		ver     int
-		err     error
-	)
-	if engine.IsHSMBlob(raw) {
-		if inStore, err = engine.ParseHSMBlob(raw); err != nil {
-			return nil, invalidCiphertext
-		}
-		kid, ver = inStore.KeyID(), int(inStore.MaterialVersion())
-	} else {
-		if blob, err = engine.ParseBlob(raw); err != nil {
-			return nil, invalidCiphertext
-		}
-		kid, ver = blob.KeyID(), int(blob.MaterialVersion())
+	kid, ver, ok := blobKey(raw)
+	if !ok {
+		return nil, invalidCiphertext
 	}
 	id := formatKeyID(kid)
-	var r *keyRecord
+	var (
+		r   *keyRecord
+		err error
+	)
 	if keyID != "" {
 		named, err := s.resolveKeyAs(ctx, c, keyID, k.Forms)
 		if err != nil {
@@ -234,29 +227,63 @@ func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte,
 	if alg != "" && alg != AlgSymmetric {
 		return nil, newError(ErrInvalidKeyUsage, "%s is not a supported encryption algorithm for %s.", alg, r.arn())
 	}
-	if ver >= len(r.Versions) || (inStore != nil) != (r.CustomKeyStoreID != "") {
+	if ver >= len(r.Versions) {
 		return nil, invalidCiphertext
 	}
-	if dry {
-		return nil, dryRun
-	}
-	if inStore != nil {
+	// The key decides how the blob is opened; a blob of another key
+	// kind's format is a malformed blob for this key.
+	switch r.kind() {
+	case kindHSM:
+		inStore, err := engine.ParseHSMBlob(raw)
+		if err != nil {
+			return nil, invalidCiphertext
+		}
+		if dry {
+			return nil, dryRun
+		}
 		pt, err := s.ks.Decrypt(ctx, r.Versions[ver].HSMKey, inStore.Sealed(), engine.HSMBlobAAD(nil, inStore.Header(), encCtx))
 		if err != nil {
 			return nil, storeFailure(err, r.arn())
 		}
 		return &opened{key: r, plaintext: pt, materialID: r.Versions[ver].MaterialID}, nil
+	case kindSymmetric:
+		blob, err := engine.ParseBlob(raw)
+		if err != nil {
+			return nil, invalidCiphertext
+		}
+		if dry {
+			return nil, dryRun
+		}
+		key, e, err := s.material(ctx, r, ver)
+		if err != nil {
+			return nil, err
+		}
+		defer s.cache.materials.release(e)
+		pt, err := engine.Open(nil, key.Symmetric(), blob, encCtx)
+		if err != nil {
+			return nil, invalidCiphertext
+		}
+		return &opened{key: r, plaintext: pt, materialID: r.Versions[ver].MaterialID}, nil
 	}
-	m, e, err := s.material(ctx, r, ver)
+	return nil, invalidCiphertext
+}
+
+// blobKey returns the key and material version a ciphertext blob names,
+// once the framing of the format it claims is checked. Which key opens it,
+// and how, is the key's to decide (open).
+func blobKey(raw []byte) (kid engine.KeyID, ver int, ok bool) {
+	if engine.IsHSMBlob(raw) {
+		b, err := engine.ParseHSMBlob(raw)
+		if err != nil {
+			return kid, 0, false
+		}
+		return b.KeyID(), int(b.MaterialVersion()), true
+	}
+	b, err := engine.ParseBlob(raw)
 	if err != nil {
-		return nil, err
+		return kid, 0, false
 	}
-	defer s.materials.release(e)
-	pt, err := engine.Open(nil, m, blob, encCtx)
-	if err != nil {
-		return nil, invalidCiphertext
-	}
-	return &opened{key: r, plaintext: pt, materialID: r.Versions[ver].MaterialID}, nil
+	return b.KeyID(), int(b.MaterialVersion()), true
 }
 
 // ReEncryptInput is the ReEncrypt request.

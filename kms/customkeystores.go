@@ -445,7 +445,7 @@ func (s *Service) setStoreState(ctx context.Context, account, id, state, code st
 		return internal(err)
 	}
 	for _, r := range changed {
-		s.publish(r.ID, r)
+		s.cache.publishKey(r.ID, r)
 	}
 	return nil
 }

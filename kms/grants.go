@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/coffer-kms/coffer/keystore"
@@ -282,7 +281,7 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 	if err != nil {
 		return nil, internal(err)
 	}
-	s.grants.invalidate(r.ID)
+	s.cache.invalidate(cacheGrants, r.ID)
 	tok, err := s.grantToken(r.ID, g.GrantID)
 	if err != nil {
 		return nil, err
@@ -547,45 +546,26 @@ func (s *Service) deleteGrant(ctx context.Context, keyID, grantID string, dry bo
 	if err != nil {
 		return internal(err)
 	}
-	s.grants.invalidate(keyID)
+	s.cache.invalidate(cacheGrants, keyID)
 	return nil
 }
 
-// grantCache holds each key's grants, loaded on first use and dropped on
+// keyGrants returns the grants of a key: loaded on first use and dropped on
 // every change, so that authorization reads no store on the hot path.
-type grantCache struct {
-	mu sync.RWMutex
-	m  map[string][]*grantRecord
-}
-
-func (c *grantCache) invalidate(keyID string) {
-	c.mu.Lock()
-	delete(c.m, keyID)
-	c.mu.Unlock()
-}
-
-// keyGrants returns the grants of a key.
 func (s *Service) keyGrants(ctx context.Context, keyID string) ([]*grantRecord, error) {
-	s.grants.mu.RLock()
-	gs, ok := s.grants.m[keyID]
-	s.grants.mu.RUnlock()
-	if ok {
+	if gs, ok := s.cache.grants.get(keyID); ok {
 		return gs, nil
 	}
-	gs = []*grantRecord{}
+	gen := s.cache.grants.generation()
+	var gs []*grantRecord
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		gs = []*grantRecord{} // View may run fn again
 		return scanGrants(tx, keyID+"/", "", func(g *grantRecord) bool { gs = append(gs, g); return true })
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.grants.mu.Lock()
-	if s.grants.m == nil {
-		s.grants.m = map[string][]*grantRecord{}
-	}
-	s.grants.m[keyID] = gs
-	s.grants.mu.Unlock()
-	return gs, nil
+	return s.cache.grants.fill(keyID, gs, gen), nil
 }
 
 // grantAllows reports whether a grant on the key lets the caller perform op

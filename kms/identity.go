@@ -148,10 +148,7 @@ type accessKeyEntry struct {
 // for SigV4 verification. The secret is the service's: callers must not
 // modify or retain it. ErrUnknownAccessKey when it does not exist.
 func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, error) {
-	s.akMu.RLock()
-	e, ok := s.accessKeys[id]
-	s.akMu.RUnlock()
-	if ok {
+	if e, ok := s.cache.accessKeys.get(id); ok {
 		return &e.caller, e.secret, nil
 	}
 	if len(id) < 16 || len(id) > 128 {
@@ -179,26 +176,8 @@ func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, er
 		}
 		return nil, nil, ErrUnknownAccessKey
 	}
-	e = accessKeyEntry{caller: Caller{ARN: rec.PrincipalARN, Account: rec.Account, AccessKeyID: id}, secret: secret}
-	s.cacheAccessKey(id, e)
+	e := accessKeyEntry{caller: Caller{ARN: rec.PrincipalARN, Account: rec.Account, AccessKeyID: id}, secret: secret}
+	s.cache.accessKeys.put(id, e)
 	return &e.caller, e.secret, nil
 }
 
-// cacheAccessKey keeps an access key's unwrapped secret for its next
-// requests, evicting (and zeroing) one at random when the cache is full.
-// A secret already handed out for the same ID is left for the requests
-// using it, not zeroed.
-func (s *Service) cacheAccessKey(id string, e accessKeyEntry) {
-	s.akMu.Lock()
-	defer s.akMu.Unlock()
-	if _, ok := s.accessKeys[id]; !ok && len(s.accessKeys) >= maxCachedAccessKeys {
-		for k, old := range s.accessKeys {
-			clear(old.secret)
-			delete(s.accessKeys, k)
-			break
-		}
-	}
-	s.accessKeys[id] = e
-}
-
-const maxCachedAccessKeys = 10000

@@ -149,7 +149,7 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		s.destroyStoreKey(context.WithoutCancel(ctx), r.Versions[0].HSMKey)
 		return nil, internal(err)
 	}
-	s.publish(r.ID, r)
+	s.cache.publishKey(r.ID, r)
 	noteKey(ctx, r)
 	return &CreateKeyOutput{KeyMetadata: r.metadata()}, nil
 }

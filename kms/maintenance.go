@@ -86,7 +86,7 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 		}
 		return nil, nil
 	})
-	s.grants.invalidate(id)
+	s.cache.invalidate(cacheGrants, id)
 	if err == nil && hsmKey != "" {
 		// The record is gone for good; now the HSM object may go too.
 		s.destroyStoreKey(ctx, hsmKey)

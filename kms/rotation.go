@@ -178,7 +178,7 @@ func (s *Service) rotate(ctx context.Context, id, kind string) (*keyRecord, erro
 	}
 	// Rotation ends the cached versions' time in memory, as disabling does:
 	// the next use of any version is unwrapped afresh.
-	s.materials.dropKey(id)
+	s.cache.invalidate(cacheKey, id)
 	return out, nil
 }
 

@@ -39,10 +39,9 @@ type Config struct {
 	// Random is the entropy source for key material, data keys and
 	// GenerateRandom. Default crypto/rand.Reader.
 	Random io.Reader
-	// MaterialCacheSize bounds the unwrapped key versions held in memory
-	// (default 10000); MaterialCacheTTL bounds their age (default 5 minutes).
-	MaterialCacheSize int
-	MaterialCacheTTL  time.Duration
+	// Cache bounds what the service keeps in memory (cache.go): each cache
+	// in entries and every entry in age, on the Now clock.
+	Cache CacheConfig
 }
 
 // Caller is the authenticated principal making a request.
@@ -75,19 +74,8 @@ type Service struct {
 	// updated in commit order.
 	writeMu sync.Mutex
 
-	cacheMu sync.RWMutex
-	keys    map[string]*keyRecord // immutable snapshots by key ID
-
-	materials  *materialCache
-	flightMu   sync.Mutex
-	unwraps    map[flightKey]*unwrapFlight
-	grants     grantCache
-	identities identityCache
-	usage      usage
-
-	// akMu guards accessKeys, the unwrapped secrets of access keys in use.
-	akMu       sync.RWMutex
-	accessKeys map[string]accessKeyEntry
+	cache *caches // every cache, behind one invalidation entry point
+	usage usage
 
 	onAccessKeyDeleted atomic.Pointer[func(string)]
 
@@ -118,10 +106,6 @@ func New(cfg Config) (*Service, error) {
 		ks:      hsm.KeyStoreOf(cfg.Root),
 		now:     cfg.Now,
 		random:  cfg.Random,
-		keys:    map[string]*keyRecord{},
-		unwraps: map[flightKey]*unwrapFlight{},
-
-		accessKeys: map[string]accessKeyEntry{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -129,14 +113,7 @@ func New(cfg Config) (*Service, error) {
 	if s.random == nil {
 		s.random = rand.Reader
 	}
-	size, ttl := cfg.MaterialCacheSize, cfg.MaterialCacheTTL
-	if size <= 0 {
-		size = 10000
-	}
-	if ttl <= 0 {
-		ttl = 5 * time.Minute
-	}
-	s.materials = newMaterialCache(size, ttl)
+	s.cache = newCaches(cfg.Cache, s.now)
 	// From here on kms reads and writes authenticated, per-Region records
 	// (record.go, schema.go); a schema-1 store is upgraded first.
 	recs, err := openRecords(context.Background(), cfg.Store, cfg.Root, cfg.Region, s.random)
@@ -151,16 +128,10 @@ func New(cfg Config) (*Service, error) {
 func (s *Service) Region() string  { return s.region }
 func (s *Service) Account() string { return s.account }
 
-// Close drops and zeroes every cached key version.
+// Close drops and zeroes every cached key version and secret.
 func (s *Service) Close() error {
 	s.FlushUsage(context.Background())
-	s.materials.purge()
-	s.akMu.Lock()
-	for k, e := range s.accessKeys {
-		clear(e.secret)
-		delete(s.accessKeys, k)
-	}
-	s.akMu.Unlock()
+	s.cache.dropAll()
 	s.tokens.mu.Lock()
 	s.tokens.key.Zero()
 	s.tokens.key = nil
@@ -276,12 +247,11 @@ func materialAAD(arn string, version int) []byte {
 // loadKey returns the record of key id, from the cache or the store; nil
 // when no such key exists.
 func (s *Service) loadKey(ctx context.Context, id string) (*keyRecord, error) {
-	s.cacheMu.RLock()
-	r, ok := s.keys[id]
-	s.cacheMu.RUnlock()
-	if ok {
+	if r, ok := s.cache.keys.get(id); ok {
 		return r, nil
 	}
+	gen := s.cache.keys.generation()
+	var r *keyRecord
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
 		var err error
 		r, err = getKeyTx(tx, id)
@@ -290,14 +260,9 @@ func (s *Service) loadKey(ctx context.Context, id string) (*keyRecord, error) {
 	if err != nil || r == nil {
 		return nil, err
 	}
-	s.cacheMu.Lock()
-	if cur, ok := s.keys[id]; ok {
-		r = cur // a writer got there first; its snapshot is newer
-	} else {
-		s.keys[id] = r
-	}
-	s.cacheMu.Unlock()
-	return r, nil
+	// A writer that got there first has the newer snapshot; a change
+	// since gen makes this one possibly stale, so it is not kept.
+	return s.cache.keys.fill(id, r, gen), nil
 }
 
 func getKeyTx(tx keystore.Tx, id string) (*keyRecord, error) {
@@ -349,27 +314,12 @@ func (s *Service) updateKey(ctx context.Context, id string, fn func(tx keystore.
 	if err != nil {
 		return nil, err
 	}
-	s.publish(id, out)
+	s.cache.publishKey(id, out)
 	return out, nil
 }
 
 // errKeyGone reports a key deleted between resolution and update.
 var errKeyGone = newError(ErrNotFound, "Key does not exist")
-
-// publish replaces the cached snapshot of key id (nil: the key is gone)
-// and drops its unwrapped material unless the key can still use it.
-func (s *Service) publish(id string, r *keyRecord) {
-	s.cacheMu.Lock()
-	if r == nil {
-		delete(s.keys, id)
-	} else {
-		s.keys[id] = r
-	}
-	s.cacheMu.Unlock()
-	if r == nil || r.State != StateEnabled {
-		s.materials.dropKey(id)
-	}
-}
 
 // material returns version v of r's material, unwrapping it through the
 // root on a cache miss. The caller must pass the entry to
@@ -378,28 +328,29 @@ func (s *Service) publish(id string, r *keyRecord) {
 // Concurrent misses of one version make one unwrap: the first caller leads
 // and fills the cache before it lets the others look again, so a cold key
 // costs exactly one root call however many requests arrive at once.
-func (s *Service) material(ctx context.Context, r *keyRecord, v int) (engine.Material, *materialEntry, error) {
-	if m, e, ok := s.materials.get(r.ID, v); ok {
+func (s *Service) material(ctx context.Context, r *keyRecord, v int) (*engine.Key, *materialEntry, error) {
+	if m, e, ok := s.cache.materials.get(r.ID, v); ok {
 		return m, e, nil
 	}
 	if v < 0 || v >= len(r.Versions) {
 		return nil, nil, invalidCiphertext
 	}
-	k := flightKey{r.ID, v}
+	k := versionRef{r.ID, v}
+	fl := &s.cache.flights
 	for {
-		s.flightMu.Lock()
-		f, follow := s.unwraps[k]
+		fl.mu.Lock()
+		f, follow := fl.m[k]
 		if !follow {
 			f = &unwrapFlight{done: make(chan struct{})}
-			s.unwraps[k] = f
+			fl.m[k] = f
 		}
-		s.flightMu.Unlock()
+		fl.mu.Unlock()
 		if !follow {
 			m, e, err := s.unwrapMaterial(ctx, r, v)
 			f.err = err
-			s.flightMu.Lock()
-			delete(s.unwraps, k)
-			s.flightMu.Unlock()
+			fl.mu.Lock()
+			delete(fl.m, k)
+			fl.mu.Unlock()
 			close(f.done)
 			return m, e, err
 		}
@@ -408,7 +359,7 @@ func (s *Service) material(ctx context.Context, r *keyRecord, v int) (engine.Mat
 		case <-ctx.Done():
 			return nil, nil, newError(ErrDependencyTimeout, "The system timed out while trying to fulfill the request.")
 		}
-		if m, e, ok := s.materials.get(r.ID, v); ok {
+		if m, e, ok := s.cache.materials.get(r.ID, v); ok {
 			return m, e, nil
 		}
 		if f.err != nil && !errors.Is(f.err, ErrDependencyTimeout) {
@@ -418,25 +369,18 @@ func (s *Service) material(ctx context.Context, r *keyRecord, v int) (engine.Mat
 	}
 }
 
-// flightKey names one key version being unwrapped.
-type flightKey struct {
-	id string
-	v  int
-}
-
-// unwrapFlight is an unwrap in progress that other callers wait for.
-type unwrapFlight struct {
-	done chan struct{}
-	err  error // set before done closes
-}
-
 // unwrapMaterial unwraps version v of r through the root and caches it.
-func (s *Service) unwrapMaterial(ctx context.Context, r *keyRecord, v int) (engine.Material, *materialEntry, error) {
+func (s *Service) unwrapMaterial(ctx context.Context, r *keyRecord, v int) (*engine.Key, *materialEntry, error) {
 	pt, err := s.root.Unwrap(ctx, r.Versions[v].Wrapped, materialAAD(r.arn(), v))
 	if err != nil {
 		return nil, nil, hsmFailure(err, r.arn())
 	}
-	m, e := s.materials.put(r.ID, v, engine.Material(pt))
+	key, err := engine.ParseKey(r.Spec, pt) // a copy: the unwrapped bytes go now
+	clear(pt)
+	if err != nil {
+		return nil, nil, internal(fmt.Errorf("kms: the material of %s version %d: %w", r.arn(), v, err))
+	}
+	m, e := s.cache.materials.put(r.ID, v, key)
 	return m, e, nil
 }
 

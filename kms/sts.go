@@ -249,16 +249,14 @@ func (s *Service) SessionCredentials(ctx context.Context, accessKeyID, token str
 		return nil, nil, ErrInvalidToken
 	}
 	sum := sha256.Sum256([]byte(token))
-	s.akMu.RLock()
-	e, ok := s.accessKeys[accessKeyID]
-	s.akMu.RUnlock()
+	e, ok := s.cache.accessKeys.get(accessKeyID)
 	if !ok || subtle.ConstantTimeCompare(e.token[:], sum[:]) != 1 {
 		var err error
 		if e, err = s.openToken(ctx, accessKeyID, token); err != nil {
 			return nil, nil, err
 		}
 		e.token = sum
-		s.cacheAccessKey(accessKeyID, e)
+		s.cache.accessKeys.put(accessKeyID, e)
 	}
 	if !s.now().Before(e.expires) {
 		return nil, nil, ErrExpiredToken
@@ -309,9 +307,7 @@ type CallerIdentity struct {
 // as in AWS.
 func (s *Service) GetCallerIdentity(ctx context.Context, c *Caller) *CallerIdentity {
 	id := &CallerIdentity{Account: c.Account, ARN: c.ARN, UserID: c.Account}
-	s.akMu.RLock()
-	e, ok := s.accessKeys[c.AccessKeyID]
-	s.akMu.RUnlock()
+	e, ok := s.cache.accessKeys.get(c.AccessKeyID)
 	switch {
 	case ok && e.userID != "":
 		id.UserID = e.userID

@@ -29,10 +29,10 @@ import (
 // ciphertexts stay symmetric: what is tested is that the usage is checked
 // before the material is used).
 
-// keyKind is one column: a KeySpec with a KeyUsage AWS allows for it.
-type keyKind struct{ spec, usage string }
+// specUsage is one column: a KeySpec with a KeyUsage AWS allows for it.
+type specUsage struct{ spec, usage string }
 
-var usageKinds = [...]keyKind{
+var usageKinds = [...]specUsage{
 	{"SYMMETRIC_DEFAULT", "ENCRYPT_DECRYPT"},
 	{"RSA_2048", "ENCRYPT_DECRYPT"},
 	{"RSA_2048", "SIGN_VERIFY"},
@@ -46,7 +46,7 @@ type usageRow struct {
 	op             string
 	call           matrixCall
 	want           [len(usageKinds)]error // nil: success
-	knownDeviation map[keyKind]string
+	knownDeviation map[specUsage]string
 }
 
 // Every row but the symmetric column fails with one kind.
@@ -85,7 +85,7 @@ func stateRowCall(op string) matrixCall {
 
 // setKind rewrites an Enabled key's spec and usage through the service's
 // write path, and checks that DescribeKey reports them.
-func setKind(t *testing.T, s *Service, c *Caller, id string, kind keyKind) {
+func setKind(t *testing.T, s *Service, c *Caller, id string, kind specUsage) {
 	t.Helper()
 	ctx := context.Background()
 	if kind != usageKinds[0] {
