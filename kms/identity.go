@@ -180,4 +180,3 @@ func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, er
 	s.cache.accessKeys.put(id, e)
 	return &e.caller, e.secret, nil
 }
-
