@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -143,32 +144,46 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		r.Versions = []keyVersion{ver}
 	}
 
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.store.Update(ctx, func(tx keystore.Tx) error { return putKeyTx(tx, r) }); err != nil {
+	// The material, or the HSM object, exists before the transaction, which
+	// only puts the record; a custom-key-store key whose record is not
+	// stored has its HSM object destroyed, after writeMu is released.
+	if err := s.putNewKey(ctx, r); err != nil {
 		s.destroyStoreKey(context.WithoutCancel(ctx), r.Versions[0].HSMKey)
 		return nil, internal(err)
 	}
-	s.publish(r.ID, r)
 	noteKey(ctx, r)
 	return &CreateKeyOutput{KeyMetadata: r.metadata()}, nil
 }
 
+// putNewKey stores and publishes the record of a key just created.
+func (s *Service) putNewKey(ctx context.Context, r *keyRecord) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.store.Update(ctx, func(tx keystore.Tx) error { return putKeyTx(tx, r) }); err != nil {
+		return err
+	}
+	s.publish(r.ID, r)
+	return nil
+}
+
 // newVersion generates fresh key material for r and wraps it under the root
-// for the version index len(r.Versions).
+// for the version index len(r.Versions). It calls the root and reads
+// entropy, so it runs before any store transaction, never inside one: the
+// caller's transaction must check that the index is still the next one.
+// The plaintext is zeroed as soon as it is wrapped.
 func (s *Service) newVersion(ctx context.Context, r *keyRecord, now time.Time, rotation string) (keyVersion, error) {
+	mid, err := s.randomBytes(32)
+	if err != nil {
+		return keyVersion{}, err
+	}
 	material, err := s.randomBytes(keyMaterialSize)
 	if err != nil {
 		return keyVersion{}, err
 	}
-	defer clear(material)
 	wrapped, err := s.root.Wrap(ctx, material, materialAAD(r.arn(), len(r.Versions)))
+	clear(material)
 	if err != nil {
 		return keyVersion{}, hsmFailure(err, "new key material")
-	}
-	mid, err := s.randomBytes(32)
-	if err != nil {
-		return keyVersion{}, err
 	}
 	return keyVersion{MaterialID: hex.EncodeToString(mid), Wrapped: wrapped, Created: now, RotationType: rotation}, nil
 }
@@ -238,11 +253,14 @@ func (s *Service) ListKeys(ctx context.Context, c *Caller, in *ListInput) (*List
 	}
 	limit := pageLimit(in.Limit, 100, 1000)
 	out := &ListKeysOutput{Keys: []KeyListEntry{}}
+	// Records are decoded from the scan itself: loading each through the
+	// cache would open a transaction inside this one and fill the cache with
+	// every key in the store.
 	err = s.store.View(ctx, func(tx keystore.Tx) error {
 		return tx.Scan(bucketKeys, "", after, func(id string, raw []byte) bool {
-			r, err := s.loadKey(ctx, id)
-			if err != nil || r == nil || r.Account != c.Account {
-				return true
+			r, err := scannedKey(id, raw)
+			if err != nil || r.Account != c.Account {
+				return true // as before: a record that does not decode is not listed
 			}
 			if len(out.Keys) == limit {
 				out.Truncated = true
@@ -259,6 +277,38 @@ func (s *Service) ListKeys(ctx context.Context, c *Caller, in *ListInput) (*List
 		out.NextMarker = encodeMarker("keys", out.Keys[len(out.Keys)-1].KeyId)
 	}
 	return out, nil
+}
+
+// scannedKey decodes the record of key id that a scan of bucketKeys passed
+// as raw, as getKeyTx decodes what it reads, without reading it again.
+func scannedKey(id string, raw []byte) (*keyRecord, error) {
+	r, err := getKeyTx(scannedTx{id, raw}, id)
+	if err == nil && r == nil {
+		err = fmt.Errorf("kms: internal error: empty record of key %s", id)
+	}
+	return r, err
+}
+
+// scannedTx is the one key record a scan passed, seen as a transaction
+// that holds nothing else, so that getKeyTx's decoding serves scans too.
+type scannedTx struct {
+	id  string
+	raw []byte
+}
+
+var _ keystore.Tx = scannedTx{}
+
+func (t scannedTx) Get(bucket, key string) ([]byte, error) {
+	if bucket == bucketKeys && key == t.id {
+		return t.raw, nil
+	}
+	return nil, fmt.Errorf("kms: internal error: a scanned record has no %s/%s", bucket, key)
+}
+
+func (scannedTx) Put(string, string, []byte) error { return keystore.ErrReadOnly }
+func (scannedTx) Delete(string, string) error      { return keystore.ErrReadOnly }
+func (scannedTx) Scan(string, string, string, func(string, []byte) bool) error {
+	return keystore.ErrReadOnly
 }
 
 // Markers are opaque to callers: the operation's name and the last key
