@@ -155,11 +155,29 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	return &CreateKeyOutput{KeyMetadata: r.metadata()}, nil
 }
 
-// putNewKey stores and publishes the record of a key just created.
+// putNewKey stores and publishes the record of a key just created. A key
+// in a custom key store is stored only if its store is still the connected
+// store it was made in: the store may have been disconnected, changed or
+// deleted while the HSM made the key.
 func (s *Service) putNewKey(ctx context.Context, r *keyRecord) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	if err := s.store.Update(ctx, func(tx keystore.Tx) error { return putKeyTx(tx, r) }); err != nil {
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		if r.CustomKeyStoreID != "" {
+			ks, err := keyStoreTx(tx, r.Account, r.CustomKeyStoreID)
+			if err != nil {
+				return err
+			}
+			if ks.State != StoreConnected {
+				return newError(ErrCustomKeyStoreInvalidState, "Custom key store %s is %s; it must be CONNECTED.", ks.ID, ks.State)
+			}
+			if ks.ClusterID != r.ClusterID {
+				return newError(ErrCustomKeyStoreInvalidState, "Custom key store %s changed cluster while the key was created.", ks.ID)
+			}
+		}
+		return putKeyTx(tx, r)
+	})
+	if err != nil {
 		return err
 	}
 	s.publish(r.ID, r)

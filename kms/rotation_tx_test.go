@@ -504,3 +504,111 @@ func TestListKeysPagesWithoutLoadingEachKey(t *testing.T) {
 		t.Fatalf("transactions nested %d deep", d)
 	}
 }
+
+// tokenRoot is a watchedRoot that also runs custom-key-store keys, as a
+// PKCS#11 root does, with a fake token: it counts the objects made and
+// destroyed and the calls made inside a store transaction. onGenerate, when
+// set, runs after an object is made.
+type tokenRoot struct {
+	*watchedRoot
+	mu                   sync.Mutex
+	objects              map[string]bool
+	generated, destroyed int
+	callsInTx            int
+	onGenerate           func()
+}
+
+var _ hsm.KeyStoreBackend = (*tokenRoot)(nil)
+
+func (r *tokenRoot) call() {
+	if r.store.open.Load() > 0 {
+		r.callsInTx++
+	}
+}
+
+func (r *tokenRoot) GenerateKey(_ context.Context, label string) (string, error) {
+	r.mu.Lock()
+	r.call()
+	r.generated++
+	r.objects[label] = true
+	hook := r.onGenerate
+	r.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return label, nil
+}
+
+func (r *tokenRoot) DestroyKey(_ context.Context, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.call()
+	if !r.objects[id] {
+		return hsm.ErrKeyNotFound
+	}
+	delete(r.objects, id)
+	r.destroyed++
+	return nil
+}
+
+func (r *tokenRoot) Ping(context.Context) error { return nil }
+
+func (r *tokenRoot) Encrypt(context.Context, string, []byte, []byte) ([]byte, error) {
+	return nil, hsm.ErrUnsupported
+}
+
+func (r *tokenRoot) Decrypt(context.Context, string, []byte, []byte) ([]byte, error) {
+	return nil, hsm.ErrUnsupported
+}
+
+func (r *tokenRoot) GenerateRandom(context.Context, int) ([]byte, error) {
+	return nil, hsm.ErrUnsupported
+}
+
+// A custom-key-store key's HSM object is made before CreateKey's
+// transaction; when the transaction then refuses (the store was
+// disconnected meanwhile), the object is destroyed and no key remains.
+func TestCreateKeyInCustomKeyStoreOutsideTransaction(t *testing.T) {
+	h := newTxHarness(t)
+	ctx := context.Background()
+	tok := &tokenRoot{watchedRoot: h.root, objects: map[string]bool{}}
+	s, err := New(Config{Region: "us-east-1", Account: h.c.Account, Store: h.store, Root: tok, Now: h.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.CreateCustomKeyStore(ctx, h.c, &CreateCustomKeyStoreInput{CustomKeyStoreName: "tx",
+		CloudHsmClusterId: new("cluster-1234567abcdefgh"), KeyStorePassword: new("password"),
+		TrustAnchorCertificate: new("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &CustomKeyStoreIDInput{CustomKeyStoreId: out.CustomKeyStoreId}
+	if _, err := s.ConnectCustomKeyStore(ctx, h.c, store); err != nil {
+		t.Fatal(err)
+	}
+	in := &CreateKeyInput{Origin: OriginCloudHSM, CustomKeyStoreId: out.CustomKeyStoreId}
+	if _, err := s.CreateKey(ctx, h.c, in); err != nil {
+		t.Fatal(err)
+	}
+	tok.onGenerate = func() {
+		if _, err := s.DisconnectCustomKeyStore(ctx, h.c, store); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := s.CreateKey(ctx, h.c, in); !errors.Is(err, ErrCustomKeyStoreInvalidState) {
+		t.Fatalf("CreateKey in a store disconnected meanwhile: %v", err)
+	}
+	tok.onGenerate = nil
+	if tok.generated != 2 || tok.destroyed != 1 || len(tok.objects) != 1 {
+		t.Fatalf("%d objects made, %d destroyed, %d left; want 2, 1, 1", tok.generated, tok.destroyed, len(tok.objects))
+	}
+	if tok.callsInTx != 0 {
+		t.Fatalf("%d HSM calls inside a store transaction", tok.callsInTx)
+	}
+	keys, err := s.ListKeys(ctx, h.c, &ListInput{})
+	if err != nil || len(keys.Keys) != 1 {
+		t.Fatalf("%v keys after one refused CreateKey, want 1: %v", keys, err)
+	}
+	h.checkNoRootInTx(t)
+}
