@@ -166,8 +166,8 @@ var (
 	// gained a version since its material was prepared: the prepared
 	// version is bound to an index that is no longer the next one.
 	errVersionsMoved = errors.New("kms: the key's versions changed while its new material was prepared")
-	// errNotDue reports, inside an automatic rotation's transaction, a key
-	// that is no longer due: disabled, rotation turned off, rotated by
+	// errNotDue reports a key that automatic rotation found no longer due,
+	// when it read the key or inside its transaction: disabled, rotation turned off, rotated by
 	// another node, or scheduled for deletion since it was found due.
 	errNotDue = errors.New("kms: the key is no longer due for automatic rotation")
 )
@@ -178,8 +178,9 @@ func rotationDue(r *keyRecord, now time.Time) bool {
 }
 
 // rotate appends a new material version to key id; kind is rotationOnDemand
-// or rotationAutomatic. rotated is false, with no error, when an automatic
-// rotation found the key no longer due and changed nothing.
+// or rotationAutomatic. It returns the new record and true, or nil, false
+// and no error when an automatic rotation found the key no longer due and
+// changed nothing.
 //
 // The material is generated and wrapped before the store transaction, which
 // may run more than once and must not hold the root (an HSM round-trip) or
@@ -203,7 +204,7 @@ func (s *Service) rotate(ctx context.Context, id, kind string) (*keyRecord, bool
 		now := s.now().UTC()
 		if err := checkRotation(r, kind, now); err != nil {
 			if err == errNotDue {
-				return r, false, nil
+				return nil, false, nil
 			}
 			return nil, false, err
 		}
