@@ -143,32 +143,64 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		r.Versions = []keyVersion{ver}
 	}
 
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if err := s.store.Update(ctx, func(tx keystore.Tx) error { return putKeyTx(tx, r) }); err != nil {
+	// The material, or the HSM object, exists before the transaction, which
+	// only puts the record; a custom-key-store key whose record is not
+	// stored has its HSM object destroyed, after writeMu is released.
+	if err := s.putNewKey(ctx, r); err != nil {
 		s.destroyStoreKey(context.WithoutCancel(ctx), r.Versions[0].HSMKey)
 		return nil, internal(err)
 	}
-	s.cache.publishKey(r.ID, r)
 	noteKey(ctx, r)
 	return &CreateKeyOutput{KeyMetadata: r.metadata()}, nil
 }
 
+// putNewKey stores and publishes the record of a key just created. A key
+// in a custom key store is stored only if its store is still the connected
+// store it was made in: the store may have been disconnected, changed or
+// deleted while the HSM made the key.
+func (s *Service) putNewKey(ctx context.Context, r *keyRecord) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		if r.CustomKeyStoreID != "" {
+			ks, err := keyStoreTx(tx, r.Account, r.CustomKeyStoreID)
+			if err != nil {
+				return err
+			}
+			if ks.State != StoreConnected {
+				return newError(ErrCustomKeyStoreInvalidState, "Custom key store %s is %s; it must be CONNECTED.", ks.ID, ks.State)
+			}
+			if ks.ClusterID != r.ClusterID {
+				return newError(ErrCustomKeyStoreInvalidState, "Custom key store %s changed cluster while the key was created.", ks.ID)
+			}
+		}
+		return putKeyTx(tx, r)
+	})
+	if err != nil {
+		return err
+	}
+	s.cache.publishKey(r.ID, r)
+	return nil
+}
+
 // newVersion generates fresh key material for r and wraps it under the root
-// for the version index len(r.Versions).
+// for the version index len(r.Versions). It calls the root and reads
+// entropy, so it runs before any store transaction, never inside one: the
+// caller's transaction must check that the index is still the next one.
+// The plaintext is zeroed as soon as it is wrapped.
 func (s *Service) newVersion(ctx context.Context, r *keyRecord, now time.Time, rotation string) (keyVersion, error) {
+	mid, err := s.randomBytes(32)
+	if err != nil {
+		return keyVersion{}, err
+	}
 	material, err := s.randomBytes(keyMaterialSize)
 	if err != nil {
 		return keyVersion{}, err
 	}
-	defer clear(material)
 	wrapped, err := s.root.Wrap(ctx, material, materialAAD(r.arn(), len(r.Versions)))
+	clear(material)
 	if err != nil {
 		return keyVersion{}, hsmFailure(err, "new key material")
-	}
-	mid, err := s.randomBytes(32)
-	if err != nil {
-		return keyVersion{}, err
 	}
 	return keyVersion{MaterialID: hex.EncodeToString(mid), Wrapped: wrapped, Created: now, RotationType: rotation}, nil
 }
@@ -238,11 +270,14 @@ func (s *Service) ListKeys(ctx context.Context, c *Caller, in *ListInput) (*List
 	}
 	limit := pageLimit(in.Limit, 100, 1000)
 	out := &ListKeysOutput{Keys: []KeyListEntry{}}
+	// Records are decoded from the scan itself: loading each through the
+	// cache would open a transaction inside this one and fill the cache with
+	// every key in the store.
 	err = s.store.View(ctx, func(tx keystore.Tx) error {
 		return tx.Scan(bucketKeys, "", after, func(id string, raw []byte) bool {
-			r, err := s.loadKey(ctx, id)
-			if err != nil || r == nil || r.Account != c.Account {
-				return true
+			r, err := decodeKey(id, raw)
+			if err != nil || r.Account != c.Account {
+				return true // as before: a record that does not decode is not listed
 			}
 			if len(out.Keys) == limit {
 				out.Truncated = true

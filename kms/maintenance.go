@@ -2,6 +2,7 @@ package kms
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -15,15 +16,15 @@ func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err
 	now := s.now()
 	var dueRotate, dueDelete []string
 	err = s.store.View(ctx, func(tx keystore.Tx) error {
-		return tx.Scan(bucketKeys, "", "", func(id string, _ []byte) bool {
-			r, err := getKeyTx(tx, id)
-			if err != nil || r == nil {
-				return true
+		return tx.Scan(bucketKeys, "", "", func(id string, raw []byte) bool {
+			r, err := decodeKey(id, raw)
+			if err != nil {
+				return true // a record that does not decode is no one's to rotate or delete
 			}
 			switch {
 			case r.State == StatePendingDeletion && !now.Before(r.DeletionDate):
 				dueDelete = append(dueDelete, id)
-			case r.State == StateEnabled && r.RotationEnabled && !now.Before(r.NextRotation):
+			case rotationDue(r, now):
 				dueRotate = append(dueRotate, id)
 			}
 			return true
@@ -38,11 +39,19 @@ func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err
 		}
 		deleted++
 	}
+	// Each key is checked again inside its rotation's transaction: it may
+	// have changed since the scan.
 	for _, id := range dueRotate {
-		if _, err := s.rotate(ctx, id, "AUTOMATIC"); err != nil {
+		_, done, err := s.rotate(ctx, id, rotationAutomatic)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted since the scan
+		}
+		if err != nil {
 			return rotated, deleted, err
 		}
-		rotated++
+		if done {
+			rotated++
+		}
 	}
 	return rotated, deleted, nil
 }

@@ -2,6 +2,8 @@ package kms
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -142,44 +144,126 @@ func (s *Service) RotateKeyOnDemand(ctx context.Context, c *Caller, in *KeyIDInp
 	if r.OnDemandRotations >= maxOnDemand {
 		return nil, newError(ErrLimitExceeded, "%s has reached the limit of %d on-demand rotations.", r.arn(), maxOnDemand)
 	}
-	r, err = s.rotate(ctx, r.ID, "ON_DEMAND")
+	r, _, err = s.rotate(ctx, r.ID, rotationOnDemand)
 	if err != nil {
 		return nil, err
 	}
 	return &RotateKeyOnDemandOutput{KeyId: r.arn()}, nil
 }
 
-// rotate appends a new material version to key id.
-func (s *Service) rotate(ctx context.Context, id, kind string) (*keyRecord, error) {
-	out, err := s.updateKey(ctx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
-		if err := checkRotatable(r, &opRotateKeyOnDemand.Keys[0]); err != nil {
-			return nil, err
+// Rotation kinds, as ListKeyRotations reports them.
+const (
+	rotationOnDemand  = "ON_DEMAND"
+	rotationAutomatic = "AUTOMATIC"
+)
+
+// rotationAttempts bounds how often rotate prepares new material when other
+// rotations of the same key keep committing first.
+const rotationAttempts = 3
+
+var (
+	// errVersionsMoved reports, inside rotate's transaction, a key that
+	// gained a version since its material was prepared: the prepared
+	// version is bound to an index that is no longer the next one.
+	errVersionsMoved = errors.New("kms: the key's versions changed while its new material was prepared")
+	// errNotDue reports a key that automatic rotation found no longer due,
+	// when it read the key or inside its transaction: disabled, rotation turned off, rotated by
+	// another node, or scheduled for deletion since it was found due.
+	errNotDue = errors.New("kms: the key is no longer due for automatic rotation")
+)
+
+// rotationDue reports whether automatic rotation of r is due at now.
+func rotationDue(r *keyRecord, now time.Time) bool {
+	return r.State == StateEnabled && r.RotationEnabled && !now.Before(r.NextRotation)
+}
+
+// rotate appends a new material version to key id; kind is rotationOnDemand
+// or rotationAutomatic. It returns the new record and true, or nil, false
+// and no error when an automatic rotation found the key no longer due and
+// changed nothing.
+//
+// The material is generated and wrapped before the store transaction, which
+// may run more than once and must not hold the root (an HSM round-trip) or
+// consume entropy. The wrap binds the version index, so the transaction
+// only appends the prepared version if the key still has the versions it
+// was prepared against; if another rotation committed first, the prepared
+// version is dropped and the key read again.
+func (s *Service) rotate(ctx context.Context, id, kind string) (*keyRecord, bool, error) {
+	for range rotationAttempts {
+		var r *keyRecord
+		err := s.store.View(ctx, func(tx keystore.Tx) (err error) {
+			r, err = getKeyTx(tx, id)
+			return err
+		})
+		switch {
+		case err != nil:
+			return nil, false, internal(err)
+		case r == nil:
+			return nil, false, errKeyGone
 		}
 		now := s.now().UTC()
-		switch kind {
-		case "ON_DEMAND":
-			if r.OnDemandRotations >= maxOnDemand {
-				return nil, newError(ErrLimitExceeded, "%s has reached the limit of %d on-demand rotations.", r.arn(), maxOnDemand)
+		if err := checkRotation(r, kind, now); err != nil {
+			if err == errNotDue {
+				return nil, false, nil
 			}
-			r.OnDemandRotations++
-			r.LastOnDemand = now
-		case "AUTOMATIC":
-			r.NextRotation = now.Add(days(r.RotationPeriodDays))
+			return nil, false, err
 		}
+		n := len(r.Versions)
 		ver, err := s.newVersion(ctx, r, now, kind)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		r.Versions = append(r.Versions, ver)
-		return r, nil
-	})
-	if err != nil {
-		return nil, internal(err)
+		out, err := s.updateKey(ctx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
+			if err := checkRotation(r, kind, now); err != nil {
+				return nil, err
+			}
+			if len(r.Versions) != n {
+				return nil, errVersionsMoved
+			}
+			switch kind {
+			case rotationOnDemand:
+				r.OnDemandRotations++
+				r.LastOnDemand = now
+			case rotationAutomatic:
+				r.NextRotation = now.Add(days(r.RotationPeriodDays))
+			}
+			r.Versions = append(r.Versions, ver)
+			return r, nil
+		})
+		switch {
+		case err == nil:
+			// Rotation ends the cached versions' time in memory, as
+			// disabling does: the next use of any version is unwrapped afresh.
+			s.cache.invalidate(cacheKey, id)
+			return out, true, nil
+		case err == errVersionsMoved:
+			clear(ver.Wrapped)
+			continue
+		case err == errNotDue:
+			clear(ver.Wrapped)
+			return nil, false, nil
+		default:
+			clear(ver.Wrapped)
+			return nil, false, internal(err)
+		}
 	}
-	// Rotation ends the cached versions' time in memory, as disabling does:
-	// the next use of any version is unwrapped afresh.
-	s.cache.invalidate(cacheKey, id)
-	return out, nil
+	return nil, false, internal(fmt.Errorf("kms: rotation of key %s lost the race %d times", id, rotationAttempts))
+}
+
+// checkRotation reports whether r may gain a version of kind now: for
+// on-demand rotation the errors RotateKeyOnDemand answers, for automatic
+// rotation errNotDue when the schedule no longer calls for it.
+func checkRotation(r *keyRecord, kind string, now time.Time) error {
+	if kind == rotationAutomatic && !rotationDue(r, now) {
+		return errNotDue
+	}
+	if err := checkRotatable(r, &opRotateKeyOnDemand.Keys[0]); err != nil {
+		return err
+	}
+	if kind == rotationOnDemand && r.OnDemandRotations >= maxOnDemand {
+		return newError(ErrLimitExceeded, "%s has reached the limit of %d on-demand rotations.", r.arn(), maxOnDemand)
+	}
+	return nil
 }
 
 // ListKeyRotationsInput is the ListKeyRotations request.

@@ -270,6 +270,12 @@ func getKeyTx(tx keystore.Tx, id string) (*keyRecord, error) {
 	if err != nil || raw == nil {
 		return nil, err
 	}
+	return decodeKey(id, raw)
+}
+
+// decodeKey decodes the stored record of key id, read by Get or passed by
+// a scan of bucketKeys.
+func decodeKey(id string, raw []byte) (*keyRecord, error) {
 	r := new(keyRecord)
 	if err := json.Unmarshal(raw, r); err != nil {
 		return nil, fmt.Errorf("kms: corrupt record of key %s: %w", id, err)
@@ -323,7 +329,7 @@ var errKeyGone = newError(ErrNotFound, "Key does not exist")
 
 // material returns version v of r's material, unwrapping it through the
 // root on a cache miss. The caller must pass the entry to
-// s.materials.release when done with the material.
+// s.cache.materials.release when done with the material.
 //
 // Concurrent misses of one version make one unwrap: the first caller leads
 // and fills the cache before it lets the others look again, so a cold key
