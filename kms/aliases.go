@@ -72,6 +72,7 @@ func (s *Service) CreateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 		now := s.now().UTC()
 		return putAliasTx(tx, &aliasRecord{Account: c.Account, Name: in.AliasName, Target: target.ID, Created: now, Updated: now})
 	})
+	s.cache.invalidate(cacheAlias, aliasStoreKey(c.Account, in.AliasName)) // a fill of "not found" in flight must not stand
 	if err != nil {
 		return nil, internal(err)
 	}
@@ -154,6 +155,7 @@ func (s *Service) UpdateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 		a.Updated = s.now().UTC()
 		return putAliasTx(tx, a)
 	})
+	s.cache.invalidate(cacheAlias, aliasStoreKey(c.Account, in.AliasName))
 	if err != nil {
 		return nil, internal(err)
 	}
@@ -190,6 +192,7 @@ func (s *Service) DeleteAlias(ctx context.Context, c *Caller, in *DeleteAliasInp
 		}
 		return tx.Delete(bucketAliases, aliasStoreKey(c.Account, in.AliasName))
 	})
+	s.cache.invalidate(cacheAlias, aliasStoreKey(c.Account, in.AliasName))
 	if err != nil {
 		return nil, internal(err)
 	}

@@ -28,12 +28,14 @@ const (
 	// cacheAccessKey: an access key's unwrapped secret (or a role
 	// session's), by access key ID.
 	cacheAccessKey
+	// cacheAlias: an alias's target, by "<account>/<alias name>".
+	cacheAlias
 )
 
 // CacheConfig bounds the service's caches; zero values take the defaults.
 type CacheConfig struct {
 	// Entries bounds each cache (key records, key materials, grant lists,
-	// identities, access keys) separately; default 10000.
+	// identities, access keys, aliases) separately; default 10000.
 	Entries int
 	// TTL bounds the age of any entry; default 5 minutes. Unwrapped
 	// material older than this is unwrapped again; records are read again.
@@ -46,6 +48,7 @@ type caches struct {
 	grants     *bounded[string, []*grantRecord]
 	identities *bounded[string, identityEntry]
 	accessKeys *bounded[string, accessKeyEntry]
+	aliases    *bounded[string, string] // alias → target key ID
 	materials  *materialCache
 	flights    flights // unwraps in progress
 }
@@ -64,6 +67,7 @@ func newCaches(cfg CacheConfig, now func() time.Time) *caches {
 		// An evicted secret is zeroed; one replaced (a session's token
 		// seen again) is left to the requests using it.
 		accessKeys: newBounded[string](cfg.Entries, cfg.TTL, now, func(e accessKeyEntry) { clear(e.secret) }),
+		aliases:    newBounded[string, string](cfg.Entries, cfg.TTL, now, nil),
 		materials:  newMaterialCache(cfg.Entries, cfg.TTL, now),
 		flights:    flights{m: map[versionRef]*unwrapFlight{}},
 	}
@@ -82,6 +86,8 @@ func (c *caches) invalidate(kind cacheKind, id string) {
 		c.identities.invalidate(id)
 	case cacheAccessKey:
 		c.accessKeys.invalidate(id)
+	case cacheAlias:
+		c.aliases.invalidate(id)
 	default:
 		panic("kms: internal error: unknown cache kind")
 	}
@@ -94,6 +100,7 @@ func (c *caches) dropAll() {
 	c.grants.clear()
 	c.identities.clear()
 	c.accessKeys.clear()
+	c.aliases.clear()
 	c.materials.purge()
 }
 

@@ -2,6 +2,7 @@ package kms
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 	"time"
 
@@ -248,5 +249,38 @@ func TestMarkers(t *testing.T) {
 	}
 	if _, err := decodeMarker("aliases", m); err == nil {
 		t.Fatal("a ListKeys marker was accepted by ListAliases")
+	}
+}
+
+// TestAliasCacheFollowsChanges: an alias resolved once (and so cached)
+// follows UpdateAlias and DeleteAlias at once.
+func TestAliasCacheFollowsChanges(t *testing.T) {
+	s, c := newFormsService(t)
+	ctx := t.Context()
+	k1, _, _ := newFormsKey(t, s, c)
+	k2, _, _ := newFormsKey(t, s, c)
+	alias := "alias/forms-" + k1
+	encryptVia := func() (string, error) {
+		out, err := s.Encrypt(ctx, c, &EncryptInput{KeyId: alias, Plaintext: []byte("x")})
+		if err != nil {
+			return "", err
+		}
+		return out.KeyId, nil
+	}
+	if got, err := encryptVia(); err != nil || got != s.keyARN(c.Account, k1) {
+		t.Fatalf("before: %s, %v", got, err)
+	}
+	if _, err := s.UpdateAlias(ctx, c, &AliasInput{AliasName: alias, TargetKeyId: k2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := encryptVia(); err != nil || got != s.keyARN(c.Account, k2) {
+		t.Fatalf("after UpdateAlias: %s, %v; want %s", got, err, k2)
+	}
+	if _, err := s.DeleteAlias(ctx, c, &DeleteAliasInput{AliasName: alias}); err != nil {
+		t.Fatal(err)
+	}
+	var ke *Error
+	if _, err := encryptVia(); !errors.As(err, &ke) || ke.Kind != ErrNotFound {
+		t.Fatalf("after DeleteAlias: %v, want NotFoundException", err)
 	}
 }

@@ -58,8 +58,12 @@ func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err
 
 // deleteKey removes a key whose deletion window has passed, and its aliases.
 func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error {
-	var hsmKey string
+	var (
+		hsmKey, account string
+		deletedAliases  []string
+	)
 	_, err := s.updateKey(ctx, id, func(tx keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		hsmKey, deletedAliases = "", nil // fn may run more than once
 		if r.State != StatePendingDeletion || now.Before(r.DeletionDate) {
 			return r, nil // cancelled meanwhile
 		}
@@ -81,6 +85,8 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 				return nil, err
 			}
 		}
+		deletedAliases = names
+		account = r.Account
 		var grants []string
 		if err := scanGrants(tx, r.ID+"/", "", func(g *grantRecord) bool {
 			grants = append(grants, grantStoreKey(g.KeyID, g.GrantID))
@@ -96,6 +102,9 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 		return nil, nil
 	})
 	s.cache.invalidate(cacheGrants, id)
+	for _, n := range deletedAliases {
+		s.cache.invalidate(cacheAlias, aliasStoreKey(account, n))
+	}
 	if err == nil && hsmKey != "" {
 		// The record is gone for good; now the HSM object may go too.
 		s.destroyStoreKey(ctx, hsmKey)

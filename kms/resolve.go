@@ -190,24 +190,30 @@ func putAliasTx(tx keystore.Tx, a *aliasRecord) error {
 }
 
 func (s *Service) resolveAlias(ctx context.Context, account, name string) (*keyRecord, error) {
-	var a *aliasRecord
-	err := s.store.View(ctx, func(tx keystore.Tx) error {
-		var err error
-		a, err = getAliasTx(tx, account, name)
-		return err
-	})
-	if err != nil {
-		return nil, internal(err)
+	ref := aliasStoreKey(account, name)
+	target, ok := s.cache.aliases.get(ref)
+	if !ok {
+		gen := s.cache.aliases.generation()
+		var a *aliasRecord
+		err := s.store.View(ctx, func(tx keystore.Tx) error {
+			var err error
+			a, err = getAliasTx(tx, account, name)
+			return err
+		})
+		if err != nil {
+			return nil, internal(err)
+		}
+		if a == nil {
+			return nil, newError(ErrNotFound, "Alias %s is not found.", s.aliasARN(account, name))
+		}
+		target = s.cache.aliases.fill(ref, a.Target, gen)
 	}
-	if a == nil {
-		return nil, newError(ErrNotFound, "Alias %s is not found.", s.aliasARN(account, name))
-	}
-	r, err := s.loadKey(ctx, a.Target)
+	r, err := s.loadKey(ctx, target)
 	if err != nil {
 		return nil, internal(err)
 	}
 	if r == nil {
-		return nil, keyNotFound(s.keyARN(account, a.Target))
+		return nil, keyNotFound(s.keyARN(account, target))
 	}
 	noteKey(ctx, r)
 	return r, nil
