@@ -64,14 +64,14 @@ type Context struct {
 	// A decision made while it is set was made on missing facts and must
 	// not be used: the caller refuses the request (authorization never
 	// fails open).
-	InputErr error
-	KeySpec             string // kms:KeySpec
-	KeyUsage            string // kms:KeyUsage
-	KeyOrigin           string // kms:KeyOrigin
-	ViaService          string // kms:ViaService
-	CallerAccount       string // kms:CallerAccount and aws:PrincipalAccount
-	PrincipalARN        string // aws:PrincipalArn
-	SourceIP            netip.Addr
+	InputErr      error
+	KeySpec       string // kms:KeySpec
+	KeyUsage      string // kms:KeyUsage
+	KeyOrigin     string // kms:KeyOrigin
+	ViaService    string // kms:ViaService
+	CallerAccount string // kms:CallerAccount and aws:PrincipalAccount
+	PrincipalARN  string // aws:PrincipalArn
+	SourceIP      netip.Addr
 	// SecureTransport is aws:SecureTransport, present only when
 	// HasTransport is set.
 	SecureTransport bool
