@@ -61,6 +61,7 @@ type Server struct {
 	audit        *audit.Writer
 	metrics      *serverMetrics
 	extraMetrics []func(io.Writer)
+	readyChecks  atomic.Pointer[[]readyCheck]
 	http         *fasthttp.Server
 	ready        atomic.Bool
 	auditFailed  atomic.Bool
@@ -175,9 +176,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ok\n")
 		return
 	case "/readyz":
-		if !s.ready.Load() || s.auditFailed.Load() {
+		if why := s.notReady(); why != "" {
 			ctx.SetStatusCode(503)
-			ctx.SetBodyString("shutting down\n")
+			ctx.SetBodyString(why + "\n")
 			return
 		}
 		ctx.SetBodyString("ready\n")
@@ -406,4 +407,45 @@ type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	l.log.Debug(fmt.Sprintf(format, args...))
+}
+
+// readyCheck is one part the server needs to serve, as /readyz asks it.
+type readyCheck struct {
+	name  string
+	check func() error
+}
+
+// AddReadyCheck registers a part /readyz asks about: while check returns an
+// error, /readyz answers 503 with "<name> unavailable: <error>", so that a
+// load balancer stops sending and an operator reads which part is down.
+// Call it before Serve; check must be cheap and safe for concurrent use.
+func (s *Server) AddReadyCheck(name string, check func() error) {
+	for {
+		old := s.readyChecks.Load()
+		next := []readyCheck{{name, check}}
+		if old != nil {
+			next = append(append([]readyCheck(nil), *old...), next...)
+		}
+		if s.readyChecks.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+// notReady says why the server cannot serve now ("" when it can).
+func (s *Server) notReady() string {
+	if !s.ready.Load() {
+		return "shutting down"
+	}
+	if s.auditFailed.Load() {
+		return "audit trail unavailable"
+	}
+	if cs := s.readyChecks.Load(); cs != nil {
+		for _, c := range *cs {
+			if err := c.check(); err != nil {
+				return c.name + " unavailable: " + err.Error()
+			}
+		}
+	}
+	return ""
 }
