@@ -60,16 +60,21 @@ func (r *rootOptions) pkcs11Config(mode hsm.RootKeyMode) (hsm.PKCS11Config, erro
 func openRoot(dataDir string, r rootOptions) (hsm.Backend, func(io.Writer), error) {
 	marker := filepath.Join(dataDir, "root-backend")
 	prev, err := os.ReadFile(marker)
-	switch {
+	switch kind := strings.TrimSpace(string(prev)); {
 	case errors.Is(err, fs.ErrNotExist):
-		if err := os.WriteFile(marker, []byte(r.kind+"\n"), 0o600); err != nil {
-			return nil, nil, err
+		// Durable before anything is wrapped under the root, and never
+		// replacing a marker another start wrote meanwhile.
+		if err := atomicfile.Create(marker, []byte(r.kind+"\n"), 0o600); err != nil {
+			return nil, nil, fmt.Errorf("record the root of trust of %s: %w", dataDir, err)
 		}
 	case err != nil:
-		return nil, nil, err
-	case strings.TrimSpace(string(prev)) != r.kind:
+		return nil, nil, fmt.Errorf("read %s, which says which root of trust made the data dir: %w", marker, err)
+	case kind != "software" && kind != "pkcs11":
+		return nil, nil, fmt.Errorf("%s is unreadable: it holds %q, not software or pkcs11; it says which root of trust "+
+			"the data dir's keys are wrapped under: restore it from a backup (or write the kind the data dir was made with)", marker, truncateForMessage(kind))
+	case kind != r.kind:
 		return nil, nil, fmt.Errorf("%s was created with the %s root of trust, not %s: its keys are wrapped under that root",
-			dataDir, strings.TrimSpace(string(prev)), r.kind)
+			dataDir, kind, r.kind)
 	}
 	switch r.kind {
 	case "software":
@@ -211,4 +216,12 @@ func migrateRoot(ctx context.Context, out io.Writer, dataDir string, r rootOptio
 // writeFileAtomic replaces path with data (mode 0600) durably.
 func writeFileAtomic(path string, data []byte) error {
 	return atomicfile.WriteFile(path, data, 0o600)
+}
+
+// truncateForMessage keeps an unexpected file's content short in a message.
+func truncateForMessage(s string) string {
+	if len(s) > 32 {
+		return s[:32] + "…"
+	}
+	return s
 }
