@@ -31,8 +31,9 @@ import (
 //
 // Attempts are serialized by PKCS11.attempt and spaced by the backoff. A
 // caller that finds the next attempt due makes it itself if no attempt is
-// running (never waiting for one), so a request arriving after the backoff
-// is served without waiting for the loop's timer.
+// running (never waiting for one) and it needs no re-initialization, so a
+// request arriving after the backoff is served without waiting for the
+// loop's timer.
 //
 // SoftHSM2 (and some network HSM clients) only see a token that came back
 // after C_Finalize and C_Initialize. So once an outage has lasted
@@ -195,13 +196,20 @@ func (b *PKCS11) ready() error {
 		return o.err
 	}
 	defer b.attempt.Unlock()
-	if b.down.Load() == o { // else it changed while we took the lock
+	if b.down.Load() == o && !o.reinitDue() { // else it changed while we took the lock, or it is the loop's
 		b.tryReconnect(o)
 	}
 	if o := b.down.Load(); o != nil {
 		return o.err
 	}
 	return nil
+}
+
+// reinitDue reports whether the next attempt should re-initialize the
+// module first, which only the loop can do: callers hold life shared. The
+// caller holds attempt.
+func (o *outage) reinitDue() bool {
+	return time.Since(o.since) >= reinitAfter && time.Since(o.reinit) >= reinitAfter
 }
 
 func (b *PKCS11) startLoop() {
@@ -238,7 +246,7 @@ func (b *PKCS11) reconnectLoop() {
 		}
 		b.attempt.Lock()
 		if o := b.down.Load(); o != nil && !o.login && time.Now().UnixNano() >= b.downUntil.Load() {
-			if time.Since(o.since) >= reinitAfter && time.Since(o.reinit) >= reinitAfter {
+			if o.reinitDue() {
 				o.reinit = time.Now()
 				if err := b.reinitModule(); err != nil && !errors.Is(err, ErrClosed) {
 					b.noteCondition(o, err)
