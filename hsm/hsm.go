@@ -18,6 +18,8 @@
 // Errors are sentinels for errors.Is; the server maps them once:
 //
 //	ErrUnwrap                  InvalidCiphertextException (or the kms equivalent)
+//	ErrReconnecting            DependencyTimeoutException (the token is gone and
+//	                           the backend is reconnecting by itself)
 //	ErrUnavailable, ErrClosed  KeyUnavailableException
 //	ErrQueueFull               DependencyTimeoutException
 //	context.DeadlineExceeded   DependencyTimeoutException
@@ -49,6 +51,15 @@ type Backend interface {
 	Close() error
 }
 
+// HealthChecker is a backend that can say whether it can serve now, for a
+// readiness check: Healthy returns nil when it can, else the error calls
+// would get (ErrReconnecting during a PKCS#11 outage). It is cheap and
+// safe for concurrent use. The software backend is always healthy and
+// does not implement it.
+type HealthChecker interface {
+	Healthy() error
+}
+
 var (
 	// ErrUnwrap reports wrapped bytes that do not authenticate under the
 	// root key and the given additional data.
@@ -62,6 +73,14 @@ var (
 	// ErrUnavailable, so callers that map only ErrUnavailable still answer
 	// KeyUnavailableException.
 	ErrClosed = fmt.Errorf("%w: closed", ErrUnavailable)
+	// ErrReconnecting reports a PKCS#11 token that went away (session,
+	// login, token or module lost) while the backend reconnects by itself:
+	// every call fails with it at once until the token is back. It is an
+	// ErrUnavailable, so callers that map only ErrUnavailable still treat
+	// it as the backend being unreachable; the server answers
+	// DependencyTimeoutException, AWS's retryable "temporary dependency
+	// failure", rather than KeyUnavailableException.
+	ErrReconnecting = fmt.Errorf("%w: reconnecting", ErrUnavailable)
 	// ErrQueueFull reports a pool whose queue cannot take another request;
 	// the server answers DependencyTimeoutException.
 	ErrQueueFull = errors.New("hsm: request queue full")

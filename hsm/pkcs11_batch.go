@@ -135,8 +135,9 @@ func (s *p11Session) decryptBatch(wrapped, aads [][]byte, idx []int, outs [][]by
 		return false
 	}
 	defer s.b.life.RUnlock()
-	if !s.open {
-		return false
+	b := s.b
+	if !s.open || b.down.Load() != nil || s.gen != b.gen.Load() || s.epoch != b.mod.epoch.Load() {
+		return false // Unwrap fails fast or reopens the session first
 	}
 	key, err := s.rootKey()
 	if err != nil {

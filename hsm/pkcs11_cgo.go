@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/miekg/pkcs11"
 )
@@ -41,21 +40,31 @@ type PKCS11 struct {
 	root atomic.Uint64 // 0: not looked up yet
 	keys sync.Map      // label → pkcs11.ObjectHandle
 
-	slot       atomic.Uint64 // last slot the token was found in
-	downUntil  atomic.Int64  // unix ns; reconnections fail fast before it
-	reconnects atomic.Uint64
-}
+	slot atomic.Uint64 // last slot the token was found in
 
-// reconnectBackoff is how long a failed reconnection keeps every further
-// one failing at once, so a dead token answers ErrUnavailable without a
-// pile of callers each waiting on C_OpenSession.
-const reconnectBackoff = 250 * time.Millisecond
+	// Reconnection (pkcs11_reconnect.go). gen is the session generation:
+	// a session opened in an older one is retired before its next call.
+	started    atomic.Bool // OpenPKCS11 finished: failures start outages
+	down       atomic.Pointer[outage]
+	downUntil  atomic.Int64 // unix ns: no attempt before it during an outage
+	gen        atomic.Uint64
+	reconnects atomic.Uint64
+	lastProbe  atomic.Int64 // unix ns of Healthy's last look at the token
+	attempt    sync.Mutex   // one reconnection attempt at a time
+	loop       struct {
+		sync.Mutex
+		running, stopped bool // guarded by the mutex
+		stop             chan struct{}
+		wg               sync.WaitGroup
+	}
+}
 
 var (
 	_ Backend         = (*PKCS11)(nil)
 	_ SessionBackend  = (*PKCS11)(nil)
 	_ KeyStoreBackend = (*PKCS11)(nil)
 	_ KeyStoreSession = (*p11Session)(nil)
+	_ HealthChecker   = (*PKCS11)(nil)
 )
 
 // OpenPKCS11 loads the module, finds the token, logs in and finds (or,
@@ -70,12 +79,14 @@ func OpenPKCS11(cfg PKCS11Config) (*PKCS11, error) {
 		return nil, err
 	}
 	b := &PKCS11{mod: mod, pin: []byte(cfg.PIN), sem: make(chan struct{}, cfg.Sessions)}
+	b.loop.stop = make(chan struct{})
 	cfg.PIN = ""
 	b.cfg = cfg
 	if err := b.start(); err != nil {
 		b.Close()
 		return nil, err
 	}
+	b.started.Store(true)
 	return b, nil
 }
 
@@ -157,9 +168,6 @@ func (b *PKCS11) InitRootKey(ctx context.Context) error {
 		})
 	})
 }
-
-// Reconnects counts sessions re-established after the token dropped them.
-func (b *PKCS11) Reconnects() uint64 { return b.reconnects.Load() }
 
 // Name implements Backend.
 func (b *PKCS11) Name() string { return "pkcs11" }
@@ -268,6 +276,9 @@ func (b *PKCS11) Ping(ctx context.Context) error {
 		}
 		defer b.life.RUnlock()
 		return s.do(ctx, "ping", false, func() error {
+			if _, err := b.mod.ctx.GetTokenInfo(s.slot); err != nil {
+				return err
+			}
 			if !s.healthy() {
 				return pkcs11.Error(pkcs11.CKR_USER_NOT_LOGGED_IN)
 			}
@@ -285,9 +296,17 @@ func (b *PKCS11) OpenSession(ctx context.Context) (Session, error) {
 	return b.newSession()
 }
 
-// Close closes every session, zeroes the PIN and, if no other backend in
-// the process uses the module, finalizes it. Later calls return ErrClosed.
+// Close stops reconnecting, closes every session, zeroes the PIN and, if
+// no other backend in the process uses the module, finalizes it. Later
+// calls return ErrClosed.
 func (b *PKCS11) Close() error {
+	b.loop.Lock()
+	if !b.loop.stopped {
+		b.loop.stopped = true
+		close(b.loop.stop)
+	}
+	b.loop.Unlock()
+	b.loop.wg.Wait()
 	b.mu.Lock()
 	b.draining = true
 	idle := b.idle
@@ -319,14 +338,21 @@ func (b *PKCS11) enter() error {
 	return nil
 }
 
+// leave releases what enter took.
+func (b *PKCS11) leave() { b.life.RUnlock() }
+
+// newSession opens a session, or fails fast during an outage.
 func (b *PKCS11) newSession() (*p11Session, error) {
 	if err := b.enter(); err != nil {
 		return nil, err
 	}
 	defer b.life.RUnlock()
+	if err := b.ready(); err != nil {
+		return nil, err
+	}
 	s := &p11Session{b: b}
 	if err := s.reopen(); err != nil {
-		return nil, err
+		return nil, b.fail("open session", err)
 	}
 	return s, nil
 }

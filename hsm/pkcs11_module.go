@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/pkcs11"
 )
@@ -24,6 +25,9 @@ type module struct {
 	path string
 	ctx  *pkcs11.Ctx
 	refs int // guarded by modules
+	// epoch counts initializations: a session handle from an older epoch
+	// means nothing (or another session) in this one.
+	epoch atomic.Uint64
 }
 
 func acquireModule(path string) (*module, error) {
@@ -58,6 +62,20 @@ func (m *module) release() {
 	m.ctx.Destroy()
 }
 
+// reinit finalizes and initializes the module again, for a token that the
+// library sees again only then (SoftHSM2 reads its token directory at
+// C_Initialize). Every session in the process ends.
+func (m *module) reinit() error {
+	modules.Lock()
+	defer modules.Unlock()
+	m.ctx.Finalize() // fails harmlessly if someone finalized it already
+	m.epoch.Add(1)
+	if err := m.ctx.Initialize(); err != nil && !hasCode(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		return fmt.Errorf("hsm: pkcs11: re-initialize module %q: %w", m.path, err)
+	}
+	return nil
+}
+
 // CKR_AEAD_DECRYPT_FAILED comes from PKCS#11 3.0, newer than the headers
 // miekg/pkcs11 v1.1.2 ships.
 const ckrAEADDecryptFailed = 0x35
@@ -73,25 +91,6 @@ func ckrCode(err error) (uint, bool) {
 func hasCode(err error, code uint) bool {
 	c, ok := ckrCode(err)
 	return ok && c == code
-}
-
-// sessionLost reports return values after which the session, its login or
-// the object handles it used cannot be trusted: the remedy is a new
-// session, a new login and one retry. CKR_GENERAL_ERROR is here because
-// tokens use it for internal failures; a decrypt that returns it on a
-// healthy session is a forged ciphertext instead (see p11Session.do).
-func sessionLost(code uint) bool {
-	switch code {
-	case pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED,
-		pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_DEVICE_MEMORY,
-		pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_TOKEN_NOT_RECOGNIZED,
-		pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_FUNCTION_FAILED,
-		pkcs11.CKR_USER_NOT_LOGGED_IN, pkcs11.CKR_OPERATION_ACTIVE,
-		pkcs11.CKR_KEY_HANDLE_INVALID, pkcs11.CKR_OBJECT_HANDLE_INVALID,
-		pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED:
-		return true
-	}
-	return false
 }
 
 // forgedData reports decrypt return values that mean the ciphertext, tag

@@ -12,6 +12,7 @@ type PKCS11 struct{}
 var (
 	_ SessionBackend  = (*PKCS11)(nil)
 	_ KeyStoreBackend = (*PKCS11)(nil)
+	_ HealthChecker   = (*PKCS11)(nil)
 )
 
 // OpenPKCS11 returns ErrNoCgo: PKCS#11 modules are C libraries.
@@ -25,6 +26,7 @@ func OpenPKCS11(cfg PKCS11Config) (*PKCS11, error) {
 func (*PKCS11) InitRootKey(context.Context) error { return ErrNoCgo }
 func (*PKCS11) Name() string                      { return "pkcs11" }
 func (*PKCS11) Reconnects() uint64                { return 0 }
+func (*PKCS11) Healthy() error                    { return ErrNoCgo }
 func (*PKCS11) Close() error                      { return nil }
 
 func (*PKCS11) Wrap(context.Context, []byte, []byte) ([]byte, error)   { return nil, ErrNoCgo }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"time"
 
 	"github.com/miekg/pkcs11"
 )
@@ -15,10 +14,12 @@ import (
 // goroutine at a time (a pool worker, or a caller holding it through
 // PKCS11.withSession) and re-establishes itself when the token drops it.
 type p11Session struct {
-	b    *PKCS11
-	sh   pkcs11.SessionHandle
-	slot uint
-	open bool // false after a failure until reopen succeeds
+	b     *PKCS11
+	sh    pkcs11.SessionHandle
+	slot  uint
+	open  bool   // false after a failure until reopen succeeds
+	gen   uint64 // the backend's session generation when it was opened
+	epoch uint64 // the module's initialization when it was opened
 }
 
 // Wrap implements Session.
@@ -101,8 +102,8 @@ func (s *p11Session) GenerateRandom(ctx context.Context, n int) (out []byte, err
 func (s *p11Session) Close() error {
 	s.b.life.RLock()
 	defer s.b.life.RUnlock()
-	if !s.b.closed && s.open {
-		s.b.mod.ctx.CloseSession(s.sh)
+	if !s.b.closed {
+		s.forget()
 	}
 	s.open = false
 	return nil
@@ -189,18 +190,28 @@ func (s *p11Session) gcm(encrypt bool, key pkcs11.ObjectHandle, iv, aad, in []by
 }
 
 // do runs fn, which calls the token through s.sh, and applies the
-// reconnection policy: when the token reports the session lost, open a new
-// session, log in again and run fn once more; a second loss is
-// ErrUnavailable. For decryption a CKR_GENERAL_ERROR on a session that is
-// still healthy is a forged blob (SoftHSM2 reports a bad GCM tag so), and
-// answers ErrUnwrap without any reconnection. The caller holds life.
+// reconnection policy (pkcs11_reconnect.go). During an outage it fails
+// fast with the outage's error. A session from before the last
+// reconnection is reopened first. When the token reports the session lost
+// (tokenGone), the session is reopened in line and fn runs once more; if
+// that cannot be done, or the loss repeats, the backend is down. For
+// decryption a CKR_GENERAL_ERROR on a session that is still healthy is a
+// forged blob (SoftHSM2 reports a bad GCM tag so), and answers ErrUnwrap
+// without any reconnection. The caller holds life.
 func (s *p11Session) do(ctx context.Context, what string, decrypt bool, fn func() error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	b := s.b
+	if err := b.ready(); err != nil {
+		return err
+	}
+	if s.open && (s.gen != b.gen.Load() || s.epoch != b.mod.epoch.Load()) {
+		s.forget() // retired by a reconnection
+	}
 	if !s.open {
 		if err := s.reopen(); err != nil {
-			return err
+			return b.fail(what, err)
 		}
 	}
 	for attempt := 0; ; attempt++ {
@@ -216,17 +227,20 @@ func (s *p11Session) do(ctx context.Context, what string, decrypt bool, fn func(
 			return ErrUnwrap
 		case decrypt && code == pkcs11.CKR_GENERAL_ERROR && s.healthy():
 			return ErrUnwrap
-		case !sessionLost(code):
+		case !tokenGone(code):
 			return fmt.Errorf("hsm: pkcs11: %s: %w", what, err)
 		}
 		s.drop()
 		if attempt == 1 {
-			return unavailable(what, err)
+			return b.fail(what, err)
+		}
+		if o := b.down.Load(); o != nil {
+			return o.err // another call found the token gone: leave it to the loop
 		}
 		if err := s.reopen(); err != nil {
-			return err
+			return b.fail(what, err)
 		}
-		s.b.reconnects.Add(1)
+		b.reconnects.Add(1)
 	}
 }
 
@@ -239,34 +253,34 @@ func (s *p11Session) healthy() bool {
 // drop abandons the session after a failure and forgets object handles,
 // which a re-inserted token may have renumbered.
 func (s *p11Session) drop() {
-	if s.open {
-		s.b.mod.ctx.CloseSession(s.sh) // usually already gone
-		s.open = false
-	}
+	s.forget()
 	s.b.root.Store(0)
 	s.b.keys.Clear()
 }
 
+// forget closes the session if its handle still means it: after the
+// module was re-initialized the same number may name another session.
+func (s *p11Session) forget() {
+	if s.open && s.epoch == s.b.mod.epoch.Load() {
+		s.b.mod.ctx.CloseSession(s.sh) // usually already gone
+	}
+	s.open = false
+}
+
 // reopen finds the token (its slot may have changed), opens a session and
-// logs in. After a failure every reopen on the backend fails at once for
-// reconnectBackoff. The caller holds life.
+// logs in. Errors are the module's or ErrLogin; the caller decides what
+// they mean for the backend (PKCS11.fail). The caller holds life.
 func (s *p11Session) reopen() error {
 	b := s.b
-	if until := b.downUntil.Load(); until != 0 && time.Now().UnixNano() < until {
-		return fmt.Errorf("%w: pkcs11: token unreachable at the last attempt", ErrUnavailable)
-	}
-	fail := func(what string, err error) error {
-		b.downUntil.Store(time.Now().Add(reconnectBackoff).UnixNano())
-		return unavailable(what, err)
-	}
 	p11 := b.mod.ctx
+	gen, epoch := b.gen.Load(), b.mod.epoch.Load()
 	slot, err := b.findSlot()
 	if err != nil {
-		return fail("find token", err)
+		return fmt.Errorf("find token: %w", err)
 	}
 	sh, err := p11.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
-		return fail("open session", err)
+		return fmt.Errorf("open session: %w", err)
 	}
 	// Login is per token, not per session: a second session finds the
 	// token logged in already.
@@ -275,11 +289,10 @@ func (s *p11Session) reopen() error {
 		if hasCode(err, pkcs11.CKR_PIN_INCORRECT) || hasCode(err, pkcs11.CKR_PIN_LOCKED) || hasCode(err, pkcs11.CKR_PIN_EXPIRED) {
 			return fmt.Errorf("%w: %v", ErrLogin, err)
 		}
-		return fail("log in", err)
+		return fmt.Errorf("log in: %w", err)
 	}
-	b.downUntil.Store(0)
 	b.slot.Store(uint64(slot))
-	s.sh, s.slot, s.open = sh, slot, true
+	s.sh, s.slot, s.open, s.gen, s.epoch = sh, slot, true, gen, epoch
 	return nil
 }
 
@@ -301,7 +314,7 @@ func (b *PKCS11) findSlot() (uint, error) {
 	}
 	switch len(found) {
 	case 0:
-		return 0, fmt.Errorf("no token labelled %q", b.cfg.TokenLabel)
+		return 0, fmt.Errorf("no token labelled %q: %w", b.cfg.TokenLabel, pkcs11.Error(pkcs11.CKR_TOKEN_NOT_PRESENT))
 	case 1:
 		return found[0], nil
 	}

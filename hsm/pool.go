@@ -66,6 +66,7 @@ const (
 var (
 	_ Backend         = (*Pool)(nil)
 	_ KeyStoreBackend = (*Pool)(nil)
+	_ HealthChecker   = (*Pool)(nil)
 )
 
 type op uint8
@@ -232,6 +233,21 @@ func (p *Pool) DestroyKey(ctx context.Context, keyID string) error {
 		return err
 	}
 	return p.ks.DestroyKey(ctx, keyID)
+}
+
+// Healthy implements HealthChecker: ErrClosed after Close, else what the
+// backend says (nil for a backend that is not a HealthChecker).
+func (p *Pool) Healthy() error {
+	p.gate.RLock()
+	closed := p.closed
+	p.gate.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	if h, ok := p.b.(HealthChecker); ok {
+		return h.Healthy()
+	}
+	return nil
 }
 
 func (p *Pool) direct() error {

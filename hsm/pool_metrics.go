@@ -58,6 +58,14 @@ func newPoolMetrics(p *Pool) *poolMetrics {
 	if r, ok := p.b.(interface{ Reconnects() uint64 }); ok {
 		s.NewGauge("coffer_hsm_reconnects_total{"+backend+"}", func() float64 { return float64(r.Reconnects()) })
 	}
+	if _, ok := p.b.(HealthChecker); ok {
+		s.NewGauge("coffer_hsm_up{"+backend+"}", func() float64 {
+			if p.Healthy() != nil {
+				return 0
+			}
+			return 1
+		})
+	}
 	return m
 }
 

@@ -21,6 +21,7 @@ func TestHSMFailureMapping(t *testing.T) {
 		{context.Canceled, ErrDependencyTimeout, ErrDependencyTimeout},
 		{hsm.ErrQueueFull, ErrDependencyTimeout, ErrDependencyTimeout},
 		{hsm.ErrUnavailable, ErrKeyUnavailable, ErrKeyUnavailable},
+		{hsm.ErrReconnecting, ErrDependencyTimeout, ErrDependencyTimeout},
 		{hsm.ErrClosed, ErrKeyUnavailable, ErrKeyUnavailable},
 		{hsm.ErrLogin, ErrKeyUnavailable, ErrKeyUnavailable},
 		{hsm.ErrUnwrap, ErrInternal, ErrInvalidCiphertext},

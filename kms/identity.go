@@ -172,7 +172,10 @@ func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, er
 	secret, err := s.root.Unwrap(ctx, rec.SecretWrapped, secretAAD(id))
 	if err != nil {
 		if errors.Is(err, hsm.ErrUnavailable) {
-			return nil, nil, err
+			// The root cannot be reached: the answer the table gives
+			// (DependencyTimeoutException while it reconnects), not an
+			// internal failure nor an unknown key.
+			return nil, nil, hsmFailure(err, "the access key")
 		}
 		return nil, nil, ErrUnknownAccessKey
 	}

@@ -399,6 +399,12 @@ func hsmFailure(err error, what string) error {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, hsm.ErrQueueFull):
 		return newError(ErrDependencyTimeout, "The system timed out while trying to fulfill the request.")
+	case errors.Is(err, hsm.ErrReconnecting):
+		// A token that went away and is being reconnected is a temporary
+		// dependency failure (503, retried by the SDKs), the same answer
+		// for the whole outage; KeyUnavailableException stays for a root
+		// that will not come back by itself (closed, PIN refused).
+		return newError(ErrDependencyTimeout, "The HSM is reconnecting; retry the request.")
 	case errors.Is(err, hsm.ErrUnavailable), errors.Is(err, hsm.ErrLogin), errors.Is(err, hsm.ErrClosed):
 		return newError(ErrKeyUnavailable, "The HSM is unavailable for %s.", what)
 	default:

@@ -184,6 +184,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if rootMetrics != nil {
 		srv.AddMetrics(rootMetrics)
 	}
+	if h, ok := root.(hsm.HealthChecker); ok { // the software root is always ready
+		srv.AddReadyCheck("root of trust", h.Healthy)
+	}
 	if trail != nil {
 		srv.AddMetrics(func(w io.Writer) {
 			st := trail.Stats()
