@@ -31,7 +31,7 @@ type rawRequest struct {
 	// targetAfterSigning adds X-Amz-Target after the signature, so that
 	// SignedHeaders leaves it out.
 	targetAfterSigning bool
-	method   string
+	method             string
 }
 
 func (e *testEnv) send(t *testing.T, rr rawRequest) (int, string, string, string) {
