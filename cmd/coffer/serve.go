@@ -29,6 +29,7 @@ const DefaultListen = "127.0.0.1:7300"
 
 type serveOptions struct {
 	listen              string
+	metricsListen       string
 	dataDir             string
 	region              string
 	account             string
@@ -65,6 +66,7 @@ Every flag may also be set as COFFER_<FLAG> in the environment
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", DefaultListen, "address to listen on")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve GET /metrics only on this address (default: on --listen)")
 	f.StringVar(&o.dataDir, "data-dir", "./coffer-data", "directory for the database, root key and credentials")
 	f.StringVar(&o.region, "region", "us-east-1", "AWS region this server answers as")
 	f.StringVar(&o.account, "account", "111122223333", "12-digit account that owns keys")
@@ -172,7 +174,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	} else {
 		log.Warn("the audit trail is off: calls are not audited")
 	}
-	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log}
+	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != ""}
 	if trail != nil {
 		cfg.Audit = trail
 	}
@@ -215,7 +217,16 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		}
 	}()
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if o.metricsListen != "" {
+		mln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		go func() { errc <- srv.ServeMetrics(mln) }()
+		log.Info("metrics served", "metrics", "http://"+mln.Addr().String()+"/metrics")
+	}
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("coffer serving", "endpoint", endpoint, "region", o.region, "account", o.account, "dataDir", o.dataDir, "dev", o.dev)
 	select {
