@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -435,11 +436,33 @@ func newRequestID() string {
 }
 
 // fasthttpLogger sends fasthttp's connection-level messages to slog at
-// debug level: they are about misbehaving clients, not the service.
+// debug level: they are about misbehaving clients, not the service. A
+// request fasthttp cannot parse is quoted whole in its message, so the
+// secrets a request carries are cut out first.
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...))
+	l.log.Debug(redactSecrets(fmt.Sprintf(format, args...)))
+}
+
+// secretHeaders match what must never reach a log from a request: the
+// session token (a bearer credential), the signature (with the rest of the
+// request it proves, replayable for 15 minutes), cookies and other
+// Authorization schemes. A value ends at a quote, a backslash (fasthttp
+// quotes the request with %q, so CRLF is "\r\n"), a line end, or the
+// next parameter.
+var secretHeaders = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)(x-amz-security-token\s*[:=]\s*)[^\\"\r\n&,;\s]+`),
+	regexp.MustCompile(`(?i)((?:x-amz-)?signature\s*=\s*)[^\\"\r\n&,;\s]+`),
+	regexp.MustCompile(`(?i)((?:set-)?cookie\s*:\s*)[^\\"\r\n]+`),
+	regexp.MustCompile(`(?i)(authorization\s*:\s*(?:basic|bearer|digest)\s+)[^\\"\r\n]+`),
+}
+
+func redactSecrets(msg string) string {
+	for _, re := range secretHeaders {
+		msg = re.ReplaceAllString(msg, "${1}REDACTED")
+	}
+	return msg
 }
 
 // readyCheck is one part the server needs to serve, as /readyz asks it.
