@@ -28,7 +28,10 @@ type rawRequest struct {
 	after func(r *http.Request)
 	// unsigned sends no Authorization header at all.
 	unsigned bool
-	method   string
+	// targetAfterSigning adds X-Amz-Target after the signature, so that
+	// SignedHeaders leaves it out.
+	targetAfterSigning bool
+	method             string
 }
 
 func (e *testEnv) send(t *testing.T, rr rawRequest) (int, string, string, string) {
@@ -41,7 +44,7 @@ func (e *testEnv) send(t *testing.T, rr rawRequest) (int, string, string, string
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-	if rr.target != "" {
+	if rr.target != "" && !rr.targetAfterSigning {
 		req.Header.Set("X-Amz-Target", rr.target)
 	}
 	if !rr.unsigned {
@@ -69,6 +72,9 @@ func (e *testEnv) send(t *testing.T, rr rawRequest) (int, string, string, string
 		if err != nil {
 			t.Fatal(err)
 		}
+	}
+	if rr.targetAfterSigning {
+		req.Header.Set("X-Amz-Target", rr.target)
 	}
 	if rr.after != nil {
 		rr.after(req)
@@ -133,6 +139,16 @@ func TestBadRequests(t *testing.T) {
 		{"target changed after signing", rawRequest{target: enc, body: valid, after: func(r *http.Request) {
 			r.Header.Set("X-Amz-Target", "TrentService.GenerateRandom")
 		}}, 400, "InvalidSignatureException", "does not match"},
+		// A signature that does not cover the operation could be replayed
+		// as another operation with the same body.
+		{"X-Amz-Target not signed", rawRequest{target: enc, body: valid, targetAfterSigning: true},
+			400, "InvalidSignatureException", "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."},
+		{"X-Amz-Date not signed", rawRequest{target: enc, body: valid, after: func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), ";x-amz-date", "", 1))
+		}}, 400, "InvalidSignatureException", "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."},
+		{"Host not signed", rawRequest{target: enc, body: valid, after: func(r *http.Request) {
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), ";host", "", 1))
+		}}, 400, "InvalidSignatureException", "'Host' must be a 'SignedHeader' in the AWS Authorization."},
 		{"unknown access key", rawRequest{target: enc, body: valid, id: "AKIAIOSFODNN7EXAMPLE"},
 			400, "UnrecognizedClientException", "The security token included in the request is invalid."},
 		{"clock 16 minutes behind", rawRequest{target: enc, body: valid, signAt: time.Now().Add(-16 * time.Minute)},

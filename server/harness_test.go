@@ -74,6 +74,8 @@ type testEnv struct {
 	rootKind string
 	// beforeServe, when set, sees each new server before it serves.
 	beforeServe func(*server.Server)
+	// configure, when set, adjusts each new server's Config.
+	configure func(*server.Config)
 }
 
 // syncBuffer collects the server's logs for inspection.
@@ -140,7 +142,11 @@ func (e *testEnv) startWith(dev bool) {
 	}
 	e.trail = trail
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := server.New(server.Config{Service: svc, Dev: dev, Audit: trail, Logger: logger})
+	cfg := server.Config{Service: svc, Dev: dev, Audit: trail, Logger: logger}
+	if e.configure != nil {
+		e.configure(&cfg)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

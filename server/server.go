@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +47,13 @@ type Config struct {
 	// so a record built on the request's stack stays there (through an
 	// interface call it would escape, three allocations per call).
 	Audit *audit.Writer
+	// RequestTimeout bounds how long one operation may run (default 30 s).
+	// Operations run under their own context, not the connection's: a
+	// shutdown lets the requests it accepted finish rather than cancel them.
+	RequestTimeout time.Duration
+	// SeparateMetrics keeps GET /metrics off the API listener: it is then
+	// served only by ServeMetrics, on an address of its own.
+	SeparateMetrics bool
 }
 
 // Server serves the KMS API.
@@ -53,6 +61,7 @@ type Server struct {
 	svc          *kms.Service
 	dev          bool
 	max          int
+	timeout      time.Duration
 	now          func() time.Time
 	log          *slog.Logger
 	keys         signingKeys
@@ -66,6 +75,10 @@ type Server struct {
 	ready        atomic.Bool
 	auditFailed  atomic.Bool
 	conns        connTracker
+
+	metricsElsewhere bool // Config.SeparateMetrics
+	metricsMu        sync.Mutex
+	metricsHTTP      *fasthttp.Server
 }
 
 // New returns a Server for cfg.
@@ -73,9 +86,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Service == nil {
 		return nil, errors.New("server: Service is required")
 	}
-	s := &Server{svc: cfg.Service, dev: cfg.Dev, max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger, audit: cfg.Audit}
+	s := &Server{svc: cfg.Service, dev: cfg.Dev, max: cfg.MaxBodyBytes, now: cfg.Now, log: cfg.Logger, audit: cfg.Audit, timeout: cfg.RequestTimeout, metricsElsewhere: cfg.SeparateMetrics}
 	if s.max <= 0 {
 		s.max = 256 << 10
+	}
+	if s.timeout <= 0 {
+		s.timeout = 30 * time.Second
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -119,9 +135,15 @@ func (s *Server) Handler() fasthttp.RequestHandler { return s.handle }
 func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 
 // Shutdown stops accepting connections and waits for requests in flight to
-// finish (or ctx to end).
+// finish (or ctx to end). Requests it waits for are not cancelled: each
+// runs under its own context with its own deadline (Config.RequestTimeout).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	s.metricsMu.Lock()
+	if m := s.metricsHTTP; m != nil {
+		go m.ShutdownWithContext(ctx)
+	}
+	s.metricsMu.Unlock()
 	done := make(chan error, 1)
 	go func() { done <- s.http.ShutdownWithContext(ctx) }()
 	// fasthttp closes connections idle after a request; connections that
@@ -184,7 +206,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("ready\n")
 		return
 	case "/metrics":
-		if ctx.IsGet() {
+		if ctx.IsGet() && !s.metricsElsewhere {
 			s.writeMetrics(ctx)
 			return
 		}
@@ -193,14 +215,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	requestID := newRequestID()
 	ctx.Response.Header.Set("x-amzn-RequestId", requestID)
 	if isSTS(ctx) && !s.dev {
-		s.serveSTS(ctx, requestID)
+		octx, cancel := s.operationContext(ctx)
+		s.serveSTS(ctx, octx, requestID)
+		cancel()
 		return
 	}
 	info := infoPool.Get().(*kms.RequestInfo)
 	info.Reset()
 	ctx.SetUserValue(kms.RequestInfoKey, info)
 	buf := bufPool.Get().(*[]byte)
-	o, caller, out, in, err := s.serveAPI(ctx, (*buf)[:0])
+	octx, cancel := s.operationContext(ctx)
+	o, caller, out, in, err := s.serveAPI(ctx, octx, (*buf)[:0])
+	cancel()
 	op := ""
 	var row *kms.Operation
 	if o != nil {
@@ -239,6 +265,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// operationContext is the context an operation runs under: the request's
+// values, but not its cancellation (fasthttp cancels every request's
+// context when shutdown begins, which failed requests the shutdown had
+// promised to finish), and a deadline of its own.
+func (s *Server) operationContext(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+}
+
 // Response buffers are pooled; they are cleared before reuse because a
 // response may carry plaintext or a data key.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -251,7 +285,7 @@ const maxPooledBuf = 64 << 10
 // A panic below it is the server's fault, never the caller's: it answers
 // KMSInternalException, is audited and logged as such, and the server goes
 // on serving.
-func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (o *operation, caller *kms.Caller, out []byte, in any, err error) {
+func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []byte) (o *operation, caller *kms.Caller, out []byte, in any, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			name := ""
@@ -278,11 +312,11 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, dst []byte) (o *operation, c
 	if o == nil {
 		return nil, nil, nil, nil, &protocolError{"UnknownOperationException", 400, ""}
 	}
-	caller, err = s.authenticate(ctx)
+	caller, err = s.authenticate(ctx, octx)
 	if err != nil {
 		return o, nil, nil, nil, err
 	}
-	out, in, err = o.run(ctx, caller, ctx.Request.Body(), dst)
+	out, in, err = o.run(octx, caller, ctx.Request.Body(), dst)
 	return o, caller, out, in, err
 }
 
@@ -295,14 +329,14 @@ type operation struct {
 }
 
 // authenticate verifies the request's SigV4 signature and returns the caller.
-func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (*kms.Caller, error) {
-	return s.authenticateFor(ctx, sigService)
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx, octx context.Context) (*kms.Caller, error) {
+	return s.authenticateFor(ctx, octx, sigService)
 }
 
 // authenticateFor is authenticate for a request signed for service. A
 // temporary access key (ASIA…) must come with the session token STS gave
 // with it, in X-Amz-Security-Token; a long-term key must not.
-func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, service string) (*kms.Caller, error) {
+func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context, service string) (*kms.Caller, error) {
 	sr, err := parseAuthorization(&ctx.Request, s.svc.Region(), service, s.now())
 	if err != nil {
 		return nil, err
@@ -317,11 +351,11 @@ func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, service string) (*kms
 	var known *kms.Caller
 	var secret []byte
 	if bytes.HasPrefix(sr.accessKey, []byte("ASIA")) {
-		known, secret, err = s.svc.SessionCredentials(ctx, string(sr.accessKey), string(token))
+		known, secret, err = s.svc.SessionCredentials(octx, string(sr.accessKey), string(token))
 	} else if len(token) > 0 {
 		return nil, unknownAccessKey
 	} else {
-		known, secret, err = s.svc.AccessKey(ctx, string(sr.accessKey))
+		known, secret, err = s.svc.AccessKey(octx, string(sr.accessKey))
 	}
 	switch {
 	case errors.Is(err, kms.ErrUnknownAccessKey), errors.Is(err, kms.ErrInvalidToken):
@@ -402,11 +436,33 @@ func newRequestID() string {
 }
 
 // fasthttpLogger sends fasthttp's connection-level messages to slog at
-// debug level: they are about misbehaving clients, not the service.
+// debug level: they are about misbehaving clients, not the service. A
+// request fasthttp cannot parse is quoted whole in its message, so the
+// secrets a request carries are cut out first.
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Debug(fmt.Sprintf(format, args...))
+	l.log.Debug(redactSecrets(fmt.Sprintf(format, args...)))
+}
+
+// secretHeaders match what must never reach a log from a request: the
+// session token (a bearer credential), the signature (with the rest of the
+// request it proves, replayable for 15 minutes), cookies and other
+// Authorization schemes. A value ends at a quote, a backslash (fasthttp
+// quotes the request with %q, so CRLF is "\r\n"), a line end, or the
+// next parameter.
+var secretHeaders = []*regexp.Regexp{
+	regexp.MustCompile(`(?i)(x-amz-security-token\s*[:=]\s*)[^\\"\r\n&,;\s]+`),
+	regexp.MustCompile(`(?i)((?:x-amz-)?signature\s*=\s*)[^\\"\r\n&,;\s]+`),
+	regexp.MustCompile(`(?i)((?:set-)?cookie\s*:\s*)[^\\"\r\n]+`),
+	regexp.MustCompile(`(?i)(authorization\s*:\s*(?:basic|bearer|digest)\s+)[^\\"\r\n]+`),
+}
+
+func redactSecrets(msg string) string {
+	for _, re := range secretHeaders {
+		msg = re.ReplaceAllString(msg, "${1}REDACTED")
+	}
+	return msg
 }
 
 // readyCheck is one part the server needs to serve, as /readyz asks it.

@@ -143,8 +143,23 @@ func parseAuthorization(req *fasthttp.Request, region, service string, now time.
 		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 15 min.)",
 			t.Format(amzDateLayout), now.Add(maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout))}
 	}
-	if !signsHost(sr.signedHeaders) {
+	// What a signature covers must include what picks the operation and
+	// when it was made: unsigned, a captured request could be replayed as
+	// another operation (X-Amz-Target) with the same body. Every AWS SDK
+	// signs these; Content-Type is not among them (the JavaScript SDK v2
+	// never signs it), and Coffer does not let it change a request's meaning.
+	if !signsHeader(sr.signedHeaders, "host") {
 		return nil, &authError{"InvalidSignatureException", "'Host' must be a 'SignedHeader' in the AWS Authorization."}
+	}
+	if len(req.Header.Peek("X-Amz-Date")) > 0 {
+		if !signsHeader(sr.signedHeaders, "x-amz-date") {
+			return nil, &authError{"InvalidSignatureException", "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."}
+		}
+	} else if !signsHeader(sr.signedHeaders, "date") {
+		return nil, &authError{"InvalidSignatureException", "'Date' must be a 'SignedHeader' in the AWS Authorization."}
+	}
+	if service == sigService && !signsHeader(sr.signedHeaders, "x-amz-target") {
+		return nil, &authError{"InvalidSignatureException", "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."}
 	}
 	if len(signature) != 2*sha256.Size {
 		return nil, signatureMismatch
@@ -155,11 +170,12 @@ func parseAuthorization(req *fasthttp.Request, region, service string, now time.
 	return sr, nil
 }
 
-func signsHost(signed []byte) bool {
+// signsHeader reports whether the SignedHeaders list names name (lower case).
+func signsHeader(signed []byte, name string) bool {
 	for len(signed) > 0 {
 		var h []byte
 		h, signed, _ = bytes.Cut(signed, []byte(";"))
-		if string(h) == "host" {
+		if string(h) == name {
 			return true
 		}
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"errors"
 	"strconv"
@@ -41,7 +42,7 @@ type stsError struct {
 func (e *stsError) Error() string { return e.code + ": " + e.ms }
 
 // serveSTS runs one STS request and writes its XML answer.
-func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, requestID string) {
+func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, octx context.Context, requestID string) {
 	start := time.Now()
 	action := "Unknown"
 	var caller *kms.Caller
@@ -66,11 +67,11 @@ func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, requestID string) {
 		if v := form.Peek("Version"); string(v) != stsVersion {
 			return nil, &stsError{400, "Sender", "InvalidAction", "Could not find operation " + action + " for version " + truncateHeader(string(v))}
 		}
-		if caller, err = s.authenticateFor(ctx, stsService); err != nil {
+		if caller, err = s.authenticateFor(ctx, octx, stsService); err != nil {
 			return nil, err
 		}
 		if action == "GetCallerIdentity" {
-			id := s.svc.GetCallerIdentity(ctx, caller)
+			id := s.svc.GetCallerIdentity(octx, caller)
 			return marshalSTS("GetCallerIdentityResponse", requestID, struct {
 				XMLName xml.Name `xml:"GetCallerIdentityResult"`
 				Arn     string   `xml:"Arn"`
@@ -87,7 +88,7 @@ func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, requestID string) {
 			ar.DurationSeconds = &n
 		}
 		in = ar
-		out, err := s.svc.AssumeRole(ctx, caller, ar)
+		out, err := s.svc.AssumeRole(octx, caller, ar)
 		if err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -160,26 +161,28 @@ func TestFirstStartCreatesAdministrator(t *testing.T) {
 			t.Fatalf("%s has mode %v, want 0600", f, st.Mode().Perm())
 		}
 	}
+	// The first start prints where the credentials are, as a line to
+	// paste, and never the secret (stdout ends up in logs).
 	stdout, exports := p.output(5 * time.Second)
-	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL_KMS"} {
-		if exports[k] == "" {
-			t.Fatalf("first start did not print %s: %q", k, stdout)
-		}
+	credFile := filepath.Join(data, "credentials")
+	if exports["AWS_SHARED_CREDENTIALS_FILE"] != credFile || exports["AWS_ENDPOINT_URL_KMS"] != p.endpoint || exports["AWS_REGION"] != "us-east-1" {
+		t.Fatalf("first start printed %q", stdout)
 	}
-	if exports["AWS_ENDPOINT_URL_KMS"] != p.endpoint || exports["AWS_REGION"] != "us-east-1" {
-		t.Fatalf("exports %v", exports)
-	}
-	creds, _ := os.ReadFile(filepath.Join(data, "credentials"))
-	if !strings.HasPrefix(string(creds), "[default]\n") || !strings.Contains(string(creds), exports["AWS_SECRET_ACCESS_KEY"]) {
+	creds, _ := os.ReadFile(credFile)
+	secret := regexp.MustCompile(`aws_secret_access_key = (\S+)`).FindStringSubmatch(string(creds))
+	if !strings.HasPrefix(string(creds), "[default]\n") || secret == nil {
 		t.Fatalf("credentials file: %q", creds)
 	}
-	c := sdkClient(t, filepath.Join(data, "credentials"), p.endpoint)
+	if strings.Contains(stdout, secret[1]) || strings.Contains(stdout, "AWS_SECRET_ACCESS_KEY") {
+		t.Fatalf("first start printed the secret: %q", stdout)
+	}
+	c := sdkClient(t, credFile, p.endpoint)
 	out, err := c.CreateKey(context.Background(), &awskms.CreateKeyInput{})
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	// A second start prints no secret and serves the same key.
+	// A second start prints no credentials and serves the same key.
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-p.done; err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
@@ -189,9 +192,59 @@ func TestFirstStartCreatesAdministrator(t *testing.T) {
 	if out2, exports2 := p2.output(300 * time.Millisecond); strings.Contains(out2, "AWS_SECRET_ACCESS_KEY") || len(exports2) != 0 {
 		t.Fatal("second start printed credentials again")
 	}
-	c = sdkClient(t, filepath.Join(data, "credentials"), p2.endpoint)
+	c = sdkClient(t, credFile, p2.endpoint)
 	if _, err := c.DescribeKey(context.Background(), &awskms.DescribeKeyInput{KeyId: out.KeyMetadata.KeyId}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPrintCredentials: --print-credentials prints the first start's
+// secret as an export line, the one in the credentials file.
+func TestPrintCredentials(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, dir, "--print-credentials")
+	stdout, exports := p.output(5 * time.Second)
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL_KMS"} {
+		if exports[k] == "" {
+			t.Fatalf("first start did not print %s: %q", k, stdout)
+		}
+	}
+	if exports["AWS_ENDPOINT_URL_KMS"] != p.endpoint || exports["AWS_REGION"] != "us-east-1" {
+		t.Fatalf("exports %v", exports)
+	}
+	creds, _ := os.ReadFile(filepath.Join(dir, "coffer-data", "credentials"))
+	if !strings.Contains(string(creds), exports["AWS_SECRET_ACCESS_KEY"]) || !strings.Contains(string(creds), exports["AWS_ACCESS_KEY_ID"]) {
+		t.Fatalf("credentials file: %q", creds)
+	}
+}
+
+// TestNoCoreDumps: the server's memory holds key material, so it runs with
+// RLIMIT_CORE 0 unless --allow-core-dumps.
+func TestNoCoreDumps(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("core dumps are turned off on Linux")
+	}
+	coreLimit := func(pid int) string {
+		t.Helper()
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(line, "Max core file size") {
+				return strings.Join(strings.Fields(line)[4:6], " ")
+			}
+		}
+		t.Fatalf("no core limit in %s", raw)
+		return ""
+	}
+	p := startServe(t, t.TempDir())
+	if got := coreLimit(p.cmd.Process.Pid); got != "0 0" {
+		t.Fatalf("Max core file size %q, want 0 0", got)
+	}
+	p = startServe(t, t.TempDir(), "--allow-core-dumps")
+	if got, want := coreLimit(p.cmd.Process.Pid), coreLimit(os.Getpid()); got != want {
+		t.Fatalf("--allow-core-dumps: Max core file size %q, want the inherited %q", got, want)
 	}
 }
 

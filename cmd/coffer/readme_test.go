@@ -68,8 +68,8 @@ func TestRolesWithAWSCLI(t *testing.T) {
 	}
 	dir := t.TempDir()
 	p := startServe(t, dir)
-	if _, exports := p.output(5 * time.Second); exports["AWS_ACCESS_KEY_ID"] == "" {
-		t.Fatal("the first start printed no credentials")
+	if _, exports := p.output(5 * time.Second); exports["AWS_SHARED_CREDENTIALS_FILE"] == "" {
+		t.Fatal("the first start printed no credentials file")
 	}
 	env := append(cleanAWSEnv(), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "coffer-data", "credentials"),
 		"AWS_REGION=us-east-1", "AWS_DEFAULT_REGION=us-east-1", "AWS_ENDPOINT_URL_KMS="+p.endpoint, "AWS_CONFIG_FILE=/dev/null")

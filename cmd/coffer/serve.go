@@ -29,6 +29,7 @@ const DefaultListen = "127.0.0.1:7300"
 
 type serveOptions struct {
 	listen              string
+	metricsListen       string
 	dataDir             string
 	region              string
 	account             string
@@ -39,6 +40,8 @@ type serveOptions struct {
 	cpuProfile          string
 	gcPercent           int
 	audit               bool
+	printCredentials    bool
+	allowCoreDumps      bool
 	root                rootOptions
 }
 
@@ -51,7 +54,9 @@ func newServeCmd() *cobra.Command {
 
 With no flags Coffer keeps its state in ./coffer-data: a bbolt database and
 the root key sealed in root.key. The first start creates an administrator and
-prints its credentials once; they are also written to <data-dir>/credentials.
+writes its credentials to <data-dir>/credentials (mode 0600), then prints a
+line to paste that points the AWS tools at that file; --print-credentials
+prints the secret itself instead.
 
 Every flag may also be set as COFFER_<FLAG> in the environment
 (COFFER_LISTEN, COFFER_DATA_DIR, ...).`,
@@ -65,6 +70,7 @@ Every flag may also be set as COFFER_<FLAG> in the environment
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.listen, "listen", DefaultListen, "address to listen on")
+	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve GET /metrics only on this address (default: on --listen)")
 	f.StringVar(&o.dataDir, "data-dir", "./coffer-data", "directory for the database, root key and credentials")
 	f.StringVar(&o.region, "region", "us-east-1", "AWS region this server answers as")
 	f.StringVar(&o.account, "account", "111122223333", "12-digit account that owns keys")
@@ -74,6 +80,8 @@ Every flag may also be set as COFFER_<FLAG> in the environment
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.root.flags(cmd, true)
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail to <data-dir>/audit (never off in production: calls are then unaudited)")
+	f.BoolVar(&o.printCredentials, "print-credentials", false, "on the first start, print the administrator's secret key to stdout (it is always in <data-dir>/credentials)")
+	f.BoolVar(&o.allowCoreDumps, "allow-core-dumps", false, "leave core dumps and ptrace allowed (by default they are off: the process's memory holds key material)")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (for performance work)")
 	f.IntVar(&o.gcPercent, "gc-percent", 400, "garbage-collector target (GOGC); the live heap is small, so collecting less often saves CPU. GOGC in the environment wins")
 	return cmd
@@ -88,6 +96,11 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if !o.allowCoreDumps {
+		if err := disableCoreDumps(); err != nil {
+			log.Warn("could not turn core dumps off", "err", err)
+		}
+	}
 	if _, set := os.LookupEnv("GOGC"); !set && o.gcPercent > 0 {
 		debug.SetGCPercent(o.gcPercent)
 	}
@@ -151,9 +164,19 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 				ln.Close()
 				return err
 			}
-			fmt.Fprintf(stdout, "# Coffer created administrator %s. Its secret is shown only now (also in %s):\n", creds.PrincipalARN, path)
-			fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_ENDPOINT_URL_KMS=%s\n",
-				creds.AccessKeyID, creds.SecretAccessKey, o.region, endpoint)
+			if o.printCredentials {
+				fmt.Fprintf(stdout, "# Coffer created administrator %s. Its secret is shown only now (also in %s):\n", creds.PrincipalARN, path)
+				fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_ENDPOINT_URL_KMS=%s\n",
+					creds.AccessKeyID, creds.SecretAccessKey, o.region, endpoint)
+			} else {
+				// The secret stays in the file: stdout ends up in terminals'
+				// scrollback, CI logs and journald.
+				if abs, err := filepath.Abs(path); err == nil {
+					path = abs
+				}
+				fmt.Fprintf(stdout, "# Coffer created administrator %s; its credentials are in %s (mode 0600):\n", creds.PrincipalARN, path)
+				fmt.Fprintf(stdout, "export AWS_SHARED_CREDENTIALS_FILE=%s AWS_REGION=%s AWS_ENDPOINT_URL_KMS=%s\n", path, o.region, endpoint)
+			}
 		}
 	}
 
@@ -172,7 +195,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	} else {
 		log.Warn("the audit trail is off: calls are not audited")
 	}
-	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log}
+	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != ""}
 	if trail != nil {
 		cfg.Audit = trail
 	}
@@ -218,7 +241,16 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		}
 	}()
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if o.metricsListen != "" {
+		mln, err := net.Listen("tcp", o.metricsListen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		go func() { errc <- srv.ServeMetrics(mln) }()
+		log.Info("metrics served", "metrics", "http://"+mln.Addr().String()+"/metrics")
+	}
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("coffer serving", "endpoint", endpoint, "region", o.region, "account", o.account, "dataDir", o.dataDir, "dev", o.dev)
 	select {
