@@ -62,6 +62,7 @@ type Server struct {
 	dev          bool
 	max          int
 	timeout      time.Duration
+	deadlines    deadlines
 	now          func() time.Time
 	log          *slog.Logger
 	keys         signingKeys
@@ -93,6 +94,7 @@ func New(cfg Config) (*Server, error) {
 	if s.timeout <= 0 {
 		s.timeout = 30 * time.Second
 	}
+	s.deadlines.timeout = s.timeout
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -215,18 +217,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	requestID := newRequestID()
 	ctx.Response.Header.Set("x-amzn-RequestId", requestID)
 	if isSTS(ctx) && !s.dev {
-		octx, cancel := s.operationContext(ctx)
+		octx := s.operationContext(ctx, start)
 		s.serveSTS(ctx, octx, requestID)
-		cancel()
 		return
 	}
 	info := infoPool.Get().(*kms.RequestInfo)
 	info.Reset()
 	ctx.SetUserValue(kms.RequestInfoKey, info)
 	buf := bufPool.Get().(*[]byte)
-	octx, cancel := s.operationContext(ctx)
+	octx := s.operationContext(ctx, start)
 	o, caller, out, in, err := s.serveAPI(ctx, octx, (*buf)[:0])
-	cancel()
 	op := ""
 	var row *kms.Operation
 	if o != nil {
@@ -268,9 +268,51 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // operationContext is the context an operation runs under: the request's
 // values, but not its cancellation (fasthttp cancels every request's
 // context when shutdown begins, which failed requests the shutdown had
-// promised to finish), and a deadline of its own.
-func (s *Server) operationContext(ctx *fasthttp.RequestCtx) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+// promised to finish), and a deadline of its own, between RequestTimeout
+// and a second more after start. The deadline is shared by the requests of
+// one second, so that an operation costs no timer of its own. It is not
+// pooled: a queued HSM call may still ask it Done after the request ended.
+func (s *Server) operationContext(ctx *fasthttp.RequestCtx, start time.Time) *opContext {
+	return &opContext{Context: s.deadlines.get(start), req: ctx}
+}
+
+// opContext is one operation's context: Deadline, Done and Err of its
+// second's shared deadline, and the request's values.
+type opContext struct {
+	context.Context
+	req *fasthttp.RequestCtx
+}
+
+func (c *opContext) Value(key any) any {
+	if v := c.req.Value(key); v != nil {
+		return v
+	}
+	return c.Context.Value(key)
+}
+
+// deadlines hands out one context per second of request arrival, expiring
+// RequestTimeout plus a second after that second began, and cancelled by
+// nothing else.
+type deadlines struct {
+	timeout time.Duration
+	cur     atomic.Pointer[deadline]
+}
+
+type deadline struct {
+	sec    int64
+	ctx    context.Context
+	cancel context.CancelFunc // the timer cancels it at its deadline; kept for vet
+}
+
+func (d *deadlines) get(now time.Time) context.Context {
+	sec := now.Unix()
+	if c := d.cur.Load(); c != nil && c.sec == sec {
+		return c.ctx
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(sec+1, 0).Add(d.timeout))
+	c := &deadline{sec: sec, ctx: ctx, cancel: cancel}
+	d.cur.Store(c) // a racing request of the same second may store its own: both are right
+	return ctx
 }
 
 // Response buffers are pooled; they are cleared before reuse because a
