@@ -55,7 +55,7 @@ type Config struct {
 	Now func() time.Time // the clock (time.Now)
 
 	freeSpace func(dir string) (int64, error) // statfs; tests replace it
-	gapAck    *gapAck                          // set by AcknowledgeGap
+	gapAck    *gapAck                         // set by AcknowledgeGap
 }
 
 func (c *Config) setDefaults() {
@@ -149,15 +149,15 @@ type Writer struct {
 	durable   chainState // the chain as far as it is durable
 	// dirty is the end of what a failed write may have left past fileBytes:
 	// retry rewrites it with zeros before any record goes there.
-	dirty     int64
-	backoff   time.Duration // before the next retry, while failing
-	anchor    string        // AnchorPath(cfg.Dir)
-	anchored  uint64        // seq the anchor file records
-	anchorAt  time.Time     // when it was written
-	lowSpace  time.Time     // when free space was last found under MinFree
-	buf       []byte
-	batch     []*pending
-	ring      *syncRing // nil: fdatasync directly
+	dirty    int64
+	backoff  time.Duration // before the next retry, while failing
+	anchor   string        // AnchorPath(cfg.Dir)
+	anchored uint64        // seq the anchor file records
+	anchorAt time.Time     // when it was written
+	lowSpace time.Time     // when free space was last found under MinFree
+	buf      []byte
+	batch    []*pending
+	ring     *syncRing // nil: fdatasync directly
 }
 
 // chainState is the part of the Writer a failed commit rolls back.
