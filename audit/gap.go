@@ -123,7 +123,7 @@ func (w *Writer) appendGap(last uint64, ack *gapAck) error {
 	if err != nil {
 		return err
 	}
-	w.seq = last
+	w.seq = last + 1
 	w.appendLine(body)
 	w.sealed = w.seq
 	ack.gap = g
