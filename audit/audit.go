@@ -10,12 +10,17 @@
 // with one write and one fsync, then acknowledges all of them, so a request
 // waits for one fsync, not for the fsyncs of the requests ahead of it. The
 // queue is bounded; when it is full Append blocks (honouring its context)
-// rather than drop anything. Once a write or fsync fails the Writer stays
-// failed and every Append returns an error wrapping ErrUnavailable: the caller
-// must refuse the request rather than serve it unaudited.
+// rather than drop anything. When a write or fsync fails, every Append
+// returns an error wrapping ErrUnavailable at once (the caller must refuse
+// the request rather than serve it unaudited) while the Writer retries with
+// backoff; once the disk recovers it goes on by itself. Err reports its
+// health for a readiness check. It never preallocates the last MinFree
+// bytes of the disk, and Open refuses to start under them.
 //
 // Open recovers from a crash: it drops a torn final line (a write that was
 // never acknowledged) and continues the chain from the last complete record.
+// It refuses a trail that ends before its anchor (ErrGap) until the records
+// are restored or the loss is recorded with AcknowledgeGap.
 //
 // # Integrity
 //
@@ -27,8 +32,10 @@
 // can rewrite the files cannot recompute a sealed chain without the key.
 // Records after the last digest (a crash leaves some) are chained but not
 // sealed; Verify reports how many, and the signed time of the last digest.
-// No chain can show that lines were cut off its end after the last digest;
-// SealedAt, which a running Writer advances every DigestInterval, shows when.
+// No chain can show that lines were cut off its end: the Anchor, a signed
+// record of the head kept beside the trail and rewritten every second, at
+// every digest and on Close, does, for every record but those of the last
+// second before an unclean stop.
 //
 // # Reading
 //

@@ -29,12 +29,6 @@ type Digest struct {
 	Signature []byte `json:"signature"` // ASN.1 ECDSA P-256 over SHA-256 of the signed message
 }
 
-// labelDigest starts what every digest signature covers, so that the
-// audit signing key's signatures cannot be taken for anything else. It is
-// audit's only domain-separation label; never change its bytes (every
-// existing trail's digests are signed over them).
-const labelDigest = "coffer/audit-digest/v1\n"
-
 // signedHash is the SHA-256 of what a digest's signature covers: a domain
 // string, the range, the raw head hash and the time the digest was made. It
 // fails when HeadHash is not 64 hex digits.

@@ -96,6 +96,21 @@ func (r *Record) appendBody(b []byte) ([]byte, error) {
 		b = base64.StdEncoding.AppendEncode(b, d.Signature)
 		b = append(b, `"}`...)
 	}
+	if g := r.Gap; g != nil {
+		b = append(b, `,"gap":{"firstSeq":`...)
+		b = strconv.AppendUint(b, g.FirstSeq, 10)
+		b = append(b, `,"lastSeq":`...)
+		b = strconv.AppendUint(b, g.LastSeq, 10)
+		b = append(b, `,"headHash":`...)
+		b = appendString(b, g.HeadHash)
+		b = append(b, `,"reason":`...)
+		b = appendString(b, g.Reason)
+		b = append(b, `,"by":`...)
+		b = appendString(b, g.By)
+		b = append(b, `,"signature":"`...)
+		b = base64.StdEncoding.AppendEncode(b, g.Signature)
+		b = append(b, `"}`...)
+	}
 	return b, nil
 }
 

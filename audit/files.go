@@ -78,21 +78,26 @@ type chainFields struct {
 	Seq      uint64  `json:"seq"`
 	PrevHash string  `json:"prevHash"`
 	Digest   *Digest `json:"digest"`
+	Gap      *Gap    `json:"gap"`
 }
 
 // recoverTrail finds where the chain continues: the last complete record
 // (a rotation may have left the newest file empty), the last digest, and the
 // newest file, whose torn end (a write a crash cut short, never
-// acknowledged) it truncates.
-func (w *Writer) recoverTrail() error {
+// acknowledged) it truncates. It then holds the head against the anchor
+// (checkAnchor), returning the end of a gap AcknowledgeGap is to record.
+func (w *Writer) recoverTrail() (gapLast uint64, err error) {
 	fs, err := listFiles(w.cfg.Dir)
-	if err != nil || len(fs) == 0 {
-		return err
+	if err != nil {
+		return 0, err
+	}
+	if len(fs) == 0 {
+		return w.checkAnchor()
 	}
 	last := fs[len(fs)-1]
 	raw, err := os.ReadFile(last.path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	// A torn write ends without a newline; on some file systems it can also
 	// leave blocks of zeros that were never written. No record holds a NUL
@@ -105,20 +110,15 @@ func (w *Writer) recoverTrail() error {
 		}
 		good = start
 	}
-	if good < len(raw) {
-		if err := truncate(last.path, int64(good)); err != nil {
-			return fmt.Errorf("audit: drop the torn final line of %s: %w", last.path, err)
-		}
-		w.stats.TornBytes = int64(len(raw) - good)
-		raw = raw[:good]
-	}
+	torn := len(raw) - good
+	raw = raw[:good]
 
 	headFound := false
 	for i := len(fs) - 1; i >= 0; i-- {
 		data := raw
 		if i < len(fs)-1 {
 			if data, err = os.ReadFile(fs[i].path); err != nil {
-				return err
+				return 0, err
 			}
 			data = data[:bytes.LastIndexByte(data, '\n')+1]
 		}
@@ -134,13 +134,13 @@ func (w *Writer) recoverTrail() error {
 				if headFound {
 					break // the digest search ends at damage; Verify will name it
 				}
-				return fmt.Errorf("%w: the last record of %s is not readable (%v); run verify and move the file aside", ErrCorrupt, fs[i].path, err)
+				return 0, fmt.Errorf("%w: the last record of %s is not readable (%v); run verify and move the file aside", ErrCorrupt, fs[i].path, err)
 			}
 			if !headFound {
 				w.seq, w.prev, w.hasPrev = c.Seq, sha256.Sum256(line), true
 				headFound = true
 			}
-			if c.Digest != nil {
+			if c.Digest != nil || c.Gap != nil { // a gap record seals the chain too
 				w.sealed = c.Seq
 				break
 			}
@@ -150,12 +150,21 @@ func (w *Writer) recoverTrail() error {
 		}
 	}
 
+	if gapLast, err = w.checkAnchor(); err != nil {
+		return 0, err // nothing changed
+	}
+	if torn > 0 {
+		if err := truncate(last.path, int64(good)); err != nil {
+			return 0, fmt.Errorf("audit: drop the torn final line of %s: %w", last.path, err)
+		}
+		w.stats.TornBytes = int64(torn)
+	}
 	f, err := w.open(last.path, false)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	w.f, w.fileSeq, w.fileBytes, w.allocated, w.dropped, w.fileStart = f, last.seq, int64(len(raw)), int64(len(raw)), 0, last.start
-	return nil
+	return gapLast, nil
 }
 
 func truncate(path string, size int64) error {

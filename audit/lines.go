@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 )
@@ -18,6 +19,10 @@ type lineReader struct {
 	// zeros is set when the reader stopped at a NUL byte where a line
 	// should start: the Writer's preallocated space after the last record.
 	zeros bool
+	// nulAt is the file offset of the first NUL byte inside the line last
+	// returned (or skipped as too long), -1 when it has none. No record
+	// holds one: a line with one runs into a hole of zeros.
+	nulAt int64
 }
 
 func newLineReader(r io.Reader) *lineReader {
@@ -34,6 +39,7 @@ func newLineReader(r io.Reader) *lineReader {
 // preallocated.
 func (lr *lineReader) next() (line []byte, complete bool, err error) {
 	lr.buf = lr.buf[:0]
+	lr.nulAt = -1
 	if b, err := lr.r.Peek(1); err == nil && b[0] == 0 {
 		lr.zeros = true
 		return nil, false, io.EOF
@@ -42,6 +48,9 @@ func (lr *lineReader) next() (line []byte, complete bool, err error) {
 	var n int64 // bytes of this line so far
 	for {
 		frag, err := lr.r.ReadSlice('\n')
+		if i := bytes.IndexByte(frag, 0); i >= 0 && lr.nulAt < 0 {
+			lr.nulAt = lr.off + n + int64(i)
+		}
 		switch {
 		case err == bufio.ErrBufferFull:
 			if !tooLong {

@@ -40,6 +40,8 @@ type Record struct {
 
 	// Digest is set on digest records only (EventType EventTypeDigest).
 	Digest *Digest `json:"digest,omitempty"`
+	// Gap is set on acknowledged-gap records only (EventType EventTypeGap).
+	Gap *Gap `json:"gap,omitempty"`
 
 	// The chain, set by the Writer: the record's position in the trail and
 	// the hex SHA-256 of the exact bytes of the line before it ("" for the
@@ -71,6 +73,8 @@ const (
 	EventTypeAPICall = "AwsApiCall"
 	EventTypeDigest  = "CofferDigest"
 	EventNameDigest  = "Digest"
+	EventTypeGap     = "CofferGap"
+	EventNameGap     = "AcknowledgeGap"
 	ResourceTypeKey  = "AWS::KMS::Key"
 )
 

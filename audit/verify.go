@@ -30,6 +30,13 @@ type VerifyReport struct {
 	// TornTail reports that the newest file ends in a line with no newline:
 	// a write a crash cut short, never acknowledged, and dropped by Open.
 	TornTail bool
+	// Anchor is the head recorded beside the trail (see Anchor); nil when
+	// the trail is unanchored (written before anchors): then nothing shows
+	// whether records were cut off its end.
+	Anchor *Anchor
+	// Gaps are the losses an operator acknowledged (AcknowledgeGap), which
+	// the chain goes on across.
+	Gaps []Gap
 	// Bad names the first bad record; nil when the chain holds.
 	Bad *BadRecord
 }
@@ -49,9 +56,14 @@ func (b *BadRecord) Error() string {
 // Verify replays the trail in dir: every line's sequence number and link to
 // the line before it, across files, and every digest's range and signature
 // against pub. When the chain breaks it returns a report whose Bad names the
-// first bad record, and an error wrapping ErrBroken. Records after the last
-// digest are counted in Unsealed: a trail whose tail was cut off after a
-// digest verifies, so keep an eye on LastSeq.
+// first bad record, and an error wrapping ErrBroken.
+//
+// The trail must reach its anchor (AnchorPath(dir)): a trail that ends
+// before it, or holds no records while the anchor says it had some, is
+// broken (the tail cut, files deleted), and Bad names what is missing.
+// Records after the anchor and after the last digest (Unsealed) are
+// chained but nothing outside them shows they were not cut off; an
+// unanchored trail (Anchor nil) has no such check at all.
 func Verify(dir string, pub *ecdsa.PublicKey) (*VerifyReport, error) {
 	if pub == nil {
 		return nil, errors.New("audit: Verify needs the signing public key")
@@ -61,13 +73,33 @@ func Verify(dir string, pub *ecdsa.PublicKey) (*VerifyReport, error) {
 		return nil, err
 	}
 	v := &verifier{pub: pub, rep: &VerifyReport{Files: len(fs)}}
+	if v.anchor, err = ReadAnchor(dir, pub); err != nil {
+		return v.rep, v.bad(AnchorPath(dir), 0, 0, "%v", err)
+	}
+	v.rep.Anchor = v.anchor
+	var lastFile string
 	for i, f := range fs {
+		if i > 0 && f.seq > fs[i-1].seq+1 {
+			v.fileGap = fmt.Sprintf("; the file numbers jump from %06d to %06d", fs[i-1].seq, f.seq)
+		}
 		if err := v.file(f, i == len(fs)-1); err != nil {
 			return v.rep, err
 		}
+		v.fileGap, lastFile = "", f.path
 	}
 	v.rep.LastSeq = v.seq
 	v.rep.Unsealed = int(v.seq - v.sealed)
+	if a := v.anchor; a != nil && v.seq < a.Seq {
+		if v.seq == 0 {
+			return v.rep, v.bad(dir, 0, 1, "the trail holds no records, but its anchor (written %s) records seq %d: the trail was deleted", a.Time, a.Seq)
+		}
+		torn := ""
+		if v.rep.TornTail {
+			torn = "; the newest file ends mid-record"
+		}
+		return v.rep, v.bad(lastFile, v.prevLine+1, v.seq+1, "the trail ends at seq %d, but its anchor (written %s) records seq %d: records %d..%d are missing (the tail was cut or the newest files deleted%s)",
+			v.seq, a.Time, a.Seq, v.seq+1, a.Seq, torn)
+	}
 	return v.rep, nil
 }
 
@@ -76,7 +108,11 @@ type verifier struct {
 	rep    *VerifyReport
 	seq    uint64   // of the last good line
 	prev   [64]byte // its SHA-256, hex
-	sealed uint64   // seq of the last digest
+	sealed uint64   // seq of the last digest (or gap record)
+	anchor *Anchor
+	// fileGap notes, while the file after it is read, that file numbers
+	// jump: a file is missing.
+	fileGap string
 	// Where the last good line is, to blame it when the next one does not
 	// link to it.
 	prevFile string
@@ -111,6 +147,8 @@ func (v *verifier) file(f trailFile, newest bool) error {
 			return nil
 		case err == io.EOF:
 			return nil
+		case err == errLineTooLong && lr.nulAt >= 0:
+			return v.bad(f.path, lr.line, v.seq+1, "%s", holeReason(lr.nulAt))
 		case err == errLineTooLong:
 			return v.bad(f.path, lr.line, v.seq+1, "longer than %d bytes", MaxLine)
 		case err != nil:
@@ -120,11 +158,18 @@ func (v *verifier) file(f trailFile, newest bool) error {
 			return nil
 		case !complete:
 			return v.bad(f.path, lr.line, v.seq+1, "torn line at the end of a file that is not the newest: the file was cut short")
+		case lr.nulAt >= 0:
+			return v.bad(f.path, lr.line, v.seq+1, "%s", holeReason(lr.nulAt))
 		}
 		if err := v.line(f.path, lr.line, line); err != nil {
 			return err
 		}
 	}
+}
+
+// holeReason names a run of NUL bytes inside a line.
+func holeReason(off int64) string {
+	return fmt.Sprintf("a hole of NUL bytes from byte %d of the file, inside a record: the file was cut short under its writer and written past the cut, or blocks were lost", off)
 }
 
 func (v *verifier) line(file string, n int, line []byte) error {
@@ -139,6 +184,22 @@ func (v *verifier) line(file string, n int, line []byte) error {
 	}
 	switch {
 	case c.Seq == want && c.PrevHash == string(prev):
+	case c.Seq > want && c.Gap != nil && c.PrevHash == string(prev):
+		g := c.Gap
+		switch {
+		case g.FirstSeq != want || g.LastSeq != c.Seq-1:
+			return v.bad(file, n, c.Seq, "gap record covers seq %d-%d, but the records missing are %d-%d", g.FirstSeq, g.LastSeq, want, c.Seq-1)
+		case g.HeadHash != string(prev):
+			return v.bad(file, n, c.Seq, "gap record headHash is not the hash of the record before it")
+		case !g.verify(v.pub, c.EventTime):
+			return v.bad(file, n, c.Seq, "gap record signature does not verify with the public key")
+		}
+		v.sealed = c.Seq
+		v.rep.Gaps = append(v.rep.Gaps, *g)
+	case c.Seq > want && c.Gap != nil:
+		return v.bad(v.prevFile, v.prevLine, v.seq, "changed: its hash is not the prevHash of the gap record after it (or that prevHash was changed)")
+	case c.Seq == want && c.Gap != nil:
+		return v.bad(file, n, c.Seq, "gap record for no missing record")
 	case c.Seq == want && v.seq == 0:
 		return v.bad(file, n, c.Seq, "the first record has a prevHash")
 	case c.Seq == want:
@@ -146,9 +207,11 @@ func (v *verifier) line(file string, n int, line []byte) error {
 	case c.Seq < want:
 		return v.bad(file, n, c.Seq, "out of order or inserted: seq %d where %d belongs", c.Seq, want)
 	case n == 1 && v.seq > 0:
-		return v.bad(file, n, c.Seq, "records missing or out of order: seq %d where %d belongs (is a file missing, or the one before cut short?)", c.Seq, want)
+		return v.bad(file, n, c.Seq, "records %d..%d missing or out of order: seq %d where %d belongs (is a file missing, or the one before cut short?%s)", want, c.Seq-1, c.Seq, want, v.fileGap)
+	case n == 1:
+		return v.bad(file, n, c.Seq, "records %d..%d missing: the trail starts at seq %d where %d belongs (files deleted%s)", want, c.Seq-1, c.Seq, want, v.fileGap)
 	default:
-		return v.bad(file, n, c.Seq, "records missing or out of order: seq %d where %d belongs", c.Seq, want)
+		return v.bad(file, n, c.Seq, "records %d..%d missing or out of order: seq %d where %d belongs", want, c.Seq-1, c.Seq, want)
 	}
 	if d := c.Digest; d != nil {
 		switch {
@@ -165,6 +228,9 @@ func (v *verifier) line(file string, n int, line []byte) error {
 	}
 	sum := sha256.Sum256(line)
 	hex.Encode(v.prev[:], sum[:])
+	if a := v.anchor; a != nil && c.Seq == a.Seq && a.HeadHash != string(v.prev[:]) {
+		return v.bad(file, n, c.Seq, "not the record the anchor records at this seq: the trail was replaced from here")
+	}
 	v.seq, v.prevFile, v.prevLine = c.Seq, file, n
 	v.rep.Records++
 	return nil

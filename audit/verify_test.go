@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -116,7 +117,11 @@ func TestVerifyIntactTrail(t *testing.T) {
 		t.Fatalf("sealed at %v", rep.SealedAt)
 	}
 	rep.SealedAt = time.Time{}
-	if *rep != (VerifyReport{Files: 1, Records: 13, Digests: 3, LastSeq: 13}) {
+	if rep.Anchor == nil || rep.Anchor.Seq != 13 || rep.Gaps != nil {
+		t.Fatalf("anchor %+v, gaps %+v", rep.Anchor, rep.Gaps)
+	}
+	rep.Anchor = nil
+	if !reflect.DeepEqual(*rep, VerifyReport{Files: 1, Records: 13, Digests: 3, LastSeq: 13}) {
 		t.Fatalf("report %+v", rep)
 	}
 	if _, err := Verify(dir, &newKey(t).PublicKey); !errors.Is(err, ErrBroken) {
@@ -130,13 +135,20 @@ func TestVerifyIntactTrail(t *testing.T) {
 	}
 }
 
-// A trail cut short after a digest verifies, reporting the records after
+// A trail cut short after a digest is caught by its anchor. Without one
+// (a trail from before anchors) it verifies, reporting the records after
 // the last digest as unsealed; they are still chain-checked.
 func TestVerifyUnsealedTail(t *testing.T) {
 	dir, pub := sealedTrail(t, Config{})
 	path := trail(t, dir)[0].path
 	l := fileLines(t, path)
 	writeLines(t, path, l[:12]) // the final digest is gone
+	if bad := mustBreak(t, dir, pub); bad.Seq != 13 || !strings.Contains(bad.Reason, "records 13..13 are missing") {
+		t.Fatalf("cut after a digest, anchored: %+v", bad)
+	}
+	if err := os.Remove(AnchorPath(dir)); err != nil {
+		t.Fatal(err)
+	}
 	if rep := mustVerify(t, dir, pub); rep.LastSeq != 12 || rep.Unsealed != 2 || rep.Digests != 2 || rep.Bad != nil {
 		t.Fatalf("report %+v", rep)
 	}

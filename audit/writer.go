@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,7 +37,25 @@ type Config struct {
 	// (see syncRing; without io_uring it is direct anyway).
 	DirectSync bool
 
+	// MinFree is the free space the Writer leaves on the trail's file
+	// system: it does not preallocate below it, and Open refuses to start
+	// below it (64 MiB; negative: no reserve). Records are still written
+	// when less is free, without preallocation, until the disk is full.
+	MinFree int64
+
+	// AnchorInterval bounds how long a committed record may stay past the
+	// anchor (see Anchor): the Writer rewrites it when it is this old, at
+	// every digest and on Close (1 s).
+	AnchorInterval time.Duration
+
+	// Logger receives one line per change of the Writer's health (failing,
+	// healthy again) and Open's warnings (slog.Default()).
+	Logger *slog.Logger
+
 	Now func() time.Time // the clock (time.Now)
+
+	freeSpace func(dir string) (int64, error) // statfs; tests replace it
+	gapAck    *gapAck                         // set by AcknowledgeGap
 }
 
 func (c *Config) setDefaults() {
@@ -61,7 +80,26 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MinFree == 0 {
+		c.MinFree = 64 << 20
+	}
+	if c.AnchorInterval <= 0 {
+		c.AnchorInterval = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.freeSpace == nil {
+		c.freeSpace = freeSpace
+	}
 }
+
+// Retrying a failed trail: the first attempt this long after the failure,
+// doubling up to retryMax.
+const (
+	retryMin = 50 * time.Millisecond
+	retryMax = 2 * time.Second
+)
 
 // Stats describes a Writer's work since Open.
 type Stats struct {
@@ -70,7 +108,7 @@ type Stats struct {
 	Digests      uint64 // digest records written
 	LargestBatch int    // most records acknowledged by one group commit
 	QueueDepth   int    // records waiting for the writer now
-	Failed       bool   // the Writer refuses every Append
+	Failed       bool   // the Writer refuses every Append now (see Err)
 	TornBytes    int64  // the torn final line Open dropped, in bytes
 }
 
@@ -89,7 +127,9 @@ type Writer struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	failed atomic.Pointer[error] // set once, when the Writer fails for good
+	// state is nil while the Writer is healthy, and the failure while it
+	// refuses Appends; only the writer goroutine (and Open) store it.
+	state atomic.Pointer[failure]
 
 	mu    sync.Mutex // guards stats
 	stats Stats
@@ -106,9 +146,35 @@ type Writer struct {
 	hasPrev   bool
 	sealed    uint64 // seq of the last digest
 	lastSeal  time.Time
-	buf       []byte
-	batch     []*pending
-	ring      *syncRing // nil: fdatasync directly
+	durable   chainState // the chain as far as it is durable
+	// dirty is the end of what a failed write may have left past fileBytes:
+	// retry rewrites it with zeros before any record goes there.
+	dirty    int64
+	backoff  time.Duration // before the next retry, while failing
+	anchor   string        // AnchorPath(cfg.Dir)
+	anchored uint64        // seq the anchor file records
+	anchorAt time.Time     // when it was written
+	lowSpace time.Time     // when free space was last found under MinFree
+	buf      []byte
+	batch    []*pending
+	ring     *syncRing // nil: fdatasync directly
+}
+
+// chainState is the part of the Writer a failed commit rolls back.
+type chainState struct {
+	seq      uint64
+	prev     [32]byte
+	hasPrev  bool
+	sealed   uint64
+	lastSeal time.Time
+}
+
+func (w *Writer) chain() chainState {
+	return chainState{w.seq, w.prev, w.hasPrev, w.sealed, w.lastSeal}
+}
+
+func (w *Writer) setChain(c chainState) {
+	w.seq, w.prev, w.hasPrev, w.sealed, w.lastSeal = c.seq, c.prev, c.hasPrev, c.sealed, c.lastSeal
 }
 
 // file is what the Writer needs of an *os.File. Sync need only make the
@@ -231,24 +297,59 @@ func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, err
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
+	if cfg.MinFree > 0 {
+		if free, err := cfg.freeSpace(cfg.Dir); err == nil && free < cfg.MinFree {
+			return nil, fmt.Errorf("audit: %s has %d MiB free, under the %d MiB the trail keeps in reserve: free some space first",
+				cfg.Dir, free>>20, cfg.MinFree>>20)
+		}
+	}
 	w := &Writer{
-		cfg:    cfg,
-		create: create,
-		queue:  make(chan *pending, cfg.QueueSize),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
-		batch:  make([]*pending, 0, cfg.MaxBatch),
+		cfg:     cfg,
+		create:  create,
+		queue:   make(chan *pending, cfg.QueueSize),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		batch:   make([]*pending, 0, cfg.MaxBatch),
+		anchor:  AnchorPath(cfg.Dir),
+		backoff: retryMin,
 	}
 	if !cfg.DirectSync {
 		w.ring, _ = newSyncRing() // nil when io_uring is unavailable
 	}
-	if err := w.recoverTrail(); err != nil {
+	fail := func(err error) (*Writer, error) {
+		if w.f != nil {
+			w.f.Close()
+		}
 		if w.ring != nil {
 			w.ring.close()
 		}
 		return nil, err
 	}
+	gapLast, err := w.recoverTrail()
+	if err != nil {
+		return fail(err)
+	}
 	w.lastSeal = cfg.Now()
+	w.durable = w.chain()
+	if gapLast > 0 {
+		if w.f == nil {
+			if err := w.rotate(cfg.Now()); err != nil {
+				return fail(err)
+			}
+		}
+		w.buf = w.buf[:0]
+		if err := w.appendGap(gapLast, cfg.gapAck); err != nil {
+			return fail(err)
+		}
+		if err := w.flush(); err != nil {
+			return fail(fmt.Errorf("audit: write the gap record: %w", err))
+		}
+	}
+	// The anchor is written now: a trail from before anchors gets one, and
+	// a start is recorded even if nothing is appended.
+	if err := w.writeAnchor(); err != nil {
+		return fail(fmt.Errorf("audit: %w", err))
+	}
 	go w.loop()
 	return w, nil
 }
@@ -315,18 +416,10 @@ func (w *Writer) Append(ctx context.Context, r *Record) error {
 }
 
 func (w *Writer) err() error {
-	if e := w.failed.Load(); e != nil {
-		return *e
+	if f := w.state.Load(); f != nil {
+		return f.err
 	}
 	return nil
-}
-
-// fail puts the Writer in its failed state for good and returns the error
-// every Append returns from now on.
-func (w *Writer) fail(cause error) error {
-	e := fmt.Errorf("%w: %w", ErrUnavailable, cause)
-	w.failed.CompareAndSwap(nil, &e)
-	return w.err()
 }
 
 // Stats reports the Writer's counters.
@@ -335,13 +428,14 @@ func (w *Writer) Stats() Stats {
 	s := w.stats
 	w.mu.Unlock()
 	s.QueueDepth = len(w.queue)
-	s.Failed = w.err() != nil
+	s.Failed = w.state.Load() != nil
 	return s
 }
 
-// Close writes every queued record, seals the chain with a final digest and
-// closes the file. Appends after Close return an error wrapping
-// ErrUnavailable. Close returns the error that failed the Writer, if any.
+// Close writes every queued record, seals the chain with a final digest,
+// anchors it and closes the file. Appends after Close return an error
+// wrapping ErrUnavailable. Close returns the error the Writer is failing
+// with, if it still is (having tried once more).
 func (w *Writer) Close() error {
 	w.closeMu.Lock()
 	first := !w.closed
@@ -359,18 +453,33 @@ func (w *Writer) loop() {
 	if w.ring != nil {
 		defer w.ring.close()
 	}
-	tick := time.NewTicker(max(w.cfg.DigestInterval/4, time.Millisecond))
+	tick := time.NewTicker(max(min(w.cfg.DigestInterval/4, w.cfg.AnchorInterval/2), time.Millisecond))
 	defer tick.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	armed := false
 	for {
+		if f := w.state.Load(); f != nil && !f.fatal && !armed {
+			retry.Reset(w.backoff)
+			armed = true
+		}
 		select {
 		case p := <-w.queue:
 			w.commit(w.gather(append(w.batch[:0], p)), false)
 		case <-tick.C:
+			if w.state.Load() != nil {
+				break
+			}
 			if w.seq > w.sealed && w.cfg.Now().Sub(w.lastSeal) >= w.cfg.DigestInterval {
 				w.commit(nil, true)
+			} else {
+				w.anchorDue(false)
 			}
+		case <-retry.C:
+			armed = false
+			w.retry()
 		case <-w.stop:
-			// No Append can queue any more: drain, seal, close.
+			// No Append can queue any more: drain, seal, anchor, close.
 			for {
 				batch := w.drain(w.batch[:0])
 				if len(batch) == 0 {
@@ -378,12 +487,20 @@ func (w *Writer) loop() {
 				}
 				w.commit(batch, false)
 			}
-			if w.seq > w.sealed {
+			if f := w.state.Load(); f != nil && !f.fatal {
+				w.retry()
+			}
+			if w.state.Load() == nil && w.seq > w.sealed {
 				w.commit(nil, true)
+			}
+			if w.state.Load() == nil {
+				w.anchorDue(true)
 			}
 			if w.f != nil {
 				if err := w.closeFile(); err != nil {
 					w.fail(err)
+					w.f.Close()
+					w.f = nil
 				}
 			}
 			return
@@ -426,10 +543,18 @@ func (w *Writer) gather(batch []*pending) []*pending {
 
 // commit writes batch (and a digest when seal, or when one is due) and
 // acknowledges every record in it with the outcome.
+//
+// While the Writer is failing it refuses the batch without trying: the
+// retry timer (see retry) finds when the trail can be written again. When
+// the write fails, the chain goes back to where it is durable, so the next
+// records take the sequence numbers of the refused ones.
 func (w *Writer) commit(batch []*pending, seal bool) {
 	err := w.err()
+	sealed := w.sealed
 	if err == nil {
 		if werr := w.write(batch, seal); werr != nil {
+			w.setChain(w.durable)
+			w.buf = w.buf[:0]
 			err = w.fail(werr)
 		}
 	}
@@ -443,12 +568,20 @@ func (w *Writer) commit(batch []*pending, seal bool) {
 		p.done <- err
 		batch[i] = nil
 	}
+	if err == nil {
+		w.anchorDue(w.sealed != sealed)
+	}
 }
 
 // write appends the batch's lines to the current file with one write and
 // one fsync (two when the file rotates part way).
 func (w *Writer) write(batch []*pending, seal bool) error {
 	now := w.cfg.Now()
+	if w.f != nil {
+		if err := w.checkFile(); err != nil {
+			return err
+		}
+	}
 	if w.f == nil || now.Sub(w.fileStart) >= w.cfg.MaxFileAge {
 		if err := w.rotate(now); err != nil {
 			return err
@@ -541,6 +674,7 @@ func (w *Writer) flush() error {
 	if err := w.reserve(w.fileBytes + int64(len(w.buf))); err != nil {
 		return err
 	}
+	w.dirty = max(w.dirty, w.fileBytes+int64(len(w.buf)))
 	if _, err := w.f.WriteAt(w.buf, w.fileBytes); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
@@ -549,6 +683,7 @@ func (w *Writer) flush() error {
 	}
 	w.fileBytes += int64(len(w.buf))
 	w.buf = w.buf[:0]
+	w.durable = w.chain()
 	w.dropDurable()
 	w.mu.Lock()
 	w.stats.Batches++
@@ -586,9 +721,10 @@ func (w *Writer) rotate(now time.Time) error {
 	}
 	if err := atomicfile.SyncDir(w.cfg.Dir); err != nil {
 		f.Close()
+		os.Remove(path) // empty; a retry makes it again
 		return fmt.Errorf("fsync directory: %w", err)
 	}
-	w.f, w.fileSeq, w.fileBytes, w.allocated, w.dropped, w.fileStart = f, w.fileSeq+1, 0, 0, 0, now
+	w.f, w.fileSeq, w.fileBytes, w.allocated, w.dropped, w.dirty, w.fileStart = f, w.fileSeq+1, 0, 0, 0, 0, now
 	return nil
 }
 
@@ -599,6 +735,9 @@ func (w *Writer) reserve(size int64) error {
 		return nil
 	}
 	target := max(size, min(w.allocated+preallocChunk, w.cfg.MaxFileBytes))
+	if !w.roomToPreallocate(target - w.allocated) {
+		return nil // the records extend the file as they go
+	}
 	for off := w.allocated; off < target; {
 		n := int(min(int64(len(zeros)), target-off))
 		if _, err := w.f.WriteAt(zeros[:n], off); err != nil {
@@ -615,19 +754,24 @@ func (w *Writer) reserve(size int64) error {
 
 // closeFile cuts the current file back to its records, makes that durable
 // and closes it: only the newest file ever ends in preallocated zeros.
+//
+// A failure leaves the file open and current, so that a retry cuts it
+// again rather than leave zeros at the end of a file that is not the newest.
+// A file someone else deleted or cut short is closed as it is.
 func (w *Writer) closeFile() error {
 	f := w.f
-	w.f = nil
-	if w.allocated > w.fileBytes {
-		if err := f.Truncate(w.fileBytes); err != nil {
-			f.Close()
-			return fmt.Errorf("truncate preallocated space: %w", err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("fsync: %w", err)
+	if st := w.state.Load(); st == nil || !st.fatal {
+		if max(w.allocated, w.dirty) > w.fileBytes {
+			if err := f.Truncate(w.fileBytes); err != nil {
+				return fmt.Errorf("truncate preallocated space: %w", err)
+			}
+			if err := f.Sync(); err != nil {
+				return fmt.Errorf("fsync: %w", err)
+			}
+			w.allocated, w.dirty = w.fileBytes, 0
 		}
 	}
+	w.f = nil
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close: %w", err)
 	}

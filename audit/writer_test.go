@@ -250,14 +250,18 @@ func TestBackPressureHonoursContext(t *testing.T) {
 	}
 }
 
-func TestWriteAndFsyncFailuresMakeItUnavailable(t *testing.T) {
+// A write or fsync that fails refuses the records it carried and every
+// Append after, promptly, until the disk recovers; then the trail goes on
+// by itself, with no restart, and the chain verifies.
+func TestWriteAndFsyncFailuresMakeItUnavailableUntilTheDiskRecovers(t *testing.T) {
 	for _, c := range []struct {
 		name  string
 		set   func(*faults, error)
 		cause error
+		short string
 	}{
-		{"disk full", func(f *faults, e error) { f.writeErr.Store(&e) }, syscall.ENOSPC},
-		{"fsync", func(f *faults, e error) { f.syncErr.Store(&e) }, syscall.EIO},
+		{"disk full", func(f *faults, e error) { f.writeErr.Store(&e) }, syscall.ENOSPC, "no space"},
+		{"fsync", func(f *faults, e error) { f.syncErr.Store(&e) }, syscall.EIO, "I/O error"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir, key := t.TempDir(), newKey(t)
@@ -271,25 +275,62 @@ func TestWriteAndFsyncFailuresMakeItUnavailable(t *testing.T) {
 			if !errors.Is(err, ErrUnavailable) || !errors.Is(err, c.cause) {
 				t.Fatalf("append when the disk fails: %v", err)
 			}
+			if err := w.Err(); err == nil || err.Error() != c.short || !errors.Is(err, c.cause) {
+				t.Fatalf("Err while failing: %v", err)
+			}
+			// Refused at once while failing, however often it is retried.
+			start := time.Now()
+			for i := range 20 {
+				if err := w.Append(context.Background(), rec(2+i)); !errors.Is(err, ErrUnavailable) || !w.Stats().Failed {
+					t.Fatalf("append while failing: %v", err)
+				}
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("refusals took %v", d)
+			}
 			fl.writeErr.Store(nil)
 			fl.syncErr.Store(nil)
-			// Failed for good, even once the disk recovers.
-			if err := w.Append(context.Background(), rec(2)); !errors.Is(err, ErrUnavailable) || !w.Stats().Failed {
-				t.Fatalf("the writer did not stay failed: %v", err)
+			waitHealthy(t, w)
+			r := rec(99)
+			if err := w.Append(context.Background(), r); err != nil {
+				t.Fatalf("append once the disk recovered: %v", err)
 			}
-			if err := w.Close(); !errors.Is(err, ErrUnavailable) {
+			if r.Seq != 2 {
+				t.Fatalf("the record after the failure has seq %d, want 2 (refused records take no number)", r.Seq)
+			}
+			if err := w.Close(); err != nil {
 				t.Fatalf("close: %v", err)
 			}
-			// What was acknowledged is intact; a new Writer recovers.
+			rep := mustVerify(t, dir, &key.PublicKey)
+			if rep.Anchor == nil || rep.Anchor.Seq != rep.LastSeq {
+				t.Fatalf("anchor %+v, last seq %d", rep.Anchor, rep.LastSeq)
+			}
+			var ids []string
+			for _, r := range all(t, dir) {
+				if r.Digest == nil {
+					ids = append(ids, r.RequestID)
+				}
+			}
+			if got := strings.Join(ids, ","); got != "req-000000,req-000099" {
+				t.Fatalf("records %s", got)
+			}
+			// A new Writer goes on from there.
 			w2 := mustOpen(t, Config{Dir: dir, Signer: key})
 			if err := w2.Append(context.Background(), rec(3)); err != nil {
 				t.Fatal(err)
 			}
 			w2.Close()
-			if _, err := Verify(dir, &key.PublicKey); err != nil {
-				t.Fatal(err)
-			}
+			mustVerify(t, dir, &key.PublicKey)
 		})
+	}
+}
+
+func waitHealthy(t testing.TB, w *Writer) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); w.Err() != nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer did not heal: %v", w.Err())
+		}
 	}
 }
 

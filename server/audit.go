@@ -92,11 +92,9 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 	}
 	// The record waits for its fsync however long the disk takes (back
 	// pressure, never loss); the writer answers every record it queued.
-	if err := s.audit.Append(context.Background(), &r); err != nil {
-		s.auditFailed.Store(true)
-		return err
-	}
-	return nil
+	// While the trail cannot be written Append refuses at once; the writer
+	// retries by itself and the next call after it heals is served.
+	return s.audit.Append(context.Background(), &r)
 }
 
 // eventID makes a UUID-shaped unique event ID: the request ID's first

@@ -74,7 +74,6 @@ type Server struct {
 	readyChecks  atomic.Pointer[[]readyCheck]
 	http         *fasthttp.Server
 	ready        atomic.Bool
-	auditFailed  atomic.Bool
 	conns        connTracker
 
 	metricsElsewhere bool // Config.SeparateMetrics
@@ -234,7 +233,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if s.audit != nil {
 		if aerr := s.auditCall(ctx, requestID, op, row, caller, info, in, out, err); aerr != nil {
-			s.log.Error("audit trail unavailable: refusing the call", "requestId", requestID, "err", aerr)
+			// The writer logs each change of its health; one line per
+			// refused call would flood the log while the disk is full.
+			s.log.Debug("audit trail unavailable: refusing the call", "requestId", requestID, "err", aerr)
 			err = errAuditUnavailable
 		}
 	}
@@ -534,9 +535,6 @@ func (s *Server) AddReadyCheck(name string, check func() error) {
 func (s *Server) notReady() string {
 	if !s.ready.Load() {
 		return "shutting down"
-	}
-	if s.auditFailed.Load() {
-		return "audit trail unavailable"
 	}
 	if cs := s.readyChecks.Load(); cs != nil {
 		for _, c := range *cs {

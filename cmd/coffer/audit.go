@@ -2,12 +2,17 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-kms/coffer/audit"
+	"github.com/coffer-kms/coffer/kms"
 )
 
 func newAuditCmd() *cobra.Command {
@@ -39,6 +44,14 @@ func newAuditCmd() *cobra.Command {
 			}
 			if rep.TornTail {
 				fmt.Fprintln(cmd.OutOrStdout(), "the newest file ends in a torn line (a write cut short by a crash, never acknowledged)")
+			}
+			if a := rep.Anchor; a != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "anchored at seq %d (%s, written %s)\n", a.Seq, audit.AnchorPath(dir), a.Time)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "WARNING: unanchored: %s is missing, so nothing shows whether records were cut off the end (a trail from before anchors; the next start anchors it)\n", audit.AnchorPath(dir))
+			}
+			for _, g := range rep.Gaps {
+				fmt.Fprintf(cmd.OutOrStdout(), "acknowledged gap: records %d..%d lost, by %q: %s\n", g.FirstSeq, g.LastSeq, g.By, g.Reason)
 			}
 			return nil
 		},
@@ -76,7 +89,57 @@ func newAuditCmd() *cobra.Command {
 		},
 	}
 	tail.Flags().StringVar(&dir, "dir", "coffer-data/audit", "audit directory")
-	cmd.AddCommand(verify, query, tail)
+	cmd.AddCommand(verify, query, tail, newAcknowledgeGapCmd())
+	return cmd
+}
+
+// newAcknowledgeGapCmd records, with the server stopped, that records the
+// anchor says were written are lost, so that serve starts again.
+func newAcknowledgeGapCmd() *cobra.Command {
+	var dataDir, reason, by string
+	var r rootOptions
+	cmd := &cobra.Command{
+		Use:   "acknowledge-gap --reason TEXT",
+		Short: "Record, signed, that records missing from the trail are lost, so that serve starts (server stopped)",
+		Long: `When the trail ends before its anchor (a file deleted, the tail cut), serve refuses to
+start and verify names the missing records. Restore them from a backup if you can; if
+they are lost, this appends a signed gap record naming them, the reason and who
+acknowledged it. Verify then accepts the gap and reports it, and serve starts.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if by == "" {
+				if u, err := user.Current(); err == nil {
+					by = u.Username
+				}
+			}
+			if reason == "" || by == "" {
+				return errors.New("--reason and --by (default: the current user) are required")
+			}
+			if _, err := os.Stat(dataDir); err != nil {
+				return err
+			}
+			root, _, err := openRoot(dataDir, r)
+			if err != nil {
+				return err
+			}
+			defer root.Close()
+			dir := filepath.Join(dataDir, "audit")
+			signer, err := kms.AuditSigner(cmd.Context(), root, filepath.Join(dataDir, kms.AuditKeyFile), dir)
+			if err != nil {
+				return err
+			}
+			g, err := audit.AcknowledgeGap(audit.Config{Dir: dir, Signer: signer}, reason, by)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "recorded: records %d..%d lost, acknowledged by %q: %s\n", g.FirstSeq, g.LastSeq, g.By, g.Reason)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dataDir, "data-dir", "coffer-data", "data directory")
+	cmd.Flags().StringVar(&reason, "reason", "", "why the records are lost (recorded and signed)")
+	cmd.Flags().StringVar(&by, "by", "", "who acknowledges the loss (default: the current user)")
+	r.flags(cmd, true)
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -92,4 +93,49 @@ func TestKill9AuditKeepsEveryAcknowledgedCall(t *testing.T) {
 	if err == nil || !bytes.Contains(out, []byte("first bad record")) || !bytes.Contains(out, []byte("line 3")) {
 		t.Fatalf("an edited record passed: %s", out)
 	}
+}
+
+// TestAuditCutTailRefusedUntilAcknowledged: the newest trail file deleted
+// after a clean stop is an ERROR for verify, serve refuses to start naming
+// the missing records, and `coffer audit acknowledge-gap` records the loss so
+// that verify reports it and serve starts.
+func TestAuditCutTailRefusedUntilAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	p := startServe(t, dir)
+	credFile := filepath.Join(dir, "coffer-data", "credentials")
+	if _, err := sdkClient(t, credFile, p.endpoint).CreateKey(context.Background(), &awskms.CreateKeyInput{}); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	<-p.done
+	p.done <- nil
+
+	auditDir := filepath.Join(dir, "coffer-data", "audit")
+	names, _ := filepath.Glob(filepath.Join(auditDir, "audit-*.jsonl"))
+	for _, n := range names {
+		os.Remove(n)
+	}
+	out, err := exec.Command(cofferBin, "audit", "verify", auditDir).CombinedOutput()
+	if err == nil || !bytes.Contains(out, []byte("the trail was deleted")) {
+		t.Fatalf("verify of a deleted trail: %v\n%s", err, out)
+	}
+	serve := exec.Command(cofferBin, "serve", "--listen", "127.0.0.1:0")
+	serve.Dir = dir
+	out, err = serve.CombinedOutput()
+	if err == nil || !bytes.Contains(out, []byte("records 1..")) || !bytes.Contains(out, []byte("acknowledge-gap")) {
+		t.Fatalf("serve with its trail deleted: %v\n%s", err, out)
+	}
+	ack := exec.Command(cofferBin, "audit", "acknowledge-gap", "--data-dir", "coffer-data", "--reason", "test: trail deleted", "--by", "tester")
+	ack.Dir = dir
+	if out, err := ack.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("recorded: records 1..")) {
+		t.Fatalf("acknowledge-gap: %v\n%s", err, out)
+	}
+	out, err = exec.Command(cofferBin, "audit", "verify", auditDir).CombinedOutput()
+	if err != nil || !bytes.HasPrefix(out, []byte("OK:")) || !bytes.Contains(out, []byte(`acknowledged gap: records 1..`)) || !bytes.Contains(out, []byte(`by "tester": test: trail deleted`)) {
+		t.Fatalf("verify after acknowledge-gap: %v\n%s", err, out)
+	}
+	p2 := startServe(t, dir)
+	p2.cmd.Process.Signal(syscall.SIGTERM)
+	<-p2.done
+	p2.done <- nil
 }

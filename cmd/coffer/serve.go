@@ -187,7 +187,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			ln.Close()
 			return err
 		}
-		if trail, err = audit.Open(audit.Config{Dir: filepath.Join(o.dataDir, "audit"), Signer: signer}); err != nil {
+		if trail, err = audit.Open(audit.Config{Dir: filepath.Join(o.dataDir, "audit"), Signer: signer, Logger: log}); err != nil {
 			ln.Close()
 			return err
 		}
@@ -211,6 +211,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		srv.AddReadyCheck("root of trust", h.Healthy)
 	}
 	if trail != nil {
+		srv.AddReadyCheck("audit trail", trail.Err)
 		srv.AddMetrics(func(w io.Writer) {
 			st := trail.Stats()
 			failed := 0
