@@ -215,7 +215,7 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.keyFor(ctx, c, &opCreateGrant.Keys[0], in.KeyId, func(r *keyRecord) *policy.Context {
+	r, err := s.keyForWith(ctx, c, &opCreateGrant.Keys[0], in.KeyId, func(r *keyRecord) *policy.Context {
 		pc := s.requestContext(ctx, c, r)
 		pc.GrantOperations, pc.GranteePrincipal, pc.IsGrantRequest = in.Operations, in.GranteePrincipal, true
 		if in.Constraints != nil {
@@ -226,7 +226,7 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 			}
 		}
 		return pc
-	})
+	}, in.derivableFrom)
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +287,61 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 		return nil, err
 	}
 	return &CreateGrantOutput{GrantToken: tok, GrantId: g.GrantID}, nil
+}
+
+// derivableFrom reports whether parent, a grant of the key to the caller,
+// lets the caller create the grant in asks for. It is consulted only when
+// no policy allows the caller CreateGrant: AWS's developer guide, "Creating
+// grants", section "Granting CreateGrant permission"
+// (docs.aws.amazon.com/kms/latest/developerguide/create-grant-overview.html#grant-creategrant):
+// a principal that gets CreateGrant from a grant rather than from a policy
+// can only create grants that allow some or all of the parent grant's
+// operations, with grant constraints at least as strict as the parent's;
+// those limits do not apply to a permission from a policy. Any one of the
+// caller's grants that allows the child is enough.
+func (in *CreateGrantInput) derivableFrom(parent *grantRecord) bool {
+	if !slices.Contains(parent.Operations, "CreateGrant") {
+		return false
+	}
+	for _, op := range in.Operations {
+		if !slices.Contains(parent.Operations, op) {
+			return false
+		}
+	}
+	return in.Constraints.atLeastAsStrictAs(parent.Constraints)
+}
+
+// atLeastAsStrictAs reports whether a child grant's constraints c allow
+// no request that the parent's constraints p refuse, as the same section
+// has it: a child may add pairs to the parent's EncryptionContextSubset
+// but not remove them, and may turn it into an EncryptionContextEquals
+// (holding the parent's pairs), not the reverse; so a parent with
+// EncryptionContextEquals allows only children with the same
+// EncryptionContextEquals (one with more or other pairs would allow a
+// context the parent refuses). Keys and values compare exactly: AWS calls
+// grant constraint keys case-insensitive, and an exact comparison is the
+// stricter reading for a child.
+func (c *GrantConstraints) atLeastAsStrictAs(p *GrantConstraints) bool {
+	if p == nil {
+		return true
+	}
+	var child GrantConstraints
+	if c != nil {
+		child = *c
+	}
+	if p.EncryptionContextEquals != nil {
+		return child.EncryptionContextEquals != nil && maps.Equal(child.EncryptionContextEquals, p.EncryptionContextEquals)
+	}
+	pairs := child.EncryptionContextEquals
+	if pairs == nil {
+		pairs = child.EncryptionContextSubset
+	}
+	for k, v := range p.EncryptionContextSubset {
+		if got, ok := pairs[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // GrantListEntry is one grant in ListGrants and ListRetirableGrants.
@@ -568,15 +623,14 @@ func (s *Service) keyGrants(ctx context.Context, keyID string) ([]*grantRecord, 
 	return s.cache.grants.fill(keyID, gs, gen), nil
 }
 
-// grantAllows reports whether a grant on the key lets the caller perform op
-// with the request's encryption context.
-func (s *Service) grantAllows(ctx context.Context, keyID string, c *Caller, op string, ec map[string]string) (bool, error) {
+// grantAllows reports whether a grant of the key to the caller passes match.
+func (s *Service) grantAllows(ctx context.Context, keyID string, c *Caller, match grantMatch) (bool, error) {
 	gs, err := s.keyGrants(ctx, keyID)
 	if err != nil {
 		return false, err
 	}
 	for _, g := range gs {
-		if c.is(g.GranteePrincipal) && slices.Contains(g.Operations, op) && g.Constraints.allows(ec) {
+		if c.is(g.GranteePrincipal) && match(g) {
 			return true, nil
 		}
 	}
