@@ -226,8 +226,9 @@ var (
 	opListRetirableGrants = &Operation{Name: "ListRetirableGrants", Action: "kms:ListRetirableGrants", ReadOnly: true,
 		Request: append([]string{"RetiringPrincipal"}, listMembers...)}
 	opRetireGrant = &Operation{Name: "RetireGrant",
-		// Authorized by the grant itself: its retiring principal or grantee
-		// (or kms:RetireGrant in the key policy).
+		// Authorized by the grant itself (its retiring principal, or its
+		// grantee when it includes RetireGrant) or by kms:RetireGrant in
+		// identity policies, never in a key policy: see retireAllowed.
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:RetireGrant", Grant: "RetireGrant", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: []string{"KeyId", "GrantId", "DryRun"}}
