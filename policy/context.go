@@ -196,9 +196,17 @@ func (c *Context) scan(cd *condition, match bool) (n, matched int) {
 	}
 	switch cd.key {
 	case keyEncryptionContext:
-		if s, ok := c.EncryptionContext[cd.ecKey]; ok {
-			v.s = s // an empty value is still a value
-			visit()
+		// The context key part is not case sensitive; the operator decides
+		// how values compare (AWS developer guide, "AWS KMS condition
+		// keys", kms:EncryptionContext:context-key and "Case sensitivity
+		// of the encryption context condition"). A context holding keys
+		// that differ only by case gives the condition key one value per
+		// such key: a Deny then matches if any of them does.
+		for k, s := range c.EncryptionContext {
+			if k == cd.ecKey || strings.EqualFold(k, cd.ecKey) {
+				v.s = s // an empty value is still a value
+				visit()
+			}
 		}
 	case keyEncryptionContextKeys:
 		for k := range c.EncryptionContext {
