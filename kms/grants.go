@@ -219,11 +219,16 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 	r, err := s.keyForWith(ctx, c, &opCreateGrant.Keys[0], in.KeyId, func(r *keyRecord) *policy.Context {
 		pc := s.requestContext(ctx, c, r)
 		pc.GrantOperations, pc.GranteePrincipal, pc.IsGrantRequest = in.Operations, in.GranteePrincipal, true
+		pc.RetiringPrincipal = in.RetiringPrincipal
 		if in.Constraints != nil {
+			// kms:GrantConstraintType names the constraint the request
+			// holds (AWS KMS condition keys: kms:GrantConstraintType).
 			if ec := in.Constraints.EncryptionContextEquals; ec != nil {
 				pc.EncryptionContext, pc.HasEncryptionContext = ec, true
+				pc.GrantConstraintType = "EncryptionContextEquals"
 			} else if ec := in.Constraints.EncryptionContextSubset; ec != nil {
 				pc.EncryptionContext, pc.HasEncryptionContext = ec, true
+				pc.GrantConstraintType = "EncryptionContextSubset"
 			}
 		}
 		return pc

@@ -53,6 +53,14 @@ type Context struct {
 	// when IsGrantRequest is set.
 	GrantIsForAWSResource bool
 	IsGrantRequest        bool
+	RetiringPrincipal     string // kms:RetiringPrincipal
+	// GrantConstraintType is kms:GrantConstraintType:
+	// "EncryptionContextEquals" or "EncryptionContextSubset".
+	GrantConstraintType string
+	// ReEncryptOnSameKey is kms:ReEncryptOnSameKey, present only when
+	// HasReEncryptOnSameKey is set.
+	ReEncryptOnSameKey    bool
+	HasReEncryptOnSameKey bool
 	RequestAlias          string   // kms:RequestAlias
 	ResourceAliases       []string // kms:ResourceAliases
 	// ResourceAliasesFunc, when set, supplies kms:ResourceAliases on first
@@ -93,6 +101,9 @@ const (
 	keyGrantOperations
 	keyGranteePrincipal
 	keyGrantIsForAWSResource
+	keyRetiringPrincipal
+	keyGrantConstraintType
+	keyReEncryptOnSameKey
 	keyRequestAlias
 	keyResourceAliases
 	keyKeySpec
@@ -112,6 +123,9 @@ var knownKeys = map[string]keyID{
 	"kms:grantoperations":        keyGrantOperations,
 	"kms:granteeprincipal":       keyGranteePrincipal,
 	"kms:grantisforawsresource":  keyGrantIsForAWSResource,
+	"kms:retiringprincipal":      keyRetiringPrincipal,
+	"kms:grantconstrainttype":    keyGrantConstraintType,
+	"kms:reencryptonsamekey":     keyReEncryptOnSameKey,
 	"kms:requestalias":           keyRequestAlias,
 	"kms:resourcealiases":        keyResourceAliases,
 	"kms:keyspec":                keyKeySpec,
@@ -222,6 +236,14 @@ func (c *Context) scan(cd *condition, match bool) (n, matched int) {
 	case keyGrantIsForAWSResource:
 		if c.IsGrantRequest {
 			one(boolString(c.GrantIsForAWSResource))
+		}
+	case keyRetiringPrincipal:
+		one(c.RetiringPrincipal)
+	case keyGrantConstraintType:
+		one(c.GrantConstraintType)
+	case keyReEncryptOnSameKey:
+		if c.HasReEncryptOnSameKey {
+			one(boolString(c.ReEncryptOnSameKey))
 		}
 	case keyRequestAlias:
 		one(c.RequestAlias)
