@@ -236,21 +236,36 @@ type ListAccessKeysOutput struct {
 	AccessKeyMetadata []AccessKey `json:"AccessKeyMetadata"`
 }
 
-// ListAccessKeys lists a user's access keys (all users' when UserName is empty).
+// ListAccessKeys lists a user's access keys: the named user's, or with no
+// UserName the caller's own, as IAM does (IAM API reference,
+// ListAccessKeys: "If the UserName is not specified, the user name is
+// determined implicitly based on the Amazon Web Services access key ID used
+// to sign the request"). iam:ListAccessKeys is authorized on that user's
+// ARN, so that a resource-scoped policy holds.
 func (s *Service) ListAccessKeys(ctx context.Context, c *Caller, in *UserNameInput) (*ListAccessKeysOutput, error) {
+	owner := c.ARN
 	if in.UserName != "" {
 		if err := checkUserName(in.UserName); err != nil {
 			return nil, err
 		}
+		owner = s.userARN(c.Account, in.UserName)
+	} else if c.RoleARN != "" {
+		// IAM's answer to temporary credentials without a UserName.
+		return nil, newError(ErrValidation, "Must specify userName when calling with non-User credentials")
 	}
-	if err := s.authorizeIdentity(ctx, c, opListAccessKeys.Action, "*"); err != nil {
+	if err := s.authorizeIdentity(ctx, c, opListAccessKeys.Action, owner); err != nil {
 		return nil, err
 	}
+	userPrefix := "arn:aws:iam::" + c.Account + ":user/"
 	out := &ListAccessKeysOutput{AccessKeyMetadata: []AccessKey{}}
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		out.AccessKeyMetadata = out.AccessKeyMetadata[:0] // View may run fn again
 		return scanAccessKeys(tx, func(k *accessKeyRecord) bool {
-			name := strings.TrimPrefix(k.PrincipalARN, "arn:aws:iam::"+c.Account+":user/")
-			if k.Account == c.Account && name != k.PrincipalARN && (in.UserName == "" || in.UserName == name) {
+			if k.Account == c.Account && k.PrincipalARN == owner {
+				name, _ := strings.CutPrefix(k.PrincipalARN, userPrefix) // "" for an account root's keys
+				if name == k.PrincipalARN {
+					name = ""
+				}
 				out.AccessKeyMetadata = append(out.AccessKeyMetadata, AccessKey{UserName: name, AccessKeyId: k.ID, Status: "Active", CreateDate: ts(k.Created)})
 			}
 			return true
@@ -269,6 +284,13 @@ type AccessKeyIDInput struct {
 
 // DeleteAccessKey deletes an access key; requests signed with it fail at
 // once. The key signing the request cannot delete itself.
+//
+// iam:DeleteAccessKey is authorized on the ARN of the key's owner, as IAM
+// authorizes it on the user the key belongs to. A key that does not exist
+// (or is another account's) has no owner: the caller learns that only if
+// it may delete the access keys of every user ("*"); otherwise it gets the
+// same refusal as for a key whose owner it may not act on, so that
+// refusals tell nothing of which keys exist or whose they are.
 func (s *Service) DeleteAccessKey(ctx context.Context, c *Caller, in *AccessKeyIDInput) (*Empty, error) {
 	var v validator
 	if v.required("accessKeyId", in.AccessKeyId != "") {
@@ -277,7 +299,32 @@ func (s *Service) DeleteAccessKey(ctx context.Context, c *Caller, in *AccessKeyI
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, opDeleteAccessKey.Action, "*"); err != nil {
+	var k *accessKeyRecord
+	if err := s.store.View(ctx, func(tx keystore.Tx) error {
+		k = nil // View may run fn again
+		raw, err := tx.Get(bucketAccessKeys, in.AccessKeyId)
+		if err != nil || raw == nil {
+			return err
+		}
+		var rec accessKeyRecord
+		if json.Unmarshal(raw, &rec) == nil && rec.Account == c.Account {
+			k = &rec
+		}
+		return nil
+	}); err != nil {
+		return nil, internal(err)
+	}
+	anyUser := s.authorizeIdentity(ctx, c, opDeleteAccessKey.Action, "*")
+	if k == nil {
+		if anyUser != nil {
+			return nil, anyUser
+		}
+		return nil, newError(ErrNotFound, "The Access Key with id %s cannot be found.", in.AccessKeyId)
+	}
+	if err := s.authorizeIdentity(ctx, c, opDeleteAccessKey.Action, k.PrincipalARN); err != nil {
+		if anyUser != nil {
+			return nil, anyUser
+		}
 		return nil, err
 	}
 	if in.AccessKeyId == c.AccessKeyID {
@@ -290,8 +337,8 @@ func (s *Service) DeleteAccessKey(ctx context.Context, c *Caller, in *AccessKeyI
 		if err != nil {
 			return err
 		}
-		var k accessKeyRecord
-		if raw == nil || json.Unmarshal(raw, &k) != nil || k.Account != c.Account {
+		var cur accessKeyRecord
+		if raw == nil || json.Unmarshal(raw, &cur) != nil || cur.Account != c.Account || cur.PrincipalARN != k.PrincipalARN {
 			return newError(ErrNotFound, "The Access Key with id %s cannot be found.", in.AccessKeyId)
 		}
 		return tx.Delete(bucketAccessKeys, in.AccessKeyId)

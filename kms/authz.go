@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/policy"
@@ -128,25 +129,51 @@ func (s *Service) aliasesOf(ctx context.Context, account, id string) ([]string, 
 }
 
 // authorizeKey decides action by c on key r, and refuses with AWS's
-// AccessDeniedException.
+// AccessDeniedException. A grant of the key to the caller that includes
+// the action's grant operation and whose constraints the request's
+// encryption context satisfies may allow it.
 func (s *Service) authorizeKey(ctx context.Context, c *Caller, r *keyRecord, action string, pc *policy.Context) error {
+	return s.authorizeKeyWith(ctx, c, r, action, pc, nil)
+}
+
+// grantMatch reports whether one grant of the key to the caller allows a
+// request.
+type grantMatch func(*grantRecord) bool
+
+// authorizeKeyWith is authorizeKey with the test a grant must pass to
+// allow the request (nil: the default above). Grants are consulted only
+// when the policies neither allow nor deny, so that match knows the
+// permission, if any, comes from a grant and not from a policy (CreateGrant
+// restricts what a grant-given permission may create).
+func (s *Service) authorizeKeyWith(ctx context.Context, c *Caller, r *keyRecord, action string, pc *policy.Context, match grantMatch) error {
 	ident, err := s.identity(ctx, c)
 	if err != nil {
 		return err
-	}
-	grant := false
-	if op := grantOperationOf(action); op != "" {
-		if grant, err = s.grantAllows(ctx, r.ID, c, op, pc.EncryptionContext); err != nil {
-			return internal(err)
-		}
 	}
 	if r.compiledPolicy() == nil {
 		return internal(fmt.Errorf("kms: the key policy of %s does not compile", r.arn()))
 	}
 	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: r.arn(), Context: pc}
-	decision := policy.Authorize(r.compiledPolicy(), r.Account, ident, grant, &req)
+	// Authorize(…, grant=true) is Authorize(…, false) with NotApplicable
+	// turned into Allow, so asking the grants afterwards decides the same.
+	decision := policy.Authorize(r.compiledPolicy(), r.Account, ident, false, &req)
 	if pc.InputErr != nil {
 		return internal(pc.InputErr) // decided on missing facts: refuse
+	}
+	if decision == policy.NotApplicable {
+		if op := grantOperationOf(action); op != "" {
+			if match == nil {
+				ec := pc.EncryptionContext
+				match = func(g *grantRecord) bool { return slices.Contains(g.Operations, op) && g.Constraints.allows(ec) }
+			}
+			allowed, err := s.grantAllows(ctx, r.ID, c, match)
+			if err != nil {
+				return internal(err)
+			}
+			if allowed {
+				decision = policy.Allow
+			}
+		}
 	}
 	switch decision {
 	case policy.Allow:
@@ -187,6 +214,11 @@ func accessDenied(c *Caller, action, resource, why string) error {
 // caller and authorizes k's action on it. A key of another account is found
 // only for operations AWS allows across accounts.
 func (s *Service) keyFor(ctx context.Context, c *Caller, k *KeyMember, keyID string, pc func(*keyRecord) *policy.Context) (*keyRecord, error) {
+	return s.keyForWith(ctx, c, k, keyID, pc, nil)
+}
+
+// keyForWith is keyFor with the grant test of authorizeKeyWith.
+func (s *Service) keyForWith(ctx context.Context, c *Caller, k *KeyMember, keyID string, pc func(*keyRecord) *policy.Context, match grantMatch) (*keyRecord, error) {
 	r, err := s.resolveKeyAs(ctx, c, keyID, k.Forms)
 	if err != nil {
 		return nil, err
@@ -200,7 +232,7 @@ func (s *Service) keyFor(ctx context.Context, c *Caller, k *KeyMember, keyID str
 	} else {
 		ctxKeys = s.requestContext(ctx, c, r)
 	}
-	if err := s.authorizeKey(ctx, c, r, k.Action, ctxKeys); err != nil {
+	if err := s.authorizeKeyWith(ctx, c, r, k.Action, ctxKeys, match); err != nil {
 		return nil, err
 	}
 	return r, nil

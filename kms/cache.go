@@ -65,7 +65,8 @@ func newCaches(cfg CacheConfig, now func() time.Time) *caches {
 		grants:     newBounded[string, []*grantRecord](cfg.Entries, cfg.TTL, now, nil),
 		identities: newBounded[string, identityEntry](cfg.Entries, cfg.TTL, now, nil),
 		// An evicted secret is zeroed; one replaced (a session's token
-		// seen again) is left to the requests using it.
+		// seen again) is left to the garbage collector. Callers never hold
+		// the cached slice: they get copies (accessKeyEntry.export).
 		accessKeys: newBounded[string](cfg.Entries, cfg.TTL, now, func(e accessKeyEntry) { clear(e.secret) }),
 		aliases:    newBounded[string, string](cfg.Entries, cfg.TTL, now, nil),
 		materials:  newMaterialCache(cfg.Entries, cfg.TTL, now),
@@ -167,6 +168,25 @@ func (b *bounded[K, V]) get(k K) (V, bool) {
 	}
 	s.ref.Store(true)
 	return s.val, true
+}
+
+// view calls fn with k's value if it is cached and fresh, under the read
+// lock: an eviction, which holds the write lock, cannot run meanwhile, so fn
+// may copy out what an onEvict would clear.
+func (b *bounded[K, V]) view(k K, fn func(*V)) bool {
+	b.mu.RLock()
+	s, ok := b.m[k]
+	if ok && b.now().UnixNano() < s.expires {
+		s.ref.Store(true)
+		fn(&s.val)
+		b.mu.RUnlock()
+		return true
+	}
+	b.mu.RUnlock()
+	if ok {
+		b.get(k) // drops the expired entry
+	}
+	return false
 }
 
 // generation is the value to pass to fill for a read that starts now.

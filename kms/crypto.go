@@ -66,8 +66,18 @@ func (s *Service) Encrypt(ctx context.Context, c *Caller, in *EncryptInput) (*En
 // encryptionKey resolves keyID (request member k), authorizes k's action on
 // it and checks it may encrypt now with alg.
 func (s *Service) encryptionKey(ctx context.Context, c *Caller, k *KeyMember, keyID, alg string, ec map[string]string) (*keyRecord, error) {
+	return s.encryptionKeyWith(ctx, c, k, keyID, alg, ec, nil)
+}
+
+// encryptionKeyWith is encryptionKey with more condition keys: adjust, if
+// not nil, completes the request context for the key found.
+func (s *Service) encryptionKeyWith(ctx context.Context, c *Caller, k *KeyMember, keyID, alg string, ec map[string]string, adjust func(*policy.Context, *keyRecord)) (*keyRecord, error) {
 	r, err := s.keyFor(ctx, c, k, keyID, func(r *keyRecord) *policy.Context {
-		return withEncryptionContext(s.requestContext(ctx, c, r), ec, alg)
+		pc := withEncryptionContext(s.requestContext(ctx, c, r), ec, alg)
+		if adjust != nil {
+			adjust(pc, r)
+		}
+		return pc
 	})
 	if err != nil {
 		return nil, err
@@ -163,7 +173,7 @@ func (s *Service) Decrypt(ctx context.Context, c *Caller, in *DecryptInput) (*De
 	if err := checkRecipient(in.Recipient); err != nil {
 		return nil, err
 	}
-	o, err := s.open(ctx, c, &opDecrypt.Keys[0], in.CiphertextBlob, in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext, in.DryRun)
+	o, err := s.open(ctx, c, &opDecrypt.Keys[0], in.CiphertextBlob, in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext, in.DryRun, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +196,10 @@ type opened struct {
 // open authenticates a blob for the caller, who names its key (if at all)
 // in request member k. Forged, malformed and mismatched blobs all give the
 // same InvalidCiphertextException.
-func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte, keyID, alg string, encCtx map[string]string, dry bool) (*opened, error) {
+//
+// adjust, if not nil, completes the request context for the blob's key.
+func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte, keyID, alg string, encCtx map[string]string, dry bool,
+	adjust func(*policy.Context, *keyRecord)) (*opened, error) {
 	kid, ver, ok := blobKey(raw)
 	if !ok {
 		return nil, invalidCiphertext
@@ -215,7 +228,11 @@ func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte,
 		}
 		noteKey(ctx, r)
 	}
-	if err := s.authorizeKey(ctx, c, r, k.Action, withEncryptionContext(s.requestContext(ctx, c, r), encCtx, alg)); err != nil {
+	pc := withEncryptionContext(s.requestContext(ctx, c, r), encCtx, alg)
+	if adjust != nil {
+		adjust(pc, r)
+	}
+	if err := s.authorizeKey(ctx, c, r, k.Action, pc); err != nil {
 		return nil, err
 	}
 	if err := k.checkState(r); err != nil {
@@ -332,11 +349,25 @@ func (s *Service) ReEncrypt(ctx context.Context, c *Caller, in *ReEncryptInput) 
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	dst, err := s.encryptionKey(ctx, c, opReEncrypt.Key("DestinationKeyId"), in.DestinationKeyId, in.DestinationEncryptionAlgorithm, in.DestinationEncryptionContext)
+	// kms:ReEncryptOnSameKey, in both authorizations: whether the source
+	// and destination keys are the same (AWS KMS condition keys,
+	// kms:ReEncryptOnSameKey). The source key is the blob's; a blob that
+	// names none is refused by open, and counts as another key here.
+	srcID := ""
+	if kid, _, ok := blobKey(in.CiphertextBlob); ok {
+		srcID = formatKeyID(kid)
+	}
+	dst, err := s.encryptionKeyWith(ctx, c, opReEncrypt.Key("DestinationKeyId"), in.DestinationKeyId, in.DestinationEncryptionAlgorithm,
+		in.DestinationEncryptionContext, func(pc *policy.Context, r *keyRecord) {
+			pc.ReEncryptOnSameKey, pc.HasReEncryptOnSameKey = r.ID == srcID, true
+		})
 	if err != nil {
 		return nil, err
 	}
-	o, err := s.open(ctx, c, opReEncrypt.Key("SourceKeyId"), in.CiphertextBlob, in.SourceKeyId, in.SourceEncryptionAlgorithm, in.SourceEncryptionContext, in.DryRun)
+	o, err := s.open(ctx, c, opReEncrypt.Key("SourceKeyId"), in.CiphertextBlob, in.SourceKeyId, in.SourceEncryptionAlgorithm, in.SourceEncryptionContext, in.DryRun,
+		func(pc *policy.Context, r *keyRecord) {
+			pc.ReEncryptOnSameKey, pc.HasReEncryptOnSameKey = r.ID == dst.ID, true
+		})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"regexp"
 	"slices"
@@ -215,18 +216,23 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 	if err := checkGrantTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
-	r, err := s.keyFor(ctx, c, &opCreateGrant.Keys[0], in.KeyId, func(r *keyRecord) *policy.Context {
+	r, err := s.keyForWith(ctx, c, &opCreateGrant.Keys[0], in.KeyId, func(r *keyRecord) *policy.Context {
 		pc := s.requestContext(ctx, c, r)
 		pc.GrantOperations, pc.GranteePrincipal, pc.IsGrantRequest = in.Operations, in.GranteePrincipal, true
+		pc.RetiringPrincipal = in.RetiringPrincipal
 		if in.Constraints != nil {
+			// kms:GrantConstraintType names the constraint the request
+			// holds (AWS KMS condition keys: kms:GrantConstraintType).
 			if ec := in.Constraints.EncryptionContextEquals; ec != nil {
 				pc.EncryptionContext, pc.HasEncryptionContext = ec, true
+				pc.GrantConstraintType = "EncryptionContextEquals"
 			} else if ec := in.Constraints.EncryptionContextSubset; ec != nil {
 				pc.EncryptionContext, pc.HasEncryptionContext = ec, true
+				pc.GrantConstraintType = "EncryptionContextSubset"
 			}
 		}
 		return pc
-	})
+	}, in.derivableFrom)
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +293,61 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 		return nil, err
 	}
 	return &CreateGrantOutput{GrantToken: tok, GrantId: g.GrantID}, nil
+}
+
+// derivableFrom reports whether parent, a grant of the key to the caller,
+// lets the caller create the grant in asks for. It is consulted only when
+// no policy allows the caller CreateGrant: AWS's developer guide, "Creating
+// grants", section "Granting CreateGrant permission"
+// (docs.aws.amazon.com/kms/latest/developerguide/create-grant-overview.html#grant-creategrant):
+// a principal that gets CreateGrant from a grant rather than from a policy
+// can only create grants that allow some or all of the parent grant's
+// operations, with grant constraints at least as strict as the parent's;
+// those limits do not apply to a permission from a policy. Any one of the
+// caller's grants that allows the child is enough.
+func (in *CreateGrantInput) derivableFrom(parent *grantRecord) bool {
+	if !slices.Contains(parent.Operations, "CreateGrant") {
+		return false
+	}
+	for _, op := range in.Operations {
+		if !slices.Contains(parent.Operations, op) {
+			return false
+		}
+	}
+	return in.Constraints.atLeastAsStrictAs(parent.Constraints)
+}
+
+// atLeastAsStrictAs reports whether a child grant's constraints c allow
+// no request that the parent's constraints p refuse, as the same section
+// has it: a child may add pairs to the parent's EncryptionContextSubset
+// but not remove them, and may turn it into an EncryptionContextEquals
+// (holding the parent's pairs), not the reverse; so a parent with
+// EncryptionContextEquals allows only children with the same
+// EncryptionContextEquals (one with more or other pairs would allow a
+// context the parent refuses). Keys and values compare exactly: AWS calls
+// grant constraint keys case-insensitive, and an exact comparison is the
+// stricter reading for a child.
+func (c *GrantConstraints) atLeastAsStrictAs(p *GrantConstraints) bool {
+	if p == nil {
+		return true
+	}
+	var child GrantConstraints
+	if c != nil {
+		child = *c
+	}
+	if p.EncryptionContextEquals != nil {
+		return child.EncryptionContextEquals != nil && maps.Equal(child.EncryptionContextEquals, p.EncryptionContextEquals)
+	}
+	pairs := child.EncryptionContextEquals
+	if pairs == nil {
+		pairs = child.EncryptionContextSubset
+	}
+	for k, v := range p.EncryptionContextSubset {
+		if got, ok := pairs[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // GrantListEntry is one grant in ListGrants and ListRetirableGrants.
@@ -438,8 +499,7 @@ type RetireGrantInput struct {
 }
 
 // RetireGrant deletes a grant named by its token, or by key and grant ID.
-// Its retiring principal or, when the grant allows RetireGrant, its grantee
-// may retire it; so may the account that issued it.
+// Who may is in retireAllowed.
 func (s *Service) RetireGrant(ctx context.Context, c *Caller, in *RetireGrantInput) (*Empty, error) {
 	var v validator
 	if in.GrantToken != "" {
@@ -454,43 +514,113 @@ func (s *Service) RetireGrant(ctx context.Context, c *Caller, in *RetireGrantInp
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	var keyID, grantID string
+	// The caller's identity first: it refuses the sessions of a deleted
+	// role, and its policies may deny kms:RetireGrant.
+	ident, err := s.identity(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		r       *keyRecord
+		grantID string
+	)
 	switch {
 	case in.GrantToken != "":
-		var err error
+		var keyID string
 		if keyID, grantID, err = parseGrantToken(in.GrantToken); err != nil {
 			return nil, err
 		}
 		if in.GrantId != "" && in.GrantId != grantID {
 			return nil, newError(ErrInvalidGrantId, "The grant ID does not match the grant token.")
 		}
+		if r, err = s.loadKey(ctx, keyID); err != nil {
+			return nil, internal(err)
+		}
 	case in.KeyId != "" && in.GrantId != "":
-		r, err := s.resolveKeyIDOrARN(ctx, &Caller{Account: accountOfKeyRef(in.KeyId, c.Account)}, in.KeyId)
-		if err != nil {
+		if r, err = s.resolveKeyIDOrARN(ctx, c, in.KeyId); err != nil {
 			return nil, err
 		}
-		keyID, grantID = r.ID, in.GrantId
+		grantID = in.GrantId
 	default:
 		return nil, newError(ErrValidation, "Specify either GrantToken, or KeyId and GrantId.")
 	}
 	if !grantIDPattern.MatchString(grantID) {
 		return nil, newError(ErrInvalidGrantId, "Grant ID %s is not valid.", truncate(grantID))
 	}
-	return &Empty{}, s.deleteGrant(ctx, keyID, grantID, in.DryRun, func(g *grantRecord) error {
-		if c.is(g.RetiringPrincipal) || (c.is(g.GranteePrincipal) && slices.Contains(g.Operations, "RetireGrant")) ||
-			g.IssuingAccount == "arn:aws:iam::"+c.Account+":root" {
-			return nil
-		}
-		return newError(ErrAccessDenied, "User: %s is not authorized to perform: kms:RetireGrant on this grant", c.ARN)
-	})
+	notFound := newError(ErrNotFound, "Grant ID %s not found", grantID)
+	if r == nil {
+		return nil, notFound // a token of a key that is gone
+	}
+	// Grants never change, so the one read here is the one deleted, if it
+	// is still there.
+	g, err := s.findGrant(ctx, r.ID, grantID)
+	if err != nil {
+		return nil, internal(err)
+	}
+	if g == nil {
+		return nil, notFound
+	}
+	if err := s.retireAllowed(ctx, c, ident, r, g); err != nil {
+		return nil, err
+	}
+	return &Empty{}, s.deleteGrant(ctx, r.ID, grantID, in.DryRun, func(*grantRecord) error { return nil })
 }
 
-// accountOfKeyRef is the account a key ARN names, else the caller's.
-func accountOfKeyRef(keyID, def string) string {
-	if a, ok := parseKMSARN(keyID); ok {
-		return a.account
+// retireAllowed decides whether c may retire g, a grant of key r, from
+// AWS's developer guide, "Retiring and revoking grants"
+// (docs.aws.amazon.com/kms/latest/developerguide/grant-delete.html) and
+// the RetireGrant API reference:
+//
+//   - the grant's retiring principal may, and its grantee principal when it
+//     is also the retiring principal or the grant includes RetireGrant;
+//   - as a backup, the account in which the grant was created (its
+//     IssuingAccount): its root, and the IAM principals of that account to
+//     which an identity policy delegates kms:RetireGrant;
+//   - when the retiring principal is an account, the IAM principals of that
+//     account to which an identity policy delegates kms:RetireGrant;
+//   - kms:RetireGrant "is not effective in a key policy": a key policy
+//     Allow gives no one the permission;
+//   - a Deny of kms:RetireGrant in the caller's identity policies refuses
+//     everyone above, the principals named in the grant included. AWS names
+//     IAM policies for the Deny; Coffer also honours a Deny in the key
+//     policy, the stricter reading.
+func (s *Service) retireAllowed(ctx context.Context, c *Caller, ident []*policy.Policy, r *keyRecord, g *grantRecord) error {
+	const action = "kms:RetireGrant"
+	if r.compiledPolicy() == nil {
+		return internal(fmt.Errorf("kms: the key policy of %s does not compile", r.arn()))
 	}
-	return def
+	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: r.arn(),
+		Context: s.requestContext(ctx, c, r)}
+	id := policy.AuthorizeIdentity(ident, &req) // an account root is allowed unless denied
+	keyDeny := r.compiledPolicy().Evaluate(&req) == policy.Deny
+	if req.Context.InputErr != nil {
+		return internal(req.Context.InputErr)
+	}
+	if id == policy.Deny || keyDeny {
+		return accessDenied(c, action, r.arn(), "with an explicit deny in a resource-based or identity-based policy")
+	}
+	named := c.is(g.RetiringPrincipal) || c.is(g.GranteePrincipal) && slices.Contains(g.Operations, "RetireGrant")
+	accountRoot := "arn:aws:iam::" + c.Account + ":root"
+	delegated := id == policy.Allow && (g.IssuingAccount == accountRoot || g.RetiringPrincipal == accountRoot)
+	if named || delegated {
+		return nil
+	}
+	return accessDenied(c, action, r.arn(), "because the grant does not name the caller and no identity-based policy allows the "+action+" action")
+}
+
+// findGrant reads one grant (nil when there is none).
+func (s *Service) findGrant(ctx context.Context, keyID, grantID string) (*grantRecord, error) {
+	var g *grantRecord
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		g = nil // View may run fn again
+		raw, err := tx.Get(bucketGrants, grantStoreKey(keyID, grantID))
+		if err != nil || raw == nil {
+			return err
+		}
+		g = new(grantRecord)
+		return json.Unmarshal(raw, g)
+	})
+	return g, err
 }
 
 // RevokeGrantInput is the RevokeGrant request.
@@ -568,15 +698,14 @@ func (s *Service) keyGrants(ctx context.Context, keyID string) ([]*grantRecord, 
 	return s.cache.grants.fill(keyID, gs, gen), nil
 }
 
-// grantAllows reports whether a grant on the key lets the caller perform op
-// with the request's encryption context.
-func (s *Service) grantAllows(ctx context.Context, keyID string, c *Caller, op string, ec map[string]string) (bool, error) {
+// grantAllows reports whether a grant of the key to the caller passes match.
+func (s *Service) grantAllows(ctx context.Context, keyID string, c *Caller, match grantMatch) (bool, error) {
 	gs, err := s.keyGrants(ctx, keyID)
 	if err != nil {
 		return false, err
 	}
 	for _, g := range gs {
-		if c.is(g.GranteePrincipal) && slices.Contains(g.Operations, op) && g.Constraints.allows(ec) {
+		if c.is(g.GranteePrincipal) && match(g) {
 			return true, nil
 		}
 	}

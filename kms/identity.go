@@ -145,11 +145,16 @@ type accessKeyEntry struct {
 }
 
 // AccessKey returns the caller an access key authenticates and its secret,
-// for SigV4 verification. The secret is the service's: callers must not
-// modify or retain it. ErrUnknownAccessKey when it does not exist.
+// for SigV4 verification. The secret is the caller's own copy, which it
+// should clear when done: the cached one is zeroed when evicted, which may
+// happen at any time. ErrUnknownAccessKey when it does not exist.
 func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, error) {
-	if e, ok := s.cache.accessKeys.get(id); ok {
-		return &e.caller, e.secret, nil
+	var (
+		caller *Caller
+		secret []byte
+	)
+	if s.cache.accessKeys.view(id, func(e *accessKeyEntry) { caller, secret = e.export() }) {
+		return caller, secret, nil
 	}
 	if len(id) < 16 || len(id) > 128 {
 		return nil, nil, ErrUnknownAccessKey
@@ -169,7 +174,7 @@ func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, er
 	if rec == nil {
 		return nil, nil, ErrUnknownAccessKey
 	}
-	secret, err := s.root.Unwrap(ctx, rec.SecretWrapped, secretAAD(id))
+	unwrapped, err := s.root.Unwrap(ctx, rec.SecretWrapped, secretAAD(id))
 	if err != nil {
 		if errors.Is(err, hsm.ErrUnavailable) {
 			// The root cannot be reached: the answer the table gives
@@ -179,7 +184,31 @@ func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, er
 		}
 		return nil, nil, ErrUnknownAccessKey
 	}
-	e := accessKeyEntry{caller: Caller{ARN: rec.PrincipalARN, Account: rec.Account, AccessKeyID: id}, secret: secret}
+	e := accessKeyEntry{caller: Caller{ARN: rec.PrincipalARN, Account: rec.Account, AccessKeyID: id}, secret: unwrapped}
+	caller, out := e.export() // before put: from then on an eviction may zero e.secret
 	s.cache.accessKeys.put(id, e)
-	return &e.caller, e.secret, nil
+	return caller, out, nil
+}
+
+// secretCopyLen holds an access key's secret: 40 base64 characters.
+const secretCopyLen = 40
+
+// exportedCredentials is what export returns, in one allocation.
+type exportedCredentials struct {
+	caller Caller
+	secret [secretCopyLen]byte
+}
+
+// export copies e's caller and secret for a caller of AccessKey or
+// SessionCredentials. The cache's secret is never handed out: eviction
+// zeroes it while the transport may still be deriving a signing key from
+// it, and a key derived from zeros would be cached for the access key and
+// day (issue 19.10).
+func (e *accessKeyEntry) export() (*Caller, []byte) {
+	out := &exportedCredentials{caller: e.caller}
+	secret := out.secret[:0]
+	if len(e.secret) > len(out.secret) {
+		secret = make([]byte, 0, len(e.secret))
+	}
+	return &out.caller, append(secret, e.secret...)
 }

@@ -2,9 +2,11 @@ package kms
 
 import (
 	"context"
+	"regexp"
+	"strconv"
 
 	"github.com/coffer-kms/coffer/keystore"
-	"regexp"
+	"github.com/coffer-kms/coffer/policy"
 )
 
 // GetKeyPolicyInput is the GetKeyPolicy request.
@@ -68,7 +70,13 @@ func (s *Service) PutKeyPolicy(ctx context.Context, c *Caller, in *PutKeyPolicyI
 	if in.PolicyName != "" && in.PolicyName != "default" {
 		return nil, newError(ErrNotFound, "No such policy exists")
 	}
-	r, err := s.keyFor(ctx, c, &opPutKeyPolicy.Keys[0], in.KeyId, nil)
+	r, err := s.keyFor(ctx, c, &opPutKeyPolicy.Keys[0], in.KeyId, func(r *keyRecord) *policy.Context {
+		// Present with its default when the member is absent (AWS KMS
+		// condition keys: kms:BypassPolicyLockoutSafetyCheck).
+		pc := s.requestContext(ctx, c, r)
+		pc.Extra = map[string][]string{"kms:bypasspolicylockoutsafetycheck": {strconv.FormatBool(in.BypassPolicyLockoutSafetyCheck)}}
+		return pc
+	})
 	if err != nil {
 		return nil, err
 	}

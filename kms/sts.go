@@ -240,8 +240,8 @@ func (s *Service) sealToken(ctx context.Context, cl *sessionClaims) (string, err
 }
 
 // SessionCredentials opens a session token presented with a temporary
-// access key and returns the session's caller and secret (the service's:
-// callers must not modify or retain it). ErrInvalidToken when the token is
+// access key and returns the session's caller and secret (the caller's own
+// copy, which it should clear when done). ErrInvalidToken when the token is
 // not one this service issued for that access key, ErrExpiredToken when
 // its time is up.
 func (s *Service) SessionCredentials(ctx context.Context, accessKeyID, token string) (*Caller, []byte, error) {
@@ -249,19 +249,33 @@ func (s *Service) SessionCredentials(ctx context.Context, accessKeyID, token str
 		return nil, nil, ErrInvalidToken
 	}
 	sum := sha256.Sum256([]byte(token))
-	e, ok := s.cache.accessKeys.get(accessKeyID)
-	if !ok || subtle.ConstantTimeCompare(e.token[:], sum[:]) != 1 {
-		var err error
-		if e, err = s.openToken(ctx, accessKeyID, token); err != nil {
+	var (
+		caller  *Caller
+		secret  []byte
+		expires time.Time
+		found   bool
+	)
+	s.cache.accessKeys.view(accessKeyID, func(e *accessKeyEntry) {
+		if subtle.ConstantTimeCompare(e.token[:], sum[:]) == 1 {
+			found, expires = true, e.expires
+			caller, secret = e.export()
+		}
+	})
+	if !found {
+		e, err := s.openToken(ctx, accessKeyID, token)
+		if err != nil {
 			return nil, nil, err
 		}
 		e.token = sum
+		expires = e.expires
+		caller, secret = e.export() // before put: from then on an eviction may zero e.secret
 		s.cache.accessKeys.put(accessKeyID, e)
 	}
-	if !s.now().Before(e.expires) {
+	if !s.now().Before(expires) {
+		clear(secret)
 		return nil, nil, ErrExpiredToken
 	}
-	return &e.caller, e.secret, nil
+	return caller, secret, nil
 }
 
 func (s *Service) openToken(ctx context.Context, accessKeyID, token string) (accessKeyEntry, error) {

@@ -106,7 +106,7 @@ type condition struct {
 	key      keyID
 	rawKey   string // as written
 	lowerKey string // for Context.Extra
-	ecKey    string // the case-sensitive context key of kms:EncryptionContext:
+	ecKey    string // the context key of kms:EncryptionContext:<key>, as written
 	values   []string
 
 	// Compiled forms of values, for the operators that need them.

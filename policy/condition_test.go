@@ -17,15 +17,18 @@ func testContext() *Context {
 		GrantOperations:      []string{"Decrypt", "Encrypt"},
 		GranteePrincipal:     "arn:aws:iam::111122223333:role/App",
 		IsGrantRequest:       true,
-		RequestAlias:         "alias/app",
-		ResourceAliases:      []string{"alias/app", "alias/other"},
-		KeySpec:              "SYMMETRIC_DEFAULT",
-		KeyUsage:             "ENCRYPT_DECRYPT",
-		KeyOrigin:            "AWS_KMS",
-		ViaService:           "ec2.us-east-1.amazonaws.com",
-		SourceIP:             netip.MustParseAddr("10.1.2.3"),
-		HasTransport:         true,
-		CurrentTime:          at,
+		RetiringPrincipal:    "arn:aws:iam::111122223333:role/Janitor",
+		GrantConstraintType:  "EncryptionContextSubset",
+		ReEncryptOnSameKey:   true, HasReEncryptOnSameKey: true,
+		RequestAlias:    "alias/app",
+		ResourceAliases: []string{"alias/app", "alias/other"},
+		KeySpec:         "SYMMETRIC_DEFAULT",
+		KeyUsage:        "ENCRYPT_DECRYPT",
+		KeyOrigin:       "AWS_KMS",
+		ViaService:      "ec2.us-east-1.amazonaws.com",
+		SourceIP:        netip.MustParseAddr("10.1.2.3"),
+		HasTransport:    true,
+		CurrentTime:     at,
 		Extra: map[string][]string{
 			"kms:rotationperiodindays": {"180"},
 			"aws:mixedcase":            {"v"},
@@ -147,7 +150,10 @@ func TestConditionKeys(t *testing.T) {
 		cond string
 		want bool
 	}{
-		{`{"StringEquals":{"kms:EncryptionContext:department":"IT"}}`, false}, // the context key is case-sensitive
+		// AWS: "The key name is not case sensitive" (issue 19.3 corrected
+		// this row, which had the context key case-sensitive).
+		{`{"StringEquals":{"kms:EncryptionContext:department":"IT"}}`, true},
+		{`{"StringEquals":{"kms:EncryptionContext:DEPARTMENT":"it"}}`, false}, // the value follows the operator
 		{`{"StringEquals":{"KMS:ENCRYPTIONCONTEXT:Department":"IT"}}`, true},  // the rest of the name is not
 		{`{"StringEquals":{"KMS:CallerAccount":"111122223333"}}`, true},
 		{`{"StringEquals":{"aws:PrincipalAccount":"111122223333"}}`, true},
@@ -162,6 +168,11 @@ func TestConditionKeys(t *testing.T) {
 		{`{"StringEquals":{"kms:ViaService":"ec2.us-east-1.amazonaws.com"}}`, true},
 		{`{"StringLike":{"kms:ViaService":"ec2.*.amazonaws.com"}}`, true},
 		{`{"StringEquals":{"kms:RotationPeriodInDays":"180"}}`, true},
+		{`{"StringEquals":{"kms:RetiringPrincipal":"arn:aws:iam::111122223333:role/Janitor"}}`, true},
+		{`{"StringEquals":{"kms:GrantConstraintType":"EncryptionContextSubset"}}`, true},
+		{`{"StringEquals":{"kms:GrantConstraintType":"EncryptionContextEquals"}}`, false},
+		{`{"Bool":{"kms:ReEncryptOnSameKey":"true"}}`, true},
+		{`{"Bool":{"kms:ReEncryptOnSameKey":"false"}}`, false},
 		{`{"StringEquals":{"aws:MixedCase":"v"}}`, true}, // Extra, by its lower-case name
 		{`{"StringEquals":{"aws:NotThere":"v"}}`, false},
 	} {
@@ -279,5 +290,36 @@ func TestResourceAliasesFunc(t *testing.T) {
 	}
 	if d := p.Evaluate(req(alice, "kms:Encrypt", ctx)); d != Allow || calls != 1 {
 		t.Fatalf("got %v after %d calls", d, calls)
+	}
+}
+
+// TestEncryptionContextKeyCaseInsensitive is the example of AWS's developer
+// guide, "AWS KMS condition keys", kms:EncryptionContext:context-key: a key
+// policy statement denying GenerateDataKey when the context includes
+// Stage=Restricted. The key part of the condition key is not case
+// sensitive, so the Deny also stops a request whose context spells the key
+// "stage"; the value compares as the operator says, so StringEquals does
+// not match "restricted".
+func TestEncryptionContextKeyCaseInsensitive(t *testing.T) {
+	p := keyPolicy(t, `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"kms:*","Resource":"*"},
+		{"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"kms:GenerateDataKey","Resource":"*",
+		 "Condition":{"StringEquals":{"kms:EncryptionContext:Stage":"Restricted"}}}]}`)
+	for _, c := range []struct {
+		ec   map[string]string
+		want Decision
+	}{
+		{map[string]string{"Stage": "Restricted"}, Deny},
+		{map[string]string{"stage": "Restricted"}, Deny},
+		{map[string]string{"STAGE": "Restricted", "App": "x"}, Deny},
+		{map[string]string{"stage": "restricted"}, Allow}, // StringEquals: values are case-sensitive
+		{map[string]string{"Stage": "Test"}, Allow},
+		{map[string]string{"stage": "Test", "Stage": "Restricted"}, Deny}, // any spelling's value may match
+		{nil, Allow},
+	} {
+		r := req(alice, "kms:GenerateDataKey", &Context{EncryptionContext: c.ec, HasEncryptionContext: true})
+		if got := p.Evaluate(r); got != c.want {
+			t.Errorf("context %v: %v, want %v", c.ec, got, c.want)
+		}
 	}
 }

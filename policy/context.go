@@ -53,6 +53,14 @@ type Context struct {
 	// when IsGrantRequest is set.
 	GrantIsForAWSResource bool
 	IsGrantRequest        bool
+	RetiringPrincipal     string // kms:RetiringPrincipal
+	// GrantConstraintType is kms:GrantConstraintType:
+	// "EncryptionContextEquals" or "EncryptionContextSubset".
+	GrantConstraintType string
+	// ReEncryptOnSameKey is kms:ReEncryptOnSameKey, present only when
+	// HasReEncryptOnSameKey is set.
+	ReEncryptOnSameKey    bool
+	HasReEncryptOnSameKey bool
 	RequestAlias          string   // kms:RequestAlias
 	ResourceAliases       []string // kms:ResourceAliases
 	// ResourceAliasesFunc, when set, supplies kms:ResourceAliases on first
@@ -93,6 +101,9 @@ const (
 	keyGrantOperations
 	keyGranteePrincipal
 	keyGrantIsForAWSResource
+	keyRetiringPrincipal
+	keyGrantConstraintType
+	keyReEncryptOnSameKey
 	keyRequestAlias
 	keyResourceAliases
 	keyKeySpec
@@ -112,6 +123,9 @@ var knownKeys = map[string]keyID{
 	"kms:grantoperations":        keyGrantOperations,
 	"kms:granteeprincipal":       keyGranteePrincipal,
 	"kms:grantisforawsresource":  keyGrantIsForAWSResource,
+	"kms:retiringprincipal":      keyRetiringPrincipal,
+	"kms:grantconstrainttype":    keyGrantConstraintType,
+	"kms:reencryptonsamekey":     keyReEncryptOnSameKey,
 	"kms:requestalias":           keyRequestAlias,
 	"kms:resourcealiases":        keyResourceAliases,
 	"kms:keyspec":                keyKeySpec,
@@ -196,9 +210,17 @@ func (c *Context) scan(cd *condition, match bool) (n, matched int) {
 	}
 	switch cd.key {
 	case keyEncryptionContext:
-		if s, ok := c.EncryptionContext[cd.ecKey]; ok {
-			v.s = s // an empty value is still a value
-			visit()
+		// The context key part is not case sensitive; the operator decides
+		// how values compare (AWS developer guide, "AWS KMS condition
+		// keys", kms:EncryptionContext:context-key and "Case sensitivity
+		// of the encryption context condition"). A context holding keys
+		// that differ only by case gives the condition key one value per
+		// such key: a Deny then matches if any of them does.
+		for k, s := range c.EncryptionContext {
+			if k == cd.ecKey || strings.EqualFold(k, cd.ecKey) {
+				v.s = s // an empty value is still a value
+				visit()
+			}
 		}
 	case keyEncryptionContextKeys:
 		for k := range c.EncryptionContext {
@@ -214,6 +236,14 @@ func (c *Context) scan(cd *condition, match bool) (n, matched int) {
 	case keyGrantIsForAWSResource:
 		if c.IsGrantRequest {
 			one(boolString(c.GrantIsForAWSResource))
+		}
+	case keyRetiringPrincipal:
+		one(c.RetiringPrincipal)
+	case keyGrantConstraintType:
+		one(c.GrantConstraintType)
+	case keyReEncryptOnSameKey:
+		if c.HasReEncryptOnSameKey {
+			one(boolString(c.ReEncryptOnSameKey))
 		}
 	case keyRequestAlias:
 		one(c.RequestAlias)

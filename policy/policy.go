@@ -24,7 +24,8 @@
 // Conditions support the String*, Arn*, Bool, Numeric*, Date*, Null,
 // IpAddress, NotIpAddress and BinaryEquals operators, the IfExists suffix
 // and the ForAnyValue: and ForAllValues: set qualifiers. Condition key names
-// are case-insensitive, except the context key of kms:EncryptionContext:<key>.
+// are case-insensitive, the context key of kms:EncryptionContext:<key>
+// included (its value compares as the operator says), as in AWS KMS.
 // The KMS keys and aws:PrincipalArn, aws:PrincipalAccount, aws:SourceIp,
 // aws:CurrentTime and aws:SecureTransport are fields of Context; any other
 // key is looked up in Context.Extra. Policy variables (${aws:username}) are

@@ -396,7 +396,9 @@ func (c *signingKeys) get(secret []byte, sr *sigRequest, id []byte) *signingKey 
 	if ok {
 		return k
 	}
-	raw := hmacSHA256(append([]byte("AWS4"), secret...), date)
+	seed := append([]byte("AWS4"), secret...)
+	raw := hmacSHA256(seed, date)
+	clear(seed)
 	raw = hmacSHA256(raw, region)
 	raw = hmacSHA256(raw, service)
 	raw = hmacSHA256(raw, []byte(sigTerminator))
@@ -428,7 +430,10 @@ func hmacSHA256(key, data []byte) []byte {
 	return h.Sum(nil)
 }
 
-// verify checks sr's signature over req with secret.
+// verify checks sr's signature over req with secret, and clears secret:
+// it is the request's own copy (kms.Service.AccessKey and
+// SessionCredentials return copies), not needed once the signing key is
+// derived or found.
 func (c *signingKeys) verify(req *fasthttp.Request, sr *sigRequest, secret []byte) bool {
 	sc := scratchPool.Get().(*sigScratch)
 	defer scratchPool.Put(sc)
@@ -438,6 +443,7 @@ func (c *signingKeys) verify(req *fasthttp.Request, sr *sigRequest, secret []byt
 		id = append(id, p...)
 	}
 	k := c.get(secret, sr, id)
+	clear(secret)
 	sts := appendStringToSign(id[:0], sc, req, sr)
 	sc.sts = sts
 	mac := k.macs.Get().(hash.Hash)
