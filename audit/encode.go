@@ -60,6 +60,12 @@ func (r *Record) appendBody(b []byte) ([]byte, error) {
 			return b, fmt.Errorf("%w: responseElements: %v", ErrInvalidRecord, err)
 		}
 	}
+	if len(r.AdditionalEventData) > 0 {
+		b = append(b, `,"additionalEventData":`...)
+		if b, err = appendRaw(b, r.AdditionalEventData); err != nil {
+			return b, fmt.Errorf("%w: additionalEventData: %v", ErrInvalidRecord, err)
+		}
+	}
 	b = append(b, `,"requestID":`...)
 	b = appendString(b, r.RequestID)
 	b = append(b, `,"eventID":`...)

@@ -213,3 +213,37 @@ func endOfLastLine(path string) (int64, error) {
 	}
 	return start + int64(bytes.LastIndexByte(tail, '\n')+1), nil
 }
+
+// Recorded reports which of ids (request IDs) have a record in dir. The
+// records sought are newer than since: it reads the trail's files from the
+// newest back and stops after the first that holds an older record, so that
+// a start after a crash reads only the trail's recent end.
+func Recorded(dir string, ids []string, since time.Time) (map[string]bool, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	found := map[string]bool{}
+	fs, err := listFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(fs) - 1; i >= 0 && len(found) < len(want); i-- {
+		older := false
+		if _, err := readRecords(fs[i].path, 0, nil, func(r *Record) error {
+			if want[r.RequestID] && r.EventType == EventTypeAPICall {
+				found[r.RequestID] = true
+			}
+			if t, err := time.Parse(time.RFC3339, r.EventTime); err == nil && t.Before(since) {
+				older = true
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		if older {
+			break
+		}
+	}
+	return found, nil
+}

@@ -30,6 +30,9 @@ type Record struct {
 	// Each must be a JSON value when set (Append refuses anything else).
 	RequestParameters json.RawMessage `json:"requestParameters,omitempty"`
 	ResponseElements  json.RawMessage `json:"responseElements,omitempty"`
+	// AdditionalEventData is CloudTrail's member for what the service adds:
+	// Coffer marks a record recovered from the store's outbox at start.
+	AdditionalEventData json.RawMessage `json:"additionalEventData,omitempty"`
 
 	RequestID          string     `json:"requestID"`
 	EventID            string     `json:"eventID"` // a UUID; see NewEventID

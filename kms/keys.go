@@ -145,12 +145,15 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 
 	// The material, or the HSM object, exists before the transaction, which
 	// only puts the record; a custom-key-store key whose record is not
-	// stored has its HSM object destroyed, after writeMu is released.
+	// stored has its HSM object destroyed, after writeMu is released. The
+	// key is noted first, so that the audit record the transaction keeps
+	// with it (outbox.go) names it; a failure un-notes it.
+	noted := noteKey(ctx, r)
 	if err := s.putNewKey(ctx, r); err != nil {
+		noted.undo()
 		s.destroyStoreKey(context.WithoutCancel(ctx), r.Versions[0].HSMKey)
 		return nil, internal(err)
 	}
-	noteKey(ctx, r)
 	return &CreateKeyOutput{KeyMetadata: r.metadata()}, nil
 }
 

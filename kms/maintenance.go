@@ -123,6 +123,9 @@ func (s *Service) Run(ctx context.Context, interval time.Duration, log *slog.Log
 		if err := s.FlushUsage(ctx); err != nil && ctx.Err() == nil {
 			log.Error("usage flush failed", "err", err)
 		}
+		if err := s.FlushOutbox(ctx); err != nil && ctx.Err() == nil {
+			log.Error("audit outbox flush failed", "err", err)
+		}
 		if r, d, err := s.RunMaintenance(ctx); err != nil {
 			if ctx.Err() != nil {
 				return

@@ -131,8 +131,15 @@ func (r *records) View(ctx context.Context, fn func(keystore.Tx) error) error {
 }
 
 // Update implements keystore.Store.
+// A transaction made for a call with a PendingAudit in its context also
+// puts the call's record in the outbox (outbox.go).
 func (r *records) Update(ctx context.Context, fn func(keystore.Tx) error) error {
-	return r.store.Update(ctx, func(tx keystore.Tx) error { return fn(recordTx{tx, r}) })
+	fn, pending := withOutbox(ctx, fn)
+	err := r.store.Update(ctx, func(tx keystore.Tx) error { return fn(recordTx{tx, r}) })
+	if err == nil && pending != nil {
+		pending.Committed()
+	}
+	return err
 }
 
 // Close implements keystore.Store: it closes the underlying store.

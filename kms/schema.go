@@ -69,6 +69,7 @@ var bucketScopes = map[string]scope{
 	bucketPrincipals: scopeGlobal,
 	bucketAccessKeys: scopeGlobal,
 	bucketMeta:       scopeGlobal,
+	bucketOutbox:     scopeGlobal, // by request ID, which is unique across Regions
 }
 
 // placer maps the name kms gives a record (or a prefix of names) to its

@@ -76,6 +76,7 @@ type Service struct {
 
 	cache *caches // every cache, behind one invalidation entry point
 	usage usage
+	drain outboxDrain // request IDs whose outbox entries may go
 
 	onAccessKeyDeleted atomic.Pointer[func(string)]
 
@@ -131,6 +132,7 @@ func (s *Service) Account() string { return s.account }
 // Close drops and zeroes every cached key version and secret.
 func (s *Service) Close() error {
 	s.FlushUsage(context.Background())
+	s.FlushOutbox(context.Background())
 	s.cache.dropAll()
 	s.tokens.mu.Lock()
 	s.tokens.key.Zero()
@@ -149,6 +151,7 @@ const (
 	bucketGrants     = "grants"
 	bucketUsage      = "usage"
 	bucketKeyStores  = "custom-key-stores"
+	bucketOutbox     = "audit-outbox"
 )
 
 // keyRecord is a KMS key as stored. Snapshots in the cache are never

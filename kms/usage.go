@@ -28,12 +28,26 @@ var RequestInfoKey any = requestInfoKey{}
 // Reset empties the info for reuse.
 func (ri *RequestInfo) Reset() { ri.KeyARNs = ri.KeyARNs[:0] }
 
-func noteKey(ctx context.Context, r *keyRecord) {
+func noteKey(ctx context.Context, r *keyRecord) noted {
 	if ri, ok := ctx.Value(RequestInfoKey).(*RequestInfo); ok && ri != nil {
 		arn := r.arn()
 		if !slices.Contains(ri.KeyARNs, arn) {
 			ri.KeyARNs = append(ri.KeyARNs, arn)
+			return noted{ri, len(ri.KeyARNs) - 1}
 		}
+	}
+	return noted{}
+}
+
+// noted is a key noteKey added to a request's info, which undo removes.
+type noted struct {
+	ri *RequestInfo
+	at int
+}
+
+func (n noted) undo() {
+	if n.ri != nil && n.at < len(n.ri.KeyARNs) {
+		n.ri.KeyARNs = slices.Delete(n.ri.KeyARNs, n.at, n.at+1)
 	}
 }
 

@@ -36,7 +36,37 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 		resources [2]audit.Resource
 		params    [256]byte
 	)
-	r := audit.Record{ // a value: stores through a pointer would move what they store to the heap
+	// A value: stores through a pointer would move what they store to the heap.
+	r := s.baseRecord(ctx, source, requestID, op, row, caller)
+	res := resources[:0]
+	for _, arn := range info.KeyARNs {
+		acct := arnAccount(arn)
+		res = append(res, audit.Resource{ARN: arn, Type: "AWS::KMS::Key", AccountID: acct})
+		if r.RecipientAccountID == "" {
+			r.RecipientAccountID = acct
+		}
+	}
+	r.Resources = res
+	if in != nil && row != nil {
+		r.RequestParameters = appendRequestParameters(params[:0], row, in)
+	}
+	if callErr != nil {
+		code, _, msg := classify(callErr)
+		r.ErrorCode, r.ErrorMessage = code, msg
+	} else if row != nil && len(row.Response) > 0 && len(out) > 0 {
+		r.ResponseElements = responseElements(row, out)
+	}
+	// The record waits for its fsync however long the disk takes (back
+	// pressure, never loss); the writer answers every record it queued.
+	// While the trail cannot be written Append refuses at once; the writer
+	// retries by itself and the next call after it heals is served.
+	return s.audit.Append(context.Background(), &r)
+}
+
+// baseRecord is a call's record as far as who, what and when: everything
+// but its resources, parameters and outcome.
+func (s *Server) baseRecord(ctx *fasthttp.RequestCtx, source, requestID, op string, row *kms.Operation, caller *kms.Caller) audit.Record {
+	r := audit.Record{
 		EventVersion: "1.08",
 		EventTime:    eventTime(s.now()),
 		EventSource:  source,
@@ -72,29 +102,7 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 	} else {
 		r.UserIdentity = audit.UserIdentity{Type: "Unknown"}
 	}
-	res := resources[:0]
-	for _, arn := range info.KeyARNs {
-		acct := arnAccount(arn)
-		res = append(res, audit.Resource{ARN: arn, Type: "AWS::KMS::Key", AccountID: acct})
-		if r.RecipientAccountID == "" {
-			r.RecipientAccountID = acct
-		}
-	}
-	r.Resources = res
-	if in != nil && row != nil {
-		r.RequestParameters = appendRequestParameters(params[:0], row, in)
-	}
-	if callErr != nil {
-		code, _, msg := classify(callErr)
-		r.ErrorCode, r.ErrorMessage = code, msg
-	} else if row != nil && len(row.Response) > 0 && len(out) > 0 {
-		r.ResponseElements = responseElements(row, out)
-	}
-	// The record waits for its fsync however long the disk takes (back
-	// pressure, never loss); the writer answers every record it queued.
-	// While the trail cannot be written Append refuses at once; the writer
-	// retries by itself and the next call after it heals is served.
-	return s.audit.Append(context.Background(), &r)
+	return r
 }
 
 // eventID makes a UUID-shaped unique event ID: the request ID's first

@@ -25,6 +25,7 @@ func generic(s *kms.Service, m kms.Method) handler {
 		if err := decode(body, in); err != nil {
 			return nil, nil, err
 		}
+		decoded(ctx, in)
 		out, err := m.Call(s, ctx, c, in)
 		if err != nil {
 			return nil, in, err
@@ -49,6 +50,7 @@ func fastOp[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error), dec 
 			}
 			return nil, nil, err
 		}
+		decoded(ctx, in)
 		out, err := f(ctx, c, in)
 		if err != nil {
 			return nil, in, err

@@ -63,6 +63,7 @@ type Server struct {
 	max          int
 	timeout      time.Duration
 	deadlines    deadlines
+	owed         owed // calls whose records wait in the outbox for the trail
 	now          func() time.Time
 	log          *slog.Logger
 	keys         signingKeys
@@ -225,6 +226,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ctx.SetUserValue(kms.RequestInfoKey, info)
 	buf := bufPool.Get().(*[]byte)
 	octx := s.operationContext(ctx, start)
+	octx.requestID, octx.info = requestID, info
 	o, caller, out, in, err := s.serveAPI(ctx, octx, (*buf)[:0])
 	op := ""
 	var row *kms.Operation
@@ -232,7 +234,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		op, row = o.name, o.row
 	}
 	if s.audit != nil {
-		if aerr := s.auditCall(ctx, requestID, op, row, caller, info, in, out, err); aerr != nil {
+		s.appendOwed()
+		aerr := s.auditCall(ctx, requestID, op, row, caller, info, in, out, err)
+		switch {
+		case aerr == nil && octx.committed:
+			s.svc.AuditDrained(requestID)
+		case aerr != nil && octx.committed:
+			// The change is durable, and so is its record, in the outbox:
+			// the call is answered as it came out, and the record goes to
+			// the trail when the trail is back (appendOwed).
+			s.log.Warn("audit trail unavailable after a change committed: its record waits in the outbox", "requestId", requestID, "err", aerr)
+			s.owe(requestID)
+		case aerr != nil:
 			// The writer logs each change of its health; one line per
 			// refused call would flood the log while the disk is full.
 			s.log.Debug("audit trail unavailable: refusing the call", "requestId", requestID, "err", aerr)
@@ -278,13 +291,30 @@ func (s *Server) operationContext(ctx *fasthttp.RequestCtx, start time.Time) *op
 }
 
 // opContext is one operation's context: Deadline, Done and Err of its
-// second's shared deadline, and the request's values.
+// second's shared deadline, and the request's values; for a call that may
+// change state, also its kms.PendingAudit (outbox.go).
 type opContext struct {
 	context.Context
 	req *fasthttp.RequestCtx
+
+	requestID string
+	info      *kms.RequestInfo
+	// Set for a call that may change state, while the trail is on.
+	s         *Server
+	row       *kms.Operation
+	caller    *kms.Caller
+	in        any  // the decoded input, once decoded
+	pending   bool // PendingAuditKey answers c
+	committed bool // a transaction holding c's record committed
 }
 
 func (c *opContext) Value(key any) any {
+	if key == kms.PendingAuditKey {
+		if c.pending {
+			return c
+		}
+		return nil
+	}
 	if v := c.req.Value(key); v != nil {
 		return v
 	}
@@ -358,6 +388,16 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []
 	caller, err = s.authenticate(ctx, octx)
 	if err != nil {
 		return o, nil, nil, nil, err
+	}
+	if s.audit != nil && o.row != nil && !o.row.ReadOnly {
+		// A call that may change state runs only while its record can be
+		// written, and leaves its record in the outbox with every change.
+		if err := s.audit.Err(); err != nil {
+			return o, caller, nil, nil, errAuditUnavailable
+		}
+		if oc, ok := octx.(*opContext); ok {
+			oc.s, oc.row, oc.caller, oc.pending = s, o.row, caller, true
+		}
 	}
 	out, in, err = o.run(octx, caller, ctx.Request.Body(), dst)
 	return o, caller, out, in, err

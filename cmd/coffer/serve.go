@@ -211,6 +211,16 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		srv.AddReadyCheck("root of trust", h.Healthy)
 	}
 	if trail != nil {
+		// Changes whose records were still in the store's outbox when the
+		// last run stopped reach the trail before anything is served.
+		recovered, drained, err := srv.RecoverAudit(ctx, filepath.Join(o.dataDir, "audit"))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("reconcile the audit outbox with the trail: %w", err)
+		}
+		if recovered+drained > 0 {
+			log.Info("audit outbox reconciled", "recovered", recovered, "alreadyInTrail", drained)
+		}
 		srv.AddReadyCheck("audit trail", trail.Err)
 		srv.AddMetrics(func(w io.Writer) {
 			st := trail.Stats()
