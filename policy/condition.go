@@ -106,8 +106,11 @@ type condition struct {
 	key      keyID
 	rawKey   string // as written
 	lowerKey string // for Context.Extra
-	ecKey    string // the context key of kms:EncryptionContext:<key>, as written
-	values   []string
+	// subKey is the part of a key after its prefix, as written: the context
+	// key of kms:EncryptionContext:<key>, the tag key of
+	// aws:ResourceTag/<key> and aws:RequestTag/<key>.
+	subKey string
+	values []string
 
 	// Compiled forms of values, for the operators that need them.
 	pats    patterns
@@ -168,8 +171,20 @@ func (c *condition) setKey(k, where string) error {
 		if ec == "" {
 			return malformed("The condition key %s in %s names no encryption context key.", k, where)
 		}
-		c.key, c.ecKey = keyEncryptionContext, k[len("kms:encryptioncontext:"):]
+		c.key, c.subKey = keyEncryptionContext, k[len("kms:encryptioncontext:"):]
 		return nil
+	}
+	for _, tk := range [...]struct {
+		prefix string
+		key    keyID
+	}{{"aws:resourcetag/", keyResourceTag}, {"aws:requesttag/", keyRequestTag}} {
+		if tag, ok := strings.CutPrefix(c.lowerKey, tk.prefix); ok {
+			if tag == "" {
+				return malformed("The condition key %s in %s names no tag key.", k, where)
+			}
+			c.key, c.subKey = tk.key, k[len(tk.prefix):]
+			return nil
+		}
 	}
 	if i := strings.IndexByte(k, ':'); i <= 0 || i == len(k)-1 {
 		return malformed("The condition key %q in %s must be prefaced by a vendor, e.g. kms:, aws:.", k, where)
