@@ -27,8 +27,10 @@
 // are case-insensitive, the context key of kms:EncryptionContext:<key>
 // included (its value compares as the operator says), as in AWS KMS.
 // The KMS keys and aws:PrincipalArn, aws:PrincipalAccount, aws:SourceIp,
-// aws:CurrentTime and aws:SecureTransport are fields of Context; any other
-// key is looked up in Context.Extra. Policy variables (${aws:username}) are
+// aws:CurrentTime, aws:SecureTransport, aws:ResourceTag/<key>,
+// aws:RequestTag/<key> (tag key part case-insensitive), aws:TagKeys,
+// aws:username, aws:userid and sts:RoleSessionName are fields of Context;
+// any other key is looked up in Context.Extra. Policy variables (${aws:username}) are
 // not expanded.
 //
 // # Deciding
