@@ -152,6 +152,17 @@ func parseConditions(n *node, where string) ([]condition, error) {
 			if err := cc.setKey(key, where); err != nil {
 				return nil, err
 			}
+			if cc.set == setAll && cc.key.singleValued() {
+				// ForAllValues holds vacuously when the key is absent: on a
+				// key with one value at most, an Allow then allows every
+				// request without it (a request with no encryption
+				// context, for kms:EncryptionContext:<key>). IAM Access
+				// Analyzer reports this as an error ("ForAllValues with
+				// single-valued condition key"); refusing it is the
+				// stricter choice (DESIGN.md).
+				return nil, malformed("The condition %s on %s in %s uses ForAllValues with a single-valued condition key, which holds for every request without the key; use %s.",
+					opName, key, where, strings.TrimPrefix(opName, "ForAllValues:"))
+			}
 			vals, err := conditionValues(&block.elems[j], key, where)
 			if err != nil {
 				return nil, err

@@ -171,6 +171,16 @@ var knownKeys = map[string]keyID{
 	"kms:customermasterkeyusage": keyKeyUsage,
 }
 
+// singleValued reports whether a request carries one value of the key at
+// most. Keys that are not fields of Context (Extra) may be multivalued.
+func (k keyID) singleValued() bool {
+	switch k {
+	case keyExtra, keyEncryptionContextKeys, keyGrantOperations, keyResourceAliases, keyTagKeys:
+		return false
+	}
+	return true
+}
+
 // lockoutKnown reports whether the lockout check knows the key's value
 // for the future PutKeyPolicy request: only who the caller is.
 func (k keyID) lockoutKnown() bool { return k == keyCallerAccount || k == keyPrincipalARN }
