@@ -112,6 +112,14 @@ type condition struct {
 	subKey string
 	values []string
 
+	// vars: the document's Version expands policy variables; tmpls are
+	// the values that hold placeholders (String* and Arn* operators).
+	vars  bool
+	tmpls []*template
+	// eqValues are the values without placeholders (all of them when the
+	// document has no variables), which String* compare directly; values
+	// stays as written, for marshalling.
+	eqValues []string
 	// Compiled forms of values, for the operators that need them.
 	pats    patterns
 	arns    []arnPattern
@@ -122,13 +130,13 @@ type condition struct {
 	nullAbsent, nullPresent bool
 }
 
-func parseConditions(n *node, where string) ([]condition, error) {
+func parseConditions(n *node, where string, vars bool) ([]condition, error) {
 	if n.kind != nodeObject {
 		return nil, malformed("The Condition of %s must be an object.", where)
 	}
 	var out []condition
 	for i, opName := range n.names {
-		c := condition{op: opName}
+		c := condition{op: opName, vars: vars}
 		name := opName
 		if rest, ok := strings.CutPrefix(name, "ForAnyValue:"); ok {
 			c.set, name = setAny, rest
@@ -233,7 +241,21 @@ func conditionValues(n *node, key, where string) ([]string, error) {
 // compile checks the values against the operator and precomputes what
 // matching needs. Its errors complete the sentence "The condition … has …".
 func (c *condition) compile(vals []string) error {
-	c.values = vals
+	c.values, c.eqValues = vals, vals
+	if c.vars && (c.kind == opString || c.kind == opStringIgnoreCase || c.kind == opStringLike || c.kind == opArn) {
+		// Values with placeholders are matched through their template
+		// only, so that the literal text "${aws:username}" never matches.
+		plain := make([]string, 0, len(vals))
+		for _, v := range vals {
+			if t := parseTemplate(v); t != nil {
+				c.tmpls = append(c.tmpls, t)
+			} else {
+				plain = append(plain, v)
+			}
+		}
+		vals = plain
+	}
+	c.eqValues = vals
 	for _, v := range vals {
 		switch c.kind {
 		case opStringLike:
@@ -280,7 +302,7 @@ func (c *condition) eval(ctx *Context) bool {
 		}
 		return c.nullAbsent
 	}
-	n, matched := ctx.scan(c, true)
+	n, matched := ctx.scan(c, true, nil)
 	if n == 0 {
 		switch {
 		case c.ifExists, c.set == setAll:
@@ -303,18 +325,21 @@ func (c *condition) eval(ctx *Context) bool {
 
 // matchAny applies the positive form of the operator to one request value
 // and each policy value, and reports whether any pair matches.
-func (c *condition) matchAny(v *value) bool {
+func (c *condition) matchAny(v *value, ctx *Context) bool {
+	if c.tmpls != nil && c.matchTemplates(v, ctx) {
+		return true
+	}
 	switch c.kind {
 	case opString, opBinary:
 		s := v.str()
-		for _, want := range c.values {
+		for _, want := range c.eqValues {
 			if s == want {
 				return true
 			}
 		}
 	case opStringIgnoreCase:
 		s := v.str()
-		for _, want := range c.values {
+		for _, want := range c.eqValues {
 			if strings.EqualFold(s, want) {
 				return true
 			}
@@ -451,4 +476,16 @@ func parseNet(v string) (netip.Prefix, bool) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), true
+}
+
+// matchTemplates matches a request value against the condition's values
+// that hold policy variables.
+func (c *condition) matchTemplates(v *value, ctx *Context) bool {
+	s := v.str()
+	for _, t := range c.tmpls {
+		if t.match(ctx, s, c.kind != opStringLike && c.kind != opArn, c.kind == opStringIgnoreCase, c.kind == opArn) {
+			return true
+		}
+	}
+	return false
 }

@@ -216,7 +216,7 @@ func (v *value) str() string {
 
 // present reports whether the request has at least one value for the key.
 func (c *Context) present(cd *condition) bool {
-	n, _ := c.scan(cd, false)
+	n, _ := c.scan(cd, false, nil)
 	return n > 0
 }
 
@@ -224,15 +224,20 @@ func (c *Context) present(cd *condition) bool {
 // that match the condition's positive operator. It calls matchAny directly
 // rather than taking a callback, so that the value it fills stays on the
 // stack.
-func (c *Context) scan(cd *condition, match bool) (n, matched int) {
+//
+// With last, it also stores there the last value visited.
+func (c *Context) scan(cd *condition, match bool, last *value) (n, matched int) {
 	if c == nil {
 		return 0, 0
 	}
 	var v value
 	visit := func() {
 		n++
-		if match && cd.matchAny(&v) {
+		if match && cd.matchAny(&v, c) {
 			matched++
+		}
+		if last != nil {
+			*last = v
 		}
 	}
 	one := func(s string) {
