@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/policy"
@@ -90,10 +91,64 @@ func (s *Service) requestContext(ctx context.Context, c *Caller, r *keyRecord) *
 		CallerAccount: c.Account, PrincipalARN: c.principalARN(), SourceIP: c.SourceIP,
 		SecureTransport: c.SecureTransport, HasTransport: c.HasTransport, CurrentTime: s.now(),
 	}
+	pc.Username, pc.UserID, pc.RoleSessionName = c.identityKeys()
 	if r != nil {
 		pc.KeySpec, pc.KeyUsage, pc.KeyOrigin = r.Spec, r.Usage, r.Origin
+		pc.ResourceTags = policyTags(r.Tags)
 		id, account := r.ID, r.Account
 		pc.ResourceAliasesFunc = func() ([]string, error) { return s.aliasesOf(ctx, account, id) }
+	}
+	return pc
+}
+
+// identityKeys are aws:username (IAM users only), aws:userid (the user's
+// unique ID, RoleId:session for a role session, the account for its root)
+// and sts:RoleSessionName (role sessions only), from IAM's "AWS global
+// condition context keys" (docs.aws.amazon.com/IAM/latest/UserGuide/
+// reference_policies_condition-keys.html) and its table of the values of
+// aws:userid and aws:username by principal ("Request information that you
+// can use for policy variables", reference_policies_variables.html).
+func (c *Caller) identityKeys() (username, userID, session string) {
+	arn := c.ARN
+	switch {
+	case c.RoleARN != "":
+		if i := strings.LastIndexByte(arn, '/'); i >= 0 {
+			session = arn[i+1:]
+		}
+		if c.roleID != "" && session != "" {
+			userID = c.roleID + ":" + session
+		}
+	case strings.HasSuffix(arn, ":root"):
+		userID = c.Account
+	default:
+		if i := strings.Index(arn, ":user/"); i >= 0 {
+			username = arn[strings.LastIndexByte(arn, '/')+1:]
+		}
+		userID = c.userID
+	}
+	return username, userID, session
+}
+
+// policyTags are a key's tags as condition keys see them; nil (no
+// allocation) for an untagged key.
+func policyTags(tags []Tag) []policy.Tag {
+	if len(tags) == 0 {
+		return nil
+	}
+	out := make([]policy.Tag, len(tags))
+	for i, t := range tags {
+		out[i] = policy.Tag{Key: t.TagKey, Value: t.TagValue}
+	}
+	return out
+}
+
+// withRequestTags adds the tags a request sets: aws:RequestTag/<key> and
+// aws:TagKeys.
+func withRequestTags(pc *policy.Context, tags []Tag) *policy.Context {
+	pc.RequestTags = policyTags(tags)
+	pc.TagKeys = make([]string, len(tags))
+	for i, t := range tags {
+		pc.TagKeys[i] = t.TagKey
 	}
 	return pc
 }
@@ -192,11 +247,17 @@ func (s *Service) authorizeKeyWith(ctx context.Context, c *Caller, r *keyRecord,
 
 // authorizeIdentity decides an IAM-only action.
 func (s *Service) authorizeIdentity(ctx context.Context, c *Caller, action, resource string) error {
+	return s.authorizeIdentityWith(ctx, c, action, resource, s.requestContext(ctx, c, nil))
+}
+
+// authorizeIdentityWith is authorizeIdentity with the request context pc
+// (CreateKey's carries the key it would create).
+func (s *Service) authorizeIdentityWith(ctx context.Context, c *Caller, action, resource string, pc *policy.Context) error {
 	ident, err := s.identity(ctx, c)
 	if err != nil {
 		return err
 	}
-	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: resource, Context: s.requestContext(ctx, c, nil)}
+	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: resource, Context: pc}
 	switch policy.AuthorizeIdentity(ident, &req) {
 	case policy.Allow:
 		return nil
@@ -232,10 +293,28 @@ func (s *Service) keyForWith(ctx context.Context, c *Caller, k *KeyMember, keyID
 	} else {
 		ctxKeys = s.requestContext(ctx, c, r)
 	}
+	ctxKeys.RequestAlias = requestAlias(keyID)
 	if err := s.authorizeKeyWith(ctx, c, r, k.Action, ctxKeys, match); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// requestAlias is kms:RequestAlias for a KeyId: the alias name when the
+// request names the key by alias name or alias ARN, "" otherwise. AWS's
+// "AWS KMS condition keys" (docs.aws.amazon.com/kms/latest/developerguide/
+// conditions-kms.html#conditions-kms-request-alias): the key's value is the
+// alias name in the request, an alias ARN giving its alias name.
+func requestAlias(keyID string) string {
+	switch keyIDForm(keyID) {
+	case FormAliasName:
+		return keyID
+	case FormAliasARN:
+		if a, ok := parseKMSARN(keyID); ok && a.kind == "alias" {
+			return "alias/" + a.name
+		}
+	}
+	return ""
 }
 
 // checkNewKeyPolicy validates a key policy document for key arn and, unless

@@ -17,8 +17,10 @@ func TestConditionKeysInContext(t *testing.T) {
 	probe := map[string]string{"probe": "v"}
 	n32 := 32
 
-	// run performs op on key id as the account root.
+	// run performs op on key id (alias/ck-<id> where the member takes an
+	// alias, for kms:RequestAlias) as the account root.
 	run := func(op *Operation, id string) error {
+		alias := "alias/ck-" + id
 		blob := func() []byte {
 			out, err := s.Encrypt(ctx, root, &EncryptInput{KeyId: id, Plaintext: []byte("x"), EncryptionContext: probe})
 			if err != nil {
@@ -29,16 +31,41 @@ func TestConditionKeysInContext(t *testing.T) {
 		var err error
 		switch op {
 		case opEncrypt:
-			_, err = s.Encrypt(ctx, root, &EncryptInput{KeyId: id, Plaintext: []byte("x"), EncryptionContext: probe})
+			_, err = s.Encrypt(ctx, root, &EncryptInput{KeyId: alias, Plaintext: []byte("x"), EncryptionContext: probe})
 		case opDecrypt:
-			_, err = s.Decrypt(ctx, root, &DecryptInput{CiphertextBlob: blob(), EncryptionContext: probe})
+			_, err = s.Decrypt(ctx, root, &DecryptInput{CiphertextBlob: blob(), KeyId: alias, EncryptionContext: probe})
 		case opReEncrypt:
-			_, err = s.ReEncrypt(ctx, root, &ReEncryptInput{CiphertextBlob: blob(), SourceEncryptionContext: probe,
-				DestinationKeyId: id, DestinationEncryptionContext: probe})
+			_, err = s.ReEncrypt(ctx, root, &ReEncryptInput{CiphertextBlob: blob(), SourceKeyId: alias, SourceEncryptionContext: probe,
+				DestinationKeyId: alias, DestinationEncryptionContext: probe})
 		case opGenerateDataKey:
-			_, err = s.GenerateDataKey(ctx, root, &GenerateDataKeyInput{KeyId: id, EncryptionContext: probe, NumberOfBytes: &n32})
+			_, err = s.GenerateDataKey(ctx, root, &GenerateDataKeyInput{KeyId: alias, EncryptionContext: probe, NumberOfBytes: &n32})
 		case opGenerateDataKeyWithoutPlaintext:
-			_, err = s.GenerateDataKeyWithoutPlaintext(ctx, root, &GenerateDataKeyInput{KeyId: id, EncryptionContext: probe, NumberOfBytes: &n32})
+			_, err = s.GenerateDataKeyWithoutPlaintext(ctx, root, &GenerateDataKeyInput{KeyId: alias, EncryptionContext: probe, NumberOfBytes: &n32})
+		case opDescribeKey:
+			_, err = s.DescribeKey(ctx, root, &KeyIDInput{KeyId: alias})
+		case opEnableKey:
+			_, err = s.EnableKey(ctx, root, &KeyIDInput{KeyId: id})
+		case opDisableKey:
+			_, err = s.DisableKey(ctx, root, &KeyIDInput{KeyId: id})
+		case opUpdateKeyDescription:
+			d := "d"
+			_, err = s.UpdateKeyDescription(ctx, root, &UpdateKeyDescriptionInput{KeyId: id, Description: &d})
+		case opDisableKeyRotation:
+			_, err = s.DisableKeyRotation(ctx, root, &KeyIDInput{KeyId: id})
+		case opGetKeyRotationStatus:
+			_, err = s.GetKeyRotationStatus(ctx, root, &KeyIDInput{KeyId: id})
+		case opGetKeyPolicy:
+			_, err = s.GetKeyPolicy(ctx, root, &GetKeyPolicyInput{KeyId: id, PolicyName: "default"})
+		case opListKeyPolicies:
+			_, err = s.ListKeyPolicies(ctx, root, &ListKeyPoliciesInput{KeyId: id})
+		case opListResourceTags:
+			_, err = s.ListResourceTags(ctx, root, &ListResourceTagsInput{KeyId: id})
+		case opListGrants:
+			_, err = s.ListGrants(ctx, root, &ListGrantsInput{KeyId: id})
+		case opTagResource:
+			_, err = s.TagResource(ctx, root, &TagResourceInput{KeyId: id, Tags: []Tag{{TagKey: "probe", TagValue: "w"}}})
+		case opUntagResource:
+			_, err = s.UntagResource(ctx, root, &UntagResourceInput{KeyId: id, TagKeys: []string{"probe"}})
 		case opCreateGrant:
 			_, err = s.CreateGrant(ctx, root, &CreateGrantInput{KeyId: id, GranteePrincipal: chainUser("bob").ARN,
 				RetiringPrincipal: chainUser("carol").ARN, Operations: []string{"Decrypt"}, Constraints: &GrantConstraints{EncryptionContextSubset: probe}})
@@ -61,7 +88,8 @@ func TestConditionKeysInContext(t *testing.T) {
 	// kms:ResourceAliases has a value.
 	newKey := func(doc string) string {
 		t.Helper()
-		out, err := s.CreateKey(ctx, root, &CreateKeyInput{Policy: &doc, BypassPolicyLockoutSafetyCheck: true})
+		out, err := s.CreateKey(ctx, root, &CreateKeyInput{Policy: &doc, BypassPolicyLockoutSafetyCheck: true,
+			Tags: []Tag{{TagKey: "probe", TagValue: "v"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,8 +99,49 @@ func TestConditionKeysInContext(t *testing.T) {
 		}
 		return id
 	}
+	// An operation without a key member (CreateKey) is decided by identity
+	// policies: a user allowed everything, denied op.Action when the key is
+	// present.
+	identityOnly := func(op *Operation) {
+		var user *Caller
+		create := func(key string) error {
+			t.Helper()
+			if user == nil {
+				if _, err := s.CreateUser(ctx, root, &UserNameInput{UserName: "ck"}); err != nil {
+					t.Fatal(err)
+				}
+				user = &Caller{ARN: "arn:aws:iam::111122223333:user/ck", Account: "111122223333"}
+			}
+			doc := strings.NewReplacer("ACTION", op.Action, "KEY", key).Replace(`{"Version":"2012-10-17","Statement":[
+				{"Effect":"Allow","Action":"*","Resource":"*"},
+				{"Effect":"Deny","Action":"ACTION","Resource":"*","Condition":{"Null":{"KEY":"false"}}}]}`)
+			if _, err := s.PutUserPolicy(ctx, root, &UserPolicyInput{UserName: "ck", PolicyName: "p", PolicyDocument: doc}); err != nil {
+				t.Fatal(err)
+			}
+			switch op {
+			case opCreateKey:
+				_, err := s.CreateKey(ctx, user, &CreateKeyInput{Tags: []Tag{{TagKey: "probe", TagValue: "v"}}})
+				return err
+			}
+			t.Fatalf("%s lists condition keys but this test cannot run it: add it", op.Name)
+			return nil
+		}
+		if err := create("kms:NotARequestKey"); err != nil {
+			t.Errorf("%s, baseline: %v", op.Name, err)
+			return
+		}
+		for _, key := range op.ConditionKeys {
+			if err := create(probeKey(key)); !isAccessDenied(err) {
+				t.Errorf("%s: a Deny when %s is present: %v, want AccessDeniedException: the key is not in the request context", op.Name, key, err)
+			}
+		}
+	}
 	for _, op := range Operations() {
 		if len(op.ConditionKeys) == 0 {
+			continue
+		}
+		if len(op.Keys) == 0 {
+			identityOnly(op)
 			continue
 		}
 		for _, km := range op.Keys {
@@ -81,9 +150,7 @@ func TestConditionKeysInContext(t *testing.T) {
 				continue
 			}
 			for _, key := range op.ConditionKeys {
-				if key == "kms:EncryptionContext:" {
-					key += "probe"
-				}
+				key = probeKey(key)
 				err := run(op, newKey(denyWhenPresent(km.Action, key)))
 				if !isAccessDenied(err) {
 					t.Errorf("%s (%s): a Deny when %s is present: %v, want AccessDeniedException: the key is not in the request context",
@@ -92,6 +159,15 @@ func TestConditionKeysInContext(t *testing.T) {
 			}
 		}
 	}
+}
+
+// probeKey names the probe of a condition key that stands for a family.
+func probeKey(key string) string {
+	switch key {
+	case "kms:EncryptionContext:", "aws:ResourceTag/", "aws:RequestTag/":
+		return key + "probe"
+	}
+	return key
 }
 
 // denyWhenPresent is a key policy that allows the account everything and

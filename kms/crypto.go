@@ -229,6 +229,7 @@ func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte,
 		noteKey(ctx, r)
 	}
 	pc := withEncryptionContext(s.requestContext(ctx, c, r), encCtx, alg)
+	pc.RequestAlias = requestAlias(keyID)
 	if adjust != nil {
 		adjust(pc, r)
 	}

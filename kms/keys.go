@@ -40,6 +40,26 @@ const (
 	keyMaterialSize = 32
 )
 
+// createKeyContext is CreateKey's request context: the key it would
+// create (kms:KeySpec, kms:KeyUsage, kms:KeyOrigin, kms:MultiRegion), the
+// lockout bypass and the tags it sets, as AWS's "AWS KMS condition keys"
+// lists them for CreateKey (docs.aws.amazon.com/kms/latest/developerguide/
+// conditions-kms.html) with aws:RequestTag/<key> and aws:TagKeys (IAM's
+// global condition keys). Identity policies alone decide CreateKey, so
+// these are the only way to restrict what keys a principal may create.
+func (s *Service) createKeyContext(ctx context.Context, c *Caller, in *CreateKeyInput, spec, usage string) *policy.Context {
+	pc := withRequestTags(s.requestContext(ctx, c, nil), in.Tags)
+	pc.KeySpec, pc.KeyUsage, pc.KeyOrigin = spec, usage, in.Origin
+	if pc.KeyOrigin == "" {
+		pc.KeyOrigin = OriginAWSKMS
+	}
+	pc.Extra = map[string][]string{
+		"kms:multiregion":                    {strconv.FormatBool(in.MultiRegion)},
+		"kms:bypasspolicylockoutsafetycheck": {strconv.FormatBool(in.BypassPolicyLockoutSafetyCheck)},
+	}
+	return pc
+}
+
 // CreateKey creates a symmetric encryption key in the caller's account.
 func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) (*CreateKeyOutput, error) {
 	var v validator
@@ -95,7 +115,7 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.authorizeIdentity(ctx, c, opCreateKey.Action, "*"); err != nil {
+	if err := s.authorizeIdentityWith(ctx, c, opCreateKey.Action, "*", s.createKeyContext(ctx, c, in, spec, usage)); err != nil {
 		return nil, err
 	}
 

@@ -79,8 +79,14 @@ type Operation struct {
 	// keys" (docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html)
 	// and the operation's API reference. A key AWS documents that Coffer
 	// does not fill yet is left out. "kms:EncryptionContext:" stands for
-	// every kms:EncryptionContext:<key>. TestConditionKeysInContext holds
-	// the list to the code.
+	// every kms:EncryptionContext:<key>, "aws:ResourceTag/" and
+	// "aws:RequestTag/" for every tag key. kms:RequestAlias is listed where
+	// the key may be named by alias (and is present when it is). The keys
+	// about the caller (aws:PrincipalArn, aws:username, aws:userid,
+	// sts:RoleSessionName …) are on every request and not listed:
+	// TestIdentityConditionKeys covers them. TestConditionKeysInContext
+	// holds the list to the code; for an operation with no key member
+	// (CreateKey) the keys are those of its identity-policy authorization.
 	ConditionKeys []string
 }
 
@@ -123,8 +129,8 @@ func manageKey(op string, states []string) KeyMember {
 // Condition keys of the key resource operations, and of the symmetric
 // cryptographic ones.
 var (
-	keyConditions    = []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin", "kms:ResourceAliases"}
-	cryptoConditions = append(slices.Clip(keyConditions), "kms:EncryptionAlgorithm", "kms:EncryptionContext:", "kms:EncryptionContextKeys")
+	keyConditions    = []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin", "kms:ResourceAliases", "aws:ResourceTag/"}
+	cryptoConditions = append(slices.Clip(keyConditions), "kms:EncryptionAlgorithm", "kms:EncryptionContext:", "kms:EncryptionContextKeys", "kms:RequestAlias")
 )
 
 func conditions(base []string, more ...string) []string { return append(slices.Clip(base), more...) }
@@ -158,22 +164,28 @@ var (
 		Request: []string{"NumberOfBytes", "CustomKeyStoreId"}}
 
 	// Keys.
-	opCreateKey = &Operation{Name: "CreateKey", Action: "kms:CreateKey",
+	opCreateKey = &Operation{ConditionKeys: []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin",
+		"kms:MultiRegion", "kms:BypassPolicyLockoutSafetyCheck", "aws:RequestTag/", "aws:TagKeys"},
+		Name: "CreateKey", Action: "kms:CreateKey",
 		Request: []string{"Policy", "Description", "KeyUsage", "CustomerMasterKeySpec", "KeySpec", "Origin", "CustomKeyStoreId",
 			"BypassPolicyLockoutSafetyCheck", "Tags", "MultiRegion", "XksKeyId"},
 		Response: []string{"KeyMetadata"}}
-	opDescribeKey = &Operation{Name: "DescribeKey", ReadOnly: true,
+	opDescribeKey = &Operation{ConditionKeys: conditions(keyConditions, "kms:RequestAlias"),
+		Name: "DescribeKey", ReadOnly: true,
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:DescribeKey", Grant: "DescribeKey", Forms: AnyKeyForm,
 			CrossAccount: true, States: allStates}},
 		Request: []string{"KeyId"}}
 	opListKeys  = &Operation{Name: "ListKeys", Action: "kms:ListKeys", ReadOnly: true, Request: listMembers}
-	opEnableKey = &Operation{Name: "EnableKey",
+	opEnableKey = &Operation{ConditionKeys: keyConditions,
+		Name:    "EnableKey",
 		Keys:    []KeyMember{manageKey("EnableKey", []string{StateEnabled, StateDisabled, StateUnavailable})},
 		Request: []string{"KeyId"}}
-	opDisableKey = &Operation{Name: "DisableKey",
+	opDisableKey = &Operation{ConditionKeys: keyConditions,
+		Name:    "DisableKey",
 		Keys:    []KeyMember{manageKey("DisableKey", []string{StateEnabled, StateDisabled, StateUnavailable})},
 		Request: []string{"KeyId"}}
-	opUpdateKeyDescription = &Operation{Name: "UpdateKeyDescription",
+	opUpdateKeyDescription = &Operation{ConditionKeys: keyConditions,
+		Name:    "UpdateKeyDescription",
 		Keys:    []KeyMember{manageKey("UpdateKeyDescription", notPendingDeletion)},
 		Request: []string{"KeyId", "Description"}}
 	opScheduleKeyDeletion = &Operation{ConditionKeys: conditions(keyConditions, "kms:ScheduleKeyDeletionPendingWindowInDays"),
@@ -192,14 +204,16 @@ var (
 		Name:    "EnableKeyRotation",
 		Keys:    []KeyMember{rotationKey("EnableKeyRotation")},
 		Request: []string{"KeyId", "RotationPeriodInDays"}}
-	opDisableKeyRotation = &Operation{Name: "DisableKeyRotation",
+	opDisableKeyRotation = &Operation{ConditionKeys: keyConditions,
+		Name:    "DisableKeyRotation",
 		Keys:    []KeyMember{rotationKey("DisableKeyRotation")},
 		Request: []string{"KeyId"}}
 	opRotateKeyOnDemand = &Operation{Name: "RotateKeyOnDemand",
 		Keys:     []KeyMember{rotationKey("RotateKeyOnDemand")},
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId"}}
-	opGetKeyRotationStatus = &Operation{Name: "GetKeyRotationStatus", ReadOnly: true,
+	opGetKeyRotationStatus = &Operation{ConditionKeys: keyConditions,
+		Name: "GetKeyRotationStatus", ReadOnly: true,
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:GetKeyRotationStatus", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: []string{"KeyId"}}
@@ -208,23 +222,28 @@ var (
 		Request: append([]string{"KeyId", "IncludeKeyMaterial"}, listMembers...)}
 
 	// Key policies and tags.
-	opGetKeyPolicy = &Operation{Name: "GetKeyPolicy", ReadOnly: true,
+	opGetKeyPolicy = &Operation{ConditionKeys: keyConditions,
+		Name: "GetKeyPolicy", ReadOnly: true,
 		Keys:    []KeyMember{manageKey("GetKeyPolicy", allStates)},
 		Request: []string{"KeyId", "PolicyName"}}
 	opPutKeyPolicy = &Operation{ConditionKeys: conditions(keyConditions, "kms:BypassPolicyLockoutSafetyCheck"),
 		Name:    "PutKeyPolicy",
 		Keys:    []KeyMember{manageKey("PutKeyPolicy", allStates)},
 		Request: []string{"KeyId", "PolicyName", "Policy", "BypassPolicyLockoutSafetyCheck"}}
-	opListKeyPolicies = &Operation{Name: "ListKeyPolicies", ReadOnly: true,
+	opListKeyPolicies = &Operation{ConditionKeys: keyConditions,
+		Name: "ListKeyPolicies", ReadOnly: true,
 		Keys:    []KeyMember{manageKey("ListKeyPolicies", allStates)},
 		Request: append([]string{"KeyId"}, listMembers...)}
-	opTagResource = &Operation{Name: "TagResource",
+	opTagResource = &Operation{ConditionKeys: conditions(keyConditions, "aws:RequestTag/", "aws:TagKeys"),
+		Name:    "TagResource",
 		Keys:    []KeyMember{manageKey("TagResource", notPendingDeletion)},
 		Request: []string{"KeyId", "Tags"}}
-	opUntagResource = &Operation{Name: "UntagResource",
+	opUntagResource = &Operation{ConditionKeys: conditions(keyConditions, "aws:TagKeys"),
+		Name:    "UntagResource",
 		Keys:    []KeyMember{manageKey("UntagResource", notPendingDeletion)},
 		Request: []string{"KeyId", "TagKeys"}}
-	opListResourceTags = &Operation{Name: "ListResourceTags", ReadOnly: true,
+	opListResourceTags = &Operation{ConditionKeys: keyConditions,
+		Name: "ListResourceTags", ReadOnly: true,
 		Keys:    []KeyMember{manageKey("ListResourceTags", allStates)},
 		Request: append([]string{"KeyId"}, listMembers...)}
 
@@ -246,7 +265,8 @@ var (
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:CreateGrant", Grant: "CreateGrant", Forms: KeyOnly, CrossAccount: true,
 			States: []string{StateEnabled, StateUnavailable}, Disabled: true}},
 		Request: []string{"KeyId", "GranteePrincipal", "RetiringPrincipal", "Operations", "Constraints", "Name", "DryRun"}}
-	opListGrants = &Operation{Name: "ListGrants", ReadOnly: true,
+	opListGrants = &Operation{ConditionKeys: keyConditions,
+		Name: "ListGrants", ReadOnly: true,
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:ListGrants", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: append([]string{"KeyId", "GrantId", "GranteePrincipal"}, listMembers...)}

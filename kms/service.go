@@ -55,6 +55,8 @@ type Caller struct {
 	// revive the old role's sessions.
 	RoleARN string
 	roleID  string
+	// userID is an IAM user's unique ID (AIDA…), aws:userid.
+	userID string
 	// SourceIP and the transport, for aws:SourceIp and aws:SecureTransport.
 	SourceIP        netip.Addr
 	SecureTransport bool

@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/coffer-kms/coffer/policy"
 )
 
 var tagPattern = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
@@ -62,7 +64,8 @@ func (s *Service) TagResource(ctx context.Context, c *Caller, in *TagResourceInp
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, &opTagResource.Keys[0], in.KeyId, nil, func(r *keyRecord) error {
+	pc := func(r *keyRecord) *policy.Context { return withRequestTags(s.requestContext(ctx, c, r), in.Tags) }
+	_, err := s.mutateKey(ctx, c, &opTagResource.Keys[0], in.KeyId, pc, func(r *keyRecord) error {
 		if err := opTagResource.Keys[0].checkState(r); err != nil {
 			return err
 		}
@@ -96,7 +99,13 @@ func (s *Service) UntagResource(ctx context.Context, c *Caller, in *UntagResourc
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.mutateKey(ctx, c, &opUntagResource.Keys[0], in.KeyId, nil, func(r *keyRecord) error {
+	// UntagResource names tag keys only: aws:TagKeys, no aws:RequestTag.
+	pc := func(r *keyRecord) *policy.Context {
+		p := s.requestContext(ctx, c, r)
+		p.TagKeys = in.TagKeys
+		return p
+	}
+	_, err := s.mutateKey(ctx, c, &opUntagResource.Keys[0], in.KeyId, pc, func(r *keyRecord) error {
 		if err := opUntagResource.Keys[0].checkState(r); err != nil {
 			return err
 		}

@@ -6,7 +6,7 @@ func (st *statement) applies(r *Request) bool {
 	if !st.hasAction || st.actions.match(r.Action, true) == st.notAction {
 		return false
 	}
-	if !st.hasResource || st.resources.match(r.Resource, false) == st.notResource {
+	if !st.hasResource || st.resources.matchIn(r.Resource, false, r.Context) == st.notResource {
 		return false
 	}
 	for i := range st.conditions {

@@ -106,9 +106,20 @@ type condition struct {
 	key      keyID
 	rawKey   string // as written
 	lowerKey string // for Context.Extra
-	ecKey    string // the context key of kms:EncryptionContext:<key>, as written
-	values   []string
+	// subKey is the part of a key after its prefix, as written: the context
+	// key of kms:EncryptionContext:<key>, the tag key of
+	// aws:ResourceTag/<key> and aws:RequestTag/<key>.
+	subKey string
+	values []string
 
+	// vars: the document's Version expands policy variables; tmpls are
+	// the values that hold placeholders (String* and Arn* operators).
+	vars  bool
+	tmpls []*template
+	// eqValues are the values without placeholders (all of them when the
+	// document has no variables), which String* compare directly; values
+	// stays as written, for marshalling.
+	eqValues []string
 	// Compiled forms of values, for the operators that need them.
 	pats    patterns
 	arns    []arnPattern
@@ -119,13 +130,13 @@ type condition struct {
 	nullAbsent, nullPresent bool
 }
 
-func parseConditions(n *node, where string) ([]condition, error) {
+func parseConditions(n *node, where string, vars bool) ([]condition, error) {
 	if n.kind != nodeObject {
 		return nil, malformed("The Condition of %s must be an object.", where)
 	}
 	var out []condition
 	for i, opName := range n.names {
-		c := condition{op: opName}
+		c := condition{op: opName, vars: vars}
 		name := opName
 		if rest, ok := strings.CutPrefix(name, "ForAnyValue:"); ok {
 			c.set, name = setAny, rest
@@ -149,6 +160,17 @@ func parseConditions(n *node, where string) ([]condition, error) {
 			if err := cc.setKey(key, where); err != nil {
 				return nil, err
 			}
+			if cc.set == setAll && cc.key.singleValued() {
+				// ForAllValues holds vacuously when the key is absent: on a
+				// key with one value at most, an Allow then allows every
+				// request without it (a request with no encryption
+				// context, for kms:EncryptionContext:<key>). IAM Access
+				// Analyzer reports this as an error ("ForAllValues with
+				// single-valued condition key"); refusing it is the
+				// stricter choice (DESIGN.md).
+				return nil, malformed("The condition %s on %s in %s uses ForAllValues with a single-valued condition key, which holds for every request without the key; use %s.",
+					opName, key, where, strings.TrimPrefix(opName, "ForAllValues:"))
+			}
 			vals, err := conditionValues(&block.elems[j], key, where)
 			if err != nil {
 				return nil, err
@@ -168,8 +190,20 @@ func (c *condition) setKey(k, where string) error {
 		if ec == "" {
 			return malformed("The condition key %s in %s names no encryption context key.", k, where)
 		}
-		c.key, c.ecKey = keyEncryptionContext, k[len("kms:encryptioncontext:"):]
+		c.key, c.subKey = keyEncryptionContext, k[len("kms:encryptioncontext:"):]
 		return nil
+	}
+	for _, tk := range [...]struct {
+		prefix string
+		key    keyID
+	}{{"aws:resourcetag/", keyResourceTag}, {"aws:requesttag/", keyRequestTag}} {
+		if tag, ok := strings.CutPrefix(c.lowerKey, tk.prefix); ok {
+			if tag == "" {
+				return malformed("The condition key %s in %s names no tag key.", k, where)
+			}
+			c.key, c.subKey = tk.key, k[len(tk.prefix):]
+			return nil
+		}
 	}
 	if i := strings.IndexByte(k, ':'); i <= 0 || i == len(k)-1 {
 		return malformed("The condition key %q in %s must be prefaced by a vendor, e.g. kms:, aws:.", k, where)
@@ -207,7 +241,21 @@ func conditionValues(n *node, key, where string) ([]string, error) {
 // compile checks the values against the operator and precomputes what
 // matching needs. Its errors complete the sentence "The condition … has …".
 func (c *condition) compile(vals []string) error {
-	c.values = vals
+	c.values, c.eqValues = vals, vals
+	if c.vars && (c.kind == opString || c.kind == opStringIgnoreCase || c.kind == opStringLike || c.kind == opArn) {
+		// Values with placeholders are matched through their template
+		// only, so that the literal text "${aws:username}" never matches.
+		plain := make([]string, 0, len(vals))
+		for _, v := range vals {
+			if t := parseTemplate(v); t != nil {
+				c.tmpls = append(c.tmpls, t)
+			} else {
+				plain = append(plain, v)
+			}
+		}
+		vals = plain
+	}
+	c.eqValues = vals
 	for _, v := range vals {
 		switch c.kind {
 		case opStringLike:
@@ -254,7 +302,7 @@ func (c *condition) eval(ctx *Context) bool {
 		}
 		return c.nullAbsent
 	}
-	n, matched := ctx.scan(c, true)
+	n, matched := ctx.scan(c, true, nil)
 	if n == 0 {
 		switch {
 		case c.ifExists, c.set == setAll:
@@ -277,18 +325,21 @@ func (c *condition) eval(ctx *Context) bool {
 
 // matchAny applies the positive form of the operator to one request value
 // and each policy value, and reports whether any pair matches.
-func (c *condition) matchAny(v *value) bool {
+func (c *condition) matchAny(v *value, ctx *Context) bool {
+	if c.tmpls != nil && c.matchTemplates(v, ctx) {
+		return true
+	}
 	switch c.kind {
 	case opString, opBinary:
 		s := v.str()
-		for _, want := range c.values {
+		for _, want := range c.eqValues {
 			if s == want {
 				return true
 			}
 		}
 	case opStringIgnoreCase:
 		s := v.str()
-		for _, want := range c.values {
+		for _, want := range c.eqValues {
 			if strings.EqualFold(s, want) {
 				return true
 			}
@@ -425,4 +476,16 @@ func parseNet(v string) (netip.Prefix, bool) {
 	}
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), true
+}
+
+// matchTemplates matches a request value against the condition's values
+// that hold policy variables.
+func (c *condition) matchTemplates(v *value, ctx *Context) bool {
+	s := v.str()
+	for _, t := range c.tmpls {
+		if t.match(ctx, s, c.kind != opStringLike && c.kind != opArn, c.kind == opStringIgnoreCase, c.kind == opArn) {
+			return true
+		}
+	}
+	return false
 }

@@ -85,10 +85,29 @@ type Context struct {
 	SecureTransport bool
 	HasTransport    bool
 	CurrentTime     time.Time // aws:CurrentTime; the zero time is absent
+	// ResourceTags are the key's tags, aws:ResourceTag/<tag key>.
+	ResourceTags []Tag
+	// RequestTags are the tags the request sets, aws:RequestTag/<tag key>
+	// (CreateKey, TagResource).
+	RequestTags []Tag
+	// TagKeys are the tag keys of the request, aws:TagKeys (CreateKey,
+	// TagResource, UntagResource).
+	TagKeys []string
+	// Username is aws:username, present for IAM users only.
+	Username string
+	// UserID is aws:userid: the user's unique ID, RoleId:session for a
+	// role session, the account ID for the account root.
+	UserID string
+	// RoleSessionName is sts:RoleSessionName, for role sessions only.
+	RoleSessionName string
 	// Extra holds any other key by its lower-case name. A key in another
 	// case is still found, by a slower scan.
 	Extra map[string][]string
 }
+
+// Tag is a resource tag, as aws:ResourceTag/<key> and aws:RequestTag/<key>
+// see it.
+type Tag struct{ Key, Value string }
 
 // keyID names the condition keys that are fields of Context.
 type keyID int8
@@ -115,6 +134,12 @@ const (
 	keySourceIP
 	keySecureTransport
 	keyCurrentTime
+	keyResourceTag // aws:ResourceTag/<tag key>
+	keyRequestTag  // aws:RequestTag/<tag key>
+	keyTagKeys
+	keyUsername
+	keyUserID
+	keyRoleSessionName
 )
 
 var knownKeys = map[string]keyID{
@@ -138,8 +163,22 @@ var knownKeys = map[string]keyID{
 	"aws:sourceip":               keySourceIP,
 	"aws:securetransport":        keySecureTransport,
 	"aws:currenttime":            keyCurrentTime,
+	"aws:tagkeys":                keyTagKeys,
+	"aws:username":               keyUsername,
+	"aws:userid":                 keyUserID,
+	"sts:rolesessionname":        keyRoleSessionName,
 	"kms:customermasterkeyspec":  keyKeySpec,
 	"kms:customermasterkeyusage": keyKeyUsage,
+}
+
+// singleValued reports whether a request carries one value of the key at
+// most. Keys that are not fields of Context (Extra) may be multivalued.
+func (k keyID) singleValued() bool {
+	switch k {
+	case keyExtra, keyEncryptionContextKeys, keyGrantOperations, keyResourceAliases, keyTagKeys:
+		return false
+	}
+	return true
 }
 
 // lockoutKnown reports whether the lockout check knows the key's value
@@ -177,7 +216,7 @@ func (v *value) str() string {
 
 // present reports whether the request has at least one value for the key.
 func (c *Context) present(cd *condition) bool {
-	n, _ := c.scan(cd, false)
+	n, _ := c.scan(cd, false, nil)
 	return n > 0
 }
 
@@ -185,15 +224,20 @@ func (c *Context) present(cd *condition) bool {
 // that match the condition's positive operator. It calls matchAny directly
 // rather than taking a callback, so that the value it fills stays on the
 // stack.
-func (c *Context) scan(cd *condition, match bool) (n, matched int) {
+//
+// With last, it also stores there the last value visited.
+func (c *Context) scan(cd *condition, match bool, last *value) (n, matched int) {
 	if c == nil {
 		return 0, 0
 	}
 	var v value
 	visit := func() {
 		n++
-		if match && cd.matchAny(&v) {
+		if match && cd.matchAny(&v, c) {
 			matched++
+		}
+		if last != nil {
+			*last = v
 		}
 	}
 	one := func(s string) {
@@ -217,7 +261,7 @@ func (c *Context) scan(cd *condition, match bool) (n, matched int) {
 		// that differ only by case gives the condition key one value per
 		// such key: a Deny then matches if any of them does.
 		for k, s := range c.EncryptionContext {
-			if k == cd.ecKey || strings.EqualFold(k, cd.ecKey) {
+			if k == cd.subKey || strings.EqualFold(k, cd.subKey) {
 				v.s = s // an empty value is still a value
 				visit()
 			}
@@ -283,6 +327,31 @@ func (c *Context) scan(cd *condition, match bool) (n, matched int) {
 			v.t, v.kind = c.CurrentTime, valTime
 			visit()
 		}
+	case keyResourceTag, keyRequestTag:
+		// The tag key part is matched without regard to case, as condition
+		// key names are (and as kms:EncryptionContext:<key> is): a key with
+		// tags differing only by case gives one value per such tag, so a
+		// Deny matches if any does. AWS documents condition key names as
+		// case-insensitive and says nothing narrower for the tag key part;
+		// this is the stricter reading (DESIGN.md).
+		tags := c.ResourceTags
+		if cd.key == keyRequestTag {
+			tags = c.RequestTags
+		}
+		for i := range tags {
+			if tags[i].Key == cd.subKey || strings.EqualFold(tags[i].Key, cd.subKey) {
+				v.s = tags[i].Value // an empty value is still a value
+				visit()
+			}
+		}
+	case keyTagKeys:
+		list(c.TagKeys)
+	case keyUsername:
+		one(c.Username)
+	case keyUserID:
+		one(c.UserID)
+	case keyRoleSessionName:
+		one(c.RoleSessionName)
 	default:
 		l, ok := c.Extra[cd.lowerKey]
 		if !ok && len(c.Extra) > 0 {

@@ -11,6 +11,17 @@ type pattern struct {
 	text string // as compiled; lower case for actions
 	kind patternKind
 	lit  string // patLiteral: text; patPrefix: text without the final star
+	// tmpl, when set, is the pattern's policy variables: the pattern is
+	// then matched with matchIn, against its expansion for the request.
+	tmpl *template
+}
+
+// matchIn is match for a pattern that may hold policy variables.
+func (p *pattern) matchIn(s string, fold bool, ctx *Context) bool {
+	if p.tmpl != nil {
+		return p.tmpl.match(ctx, s, false, fold, false)
+	}
+	return p.match(s, fold)
 }
 
 type patternKind int8
@@ -123,6 +134,16 @@ type patterns []pattern
 func (ps patterns) match(s string, fold bool) bool {
 	for i := range ps {
 		if ps[i].match(s, fold) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchIn is match for patterns that may hold policy variables.
+func (ps patterns) matchIn(s string, fold bool, ctx *Context) bool {
+	for i := range ps {
+		if ps[i].matchIn(s, fold, ctx) {
 			return true
 		}
 	}

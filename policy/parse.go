@@ -60,7 +60,7 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 	}
 	p.statements = make([]statement, 0, len(stmts))
 	for i := range stmts {
-		st, err := parseStatement(&stmts[i], kind, i+1)
+		st, err := parseStatement(&stmts[i], kind, i+1, p.version == "2012-10-17")
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +97,7 @@ type statement struct {
 // document orders them.
 var statementElements = []string{"Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"}
 
-func parseStatement(n *node, kind Kind, num int) (statement, error) {
+func parseStatement(n *node, kind Kind, num int, vars bool) (statement, error) {
 	var st statement
 	where := "statement " + strconv.Itoa(num)
 	if n.kind != nodeObject {
@@ -203,13 +203,17 @@ func parseStatement(n *node, kind Kind, num int) (statement, error) {
 			if s != "*" && !strings.HasPrefix(s, "arn:") {
 				return st, malformed(`Resource %q in %s must be in ARN format or "*".`, s, where)
 			}
-			st.resources = append(st.resources, compilePattern(s))
+			p := compilePattern(s)
+			if vars {
+				p.tmpl = parseTemplate(s)
+			}
+			st.resources = append(st.resources, p)
 		}
 		st.hasResource = true
 	}
 
 	if c, ok := n.member("Condition"); ok {
-		conds, err := parseConditions(c, where)
+		conds, err := parseConditions(c, where, vars)
 		if err != nil {
 			return st, err
 		}

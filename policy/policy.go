@@ -27,9 +27,13 @@
 // are case-insensitive, the context key of kms:EncryptionContext:<key>
 // included (its value compares as the operator says), as in AWS KMS.
 // The KMS keys and aws:PrincipalArn, aws:PrincipalAccount, aws:SourceIp,
-// aws:CurrentTime and aws:SecureTransport are fields of Context; any other
-// key is looked up in Context.Extra. Policy variables (${aws:username}) are
-// not expanded.
+// aws:CurrentTime, aws:SecureTransport, aws:ResourceTag/<key>,
+// aws:RequestTag/<key> (tag key part case-insensitive), aws:TagKeys,
+// aws:username, aws:userid and sts:RoleSessionName are fields of Context;
+// any other key is looked up in Context.Extra. In a 2012-10-17 document,
+// policy variables (${aws:username}, ${kms:EncryptionContext:user} …) and
+// the escapes ${*}, ${?}, ${$} are expanded in Resource and in String* and
+// Arn* condition values (see variables.go).
 //
 // # Deciding
 //
