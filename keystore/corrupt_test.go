@@ -154,8 +154,10 @@ func TestBoltCallerPanicPropagates(t *testing.T) {
 	defer s.Close()
 	s.Update(context.Background(), func(tx keystore.Tx) error { return tx.Put("b", "k", []byte("v")) })
 	for name, fn := range map[string]func(keystore.Tx) error{
-		"fn":   func(keystore.Tx) error { panic("caller bug") },
-		"scan": func(tx keystore.Tx) error { return tx.Scan("b", "", "", func(string, []byte) bool { panic("caller bug") }) },
+		"fn": func(keystore.Tx) error { panic("caller bug") },
+		"scan": func(tx keystore.Tx) error {
+			return tx.Scan("b", "", "", func(string, []byte) bool { panic("caller bug") })
+		},
 	} {
 		func() {
 			defer func() {
