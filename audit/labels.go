@@ -11,4 +11,6 @@ const (
 	labelAnchor = "coffer/audit-anchor/v1\n"
 	// labelGap: every acknowledged-gap record's signature (gap.go).
 	labelGap = "coffer/audit-gap/v1\n"
+	// labelArchive: the archive manifest's signature (archive.go).
+	labelArchive = "coffer/audit-archive/v1\n"
 )

@@ -37,6 +37,14 @@ type VerifyReport struct {
 	// Gaps are the losses an operator acknowledged (AcknowledgeGap), which
 	// the chain goes on across.
 	Gaps []Gap
+	// Archive is the archive manifest (see Archive): the trail was checked
+	// from its FirstSeq, linked to its PrevHash. Nil when nothing was
+	// archived, and then the trail starts at seq 1.
+	Archive *Manifest
+	// ArchivedLeft counts files the manifest names as archived that are
+	// still in the directory (Archive stopped before removing them; a
+	// re-run removes them). Verify skips them.
+	ArchivedLeft int
 	// Bad names the first bad record; nil when the chain holds.
 	Bad *BadRecord
 }
@@ -55,7 +63,9 @@ func (b *BadRecord) Error() string {
 
 // Verify replays the trail in dir: every line's sequence number and link to
 // the line before it, across files, and every digest's range and signature
-// against pub. When the chain breaks it returns a report whose Bad names the
+// against pub. The trail starts at seq 1, or where its signed archive
+// manifest (ManifestFile, see Archive) says the records kept start, linked
+// to the last archived one; VerifyArchive checks the archived segments. When the chain breaks it returns a report whose Bad names the
 // first bad record, and an error wrapping ErrBroken.
 //
 // The trail must reach its anchor (AnchorPath(dir)): a trail that ends
@@ -65,25 +75,48 @@ func (b *BadRecord) Error() string {
 // chained but nothing outside them shows they were not cut off; an
 // unanchored trail (Anchor nil) has no such check at all.
 func Verify(dir string, pub *ecdsa.PublicKey) (*VerifyReport, error) {
+	rep, _, err := verify(dir, pub)
+	return rep, err
+}
+
+// verify is Verify, also returning the seq of the last digest or gap
+// record (0: none).
+func verify(dir string, pub *ecdsa.PublicKey) (rep *VerifyReport, sealed uint64, err error) {
 	if pub == nil {
-		return nil, errors.New("audit: Verify needs the signing public key")
+		return nil, 0, errors.New("audit: Verify needs the signing public key")
 	}
 	fs, err := listFiles(dir)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	v := &verifier{pub: pub, rep: &VerifyReport{Files: len(fs)}}
 	if v.anchor, err = ReadAnchor(dir, pub); err != nil {
-		return v.rep, v.bad(AnchorPath(dir), 0, 0, "%v", err)
+		return v.rep, 0, v.bad(AnchorPath(dir), 0, 0, "%v", err)
 	}
 	v.rep.Anchor = v.anchor
+	if v.rep.Archive, err = ReadManifest(dir, pub); err != nil {
+		return v.rep, 0, v.bad(filepath.Join(dir, ManifestFile), 0, 0, "%v", err)
+	}
+	if m := v.rep.Archive; m != nil {
+		v.seq, v.sealed = m.FirstSeq-1, m.SealedSeq
+		copy(v.prev[:], m.PrevHash)
+		archived := map[string]bool{}
+		for _, s := range m.Segments {
+			archived[s.Name] = true
+		}
+		for len(fs) > 0 && archived[filepath.Base(fs[0].path)] {
+			fs = fs[1:]
+			v.rep.ArchivedLeft++
+		}
+		v.rep.Files = len(fs)
+	}
 	var lastFile string
 	for i, f := range fs {
 		if i > 0 && f.seq > fs[i-1].seq+1 {
 			v.fileGap = fmt.Sprintf("; the file numbers jump from %06d to %06d", fs[i-1].seq, f.seq)
 		}
 		if err := v.file(f, i == len(fs)-1); err != nil {
-			return v.rep, err
+			return v.rep, 0, err
 		}
 		v.fileGap, lastFile = "", f.path
 	}
@@ -91,16 +124,16 @@ func Verify(dir string, pub *ecdsa.PublicKey) (*VerifyReport, error) {
 	v.rep.Unsealed = int(v.seq - v.sealed)
 	if a := v.anchor; a != nil && v.seq < a.Seq {
 		if v.seq == 0 {
-			return v.rep, v.bad(dir, 0, 1, "the trail holds no records, but its anchor (written %s) records seq %d: the trail was deleted", a.Time, a.Seq)
+			return v.rep, 0, v.bad(dir, 0, 1, "the trail holds no records, but its anchor (written %s) records seq %d: the trail was deleted", a.Time, a.Seq)
 		}
 		torn := ""
 		if v.rep.TornTail {
 			torn = "; the newest file ends mid-record"
 		}
-		return v.rep, v.bad(lastFile, v.prevLine+1, v.seq+1, "the trail ends at seq %d, but its anchor (written %s) records seq %d: records %d..%d are missing (the tail was cut or the newest files deleted%s)",
+		return v.rep, 0, v.bad(lastFile, v.prevLine+1, v.seq+1, "the trail ends at seq %d, but its anchor (written %s) records seq %d: records %d..%d are missing (the tail was cut or the newest files deleted%s)",
 			v.seq, a.Time, a.Seq, v.seq+1, a.Seq, torn)
 	}
-	return v.rep, nil
+	return v.rep, v.sealed, nil
 }
 
 type verifier struct {

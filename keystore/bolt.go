@@ -3,115 +3,206 @@ package keystore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Bolt is the embedded bbolt store. Every Update is fsynced before it returns.
+//
+// A damaged file is refused, never served: OpenBolt checks the whole file
+// (bbolt's Check, after a guarded walk of every page), and View and Update
+// contain a panic or memory fault inside bbolt, returning an error that
+// wraps ErrCorrupt.
 type Bolt struct {
-	db *bolt.DB
+	db    *bolt.DB
+	path  string
+	check CheckStats
 }
 
 var _ Store = (*Bolt)(nil)
 
-// OpenBolt opens (creating) the bbolt database at path with mode 0600.
+// OpenBolt opens (creating) the bbolt database at path with mode 0600. It
+// refuses a file that is not a bbolt database, is cut short or fails the
+// consistency check, with an error wrapping ErrCorrupt that names the file
+// and the first problem. The check reads the whole file once (see
+// CheckStats and DESIGN.md for its cost).
 func OpenBolt(path string) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("keystore: open %s: %w", path, err)
+	if reason := cutShort(path); reason != "" {
+		return nil, &corruptError{path: path, reason: reason}
 	}
-	return &Bolt{db: db}, nil
+	var db *bolt.DB
+	err := guard(path, func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+		return err
+	})
+	if err != nil {
+		return nil, openError(path, err)
+	}
+	st, err := checkBolt(db, path)
+	if err != nil {
+		guard(path, db.Close)
+		return nil, err
+	}
+	return &Bolt{db: db, path: path, check: st}, nil
 }
 
-// View implements Store.
+// openError explains a failed bolt.Open: a file that bbolt does not
+// recognise or that made it fault is corrupt; anything else (permissions,
+// a lock held by another process) is returned as it is. When bolt.Open
+// itself panicked, the file it opened stays open (and locked) until the
+// process exits: it is refusing to start anyway.
+func openError(path string, err error) error {
+	var ce *corruptError
+	switch {
+	case errors.As(err, &ce):
+		if fi, serr := os.Stat(path); serr == nil && fi.Size()%int64(os.Getpagesize()) != 0 {
+			ce.reason += fmt.Sprintf("; the file is %d bytes, not a whole number of pages: it was probably cut short", fi.Size())
+		}
+		return ce
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch),
+		strings.Contains(err.Error(), "file size too small"):
+		return &corruptError{path: path, reason: "not a readable bbolt database: " + err.Error()}
+	}
+	return fmt.Errorf("keystore: open %s: %w", path, err)
+}
+
+// CheckStats reports the consistency check OpenBolt ran.
+func (b *Bolt) CheckStats() CheckStats { return b.check }
+
+// View implements Store. A panic or fault inside bbolt fails it with an
+// error wrapping ErrCorrupt.
 func (b *Bolt) View(ctx context.Context, fn func(Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	return guard(b.path, func() error {
+		return b.db.View(func(tx *bolt.Tx) error { return b.run(tx, fn) })
+	})
 }
 
-// Update implements Store.
+// Update implements Store. A panic or fault inside bbolt fails it, and
+// nothing it did is kept, with an error wrapping ErrCorrupt.
 func (b *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
+	return guard(b.path, func() error {
+		return b.db.Update(func(tx *bolt.Tx) error { return b.run(tx, fn) })
+	})
+}
+
+// run calls the caller's fn outside the guard: its own panics are its own.
+// A corruption a Tx method met fails the transaction even if fn ignored
+// the error.
+func (b *Bolt) run(tx *bolt.Tx, fn func(Tx) error) error {
+	t := &boltTx{tx: tx, path: b.path}
+	var err error
+	unguarded(func() bool { err = fn(t); return true })
+	if t.corrupt != nil {
+		return t.corrupt
+	}
+	return err
 }
 
 // Close implements Store.
-func (b *Bolt) Close() error { return b.db.Close() }
+func (b *Bolt) Close() error { return guard(b.path, b.db.Close) }
 
-type boltTx struct{ tx *bolt.Tx }
-
-func (t boltTx) Get(bucket, key string) ([]byte, error) {
-	bk := t.tx.Bucket([]byte(bucket))
-	if bk == nil {
-		return nil, nil
-	}
-	v := bk.Get([]byte(key))
-	if v == nil {
-		return nil, nil
-	}
-	return bytes.Clone(v), nil
+// boltTx runs each bbolt call under guard, so that a damaged page fails
+// the call (and the transaction) instead of the process.
+type boltTx struct {
+	tx      *bolt.Tx
+	path    string
+	corrupt error // the first corruption met
 }
 
-func (t boltTx) Put(bucket, key string, value []byte) error {
+func (t *boltTx) guard(fn func() error) error {
+	err := guard(t.path, fn)
+	if errors.Is(err, ErrCorrupt) && t.corrupt == nil {
+		t.corrupt = err
+	}
+	return err
+}
+
+func (t *boltTx) Get(bucket, key string) (out []byte, err error) {
+	err = t.guard(func() error {
+		bk := t.tx.Bucket([]byte(bucket))
+		if bk == nil {
+			return nil
+		}
+		if v := bk.Get([]byte(key)); v != nil {
+			out = bytes.Clone(v)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (t *boltTx) Put(bucket, key string, value []byte) error {
 	if !t.tx.Writable() {
 		return ErrReadOnly
 	}
 	if err := checkSizes(bucket, key, value); err != nil {
 		return err
 	}
-	bk, err := t.tx.CreateBucketIfNotExists([]byte(bucket))
-	if err != nil {
-		return err
-	}
 	if value == nil {
 		value = []byte{}
 	}
-	return bk.Put([]byte(key), value)
+	return t.guard(func() error {
+		bk, err := t.tx.CreateBucketIfNotExists([]byte(bucket))
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(key), value)
+	})
 }
 
-func (t boltTx) Delete(bucket, key string) error {
+func (t *boltTx) Delete(bucket, key string) error {
 	if !t.tx.Writable() {
 		return ErrReadOnly
 	}
-	bk := t.tx.Bucket([]byte(bucket))
-	if bk == nil {
-		return nil
-	}
-	return bk.Delete([]byte(key))
+	return t.guard(func() error {
+		bk := t.tx.Bucket([]byte(bucket))
+		if bk == nil {
+			return nil
+		}
+		return bk.Delete([]byte(key))
+	})
 }
 
-func (t boltTx) Scan(bucket, prefix, after string, fn func(string, []byte) bool) error {
-	bk := t.tx.Bucket([]byte(bucket))
-	if bk == nil {
+func (t *boltTx) Scan(bucket, prefix, after string, fn func(string, []byte) bool) error {
+	return t.guard(func() error {
+		bk := t.tx.Bucket([]byte(bucket))
+		if bk == nil {
+			return nil
+		}
+		c := bk.Cursor()
+		start := prefix
+		if after > start {
+			start = after
+		}
+		k, v := c.Seek([]byte(start))
+		for ; k != nil; k, v = c.Next() {
+			if !bytes.HasPrefix(k, []byte(prefix)) {
+				return nil
+			}
+			if after != "" && string(k) <= after {
+				continue
+			}
+			key, val := string(k), bytes.Clone(v)
+			if !unguarded(func() bool { return fn(key, val) }) {
+				return nil
+			}
+		}
 		return nil
-	}
-	c := bk.Cursor()
-	start := prefix
-	if after > start {
-		start = after
-	}
-	k, v := c.Seek([]byte(start))
-	for ; k != nil; k, v = c.Next() {
-		if !bytes.HasPrefix(k, []byte(prefix)) {
-			return nil
-		}
-		if after != "" && string(k) <= after {
-			continue
-		}
-		if !fn(string(k), bytes.Clone(v)) {
-			return nil
-		}
-	}
-	return nil
+	})
 }

@@ -39,6 +39,7 @@ type serveOptions struct {
 	logLevel            string
 	cpuProfile          string
 	gcPercent           int
+	memoryLimit         string
 	audit               bool
 	printCredentials    bool
 	allowCoreDumps      bool
@@ -83,7 +84,8 @@ Every flag may also be set as COFFER_<FLAG> in the environment
 	f.BoolVar(&o.printCredentials, "print-credentials", false, "on the first start, print the administrator's secret key to stdout (it is always in <data-dir>/credentials)")
 	f.BoolVar(&o.allowCoreDumps, "allow-core-dumps", false, "leave core dumps and ptrace allowed (by default they are off: the process's memory holds key material)")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (for performance work)")
-	f.IntVar(&o.gcPercent, "gc-percent", 400, "garbage-collector target (GOGC); the live heap is small, so collecting less often saves CPU. GOGC in the environment wins")
+	f.IntVar(&o.gcPercent, "gc-percent", 400, "garbage-collector target (GOGC); the live heap is small, so collecting less often saves CPU. It does not bound memory: --memory-limit does. GOGC in the environment wins")
+	f.StringVar(&o.memoryLimit, "memory-limit", "auto", "soft limit on the Go heap (GOMEMLIMIT), e.g. 512MiB or 2GiB; the GC works harder near it, whatever --gc-percent says. auto: 3/4 of the cgroup memory limit, else 1GiB (or 3/4 of physical memory if less); off: none. GOMEMLIMIT in the environment wins")
 	return cmd
 }
 
@@ -104,6 +106,11 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if _, set := os.LookupEnv("GOGC"); !set && o.gcPercent > 0 {
 		debug.SetGCPercent(o.gcPercent)
 	}
+	limit, source, lerr := applyMemoryLimit(o.memoryLimit, os.LookupEnv, systemMemory)
+	if lerr != nil {
+		return lerr
+	}
+	log.Info("memory limit", "limit", formatSize(limit), "from", source)
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
