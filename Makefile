@@ -4,7 +4,7 @@ BIN      := bin/coffer
 FUZZTIME ?= 15s
 PKGS     := ./...
 
-.PHONY: asm asm-check build run test bench bench-micro bench-load bench-report bench-check bench-check-selftest fuzz lint clean
+.PHONY: asm asm-check build run test bench bench-micro bench-load bench-soak bench-report bench-check bench-check-selftest fuzz lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/coffer
@@ -51,6 +51,13 @@ bench-load: build
 	@mkdir -p bench/results
 	./$(BIN) bench run --duration 10s --warmup 2s --runs 3 --concurrency 32,256 --compare-serve-arg=--audit=false --out bench/results/load-full.json
 	$(MAKE) bench-report
+
+# Bounded memory whatever the key count (issue 18): 3 minutes at concurrency 64
+# of CreateKey and Encrypt alternating, sampling Coffer's RSS and the size of
+# /metrics every 5 s.
+bench-soak: build
+	@mkdir -p bench/results
+	./$(BIN) bench run --ops Mixed --duration 3m --warmup 5s --runs 1 --concurrency 64 --rss-every 5s --out bench/results/load-soak-keys.json
 
 bench-report:
 	$(GO) run ./bench/report

@@ -231,7 +231,7 @@ func Recorded(dir string, ids []string, since time.Time) (map[string]bool, error
 	for i := len(fs) - 1; i >= 0 && len(found) < len(want); i-- {
 		older := false
 		if _, err := readRecords(fs[i].path, 0, nil, func(r *Record) error {
-			if want[r.RequestID] && r.EventType == EventTypeAPICall {
+			if want[r.RequestID] && r.Digest == nil && r.Gap == nil {
 				found[r.RequestID] = true
 			}
 			if t, err := time.Parse(time.RFC3339, r.EventTime); err == nil && t.Before(since) {

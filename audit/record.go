@@ -74,11 +74,14 @@ const (
 	EventVersion     = "1.08"
 	EventSource      = "kms.amazonaws.com"
 	EventTypeAPICall = "AwsApiCall"
-	EventTypeDigest  = "CofferDigest"
-	EventNameDigest  = "Digest"
-	EventTypeGap     = "CofferGap"
-	EventNameGap     = "AcknowledgeGap"
-	ResourceTypeKey  = "AWS::KMS::Key"
+	// EventTypeServiceEvent is CloudTrail's type of what KMS does by itself
+	// (automatic rotation, deletion at the end of a waiting period).
+	EventTypeServiceEvent = "AwsServiceEvent"
+	EventTypeDigest       = "CofferDigest"
+	EventNameDigest       = "Digest"
+	EventTypeGap          = "CofferGap"
+	EventNameGap          = "AcknowledgeGap"
+	ResourceTypeKey       = "AWS::KMS::Key"
 )
 
 // NewEventID returns a random (version 4) UUID for Record.EventID.

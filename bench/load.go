@@ -29,7 +29,9 @@ type LoadConfig struct {
 	AccessKeyID string
 	Secret      string
 	KeyID       string
-	// Op is Encrypt, Decrypt or GenerateDataKey.
+	// Op is Encrypt, Decrypt, GenerateDataKey, CreateKey, or Mixed: each
+	// connection alternating CreateKey and Encrypt, so that the key count
+	// grows all run long (the soak of bounded memory).
 	Op            string
 	Concurrency   int
 	Duration      time.Duration
@@ -41,7 +43,8 @@ type LoadConfig struct {
 	// ServerPID, when set, is the process whose CPU time is charged to the run.
 	ServerPID int
 	// RSSEvery, when set with ServerPID, samples the server's resident set
-	// size at this interval during the run.
+	// size at this interval during the run, and with it the size of the
+	// server's /metrics page.
 	RSSEvery time.Duration
 }
 
@@ -63,6 +66,8 @@ type LoadResult struct {
 	// RSSSamples are the server's RSS in KiB every RSSEvery, in order.
 	RSSSamples []int64 `json:"rssSamplesKiB,omitempty"`
 	RSSEvery   string  `json:"rssEvery,omitempty"`
+	// MetricsBytes are the sizes of GET /metrics at the same instants.
+	MetricsBytes []int `json:"metricsBytes,omitempty"`
 	// AuditRecordsPerFsync is how many audit records the server's group
 	// commit made durable per fsync during the run (0: no audit trail).
 	AuditRecordsPerFsync float64 `json:"auditRecordsPerFsync,omitempty"`
@@ -100,6 +105,8 @@ func requestBody(cfg *LoadConfig) ([]byte, error) {
 		return json.Marshal(map[string]any{"CiphertextBlob": base64.StdEncoding.EncodeToString(cfg.Blob), "EncryptionContext": map[string]string{"purpose": "bench"}})
 	case "GenerateDataKey":
 		return json.Marshal(map[string]any{"KeyId": cfg.KeyID, "KeySpec": "AES_256", "EncryptionContext": map[string]string{"purpose": "bench"}})
+	case "CreateKey":
+		return []byte(`{"Description":"bench"}`), nil
 	}
 	return nil, fmt.Errorf("bench: unknown operation %q", cfg.Op)
 }
@@ -119,9 +126,18 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 	if cfg.PlaintextSize == 0 {
 		cfg.PlaintextSize = 1024
 	}
-	body, err := requestBody(&cfg)
-	if err != nil {
-		return nil, err
+	// Each connection sends ops[i%len(ops)] as its i-th request.
+	ops := []string{cfg.Op}
+	if cfg.Op == "Mixed" {
+		ops = []string{"CreateKey", "Encrypt"}
+	}
+	bodies := make([][]byte, len(ops))
+	for i, op := range ops {
+		c := cfg
+		c.Op = op
+		if bodies[i], err = requestBody(&c); err != nil {
+			return nil, err
+		}
 	}
 	client := &fasthttp.HostClient{Addr: host, MaxConns: cfg.Concurrency, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
@@ -136,7 +152,10 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 		wg       sync.WaitGroup
 	)
 	cpu0, _ := processCPU(cfg.ServerPID)
-	var rss []int64
+	var (
+		rss          []int64
+		metricsBytes []int
+	)
 	rssDone := make(chan struct{})
 	if cfg.RSSEvery > 0 && cfg.ServerPID > 0 {
 		go func() {
@@ -150,6 +169,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 				case <-t.C:
 					if v, err := processRSS(cfg.ServerPID); err == nil {
 						rss = append(rss, v)
+						metricsBytes = append(metricsBytes, metricsSize(client, host))
 					}
 				}
 			}
@@ -168,7 +188,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
 			local := make([]time.Duration, 0, 4096)
-			for ctx.Err() == nil {
+			for i := 0; ctx.Err() == nil; i++ {
 				if cfg.MaxRequests > 0 && issued.Add(1) > int64(cfg.MaxRequests) {
 					break
 				}
@@ -177,8 +197,8 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 				req.SetRequestURI("http://" + host + "/")
 				req.Header.SetHost(host)
 				req.Header.SetContentType("application/x-amz-json-1.1")
-				req.Header.Set("X-Amz-Target", "TrentService."+cfg.Op)
-				req.SetBody(body)
+				req.Header.Set("X-Amz-Target", "TrentService."+ops[i%len(ops)])
+				req.SetBody(bodies[i%len(ops)])
 				t0 := time.Now()
 				s.sign(req, t0)
 				err := client.Do(req, resp)
@@ -224,7 +244,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 	slices.Sort(lat)
 	res.P50us, res.P99us, res.P999us = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 0.999)
 	if len(rss) > 0 {
-		res.RSSSamples, res.RSSEvery = rss, cfg.RSSEvery.String()
+		res.RSSSamples, res.RSSEvery, res.MetricsBytes = rss, cfg.RSSEvery.String(), metricsBytes
 	}
 	if cfg.ServerPID > 0 && res.Requests > 0 {
 		res.ServerCPUus = float64((cpu1 - cpu0).Microseconds()) / float64(res.Requests+res.Errors)
@@ -239,4 +259,18 @@ func percentile(sorted []time.Duration, p float64) float64 {
 	}
 	i := int(float64(len(sorted)-1) * p)
 	return float64(sorted[i].Nanoseconds()) / 1000
+}
+
+// metricsSize is the size of the server's /metrics page (-1 when it could
+// not be read).
+func metricsSize(client *fasthttp.HostClient, host string) int {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + host + "/metrics")
+	req.Header.SetHost(host)
+	if err := client.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+		return -1
+	}
+	return len(resp.Body())
 }

@@ -62,11 +62,17 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 		hsmKey, account string
 		deletedAliases  []string
 	)
-	_, err := s.updateKey(ctx, id, func(tx keystore.Tx, r *keyRecord) (*keyRecord, error) {
+	ctx, event, err := s.serviceEventContext(ctx, "DeleteKey")
+	if err != nil {
+		return err
+	}
+	_, err = s.updateKey(ctx, id, func(tx keystore.Tx, r *keyRecord) (*keyRecord, error) {
 		hsmKey, deletedAliases = "", nil // fn may run more than once
+		event.on(nil)
 		if r.State != StatePendingDeletion || now.Before(r.DeletionDate) {
 			return r, nil // cancelled meanwhile
 		}
+		event.on(r)
 		if r.CustomKeyStoreID != "" {
 			hsmKey = r.Versions[0].HSMKey
 		}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
+	"github.com/coffer-kms/coffer/audit"
+	"github.com/coffer-kms/coffer/engine"
 	"github.com/coffer-kms/coffer/keystore"
 )
 
@@ -59,7 +62,7 @@ func withOutbox(ctx context.Context, fn func(keystore.Tx) error) (func(keystore.
 			return err
 		}
 		rec, err := p.PendingRecord()
-		if err != nil {
+		if err != nil || rec == nil { // nil: the transaction changed nothing to record
 			return err
 		}
 		return tx.Put(bucketOutbox, p.PendingID(), rec)
@@ -133,4 +136,65 @@ func (s *Service) DrainAudit(ctx context.Context, id string) error {
 		return errors.New("kms: empty request ID")
 	}
 	return s.store.Update(ctx, func(tx keystore.Tx) error { return tx.Delete(bucketOutbox, id) })
+}
+
+// ServiceEventPrefix starts the outbox name of a change the service makes
+// by itself — automatic rotation, deletion at the end of a waiting period —
+// whose record no call writes: the transport appends such entries to the
+// trail as it finds them (server's RunServiceEvents) and drains them.
+const ServiceEventPrefix = "svc-"
+
+// serviceEvent is the PendingAudit of a service event: CloudTrail's
+// AwsServiceEvent, made by KMS itself. Its key is known only inside the
+// transaction (fn sets it); a transaction that changes nothing clears it.
+type serviceEvent struct {
+	s         *Service
+	id, name  string
+	at        time.Time
+	arn, acct string // set by the transaction's function; "" for no change
+}
+
+func (e *serviceEvent) PendingID() string { return e.id }
+
+func (e *serviceEvent) PendingRecord() ([]byte, error) {
+	if e.arn == "" {
+		return nil, nil
+	}
+	r := audit.Record{
+		EventVersion:       audit.EventVersion,
+		UserIdentity:       audit.UserIdentity{Type: "AWSService", PrincipalID: audit.EventSource, AccountID: e.acct},
+		EventTime:          e.at.UTC().Format(time.RFC3339),
+		EventSource:        audit.EventSource,
+		EventName:          e.name,
+		AWSRegion:          e.s.region,
+		RequestID:          e.id,
+		EventID:            e.id[len(ServiceEventPrefix):],
+		EventType:          audit.EventTypeServiceEvent,
+		Resources:          []audit.Resource{{ARN: e.arn, Type: audit.ResourceTypeKey, AccountID: e.acct}},
+		RecipientAccountID: e.acct,
+	}
+	return r.AppendJSON(nil)
+}
+
+func (e *serviceEvent) Committed() {}
+
+// serviceEventContext returns ctx carrying a new service event name; set
+// its key with event.on(r) inside the transaction that makes the change.
+func (s *Service) serviceEventContext(ctx context.Context, name string) (context.Context, *serviceEvent, error) {
+	raw, err := s.randomBytes(16)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw[6] = raw[6]&0x0f | 0x40
+	raw[8] = raw[8]&0x3f | 0x80
+	e := &serviceEvent{s: s, id: ServiceEventPrefix + formatKeyID(engine.KeyID(raw)), name: name, at: s.now()}
+	return context.WithValue(ctx, PendingAuditKey, PendingAudit(e)), e, nil
+}
+
+// on records that the event changes key r (nil: it changes nothing).
+func (e *serviceEvent) on(r *keyRecord) {
+	e.arn, e.acct = "", ""
+	if r != nil {
+		e.arn, e.acct = r.arn(), r.Account
+	}
 }

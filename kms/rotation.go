@@ -213,9 +213,21 @@ func (s *Service) rotate(ctx context.Context, id, kind string) (*keyRecord, bool
 		if err != nil {
 			return nil, false, err
 		}
-		out, err := s.updateKey(ctx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		// An automatic rotation is the service's own change: its record
+		// (RotateKey, an AwsServiceEvent) commits with it through the outbox.
+		uctx, event := ctx, (*serviceEvent)(nil)
+		if kind == rotationAutomatic {
+			if uctx, event, err = s.serviceEventContext(ctx, "RotateKey"); err != nil {
+				clear(ver.Wrapped)
+				return nil, false, err
+			}
+		}
+		out, err := s.updateKey(uctx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
 			if err := checkRotation(r, kind, now); err != nil {
 				return nil, err
+			}
+			if event != nil {
+				event.on(r)
 			}
 			if len(r.Versions) != n {
 				return nil, errVersionsMoved

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,4 +154,57 @@ func (s *Server) RecoverAudit(ctx context.Context, dir string) (recovered, drain
 		}
 	}
 	return recovered, drained, nil
+}
+
+// RunServiceEvents appends to the trail, every interval until ctx ends, the
+// records of the changes the service made by itself (kms's service events:
+// automatic rotation, deletion at the end of a waiting period), which wait
+// in the outbox, and drains them.
+func (s *Server) RunServiceEvents(ctx context.Context, interval time.Duration) {
+	if s.audit == nil {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if _, err := s.AppendServiceEvents(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("service events wait in the outbox", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// AppendServiceEvents appends the service events waiting in the outbox to
+// the trail and drains them; it returns how many.
+func (s *Server) AppendServiceEvents(ctx context.Context) (int, error) {
+	if s.audit == nil || s.audit.Err() != nil {
+		return 0, nil
+	}
+	entries, err := s.svc.PendingAudits(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.ID, kms.ServiceEventPrefix) {
+			continue // a call's: its own request appends it
+		}
+		var r audit.Record
+		if err := json.Unmarshal(e.Record, &r); err != nil {
+			return n, fmt.Errorf("server: an outbox record does not decode: %w", err)
+		}
+		r.Seq, r.PrevHash = 0, ""
+		if err := s.audit.Append(context.Background(), &r); err != nil {
+			return n, err
+		}
+		if err := s.svc.DrainAudit(ctx, e.ID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
