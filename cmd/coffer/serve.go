@@ -245,7 +245,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	defer mcancel()
 	go svc.Run(mctx, o.maintenanceInterval, log)
 	go srv.RunServiceEvents(mctx, time.Second) // the records of maintenance's changes, from the outbox to the trail
-	go func() { // usage counters reach the store every few seconds
+	go func() {                                // usage counters reach the store every few seconds
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		for {
