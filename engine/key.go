@@ -23,7 +23,8 @@ var ErrKeyZeroed = errors.New("engine: key has been zeroed")
 
 // Key is the material of one KMS key version, of one spec. It holds exactly
 // one of: symmetric Material (KindSymmetric), an HMAC secret (KindHMAC), or
-// a private key (*rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey).
+// a private key (*rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey, or
+// Coffer's own types for secp256k1 and ML-DSA).
 //
 // Once Zero has run, every accessor of material returns nil and
 // MarshalBinary returns ErrKeyZeroed: a released key can never be used as
@@ -33,7 +34,7 @@ var ErrKeyZeroed = errors.New("engine: key has been zeroed")
 type Key struct {
 	spec   *Spec
 	secret Material      // KindSymmetric, KindHMAC
-	priv   crypto.Signer // KindRSA, KindEC, KindEd25519
+	priv   crypto.Signer // KindRSA, KindEC, KindEd25519, KindMLDSA
 }
 
 // GenerateKey returns a new key of the named spec: random bytes from rand
@@ -88,8 +89,9 @@ func generateEd25519(s *Spec, rand io.Reader) (*Key, error) {
 
 // ParseKey parses the stored form of a key of the named spec, as
 // MarshalBinary produces it: the raw bytes of a symmetric or HMAC key, a
-// PKCS#8 DER private key otherwise. It copies what it keeps; b stays the
-// caller's to clear.
+// PKCS#8 DER private key otherwise (for ECC_SECG_P256K1 the RFC 5915 EC
+// key with the curve OID 1.3.132.0.10, for ML_DSA_* RFC 9881's seed form).
+// It copies what it keeps; b stays the caller's to clear.
 //
 // A symmetric key must be 32 bytes; an HMAC key from its digest length up
 // to its hash's block size, the lengths AWS accepts for imported material.
@@ -119,6 +121,12 @@ func ParseKey(spec string, b []byte) (*Key, error) {
 	var outer asn1.RawValue
 	if rest, err := asn1.Unmarshal(b, &outer); err != nil || len(rest) != 0 {
 		return nil, fmt.Errorf("%w: %s: not one DER value", ErrInvalidKey, s.name)
+	}
+	switch {
+	case s.kind == KindMLDSA:
+		return parseMLDSA(s, b)
+	case s.name == specSecp256k1:
+		return parseSecp256k1(s, b)
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(b)
 	if err != nil {
@@ -200,13 +208,16 @@ func (k *Key) HMAC() Material {
 }
 
 // Private returns the private key of an asymmetric key (*rsa.PrivateKey,
-// *ecdsa.PrivateKey or ed25519.PrivateKey), or nil for a symmetric or HMAC
+// *ecdsa.PrivateKey or ed25519.PrivateKey; an opaque crypto.Signer for
+// ECC_SECG_P256K1, over digests, and ML_DSA_*, over messages), or nil for a symmetric or HMAC
 // key or once Zero has run. It is the key's own, not a copy: Zero clears
 // what it can of it, so do not keep it beyond the Key.
 func (k *Key) Private() crypto.Signer { return k.priv }
 
 // Public returns the public half of an asymmetric key, or nil for a
-// symmetric or HMAC key or once Zero has run.
+// symmetric or HMAC key or once Zero has run: *rsa.PublicKey,
+// *ecdsa.PublicKey, ed25519.PublicKey, Secp256k1PublicKey or
+// circl's *mldsa44/65/87.PublicKey. PublicKeyDER encodes it.
 func (k *Key) Public() crypto.PublicKey {
 	if k.priv == nil {
 		return nil
@@ -240,6 +251,12 @@ func (k *Key) MarshalBinary() ([]byte, error) {
 	case k.secret != nil:
 		return append([]byte(nil), k.secret...), nil
 	case k.priv != nil:
+		switch p := k.priv.(type) {
+		case *secp256k1Key:
+			return p.marshalPKCS8()
+		case *mldsaKey:
+			return p.marshalPKCS8()
+		}
 		return x509.MarshalPKCS8PrivateKey(k.priv)
 	}
 	return nil, ErrKeyZeroed
@@ -252,7 +269,9 @@ func (k *Key) MarshalBinary() ([]byte, error) {
 // private key entirely, and for RSA and ECDSA the limbs of the private
 // big.Int values (D, the primes, the CRT values). That is the best Go
 // allows, and not everything: math/big may have left copies while
-// computing, crypto/rsa keeps its own precomputed form of the key in an
+// computing, decred's secp256k1 leaves its precomputations' temporaries
+// and circl nothing we know of (its expanded key is cleared in place),
+// crypto/rsa keeps its own precomputed form of the key in an
 // unexported field, crypto/ecdsa caches one per key, and x509 parsing and
 // marshalling leave intermediate buffers, none of which can be reached. The
 // collector reclaims them; it does not overwrite them.
@@ -270,6 +289,10 @@ func (k *Key) Zero() {
 		}
 	case *ecdsa.PrivateKey:
 		clearInts(p.D)
+	case *secp256k1Key:
+		p.zero()
+	case *mldsaKey:
+		p.zero()
 	}
 	k.priv = nil
 }

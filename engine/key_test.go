@@ -168,6 +168,20 @@ func checkShape(t *testing.T, k *Key) {
 		if _, ok := k.Public().(ed25519.PublicKey); !ok {
 			t.Errorf("Public() is a %T", k.Public())
 		}
+	case *secp256k1Key:
+		if s.Name() != "ECC_SECG_P256K1" || s.Kind() != KindEC {
+			t.Errorf("secp256k1 key for %s", s.Name())
+		}
+		if _, ok := k.Public().(Secp256k1PublicKey); !ok {
+			t.Errorf("Public() is a %T", k.Public())
+		}
+	case *mldsaKey:
+		if p.params != s.mldsa || s.Kind() != KindMLDSA || p.params == nil {
+			t.Errorf("ML-DSA key of the wrong parameter set for %s", s.Name())
+		}
+		if !p.params.isPublic(k.Public()) {
+			t.Errorf("Public() is a %T", k.Public())
+		}
 	default:
 		t.Fatalf("Private() is a %T", p)
 	}

@@ -12,8 +12,7 @@ import (
 var ErrUnknownSpec = errors.New("engine: unknown key spec")
 
 // ErrUnsupportedSpec is returned for a key spec AWS documents but Coffer
-// cannot generate or parse: ECC_SECG_P256K1 and ML_DSA_* until their
-// libraries arrive, and SM2 by design (see the table).
+// cannot generate or parse: SM2, by design (see the table).
 var ErrUnsupportedSpec = errors.New("engine: key spec not supported")
 
 // Kind is the family of a key's material, which decides the operations that
@@ -23,9 +22,9 @@ type Kind uint8
 const (
 	KindSymmetric Kind = iota + 1 // AES-256 Material (Seal, Open)
 	KindRSA                       // *rsa.PrivateKey
-	KindEC                        // *ecdsa.PrivateKey; ECDH through its ECDH method
+	KindEC                        // *ecdsa.PrivateKey (NIST curves; ECDH too), or secp256k1's own type
 	KindEd25519                   // ed25519.PrivateKey
-	KindMLDSA                     // no parser or generator yet
+	KindMLDSA                     // an ML-DSA key of cloudflare/circl (mldsa.go)
 	KindHMAC                      // an HMAC secret
 	KindSM2                       // known to the table only: no Key ever has it
 )
@@ -86,6 +85,7 @@ type Spec struct {
 	bits  int            // KindRSA: modulus size in bits
 	size  int            // KindSymmetric, KindHMAC: bytes of generated material
 	curve elliptic.Curve // KindEC, where the standard library has the curve
+	mldsa *mldsaParams   // KindMLDSA
 	// minSize and maxSize bound an HMAC secret ParseKey accepts: AWS imports
 	// HMAC material from the digest length up to the hash's block size.
 	minSize, maxSize int
@@ -126,19 +126,19 @@ var specs = []*Spec{
 	{name: "ECC_NIST_P256", kind: KindEC, curve: elliptic.P256(), usages: nistUsages("ECDSA_SHA_256"), generate: generateEC},
 	{name: "ECC_NIST_P384", kind: KindEC, curve: elliptic.P384(), usages: nistUsages("ECDSA_SHA_384"), generate: generateEC},
 	{name: "ECC_NIST_P521", kind: KindEC, curve: elliptic.P521(), usages: nistUsages("ECDSA_SHA_512"), generate: generateEC},
-	// secp256k1 is not in the standard library; generate stays nil until
-	// the issue that adds its library.
-	{name: "ECC_SECG_P256K1", kind: KindEC, usages: signOnly("ECDSA_SHA_256")},
+	// secp256k1 is not in the standard library: decred's package
+	// (secp256k1.go).
+	{name: specSecp256k1, kind: KindEC, usages: signOnly("ECDSA_SHA_256"), generate: generateSecp256k1},
 
 	// ED25519_SHA_512 signs a RAW message, ED25519_PH_SHA_512 a DIGEST
 	// (Ed25519ph); the message type is checked by the operation.
 	{name: "ECC_NIST_EDWARDS25519", kind: KindEd25519, usages: signOnly("ED25519_SHA_512", "ED25519_PH_SHA_512"), generate: generateEd25519},
 
-	// ML-DSA (FIPS 204) has no public standard-library package yet; generate
-	// stays nil until the issue that adds its library.
-	{name: "ML_DSA_44", kind: KindMLDSA, usages: signOnly("ML_DSA_SHAKE_256")},
-	{name: "ML_DSA_65", kind: KindMLDSA, usages: signOnly("ML_DSA_SHAKE_256")},
-	{name: "ML_DSA_87", kind: KindMLDSA, usages: signOnly("ML_DSA_SHAKE_256")},
+	// ML-DSA (FIPS 204) has no public standard-library package yet:
+	// cloudflare/circl (mldsa.go).
+	{name: "ML_DSA_44", kind: KindMLDSA, mldsa: mldsa44Params, usages: signOnly("ML_DSA_SHAKE_256"), generate: generateMLDSA},
+	{name: "ML_DSA_65", kind: KindMLDSA, mldsa: mldsa65Params, usages: signOnly("ML_DSA_SHAKE_256"), generate: generateMLDSA},
+	{name: "ML_DSA_87", kind: KindMLDSA, mldsa: mldsa87Params, usages: signOnly("ML_DSA_SHAKE_256"), generate: generateMLDSA},
 
 	// Generated HMAC keys are as long as the digest (HMAC_224 is 224 bits);
 	// imported ones may be up to a block.
