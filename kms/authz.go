@@ -63,7 +63,7 @@ func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, er
 	if p != nil {
 		id = p.ID
 		for _, doc := range p.Policies {
-			cp, err := policy.Parse([]byte(doc), policy.IdentityPolicy)
+			cp, err := policy.ParseStored([]byte(doc), policy.IdentityPolicy)
 			if err != nil {
 				// Stored policies were valid when put: one that no longer
 				// parses is corruption, and dropping it could drop a Deny.
@@ -347,7 +347,7 @@ func (r *keyRecord) compiledPolicy() *policy.Policy { return r.compiled }
 // prepare computes a record's derived fields before it is shared.
 func (r *keyRecord) prepare() *keyRecord {
 	r.arnCache = "arn:aws:kms:" + r.Region + ":" + r.Account + ":key/" + r.ID
-	if p, err := policy.Parse([]byte(r.Policy), policy.KeyPolicy); err == nil {
+	if p, err := policy.ParseStored([]byte(r.Policy), policy.KeyPolicy); err == nil {
 		r.compiled = p
 	}
 	return r

@@ -3,6 +3,7 @@ package policy
 // applies reports whether the statement's action, resource and conditions
 // cover the request; principals are the caller's business.
 func (st *statement) applies(r *Request) bool {
+	count(1)
 	if !st.hasAction || st.actions.match(r.Action, true) == st.notAction {
 		return false
 	}
@@ -66,6 +67,9 @@ func (p *Policy) Evaluate(r *Request) Decision {
 	if p == nil {
 		return NotApplicable
 	}
+	if !r.withinBounds() {
+		return Deny
+	}
 	if p.kind == KeyPolicy {
 		switch v := p.evalKeyPolicy(r); {
 		case v.deny:
@@ -94,7 +98,13 @@ func (p *Policy) Evaluate(r *Request) Decision {
 // ListRetirableGrants, custom key store operations): Deny if one denies,
 // Allow if one allows. An account root is allowed everything in its own
 // account unless a policy denies it.
+//
+// A request beyond the limits the evaluation cost bound assumes (cost.go)
+// is denied, here and in Authorize and Evaluate.
 func AuthorizeIdentity(identity []*Policy, r *Request) Decision {
+	if !r.withinBounds() {
+		return Deny
+	}
 	d := NotApplicable
 	for _, p := range identity {
 		switch p.Evaluate(r) {
@@ -115,6 +125,9 @@ func AuthorizeIdentity(identity []*Policy, r *Request) Decision {
 // and whether a grant allows it; see the package documentation for the
 // rules. A nil key policy allows no one.
 func Authorize(keyPolicy *Policy, keyAccount string, identity []*Policy, allowedByGrant bool, r *Request) Decision {
+	if !r.withinBounds() {
+		return Deny
+	}
 	kv := keyPolicy.evalKeyPolicy(r)
 	if kv.deny {
 		return Deny

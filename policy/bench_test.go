@@ -65,6 +65,20 @@ func BenchmarkEvaluate(b *testing.B) {
 			}
 		})
 	}
+	// The most expensive policy the cost bound accepts (issue 19.9), on
+	// the request that makes it work hardest; it allocates once per
+	// request only for the request's own context, never per policy.
+	_, p := globAtBound(b)
+	r := worstRequest()
+	b.Run("policy=at-bound", func(b *testing.B) {
+		b.ReportAllocs()
+		b.ReportMetric(float64(p.Cost()), "bound-steps")
+		for b.Loop() {
+			if Authorize(p, acct, nil, false, r) != NotApplicable {
+				b.Fatal("wrong decision")
+			}
+		}
+	})
 }
 
 func BenchmarkParse(b *testing.B) {

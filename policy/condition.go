@@ -110,7 +110,10 @@ type condition struct {
 	// key of kms:EncryptionContext:<key>, the tag key of
 	// aws:ResourceTag/<key> and aws:RequestTag/<key>.
 	subKey string
-	values []string
+	// foldKey is subKey case-folded (foldCase), to find a key of a large
+	// encryption context in its index.
+	foldKey string
+	values  []string
 
 	// vars: the document's Version expands policy variables; tmpls are
 	// the values that hold placeholders (String* and Arn* operators).
@@ -191,6 +194,7 @@ func (c *condition) setKey(k, where string) error {
 			return malformed("The condition key %s in %s names no encryption context key.", k, where)
 		}
 		c.key, c.subKey = keyEncryptionContext, k[len("kms:encryptioncontext:"):]
+		c.foldKey = foldCase(c.subKey)
 		return nil
 	}
 	for _, tk := range [...]struct {
@@ -333,6 +337,10 @@ func (c *condition) matchAny(v *value, ctx *Context) bool {
 	case opString, opBinary:
 		s := v.str()
 		for _, want := range c.eqValues {
+			if len(s) == len(want) { // Go compares lengths first
+				count(len(want))
+			}
+			count(1)
 			if s == want {
 				return true
 			}
@@ -340,6 +348,7 @@ func (c *condition) matchAny(v *value, ctx *Context) bool {
 	case opStringIgnoreCase:
 		s := v.str()
 		for _, want := range c.eqValues {
+			count(len(want) + 1)
 			if strings.EqualFold(s, want) {
 				return true
 			}
@@ -347,6 +356,7 @@ func (c *condition) matchAny(v *value, ctx *Context) bool {
 	case opBool:
 		s := v.str()
 		for _, want := range c.values {
+			count(len(want) + 1)
 			if strings.EqualFold(s, want) {
 				return true
 			}
@@ -361,7 +371,9 @@ func (c *condition) matchAny(v *value, ctx *Context) bool {
 			}
 		}
 	case opNumeric:
-		x, ok := parseNumber(v.str())
+		s := v.str()
+		count(len(s) + 1 + len(c.numbers))
+		x, ok := parseNumber(s)
 		if !ok {
 			return false
 		}
@@ -372,6 +384,7 @@ func (c *condition) matchAny(v *value, ctx *Context) bool {
 		}
 	case opDate:
 		t := v.t
+		count(8*(len(v.s)+1) + len(c.times))
 		if v.kind != valTime {
 			var ok bool
 			if t, ok = parseDate(v.s); !ok {
@@ -385,6 +398,7 @@ func (c *condition) matchAny(v *value, ctx *Context) bool {
 		}
 	case opIP:
 		addr := v.ip
+		count(len(v.s) + 1 + len(c.nets))
 		if v.kind != valIP {
 			var err error
 			if addr, err = netip.ParseAddr(v.s); err != nil {

@@ -1,9 +1,14 @@
 package policy
 
 import (
+	"cmp"
+	"math/bits"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Request is what a decision is about.
@@ -103,6 +108,57 @@ type Context struct {
 	// Extra holds any other key by its lower-case name. A key in another
 	// case is still found, by a slower scan.
 	Extra map[string][]string
+
+	// ecIndex is the encryption context sorted by case-folded key, built
+	// on first use for a context of more than ecIndexMin pairs, so that
+	// each kms:EncryptionContext:<key> condition finds its values by
+	// binary search instead of visiting every pair (cost.go).
+	ecIndex []ecPair
+}
+
+type ecPair struct{ fold, k, v string }
+
+// ecIndexMin is the size above which an encryption context is indexed;
+// smaller ones are scanned, without allocating.
+const ecIndexMin = 16
+
+// foldCase maps s to a form equal for exactly the strings
+// strings.EqualFold calls equal: each rune becomes the smallest rune of
+// its simple case-folding orbit (an invalid byte the replacement
+// character, as EqualFold decodes it).
+func foldCase(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf || 'a' <= s[i] && s[i] <= 'z' {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return s
+	}
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b = utf8.AppendRune(b, m)
+	}
+	return string(b)
+}
+
+// encryptionContextIndex returns the context's index, building it once.
+func (c *Context) encryptionContextIndex() []ecPair {
+	if c.ecIndex == nil {
+		idx := make([]ecPair, 0, len(c.EncryptionContext))
+		for k, v := range c.EncryptionContext {
+			idx = append(idx, ecPair{foldCase(k), k, v})
+		}
+		slices.SortFunc(idx, func(a, b ecPair) int { return cmp.Compare(a.fold, b.fold) })
+		c.ecIndex = idx
+	}
+	return c.ecIndex
 }
 
 // Tag is a resource tag, as aws:ResourceTag/<key> and aws:RequestTag/<key>
@@ -233,6 +289,7 @@ func (c *Context) scan(cd *condition, match bool, last *value) (n, matched int) 
 	var v value
 	visit := func() {
 		n++
+		count(1)
 		if match && cd.matchAny(&v, c) {
 			matched++
 		}
@@ -260,13 +317,35 @@ func (c *Context) scan(cd *condition, match bool, last *value) (n, matched int) 
 		// of the encryption context condition"). A context holding keys
 		// that differ only by case gives the condition key one value per
 		// such key: a Deny then matches if any of them does.
+		if len(c.EncryptionContext) > ecIndexMin {
+			idx := c.encryptionContextIndex()
+			i, _ := slices.BinarySearchFunc(idx, cd.foldKey, func(p ecPair, k string) int { return cmp.Compare(p.fold, k) })
+			steps := bits.Len(uint(len(idx))) * (len(cd.foldKey) + 1)
+			for ; i < len(idx) && idx[i].fold == cd.foldKey; i++ {
+				steps += len(cd.foldKey) + 1
+				v.s = idx[i].v // an empty value is still a value
+				visit()
+			}
+			count(steps + len(cd.foldKey) + 1)
+			break
+		}
+		steps := 0
 		for k, s := range c.EncryptionContext {
+			steps += 1 + min(len(k), len(cd.subKey))
 			if k == cd.subKey || strings.EqualFold(k, cd.subKey) {
 				v.s = s // an empty value is still a value
 				visit()
 			}
 		}
+		count(steps)
 	case keyEncryptionContextKeys:
+		if len(c.EncryptionContext) > ecIndexMin {
+			for _, p := range c.encryptionContextIndex() {
+				v.s = p.k
+				visit()
+			}
+			break
+		}
 		for k := range c.EncryptionContext {
 			v.s = k
 			visit()
@@ -294,6 +373,9 @@ func (c *Context) scan(cd *condition, match bool, last *value) (n, matched int) 
 	case keyResourceAliases:
 		if c.ResourceAliases == nil && c.ResourceAliasesFunc != nil && c.InputErr == nil {
 			aliases, err := c.ResourceAliasesFunc()
+			if err == nil && !listWithin(aliases) {
+				err = errAliasesBound
+			}
 			if err != nil {
 				c.InputErr = err
 				break
@@ -338,6 +420,7 @@ func (c *Context) scan(cd *condition, match bool, last *value) (n, matched int) 
 		if cd.key == keyRequestTag {
 			tags = c.RequestTags
 		}
+		count(len(tags) * (1 + MaxRequestListValueBytes))
 		for i := range tags {
 			if tags[i].Key == cd.subKey || strings.EqualFold(tags[i].Key, cd.subKey) {
 				v.s = tags[i].Value // an empty value is still a value
@@ -353,9 +436,11 @@ func (c *Context) scan(cd *condition, match bool, last *value) (n, matched int) 
 	case keyRoleSessionName:
 		one(c.RoleSessionName)
 	default:
+		count(len(cd.lowerKey) + 1)
 		l, ok := c.Extra[cd.lowerKey]
 		if !ok && len(c.Extra) > 0 {
 			for k, vals := range c.Extra {
+				count(1 + len(k))
 				if strings.EqualFold(k, cd.lowerKey) {
 					l = vals
 					break

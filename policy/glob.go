@@ -51,13 +51,16 @@ func compilePattern(s string) pattern {
 func (p *pattern) match(s string, fold bool) bool {
 	switch p.kind {
 	case patAny:
+		count(1)
 		return true
 	case patLiteral:
+		count(len(p.lit) + 1)
 		if fold {
 			return len(s) == len(p.lit) && hasPrefixFold(s, p.lit)
 		}
 		return s == p.lit
 	case patPrefix:
+		count(len(p.lit) + 1)
 		if fold {
 			return len(s) >= len(p.lit) && hasPrefixFold(s, p.lit)
 		}
@@ -107,7 +110,9 @@ func toLowerASCII(s string) string {
 // one backtrack point and no recursion.
 func globMatch(p, s string, fold bool) bool {
 	pi, si, star, mark := 0, 0, -1, 0
+	steps := 1
 	for si < len(s) {
+		steps++
 		switch {
 		case pi < len(p) && p[pi] == '*':
 			star, mark = pi, si
@@ -119,12 +124,15 @@ func globMatch(p, s string, fold bool) bool {
 			mark++
 			pi, si = star+1, mark
 		default:
+			count(steps)
 			return false
 		}
 	}
 	for pi < len(p) && p[pi] == '*' {
+		steps++
 		pi++
 	}
+	count(steps)
 	return pi == len(p)
 }
 
@@ -173,6 +181,7 @@ func compileARNPattern(s string) arnPattern {
 }
 
 func (a *arnPattern) match(s string) bool {
+	count(len(s) + 1)
 	parts, ok := splitARN(s)
 	if !a.split || !ok {
 		return a.whole.kind == patAny || a.split == ok && a.whole.match(s, false)

@@ -8,8 +8,27 @@ import (
 // Parse compiles a policy document of the given kind. It returns a
 // *MalformedError (wrapping ErrMalformed) for a document that is too large,
 // not JSON, or not a policy; errors are reported in document order, so the
-// same document always gives the same message.
+// same document always gives the same message. A document whose
+// worst-case evaluation cost exceeds MaxEvaluationCost is refused
+// (cost.go).
 func Parse(doc []byte, kind Kind) (*Policy, error) {
+	p, err := parse(doc, kind)
+	if err != nil {
+		return nil, err
+	}
+	if p.cost > MaxEvaluationCost {
+		return nil, costError(p.cost)
+	}
+	return p, nil
+}
+
+// ParseStored is Parse for a document accepted before the cost bound
+// existed (a stored key or identity policy): the bound is not enforced,
+// so that an upgrade never makes a key's policy stop compiling, which
+// would lock everyone out of the key. New documents go through Parse.
+func ParseStored(doc []byte, kind Kind) (*Policy, error) { return parse(doc, kind) }
+
+func parse(doc []byte, kind Kind) (*Policy, error) {
 	if len(doc) > MaxSize {
 		return nil, malformed("Policy document exceeds the maximum size of %d bytes.", MaxSize)
 	}
@@ -73,6 +92,7 @@ func Parse(doc []byte, kind Kind) (*Policy, error) {
 		}
 		p.statements = append(p.statements, st)
 	}
+	p.cost = p.computeCost()
 	return p, nil
 }
 

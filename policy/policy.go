@@ -142,4 +142,5 @@ type Policy struct {
 	id         string
 	hasID      bool
 	statements []statement
+	cost       int64 // worst-case evaluation steps (cost.go)
 }

@@ -154,12 +154,14 @@ func isIAMPath(s string) bool {
 // names the caller's account, which delegates to the account's identity
 // policies.
 func (ps *principalSet) match(r *Request) (direct, viaAccount bool) {
+	count(1)
 	if ps.any {
 		return true, false
 	}
 	caller := r.PrincipalARN
 	if r.isService() {
 		for _, s := range ps.services {
+			count(len(s) + 1)
 			if s == caller {
 				return true, false
 			}
@@ -173,6 +175,7 @@ func (ps *principalSet) match(r *Request) (direct, viaAccount bool) {
 	}
 	for i := range ps.roots {
 		root := &ps.roots[i]
+		count(len(root.arn) + len(root.prefix) + 2)
 		if root.arn == caller {
 			return true, false
 		}
@@ -187,11 +190,13 @@ func (ps *principalSet) match(r *Request) (direct, viaAccount bool) {
 // excludes only the root itself, not the account's users and roles, as in
 // AWS.
 func (ps *principalSet) matchExactly(r *Request) bool {
+	count(1)
 	if ps.any {
 		return true
 	}
 	caller := r.PrincipalARN
 	for _, s := range ps.services {
+		count(len(s) + 1)
 		if s == caller {
 			return true
 		}
@@ -202,6 +207,7 @@ func (ps *principalSet) matchExactly(r *Request) bool {
 		}
 	}
 	for i := range ps.roots {
+		count(len(ps.roots[i].arn) + 1)
 		if ps.roots[i].arn == caller {
 			return true
 		}
@@ -210,6 +216,7 @@ func (ps *principalSet) matchExactly(r *Request) bool {
 }
 
 func (p *arnPrincipal) match(caller string) bool {
+	count(len(p.arn) + len(p.sessions) + 2)
 	if caller == p.arn {
 		return true
 	}

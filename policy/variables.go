@@ -92,11 +92,13 @@ func (t *template) expand(ctx *Context, buf []byte, mask []bool) ([]byte, []bool
 			if !ok {
 				return buf, mask, false
 			}
+			count(len(v) + 1)
 			buf = append(buf, v...)
 			for range len(v) {
 				mask = append(mask, true)
 			}
 		default:
+			count(len(p.text) + 1)
 			buf = append(buf, p.text...)
 			for range len(p.text) {
 				mask = append(mask, p.escaped)
@@ -124,7 +126,9 @@ func (c *Context) single(cd *condition) (string, bool) {
 func maskedGlob(p []byte, mask []bool, s string, fold bool) bool {
 	pi, si, star, mark := 0, 0, -1, 0
 	wild := func(i int, c byte) bool { return i < len(p) && p[i] == c && !mask[i] }
+	steps := 1
 	for si < len(s) {
+		steps++
 		switch {
 		case wild(pi, '*'):
 			star, mark = pi, si
@@ -136,12 +140,15 @@ func maskedGlob(p []byte, mask []bool, s string, fold bool) bool {
 			mark++
 			pi, si = star+1, mark
 		default:
+			count(steps)
 			return false
 		}
 	}
 	for wild(pi, '*') {
+		steps++
 		pi++
 	}
+	count(steps)
 	return pi == len(p)
 }
 
@@ -157,12 +164,16 @@ func (t *template) match(ctx *Context, s string, exact, fold, arn bool) bool {
 	if !ok {
 		return false
 	}
+	if exact {
+		count(len(p) + 1)
+	}
 	switch {
 	case exact && fold:
 		return strings.EqualFold(string(p), s)
 	case exact:
 		return string(p) == s
 	case arn:
+		count(len(p) + len(s) + 2)
 		pp, okp := splitARNBytes(p)
 		sp, oks := splitARN(s)
 		if !okp || !oks {

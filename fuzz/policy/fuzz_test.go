@@ -9,7 +9,9 @@ package fuzzpolicy
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,6 +119,66 @@ func FuzzParse(f *testing.F) {
 		e2 := policy.CheckLockout(p2, keyARN, account, "arn:aws:iam::111122223333:user/alice", account, nil)
 		if (e1 == nil) != (e2 == nil) {
 			t.Fatalf("lockout check: %v, but on the canonical form %v", e1, e2)
+		}
+	})
+}
+
+// worstRequests are requests at the limits the cost bound assumes, made to
+// make patterns work: long values of one letter, a large encryption
+// context with keys differing by case, long ARNs.
+var worstRequests = func() []*policy.Request {
+	long := strings.Repeat("a", 3000)
+	big := map[string]string{"k": long, "K": long, "a": strings.Repeat("a", 1500)}
+	for i := 0; len(big) < 300; i++ {
+		big[fmt.Sprintf("a%d", i)] = "a"
+	}
+	user := "arn:aws:iam::111122223333:user/" + strings.Repeat("a", 500)
+	var out []*policy.Request
+	for _, ec := range []map[string]string{big, {"k": "a", "AppName": "aaaa"}} {
+		for _, who := range []string{user, "arn:aws:iam::111122223333:root", "arn:aws:sts::111122223333:assumed-role/ExampleRole/s"} {
+			out = append(out, &policy.Request{PrincipalARN: who, PrincipalAccount: account, Action: "kms:Decrypt", Resource: keyARN,
+				Context: &policy.Context{EncryptionContext: ec, HasEncryptionContext: true, PrincipalARN: who, CallerAccount: account,
+					Username: strings.Repeat("a", 64), ViaService: "ec2.us-east-1.amazonaws.com", RequestAlias: "alias/" + strings.Repeat("a", 200),
+					TagKeys: []string{"a", "aa", strings.Repeat("a", 128)}, ResourceTags: []policy.Tag{{Key: "a", Value: strings.Repeat("a", 256)}, {Key: "A", Value: "a"}},
+					GrantOperations: []string{"Decrypt", "Encrypt"}, SourceIP: netip.MustParseAddr("10.1.2.3"), CurrentTime: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}})
+		}
+	}
+	return out
+}()
+
+// FuzzEvaluationCost checks the cost bound's promise (issue 19.9): every
+// policy Parse accepts has a bound within policy.MaxEvaluationCost, and no
+// request within the limits makes one evaluation of it count more steps
+// than its bound (steps counted by the evaluator, not timed).
+func FuzzEvaluationCost(f *testing.F) {
+	f.Add([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringLike":{"kms:EncryptionContext:k":"*aaaa*b"}}}]}`), true)
+	f.Fuzz(func(t *testing.T, doc []byte, keyPolicy bool) {
+		kind := policy.IdentityPolicy
+		if keyPolicy {
+			kind = policy.KeyPolicy
+		}
+		p, err := policy.ParseStored(doc, kind)
+		if err != nil {
+			return
+		}
+		_, strictErr := policy.Parse(doc, kind)
+		if (strictErr == nil) != (p.Cost() <= policy.MaxEvaluationCost) {
+			t.Fatalf("cost %d, limit %d, Parse: %v", p.Cost(), policy.MaxEvaluationCost, strictErr)
+		}
+		if strictErr != nil && !strings.Contains(strictErr.Error(), "MaxEvaluationCost") {
+			t.Fatalf("refused for its cost without naming the limit: %v", strictErr)
+		}
+		for _, r := range append(worstRequests[:len(worstRequests):len(worstRequests)], requests...) {
+			steps := policy.CountSteps(func() {
+				if keyPolicy {
+					policy.Authorize(p, account, nil, false, r)
+				} else {
+					policy.AuthorizeIdentity([]*policy.Policy{p}, r)
+				}
+			})
+			if steps > p.Cost() {
+				t.Fatalf("%s: %d steps, bound %d\n%s", r.PrincipalARN, steps, p.Cost(), doc)
+			}
 		}
 	})
 }
