@@ -66,8 +66,11 @@ type LoadResult struct {
 	// RSSSamples are the server's RSS in KiB every RSSEvery, in order.
 	RSSSamples []int64 `json:"rssSamplesKiB,omitempty"`
 	RSSEvery   string  `json:"rssEvery,omitempty"`
-	// MetricsBytes are the sizes of GET /metrics at the same instants.
-	MetricsBytes []int `json:"metricsBytes,omitempty"`
+	// RSSAnonSamples are the anonymous part of each RSS sample (without
+	// the pages of the store's memory-mapped file), and MetricsBytes the
+	// sizes of GET /metrics, at the same instants.
+	RSSAnonSamples []int64 `json:"rssAnonSamplesKiB,omitempty"`
+	MetricsBytes   []int   `json:"metricsBytes,omitempty"`
 	// AuditRecordsPerFsync is how many audit records the server's group
 	// commit made durable per fsync during the run (0: no audit trail).
 	AuditRecordsPerFsync float64 `json:"auditRecordsPerFsync,omitempty"`
@@ -153,9 +156,11 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 	)
 	cpu0, _ := processCPU(cfg.ServerPID)
 	var (
-		rss          []int64
+		rss, rssAnon []int64
 		metricsBytes []int
 	)
+	// /metrics is read on a connection of its own: the load's are all busy.
+	metricsClient := &fasthttp.HostClient{Addr: host, ReadTimeout: 10 * time.Second}
 	rssDone := make(chan struct{})
 	if cfg.RSSEvery > 0 && cfg.ServerPID > 0 {
 		go func() {
@@ -168,8 +173,9 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 					return
 				case <-t.C:
 					if v, err := processRSS(cfg.ServerPID); err == nil {
-						rss = append(rss, v)
-						metricsBytes = append(metricsBytes, metricsSize(client, host))
+						anon, _ := processRSSAnon(cfg.ServerPID)
+						rss, rssAnon = append(rss, v), append(rssAnon, anon)
+						metricsBytes = append(metricsBytes, metricsSize(metricsClient, host))
 					}
 				}
 			}
@@ -244,7 +250,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 	slices.Sort(lat)
 	res.P50us, res.P99us, res.P999us = percentile(lat, 0.50), percentile(lat, 0.99), percentile(lat, 0.999)
 	if len(rss) > 0 {
-		res.RSSSamples, res.RSSEvery, res.MetricsBytes = rss, cfg.RSSEvery.String(), metricsBytes
+		res.RSSSamples, res.RSSEvery, res.RSSAnonSamples, res.MetricsBytes = rss, cfg.RSSEvery.String(), rssAnon, metricsBytes
 	}
 	if cfg.ServerPID > 0 && res.Requests > 0 {
 		res.ServerCPUus = float64((cpu1 - cpu0).Microseconds()) / float64(res.Requests+res.Errors)

@@ -40,17 +40,23 @@ func processCPU(pid int) (time.Duration, error) {
 }
 
 // processRSS returns a process's resident set size in KiB.
-func processRSS(pid int) (int64, error) {
+func processRSS(pid int) (int64, error) { return processStatus(pid, "VmRSS:") }
+
+// processRSSAnon returns the anonymous part of a process's resident set in
+// KiB: its own memory, without the pages of files it maps (the store's).
+func processRSSAnon(pid int) (int64, error) { return processStatus(pid, "RssAnon:") }
+
+func processStatus(pid int, field string) (int64, error) {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("bench: no VmRSS for %d", pid)
+	return 0, fmt.Errorf("bench: no %s for %d", field, pid)
 }
 
 // Pin restricts every thread of a process (0: this one) to one CPU.

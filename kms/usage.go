@@ -56,7 +56,11 @@ type usageKey struct {
 	account, key, op string
 }
 
-// usage counts calls in memory; FlushUsage adds the counts to the store.
+// usage counts calls in memory; FlushUsage adds the counts to the store and
+// starts a fresh map, so that memory holds only the counters of one flush
+// interval, not one per key ever called. Counters are incremented under the
+// read lock, so that a flush (under the write lock) sees every increment of
+// the map it takes.
 type usage struct {
 	mu sync.RWMutex
 	m  map[usageKey]*atomic.Uint64
@@ -67,34 +71,39 @@ type usage struct {
 func (s *Service) RecordUsage(account, key, op string) {
 	k := usageKey{account, key, op}
 	s.usage.mu.RLock()
-	c, ok := s.usage.m[k]
+	if c, ok := s.usage.m[k]; ok {
+		c.Add(1)
+		s.usage.mu.RUnlock()
+		return
+	}
 	s.usage.mu.RUnlock()
+	s.usage.mu.Lock()
+	if s.usage.m == nil {
+		s.usage.m = map[usageKey]*atomic.Uint64{}
+	}
+	c, ok := s.usage.m[k]
 	if !ok {
-		s.usage.mu.Lock()
-		if s.usage.m == nil {
-			s.usage.m = map[usageKey]*atomic.Uint64{}
-		}
-		if c, ok = s.usage.m[k]; !ok {
-			c = new(atomic.Uint64)
-			s.usage.m[k] = c
-		}
-		s.usage.mu.Unlock()
+		c = new(atomic.Uint64)
+		s.usage.m[k] = c
 	}
 	c.Add(1)
+	s.usage.mu.Unlock()
 }
 
 func (k usageKey) storeKey() string { return k.account + "|" + k.op + "|" + k.key }
 
 // FlushUsage adds the counts gathered since the last flush to the store.
 func (s *Service) FlushUsage(ctx context.Context) error {
-	deltas := map[usageKey]uint64{}
-	s.usage.mu.RLock()
-	for k, c := range s.usage.m {
-		if n := c.Swap(0); n > 0 {
+	s.usage.mu.Lock()
+	taken := s.usage.m
+	s.usage.m = nil
+	s.usage.mu.Unlock()
+	deltas := make(map[usageKey]uint64, len(taken))
+	for k, c := range taken {
+		if n := c.Load(); n > 0 {
 			deltas[k] = n
 		}
 	}
-	s.usage.mu.RUnlock()
 	if len(deltas) == 0 {
 		return nil
 	}
@@ -113,11 +122,19 @@ func (s *Service) FlushUsage(ctx context.Context) error {
 		return nil
 	})
 	if err != nil { // put the counts back: nothing is lost
-		s.usage.mu.RLock()
-		for k, n := range deltas {
-			s.usage.m[k].Add(n)
+		s.usage.mu.Lock()
+		if s.usage.m == nil {
+			s.usage.m = map[usageKey]*atomic.Uint64{}
 		}
-		s.usage.mu.RUnlock()
+		for k, n := range deltas {
+			c, ok := s.usage.m[k]
+			if !ok {
+				c = new(atomic.Uint64)
+				s.usage.m[k] = c
+			}
+			c.Add(n)
+		}
+		s.usage.mu.Unlock()
 	}
 	return err
 }
