@@ -66,7 +66,7 @@ func (p *process) output(wait time.Duration) (string, map[string]string) {
 	}
 }
 
-var endpointRE = regexp.MustCompile(`endpoint=(http://\S+)`)
+var endpointRE = regexp.MustCompile(`endpoint=(https?://\S+)`)
 
 // startServe runs `coffer serve` in dir with args and waits until it serves.
 func startServe(t *testing.T, dir string, args ...string) *process {

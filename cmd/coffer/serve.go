@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,7 @@ type serveOptions struct {
 	printCredentials    bool
 	allowCoreDumps      bool
 	root                rootOptions
+	tls                 tlsOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -80,6 +82,7 @@ Every flag may also be set as COFFER_<FLAG> in the environment
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.root.flags(cmd, true)
+	o.tls.flags(cmd)
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail to <data-dir>/audit (never off in production: calls are then unaudited)")
 	f.BoolVar(&o.printCredentials, "print-credentials", false, "on the first start, print the administrator's secret key to stdout (it is always in <data-dir>/credentials)")
 	f.BoolVar(&o.allowCoreDumps, "allow-core-dumps", false, "leave core dumps and ptrace allowed (by default they are off: the process's memory holds key material)")
@@ -159,6 +162,21 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return err
 	}
 	endpoint := "http://" + ln.Addr().String()
+	var (
+		tlsConfig *tls.Config
+		certs     *server.Certificates
+		caBundle  string
+	)
+	if o.tls.enabled() {
+		if tlsConfig, certs, caBundle, err = setupTLS(o.tls, o.dataDir, o.listen); err != nil {
+			ln.Close()
+			return err
+		}
+		endpoint = "https://" + ln.Addr().String()
+		if caBundle != "" {
+			fmt.Fprintf(stdout, "# Coffer serves TLS with a self-signed certificate; point the AWS tools at it:\nexport AWS_CA_BUNDLE=%s\n", caBundle)
+		}
+	}
 	if !o.dev {
 		creds, err := svc.Bootstrap(ctx)
 		if err != nil {
@@ -269,7 +287,13 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		go func() { errc <- srv.ServeMetrics(mln) }()
 		log.Info("metrics served", "metrics", "http://"+mln.Addr().String()+"/metrics")
 	}
-	go func() { errc <- srv.Serve(ln) }()
+	if tlsConfig != nil {
+		go certs.Watch(mctx, o.tls.pollInterval, log)
+		go reloadOnHUP(mctx, certs, log)
+		go func() { errc <- srv.ServeTLS(ln, tlsConfig) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	log.Info("coffer serving", "endpoint", endpoint, "region", o.region, "account", o.account, "dataDir", o.dataDir, "dev", o.dev)
 	select {
 	case err := <-errc:
