@@ -46,6 +46,8 @@ type serveOptions struct {
 	allowCoreDumps      bool
 	root                rootOptions
 	tls                 tlsOptions
+	rateLimitsOn        bool
+	rateLimits          *server.RateLimits // from the config file; nil: off
 }
 
 func newServeCmd() *cobra.Command {
@@ -62,11 +64,18 @@ line to paste that points the AWS tools at that file; --print-credentials
 prints the secret itself instead.
 
 Every flag may also be set as COFFER_<FLAG> in the environment
-(COFFER_LISTEN, COFFER_DATA_DIR, ...).`,
+(COFFER_LISTEN, COFFER_DATA_DIR, ...) and as a key of the YAML file named
+by --config; a flag wins over the environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := bindEnv(cmd); err != nil {
+			rc, err := resolveConfig(cmd)
+			if err != nil {
 				return err
+			}
+			if o.rateLimitsOn {
+				if o.rateLimits, err = rateLimitsOf(rc.file); err != nil {
+					return err
+				}
 			}
 			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -83,6 +92,8 @@ Every flag may also be set as COFFER_<FLAG> in the environment
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.root.flags(cmd, true)
 	o.tls.flags(cmd)
+	addConfigFlag(cmd)
+	f.BoolVar(&o.rateLimitsOn, "throttle", true, "throttle each account as AWS does (ThrottlingException): AWS's default request quotas, or those of the config file's rate-limits key")
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail to <data-dir>/audit (never off in production: calls are then unaudited)")
 	f.BoolVar(&o.printCredentials, "print-credentials", false, "on the first start, print the administrator's secret key to stdout (it is always in <data-dir>/credentials)")
 	f.BoolVar(&o.allowCoreDumps, "allow-core-dumps", false, "leave core dumps and ptrace allowed (by default they are off: the process's memory holds key material)")
@@ -220,7 +231,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	} else {
 		log.Warn("the audit trail is off: calls are not audited")
 	}
-	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != ""}
+	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != "", RateLimits: o.rateLimits}
 	if trail != nil {
 		cfg.Audit = trail
 	}
