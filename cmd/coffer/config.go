@@ -301,4 +301,3 @@ func newConfigCmd() *cobra.Command {
 	cmd.AddCommand(print)
 	return cmd
 }
-
