@@ -112,6 +112,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := selfTest(log); err != nil {
+		return err
+	}
 	if !o.allowCoreDumps {
 		if err := disableCoreDumps(); err != nil {
 			log.Warn("could not turn core dumps off", "err", err)
