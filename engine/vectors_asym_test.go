@@ -71,7 +71,7 @@ func readWycheproof(t *testing.T, name string) *wpFile {
 	return &f
 }
 
-func unhex(t *testing.T, s string) []byte {
+func unhexT(t *testing.T, s string) []byte {
 	t.Helper()
 	b, err := hex.DecodeString(s)
 	if err != nil {
@@ -161,13 +161,13 @@ func TestWycheproofRSAOAEP(t *testing.T) {
 				c.skipped += len(g.Tests)
 				continue
 			}
-			k, err := ParseKey(spec, unhex(t, g.PrivateKeyPkcs8))
+			k, err := ParseKey(spec, unhexT(t, g.PrivateKeyPkcs8))
 			if err != nil {
 				t.Fatalf("%s: ParseKey(%s): %v", name, spec, err)
 			}
 			max := MaxOAEPPlaintext(spec, alg)
 			for _, tc := range g.Tests {
-				pt, err := k.DecryptOAEP(alg, unhex(t, tc.Ct))
+				pt, err := k.DecryptOAEP(alg, unhexT(t, tc.Ct))
 				if err != nil && err != ErrInvalidCiphertext {
 					t.Fatalf("%s tcId %d: error %v is not the opaque one", name, tc.TcID, err)
 				}
@@ -175,7 +175,7 @@ func TestWycheproofRSAOAEP(t *testing.T) {
 					c.mustFail(tc, err == nil, "made with a label; AWS's is empty")
 					continue
 				}
-				ok := err == nil && bytes.Equal(pt, unhex(t, tc.Msg))
+				ok := err == nil && bytes.Equal(pt, unhexT(t, tc.Msg))
 				if ok && len(pt) > max {
 					t.Errorf("%s tcId %d: %d-byte plaintext over MaxOAEPPlaintext %d", name, tc.TcID, len(pt), max)
 				}
@@ -227,12 +227,12 @@ func TestWycheproofRSASignatures(t *testing.T) {
 			if isPSS {
 				alg = fmt.Sprintf("RSASSA_PSS_SHA_%d", bits)
 			}
-			pub, err := ParsePublicKey(spec, unhex(t, g.PublicKeyDer))
+			pub, err := ParsePublicKey(spec, unhexT(t, g.PublicKeyDer))
 			if err != nil {
 				t.Fatalf("%s: ParsePublicKey: %v", name, err)
 			}
 			for _, tc := range g.Tests {
-				err := VerifyPublic(pub, spec, alg, MessageRaw, unhex(t, tc.Msg), unhex(t, tc.Sig))
+				err := VerifyPublic(pub, spec, alg, MessageRaw, unhexT(t, tc.Msg), unhexT(t, tc.Sig))
 				if err != nil && err != ErrSignatureMismatch {
 					t.Fatalf("%s tcId %d: error %v", name, tc.TcID, err)
 				}
@@ -261,7 +261,7 @@ func TestWycheproofRSASignatures(t *testing.T) {
 				c.skipped += len(g.Tests)
 				continue
 			}
-			k, err := ParseKey(spec, unhex(t, g.PrivateKeyPkcs8))
+			k, err := ParseKey(spec, unhexT(t, g.PrivateKeyPkcs8))
 			if err != nil {
 				// Go refuses the e = 3 keys of the SmallPublicKey groups.
 				c.skipped += len(g.Tests)
@@ -269,15 +269,15 @@ func TestWycheproofRSASignatures(t *testing.T) {
 			}
 			alg := fmt.Sprintf("RSASSA_PKCS1_V1_5_SHA_%d", h)
 			for _, tc := range g.Tests {
-				sig, err := k.Sign(alg, MessageRaw, unhex(t, tc.Msg))
-				c.check(tc, err == nil && bytes.Equal(sig, unhex(t, tc.Sig)), err)
+				sig, err := k.Sign(alg, MessageRaw, unhexT(t, tc.Msg))
+				c.check(tc, err == nil && bytes.Equal(sig, unhexT(t, tc.Sig)), err)
 				if tc.Result == "valid" {
 					// A known answer must also verify, and fail with a bit flipped.
-					if err := k.Verify(alg, MessageRaw, unhex(t, tc.Msg), sig); err != nil {
+					if err := k.Verify(alg, MessageRaw, unhexT(t, tc.Msg), sig); err != nil {
 						t.Errorf("%s tcId %d: own signature: %v", name, tc.TcID, err)
 					}
 					sig[len(sig)/2] ^= 1
-					if err := k.Verify(alg, MessageRaw, unhex(t, tc.Msg), sig); err != ErrSignatureMismatch {
+					if err := k.Verify(alg, MessageRaw, unhexT(t, tc.Msg), sig); err != ErrSignatureMismatch {
 						t.Errorf("%s tcId %d: flipped signature: %v", name, tc.TcID, err)
 					}
 				}
@@ -299,14 +299,14 @@ func TestWycheproofECDSA(t *testing.T) {
 	} {
 		c := newTally(t, name)
 		for _, g := range readWycheproof(t, name).TestGroups {
-			pub, err := ParsePublicKey(spec, unhex(t, g.PublicKeyDer))
+			pub, err := ParsePublicKey(spec, unhexT(t, g.PublicKeyDer))
 			if err != nil {
 				t.Fatalf("%s: ParsePublicKey: %v", name, err)
 			}
 			bits := shaBits[g.Sha]
 			alg := fmt.Sprintf("ECDSA_SHA_%d", bits)
 			for _, tc := range g.Tests {
-				msg, sig := unhex(t, tc.Msg), unhex(t, tc.Sig)
+				msg, sig := unhexT(t, tc.Msg), unhexT(t, tc.Sig)
 				err := VerifyPublic(pub, spec, alg, MessageRaw, msg, sig)
 				if err != nil && err != ErrSignatureMismatch {
 					t.Fatalf("%s tcId %d: error %v", name, tc.TcID, err)
@@ -356,14 +356,14 @@ func TestWycheproofECDH(t *testing.T) {
 			for _, tc := range g.Tests {
 				k, ok := keys[tc.Private]
 				if !ok {
-					k = rawECKey(t, s, unhex(t, tc.Private))
+					k = rawECKey(t, s, unhexT(t, tc.Private))
 					keys[tc.Private] = k
 				}
-				z, err := k.DeriveSharedSecret("ECDH", unhex(t, tc.Public))
+				z, err := k.DeriveSharedSecret("ECDH", unhexT(t, tc.Public))
 				if err != nil && !errors.Is(err, ErrInvalidPublicKey) {
 					t.Fatalf("%s tcId %d: error %v", name, tc.TcID, err)
 				}
-				ok = err == nil && bytes.Equal(z, unhex(t, tc.Shared))
+				ok = err == nil && bytes.Equal(z, unhexT(t, tc.Shared))
 				if err == nil && !ok {
 					t.Errorf("%s tcId %d (%s): wrong shared secret", name, tc.TcID, tc.Result)
 				}
@@ -398,12 +398,12 @@ func TestWycheproofEd25519(t *testing.T) {
 	const spec = "ECC_NIST_EDWARDS25519"
 	c := newTally(t, name)
 	for _, g := range readWycheproof(t, name).TestGroups {
-		pub, err := ParsePublicKey(spec, unhex(t, g.PublicKeyDer))
+		pub, err := ParsePublicKey(spec, unhexT(t, g.PublicKeyDer))
 		if err != nil {
 			t.Fatalf("%s: ParsePublicKey: %v", name, err)
 		}
 		for _, tc := range g.Tests {
-			err := VerifyPublic(pub, spec, "ED25519_SHA_512", MessageRaw, unhex(t, tc.Msg), unhex(t, tc.Sig))
+			err := VerifyPublic(pub, spec, "ED25519_SHA_512", MessageRaw, unhexT(t, tc.Msg), unhexT(t, tc.Sig))
 			if err != nil && err != ErrSignatureMismatch {
 				t.Fatalf("%s tcId %d: error %v", name, tc.TcID, err)
 			}
@@ -421,12 +421,12 @@ func TestWycheproofEd25519(t *testing.T) {
 			"98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae4131f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406"},
 	} {
 		// PKCS#8 of an Ed25519 seed (RFC 8410): a fixed 16-byte prefix.
-		der := append(unhex(t, "302e020100300506032b657004220420"), unhex(t, v.seed)...)
+		der := append(unhexT(t, "302e020100300506032b657004220420"), unhexT(t, v.seed)...)
 		k, err := ParseKey(spec, der)
 		if err != nil {
 			t.Fatal(err)
 		}
-		msg := unhex(t, v.msg)
+		msg := unhexT(t, v.msg)
 		if v.mt == MessageDigest {
 			msg = digestOf(512, msg)
 		}
@@ -458,8 +458,8 @@ func TestWycheproofHMAC(t *testing.T) {
 		for _, g := range readWycheproof(t, name).TestGroups {
 			full := g.TagSize == 8*s.size
 			for _, tc := range g.Tests {
-				k := &Key{spec: s, secret: Material(unhex(t, tc.Key))}
-				msg, tag := unhex(t, tc.Msg), unhex(t, tc.Tag)
+				k := &Key{spec: s, secret: Material(unhexT(t, tc.Key))}
+				msg, tag := unhexT(t, tc.Msg), unhexT(t, tc.Tag)
 				mac, err := k.MAC(alg, msg)
 				if err != nil {
 					t.Fatal(err)
@@ -498,7 +498,7 @@ func TestWycheproofMLDSA(t *testing.T) {
 		name := "mldsa_" + level + "_verify_test.json"
 		c := newTally(t, name)
 		for _, g := range readWycheproof(t, name).TestGroups {
-			pub, perr := ParsePublicKey(spec, unhex(t, g.PublicKeyDer))
+			pub, perr := ParsePublicKey(spec, unhexT(t, g.PublicKeyDer))
 			if perr != nil && !errors.Is(perr, ErrInvalidPublicKey) {
 				t.Fatalf("%s: ParsePublicKey: %v", name, perr)
 			}
@@ -509,7 +509,7 @@ func TestWycheproofMLDSA(t *testing.T) {
 				}
 				err := perr
 				if err == nil {
-					err = VerifyPublic(pub, spec, "ML_DSA_SHAKE_256", MessageRaw, unhex(t, tc.Msg), unhex(t, tc.Sig))
+					err = VerifyPublic(pub, spec, "ML_DSA_SHAKE_256", MessageRaw, unhexT(t, tc.Msg), unhexT(t, tc.Sig))
 					if err != nil && err != ErrSignatureMismatch {
 						t.Fatalf("%s tcId %d: error %v", name, tc.TcID, err)
 					}
@@ -524,11 +524,11 @@ func TestWycheproofMLDSA(t *testing.T) {
 		c.signing = true
 		s, _ := LookupSpec(spec)
 		for _, g := range readWycheproof(t, name).TestGroups {
-			der := unhex(t, g.PrivateKeyPkcs8)
+			der := unhexT(t, g.PrivateKeyPkcs8)
 			if len(der) == 0 {
 				// Groups given only as a seed (of any length, for the
 				// IncorrectPrivateKeyLength ones): its seed-form PKCS#8.
-				seed := unhex(t, g.PrivateSeed)
+				seed := unhexT(t, g.PrivateSeed)
 				der = mustMarshal(pkcs8{Algo: pkix.AlgorithmIdentifier{Algorithm: s.mldsa.oid}, PrivateKey: append([]byte{0x80, byte(len(seed))}, seed...)})
 				g.PrivateKeyPkcs8 = hex.EncodeToString(der)
 			}
@@ -549,10 +549,10 @@ func TestWycheproofMLDSA(t *testing.T) {
 				t.Fatal(err)
 			}
 			pubDER, err := k.PublicKeyDER()
-			if err != nil || !bytes.HasSuffix(pubDER, unhex(t, wantPub)) {
+			if err != nil || !bytes.HasSuffix(pubDER, unhexT(t, wantPub)) {
 				t.Fatalf("%s: derived public key differs: %v", name, err)
 			}
-			if re := marshal(t, k); !bytes.Equal(re, unhex(t, g.PrivateKeyPkcs8)) {
+			if re := marshal(t, k); !bytes.Equal(re, unhexT(t, g.PrivateKeyPkcs8)) {
 				t.Fatalf("%s: PKCS#8 does not round-trip", name)
 			}
 			for _, tc := range g.Tests {
@@ -560,10 +560,10 @@ func TestWycheproofMLDSA(t *testing.T) {
 					c.skipped++
 					continue
 				}
-				err := k.Verify("ML_DSA_SHAKE_256", MessageRaw, unhex(t, tc.Msg), unhex(t, tc.Sig))
+				err := k.Verify("ML_DSA_SHAKE_256", MessageRaw, unhexT(t, tc.Msg), unhexT(t, tc.Sig))
 				c.check(tc, err == nil, err)
 				if tc.Mu != "" {
-					if _, err := k.Sign("ML_DSA_SHAKE_256", MessageExternalMu, unhex(t, tc.Mu)); !errors.Is(err, ErrUnsupported) {
+					if _, err := k.Sign("ML_DSA_SHAKE_256", MessageExternalMu, unhexT(t, tc.Mu)); !errors.Is(err, ErrUnsupported) {
 						t.Fatalf("%s: EXTERNAL_MU: %v", name, err)
 					}
 				}

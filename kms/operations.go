@@ -88,6 +88,8 @@ type Operation struct {
 	// holds the list to the code; for an operation with no key member
 	// (CreateKey) the keys are those of its identity-policy authorization.
 	ConditionKeys []string
+	// Quota is the request quota AWS applies to the operation (quota.go).
+	Quota Quota
 }
 
 // Key returns the row's key member named member (nil when it has none).
@@ -140,60 +142,60 @@ var (
 
 	// Cryptographic operations.
 	opEncrypt = &Operation{ConditionKeys: cryptoConditions,
-		Name: "Encrypt", ReadOnly: true,
+		Name: "Encrypt", Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "Encrypt")},
 		Request: []string{"KeyId", "EncryptionContext", "EncryptionAlgorithm"}}
 	opDecrypt = &Operation{ConditionKeys: cryptoConditions,
-		Name: "Decrypt", ReadOnly: true,
+		Name: "Decrypt", Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "Decrypt")},
 		Request: []string{"KeyId", "EncryptionContext", "EncryptionAlgorithm"}}
 	opReEncrypt = &Operation{ConditionKeys: conditions(cryptoConditions, "kms:ReEncryptOnSameKey"),
-		Name: "ReEncrypt", ReadOnly: true,
+		Name: "ReEncrypt", Quota: cryptographic, ReadOnly: true,
 		Keys: []KeyMember{cryptoKey("SourceKeyId", "ReEncryptFrom"), cryptoKey("DestinationKeyId", "ReEncryptTo")},
 		Request: []string{"SourceKeyId", "DestinationKeyId", "SourceEncryptionContext", "DestinationEncryptionContext",
 			"SourceEncryptionAlgorithm", "DestinationEncryptionAlgorithm", "DryRun"}}
 	opGenerateDataKey = &Operation{ConditionKeys: cryptoConditions,
-		Name: "GenerateDataKey", ReadOnly: true,
+		Name: "GenerateDataKey", Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "GenerateDataKey")},
 		Request: []string{"KeyId", "EncryptionContext", "NumberOfBytes", "KeySpec"}}
 	opGenerateDataKeyWithoutPlaintext = &Operation{ConditionKeys: cryptoConditions,
-		Name: "GenerateDataKeyWithoutPlaintext", ReadOnly: true,
+		Name: "GenerateDataKeyWithoutPlaintext", Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "GenerateDataKeyWithoutPlaintext")},
 		Request: []string{"KeyId", "EncryptionContext", "NumberOfBytes", "KeySpec"}}
-	opGenerateRandom = &Operation{Name: "GenerateRandom", Action: "kms:GenerateRandom", ReadOnly: true,
+	opGenerateRandom = &Operation{Name: "GenerateRandom", Quota: cryptographic, Action: "kms:GenerateRandom", ReadOnly: true,
 		Request: []string{"NumberOfBytes", "CustomKeyStoreId"}}
 
 	// Keys.
 	opCreateKey = &Operation{ConditionKeys: []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin",
 		"kms:MultiRegion", "kms:BypassPolicyLockoutSafetyCheck", "aws:RequestTag/", "aws:TagKeys"},
-		Name: "CreateKey", Action: "kms:CreateKey",
+		Name: "CreateKey", Quota: perSecond(50), Action: "kms:CreateKey",
 		Request: []string{"Policy", "Description", "KeyUsage", "CustomerMasterKeySpec", "KeySpec", "Origin", "CustomKeyStoreId",
 			"BypassPolicyLockoutSafetyCheck", "Tags", "MultiRegion", "XksKeyId"},
 		Response: []string{"KeyMetadata"}}
 	opDescribeKey = &Operation{ConditionKeys: conditions(keyConditions, "kms:RequestAlias"),
-		Name: "DescribeKey", ReadOnly: true,
+		Name: "DescribeKey", Quota: perSecond(2000), ReadOnly: true,
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:DescribeKey", Grant: "DescribeKey", Forms: AnyKeyForm,
 			CrossAccount: true, States: allStates}},
 		Request: []string{"KeyId"}}
-	opListKeys  = &Operation{Name: "ListKeys", Action: "kms:ListKeys", ReadOnly: true, Request: listMembers}
+	opListKeys  = &Operation{Name: "ListKeys", Quota: perSecond(500), Action: "kms:ListKeys", ReadOnly: true, Request: listMembers}
 	opEnableKey = &Operation{ConditionKeys: keyConditions,
-		Name:    "EnableKey",
+		Name: "EnableKey", Quota: perSecond(5),
 		Keys:    []KeyMember{manageKey("EnableKey", []string{StateEnabled, StateDisabled, StateUnavailable})},
 		Request: []string{"KeyId"}}
 	opDisableKey = &Operation{ConditionKeys: keyConditions,
-		Name:    "DisableKey",
+		Name: "DisableKey", Quota: perSecond(5),
 		Keys:    []KeyMember{manageKey("DisableKey", []string{StateEnabled, StateDisabled, StateUnavailable})},
 		Request: []string{"KeyId"}}
 	opUpdateKeyDescription = &Operation{ConditionKeys: keyConditions,
-		Name:    "UpdateKeyDescription",
+		Name: "UpdateKeyDescription", Quota: perSecond(5),
 		Keys:    []KeyMember{manageKey("UpdateKeyDescription", notPendingDeletion)},
 		Request: []string{"KeyId", "Description"}}
 	opScheduleKeyDeletion = &Operation{ConditionKeys: conditions(keyConditions, "kms:ScheduleKeyDeletionPendingWindowInDays"),
-		Name:     "ScheduleKeyDeletion",
+		Name: "ScheduleKeyDeletion", Quota: perSecond(5),
 		Keys:     []KeyMember{manageKey("ScheduleKeyDeletion", notPendingDeletion)},
 		Request:  []string{"KeyId", "PendingWindowInDays"},
 		Response: []string{"KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"}}
-	opCancelKeyDeletion = &Operation{Name: "CancelKeyDeletion",
+	opCancelKeyDeletion = &Operation{Name: "CancelKeyDeletion", Quota: perSecond(5),
 		Keys:     []KeyMember{manageKey("CancelKeyDeletion", []string{StatePendingDeletion})},
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId"}}
@@ -201,101 +203,101 @@ var (
 	// Rotation: AWS refuses imported and custom-key-store keys with
 	// UnsupportedOperationException before it looks at the state.
 	opEnableKeyRotation = &Operation{ConditionKeys: conditions(keyConditions, "kms:RotationPeriodInDays"),
-		Name:    "EnableKeyRotation",
+		Name: "EnableKeyRotation", Quota: perSecond(5),
 		Keys:    []KeyMember{rotationKey("EnableKeyRotation")},
 		Request: []string{"KeyId", "RotationPeriodInDays"}}
 	opDisableKeyRotation = &Operation{ConditionKeys: keyConditions,
-		Name:    "DisableKeyRotation",
+		Name: "DisableKeyRotation", Quota: perSecond(5),
 		Keys:    []KeyMember{rotationKey("DisableKeyRotation")},
 		Request: []string{"KeyId"}}
-	opRotateKeyOnDemand = &Operation{Name: "RotateKeyOnDemand",
+	opRotateKeyOnDemand = &Operation{Name: "RotateKeyOnDemand", Quota: perSecond(5),
 		Keys:     []KeyMember{rotationKey("RotateKeyOnDemand")},
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId"}}
 	opGetKeyRotationStatus = &Operation{ConditionKeys: keyConditions,
-		Name: "GetKeyRotationStatus", ReadOnly: true,
+		Name: "GetKeyRotationStatus", Quota: perSecond(1000), ReadOnly: true,
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:GetKeyRotationStatus", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: []string{"KeyId"}}
-	opListKeyRotations = &Operation{Name: "ListKeyRotations", ReadOnly: true,
+	opListKeyRotations = &Operation{Name: "ListKeyRotations", Quota: perSecond(100), ReadOnly: true,
 		Keys:    []KeyMember{manageKey("ListKeyRotations", allStates)},
 		Request: append([]string{"KeyId", "IncludeKeyMaterial"}, listMembers...)}
 
 	// Key policies and tags.
 	opGetKeyPolicy = &Operation{ConditionKeys: keyConditions,
-		Name: "GetKeyPolicy", ReadOnly: true,
+		Name: "GetKeyPolicy", Quota: perSecond(1000), ReadOnly: true,
 		Keys:    []KeyMember{manageKey("GetKeyPolicy", allStates)},
 		Request: []string{"KeyId", "PolicyName"}}
 	opPutKeyPolicy = &Operation{ConditionKeys: conditions(keyConditions, "kms:BypassPolicyLockoutSafetyCheck"),
-		Name:    "PutKeyPolicy",
+		Name: "PutKeyPolicy", Quota: perSecond(5),
 		Keys:    []KeyMember{manageKey("PutKeyPolicy", allStates)},
 		Request: []string{"KeyId", "PolicyName", "Policy", "BypassPolicyLockoutSafetyCheck"}}
 	opListKeyPolicies = &Operation{ConditionKeys: keyConditions,
-		Name: "ListKeyPolicies", ReadOnly: true,
+		Name: "ListKeyPolicies", Quota: perSecond(100), ReadOnly: true,
 		Keys:    []KeyMember{manageKey("ListKeyPolicies", allStates)},
 		Request: append([]string{"KeyId"}, listMembers...)}
 	opTagResource = &Operation{ConditionKeys: conditions(keyConditions, "aws:RequestTag/", "aws:TagKeys"),
-		Name:    "TagResource",
+		Name: "TagResource", Quota: perSecond(10),
 		Keys:    []KeyMember{manageKey("TagResource", notPendingDeletion)},
 		Request: []string{"KeyId", "Tags"}}
 	opUntagResource = &Operation{ConditionKeys: conditions(keyConditions, "aws:TagKeys"),
-		Name:    "UntagResource",
+		Name: "UntagResource", Quota: perSecond(10),
 		Keys:    []KeyMember{manageKey("UntagResource", notPendingDeletion)},
 		Request: []string{"KeyId", "TagKeys"}}
 	opListResourceTags = &Operation{ConditionKeys: keyConditions,
-		Name: "ListResourceTags", ReadOnly: true,
+		Name: "ListResourceTags", Quota: perSecond(50), ReadOnly: true,
 		Keys:    []KeyMember{manageKey("ListResourceTags", allStates)},
 		Request: append([]string{"KeyId"}, listMembers...)}
 
 	// Aliases: permission on the alias (identity policies) and on the key.
-	opCreateAlias = &Operation{Name: "CreateAlias", Action: "kms:CreateAlias",
+	opCreateAlias = &Operation{Name: "CreateAlias", Quota: perSecond(5), Action: "kms:CreateAlias",
 		Keys:    []KeyMember{aliasTargetKey("CreateAlias")},
 		Request: []string{"AliasName", "TargetKeyId"}}
-	opUpdateAlias = &Operation{Name: "UpdateAlias", Action: "kms:UpdateAlias",
+	opUpdateAlias = &Operation{Name: "UpdateAlias", Quota: perSecond(5), Action: "kms:UpdateAlias",
 		Keys:    []KeyMember{aliasTargetKey("UpdateAlias")},
 		Request: []string{"AliasName", "TargetKeyId"}}
-	opDeleteAlias = &Operation{Name: "DeleteAlias", Action: "kms:DeleteAlias",
+	opDeleteAlias = &Operation{Name: "DeleteAlias", Quota: perSecond(5), Action: "kms:DeleteAlias",
 		Request: []string{"AliasName"}}
-	opListAliases = &Operation{Name: "ListAliases", Action: "kms:ListAliases", ReadOnly: true,
+	opListAliases = &Operation{Name: "ListAliases", Quota: perSecond(500), Action: "kms:ListAliases", ReadOnly: true,
 		Request: append([]string{"KeyId"}, listMembers...)}
 
 	// Grants.
 	opCreateGrant = &Operation{ConditionKeys: conditions(keyConditions, "kms:EncryptionContext:", "kms:EncryptionContextKeys", "kms:GrantConstraintType", "kms:GrantIsForAWSResource", "kms:GrantOperations", "kms:GranteePrincipal", "kms:RetiringPrincipal"),
-		Name: "CreateGrant",
+		Name: "CreateGrant", Quota: perSecond(50),
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:CreateGrant", Grant: "CreateGrant", Forms: KeyOnly, CrossAccount: true,
 			States: []string{StateEnabled, StateUnavailable}, Disabled: true}},
 		Request: []string{"KeyId", "GranteePrincipal", "RetiringPrincipal", "Operations", "Constraints", "Name", "DryRun"}}
 	opListGrants = &Operation{ConditionKeys: keyConditions,
-		Name: "ListGrants", ReadOnly: true,
+		Name: "ListGrants", Quota: perSecond(100), ReadOnly: true,
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:ListGrants", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: append([]string{"KeyId", "GrantId", "GranteePrincipal"}, listMembers...)}
-	opListRetirableGrants = &Operation{Name: "ListRetirableGrants", Action: "kms:ListRetirableGrants", ReadOnly: true,
+	opListRetirableGrants = &Operation{Name: "ListRetirableGrants", Quota: perSecond(100), Action: "kms:ListRetirableGrants", ReadOnly: true,
 		Request: append([]string{"RetiringPrincipal"}, listMembers...)}
-	opRetireGrant = &Operation{Name: "RetireGrant",
+	opRetireGrant = &Operation{Name: "RetireGrant", Quota: perSecond(30),
 		// Authorized by the grant itself (its retiring principal, or its
 		// grantee when it includes RetireGrant) or by kms:RetireGrant in
 		// identity policies, never in a key policy: see retireAllowed.
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:RetireGrant", Grant: "RetireGrant", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: []string{"KeyId", "GrantId", "DryRun"}}
-	opRevokeGrant = &Operation{Name: "RevokeGrant",
+	opRevokeGrant = &Operation{Name: "RevokeGrant", Quota: perSecond(30),
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:RevokeGrant", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: []string{"KeyId", "GrantId", "DryRun"}}
 
 	// Custom key stores: identity policies only.
-	opCreateCustomKeyStore = &Operation{Name: "CreateCustomKeyStore", Action: "kms:CreateCustomKeyStore",
+	opCreateCustomKeyStore = &Operation{Name: "CreateCustomKeyStore", Quota: perSecond(5), Action: "kms:CreateCustomKeyStore",
 		Request: []string{"CustomKeyStoreName", "CloudHsmClusterId", "TrustAnchorCertificate", "CustomKeyStoreType", "XksProxyUriEndpoint"}}
-	opDescribeCustomKeyStores = &Operation{Name: "DescribeCustomKeyStores", Action: "kms:DescribeCustomKeyStores", ReadOnly: true,
+	opDescribeCustomKeyStores = &Operation{Name: "DescribeCustomKeyStores", Quota: perSecond(5), Action: "kms:DescribeCustomKeyStores", ReadOnly: true,
 		Request: append([]string{"CustomKeyStoreId", "CustomKeyStoreName"}, listMembers...)}
-	opUpdateCustomKeyStore = &Operation{Name: "UpdateCustomKeyStore", Action: "kms:UpdateCustomKeyStore",
+	opUpdateCustomKeyStore = &Operation{Name: "UpdateCustomKeyStore", Quota: perSecond(5), Action: "kms:UpdateCustomKeyStore",
 		Request: []string{"CustomKeyStoreId", "NewCustomKeyStoreName", "CloudHsmClusterId", "XksProxyUriEndpoint"}}
-	opConnectCustomKeyStore = &Operation{Name: "ConnectCustomKeyStore", Action: "kms:ConnectCustomKeyStore",
+	opConnectCustomKeyStore = &Operation{Name: "ConnectCustomKeyStore", Quota: perSecond(5), Action: "kms:ConnectCustomKeyStore",
 		Request: []string{"CustomKeyStoreId"}}
-	opDisconnectCustomKeyStore = &Operation{Name: "DisconnectCustomKeyStore", Action: "kms:DisconnectCustomKeyStore",
+	opDisconnectCustomKeyStore = &Operation{Name: "DisconnectCustomKeyStore", Quota: perSecond(5), Action: "kms:DisconnectCustomKeyStore",
 		Request: []string{"CustomKeyStoreId"}}
-	opDeleteCustomKeyStore = &Operation{Name: "DeleteCustomKeyStore", Action: "kms:DeleteCustomKeyStore",
+	opDeleteCustomKeyStore = &Operation{Name: "DeleteCustomKeyStore", Quota: perSecond(5), Action: "kms:DeleteCustomKeyStore",
 		Request: []string{"CustomKeyStoreId"}}
 
 	// Administration (IAM's shapes and actions).

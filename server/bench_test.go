@@ -28,6 +28,11 @@ func benchServer(b testing.TB) (fasthttp.RequestHandler, *kms.Credentials, strin
 
 // benchServerWith is benchServer writing its audit trail to trail.
 func benchServerWith(b testing.TB, trail *audit.Writer) (fasthttp.RequestHandler, *kms.Credentials, string) {
+	return benchServerLimited(b, trail, nil)
+}
+
+// benchServerLimited is benchServerWith with request quotas (nil: none).
+func benchServerLimited(b testing.TB, trail *audit.Writer, limits *server.RateLimits) (fasthttp.RequestHandler, *kms.Credentials, string) {
 	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
 	if err != nil {
 		b.Fatal(err)
@@ -40,7 +45,7 @@ func benchServerWith(b testing.TB, trail *audit.Writer) (fasthttp.RequestHandler
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Service: svc, Audit: trail})
+	srv, err := server.New(server.Config{Service: svc, Audit: trail, RateLimits: limits})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,6 +117,36 @@ func BenchmarkHandler(b *testing.B) {
 	} {
 		b.Run("op="+tc.op, func(b *testing.B) {
 			req := signedRequest(b, creds, tc.op, tc.body)
+			var ctx fasthttp.RequestCtx
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Init(req, nil, nil)
+				h(&ctx)
+				if ctx.Response.StatusCode() != 200 {
+					b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+				}
+				ctx.Response.Reset()
+			}
+		})
+	}
+}
+
+// BenchmarkHandlerRateLimits is BenchmarkHandler's Encrypt with request
+// quotas off and on (a quota no request reaches, so that every request
+// takes its token): the cost of throttling on the hot path. Run with
+// -count to interleave the two.
+func BenchmarkHandlerRateLimits(b *testing.B) {
+	pt := strings.Repeat("A", 1368)
+	for _, tc := range []struct {
+		name   string
+		limits *server.RateLimits
+	}{
+		{"limits=off", nil},
+		{"limits=on", &server.RateLimits{Default: map[string]float64{"cryptographic": 1e9}}},
+	} {
+		h, creds, id := benchServerLimited(b, nil, tc.limits)
+		req := signedRequest(b, creds, "Encrypt", `{"KeyId":"`+id+`","Plaintext":"`+pt+`","EncryptionContext":{"purpose":"bench"}}`)
+		b.Run("op=Encrypt/"+tc.name, func(b *testing.B) {
 			var ctx fasthttp.RequestCtx
 			b.ReportAllocs()
 			for b.Loop() {

@@ -11,7 +11,7 @@ import (
 // Serve.
 func SetOperation(s *Server, name string, run func(ctx context.Context, body []byte) error) {
 	row, _ := kms.LookupOperation(kms.APIKMS, name)
-	s.ops[name] = &operation{name: name, row: row, run: func(ctx context.Context, _ *kms.Caller, body, _ []byte) ([]byte, any, error) {
+	s.ops[name] = &operation{name: name, row: row, quota: quotaOf(row), run: func(ctx context.Context, _ *kms.Caller, body, _ []byte) ([]byte, any, error) {
 		return nil, nil, run(ctx, body)
 	}}
 }

@@ -92,7 +92,7 @@ func dispatch(s *kms.Service, api kms.API) (map[string]*operation, error) {
 			h = generic(s, m)
 		}
 		delete(fast, row.Name)
-		out[row.Name] = &operation{name: row.Name, run: h, row: row}
+		out[row.Name] = &operation{name: row.Name, run: h, row: row, quota: quotaOf(row)}
 	}
 	for name := range fast {
 		return nil, fmt.Errorf("server: fast codec for %s, which the catalogue does not have", name)

@@ -54,6 +54,9 @@ type Config struct {
 	// SeparateMetrics keeps GET /metrics off the API listener: it is then
 	// served only by ServeMetrics, on an address of its own.
 	SeparateMetrics bool
+	// RateLimits, when set, throttles each account as AWS does
+	// (ratelimit.go); nil serves without quotas.
+	RateLimits *RateLimits
 }
 
 // Server serves the KMS API.
@@ -76,6 +79,7 @@ type Server struct {
 	http         *fasthttp.Server
 	ready        atomic.Bool
 	conns        connTracker
+	limits       *limiter
 
 	metricsElsewhere bool // Config.SeparateMetrics
 	metricsMu        sync.Mutex
@@ -109,6 +113,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newServerMetrics(kms.Operations())
+	if cfg.RateLimits != nil {
+		if s.limits, err = newLimiter(*cfg.RateLimits, cfg.Service.Region(), s.metrics.set); err != nil {
+			return nil, err
+		}
+	}
 	cfg.Service.OnAccessKeyDeleted(s.keys.forget)
 	s.http = &fasthttp.Server{
 		Handler: s.handle,
@@ -389,6 +398,10 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []
 	if err != nil {
 		return o, nil, nil, nil, err
 	}
+	// AWS throttles per account, so after the signature names it.
+	if s.limits != nil && o.quota >= 0 && !s.limits.allow(caller.Account, o.quota, o.name) {
+		return o, caller, nil, nil, errThrottled
+	}
 	if s.audit != nil && o.row != nil && !o.row.ReadOnly {
 		// A call that may change state runs only while its record can be
 		// written, and leaves its record in the outbox with every change.
@@ -409,6 +422,8 @@ type operation struct {
 	name string
 	run  handler
 	row  *kms.Operation
+	// quota is the index of the operation's request quota (-1: none).
+	quota int
 }
 
 // authenticate verifies the request's SigV4 signature and returns the caller.

@@ -23,7 +23,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newAdminCmd(), newAuditCmd(), newVersionCmd(), newBenchCmd())
+	root.AddCommand(newServeCmd(), newAdminCmd(), newAuditCmd(), newVersionCmd(), newBenchCmd(), newConfigCmd())
 	root.AddCommand(newEncryptCmd())
 	root.AddCommand(newDecryptCmd())
 	return root

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +45,9 @@ type serveOptions struct {
 	printCredentials    bool
 	allowCoreDumps      bool
 	root                rootOptions
+	tls                 tlsOptions
+	rateLimitsOn        bool
+	rateLimits          *server.RateLimits // from the config file; nil: off
 }
 
 func newServeCmd() *cobra.Command {
@@ -60,11 +64,18 @@ line to paste that points the AWS tools at that file; --print-credentials
 prints the secret itself instead.
 
 Every flag may also be set as COFFER_<FLAG> in the environment
-(COFFER_LISTEN, COFFER_DATA_DIR, ...).`,
+(COFFER_LISTEN, COFFER_DATA_DIR, ...) and as a key of the YAML file named
+by --config; a flag wins over the environment, which wins over the file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := bindEnv(cmd); err != nil {
+			rc, err := resolveConfig(cmd)
+			if err != nil {
 				return err
+			}
+			if o.rateLimitsOn {
+				if o.rateLimits, err = rateLimitsOf(rc.file); err != nil {
+					return err
+				}
 			}
 			return runServe(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -80,6 +91,9 @@ Every flag may also be set as COFFER_<FLAG> in the environment
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.root.flags(cmd, true)
+	o.tls.flags(cmd)
+	addConfigFlag(cmd)
+	f.BoolVar(&o.rateLimitsOn, "throttle", true, "throttle each account as AWS does (ThrottlingException): AWS's default request quotas, or those of the config file's rate-limits key")
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail to <data-dir>/audit (never off in production: calls are then unaudited)")
 	f.BoolVar(&o.printCredentials, "print-credentials", false, "on the first start, print the administrator's secret key to stdout (it is always in <data-dir>/credentials)")
 	f.BoolVar(&o.allowCoreDumps, "allow-core-dumps", false, "leave core dumps and ptrace allowed (by default they are off: the process's memory holds key material)")
@@ -98,6 +112,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return fmt.Errorf("--log-level: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if err := selfTest(log); err != nil {
+		return err
+	}
 	if !o.allowCoreDumps {
 		if err := disableCoreDumps(); err != nil {
 			log.Warn("could not turn core dumps off", "err", err)
@@ -159,6 +176,21 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return err
 	}
 	endpoint := "http://" + ln.Addr().String()
+	var (
+		tlsConfig *tls.Config
+		certs     *server.Certificates
+		caBundle  string
+	)
+	if o.tls.enabled() {
+		if tlsConfig, certs, caBundle, err = setupTLS(o.tls, o.dataDir, o.listen); err != nil {
+			ln.Close()
+			return err
+		}
+		endpoint = "https://" + ln.Addr().String()
+		if caBundle != "" {
+			fmt.Fprintf(stdout, "# Coffer serves TLS with a self-signed certificate; point the AWS tools at it:\nexport AWS_CA_BUNDLE=%s\n", caBundle)
+		}
+	}
 	if !o.dev {
 		creds, err := svc.Bootstrap(ctx)
 		if err != nil {
@@ -202,7 +234,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	} else {
 		log.Warn("the audit trail is off: calls are not audited")
 	}
-	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != ""}
+	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != "", RateLimits: o.rateLimits}
 	if trail != nil {
 		cfg.Audit = trail
 	}
@@ -270,7 +302,13 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		go func() { errc <- srv.ServeMetrics(mln) }()
 		log.Info("metrics served", "metrics", "http://"+mln.Addr().String()+"/metrics")
 	}
-	go func() { errc <- srv.Serve(ln) }()
+	if tlsConfig != nil {
+		go certs.Watch(mctx, o.tls.pollInterval, log)
+		go reloadOnHUP(mctx, certs, log)
+		go func() { errc <- srv.ServeTLS(ln, tlsConfig) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	log.Info("coffer serving", "endpoint", endpoint, "region", o.region, "account", o.account, "dataDir", o.dataDir, "dev", o.dev)
 	select {
 	case err := <-errc:

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-kms/coffer/asm"
+	"github.com/coffer-kms/coffer/engine"
 )
 
 func newVersionCmd() *cobra.Command {
@@ -30,7 +31,18 @@ func newVersionCmd() *cobra.Command {
 			fmt.Fprintf(w, "coffer %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			fmt.Fprintf(w, "aes-gcm kernel: %s\n", asm.Kernel())
 			fmt.Fprintf(w, "cpu features: %s\n", strings.Join(asm.Features(), " "))
-			return nil
+			results, err := engine.SelfTest()
+			for _, r := range results {
+				status, chosen := "ok", ""
+				if r.Err != nil {
+					status = "FAILED: " + r.Err.Error()
+				}
+				if r.Chosen {
+					chosen = " (in use)"
+				}
+				fmt.Fprintf(w, "self-test: %s %s%s\n", r.Name, status, chosen)
+			}
+			return err
 		},
 	}
 }
