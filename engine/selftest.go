@@ -90,8 +90,126 @@ func selfTests() []selfTest {
 		selfTest{name: "ecdsa-p521", chosen: true, run: ecdsaTest("ECC_NIST_P521", crypto.SHA512, nil)},
 		selfTest{name: "rsa", chosen: true, run: rsaTest},
 		selfTest{name: "ed25519", chosen: true, run: ed25519Test},
+		// The engine's own entry points, as kms calls them, on fresh keys.
+		selfTest{name: "sign/ECC_NIST_P256", chosen: true, run: engineSign("ECC_NIST_P256", "ECDSA_SHA_256")},
+		selfTest{name: "sign/ECC_SECG_P256K1", chosen: true, run: engineSign("ECC_SECG_P256K1", "ECDSA_SHA_256")},
+		selfTest{name: "sign/ECC_NIST_EDWARDS25519", chosen: true, run: engineSign("ECC_NIST_EDWARDS25519", "ED25519_SHA_512")},
+		selfTest{name: "sign/RSA_2048", chosen: true, run: engineSign("RSA_2048", "RSASSA_PSS_SHA_256")},
+		selfTest{name: "sign/ML_DSA_44", chosen: true, run: engineSign("ML_DSA_44", "ML_DSA_SHAKE_256")},
+		selfTest{name: "oaep/RSA_2048", chosen: true, run: engineOAEP},
+		selfTest{name: "ecdh/ECC_NIST_P256", chosen: true, run: engineECDH},
+		selfTest{name: "mac/HMAC_256", chosen: true, run: engineMAC},
 	)
 	return ts
+}
+
+// engineSign is a pairwise test of Key.Sign and Key.Verify: a fresh key's
+// signature verifies, and one with a bit flipped does not.
+func engineSign(spec, alg string) func(bool) error {
+	return func(corrupt bool) error {
+		k, err := GenerateKey(spec, nil)
+		if err != nil {
+			return err
+		}
+		defer k.Zero()
+		sig, err := k.Sign(alg, MessageRaw, selfTestMessage)
+		if err != nil {
+			return err
+		}
+		if corrupt {
+			sig[len(sig)/2] ^= 1
+		}
+		if err := k.Verify(alg, MessageRaw, selfTestMessage, sig); err != nil {
+			return fmt.Errorf("pairwise consistency: a fresh key's signature does not verify: %w", err)
+		}
+		sig[len(sig)/2] ^= 0x80
+		if k.Verify(alg, MessageRaw, selfTestMessage, sig) == nil {
+			return errors.New("pairwise consistency: a tampered signature verifies")
+		}
+		return nil
+	}
+}
+
+// engineOAEP encrypts to a fresh key's public half and decrypts.
+func engineOAEP(corrupt bool) error {
+	k, err := GenerateKey("RSA_2048", nil)
+	if err != nil {
+		return err
+	}
+	defer k.Zero()
+	ct, err := EncryptOAEP(k.Public(), "RSA_2048", "RSAES_OAEP_SHA_256", selfTestMessage)
+	if err != nil {
+		return err
+	}
+	if corrupt {
+		ct[len(ct)/2] ^= 1
+	}
+	pt, err := k.DecryptOAEP("RSAES_OAEP_SHA_256", ct)
+	if err != nil || !bytes.Equal(pt, selfTestMessage) {
+		return errors.New("pairwise consistency: OAEP decrypt of an encrypt failed")
+	}
+	return nil
+}
+
+// engineECDH derives the shared secret from both sides of two fresh keys.
+func engineECDH(corrupt bool) error {
+	a, err := GenerateKey("ECC_NIST_P256", nil)
+	if err != nil {
+		return err
+	}
+	defer a.Zero()
+	b, err := GenerateKey("ECC_NIST_P256", nil)
+	if err != nil {
+		return err
+	}
+	defer b.Zero()
+	apub, err := a.PublicKeyDER()
+	if err != nil {
+		return err
+	}
+	bpub, err := b.PublicKeyDER()
+	if err != nil {
+		return err
+	}
+	ab, err := a.DeriveSharedSecret("ECDH", bpub)
+	if err != nil {
+		return err
+	}
+	ba, err := b.DeriveSharedSecret("ECDH", apub)
+	if err != nil {
+		return err
+	}
+	if corrupt {
+		ab[0] ^= 1
+	}
+	if !bytes.Equal(ab, ba) || len(ab) != 32 {
+		return errors.New("pairwise consistency: the two sides derive different secrets")
+	}
+	return nil
+}
+
+// engineMAC is a pairwise test of Key.MAC and Key.VerifyMAC.
+func engineMAC(corrupt bool) error {
+	k, err := GenerateKey("HMAC_256", nil)
+	if err != nil {
+		return err
+	}
+	defer k.Zero()
+	mac, err := k.MAC("HMAC_SHA_256", selfTestMessage)
+	if err != nil {
+		return err
+	}
+	if corrupt {
+		mac[0] ^= 1
+	}
+	if err := k.VerifyMAC("HMAC_SHA_256", selfTestMessage, mac); err != nil {
+		return fmt.Errorf("pairwise consistency: a fresh MAC does not verify: %w", err)
+	}
+	mac[len(mac)-1] ^= 0x80
+	if k.VerifyMAC("HMAC_SHA_256", selfTestMessage, mac) == nil {
+		return errors.New("pairwise consistency: a tampered MAC verifies")
+	}
+	return nil
 }
 
 func unhex(s string) []byte {
