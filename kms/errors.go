@@ -67,5 +67,13 @@ func newError(kind error, format string, args ...any) *Error {
 // sends this exception with no message; so do we.
 var invalidCiphertext = &Error{Kind: ErrInvalidCiphertext, Message: ""}
 
+// unknownCiphertextKey answers a well-formed blob whose key does not exist,
+// is in another Region, or is gone: AWS's AccessDeniedException with its
+// message (the AWS KMS developer guide's troubleshooting of Decrypt; moto's
+// kms models.decrypt and local-kms issue #28 quote it). A blob that does
+// not parse stays InvalidCiphertextException.
+var unknownCiphertextKey = &Error{Kind: ErrAccessDenied,
+	Message: "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access."}
+
 // dryRun is DryRun's success.
 var dryRun = &Error{Kind: ErrDryRun, Message: "The request would have succeeded, but the DryRun option is set."}
