@@ -383,7 +383,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []
 		o = s.admin[string(name)]
 	}
 	if o == nil {
-		return nil, nil, nil, nil, &protocolError{"UnknownOperationException", 400, ""}
+		return nil, nil, nil, nil, unknownOperation(target)
 	}
 	caller, err = s.authenticate(ctx, octx)
 	if err != nil {
