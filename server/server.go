@@ -114,8 +114,9 @@ func New(cfg Config) (*Server, error) {
 		Handler: s.handle,
 		Name:    "Coffer",
 		// Bodies up to 4x the limit are read and refused by handle with an
-		// AWS-shaped error; anything larger is cut off at the connection.
-		MaxRequestBodySize:           4 * s.max,
+		// AWS-shaped error; anything larger by readError (oversize.go).
+		MaxRequestBodySize:           bodyReadLimit(s.max),
+		ErrorHandler:                 s.readError,
 		Logger:                       fasthttpLogger{s.log},
 		ReadTimeout:                  30 * time.Second,
 		WriteTimeout:                 30 * time.Second,
@@ -372,7 +373,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []
 		return nil, nil, nil, nil, &protocolError{"UnknownOperationException", 400, "Only POST is accepted by this service."}
 	}
 	if len(ctx.Request.Body()) > s.max {
-		return nil, nil, nil, nil, &protocolError{"RequestEntityTooLarge", 413, "Request body is larger than the service accepts."}
+		return nil, nil, nil, nil, errEntityTooLarge
 	}
 	// As AWS's front end, an unknown operation is refused before the
 	// signature is looked at.
