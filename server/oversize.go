@@ -96,4 +96,3 @@ func defaultReadError(ctx *fasthttp.RequestCtx, err error) {
 		ctx.Error("Error when parsing request", fasthttp.StatusBadRequest)
 	}
 }
-
