@@ -22,6 +22,9 @@ func TestReadmeCLI(t *testing.T) {
 	if _, err := exec.LookPath("aws"); err != nil {
 		t.Skip("the AWS CLI is not installed; this test runs the README's aws commands")
 	}
+	if testing.Short() {
+		t.Skip("-short: the README's commands take two minutes with the AWS CLI v1; make test runs them")
+	}
 	repo, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
