@@ -97,6 +97,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
+	if o.dev { // first thing, before any log line
+		fmt.Fprintln(stderr, "WARNING: --dev: keys live only in memory and are lost at exit, and ANY well-formed SigV4")
+		fmt.Fprintln(stderr, "WARNING: signature is accepted as the account root. Never use --dev for real data.")
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if !o.allowCoreDumps {
 		if err := disableCoreDumps(); err != nil {
@@ -136,8 +140,6 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		rootMetrics func(io.Writer)
 	)
 	if o.dev {
-		fmt.Fprintln(stderr, "WARNING: --dev: keys live only in memory and are lost at exit, and ANY well-formed SigV4")
-		fmt.Fprintln(stderr, "WARNING: signature is accepted as the account root. Never use --dev for real data.")
 		store = keystore.NewMemory()
 		root, err = hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
 	} else {
