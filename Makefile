@@ -4,7 +4,7 @@ BIN      := bin/coffer
 FUZZTIME ?= 15s
 PKGS     := ./...
 
-.PHONY: asm asm-check build run test bench bench-micro bench-load bench-soak bench-report bench-check bench-check-selftest fuzz lint clean
+.PHONY: asm asm-check build run test test-short bench bench-micro bench-load bench-soak bench-report bench-check bench-check-selftest fuzz lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/coffer
@@ -17,6 +17,13 @@ run: build
 # (SoftHSM2, the AWS CLI) say so and skip when it is missing;
 # .ci/run installs them all.
 test:
+	@echo "make test: the full suite CI runs, roughly 15-25 minutes on 2 cores:"
+	@echo "  1. every package with the race detector (go test -race ./...; includes the AWS CLI"
+	@echo "     walkthrough of the README and the crash tests that start real coffer processes)"
+	@echo "  2. the allocation tests without -race"
+	@echo "  3. the server's tests again on a SoftHSM2 (PKCS#11) root of trust"
+	@echo "  4. builds and tests without cgo, with -tags purego, and for arm64 under qemu if installed"
+	@echo "For quick iterations: make test-short (a few minutes: no race detector, no SoftHSM2 pass, no qemu)."
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	# Allocation tests, without -race (under it sync.Pool drops items at random).
 	$(GO) test -count=1 -run 'Allocations' ./server
@@ -34,6 +41,11 @@ test:
 	else \
 		echo "SKIP: the arm64 tests need qemu-aarch64-static (apt-get install qemu-user-static)"; \
 	fi
+
+# The quick loop while working: every package once, -short, without the race
+# detector, the SoftHSM2 pass or qemu. Not what CI runs: that is make test.
+test-short:
+	$(GO) test -short -count=1 -timeout 15m $(PKGS)
 
 # Micro-benchmarks and a short load run; raw results in bench/results/, then
 # BENCHMARKS.md's tables and plots are regenerated from them.

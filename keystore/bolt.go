@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -42,7 +41,7 @@ func OpenBolt(path string) (*Bolt, error) {
 	}
 	var db *bolt.DB
 	err := guard(path, func() (err error) {
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockWait})
 		return err
 	})
 	if err != nil {
@@ -64,6 +63,8 @@ func OpenBolt(path string) (*Bolt, error) {
 func openError(path string, err error) error {
 	var ce *corruptError
 	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return &LockedError{Path: path, PID: lockHolder(path)}
 	case errors.As(err, &ce):
 		if fi, serr := os.Stat(path); serr == nil && fi.Size()%int64(os.Getpagesize()) != 0 {
 			ce.reason += fmt.Sprintf("; the file is %d bytes, not a whole number of pages: it was probably cut short", fi.Size())

@@ -37,7 +37,25 @@ func checkAliasName(name string) error {
 		return newError(ErrInvalidAliasName, "Alias name must have a name after the prefix \"alias/\".")
 	}
 	if strings.HasPrefix(name, "alias/aws/") {
-		return newError(ErrInvalidAliasName, "Alias names beginning with \"alias/aws/\" are reserved for AWS managed keys.")
+		// AWS answers an exception its model does not list (moto, built
+		// from AWS's answers, sends it with no message; a message helps).
+		return newError(ErrNotAuthorized, "Alias names beginning with \"alias/aws/\" are reserved for AWS managed keys.")
+	}
+	// The model's pattern allows ':', the documentation does not:
+	// "It can contain only alphanumeric characters, forward slashes (/),
+	// underscores (_), and dashes (-)" (CreateAlias, AliasName).
+	if strings.ContainsRune(name, ':') {
+		return newError(ErrValidation, "%s contains invalid characters for an alias", name)
+	}
+	return nil
+}
+
+// checkAliasTarget refuses an alias given as TargetKeyId: an alias names a
+// key, never another alias (CreateAlias, TargetKeyId: "You cannot specify
+// another alias").
+func checkAliasTarget(target string) error {
+	if strings.HasPrefix(target, "alias/") || (strings.HasPrefix(target, "arn:") && strings.Contains(target, ":alias/")) {
+		return newError(ErrValidation, "Aliases must refer to keys. Not aliases")
 	}
 	return nil
 }
@@ -50,6 +68,9 @@ func (s *Service) CreateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 	var v validator
 	v.keyID("targetKeyId", in.TargetKeyId)
 	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := checkAliasTarget(in.TargetKeyId); err != nil {
 		return nil, err
 	}
 	target, err := s.aliasTarget(ctx, c, opCreateAlias, in.AliasName, in.TargetKeyId)
@@ -117,6 +138,9 @@ func (s *Service) UpdateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 	var v validator
 	v.keyID("targetKeyId", in.TargetKeyId)
 	if err := v.err(); err != nil {
+		return nil, err
+	}
+	if err := checkAliasTarget(in.TargetKeyId); err != nil {
 		return nil, err
 	}
 	target, err := s.aliasTarget(ctx, c, opUpdateAlias, in.AliasName, in.TargetKeyId)

@@ -224,7 +224,10 @@ func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte,
 			return nil, internal(err)
 		}
 		if r == nil || r.Region != s.region {
-			return nil, invalidCiphertext
+			// A blob of the right shape naming a key this Region does not
+			// have: AWS answers AccessDeniedException, not the opaque
+			// InvalidCiphertextException (see unknownCiphertextKey).
+			return nil, unknownCiphertextKey
 		}
 		noteKey(ctx, r)
 	}

@@ -10,25 +10,29 @@ import (
 // and status in one table. The message of the wrapping *Error is what the
 // caller sees, and never contains plaintext or key material.
 var (
-	ErrNotFound               = errors.New("NotFoundException")
-	ErrInvalidArn             = errors.New("InvalidArnException")
-	ErrDisabled               = errors.New("DisabledException")
-	ErrInvalidState           = errors.New("KMSInvalidStateException")
-	ErrInvalidCiphertext      = errors.New("InvalidCiphertextException")
-	ErrIncorrectKey           = errors.New("IncorrectKeyException")
-	ErrInvalidKeyUsage        = errors.New("InvalidKeyUsageException")
-	ErrAlreadyExists          = errors.New("AlreadyExistsException")
-	ErrInvalidAliasName       = errors.New("InvalidAliasNameException")
-	ErrLimitExceeded          = errors.New("LimitExceededException")
-	ErrInvalidMarker          = errors.New("InvalidMarkerException")
-	ErrTag                    = errors.New("TagException")
-	ErrValidation             = errors.New("ValidationException")
-	ErrUnsupportedOperation   = errors.New("UnsupportedOperationException")
-	ErrMalformedPolicy        = errors.New("MalformedPolicyDocumentException")
-	ErrDryRun                 = errors.New("DryRunOperationException")
-	ErrInvalidGrantToken      = errors.New("InvalidGrantTokenException")
-	ErrInvalidGrantId         = errors.New("InvalidGrantIdException")
-	ErrAccessDenied           = errors.New("AccessDeniedException")
+	ErrNotFound             = errors.New("NotFoundException")
+	ErrInvalidArn           = errors.New("InvalidArnException")
+	ErrDisabled             = errors.New("DisabledException")
+	ErrInvalidState         = errors.New("KMSInvalidStateException")
+	ErrInvalidCiphertext    = errors.New("InvalidCiphertextException")
+	ErrIncorrectKey         = errors.New("IncorrectKeyException")
+	ErrInvalidKeyUsage      = errors.New("InvalidKeyUsageException")
+	ErrAlreadyExists        = errors.New("AlreadyExistsException")
+	ErrInvalidAliasName     = errors.New("InvalidAliasNameException")
+	ErrLimitExceeded        = errors.New("LimitExceededException")
+	ErrInvalidMarker        = errors.New("InvalidMarkerException")
+	ErrTag                  = errors.New("TagException")
+	ErrValidation           = errors.New("ValidationException")
+	ErrUnsupportedOperation = errors.New("UnsupportedOperationException")
+	ErrMalformedPolicy      = errors.New("MalformedPolicyDocumentException")
+	ErrDryRun               = errors.New("DryRunOperationException")
+	ErrInvalidGrantToken    = errors.New("InvalidGrantTokenException")
+	ErrInvalidGrantId       = errors.New("InvalidGrantIdException")
+	ErrAccessDenied         = errors.New("AccessDeniedException")
+	// ErrNotAuthorized is not in the KMS model, but AWS answers it for a
+	// reserved alias name (alias/aws/…), one of the errors common to all
+	// AWS services ("NotAuthorized", 400).
+	ErrNotAuthorized          = errors.New("NotAuthorizedException")
 	ErrKeyUnavailable         = errors.New("KeyUnavailableException")
 	ErrDependencyTimeout      = errors.New("DependencyTimeoutException")
 	ErrInternal               = errors.New("KMSInternalException")
@@ -62,6 +66,14 @@ func newError(kind error, format string, args ...any) *Error {
 // invalidCiphertext is the one answer to every blob that does not open. AWS
 // sends this exception with no message; so do we.
 var invalidCiphertext = &Error{Kind: ErrInvalidCiphertext, Message: ""}
+
+// unknownCiphertextKey answers a well-formed blob whose key does not exist,
+// is in another Region, or is gone: AWS's AccessDeniedException with its
+// message (the AWS KMS developer guide's troubleshooting of Decrypt; moto's
+// kms models.decrypt and local-kms issue #28 quote it). A blob that does
+// not parse stays InvalidCiphertextException.
+var unknownCiphertextKey = &Error{Kind: ErrAccessDenied,
+	Message: "The ciphertext refers to a customer master key that does not exist, does not exist in this region, or you are not allowed to access."}
 
 // dryRun is DryRun's success.
 var dryRun = &Error{Kind: ErrDryRun, Message: "The request would have succeeded, but the DryRun option is set."}

@@ -360,6 +360,31 @@ var catalogue = []*Operation{
 	opAssumeRole, opGetCallerIdentity,
 }
 
+// AWSOperations are the operations of AWS's current KMS model (botocore's
+// kms/2014-11-01 service-2.json, 54 operations), whether Coffer serves them
+// or not. One the catalogue has no APIKMS row for is answered
+// UnsupportedOperationException naming it, not UnknownOperationException;
+// a row added for it serves it. TestAWSOperations holds the list to the
+// model where a copy of it is at hand.
+var AWSOperations = []string{
+	"CancelKeyDeletion", "ConnectCustomKeyStore", "CreateAlias", "CreateCustomKeyStore", "CreateGrant", "CreateKey",
+	"Decrypt", "DeleteAlias", "DeleteCustomKeyStore", "DeleteImportedKeyMaterial", "DeriveSharedSecret",
+	"DescribeCustomKeyStores", "DescribeKey", "DisableKey", "DisableKeyRotation", "DisconnectCustomKeyStore",
+	"EnableKey", "EnableKeyRotation", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair",
+	"GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac", "GenerateRandom",
+	"GetKeyLastUsage", "GetKeyPolicy", "GetKeyRotationStatus", "GetParametersForImport", "GetPublicKey",
+	"ImportKeyMaterial", "ListAliases", "ListGrants", "ListKeyPolicies", "ListKeyRotations", "ListKeys",
+	"ListResourceTags", "ListRetirableGrants", "PutKeyPolicy", "ReEncrypt", "ReplicateKey", "RetireGrant",
+	"RevokeGrant", "RotateKeyOnDemand", "ScheduleKeyDeletion", "Sign", "TagResource", "UntagResource",
+	"UpdateAlias", "UpdateCustomKeyStore", "UpdateKeyDescription", "UpdatePrimaryRegion", "Verify", "VerifyMac",
+}
+
+// IsAWSOperation reports whether name is an operation of AWS's KMS model.
+func IsAWSOperation(name string) bool {
+	_, found := slices.BinarySearch(AWSOperations, name)
+	return found
+}
+
 // Operations returns the catalogue's rows; they must not be modified.
 func Operations() []*Operation { return catalogue }
 

@@ -47,7 +47,7 @@ func TestAliasesAndKeyIdForms(t *testing.T) {
 	wantCode(t, err, "AlreadyExistsException")
 	for name, code := range map[string]string{
 		"app":                               "ValidationException",
-		"alias/aws/s3":                      "InvalidAliasNameException",
+		"alias/aws/s3":                      "NotAuthorizedException",
 		"alias/has sp":                      "ValidationException",
 		"alias/":                            "InvalidAliasNameException",
 		"alias/" + strings.Repeat("x", 251): "ValidationException",

@@ -32,6 +32,7 @@ var errorStatus = []struct {
 	{kms.ErrInvalidGrantToken, 400},
 	{kms.ErrInvalidGrantId, 400},
 	{kms.ErrAccessDenied, 400},
+	{kms.ErrNotAuthorized, 400},
 	{kms.ErrCustomKeyStoreNotFound, 400},
 	{kms.ErrCustomKeyStoreInvalidState, 400},
 	{kms.ErrCustomKeyStoreNameInUse, 400},

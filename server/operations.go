@@ -111,6 +111,9 @@ func decode(body []byte, v any) error {
 	if body[0] != '{' {
 		return serialization("Request body must be a JSON object.")
 	}
+	if err := wire.CheckDepth(body); err != nil {
+		return serialization(wire.ErrTooDeep.Msg)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError

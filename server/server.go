@@ -123,8 +123,9 @@ func New(cfg Config) (*Server, error) {
 		Handler: s.handle,
 		Name:    "Coffer",
 		// Bodies up to 4x the limit are read and refused by handle with an
-		// AWS-shaped error; anything larger is cut off at the connection.
-		MaxRequestBodySize:           4 * s.max,
+		// AWS-shaped error; anything larger by readError (oversize.go).
+		MaxRequestBodySize:           bodyReadLimit(s.max),
+		ErrorHandler:                 s.readError,
 		Logger:                       fasthttpLogger{s.log},
 		ReadTimeout:                  30 * time.Second,
 		WriteTimeout:                 30 * time.Second,
@@ -381,7 +382,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []
 		return nil, nil, nil, nil, &protocolError{"UnknownOperationException", 400, "Only POST is accepted by this service."}
 	}
 	if len(ctx.Request.Body()) > s.max {
-		return nil, nil, nil, nil, &protocolError{"RequestEntityTooLarge", 413, "Request body is larger than the service accepts."}
+		return nil, nil, nil, nil, errEntityTooLarge
 	}
 	// As AWS's front end, an unknown operation is refused before the
 	// signature is looked at.
@@ -392,7 +393,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []
 		o = s.admin[string(name)]
 	}
 	if o == nil {
-		return nil, nil, nil, nil, &protocolError{"UnknownOperationException", 400, ""}
+		return nil, nil, nil, nil, unknownOperation(target)
 	}
 	caller, err = s.authenticate(ctx, octx)
 	if err != nil {
@@ -435,7 +436,11 @@ func (s *Server) authenticate(ctx *fasthttp.RequestCtx, octx context.Context) (*
 // temporary access key (ASIA…) must come with the session token STS gave
 // with it, in X-Amz-Security-Token; a long-term key must not.
 func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context, service string) (*kms.Caller, error) {
-	sr, err := parseAuthorization(&ctx.Request, s.svc.Region(), service, s.now())
+	region := s.svc.Region()
+	if s.dev {
+		region = anyRegion // devRegion.go
+	}
+	sr, err := parseAuthorization(&ctx.Request, region, service, s.now())
 	if err != nil {
 		return nil, err
 	}

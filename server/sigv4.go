@@ -128,7 +128,11 @@ func parseAuthorization(req *fasthttp.Request, region, service string, now time.
 	if !bytes.Equal(sr.date, day[:]) {
 		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", truncateHeader(string(sr.date)), day[:], truncateHeader(string(dateHeader)))}
 	}
-	if string(sr.region) != region {
+	if region == anyRegion {
+		if !wellFormedRegion(sr.region) {
+			return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", truncateHeader(string(sr.region)))}
+		}
+	} else if string(sr.region) != region {
 		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", truncateHeader(string(sr.region)))}
 	}
 	if string(sr.service) != service {

@@ -1,21 +1,35 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 )
 
 // TestReadmeCLI runs the README's AWS CLI walkthrough, verbatim but for the
-// port, against a real `coffer serve` started as `make run` starts it.
+// port and the credentials file's path, against a real `coffer serve`
+// started as `make run` starts it, from the repository root as the README
+// says: twice in a row on one data dir (the block cleans up after itself
+// and leaves its key usable), leaving the repository as it was.
 func TestReadmeCLI(t *testing.T) {
 	if _, err := exec.LookPath("aws"); err != nil {
 		t.Skip("the AWS CLI is not installed; this test runs the README's aws commands")
 	}
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if testing.Short() {
+		t.Skip("-short: the README's commands take two minutes with the AWS CLI v1; make test runs them")
+	}
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(repo, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,27 +38,60 @@ func TestReadmeCLI(t *testing.T) {
 	if !ok || !ok2 {
 		t.Fatal("README has no cli:begin/cli:end block")
 	}
-	if !strings.Contains(block, "http://127.0.0.1:7300") {
-		t.Fatal("README's commands do not use the default endpoint")
+	for _, want := range []string{"http://127.0.0.1:7300", "AWS_SHARED_CREDENTIALS_FILE=coffer-data/credentials"} {
+		if !strings.Contains(block, want) {
+			t.Fatalf("README's commands do not use %s", want)
+		}
 	}
 	dir := t.TempDir()
 	p := startServe(t, dir)
 	script := strings.ReplaceAll(block, "http://127.0.0.1:7300", p.endpoint)
-	cmd := exec.Command("bash", "-euo", "pipefail", "-c", script)
-	cmd.Dir = dir
-	cmd.Env = cleanAWSEnv()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("README commands failed: %v\n%s", err, out)
+	script = strings.ReplaceAll(script, "AWS_SHARED_CREDENTIALS_FILE=coffer-data/credentials",
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "coffer-data", "credentials"))
+	before, gitOK := gitStatus(t, repo)
+	var keys []string
+	for run := 1; run <= 2; run++ {
+		cmd := exec.Command("bash", "-euo", "pipefail", "-c", script+"\necho \"README-KEY=$KEY\"\n")
+		cmd.Dir = repo
+		cmd.Env = cleanAWSEnv()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("run %d: README commands failed: %v\n%s", run, err, out)
+		}
+		if n := strings.Count(string(out), "hello, coffer"); n != 2 {
+			t.Fatalf("run %d: decrypt printed the plaintext %d times, want 2 (before and after rotation):\n%s", run, n, out)
+		}
+		for _, want := range []string{`"AliasName": "alias/app"`, `"RotationType": "ON_DEMAND"`, `"KeyState": "PendingDeletion"`, `"TagValue": "data"`} {
+			if !strings.Contains(string(out), want) {
+				t.Fatalf("run %d: output lacks %s:\n%s", run, want, out)
+			}
+		}
+		_, key, _ := strings.Cut(string(out), "README-KEY=")
+		keys = append(keys, strings.TrimSpace(key))
 	}
-	if n := strings.Count(string(out), "hello, coffer"); n != 2 {
-		t.Fatalf("decrypt printed the plaintext %d times, want 2 (before and after rotation):\n%s", n, out)
+	if after, _ := gitStatus(t, repo); gitOK && after != before {
+		t.Fatalf("the README's commands changed the repository:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
-	for _, want := range []string{`"AliasName": "alias/app"`, `"RotationType": "ON_DEMAND"`, `"KeyState": "PendingDeletion"`, `"TagValue": "data"`} {
-		if !strings.Contains(string(out), want) {
-			t.Fatalf("output lacks %s:\n%s", want, out)
+	// The block leaves its key usable.
+	c := sdkClient(t, filepath.Join(dir, "coffer-data", "credentials"), p.endpoint)
+	for _, key := range keys {
+		if _, err := c.Encrypt(context.Background(), &awskms.EncryptInput{KeyId: aws.String(key), Plaintext: []byte("x")}); err != nil {
+			t.Fatalf("the README's key %s is not usable after the block: %v", key, err)
 		}
 	}
+}
+
+// gitStatus returns `git status --porcelain` of the repository at dir, and
+// whether it could (not in a checkout, or without git, it cannot).
+func gitStatus(t *testing.T, dir string) (string, bool) {
+	cmd := exec.Command("git", "status", "--porcelain", "--untracked-files=all")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Logf("git status: %v; the repository is not checked for stray files", err)
+		return "", false
+	}
+	return string(out), true
 }
 
 // cleanAWSEnv is the environment without any AWS_* variable of the

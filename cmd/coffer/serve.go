@@ -111,6 +111,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("--log-level: %w", err)
 	}
+	if o.dev { // first thing, before any log line
+		fmt.Fprintln(stderr, "WARNING: --dev: keys live only in memory and are lost at exit, and ANY well-formed SigV4")
+		fmt.Fprintln(stderr, "WARNING: signature is accepted as the account root. Never use --dev for real data.")
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := selfTest(log); err != nil {
 		return err
@@ -139,15 +143,20 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 
+	// The port first: a server that cannot serve fails before it creates
+	// anything in the data dir.
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close() // Serve closes it too; closing twice is harmless
+
 	var (
 		store       keystore.Store
 		root        hsm.Backend
 		rootMetrics func(io.Writer)
-		err         error
 	)
 	if o.dev {
-		fmt.Fprintln(stderr, "WARNING: --dev: keys live only in memory and are lost at exit, and ANY well-formed SigV4")
-		fmt.Fprintln(stderr, "WARNING: signature is accepted as the account root. Never use --dev for real data.")
 		store = keystore.NewMemory()
 		root, err = hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
 	} else {
@@ -157,6 +166,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		root, rootMetrics, err = openRoot(o.dataDir, o.root)
 		if err == nil {
 			store, err = keystore.OpenBolt(filepath.Join(o.dataDir, "coffer.db"))
+			if errors.Is(err, keystore.ErrLocked) {
+				root.Close()
+				return fmt.Errorf("%w: is another coffer serve running on data dir %s?", err, o.dataDir)
+			}
 		}
 	}
 	if err != nil {
@@ -171,10 +184,6 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	}
 	defer svc.Close()
 
-	ln, err := net.Listen("tcp", o.listen)
-	if err != nil {
-		return err
-	}
 	endpoint := "http://" + ln.Addr().String()
 	var (
 		tlsConfig *tls.Config
@@ -205,8 +214,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			}
 			if o.printCredentials {
 				fmt.Fprintf(stdout, "# Coffer created administrator %s. Its secret is shown only now (also in %s):\n", creds.PrincipalARN, path)
-				fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_ENDPOINT_URL_KMS=%s\n",
-					creds.AccessKeyID, creds.SecretAccessKey, o.region, endpoint)
+				// AWS_DEFAULT_REGION too: the AWS CLI v1 and boto3 read only that one.
+				fmt.Fprintf(stdout, "export AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_REGION=%s AWS_DEFAULT_REGION=%s AWS_ENDPOINT_URL_KMS=%s\n",
+					creds.AccessKeyID, creds.SecretAccessKey, o.region, o.region, endpoint)
 			} else {
 				// The secret stays in the file: stdout ends up in terminals'
 				// scrollback, CI logs and journald.
@@ -214,7 +224,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 					path = abs
 				}
 				fmt.Fprintf(stdout, "# Coffer created administrator %s; its credentials are in %s (mode 0600):\n", creds.PrincipalARN, path)
-				fmt.Fprintf(stdout, "export AWS_SHARED_CREDENTIALS_FILE=%s AWS_REGION=%s AWS_ENDPOINT_URL_KMS=%s\n", path, o.region, endpoint)
+				fmt.Fprintf(stdout, "export AWS_SHARED_CREDENTIALS_FILE=%s AWS_REGION=%s AWS_DEFAULT_REGION=%s AWS_ENDPOINT_URL_KMS=%s\n", path, o.region, o.region, endpoint)
 			}
 		}
 	}

@@ -34,6 +34,9 @@ func pair[T any](name string, members []string, fast func([]byte, *T) error) dec
 			if strings.TrimLeft(string(b), jsonSpace)[0] != '{' {
 				return v, &json.SyntaxError{}
 			}
+			if err := wire.CheckDepth(b); err != nil { // the server's general path does the same
+				return v, err
+			}
 			return v, json.Unmarshal(b, v)
 		},
 	}

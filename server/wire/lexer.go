@@ -28,8 +28,9 @@ func typeError(m string) error { return &Error{"Unexpected value type for member
 var ErrNotObject = &Error{"Request body must be a JSON object."}
 
 type lexer struct {
-	b []byte
-	i int
+	b     []byte
+	i     int
+	depth int // objects and arrays open at i (depth.go)
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -70,6 +71,10 @@ func (l *lexer) object(member func(name []byte) error) error {
 // members reads {"name": value, ...} calling member for each.
 func (l *lexer) members(member func(name []byte) error) error {
 	l.i++ // '{'
+	if err := l.enter(); err != nil {
+		return err
+	}
+	defer l.leave()
 	if l.peek() == '}' {
 		l.i++
 		return nil
@@ -364,6 +369,10 @@ func (l *lexer) listMember(name string, dst *[]string) error {
 		return l.wrongType(name)
 	}
 	l.i++
+	if err := l.enter(); err != nil {
+		return err
+	}
+	defer l.leave()
 	out := []string{}
 	if l.peek() == ']' {
 		l.i++
@@ -416,6 +425,10 @@ func (l *lexer) skip() error {
 		return l.members(func([]byte) error { return l.skip() })
 	case c == '[':
 		l.i++
+		if err := l.enter(); err != nil {
+			return err
+		}
+		defer l.leave()
 		if l.peek() == ']' {
 			l.i++
 			return nil
