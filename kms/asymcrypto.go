@@ -149,6 +149,9 @@ func (s *Service) usableKey(ctx context.Context, c *Caller, k *KeyMember, keyID 
 	return r, nil
 }
 
+// asymmetric reports whether keys of kind k have a private key.
+func (k keyKind) asymmetric() bool { return k == kindRSA || k == kindEC || k == kindMLDSA }
+
 // withKey runs fn with the current material of r, released after.
 func (s *Service) withKey(ctx context.Context, r *keyRecord, fn func(*engine.Key) error) error {
 	if r.kind() == kindHSM || r.kind() == kindUnsupported {
@@ -205,4 +208,107 @@ func checkAlgorithm(r *keyRecord, alg string, list []string) error {
 		return incompatibleAlgorithm(alg, r)
 	}
 	return nil
+}
+
+// checkEncryption checks that r may encrypt or decrypt for member k with
+// alg ("" meaning SYMMETRIC_DEFAULT): an ENCRYPT_DECRYPT key whose spec
+// offers alg. A symmetric request to an RSA key, or an RSAES_OAEP one to a
+// symmetric key, is AWS's InvalidKeyUsageException ("Algorithm
+// SYMMETRIC_DEFAULT is incompatible with key spec RSA_4096.").
+func checkEncryption(r *keyRecord, k *KeyMember, alg string) error {
+	if err := k.checkUsage(r); err != nil {
+		return err
+	}
+	if alg == "" {
+		alg = AlgSymmetric
+	}
+	return checkAlgorithm(r, alg, algorithmsOf(r).Encryption)
+}
+
+// checkAsymmetricContext refuses an encryption context with an RSA key:
+// "An encryption context is supported only on operations with symmetric
+// encryption KMS keys" (botocore EncryptRequest.EncryptionContext); the
+// request member is invalid for the key, a ValidationException.
+func checkAsymmetricContext(r *keyRecord, ec map[string]string) error {
+	if len(ec) != 0 && r.kind() == kindRSA {
+		return newError(ErrValidation, "EncryptionContext is not supported with asymmetric KMS keys; %s has key spec %s.", r.arn(), r.Spec)
+	}
+	return nil
+}
+
+// sealFor encrypts plaintext under r with alg and returns the ciphertext
+// and the algorithm used: RSAES_OAEP with the public half of an RSA key
+// (AWS's raw OAEP ciphertext, which anyone with GetPublicKey's key can
+// make too), the symmetric blob otherwise.
+func (s *Service) sealFor(ctx context.Context, r *keyRecord, alg string, plaintext []byte, ec map[string]string) ([]byte, string, error) {
+	if r.kind() != kindRSA {
+		blob, err := s.seal(ctx, r, plaintext, ec)
+		return blob, AlgSymmetric, err
+	}
+	if max := engine.MaxOAEPPlaintext(r.Spec, alg); len(plaintext) > max {
+		// botocore EncryptRequest.Plaintext: RSA_2048 with RSAES_OAEP_SHA_1
+		// takes up to 214 bytes, and so on.
+		return nil, "", newError(ErrValidation, "Plaintext is too long: %s with %s encrypts up to %d bytes.", r.Spec, alg, max)
+	}
+	var ct []byte
+	err := s.withKey(ctx, r, func(k *engine.Key) error {
+		var err error
+		ct, err = engine.EncryptOAEP(k.Public(), r.Spec, alg, plaintext)
+		return err
+	})
+	if err != nil {
+		return nil, "", engineError(err, r, alg)
+	}
+	return ct, alg, nil
+}
+
+// openAny opens a ciphertext for Decrypt or ReEncrypt's source (member
+// k). An RSA ciphertext carries no key reference, so it opens only when
+// the request names an RSA key (AWS: KeyId and EncryptionAlgorithm are
+// required for an asymmetric ciphertext); everything else goes to open,
+// where a blob that is not Coffer's format is InvalidCiphertextException.
+func (s *Service) openAny(ctx context.Context, c *Caller, k *KeyMember, raw []byte, keyID, alg string, ec map[string]string, dry bool,
+	adjust func(*policy.Context, *keyRecord)) (*opened, error) {
+	if keyID == "" {
+		return s.open(ctx, c, k, raw, keyID, alg, ec, dry, adjust)
+	}
+	named, err := s.resolveKeyAs(ctx, c, keyID, k.Forms)
+	if err != nil || named.kind() != kindRSA {
+		return s.open(ctx, c, k, raw, keyID, alg, ec, dry, adjust)
+	}
+	r := named
+	if r.Account != c.Account && !k.CrossAccount {
+		return nil, keyNotFound(r.arn())
+	}
+	pc := withEncryptionContext(s.requestContext(ctx, c, r), ec, alg)
+	pc.RequestAlias = requestAlias(keyID)
+	if adjust != nil {
+		adjust(pc, r)
+	}
+	if err := s.authorizeKey(ctx, c, r, k.Action, pc); err != nil {
+		return nil, err
+	}
+	if err := k.checkState(r); err != nil {
+		return nil, err
+	}
+	if err := checkEncryption(r, k, alg); err != nil {
+		return nil, err
+	}
+	if err := checkAsymmetricContext(r, ec); err != nil {
+		return nil, err
+	}
+	if dry {
+		return nil, dryRun
+	}
+	v := len(r.Versions) - 1
+	var pt []byte
+	err = s.withKey(ctx, r, func(key *engine.Key) error {
+		var err error
+		pt, err = key.DecryptOAEP(alg, raw)
+		return err
+	})
+	if err != nil {
+		return nil, engineError(err, r, alg)
+	}
+	return &opened{key: r, plaintext: pt, materialID: r.Versions[v].MaterialID, alg: alg}, nil
 }
