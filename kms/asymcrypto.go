@@ -273,9 +273,11 @@ func (s *Service) openAny(ctx context.Context, c *Caller, k *KeyMember, raw []by
 		return s.open(ctx, c, k, raw, keyID, alg, ec, dry, adjust)
 	}
 	named, err := s.resolveKeyAs(ctx, c, keyID, k.Forms)
-	if err != nil || named.kind() != kindRSA {
+	if err != nil || named.kind() == kindSymmetric || named.kind() == kindHSM {
 		return s.open(ctx, c, k, raw, keyID, alg, ec, dry, adjust)
 	}
+	// An asymmetric or HMAC key: only an RSA ENCRYPT_DECRYPT key gets past
+	// checkEncryption, the others are its InvalidKeyUsageException.
 	r := named
 	if r.Account != c.Account && !k.CrossAccount {
 		return nil, keyNotFound(r.arn())

@@ -221,15 +221,14 @@ func conditionKeySpec(op *Operation) (spec, usage string) {
 }
 
 // peerP256 is a fresh P-256 public key as DER SubjectPublicKeyInfo.
-func peerP256(t *testing.T) []byte {
-	t.Helper()
+func peerP256(*testing.T) []byte {
 	k, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	der, err := x509.MarshalPKIXPublicKey(k.PublicKey())
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	return der
 }
