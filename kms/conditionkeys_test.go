@@ -2,6 +2,9 @@ package kms
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/x509"
 	"strings"
 	"testing"
 )
@@ -75,6 +78,30 @@ func TestConditionKeysInContext(t *testing.T) {
 		case opEnableKeyRotation:
 			days := 180
 			_, err = s.EnableKeyRotation(ctx, root, &EnableKeyRotationInput{KeyId: id, RotationPeriodInDays: &days})
+		case opSign:
+			_, err = s.Sign(ctx, root, &SignInput{KeyId: alias, Message: []byte("m"), SigningAlgorithm: "ECDSA_SHA_256"})
+		case opVerify:
+			sig, serr := s.Sign(ctx, root, &SignInput{KeyId: id, Message: []byte("m"), SigningAlgorithm: "ECDSA_SHA_256"})
+			if serr != nil {
+				t.Fatal(serr)
+			}
+			_, err = s.Verify(ctx, root, &VerifyInput{KeyId: alias, Message: []byte("m"), SigningAlgorithm: "ECDSA_SHA_256", Signature: sig.Signature})
+		case opGetPublicKey:
+			_, err = s.GetPublicKey(ctx, root, &KeyIDInput{KeyId: alias})
+		case opGenerateMac:
+			_, err = s.GenerateMac(ctx, root, &GenerateMacInput{KeyId: alias, Message: []byte("m"), MacAlgorithm: "HMAC_SHA_256"})
+		case opVerifyMac:
+			mac, merr := s.GenerateMac(ctx, root, &GenerateMacInput{KeyId: id, Message: []byte("m"), MacAlgorithm: "HMAC_SHA_256"})
+			if merr != nil {
+				t.Fatal(merr)
+			}
+			_, err = s.VerifyMac(ctx, root, &VerifyMacInput{KeyId: alias, Message: []byte("m"), MacAlgorithm: "HMAC_SHA_256", Mac: mac.Mac})
+		case opDeriveSharedSecret:
+			_, err = s.DeriveSharedSecret(ctx, root, &DeriveSharedSecretInput{KeyId: alias, KeyAgreementAlgorithm: "ECDH", PublicKey: peerP256(t)})
+		case opGenerateDataKeyPair:
+			_, err = s.GenerateDataKeyPair(ctx, root, &GenerateDataKeyPairInput{KeyId: alias, EncryptionContext: probe, KeyPairSpec: "ECC_NIST_P256"})
+		case opGenerateDataKeyPairWithoutPlaintext:
+			_, err = s.GenerateDataKeyPairWithoutPlaintext(ctx, root, &GenerateDataKeyPairInput{KeyId: alias, EncryptionContext: probe, KeyPairSpec: "ECC_NIST_P256"})
 		case opPutKeyPolicy:
 			doc := denyWhenPresent("kms:PutKeyPolicy", "kms:NotARequestKey")
 			_, err = s.PutKeyPolicy(ctx, root, &PutKeyPolicyInput{KeyId: id, Policy: &doc})
@@ -86,10 +113,11 @@ func TestConditionKeysInContext(t *testing.T) {
 	// newKey makes a key with policy doc (some deny PutKeyPolicy to the
 	// caller: the lockout check is bypassed) and an alias, so that
 	// kms:ResourceAliases has a value.
-	newKey := func(doc string) string {
+	newKey := func(op *Operation, doc string) string {
 		t.Helper()
+		spec, usage := conditionKeySpec(op)
 		out, err := s.CreateKey(ctx, root, &CreateKeyInput{Policy: &doc, BypassPolicyLockoutSafetyCheck: true,
-			Tags: []Tag{{TagKey: "probe", TagValue: "v"}}})
+			KeySpec: spec, KeyUsage: usage, Tags: []Tag{{TagKey: "probe", TagValue: "v"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,13 +173,13 @@ func TestConditionKeysInContext(t *testing.T) {
 			continue
 		}
 		for _, km := range op.Keys {
-			if err := run(op, newKey(denyWhenPresent(km.Action, "kms:NotARequestKey"))); err != nil {
+			if err := run(op, newKey(op, denyWhenPresent(km.Action, "kms:NotARequestKey"))); err != nil {
 				t.Errorf("%s, baseline: %v", op.Name, err)
 				continue
 			}
 			for _, key := range op.ConditionKeys {
 				key = probeKey(key)
-				err := run(op, newKey(denyWhenPresent(km.Action, key)))
+				err := run(op, newKey(op, denyWhenPresent(km.Action, key)))
 				if !isAccessDenied(err) {
 					t.Errorf("%s (%s): a Deny when %s is present: %v, want AccessDeniedException: the key is not in the request context",
 						op.Name, km.Action, key, err)
@@ -176,4 +204,31 @@ func denyWhenPresent(action, key string) string {
 	return strings.NewReplacer("ACTION", action, "KEY", key).Replace(`{"Version":"2012-10-17","Statement":[
 		{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},
 		{"Effect":"Deny","Principal":"*","Action":"ACTION","Resource":"*","Condition":{"Null":{"KEY":"false"}}}]}`)
+}
+
+// conditionKeySpec is the spec and usage of the key an operation of
+// TestConditionKeysInContext runs on ("" for a symmetric key).
+func conditionKeySpec(op *Operation) (spec, usage string) {
+	switch op {
+	case opSign, opVerify, opGetPublicKey:
+		return "ECC_NIST_P256", UsageSignVerify
+	case opGenerateMac, opVerifyMac:
+		return "HMAC_256", UsageGenerateVerifyMAC
+	case opDeriveSharedSecret:
+		return "ECC_NIST_P256", UsageKeyAgreement
+	}
+	return "", ""
+}
+
+// peerP256 is a fresh P-256 public key as DER SubjectPublicKeyInfo.
+func peerP256(*testing.T) []byte {
+	k, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(k.PublicKey())
+	if err != nil {
+		panic(err)
+	}
+	return der
 }

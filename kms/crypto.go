@@ -53,14 +53,17 @@ func (s *Service) Encrypt(ctx context.Context, c *Caller, in *EncryptInput) (*En
 	if err != nil {
 		return nil, err
 	}
+	if err := checkAsymmetricContext(r, in.EncryptionContext); err != nil {
+		return nil, err
+	}
 	if in.DryRun {
 		return nil, dryRun
 	}
-	blob, err := s.seal(ctx, r, in.Plaintext, in.EncryptionContext)
+	blob, alg, err := s.sealFor(ctx, r, in.EncryptionAlgorithm, in.Plaintext, in.EncryptionContext)
 	if err != nil {
 		return nil, err
 	}
-	return &EncryptOutput{CiphertextBlob: blob, KeyId: r.arn(), EncryptionAlgorithm: AlgSymmetric}, nil
+	return &EncryptOutput{CiphertextBlob: blob, KeyId: r.arn(), EncryptionAlgorithm: alg}, nil
 }
 
 // encryptionKey resolves keyID (request member k), authorizes k's action on
@@ -85,11 +88,8 @@ func (s *Service) encryptionKeyWith(ctx context.Context, c *Caller, k *KeyMember
 	if err := k.checkState(r); err != nil {
 		return nil, err
 	}
-	if err := checkSymmetric(r, k); err != nil {
+	if err := checkEncryption(r, k, alg); err != nil {
 		return nil, err
-	}
-	if alg != "" && alg != AlgSymmetric {
-		return nil, newError(ErrInvalidKeyUsage, "%s is not a supported encryption algorithm for %s.", alg, r.arn())
 	}
 	return r, nil
 }
@@ -173,11 +173,11 @@ func (s *Service) Decrypt(ctx context.Context, c *Caller, in *DecryptInput) (*De
 	if err := checkRecipient(in.Recipient); err != nil {
 		return nil, err
 	}
-	o, err := s.open(ctx, c, &opDecrypt.Keys[0], in.CiphertextBlob, in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext, in.DryRun, nil)
+	o, err := s.openAny(ctx, c, &opDecrypt.Keys[0], in.CiphertextBlob, in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext, in.DryRun, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &DecryptOutput{KeyId: o.key.arn(), Plaintext: o.plaintext, EncryptionAlgorithm: AlgSymmetric, KeyMaterialId: o.materialID}, nil
+	return &DecryptOutput{KeyId: o.key.arn(), Plaintext: o.plaintext, EncryptionAlgorithm: o.algorithm(), KeyMaterialId: o.materialID}, nil
 }
 
 func checkRecipient(raw json.RawMessage) error {
@@ -191,6 +191,14 @@ type opened struct {
 	key        *keyRecord
 	plaintext  []byte
 	materialID string
+	alg        string // "" for SYMMETRIC_DEFAULT
+}
+
+func (o *opened) algorithm() string {
+	if o.alg == "" {
+		return AlgSymmetric
+	}
+	return o.alg
 }
 
 // open authenticates a blob for the caller, who names its key (if at all)
@@ -368,7 +376,10 @@ func (s *Service) ReEncrypt(ctx context.Context, c *Caller, in *ReEncryptInput) 
 	if err != nil {
 		return nil, err
 	}
-	o, err := s.open(ctx, c, opReEncrypt.Key("SourceKeyId"), in.CiphertextBlob, in.SourceKeyId, in.SourceEncryptionAlgorithm, in.SourceEncryptionContext, in.DryRun,
+	if err := checkAsymmetricContext(dst, in.DestinationEncryptionContext); err != nil {
+		return nil, err
+	}
+	o, err := s.openAny(ctx, c, opReEncrypt.Key("SourceKeyId"), in.CiphertextBlob, in.SourceKeyId, in.SourceEncryptionAlgorithm, in.SourceEncryptionContext, in.DryRun,
 		func(pc *policy.Context, r *keyRecord) {
 			pc.ReEncryptOnSameKey, pc.HasReEncryptOnSameKey = r.ID == dst.ID, true
 		})
@@ -376,7 +387,7 @@ func (s *Service) ReEncrypt(ctx context.Context, c *Caller, in *ReEncryptInput) 
 		return nil, err
 	}
 	defer clear(o.plaintext)
-	blob, err := s.seal(ctx, dst, o.plaintext, in.DestinationEncryptionContext)
+	blob, dstAlg, err := s.sealFor(ctx, dst, in.DestinationEncryptionAlgorithm, o.plaintext, in.DestinationEncryptionContext)
 	if err != nil {
 		return nil, err
 	}
@@ -384,8 +395,8 @@ func (s *Service) ReEncrypt(ctx context.Context, c *Caller, in *ReEncryptInput) 
 		CiphertextBlob:                 blob,
 		SourceKeyId:                    o.key.arn(),
 		KeyId:                          dst.arn(),
-		SourceEncryptionAlgorithm:      AlgSymmetric,
-		DestinationEncryptionAlgorithm: AlgSymmetric,
+		SourceEncryptionAlgorithm:      o.algorithm(),
+		DestinationEncryptionAlgorithm: dstAlg,
 		SourceKeyMaterialId:            o.materialID,
 		DestinationKeyMaterialId:       dst.Versions[len(dst.Versions)-1].MaterialID,
 	}, nil

@@ -44,6 +44,8 @@ var (
 	ErrCloudHsmClusterNotFound    = errors.New("CloudHsmClusterNotFoundException")
 	ErrCloudHsmClusterInUse       = errors.New("CloudHsmClusterInUseException")
 	ErrIncorrectTrustAnchor       = errors.New("IncorrectTrustAnchorException")
+	ErrInvalidSignature           = errors.New("KMSInvalidSignatureException")
+	ErrInvalidMac                 = errors.New("KMSInvalidMacException")
 )
 
 // Error is a failure with the message AWS would send.

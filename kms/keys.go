@@ -34,10 +34,9 @@ type CreateKeyOutput struct {
 
 // Limits of the key API.
 const (
-	maxDescription  = 8192
-	maxTagsPerKey   = 50
-	maxPolicyBytes  = 32768
-	keyMaterialSize = 32
+	maxDescription = 8192
+	maxTagsPerKey  = 50
+	maxPolicyBytes = 32768
 )
 
 // createKeyContext is CreateKey's request context: the key it would
@@ -87,15 +86,15 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	if spec == "" {
 		spec = SpecSymmetric
 	}
-	usage := in.KeyUsage
-	if usage == "" {
-		usage = UsageEncryptDecrypt
+	usage, err := keySpecUsage(spec, in.KeyUsage)
+	if err != nil {
+		return nil, err
 	}
-	if spec != SpecSymmetric {
-		return nil, newError(ErrUnsupportedOperation, "KeySpec %s is not supported by this server; only SYMMETRIC_DEFAULT keys can be created.", spec)
-	}
-	if usage != UsageEncryptDecrypt {
-		return nil, newError(ErrValidation, "KeyUsage %s is not compatible with KeySpec %s", usage, spec)
+	if in.CustomKeyStoreId != "" && spec != SpecSymmetric {
+		// "Custom key stores support only symmetric encryption KMS keys"
+		// (botocore CreateKeyRequest.CustomKeyStoreId): CreateKey's
+		// modelled UnsupportedOperationException.
+		return nil, newError(ErrUnsupportedOperation, "KeySpec %s is not supported for custom key stores. Custom key stores support only SYMMETRIC_DEFAULT keys.", spec)
 	}
 	switch {
 	case in.CustomKeyStoreId != "" && in.Origin != OriginCloudHSM:
@@ -216,7 +215,7 @@ func (s *Service) newVersion(ctx context.Context, r *keyRecord, now time.Time, r
 	if err != nil {
 		return keyVersion{}, err
 	}
-	material, err := s.randomBytes(keyMaterialSize)
+	material, err := newMaterial(r.Spec, s.random)
 	if err != nil {
 		return keyVersion{}, err
 	}

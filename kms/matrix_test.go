@@ -82,6 +82,7 @@ type cell struct {
 	grantToken string
 	alias      string // alias/… → id
 	otherAlias string // alias/… → other
+	sig, mac   []byte // over "m" with id, when it signs or MACs (newCellOf)
 }
 
 func newCell(t *testing.T, s *Service, c *Caller) *cell {
@@ -214,6 +215,9 @@ type stateRow struct {
 	// knownDeviation names, by state, the cells where Coffer's answer is
 	// not AWS's, and why.
 	knownDeviation map[string]string
+	// kind is the spec and usage of the cell's key; zero for a symmetric
+	// encryption key.
+	kind specUsage
 }
 
 // success is a cell where AWS answers without error.
@@ -413,7 +417,7 @@ func TestStateMatrix(t *testing.T) {
 	for _, row := range stateRows {
 		for i, state := range matrixStates {
 			t.Run(row.op+"/"+state, func(t *testing.T) {
-				k := newCell(t, s, c)
+				k := newCellOf(t, s, c, row.kind)
 				setState(t, s, c, k.id, state)
 				checkCell(t, row.call(ctx, s, c, k), row.want[i], row.knownDeviation[state])
 			})

@@ -122,6 +122,14 @@ func cryptoKey(member, op string) KeyMember {
 		Usages: encryptDecrypt, States: enabledOnly, Disabled: true}
 }
 
+// dataPlaneKey is the key member of an asymmetric or HMAC operation: usable
+// only while Enabled, by any form of KeyId, across accounts, with a key of
+// one of usages (nil: any).
+func dataPlaneKey(member, op string, usages ...string) KeyMember {
+	return KeyMember{Member: member, Action: "kms:" + op, Grant: op, Forms: AnyKeyForm, CrossAccount: true,
+		Usages: usages, States: enabledOnly, Disabled: true}
+}
+
 // manageKey is the KeyId member of an operation that manages a key of the
 // caller's own account.
 func manageKey(op string, states []string) KeyMember {
@@ -162,7 +170,54 @@ var (
 		Name: "GenerateDataKeyWithoutPlaintext", Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "GenerateDataKeyWithoutPlaintext")},
 		Request: []string{"KeyId", "EncryptionContext", "NumberOfBytes", "KeySpec"}}
-	opGenerateRandom = &Operation{Name: "GenerateRandom", Quota: cryptographic, Action: "kms:GenerateRandom", ReadOnly: true,
+
+	// Asymmetric and HMAC operations: data-plane operations, readOnly in
+	// CloudTrail like Encrypt; every KeyId takes the four forms ("To
+	// specify a KMS key, use its key ID, key ARN, alias name, or alias
+	// ARN", botocore) and may name another account's key (reference §1.5).
+	opSign = &Operation{ConditionKeys: conditions(keyConditions, "kms:SigningAlgorithm", "kms:MessageType", "kms:RequestAlias"),
+		Name: "Sign", ReadOnly: true,
+		Keys:     []KeyMember{dataPlaneKey("KeyId", "Sign", UsageSignVerify)},
+		Request:  []string{"KeyId", "MessageType", "SigningAlgorithm", "DryRun"},
+		Response: []string{"KeyId", "SigningAlgorithm"}}
+	opVerify = &Operation{ConditionKeys: conditions(keyConditions, "kms:SigningAlgorithm", "kms:MessageType", "kms:RequestAlias"),
+		Name: "Verify", ReadOnly: true,
+		Keys:     []KeyMember{dataPlaneKey("KeyId", "Verify", UsageSignVerify)},
+		Request:  []string{"KeyId", "MessageType", "SigningAlgorithm", "DryRun"},
+		Response: []string{"KeyId", "SignatureValid", "SigningAlgorithm"}}
+	opGetPublicKey = &Operation{ConditionKeys: conditions(keyConditions, "kms:RequestAlias"),
+		Name: "GetPublicKey", ReadOnly: true,
+		// Any usage: symmetric and HMAC keys are refused by the method
+		// with UnsupportedOperationException.
+		Keys:     []KeyMember{dataPlaneKey("KeyId", "GetPublicKey")},
+		Request:  []string{"KeyId"},
+		Response: []string{"KeyId", "KeySpec", "KeyUsage"}}
+	opGenerateMac = &Operation{ConditionKeys: conditions(keyConditions, "kms:MacAlgorithm", "kms:RequestAlias"),
+		Name: "GenerateMac", Quota: cryptographic, ReadOnly: true,
+		Keys:     []KeyMember{dataPlaneKey("KeyId", "GenerateMac", UsageGenerateVerifyMAC)},
+		Request:  []string{"KeyId", "MacAlgorithm", "DryRun"},
+		Response: []string{"KeyId", "MacAlgorithm"}}
+	opVerifyMac = &Operation{ConditionKeys: conditions(keyConditions, "kms:MacAlgorithm", "kms:RequestAlias"),
+		Name: "VerifyMac", Quota: cryptographic, ReadOnly: true,
+		Keys:     []KeyMember{dataPlaneKey("KeyId", "VerifyMac", UsageGenerateVerifyMAC)},
+		Request:  []string{"KeyId", "MacAlgorithm", "DryRun"},
+		Response: []string{"KeyId", "MacValid", "MacAlgorithm"}}
+	opDeriveSharedSecret = &Operation{ConditionKeys: conditions(keyConditions, "kms:KeyAgreementAlgorithm", "kms:RequestAlias"),
+		Name: "DeriveSharedSecret", ReadOnly: true,
+		Keys:     []KeyMember{dataPlaneKey("KeyId", "DeriveSharedSecret", UsageKeyAgreement)},
+		Request:  []string{"KeyId", "KeyAgreementAlgorithm", "DryRun"},
+		Response: []string{"KeyId", "KeyAgreementAlgorithm", "KeyOrigin"}}
+	opGenerateDataKeyPair = &Operation{ConditionKeys: conditions(cryptoConditions, "kms:DataKeyPairSpec"),
+		Name: "GenerateDataKeyPair", ReadOnly: true,
+		Keys:     []KeyMember{cryptoKey("KeyId", "GenerateDataKeyPair")},
+		Request:  []string{"KeyId", "EncryptionContext", "KeyPairSpec", "DryRun"},
+		Response: []string{"KeyId", "KeyPairSpec"}}
+	opGenerateDataKeyPairWithoutPlaintext = &Operation{ConditionKeys: conditions(cryptoConditions, "kms:DataKeyPairSpec"),
+		Name: "GenerateDataKeyPairWithoutPlaintext", ReadOnly: true,
+		Keys:     []KeyMember{cryptoKey("KeyId", "GenerateDataKeyPairWithoutPlaintext")},
+		Request:  []string{"KeyId", "EncryptionContext", "KeyPairSpec", "DryRun"},
+		Response: []string{"KeyId", "KeyPairSpec"}}
+		opGenerateRandom = &Operation{Name: "GenerateRandom", Quota: cryptographic, Action: "kms:GenerateRandom", ReadOnly: true,
 		Request: []string{"NumberOfBytes", "CustomKeyStoreId"}}
 
 	// Keys.
@@ -345,6 +400,8 @@ func admin(name, action string, readOnly bool, request ...string) *Operation {
 // catalogue lists every row, in no particular order.
 var catalogue = []*Operation{
 	opEncrypt, opDecrypt, opReEncrypt, opGenerateDataKey, opGenerateDataKeyWithoutPlaintext, opGenerateRandom,
+	opSign, opVerify, opGetPublicKey, opGenerateMac, opVerifyMac, opDeriveSharedSecret,
+	opGenerateDataKeyPair, opGenerateDataKeyPairWithoutPlaintext,
 	opCreateKey, opDescribeKey, opListKeys, opEnableKey, opDisableKey, opUpdateKeyDescription,
 	opScheduleKeyDeletion, opCancelKeyDeletion,
 	opEnableKeyRotation, opDisableKeyRotation, opRotateKeyOnDemand, opGetKeyRotationStatus, opListKeyRotations,
@@ -458,6 +515,22 @@ func (o *Operation) Method() (Method, bool) {
 			return bind((*Service).GenerateDataKeyWithoutPlaintext), true
 		case "GenerateRandom":
 			return bind((*Service).GenerateRandom), true
+		case "Sign":
+			return bind((*Service).Sign), true
+		case "Verify":
+			return bind((*Service).Verify), true
+		case "GetPublicKey":
+			return bind((*Service).GetPublicKey), true
+		case "GenerateMac":
+			return bind((*Service).GenerateMac), true
+		case "VerifyMac":
+			return bind((*Service).VerifyMac), true
+		case "DeriveSharedSecret":
+			return bind((*Service).DeriveSharedSecret), true
+		case "GenerateDataKeyPair":
+			return bind((*Service).GenerateDataKeyPair), true
+		case "GenerateDataKeyPairWithoutPlaintext":
+			return bind((*Service).GenerateDataKeyPairWithoutPlaintext), true
 		case "CreateKey":
 			return bind((*Service).CreateKey), true
 		case "DescribeKey":

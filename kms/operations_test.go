@@ -186,12 +186,24 @@ var keyIDCases = map[string]string{
 	"RevokeGrant":                     `{"KeyId":"$KEY","GrantId":"0000000000000000000000000000000000000000000000000000000000000000"}`,
 	"ReEncrypt/SourceKeyId":           `{"SourceKeyId":"$KEY","CiphertextBlob":"$BLOB","DestinationKeyId":"$OTHER"}`,
 	"ReEncrypt/DestinationKeyId":      `{"DestinationKeyId":"$KEY","CiphertextBlob":"$BLOB"}`,
+	// The forms are checked before the key's usage: a symmetric key
+	// serves to tell them apart.
+	"Sign":                                `{"KeyId":"$KEY","Message":"aGk=","SigningAlgorithm":"ECDSA_SHA_256"}`,
+	"Verify":                              `{"KeyId":"$KEY","Message":"aGk=","SigningAlgorithm":"ECDSA_SHA_256","Signature":"aGk="}`,
+	"GetPublicKey":                        `{"KeyId":"$KEY"}`,
+	"GenerateMac":                         `{"KeyId":"$KEY","Message":"aGk=","MacAlgorithm":"HMAC_SHA_256"}`,
+	"VerifyMac":                           `{"KeyId":"$KEY","Message":"aGk=","MacAlgorithm":"HMAC_SHA_256","Mac":"aGk="}`,
+	"DeriveSharedSecret":                  `{"KeyId":"$KEY","KeyAgreementAlgorithm":"ECDH","PublicKey":"aGk="}`,
+	"GenerateDataKeyPair":                 `{"KeyId":"$KEY","KeyPairSpec":"ECC_NIST_P256"}`,
+	"GenerateDataKeyPairWithoutPlaintext": `{"KeyId":"$KEY","KeyPairSpec":"ECC_NIST_P256"}`,
 }
 
 // awsAliasMembers are the key members whose botocore documentation reads
 // "To specify a KMS key, use its key ID, key ARN, alias name, or alias ARN".
 var awsAliasMembers = []string{"Encrypt", "Decrypt", "ReEncrypt/SourceKeyId", "ReEncrypt/DestinationKeyId",
-	"GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "DescribeKey"}
+	"GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "DescribeKey",
+	"Sign", "Verify", "GetPublicKey", "GenerateMac", "VerifyMac", "DeriveSharedSecret",
+	"GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext"}
 
 // TestKeyIDForms runs every operation with a key member with the key named
 // in each of the four forms: the forms the row accepts reach the key (any

@@ -232,7 +232,16 @@ func (r *keyRecord) metadata() *KeyMetadata {
 		KeyManager:            r.Manager,
 		CustomerMasterKeySpec: r.Spec,
 		KeySpec:               r.Spec,
-		EncryptionAlgorithms:  []string{AlgSymmetric},
+	}
+	// The algorithm lists AWS reports for the key's spec and usage
+	// (reference §1.2); a list the usage does not have is left out.
+	if spec, ok := engine.LookupSpec(r.Spec); ok {
+		if algs, ok := spec.Algorithms(r.Usage); ok {
+			m.EncryptionAlgorithms = algs.Encryption
+			m.SigningAlgorithms = algs.Signing
+			m.KeyAgreementAlgorithms = algs.KeyAgreement
+			m.MacAlgorithms = algs.MAC
+		}
 	}
 	if r.State == StatePendingDeletion {
 		m.DeletionDate = ts(r.DeletionDate)

@@ -53,6 +53,7 @@ const (
 	kindRSA                        // an RSA private key unwrapped from the root
 	kindEC                         // an ECDSA, ECDH or Ed25519 private key unwrapped from the root
 	kindHMAC                       // an HMAC secret unwrapped from the root
+	kindMLDSA                      // an ML-DSA private key unwrapped from the root
 )
 
 // kind is r's key kind, from its key store and its spec's table row.
@@ -73,6 +74,8 @@ func (r *keyRecord) kind() keyKind {
 		return kindEC
 	case engine.KindHMAC:
 		return kindHMAC
+	case engine.KindMLDSA:
+		return kindMLDSA
 	}
 	return kindUnsupported
 }

@@ -55,6 +55,9 @@ type KeyMetadata struct {
 	CustomerMasterKeySpec       string     `json:"CustomerMasterKeySpec"`
 	KeySpec                     string     `json:"KeySpec"`
 	EncryptionAlgorithms        []string   `json:"EncryptionAlgorithms,omitempty"`
+	SigningAlgorithms           []string   `json:"SigningAlgorithms,omitempty"`
+	KeyAgreementAlgorithms      []string   `json:"KeyAgreementAlgorithms,omitempty"`
+	MacAlgorithms               []string   `json:"MacAlgorithms,omitempty"`
 	MultiRegion                 bool       `json:"MultiRegion"`
 	PendingDeletionWindowInDays int        `json:"PendingDeletionWindowInDays,omitempty"`
 	CurrentKeyMaterialId        string     `json:"CurrentKeyMaterialId,omitempty"`

@@ -20,6 +20,8 @@ var errorStatus = []struct {
 	{kms.ErrInvalidCiphertext, 400},
 	{kms.ErrIncorrectKey, 400},
 	{kms.ErrInvalidKeyUsage, 400},
+	{kms.ErrInvalidSignature, 400},
+	{kms.ErrInvalidMac, 400},
 	{kms.ErrAlreadyExists, 400},
 	{kms.ErrInvalidAliasName, 400},
 	{kms.ErrLimitExceeded, 400},
