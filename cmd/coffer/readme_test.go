@@ -61,7 +61,11 @@ func TestReadmeCLI(t *testing.T) {
 		if n := strings.Count(string(out), "hello, coffer"); n != 2 {
 			t.Fatalf("run %d: decrypt printed the plaintext %d times, want 2 (before and after rotation):\n%s", run, n, out)
 		}
-		for _, want := range []string{`"AliasName": "alias/app"`, `"RotationType": "ON_DEMAND"`, `"KeyState": "PendingDeletion"`, `"TagValue": "data"`} {
+		if !strings.Contains("\n"+string(out), "\ntrue\n") {
+			t.Fatalf("run %d: verify did not print the signature valid:\n%s", run, out)
+		}
+		for _, want := range []string{`"AliasName": "alias/app"`, `"RotationType": "ON_DEMAND"`, `"KeyState": "PendingDeletion"`, `"TagValue": "data"`,
+			`"MacAlgorithm": "HMAC_SHA_256"`} {
 			if !strings.Contains(string(out), want) {
 				t.Fatalf("run %d: output lacks %s:\n%s", run, want, out)
 			}
