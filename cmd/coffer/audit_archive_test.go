@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,8 +29,10 @@ func TestAuditArchiveCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	w, err := audit.Open(audit.Config{Dir: dir, Signer: signer, MaxFileBytes: 1500, DigestEvery: 3, Now: func() time.Time { return now }})
+	// The clock is read by the writer's goroutine too (anchors, digests).
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	w, err := audit.Open(audit.Config{Dir: dir, Signer: signer, MaxFileBytes: 1500, DigestEvery: 3, Now: func() time.Time { return time.Unix(0, now.Load()).UTC() }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +41,7 @@ func TestAuditArchiveCommand(t *testing.T) {
 		if err := w.Append(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
-		now = now.Add(time.Hour)
+		now.Add(int64(time.Hour))
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
