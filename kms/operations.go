@@ -217,7 +217,7 @@ var (
 		Keys:     []KeyMember{cryptoKey("KeyId", "GenerateDataKeyPairWithoutPlaintext")},
 		Request:  []string{"KeyId", "EncryptionContext", "KeyPairSpec", "DryRun"},
 		Response: []string{"KeyId", "KeyPairSpec"}}
-		opGenerateRandom = &Operation{Name: "GenerateRandom", Quota: cryptographic, Action: "kms:GenerateRandom", ReadOnly: true,
+	opGenerateRandom = &Operation{Name: "GenerateRandom", Quota: cryptographic, Action: "kms:GenerateRandom", ReadOnly: true,
 		Request: []string{"NumberOfBytes", "CustomKeyStoreId"}}
 
 	// Keys.
