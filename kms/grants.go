@@ -69,6 +69,17 @@ type grantRecord struct {
 	IssuingAccount    string            `json:"issuingAccount"`
 	Operations        []string          `json:"operations"`
 	Constraints       *GrantConstraints `json:"constraints,omitempty"`
+	// PrincipalIDs binds the grantee and retiring principals, when IAM
+	// users or roles, to their unique IDs at creation (issue 19.6; see
+	// bindPrincipals). nil for grants created before bindings existed.
+	PrincipalIDs map[string]string `json:"principalIds,omitempty"`
+}
+
+// names reports whether the grant's principal arn (its grantee or retiring
+// principal) is the caller: by ARN, or for a role session its role, and by
+// the unique ID the grant bound; uid is the caller's (uniqueID).
+func (g *grantRecord) names(c *Caller, uid, arn string) bool {
+	return c.is(arn) && boundTo(g.PrincipalIDs, c, uid, arn)
 }
 
 // sameRequest reports whether g was created by a CreateGrant with these
@@ -244,6 +255,23 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 			return nil, newError(ErrValidation, "Grant operation %s is not valid for %s, a symmetric encryption key.", op, r.arn())
 		}
 	}
+	// The principals it names must exist (and are bound in the
+	// transaction below). AWS answers a grantee or retiring principal
+	// that does not resolve with InvalidArnException (seen from AWS by
+	// clients creating a grant for a role IAM has not yet propagated:
+	// hashicorp/terraform-provider-aws pull request 3038); the API
+	// reference documents no other error for it.
+	grantPrincipals := []string{in.GranteePrincipal, in.RetiringPrincipal}
+	err = s.store.View(ctx, func(tx keystore.Tx) error {
+		_, missing, err := s.bindPrincipals(tx, grantPrincipals, false)
+		if err == nil && missing != "" {
+			err = invalidGrantPrincipal(missing)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
 	if in.DryRun {
 		return nil, dryRun
 	}
@@ -259,14 +287,22 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	err = s.store.Update(ctx, func(tx keystore.Tx) error {
+		ids, missing, err := s.bindPrincipals(tx, grantPrincipals, true)
+		if err != nil {
+			return err
+		}
+		if missing != "" {
+			return invalidGrantPrincipal(missing)
+		}
+		g.PrincipalIDs = ids
 		total, perGrantee := 0, 0
 		var existing *grantRecord
-		err := scanGrants(tx, r.ID+"/", "", func(o *grantRecord) bool {
+		err = scanGrants(tx, r.ID+"/", "", func(o *grantRecord) bool {
 			total++
 			if o.GranteePrincipal == g.GranteePrincipal {
 				perGrantee++
 			}
-			if in.Name != "" && o.Name == in.Name && o.sameRequest(in) {
+			if in.Name != "" && o.Name == in.Name && o.sameRequest(in) && maps.Equal(o.PrincipalIDs, ids) {
 				existing = o
 				return false
 			}
@@ -589,17 +625,25 @@ func (s *Service) retireAllowed(ctx context.Context, c *Caller, ident []*policy.
 	if r.compiledPolicy() == nil {
 		return internal(fmt.Errorf("kms: the key policy of %s does not compile", r.arn()))
 	}
+	binder := &policyBinder{s: s, ctx: ctx, keyID: r.ID, c: c}
 	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: r.arn(),
-		Context: s.requestContext(ctx, c, r)}
+		Context: s.requestContext(ctx, c, r), Bound: binder.bound}
 	id := policy.AuthorizeIdentity(ident, &req) // an account root is allowed unless denied
 	keyDeny := r.compiledPolicy().Evaluate(&req) == policy.Deny
 	if req.Context.InputErr != nil {
 		return internal(req.Context.InputErr)
 	}
+	if binder.err != nil {
+		return internal(binder.err)
+	}
 	if id == policy.Deny || keyDeny {
 		return accessDenied(c, action, r.arn(), "with an explicit deny in a resource-based or identity-based policy")
 	}
-	named := c.is(g.RetiringPrincipal) || c.is(g.GranteePrincipal) && slices.Contains(g.Operations, "RetireGrant")
+	uid, err := s.uniqueID(ctx, c)
+	if err != nil {
+		return internal(err)
+	}
+	named := g.names(c, uid, g.RetiringPrincipal) || g.names(c, uid, g.GranteePrincipal) && slices.Contains(g.Operations, "RetireGrant")
 	accountRoot := "arn:aws:iam::" + c.Account + ":root"
 	delegated := id == policy.Allow && (g.IssuingAccount == accountRoot || g.RetiringPrincipal == accountRoot)
 	if named || delegated {
@@ -704,8 +748,18 @@ func (s *Service) grantAllows(ctx context.Context, keyID string, c *Caller, matc
 	if err != nil {
 		return false, err
 	}
+	uid, resolved := "", false
 	for _, g := range gs {
-		if c.is(g.GranteePrincipal) && match(g) {
+		if !c.is(g.GranteePrincipal) {
+			continue
+		}
+		if !resolved {
+			if uid, err = s.uniqueID(ctx, c); err != nil {
+				return false, err
+			}
+			resolved = true
+		}
+		if g.names(c, uid, g.GranteePrincipal) && match(g) {
 			return true, nil
 		}
 	}
@@ -722,4 +776,10 @@ func (c *Caller) is(principal string) bool {
 		return true
 	}
 	return c.RoleARN != "" && subtle.ConstantTimeCompare([]byte(principal), []byte(c.RoleARN)) == 1
+}
+
+// invalidGrantPrincipal refuses a grant naming a principal that does not
+// exist.
+func invalidGrantPrincipal(arn string) error {
+	return newError(ErrInvalidArn, "%s is not a valid principal: no such user or role exists.", truncate(arn))
 }

@@ -32,8 +32,7 @@ import (
 // MaxEvaluationCost is the largest worst-case cost, in steps, of one
 // evaluation of one policy that Parse accepts. At about a nanosecond a
 // matcher step on this project's machine the worst case stays near a
-// millisecond
-// (BENCHMARKS.md, "Policy evaluation cost bound"), while 32 KiB of
+// millisecond (BENCHMARKS.md, "Policy evaluation cost bound"), while 32 KiB of
 // ordinary statements — AWS's largest key policy — stays far below it.
 const MaxEvaluationCost = 1_000_000
 
