@@ -63,14 +63,18 @@ const (
 var bucketScopes = map[string]scope{
 	bucketKeys:          scopeRegion,
 	bucketKeyPrincipals: scopeRegion, // schema 2 on: <region>/<key id>
-	bucketGrants:        scopeRegion,
-	bucketUsage:         scopeRegion,
-	bucketAliases:       scopeAccountRegion,
-	bucketKeyStores:     scopeAccountRegion,
-	bucketPrincipals:    scopeGlobal,
-	bucketAccessKeys:    scopeGlobal,
-	bucketMeta:          scopeGlobal,
-	bucketOutbox:        scopeGlobal, // by request ID, which is unique across Regions
+	// Grant indexes (grants.go), schema 2 on, built once per Region:
+	bucketGrantsByGrantee:  scopeRegion, // <region>/<key id>/<grantee>|<grant id>
+	bucketGrantsByRetiring: scopeRegion, // <region>/<retiring principal>|<key id>/<grant id>
+	bucketGrantCounts:      scopeRegion, // <region>/<key id>
+	bucketGrants:           scopeRegion,
+	bucketUsage:            scopeRegion,
+	bucketAliases:          scopeAccountRegion,
+	bucketKeyStores:        scopeAccountRegion,
+	bucketPrincipals:       scopeGlobal,
+	bucketAccessKeys:       scopeGlobal,
+	bucketMeta:             scopeGlobal,
+	bucketOutbox:           scopeGlobal, // by request ID, which is unique across Regions
 }
 
 // bucketKeyPrincipals holds, by key ID, the unique IDs of the IAM users
