@@ -64,10 +64,14 @@ func (s *Service) CreateUser(ctx context.Context, c *Caller, in *UserNameInput) 
 	if err := s.authorizeIdentity(ctx, c, opCreateUser.Action, s.userARN(c.Account, in.UserName)); err != nil {
 		return nil, err
 	}
-	p := &Principal{ARN: s.userARN(c.Account, in.UserName), Account: c.Account, Name: in.UserName, Type: "IAMUser", Created: s.now().UTC()}
+	uid, err := s.newUserID()
+	if err != nil {
+		return nil, err
+	}
+	p := &Principal{ARN: s.userARN(c.Account, in.UserName), Account: c.Account, Name: in.UserName, Type: "IAMUser", Created: s.now().UTC(), ID: uid}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+	err = s.store.Update(ctx, func(tx keystore.Tx) error {
 		if cur, err := getPrincipalTx(tx, p.ARN); err != nil {
 			return err
 		} else if cur != nil {

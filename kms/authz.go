@@ -2,6 +2,7 @@ package kms
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -208,12 +209,16 @@ func (s *Service) authorizeKeyWith(ctx context.Context, c *Caller, r *keyRecord,
 	if r.compiledPolicy() == nil {
 		return internal(fmt.Errorf("kms: the key policy of %s does not compile", r.arn()))
 	}
-	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: r.arn(), Context: pc}
+	binder := &policyBinder{s: s, ctx: ctx, keyID: r.ID, c: c}
+	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: r.arn(), Context: pc, Bound: binder.bound}
 	// Authorize(…, grant=true) is Authorize(…, false) with NotApplicable
 	// turned into Allow, so asking the grants afterwards decides the same.
 	decision := policy.Authorize(r.compiledPolicy(), r.Account, ident, false, &req)
 	if pc.InputErr != nil {
 		return internal(pc.InputErr) // decided on missing facts: refuse
+	}
+	if binder.err != nil {
+		return internal(binder.err) // the binding could not be read: refuse
 	}
 	if decision == policy.NotApplicable {
 		if op := grantOperationOf(action); op != "" {
@@ -337,6 +342,27 @@ func (s *Service) checkNewKeyPolicy(ctx context.Context, c *Caller, doc, arn, ke
 	if err := policy.CheckLockout(p, arn, keyAccount, c.ARN, c.Account, ident); err != nil {
 		return newError(ErrMalformedPolicy, "%s", err.Error())
 	}
+	return s.bindNewKeyPolicy(ctx, arn, p)
+}
+
+// bindNewKeyPolicy refuses a key policy naming a principal that does not
+// exist and, for a key not created yet (CreateKey), records the binding
+// before the key exists, so that no key is ever without it. PutKeyPolicy
+// records it in the transaction that replaces the policy (keypolicy.go).
+func (s *Service) bindNewKeyPolicy(ctx context.Context, arn string, p *policy.Policy) error {
+	keyID := arn[strings.LastIndexByte(arn, '/')+1:]
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		cur, err := tx.Get(bucketKeys, keyID)
+		if err != nil {
+			return err
+		}
+		return s.bindKeyPolicyTx(tx, keyID, p, cur == nil)
+	})
+	if err != nil {
+		return internal(err)
+	}
 	return nil
 }
 
@@ -351,4 +377,193 @@ func (r *keyRecord) prepare() *keyRecord {
 		r.compiled = p
 	}
 	return r
+}
+
+// Principals by unique ID (issue 19.6). AWS binds a principal that a key
+// policy or a grant names to the principal's unique ID when the policy or
+// grant is put, and refuses one that names a principal that does not
+// exist: "If your key policy includes a principal that has been deleted
+// and recreated, the new principal is not the principal the key policy
+// names" (AWS KMS developer guide, "Key policies in AWS KMS", section
+// "Specifying principals", docs.aws.amazon.com/kms/latest/developerguide/
+// key-policy-overview.html, which also says a policy naming a deleted
+// principal shows its unique ID in place of its ARN; IAM's "Unique
+// identifiers", docs.aws.amazon.com/IAM/latest/UserGuide/
+// reference_identifiers.html#identifiers-unique-ids). Coffer records, for
+// each IAM user or role ARN a key policy or grant names, the unique ID it
+// stood for (a principal ARN → unique ID map: bucket key-principals for a
+// key policy, the grant record for a grant), and a statement or grant
+// naming that ARN applies to a caller only when the caller's unique ID is
+// the recorded one.
+
+// bindPrincipals maps each IAM user or role ARN of arns to its unique ID.
+// An ARN of an account Coffer holds no principal of is recorded with an
+// empty ID: no principal exists to bind, and one created later under that
+// ARN is not the one named (stricter than matching it by name). missing is
+// the first ARN of a Coffer account that names no principal. With assign,
+// a user created before unique IDs gets one.
+func (s *Service) bindPrincipals(tx keystore.Tx, arns []string, assign bool) (ids map[string]string, missing string, err error) {
+	ids = map[string]string{}
+	for _, arn := range arns {
+		typ := iamResourceType(arn)
+		if typ != "user" && typ != "role" {
+			continue
+		}
+		if _, done := ids[arn]; done {
+			continue
+		}
+		p, err := getPrincipalTx(tx, arn)
+		if err != nil {
+			return nil, "", err
+		}
+		if p == nil || typ == "role" && p.Type != "Role" || typ == "user" && p.Type != "IAMUser" {
+			known, err := accountKnown(tx, arn)
+			if err != nil {
+				return nil, "", err
+			}
+			if known {
+				return nil, arn, nil
+			}
+			ids[arn] = ""
+			continue
+		}
+		if p.ID == "" && assign {
+			if p.ID, err = s.newUserID(); err != nil {
+				return nil, "", err
+			}
+			if err := putJSON(tx, bucketPrincipals, arn, p); err != nil {
+				return nil, "", err
+			}
+			s.forgetPrincipal(arn)
+		}
+		ids[arn] = p.ID
+	}
+	return ids, "", nil
+}
+
+// accountKnown reports whether Coffer holds any principal of the account of
+// arn, an IAM ARN: whether it is a Coffer account, whose users and roles a
+// policy or grant may name only if they exist.
+func accountKnown(tx keystore.Tx, arn string) (bool, error) {
+	i := strings.Index(arn, ":iam::")
+	if i < 0 {
+		return false, nil
+	}
+	j := strings.IndexByte(arn[i+len(":iam::"):], ':')
+	if j < 0 {
+		return false, nil
+	}
+	prefix := arn[:i+len(":iam::")+j+1]
+	found := false
+	err := tx.Scan(bucketPrincipals, prefix, "", func(string, []byte) bool { found = true; return false })
+	return found, err
+}
+
+// uniqueID is the caller's unique ID as a principal a policy or grant may
+// name: a role session's role ID, or a user's ID — the one its access key
+// was resolved with, otherwise (a caller made in process) its principal
+// record's, given one if it has none yet. "" for a root, or a user Coffer
+// holds no record of.
+func (s *Service) uniqueID(ctx context.Context, c *Caller) (string, error) {
+	switch {
+	case c.RoleARN != "":
+		return c.roleID, nil
+	case c.userID != "":
+		return c.userID, nil
+	case !isUserARN(c.ARN):
+		return "", nil
+	}
+	if e, ok := s.cache.identities.get(c.ARN); ok && e.id != "" {
+		return e.id, nil
+	}
+	p, err := s.principal(ctx, c.ARN)
+	if err != nil || p == nil {
+		return "", err
+	}
+	if p.ID == "" {
+		return s.ensureUserID(ctx, c.ARN)
+	}
+	return p.ID, nil
+}
+
+// boundTo reports whether arn, a principal a key policy or grant names and
+// that matched c by name, is c by unique ID; uid is c's (uniqueID). ids
+// nil: recorded before Coffer bound principals (names match, as they did).
+// Only IAM user and role ARNs are bound; an ARN the record lacks is no one.
+func boundTo(ids map[string]string, c *Caller, uid, arn string) bool {
+	if ids == nil {
+		return true
+	}
+	if t := iamResourceType(arn); t != "user" && t != "role" {
+		return true
+	}
+	id, ok := ids[arn]
+	if !ok {
+		return false
+	}
+	if c.RoleARN != "" && arn != c.RoleARN || c.RoleARN == "" && arn != c.ARN {
+		return false
+	}
+	return id == uid
+}
+
+// invalidPrincipals is AWS's answer to a key policy naming a principal that
+// does not exist (MalformedPolicyDocumentException).
+func invalidPrincipals(arn string) error {
+	return newError(ErrMalformedPolicy, "Policy contains a statement with one or more invalid principals. (%s does not exist.)", truncate(arn))
+}
+
+// bindKeyPolicyTx binds the principals policy p names for key keyID and,
+// with put, records the binding (key-principals) for authorization.
+func (s *Service) bindKeyPolicyTx(tx keystore.Tx, keyID string, p *policy.Policy, put bool) error {
+	ids, missing, err := s.bindPrincipals(tx, p.NamedPrincipals(), put)
+	if err != nil {
+		return err
+	}
+	if missing != "" {
+		return invalidPrincipals(missing)
+	}
+	if !put {
+		return nil
+	}
+	return putJSON(tx, bucketKeyPrincipals, keyID, ids)
+}
+
+// keyPolicyIDs returns the binding of key keyID's policy; nil for a key
+// whose policy was put before bindings existed.
+func (s *Service) keyPolicyIDs(ctx context.Context, keyID string) (map[string]string, error) {
+	var ids map[string]string
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		ids = nil // View may run fn again
+		raw, err := tx.Get(bucketKeyPrincipals, keyID)
+		if err != nil || raw == nil {
+			return err
+		}
+		return json.Unmarshal(raw, &ids)
+	})
+	return ids, err
+}
+
+// policyBinder answers policy.Request.Bound for key r's policy and caller
+// c, reading the key's binding and the caller's unique ID once, on the
+// first question: most decisions never ask (roots, accounts, "*").
+type policyBinder struct {
+	s      *Service
+	ctx    context.Context
+	keyID  string
+	c      *Caller
+	loaded bool
+	ids    map[string]string
+	uid    string
+	err    error
+}
+
+func (b *policyBinder) bound(arn string) bool {
+	if !b.loaded {
+		b.loaded = true
+		if b.ids, b.err = b.s.keyPolicyIDs(b.ctx, b.keyID); b.err == nil && b.ids != nil {
+			b.uid, b.err = b.s.uniqueID(b.ctx, b.c)
+		}
+	}
+	return b.err == nil && boundTo(b.ids, b.c, b.uid, arn)
 }

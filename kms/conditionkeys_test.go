@@ -19,6 +19,12 @@ func TestConditionKeysInContext(t *testing.T) {
 	ctx := context.Background()
 	probe := map[string]string{"probe": "v"}
 	n32 := 32
+	// The principals CreateGrant names must exist (issue 19.6).
+	for _, u := range []string{"bob", "carol"} {
+		if _, err := s.CreateUser(ctx, root, &UserNameInput{UserName: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// run performs op on key id (alias/ck-<id> where the member takes an
 	// alias, for kms:RequestAlias) as the account root.

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,6 +70,17 @@ type grantRecord struct {
 	IssuingAccount    string            `json:"issuingAccount"`
 	Operations        []string          `json:"operations"`
 	Constraints       *GrantConstraints `json:"constraints,omitempty"`
+	// PrincipalIDs binds the grantee and retiring principals, when IAM
+	// users or roles, to their unique IDs at creation (issue 19.6; see
+	// bindPrincipals). nil for grants created before bindings existed.
+	PrincipalIDs map[string]string `json:"principalIds,omitempty"`
+}
+
+// names reports whether the grant's principal arn (its grantee or retiring
+// principal) is the caller: by ARN, or for a role session its role, and by
+// the unique ID the grant bound; uid is the caller's (uniqueID).
+func (g *grantRecord) names(c *Caller, uid, arn string) bool {
+	return c.is(arn) && boundTo(g.PrincipalIDs, c, uid, arn)
 }
 
 // sameRequest reports whether g was created by a CreateGrant with these
@@ -141,6 +153,144 @@ func putGrantTx(tx keystore.Tx, g *grantRecord) error {
 		return err
 	}
 	return tx.Put(bucketGrants, grantStoreKey(g.KeyID, g.GrantID), raw)
+}
+
+// Grant indexes (issue 19.9). CreateGrant's limits and its idempotency
+// check, and ListRetirableGrants, read indexes instead of scanning every
+// grant of the key, or of the store: each grant has an entry in
+// grants-by-grantee ("<key id>/<grantee>|<grant id>") and, when it has a
+// retiring principal, in grants-by-retiring ("<retiring principal>|<key
+// id>/<grant id>"), and each key a count of its grants in grant-counts
+// ("<key id>", decimal). '|' is in no principal (principalPattern), so a
+// prefix ending in it names one principal exactly. All are Region-scoped
+// like the grants, and written and deleted in the transactions that write
+// and delete the grants. A store from before the indexes has none: the
+// first CreateGrant builds them for the Region, in its transaction, and
+// sets the meta entry grantIndexesMeta; until then ListRetirableGrants
+// scans the grants as it did.
+const (
+	bucketGrantsByGrantee  = "grants-by-grantee"
+	bucketGrantsByRetiring = "grants-by-retiring"
+	bucketGrantCounts      = "grant-counts"
+)
+
+// grantIndexesMeta is the meta entry saying the Region's grant indexes
+// are built.
+func (s *Service) grantIndexesMeta() string { return "grant-indexes/" + s.region }
+
+func granteeIndexKey(keyID, grantee, grantID string) string {
+	return keyID + "/" + grantee + "|" + grantID
+}
+func retiringIndexKey(retiring, keyID, grantID string) string {
+	return retiring + "|" + grantStoreKey(keyID, grantID)
+}
+
+// indexGrantTx adds g's index entries; unindexGrantTx removes them.
+func indexGrantTx(tx keystore.Tx, g *grantRecord) error {
+	if err := tx.Put(bucketGrantsByGrantee, granteeIndexKey(g.KeyID, g.GranteePrincipal, g.GrantID), []byte{}); err != nil {
+		return err
+	}
+	if g.RetiringPrincipal == "" {
+		return nil
+	}
+	return tx.Put(bucketGrantsByRetiring, retiringIndexKey(g.RetiringPrincipal, g.KeyID, g.GrantID), []byte{})
+}
+
+func unindexGrantTx(tx keystore.Tx, g *grantRecord) error {
+	if err := tx.Delete(bucketGrantsByGrantee, granteeIndexKey(g.KeyID, g.GranteePrincipal, g.GrantID)); err != nil {
+		return err
+	}
+	if g.RetiringPrincipal == "" {
+		return nil
+	}
+	return tx.Delete(bucketGrantsByRetiring, retiringIndexKey(g.RetiringPrincipal, g.KeyID, g.GrantID))
+}
+
+// grantCountTx is the number of grants of the key.
+func grantCountTx(tx keystore.Tx, keyID string) (int, error) {
+	raw, err := tx.Get(bucketGrantCounts, keyID)
+	if err != nil || raw == nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(string(raw))
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("kms: the grant count of key %s is %q", keyID, raw)
+	}
+	return n, nil
+}
+
+func setGrantCountTx(tx keystore.Tx, keyID string, n int) error {
+	if n == 0 {
+		return tx.Delete(bucketGrantCounts, keyID)
+	}
+	return tx.Put(bucketGrantCounts, keyID, []byte(strconv.Itoa(n)))
+}
+
+// grantIndexesBuilt reports whether the Region's grant indexes exist.
+func (s *Service) grantIndexesBuilt(tx keystore.Tx) (bool, error) {
+	v, err := tx.Get(bucketMeta, s.grantIndexesMeta())
+	return v != nil, err
+}
+
+// ensureGrantIndexesTx builds the Region's grant indexes from its grants,
+// once (the one full scan left, in the first CreateGrant of a store that
+// predates them).
+func (s *Service) ensureGrantIndexesTx(tx keystore.Tx) error {
+	if built, err := s.grantIndexesBuilt(tx); err != nil || built {
+		return err
+	}
+	var gs []*grantRecord
+	if err := scanGrants(tx, "", "", func(g *grantRecord) bool { gs = append(gs, g); return true }); err != nil {
+		return err
+	}
+	counts := map[string]int{}
+	for _, g := range gs {
+		if err := indexGrantTx(tx, g); err != nil {
+			return err
+		}
+		counts[g.KeyID]++
+	}
+	for id, n := range counts {
+		if err := setGrantCountTx(tx, id, n); err != nil {
+			return err
+		}
+	}
+	return tx.Put(bucketMeta, s.grantIndexesMeta(), []byte("1"))
+}
+
+// deleteGrantTx deletes grant g with its index entries and count, when
+// the indexes exist.
+func (s *Service) deleteGrantTx(tx keystore.Tx, g *grantRecord) error {
+	if err := tx.Delete(bucketGrants, grantStoreKey(g.KeyID, g.GrantID)); err != nil {
+		return err
+	}
+	built, err := s.grantIndexesBuilt(tx)
+	if err != nil || !built {
+		return err
+	}
+	if err := unindexGrantTx(tx, g); err != nil {
+		return err
+	}
+	n, err := grantCountTx(tx, g.KeyID)
+	if err != nil {
+		return err
+	}
+	return setGrantCountTx(tx, g.KeyID, max(n-1, 0))
+}
+
+// deleteKeyGrantsTx deletes every grant of a key (the key is being
+// deleted), with their index entries and count.
+func (s *Service) deleteKeyGrantsTx(tx keystore.Tx, keyID string) error {
+	var gs []*grantRecord
+	if err := scanGrants(tx, keyID+"/", "", func(g *grantRecord) bool { gs = append(gs, g); return true }); err != nil {
+		return err
+	}
+	for _, g := range gs {
+		if err := s.deleteGrantTx(tx, g); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func scanGrants(tx keystore.Tx, prefix, after string, fn func(*grantRecord) bool) error {
@@ -244,6 +394,23 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 			return nil, newError(ErrValidation, "Grant operation %s is not valid for %s, a symmetric encryption key.", op, r.arn())
 		}
 	}
+	// The principals it names must exist (and are bound in the
+	// transaction below). AWS answers a grantee or retiring principal
+	// that does not resolve with InvalidArnException (seen from AWS by
+	// clients creating a grant for a role IAM has not yet propagated:
+	// hashicorp/terraform-provider-aws pull request 3038); the API
+	// reference documents no other error for it.
+	grantPrincipals := []string{in.GranteePrincipal, in.RetiringPrincipal}
+	err = s.store.View(ctx, func(tx keystore.Tx) error {
+		_, missing, err := s.bindPrincipals(tx, grantPrincipals, false)
+		if err == nil && missing != "" {
+			err = invalidGrantPrincipal(missing)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
 	if in.DryRun {
 		return nil, dryRun
 	}
@@ -259,19 +426,41 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	err = s.store.Update(ctx, func(tx keystore.Tx) error {
-		total, perGrantee := 0, 0
+		ids, missing, err := s.bindPrincipals(tx, grantPrincipals, true)
+		if err != nil {
+			return err
+		}
+		if missing != "" {
+			return invalidGrantPrincipal(missing)
+		}
+		g.PrincipalIDs = ids
+		if err := s.ensureGrantIndexesTx(tx); err != nil {
+			return err
+		}
+		// The grantee's grants on the key: at most
+		// maxGrantsPerGranteeOnKey, read from the index, for the limit
+		// and for a retried request (same Name and parameters).
+		perGrantee := 0
 		var existing *grantRecord
-		err := scanGrants(tx, r.ID+"/", "", func(o *grantRecord) bool {
-			total++
-			if o.GranteePrincipal == g.GranteePrincipal {
-				perGrantee++
+		var ierr error
+		err = tx.Scan(bucketGrantsByGrantee, r.ID+"/"+g.GranteePrincipal+"|", "", func(name string, _ []byte) bool {
+			perGrantee++
+			if in.Name == "" {
+				return perGrantee < maxGrantsPerGranteeOnKey
 			}
-			if in.Name != "" && o.Name == in.Name && o.sameRequest(in) {
+			var o *grantRecord
+			if o, ierr = getGrantTx(tx, r.ID, name[strings.LastIndexByte(name, '|')+1:]); ierr != nil {
+				return false
+			}
+			if o != nil && o.Name == in.Name && o.sameRequest(in) && maps.Equal(o.PrincipalIDs, ids) {
 				existing = o
 				return false
 			}
 			return true
 		})
+		if err == nil {
+			err = ierr
+		}
 		if err != nil {
 			return err
 		}
@@ -279,10 +468,20 @@ func (s *Service) CreateGrant(ctx context.Context, c *Caller, in *CreateGrantInp
 			g = existing
 			return nil
 		}
+		total, err := grantCountTx(tx, r.ID)
+		if err != nil {
+			return err
+		}
 		if total >= maxGrantsPerKey || perGrantee >= maxGrantsPerGranteeOnKey {
 			return newError(ErrLimitExceeded, "The grant limit for %s has been reached.", r.arn())
 		}
-		return putGrantTx(tx, g)
+		if err := putGrantTx(tx, g); err != nil {
+			return err
+		}
+		if err := indexGrantTx(tx, g); err != nil {
+			return err
+		}
+		return setGrantCountTx(tx, r.ID, total+1)
 	})
 	if err != nil {
 		return nil, internal(err)
@@ -485,9 +684,57 @@ func (s *Service) ListRetirableGrants(ctx context.Context, c *Caller, in *ListRe
 	if err := s.authorizeIdentity(ctx, c, opListRetirableGrants.Action, "*"); err != nil {
 		return nil, err
 	}
-	return s.listGrants(ctx, "", after, pageLimit(in.Limit, 50, 100), "", func(g *grantRecord) bool {
-		return g.RetiringPrincipal == in.RetiringPrincipal
+	limit := pageLimit(in.Limit, 50, 100)
+	out := &ListGrantsOutput{Grants: []GrantListEntry{}}
+	var last string
+	indexed := false
+	err = s.store.View(ctx, func(tx keystore.Tx) error {
+		out.Grants, out.Truncated, last = out.Grants[:0], false, "" // View may run fn again
+		if built, err := s.grantIndexesBuilt(tx); err != nil || !built {
+			return err
+		}
+		indexed = true
+		var ierr error
+		prefix := in.RetiringPrincipal + "|"
+		err := tx.Scan(bucketGrantsByRetiring, prefix, after, func(name string, _ []byte) bool {
+			keyID, grantID, _ := strings.Cut(name[len(prefix):], "/")
+			var g *grantRecord
+			if g, ierr = getGrantTx(tx, keyID, grantID); ierr != nil || g == nil {
+				return ierr == nil
+			}
+			if len(out.Grants) == limit {
+				out.Truncated = true
+				return false
+			}
+			var k *keyRecord
+			if k, ierr = getKeyTx(tx, g.KeyID); ierr != nil {
+				return false
+			}
+			acct := ""
+			if k != nil {
+				acct = k.Account
+			}
+			out.Grants = append(out.Grants, s.grantEntry(g, acct))
+			last = name
+			return true
+		})
+		if err == nil {
+			err = ierr
+		}
+		return err
 	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	if !indexed { // a store whose indexes are not built yet
+		return s.listGrants(ctx, "", after, limit, "", func(g *grantRecord) bool {
+			return g.RetiringPrincipal == in.RetiringPrincipal
+		})
+	}
+	if out.Truncated {
+		out.NextMarker = encodeMarker("retirable", last)
+	}
+	return out, nil
 }
 
 // RetireGrantInput is the RetireGrant request.
@@ -589,17 +836,25 @@ func (s *Service) retireAllowed(ctx context.Context, c *Caller, ident []*policy.
 	if r.compiledPolicy() == nil {
 		return internal(fmt.Errorf("kms: the key policy of %s does not compile", r.arn()))
 	}
+	binder := &policyBinder{s: s, ctx: ctx, keyID: r.ID, c: c}
 	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: r.arn(),
-		Context: s.requestContext(ctx, c, r)}
+		Context: s.requestContext(ctx, c, r), Bound: binder.bound}
 	id := policy.AuthorizeIdentity(ident, &req) // an account root is allowed unless denied
 	keyDeny := r.compiledPolicy().Evaluate(&req) == policy.Deny
 	if req.Context.InputErr != nil {
 		return internal(req.Context.InputErr)
 	}
+	if binder.err != nil {
+		return internal(binder.err)
+	}
 	if id == policy.Deny || keyDeny {
 		return accessDenied(c, action, r.arn(), "with an explicit deny in a resource-based or identity-based policy")
 	}
-	named := c.is(g.RetiringPrincipal) || c.is(g.GranteePrincipal) && slices.Contains(g.Operations, "RetireGrant")
+	uid, err := s.uniqueID(ctx, c)
+	if err != nil {
+		return internal(err)
+	}
+	named := g.names(c, uid, g.RetiringPrincipal) || g.names(c, uid, g.GranteePrincipal) && slices.Contains(g.Operations, "RetireGrant")
 	accountRoot := "arn:aws:iam::" + c.Account + ":root"
 	delegated := id == policy.Allow && (g.IssuingAccount == accountRoot || g.RetiringPrincipal == accountRoot)
 	if named || delegated {
@@ -611,16 +866,21 @@ func (s *Service) retireAllowed(ctx context.Context, c *Caller, ident []*policy.
 // findGrant reads one grant (nil when there is none).
 func (s *Service) findGrant(ctx context.Context, keyID, grantID string) (*grantRecord, error) {
 	var g *grantRecord
-	err := s.store.View(ctx, func(tx keystore.Tx) error {
-		g = nil // View may run fn again
-		raw, err := tx.Get(bucketGrants, grantStoreKey(keyID, grantID))
-		if err != nil || raw == nil {
-			return err
-		}
-		g = new(grantRecord)
-		return json.Unmarshal(raw, g)
+	err := s.store.View(ctx, func(tx keystore.Tx) (err error) {
+		g, err = getGrantTx(tx, keyID, grantID)
+		return err
 	})
 	return g, err
+}
+
+// getGrantTx reads one grant (nil when there is none).
+func getGrantTx(tx keystore.Tx, keyID, grantID string) (*grantRecord, error) {
+	raw, err := tx.Get(bucketGrants, grantStoreKey(keyID, grantID))
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	g := new(grantRecord)
+	return g, json.Unmarshal(raw, g)
 }
 
 // RevokeGrantInput is the RevokeGrant request.
@@ -671,7 +931,7 @@ func (s *Service) deleteGrant(ctx context.Context, keyID, grantID string, dry bo
 		if dry {
 			return dryRun
 		}
-		return tx.Delete(bucketGrants, grantStoreKey(keyID, grantID))
+		return s.deleteGrantTx(tx, g)
 	})
 	if err != nil {
 		return internal(err)
@@ -704,8 +964,18 @@ func (s *Service) grantAllows(ctx context.Context, keyID string, c *Caller, matc
 	if err != nil {
 		return false, err
 	}
+	uid, resolved := "", false
 	for _, g := range gs {
-		if c.is(g.GranteePrincipal) && match(g) {
+		if !c.is(g.GranteePrincipal) {
+			continue
+		}
+		if !resolved {
+			if uid, err = s.uniqueID(ctx, c); err != nil {
+				return false, err
+			}
+			resolved = true
+		}
+		if g.names(c, uid, g.GranteePrincipal) && match(g) {
 			return true, nil
 		}
 	}
@@ -722,4 +992,10 @@ func (c *Caller) is(principal string) bool {
 		return true
 	}
 	return c.RoleARN != "" && subtle.ConstantTimeCompare([]byte(principal), []byte(c.RoleARN)) == 1
+}
+
+// invalidGrantPrincipal refuses a grant naming a principal that does not
+// exist.
+func invalidGrantPrincipal(arn string) error {
+	return newError(ErrInvalidArn, "%s is not a valid principal: no such user or role exists.", truncate(arn))
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/coffer-kms/coffer/hsm"
@@ -20,9 +21,14 @@ type Principal struct {
 	Type     string            `json:"type"` // "IAMUser", "Role" or "Root"
 	Created  time.Time         `json:"created"`
 	Policies map[string]string `json:"policies,omitempty"` // identity policies by name
+	// ID is the unique ID: AIDA… for a user (IAM's UserId), AROA… for a
+	// role (RoleId). Key policies and grants that name the principal bind
+	// to it (principalids.go in authz.go), so that a principal deleted and
+	// created again under the same name is another principal. Users
+	// created before IDs existed get one on their first use (ensureUserID).
+	ID string `json:"id,omitempty"`
 
 	// Roles only.
-	ID                 string `json:"id,omitempty"`          // AROA…, IAM's RoleId
 	TrustPolicy        string `json:"trustPolicy,omitempty"` // AssumeRolePolicyDocument
 	Description        string `json:"description,omitempty"`
 	MaxSessionDuration int    `json:"maxSessionDuration,omitempty"` // seconds
@@ -70,7 +76,12 @@ func (s *Service) Bootstrap(ctx context.Context) (*Credentials, error) {
 	if done {
 		return nil, nil
 	}
+	uid, err := s.newUserID()
+	if err != nil {
+		return nil, err
+	}
 	p := &Principal{
+		ID:       uid,
 		ARN:      "arn:aws:iam::" + s.account + ":user/" + adminUser,
 		Account:  s.account,
 		Name:     adminUser,
@@ -159,20 +170,37 @@ func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, er
 	if len(id) < 16 || len(id) > 128 {
 		return nil, nil, ErrUnknownAccessKey
 	}
-	var rec *accessKeyRecord
+	var (
+		rec    *accessKeyRecord
+		userID string
+	)
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		rec, userID = nil, "" // View may run fn again
 		raw, err := tx.Get(bucketAccessKeys, id)
 		if err != nil || raw == nil {
 			return err
 		}
 		rec = new(accessKeyRecord)
-		return json.Unmarshal(raw, rec)
+		if err := json.Unmarshal(raw, rec); err != nil {
+			return err
+		}
+		p, err := getPrincipalTx(tx, rec.PrincipalARN)
+		if p != nil {
+			userID = p.ID
+		}
+		return err
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	if rec == nil {
 		return nil, nil, ErrUnknownAccessKey
+	}
+	if userID == "" && isUserARN(rec.PrincipalARN) {
+		// A user of a release before unique IDs: it gets one now.
+		if userID, err = s.ensureUserID(ctx, rec.PrincipalARN); err != nil {
+			return nil, nil, err
+		}
 	}
 	unwrapped, err := s.root.Unwrap(ctx, rec.SecretWrapped, secretAAD(id))
 	if err != nil {
@@ -184,7 +212,7 @@ func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, er
 		}
 		return nil, nil, ErrUnknownAccessKey
 	}
-	e := accessKeyEntry{caller: Caller{ARN: rec.PrincipalARN, Account: rec.Account, AccessKeyID: id}, secret: unwrapped}
+	e := accessKeyEntry{caller: Caller{ARN: rec.PrincipalARN, Account: rec.Account, AccessKeyID: id, userID: userID}, secret: unwrapped}
 	caller, out := e.export() // before put: from then on an eviction may zero e.secret
 	s.cache.accessKeys.put(id, e)
 	return caller, out, nil
@@ -211,4 +239,68 @@ func (e *accessKeyEntry) export() (*Caller, []byte) {
 		secret = make([]byte, 0, len(e.secret))
 	}
 	return &out.caller, append(secret, e.secret...)
+}
+
+// newUserID makes a user's unique ID as IAM shapes it: "AIDA" and 17
+// characters of upper-case base32 (IAM's "Unique identifiers",
+// docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-unique-ids).
+func (s *Service) newUserID() (string, error) {
+	raw, err := s.randomBytes(11)
+	if err != nil {
+		return "", err
+	}
+	return "AIDA" + base32.StdEncoding.EncodeToString(raw)[:17], nil
+}
+
+// ensureUserID returns the user's unique ID, giving it one, through the
+// normal record path, if it was created before users had one. "" when the
+// user does not exist.
+func (s *Service) ensureUserID(ctx context.Context, arn string) (string, error) {
+	id, err := s.newUserID()
+	if err != nil {
+		return "", err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var out string
+	err = s.store.Update(ctx, func(tx keystore.Tx) error {
+		out = ""
+		p, err := getPrincipalTx(tx, arn)
+		if err != nil || p == nil {
+			return err
+		}
+		if p.ID == "" {
+			p.ID = id
+			if err := putJSON(tx, bucketPrincipals, arn, p); err != nil {
+				return err
+			}
+		}
+		out = p.ID
+		return nil
+	})
+	if err != nil {
+		return "", internal(err)
+	}
+	s.forgetPrincipal(arn)
+	return out, nil
+}
+
+// isUserARN and isRoleARN tell IAM user and role ARNs (with any path).
+func isUserARN(arn string) bool { return iamResourceType(arn) == "user" }
+func isRoleARN(arn string) bool { return iamResourceType(arn) == "role" }
+
+func iamResourceType(arn string) string {
+	rest, ok := strings.CutPrefix(arn, "arn:")
+	if !ok {
+		return ""
+	}
+	parts := strings.SplitN(rest, ":", 5) // partition, service, region, account, resource
+	if len(parts) != 5 || parts[1] != "iam" {
+		return ""
+	}
+	typ, _, ok := strings.Cut(parts[4], "/")
+	if !ok {
+		return ""
+	}
+	return typ
 }

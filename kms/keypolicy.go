@@ -4,6 +4,7 @@ import (
 	"context"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/policy"
@@ -45,7 +46,37 @@ func (s *Service) GetKeyPolicy(ctx context.Context, c *Caller, in *GetKeyPolicyI
 	if in.PolicyName != "" && in.PolicyName != "default" {
 		return nil, newError(ErrNotFound, "No such policy exists")
 	}
-	return &GetKeyPolicyOutput{Policy: r.Policy, PolicyName: "default"}, nil
+	doc, err := s.showUniqueIDs(ctx, r)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &GetKeyPolicyOutput{Policy: doc, PolicyName: "default"}, nil
+}
+
+// showUniqueIDs returns r's policy with each principal ARN that no longer
+// stands for the principal it was bound to (deleted, or deleted and
+// created again) replaced by the bound unique ID, as AWS shows it ("Key
+// policies in AWS KMS": a deleted principal's ARN appears as its unique
+// ID). The document is otherwise as put.
+func (s *Service) showUniqueIDs(ctx context.Context, r *keyRecord) (string, error) {
+	ids, err := s.keyPolicyIDs(ctx, r.ID)
+	if err != nil || len(ids) == 0 {
+		return r.Policy, err
+	}
+	doc := r.Policy
+	for arn, id := range ids {
+		if id == "" {
+			continue
+		}
+		p, err := s.principal(ctx, arn)
+		if err != nil {
+			return "", err
+		}
+		if p == nil || p.ID != id {
+			doc = strings.ReplaceAll(doc, `"`+arn+`"`, `"`+id+`"`)
+		}
+	}
+	return doc, nil
 }
 
 // PutKeyPolicyInput is the PutKeyPolicy request.
@@ -86,7 +117,15 @@ func (s *Service) PutKeyPolicy(ctx context.Context, c *Caller, in *PutKeyPolicyI
 	if err := s.checkNewKeyPolicy(ctx, c, *in.Policy, r.arn(), r.Account, in.BypassPolicyLockoutSafetyCheck); err != nil {
 		return nil, err
 	}
-	_, err = s.updateKey(ctx, r.ID, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
+	compiled, err := policy.Parse([]byte(*in.Policy), policy.KeyPolicy)
+	if err != nil { // checkNewKeyPolicy parsed it
+		return nil, newError(ErrMalformedPolicy, "%s", err.Error())
+	}
+	_, err = s.updateKey(ctx, r.ID, func(tx keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		// The principals it names, bound in the transaction that puts it.
+		if err := s.bindKeyPolicyTx(tx, r.ID, compiled, true); err != nil {
+			return nil, err
+		}
 		r.Policy = *in.Policy
 		return r, nil
 	})

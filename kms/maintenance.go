@@ -93,17 +93,8 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 		}
 		deletedAliases = names
 		account = r.Account
-		var grants []string
-		if err := scanGrants(tx, r.ID+"/", "", func(g *grantRecord) bool {
-			grants = append(grants, grantStoreKey(g.KeyID, g.GrantID))
-			return true
-		}); err != nil {
+		if err := s.deleteKeyGrantsTx(tx, r.ID); err != nil { // with their indexes (grants.go)
 			return nil, err
-		}
-		for _, g := range grants {
-			if err := tx.Delete(bucketGrants, g); err != nil {
-				return nil, err
-			}
 		}
 		return nil, nil
 	})

@@ -61,16 +61,25 @@ const (
 //	custom-key-stores  <account>/<store id>         <account>/<region>/<store id>
 //	principals, access-keys, meta                   unchanged (global, as IAM)
 var bucketScopes = map[string]scope{
-	bucketKeys:       scopeRegion,
-	bucketGrants:     scopeRegion,
-	bucketUsage:      scopeRegion,
-	bucketAliases:    scopeAccountRegion,
-	bucketKeyStores:  scopeAccountRegion,
-	bucketPrincipals: scopeGlobal,
-	bucketAccessKeys: scopeGlobal,
-	bucketMeta:       scopeGlobal,
-	bucketOutbox:     scopeGlobal, // by request ID, which is unique across Regions
+	bucketKeys:          scopeRegion,
+	bucketKeyPrincipals: scopeRegion, // schema 2 on: <region>/<key id>
+	// Grant indexes (grants.go), schema 2 on, built once per Region:
+	bucketGrantsByGrantee:  scopeRegion, // <region>/<key id>/<grantee>|<grant id>
+	bucketGrantsByRetiring: scopeRegion, // <region>/<retiring principal>|<key id>/<grant id>
+	bucketGrantCounts:      scopeRegion, // <region>/<key id>
+	bucketGrants:           scopeRegion,
+	bucketUsage:            scopeRegion,
+	bucketAliases:          scopeAccountRegion,
+	bucketKeyStores:        scopeAccountRegion,
+	bucketPrincipals:       scopeGlobal,
+	bucketAccessKeys:       scopeGlobal,
+	bucketMeta:             scopeGlobal,
+	bucketOutbox:           scopeGlobal, // by request ID, which is unique across Regions
 }
+
+// bucketKeyPrincipals holds, by key ID, the unique IDs of the IAM users
+// and roles the key's policy names (authz.go, issue 19.6).
+const bucketKeyPrincipals = "key-principals"
 
 // placer maps the name kms gives a record (or a prefix of names) to its
 // store key.

@@ -22,6 +22,14 @@ type Request struct {
 	Action           string // "kms:Encrypt"; matched case-insensitively
 	Resource         string // the key ARN ("*" for operations on no key)
 	Context          *Context
+	// Bound, when set, is asked about a statement's principal that names
+	// an IAM user or role by ARN and matched the caller by that ARN: it
+	// reports whether the ARN still stands for the caller, i.e. whether
+	// the unique ID the ARN was bound to when the policy was put is the
+	// caller's (kms: a user or role deleted and created again under the
+	// same name is another principal, as in AWS). nil: names match by ARN
+	// alone. Roots, accounts, "*" and services never consult it.
+	Bound func(principalARN string) bool
 
 	// lockout makes conditions on keys a future request may carry
 	// optimistic: assumed to hold in Allow statements and not to hold in

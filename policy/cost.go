@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"math/bits"
+	"strings"
 	"sync/atomic"
 	"unicode"
 	"unicode/utf8"
@@ -10,9 +11,10 @@ import (
 
 // Evaluation cost bound (issue 19.9).
 //
-// Every match the evaluator makes is linear or, for a wildcard pattern,
-// bounded by a product of the pattern's and the value's lengths (globMatch
-// has a single backtrack point). The request side is bounded too: the
+// Every match the evaluator makes is linear in the value (matchSegments:
+// the pattern split on its stars, each segment found once), but for a
+// segment holding a ? and longer than 64 bytes, bounded by the product of
+// its length and the value's. The request side is bounded too: the
 // limits below are what Coffer lets a request carry (kms validates the
 // encryption context at 8192 bytes, a key has at most 50 tags and 50
 // aliases, ARNs are at most 2048 bytes), and Authorize refuses a request
@@ -29,10 +31,10 @@ import (
 
 // MaxEvaluationCost is the largest worst-case cost, in steps, of one
 // evaluation of one policy that Parse accepts. At about a nanosecond a
-// step on this project's machine the worst case stays near a millisecond
-// (BENCHMARKS.md, "Policy evaluation cost bound"), while 32 KiB of
+// matcher step on this project's machine the worst case stays near a
+// millisecond (BENCHMARKS.md, "Policy evaluation cost bound"), while 32 KiB of
 // ordinary statements — AWS's largest key policy — stays far below it.
-const MaxEvaluationCost = 2_000_000
+const MaxEvaluationCost = 1_000_000
 
 // Request limits the bound assumes. A request beyond them is refused by
 // Authorize, AuthorizeIdentity and Evaluate (Deny): it could cost more than
@@ -231,25 +233,47 @@ func boundOf(cd *condition) reqBound {
 
 func bitsLen(n int) int64 { return int64(bits.Len(uint(n))) }
 
-// globCost bounds globMatch's counted steps for pattern p against any value
-// of length sLen: each phase between backtracks walks at most the longest
-// run of non-star bytes (seg), and there are at most len(p)+sLen+1 phases.
-func globCost(p string, sLen int64) int64 {
-	seg, run := 0, 0
-	for i := 0; i < len(p); i++ {
-		if p[i] == '*' {
-			run = 0
+// segmentsCost bounds matchSegments' counted steps for a pattern against
+// any value of length sLen. The anchored first and last segments cost
+// their length plus one. The searches between them scan the value once
+// between them (strings.Index and Shift-And never revisit a byte a
+// previous segment consumed), at one step a byte plus one per search. A
+// segment with a ? (or any, with fold) costs in addition either its
+// position-by-position search of a window of at most shiftAndMin bytes
+// (each position at most its length plus one), or its Shift-And table
+// and, beyond 64 bytes, the comparison of every candidate whole.
+func segmentsCost(segs []segment, sLen int64, fold bool) int64 {
+	if len(segs) == 1 {
+		return int64(len(segs[0].text)) + 1
+	}
+	mid := segs[1 : len(segs)-1]
+	total := int64(len(segs[0].text)+len(segs[len(segs)-1].text)) + 2 // the anchors
+	scan := sLen + 2*int64(len(mid)) + 1                              // the scans
+	for i := range mid {
+		if !mid[i].wild && !fold && len(mid[i].text) > indexBruteMax {
+			scan *= 2 // Rabin-Karp (segmentIndex)
+			break
+		}
+	}
+	total += scan
+	for i := range mid {
+		if !mid[i].wild && !fold {
 			continue
 		}
-		run++
-		seg = max(seg, run)
+		l := int64(len(mid[i].text))
+		naive := (min(sLen, shiftAndMin)+1)*(l+1) + 1
+		table := shiftAndMin + min(l, 64)
+		if l > 64 {
+			table += (sLen + 1) * (l + 1)
+		}
+		total += max(naive, table)
 	}
-	return int64(seg+1) * (int64(len(p)) + sLen + 2)
+	return total
 }
 
-// patternCost bounds pattern.match (or matchIn) against a value of length
-// sLen.
-func (p *pattern) cost(sLen int64) int64 {
+// cost bounds pattern.match (or matchIn) against a value of length sLen;
+// fold is that of the match (actions).
+func (p *pattern) cost(sLen int64, fold bool) int64 {
 	if p.tmpl != nil {
 		return p.tmpl.cost(sLen, tmplGlob)
 	}
@@ -259,7 +283,7 @@ func (p *pattern) cost(sLen int64) int64 {
 	case patLiteral, patPrefix:
 		return int64(len(p.lit)) + 1
 	}
-	return globCost(p.text, sLen)
+	return segmentsCost(p.segs, sLen, fold)
 }
 
 // tmplMode is how a template is matched (template.match).
@@ -302,9 +326,32 @@ func (t *template) cost(sLen int64, mode tmplMode) int64 {
 		return expand + expLen + 1
 	case tmplARN:
 		// both split (expLen+sLen+2), then six parts, each a masked glob
-		return expand + expLen + sLen + 2 + (expLen+6)*(expLen+sLen+12)
+		return expand + expLen + sLen + 2 + 6*t.globCost(expLen, sLen)
 	}
-	return expand + (expLen+1)*(expLen+sLen+2)
+	return expand + t.globCost(expLen, sLen)
+}
+
+// globCost bounds maskedGlob over an expansion of at most expLen bytes
+// against a value of at most sLen: finding the stars, the anchors, the
+// scans (counted twice: strings.Index may run Rabin-Karp) and each
+// middle segment's own step, all linear. Only the template's literal text
+// holds wildcards (a variable's value is literal): when it holds a ?, a
+// segment may be searched position by position, at most (sLen+1) × its
+// length.
+func (t *template) globCost(expLen, sLen int64) int64 {
+	var stars int64
+	wild := false
+	for i := range t.parts {
+		if p := &t.parts[i]; !p.isVar && !p.escaped {
+			stars += int64(strings.Count(p.text, "*"))
+			wild = wild || strings.IndexByte(p.text, '?') >= 0
+		}
+	}
+	c := (expLen + 1) + (expLen + 2) + 2*(sLen+2*stars+1) + (expLen + stars)
+	if wild {
+		c += (sLen+1)*(expLen+1) + stars
+	}
+	return c
 }
 
 // arnCost bounds arnPattern.match against a value of length sLen: the
@@ -312,10 +359,10 @@ func (t *template) cost(sLen int64, mode tmplMode) int64 {
 func (a *arnPattern) cost(sLen int64) int64 {
 	c := sLen + 1
 	if !a.split {
-		return c + a.whole.cost(sLen)
+		return c + a.whole.cost(sLen, false)
 	}
 	for i := range a.parts {
-		c += a.parts[i].cost(sLen)
+		c += a.parts[i].cost(sLen, false)
 	}
 	return c
 }
@@ -370,7 +417,7 @@ func (c *condition) costAt(sLen int64) int64 {
 		}
 	case opStringLike:
 		for i := range c.pats {
-			per += c.pats[i].cost(sLen)
+			per += c.pats[i].cost(sLen, false)
 		}
 	case opArn:
 		for i := range c.arns {
@@ -394,10 +441,10 @@ func (st *statement) cost() int64 {
 		total += ps.cost()
 	}
 	for i := range st.actions {
-		total += st.actions[i].cost(MaxActionBytes)
+		total += st.actions[i].cost(MaxActionBytes, true)
 	}
 	for i := range st.resources {
-		total += st.resources[i].cost(MaxResourceBytes)
+		total += st.resources[i].cost(MaxResourceBytes, false)
 	}
 	for i := range st.conditions {
 		total += st.conditions[i].cost()

@@ -49,14 +49,15 @@ func TestCostOrdinaryMaxSizePolicyPasses(t *testing.T) {
 	}
 }
 
-// globAtBound is a StringLike pattern whose literal run after a star makes
-// every backtrack walk it: the worst case of globMatch, against a
-// request's encryption context value of the same letter. Its length is
-// the largest the bound accepts.
+// globAtBound is a StringLike pattern whose segment between two stars
+// holds a ?, so that it is searched position by position, and fails only at
+// its last byte: the worst case of matchSegments, against a request's
+// encryption context value of the same letter. Its length is the largest
+// the bound accepts.
 func globAtBound(t testing.TB) (string, *Policy) {
 	t.Helper()
 	mk := func(l int) string {
-		return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringLike":{"kms:EncryptionContext:k":"*` + strings.Repeat("a", l) + `b"}}}]}`
+		return `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringLike":{"kms:EncryptionContext:k":"*` + strings.Repeat("a", l) + `?b*"}}}]}`
 	}
 	lo, hi := 1, 4096
 	for lo < hi {

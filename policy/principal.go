@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"slices"
 	"strings"
 )
 
@@ -23,6 +24,9 @@ type rootPrincipal struct {
 
 type arnPrincipal struct {
 	arn string
+	// iam marks the ARN of an IAM user or role, which Request.Bound may
+	// tie to a unique ID (an assumed-role session ARN is not).
+	iam bool
 	// sessions is "arn:aws:sts::<account>:assumed-role/<name>/" for a role:
 	// the sessions of the role are that role, as in AWS.
 	sessions string
@@ -89,7 +93,7 @@ func (ps *principalSet) addAWS(a string) error {
 	case parts[2] == "iam" && resource == "root":
 		ps.roots = append(ps.roots, rootPrincipal{arn: a, account: account, prefix: "arn:" + parts[1] + ":"})
 	case parts[2] == "iam" && (typ == "user" || typ == "role") && isIAMPath(name):
-		p := arnPrincipal{arn: a}
+		p := arnPrincipal{arn: a, iam: true}
 		if typ == "role" {
 			p.sessions = "arn:" + parts[1] + ":sts::" + account + ":assumed-role/" + name[strings.LastIndexByte(name, '/')+1:] + "/"
 		}
@@ -169,7 +173,7 @@ func (ps *principalSet) match(r *Request) (direct, viaAccount bool) {
 		return false, false
 	}
 	for i := range ps.arns {
-		if ps.arns[i].match(caller) {
+		if ps.arns[i].match(caller) && ps.arns[i].bound(r) {
 			return true, false
 		}
 	}
@@ -202,7 +206,7 @@ func (ps *principalSet) matchExactly(r *Request) bool {
 		}
 	}
 	for i := range ps.arns {
-		if ps.arns[i].match(caller) {
+		if ps.arns[i].match(caller) && ps.arns[i].bound(r) {
 			return true
 		}
 	}
@@ -225,4 +229,29 @@ func (p *arnPrincipal) match(caller string) bool {
 	}
 	session := caller[len(p.sessions):]
 	return session != "" && strings.IndexByte(session, '/') < 0
+}
+
+// bound reports whether a principal ARN that matched the caller by name
+// is the caller: Request.Bound decides for an IAM user or role.
+func (p *arnPrincipal) bound(r *Request) bool {
+	return !p.iam || r.Bound == nil || r.Bound(p.arn)
+}
+
+// NamedPrincipals returns the ARNs of the IAM users and roles the policy's
+// Principal and NotPrincipal elements name, each once, in order: those a
+// key policy binds to unique IDs (Request.Bound).
+func (p *Policy) NamedPrincipals() []string {
+	var out []string
+	for i := range p.statements {
+		ps := p.statements[i].principals
+		if ps == nil {
+			continue
+		}
+		for j := range ps.arns {
+			if a := ps.arns[j].arn; ps.arns[j].iam && !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }

@@ -1,6 +1,9 @@
 package policy
 
-import "strings"
+import (
+	"strings"
+	"unsafe"
+)
 
 // Policy variables, as IAM's "IAM policy elements: Variables and tags"
 // (docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html)
@@ -121,35 +124,84 @@ func (c *Context) single(cd *condition) (string, bool) {
 	return v.str(), true
 }
 
-// maskedGlob is globMatch over an expanded template: a byte whose mask is
-// set is literal even when it is * or ?.
+// maskedGlob is matchSegments over an expanded template: a byte whose mask
+// is set is literal even when it is * or ?. The pattern is cut on its
+// unmasked stars as it is matched, and each segment between the anchored
+// first and last is found leftmost, as matchSegments does: with
+// strings.Index when it holds no wildcard ?, otherwise position by
+// position in a short window or by Shift-And in a long one.
 func maskedGlob(p []byte, mask []bool, s string, fold bool) bool {
-	pi, si, star, mark := 0, 0, -1, 0
-	wild := func(i int, c byte) bool { return i < len(p) && p[i] == c && !mask[i] }
-	steps := 1
-	for si < len(s) {
-		steps++
-		switch {
-		case wild(pi, '*'):
-			star, mark = pi, si
-			pi++
-		case pi < len(p) && (wild(pi, '?') || p[pi] == s[si] || fold && p[pi] == lowerASCII(s[si])):
-			pi++
-			si++
-		case star >= 0:
-			mark++
-			pi, si = star+1, mark
-		default:
-			count(steps)
-			return false
+	count(len(p) + 1) // finding the stars
+	first, last := -1, -1
+	for i, c := range p {
+		if c == '*' && !mask[i] {
+			if first < 0 {
+				first = i
+			}
+			last = i
 		}
 	}
-	for wild(pi, '*') {
-		steps++
-		pi++
+	if first < 0 {
+		return len(s) == len(p) && maskedAt(p, mask, s, fold)
 	}
-	count(steps)
-	return pi == len(p)
+	head, tail := p[:first], p[last+1:]
+	if len(s) < len(head)+len(tail) || !maskedAt(head, mask[:first], s[:len(head)], fold) ||
+		!maskedAt(tail, mask[last+1:], s[len(s)-len(tail):], fold) {
+		return false
+	}
+	w := s[len(head) : len(s)-len(tail)]
+	for i := first + 1; i < last; {
+		j := i
+		for p[j] != '*' || mask[j] {
+			j++
+		}
+		if j > i {
+			k := maskedIndex(p[i:j], mask[i:j], w, fold)
+			if k < 0 {
+				return false
+			}
+			w = w[k+j-i:]
+		}
+		i = j + 1
+	}
+	return true
+}
+
+// maskedAt is segmentAt for a masked segment.
+func maskedAt(seg []byte, mask []bool, s string, fold bool) bool {
+	i := 0
+	for ; i < len(seg); i++ {
+		c, b := seg[i], s[i]
+		if fold {
+			b = lowerASCII(b)
+		}
+		if b != c && (c != '?' || mask[i]) {
+			break
+		}
+	}
+	count(i + 1)
+	return i == len(seg)
+}
+
+// maskedIndex is segmentIndex for a masked segment.
+func maskedIndex(seg []byte, mask []bool, w string, fold bool) int {
+	wild := fold
+	for i, c := range seg {
+		wild = wild || c == '?' && !mask[i]
+	}
+	count(len(seg) + 1)
+	if !wild {
+		// The expansion is not modified while it is searched for.
+		g := segment{text: unsafe.String(&seg[0], len(seg))}
+		return segmentIndex(&g, w, false)
+	}
+	for i := 0; i+len(seg) <= len(w); i++ {
+		if maskedAt(seg, mask[:len(seg)], w[i:i+len(seg)], fold) {
+			return i
+		}
+	}
+	count(1)
+	return -1
 }
 
 // matchTemplate matches s against a template: as a pattern (wildcards in

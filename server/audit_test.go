@@ -26,6 +26,7 @@ func TestAuditEveryCallOnceWithoutSecrets(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	c := e.client
+	e.principal(t, testAccount, "x", "") // the grantee below: grants name principals that exist (issue 19.6)
 	secretPT := []byte("PLAINTEXT-CANARY-7f3a9c")
 	var secrets [][]byte
 	secrets = append(secrets, secretPT)

@@ -17,6 +17,9 @@ func TestGrantsLifecycle(t *testing.T) {
 	id := e.createKey("granted")
 	grantee := "arn:aws:iam::111122223333:user/app"
 	retiree := "arn:aws:iam::111122223333:role/janitor"
+	// A grant names principals that exist (issue 19.6).
+	e.principal(t, testAccount, "app", "")
+	e.role(t, "janitor", trustPolicy("arn:aws:iam::111122223333:root"), "")
 
 	g := must[*awskms.CreateGrantOutput](t)(c.CreateGrant(ctx, &awskms.CreateGrantInput{
 		KeyId: &id, GranteePrincipal: aws.String(grantee), RetiringPrincipal: aws.String(retiree),
@@ -43,6 +46,7 @@ func TestGrantsLifecycle(t *testing.T) {
 	wantCode(t, err, "InvalidGrantTokenException")
 
 	for i := range 3 {
+		e.principal(t, testAccount, fmt.Sprintf("u%d", i), "")
 		must[*awskms.CreateGrantOutput](t)(c.CreateGrant(ctx, &awskms.CreateGrantInput{
 			KeyId: &id, GranteePrincipal: aws.String(fmt.Sprintf("arn:aws:iam::111122223333:user/u%d", i)),
 			Operations: []types.GrantOperation{types.GrantOperationGenerateDataKey},

@@ -182,6 +182,14 @@ func TestAssumeRole(t *testing.T) {
 	e.role(t, "pipeline", trustPolicy(aliceARN), allowUse)
 	renewed := must[*sts.AssumeRoleOutput](t)(aliceSTS.AssumeRole(ctx, &sts.AssumeRoleInput{RoleArn: aws.String(roleARN), RoleSessionName: aws.String("s3")}))
 	renewedCreds := credentials.NewStaticCredentialsProvider(*renewed.Credentials.AccessKeyId, *renewed.Credentials.SecretAccessKey, *renewed.Credentials.SessionToken)
+	// The key policy names the old role by its unique ID (issue 19.6):
+	// the new role gets nothing from it until the policy is put again.
+	_, err = e.kmsClientWith(renewedCreds).Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyForRole), Plaintext: []byte("x")})
+	wantCode(t, err, "AccessDeniedException")
+	if _, err := e.client.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: aws.String(keyForRole), PolicyName: aws.String("default"),
+		Policy: aws.String(keyPolicy(`{"Effect":"Allow","Principal":{"AWS":"` + roleARN + `"},"Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*"}`))}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.kmsClientWith(renewedCreds).Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyForRole), Plaintext: []byte("x")}); err != nil {
 		t.Fatalf("session of the new role: %v", err)
 	}
