@@ -34,10 +34,10 @@ test:
 	CGO_ENABLED=0 $(GO) test -count=1 ./hsm
 	# AES-GCM and base64 where the asm kernels do not run: the pure-Go build, and arm64
 	# (the standard library's ARMv8 path) under qemu-user.
-	$(GO) test -count=1 -tags purego ./asm/... ./engine/...
+	$(GO) test -short -count=1 -tags purego ./asm/... ./engine/...
 	@if command -v qemu-aarch64-static >/dev/null; then \
-		echo "GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-aarch64-static ./asm/... ./engine/..."; \
-		GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-aarch64-static ./asm/... ./engine/...; \
+		echo "GOARCH=arm64 CGO_ENABLED=0 $(GO) test -short -count=1 -exec qemu-aarch64-static ./asm/... ./engine/..."; \
+		GOARCH=arm64 CGO_ENABLED=0 $(GO) test -short -count=1 -exec qemu-aarch64-static ./asm/... ./engine/...; \
 	else \
 		echo "SKIP: the arm64 tests need qemu-aarch64-static (apt-get install qemu-user-static)"; \
 	fi

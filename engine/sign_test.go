@@ -38,6 +38,7 @@ func messageFor(alg, mt string) []byte {
 // with the public key GetPublicKey's DER gives back, and checks each way a
 // signature or request can be wrong.
 func TestSignVerifyRoundTrip(t *testing.T) {
+	skipAsymShort(t)
 	var otherAlg = map[Kind]string{KindRSA: "ECDSA_SHA_256", KindEC: "RSASSA_PSS_SHA_256", KindEd25519: "ECDSA_SHA_512", KindMLDSA: "ED25519_SHA_512"}
 	for _, s := range Specs() {
 		algs, ok := s.Algorithms(UsageSignVerify)
@@ -169,6 +170,7 @@ func TestVerifyPublicRefusesOtherKeys(t *testing.T) {
 }
 
 func TestOAEPRoundTrip(t *testing.T) {
+	skipAsymShort(t)
 	want := map[string][2]int{"RSA_2048": {214, 190}, "RSA_3072": {342, 318}, "RSA_4096": {470, 446}}
 	for spec, max := range want {
 		for i, alg := range []string{"RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256"} {
@@ -258,6 +260,7 @@ func TestMACRoundTrip(t *testing.T) {
 }
 
 func TestDeriveSharedSecret(t *testing.T) {
+	skipAsymShort(t)
 	for spec, curve := range map[string]ecdh.Curve{"ECC_NIST_P256": ecdh.P256(), "ECC_NIST_P384": ecdh.P384(), "ECC_NIST_P521": ecdh.P521()} {
 		k := testKey(t, spec)
 		peer, err := curve.GenerateKey(rand.Reader)
@@ -326,6 +329,7 @@ func publicDER(t *testing.T, spec, not string) []byte {
 // TestGenerateKeyPair: every DataKeyPairSpec but the slow RSA sizes, whose
 // encodings TestPublicKeyDER covers with the cached keys.
 func TestGenerateKeyPair(t *testing.T) {
+	skipAsymShort(t)
 	for _, spec := range DataKeyPairSpecs() {
 		if spec == "RSA_3072" || spec == "RSA_4096" {
 			continue

@@ -143,6 +143,7 @@ func rsaSpec(bits int) (string, bool) {
 // the same hash, empty label, 2048/3072/4096 bits. Wycheproof has no
 // 3072- or 4096-bit SHA-1 file; rsa_oaep_misc_test.json adds those sizes.
 func TestWycheproofRSAOAEP(t *testing.T) {
+	skipAsymShort(t)
 	for _, name := range []string{
 		"rsa_oaep_2048_sha1_mgf1sha1_test.json",
 		"rsa_oaep_2048_sha256_mgf1sha256_test.json",
@@ -198,6 +199,7 @@ func TestWycheproofRSAOAEP(t *testing.T) {
 // the same hash) and RSASSA-PKCS1-v1_5 verification with SHA-256/384/512,
 // and PKCS1-v1_5 signing, which is deterministic, as known answers.
 func TestWycheproofRSASignatures(t *testing.T) {
+	skipAsymShort(t)
 	pss := []string{
 		"rsa_pss_2048_sha256_mgf1_32_test.json",
 		"rsa_pss_2048_sha384_mgf1_48_test.json",
@@ -291,6 +293,7 @@ func TestWycheproofRSASignatures(t *testing.T) {
 // P-521/SHA-512 and secp256k1/SHA-256, the pairs AWS offers, each checked
 // as a RAW message and again as its DIGEST.
 func TestWycheproofECDSA(t *testing.T) {
+	skipAsymShort(t)
 	for name, spec := range map[string]string{
 		"ecdsa_secp256r1_sha256_test.json": "ECC_NIST_P256",
 		"ecdsa_secp384r1_sha384_test.json": "ECC_NIST_P384",
@@ -341,6 +344,7 @@ func digestOf(bits int, m []byte) []byte {
 // what DeriveSharedSecret takes from AWS callers. Invalid points, wrong
 // curves, explicit parameters and malformed DER must all be refused.
 func TestWycheproofECDH(t *testing.T) {
+	skipAsymShort(t)
 	for name, spec := range map[string]string{
 		"ecdh_secp256r1_test.json": "ECC_NIST_P256",
 		"ecdh_secp384r1_test.json": "ECC_NIST_P384",
@@ -394,6 +398,7 @@ func rawECKey(t *testing.T, s *Spec, d []byte) *Key {
 // ed25519_test.json; Ed25519ph (ED25519_PH_SHA_512, DIGEST) has no
 // Wycheproof file: RFC 8032 §7.3's vector, signed and verified, instead.
 func TestWycheproofEd25519(t *testing.T) {
+	skipAsymShort(t)
 	const name = "ed25519_test.json"
 	const spec = "ECC_NIST_EDWARDS25519"
 	c := newTally(t, name)
@@ -446,6 +451,7 @@ func TestWycheproofEd25519(t *testing.T) {
 // every length run, though ParseKey takes only AWS's lengths: MAC itself
 // is defined for any key.
 func TestWycheproofHMAC(t *testing.T) {
+	skipAsymShort(t)
 	for name, spec := range map[string]string{
 		"hmac_sha224_test.json": "HMAC_224",
 		"hmac_sha256_test.json": "HMAC_256",
@@ -493,6 +499,7 @@ func TestWycheproofHMAC(t *testing.T) {
 // through Verify. Vectors with a context string, or given only as μ
 // (EXTERNAL_MU, unsupported), are skipped and counted.
 func TestWycheproofMLDSA(t *testing.T) {
+	skipAsymShort(t)
 	for _, level := range []string{"44", "65", "87"} {
 		spec := "ML_DSA_" + level
 		name := "mldsa_" + level + "_verify_test.json"
@@ -570,5 +577,16 @@ func TestWycheproofMLDSA(t *testing.T) {
 			}
 		}
 		c.done()
+	}
+}
+
+// skipAsymShort skips the asymmetric vectors in -short runs: make test runs
+// them in its main pass, and its purego and arm64 (qemu) passes, which are
+// there for the AES-GCM kernels and their fallbacks, run -short: these
+// primitives are the standard library's and circl's on every platform, and
+// under qemu the vectors alone took minutes.
+func skipAsymShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("asymmetric vectors run in the full pass (-short)")
 	}
 }
