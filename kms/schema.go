@@ -70,6 +70,8 @@ var bucketScopes = map[string]scope{
 	bucketAccessKeys: scopeGlobal,
 	bucketMeta:       scopeGlobal,
 	bucketOutbox:     scopeGlobal, // by request ID, which is unique across Regions
+	bucketImports:    scopeRegion, // <key id>/<token name>
+	bucketLastUsage:  scopeRegion, // <key id>
 }
 
 // placer maps the name kms gives a record (or a prefix of names) to its
