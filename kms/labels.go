@@ -49,8 +49,8 @@ const (
 	// "coffer/import-wrapping-key/v1|<key ARN>|<token digest>" (import.go).
 	labelImportWrappingKey = "coffer/import-wrapping-key/v1"
 
-	// labelImportToken is the HMAC-SHA-256 message prefix that turns an
-	// import token into the name of its record (import.go tokenName).
+	// labelImportToken is the SHA-256 input prefix that turns an import
+	// token into the name of its record (import.go tokenName).
 	labelImportToken = "coffer/import-token/v1"
 
 	// labelImportedMaterialID is the HMAC-SHA-256 message, keyed by the
