@@ -223,17 +223,27 @@ func TestImportErrors(t *testing.T) {
 		mut  func(*ImportKeyMaterialInput)
 		kind error
 	}{
-		"expires without ValidTo":  {func(in *ImportKeyMaterialInput) { in.ExpirationModel = "" }, ErrValidation},
-		"ValidTo never expiring":   {func(in *ImportKeyMaterialInput) { in.ValidTo = &Timestamp{now.Add(time.Hour)} }, ErrValidation},
-		"ValidTo past":             {func(in *ImportKeyMaterialInput) { in.ExpirationModel, in.ValidTo = ExpirationExpires, &Timestamp{now.Add(-time.Hour)} }, ErrValidation},
-		"ValidTo over 365 days":    {func(in *ImportKeyMaterialInput) { in.ExpirationModel, in.ValidTo = ExpirationExpires, &Timestamp{now.Add(366 * 24 * time.Hour)} }, ErrValidation},
-		"token of nothing":         {func(in *ImportKeyMaterialInput) { in.ImportToken = bytes.Repeat([]byte{1}, importTokenSize) }, ErrInvalidImportToken},
-		"token flipped":            {func(in *ImportKeyMaterialInput) { in.ImportToken = flip(in.ImportToken) }, ErrInvalidImportToken},
-		"material flipped":         {func(in *ImportKeyMaterialInput) { in.EncryptedKeyMaterial = flip(in.EncryptedKeyMaterial) }, ErrInvalidCiphertext},
-		"material of another key":  {func(in *ImportKeyMaterialInput) { in.EncryptedKeyMaterial = wrapForImport(t, p.PublicKey, wrapOAEPSHA1, raw) }, ErrInvalidCiphertext},
-		"material too short":       {func(in *ImportKeyMaterialInput) { in.EncryptedKeyMaterial = wrapForImport(t, p.PublicKey, wrapOAEPSHA256, raw[:16]) }, ErrIncorrectKeyMaterial},
-		"existing without any":     {func(in *ImportKeyMaterialInput) { in.ImportType = ImportTypeExisting }, ErrIncorrectKeyMaterial},
-		"material ID with NEW":     {func(in *ImportKeyMaterialInput) { in.ImportType, in.KeyMaterialId = ImportTypeNew, strings.Repeat("a", 64) }, ErrValidation},
+		"expires without ValidTo": {func(in *ImportKeyMaterialInput) { in.ExpirationModel = "" }, ErrValidation},
+		"ValidTo never expiring":  {func(in *ImportKeyMaterialInput) { in.ValidTo = &Timestamp{now.Add(time.Hour)} }, ErrValidation},
+		"ValidTo past": {func(in *ImportKeyMaterialInput) {
+			in.ExpirationModel, in.ValidTo = ExpirationExpires, &Timestamp{now.Add(-time.Hour)}
+		}, ErrValidation},
+		"ValidTo over 365 days": {func(in *ImportKeyMaterialInput) {
+			in.ExpirationModel, in.ValidTo = ExpirationExpires, &Timestamp{now.Add(366 * 24 * time.Hour)}
+		}, ErrValidation},
+		"token of nothing": {func(in *ImportKeyMaterialInput) { in.ImportToken = bytes.Repeat([]byte{1}, importTokenSize) }, ErrInvalidImportToken},
+		"token flipped":    {func(in *ImportKeyMaterialInput) { in.ImportToken = flip(in.ImportToken) }, ErrInvalidImportToken},
+		"material flipped": {func(in *ImportKeyMaterialInput) { in.EncryptedKeyMaterial = flip(in.EncryptedKeyMaterial) }, ErrInvalidCiphertext},
+		"material of another key": {func(in *ImportKeyMaterialInput) {
+			in.EncryptedKeyMaterial = wrapForImport(t, p.PublicKey, wrapOAEPSHA1, raw)
+		}, ErrInvalidCiphertext},
+		"material too short": {func(in *ImportKeyMaterialInput) {
+			in.EncryptedKeyMaterial = wrapForImport(t, p.PublicKey, wrapOAEPSHA256, raw[:16])
+		}, ErrIncorrectKeyMaterial},
+		"existing without any": {func(in *ImportKeyMaterialInput) { in.ImportType = ImportTypeExisting }, ErrIncorrectKeyMaterial},
+		"material ID with NEW": {func(in *ImportKeyMaterialInput) {
+			in.ImportType, in.KeyMaterialId = ImportTypeNew, strings.Repeat("a", 64)
+		}, ErrValidation},
 	} {
 		if err := imp(c.mut); err == nil {
 			t.Fatalf("%s: accepted", name)
@@ -325,7 +335,7 @@ func TestImportExpiry(t *testing.T) {
 		return tx.Scan(bucketOutbox, "", "", func(_ string, raw []byte) bool {
 			var r struct {
 				EventName    string
-				EventType    string `json:"eventType"`
+				EventType    string                `json:"eventType"`
 				UserIdentity struct{ Type string } `json:"userIdentity"`
 			}
 			json.Unmarshal(raw, &r)
