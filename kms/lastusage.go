@@ -38,10 +38,22 @@ type lastUse struct {
 	RequestID string    `json:"requestId,omitempty"`
 }
 
+// memUse is a last use as kept in memory: the event ID as an array, so
+// that noting a use allocates nothing.
+type memUse struct {
+	op, requestID string
+	at            time.Time
+	event         EventID
+}
+
+func (m *memUse) stored() lastUse {
+	return lastUse{Operation: m.op, At: m.at, EventID: m.event.String(), RequestID: m.requestID}
+}
+
 // lastUsage is the last use of each key since the last flush, by key ID.
 type lastUsage struct {
 	mu      sync.Mutex
-	m       map[string]lastUse
+	m       map[string]memUse
 	started time.Time // when this Service began tracking
 }
 
@@ -50,7 +62,7 @@ type lastUsage struct {
 // its audit record ("" without an audit trail). Only the cryptographic
 // operations AWS tracks count; keys of other Regions are not this
 // Service's to track.
-func (s *Service) RecordLastUsage(keyARNs []string, op, requestID, eventID string) {
+func (s *Service) RecordLastUsage(keyARNs []string, op, requestID string, eventID *EventID) {
 	if len(keyARNs) == 0 || !slices.Contains(lastUseOperations, op) {
 		return
 	}
@@ -63,12 +75,16 @@ func (s *Service) RecordLastUsage(keyARNs []string, op, requestID, eventID strin
 			continue
 		}
 		if s.last.m == nil {
-			s.last.m = map[string]lastUse{}
+			s.last.m = map[string]memUse{}
 		}
-		if cur, ok := s.last.m[id]; ok && cur.At.After(at) {
+		if cur, ok := s.last.m[id]; ok && cur.at.After(at) {
 			continue
 		}
-		s.last.m[id] = lastUse{Operation: op, At: at, EventID: eventID, RequestID: requestID}
+		u := memUse{op: op, requestID: requestID, at: at}
+		if eventID != nil {
+			u.event = *eventID
+		}
+		s.last.m[id] = u
 	}
 }
 
@@ -105,7 +121,8 @@ func (s *Service) flushLastUsage(ctx context.Context) error {
 				return err
 			}
 		}
-		for id, u := range taken {
+		for id, m := range taken {
+			u := m.stored()
 			if cur, err := getLastUse(tx, id); err != nil {
 				return err
 			} else if cur != nil && cur.At.After(u.At) {
@@ -120,10 +137,10 @@ func (s *Service) flushLastUsage(ctx context.Context) error {
 	if err != nil {
 		s.last.mu.Lock()
 		if s.last.m == nil {
-			s.last.m = map[string]lastUse{}
+			s.last.m = map[string]memUse{}
 		}
 		for id, u := range taken {
-			if cur, ok := s.last.m[id]; !ok || u.At.After(cur.At) {
+			if cur, ok := s.last.m[id]; !ok || u.at.After(cur.at) {
 				s.last.m[id] = u
 			}
 		}
@@ -192,8 +209,9 @@ func (s *Service) GetKeyLastUsage(ctx context.Context, c *Caller, in *KeyIDInput
 		return nil, internal(err)
 	}
 	s.last.mu.Lock()
-	if m, ok := s.last.m[r.ID]; ok && (u == nil || m.At.After(u.At)) {
-		u = &m
+	if m, ok := s.last.m[r.ID]; ok && (u == nil || m.at.After(u.At)) {
+		st := m.stored()
+		u = &st
 	}
 	s.last.mu.Unlock()
 	out := &GetKeyLastUsageOutput{KeyId: r.ID, KeyCreationDate: ts(r.Created), TrackingStartDate: ts(since)}

@@ -16,10 +16,22 @@ import (
 // request resolved. The server attaches one to the request context.
 type RequestInfo struct {
 	KeyARNs []string
-	// EventID is the event ID of the request's audit record, once the
-	// server has made it ("" without an audit trail): GetKeyLastUsage's
-	// CloudTrailEventId.
-	EventID string
+	// EventID is the event ID of the request's audit record (a UUID),
+	// once the server has made it, zero without an audit trail:
+	// GetKeyLastUsage's CloudTrailEventId. An array, so that keeping it
+	// costs a request no allocation.
+	EventID EventID
+}
+
+// EventID is an audit record's event ID, a UUID in its 36-character form;
+// zero for none.
+type EventID [36]byte
+
+func (e *EventID) String() string {
+	if *e == (EventID{}) {
+		return ""
+	}
+	return string(e[:])
 }
 
 // requestInfoKey is the context key of *RequestInfo.
@@ -30,7 +42,7 @@ type requestInfoKey struct{}
 var RequestInfoKey any = requestInfoKey{}
 
 // Reset empties the info for reuse.
-func (ri *RequestInfo) Reset() { ri.KeyARNs, ri.EventID = ri.KeyARNs[:0], "" }
+func (ri *RequestInfo) Reset() { ri.KeyARNs, ri.EventID = ri.KeyARNs[:0], EventID{} }
 
 func noteKey(ctx context.Context, r *keyRecord) noted {
 	if ri, ok := ctx.Value(RequestInfoKey).(*RequestInfo); ok && ri != nil {

@@ -276,7 +276,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		s.svc.RecordUsage(caller.Account, key, op)
 		if err == nil {
-			s.svc.RecordLastUsage(info.KeyARNs, op, requestID, info.EventID)
+			s.svc.RecordLastUsage(info.KeyARNs, op, requestID, &info.EventID)
 		}
 	}
 	s.metrics.observe(op, code, time.Since(start))
