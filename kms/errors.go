@@ -46,6 +46,9 @@ var (
 	ErrIncorrectTrustAnchor       = errors.New("IncorrectTrustAnchorException")
 	ErrInvalidSignature           = errors.New("KMSInvalidSignatureException")
 	ErrInvalidMac                 = errors.New("KMSInvalidMacException")
+	ErrExpiredImportToken         = errors.New("ExpiredImportTokenException")
+	ErrInvalidImportToken         = errors.New("InvalidImportTokenException")
+	ErrIncorrectKeyMaterial       = errors.New("IncorrectKeyMaterialException")
 )
 
 // Error is a failure with the message AWS would send.

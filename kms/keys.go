@@ -101,7 +101,7 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		return nil, newError(ErrValidation, "A key in custom key store %s must have Origin AWS_CLOUDHSM.", in.CustomKeyStoreId)
 	case in.Origin == OriginCloudHSM && in.CustomKeyStoreId == "":
 		return nil, newError(ErrValidation, "Origin AWS_CLOUDHSM needs the CustomKeyStoreId of the store that holds the key.")
-	case in.Origin != "" && in.Origin != OriginAWSKMS && in.Origin != OriginCloudHSM:
+	case in.Origin != "" && in.Origin != OriginAWSKMS && in.Origin != OriginCloudHSM && in.Origin != OriginExternal:
 		return nil, newError(ErrUnsupportedOperation, "Origin %s is not supported by this server.", in.Origin)
 	}
 	if in.MultiRegion {
@@ -149,12 +149,16 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		Tags:        tags,
 	}
 	r.prepare()
-	if in.CustomKeyStoreId != "" {
+	switch {
+	case in.Origin == OriginExternal:
+		// No material until ImportKeyMaterial (import.go).
+		r.Origin, r.State = OriginExternal, StatePendingImport
+	case in.CustomKeyStoreId != "":
 		if err := s.createStoreKey(ctx, c, r, in.CustomKeyStoreId, now); err != nil {
 			return nil, err
 		}
 		r.prepare()
-	} else {
+	default:
 		ver, err := s.newVersion(ctx, r, now, "")
 		if err != nil {
 			return nil, err
@@ -170,7 +174,9 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	noted := noteKey(ctx, r)
 	if err := s.putNewKey(ctx, r); err != nil {
 		noted.undo()
-		s.destroyStoreKey(context.WithoutCancel(ctx), r.Versions[0].HSMKey)
+		if len(r.Versions) > 0 {
+			s.destroyStoreKey(context.WithoutCancel(ctx), r.Versions[0].HSMKey)
+		}
 		return nil, internal(err)
 	}
 	return &CreateKeyOutput{KeyMetadata: r.metadata()}, nil

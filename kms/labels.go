@@ -44,6 +44,19 @@ const (
 	// which binds the record to its schema version, bucket and store key.
 	labelRecord = "coffer/record/v1"
 
+	// labelImportWrappingKey starts the AAD of an import token's wrapping
+	// private key (PKCS#8) wrapped under the root:
+	// "coffer/import-wrapping-key/v1|<key ARN>|<token digest>" (import.go).
+	labelImportWrappingKey = "coffer/import-wrapping-key/v1"
+
+	// labelImportToken is the SHA-256 input prefix that turns an import
+	// token into the name of its record (import.go tokenName).
+	labelImportToken = "coffer/import-token/v1"
+
+	// labelImportedMaterialID is the HMAC-SHA-256 message, keyed by the
+	// imported material, before "|<key ID>": its KeyMaterialId (import.go).
+	labelImportedMaterialID = "coffer/imported-material-id/v1"
+
 	// labelRecordKey is the AAD of the record key wrapped under the root
 	// (meta entry "record-mac-key").
 	labelRecordKey = "coffer/record-mac-key/v1"

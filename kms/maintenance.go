@@ -14,7 +14,7 @@ import (
 // aliases) whose deletion window has ended. It reports how many of each.
 func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err error) {
 	now := s.now()
-	var dueRotate, dueDelete []string
+	var dueRotate, dueDelete, dueExpire []string
 	err = s.store.View(ctx, func(tx keystore.Tx) error {
 		return tx.Scan(bucketKeys, "", "", func(id string, raw []byte) bool {
 			r, err := decodeKey(id, raw)
@@ -24,6 +24,8 @@ func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err
 			switch {
 			case r.State == StatePendingDeletion && !now.Before(r.DeletionDate):
 				dueDelete = append(dueDelete, id)
+			case materialExpired(r, now):
+				dueExpire = append(dueExpire, id)
 			case rotationDue(r, now):
 				dueRotate = append(dueRotate, id)
 			}
@@ -32,6 +34,16 @@ func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err
 	})
 	if err != nil {
 		return 0, 0, err
+	}
+	// Imported material whose ValidTo has passed is deleted (import.go),
+	// and import tokens past their 24 hours go with their wrapping keys.
+	for _, id := range dueExpire {
+		if err := s.expireMaterial(ctx, id, now); err != nil {
+			return rotated, deleted, err
+		}
+	}
+	if err := s.sweepImportTokens(ctx, now); err != nil {
+		return rotated, deleted, err
 	}
 	for _, id := range dueDelete {
 		if err := s.deleteKey(ctx, id, now); err != nil {
@@ -92,6 +104,9 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 			}
 		}
 		deletedAliases = names
+		if err := tx.Delete(bucketLastUsage, r.ID); err != nil {
+			return nil, err
+		}
 		account = r.Account
 		if err := s.deleteKeyGrantsTx(tx, r.ID); err != nil { // with their indexes (grants.go)
 			return nil, err

@@ -139,8 +139,13 @@ func setState(t *testing.T, s *Service, c *Caller, id, state string) {
 	case StatePendingDeletion:
 		_, err = s.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: ptr(7)})
 	case StatePendingImport:
+		// As if its material had been imported and then deleted: the
+		// version keeps the KeyMaterialId of the material (import.go), so
+		// that importing the same material again succeeds.
+		raw := cellMaterial(t, s, id)
 		_, err = s.updateKey(ctx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
 			r.State, r.Origin = StatePendingImport, "EXTERNAL"
+			r.Versions[0].MaterialID = importedMaterialID(id, raw)
 			return r, nil
 		})
 	case StateUnavailable:
@@ -164,6 +169,37 @@ func setState(t *testing.T, s *Service, c *Caller, id, state string) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// cellMaterial returns the raw material of key id's first version.
+func cellMaterial(t *testing.T, s *Service, id string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	r, err := s.loadKey(ctx, id)
+	if err != nil || r == nil {
+		t.Fatalf("loadKey %s: %v", id, err)
+	}
+	k, e, err := s.material(ctx, r, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.cache.materials.release(e)
+	raw, err := k.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// importCell imports key id's own material again through a fresh token.
+func importCell(ctx context.Context, s *Service, c *Caller, id string, t *testing.T) error {
+	p, err := s.GetParametersForImport(ctx, c, &GetParametersForImportInput{KeyId: id, WrappingAlgorithm: "RSAES_OAEP_SHA_256", WrappingKeySpec: "RSA_2048"})
+	if err != nil {
+		return err
+	}
+	_, err = s.ImportKeyMaterial(ctx, c, &ImportKeyMaterialInput{KeyId: id, ImportToken: p.ImportToken, ExpirationModel: ExpirationDoesNotExpire,
+		EncryptedKeyMaterial: wrapForImport(t, p.PublicKey, "RSAES_OAEP_SHA_256", cellMaterial(t, s, id))})
+	return err
+}
 
 // checkCell compares an answer with AWS's. want nil means success; else the
 // *Error's Kind must be want. A cell with a knownDeviation logs a mismatch
@@ -404,6 +440,20 @@ var stateRows = []stateRow{
 			_, err := s.RevokeGrant(ctx, c, &RevokeGrantInput{KeyId: k.id, GrantId: k.grantID})
 			return err
 		}},
+	// Imported key material: [9] a key that cannot have imported material
+	// (the AWS_KMS keys of the first three columns, the custom-key-store
+	// key of Unavailable) is UnsupportedOperationException; PendingImport
+	// succeeds (DeleteImportedKeyMaterial with no effect).
+	{op: "GetParametersForImport", want: [...]error{ErrUnsupportedOperation, ErrUnsupportedOperation, ErrUnsupportedOperation, success, ErrUnsupportedOperation},
+		call: func(ctx context.Context, s *Service, c *Caller, k *cell) error {
+			_, err := s.GetParametersForImport(ctx, c, &GetParametersForImportInput{KeyId: k.id, WrappingAlgorithm: "RSAES_OAEP_SHA_256", WrappingKeySpec: "RSA_2048"})
+			return err
+		}},
+	{op: "DeleteImportedKeyMaterial", want: [...]error{ErrUnsupportedOperation, ErrUnsupportedOperation, ErrUnsupportedOperation, success, ErrUnsupportedOperation},
+		call: func(ctx context.Context, s *Service, c *Caller, k *cell) error {
+			_, err := s.DeleteImportedKeyMaterial(ctx, c, &DeleteImportedKeyMaterialInput{KeyId: k.id})
+			return err
+		}},
 	{op: "RetireGrant", want: [...]error{success, success, success, success, success},
 		call: func(ctx context.Context, s *Service, c *Caller, k *cell) error {
 			_, err := s.RetireGrant(ctx, c, &RetireGrantInput{GrantToken: k.grantToken})
@@ -422,6 +472,36 @@ func TestStateMatrix(t *testing.T) {
 				checkCell(t, row.call(ctx, s, c, k), row.want[i], row.knownDeviation[state])
 			})
 		}
+	}
+}
+
+// TestStateMatrixImportKeyMaterial is the table's ImportKeyMaterial row
+// (its call needs the test to wrap the material): [9] for keys that cannot
+// have imported material, success in PendingImport, which the import
+// leaves Enabled.
+func TestStateMatrixImportKeyMaterial(t *testing.T) {
+	s, c := newMatrixService(t)
+	ctx := context.Background()
+	want := [...]error{ErrUnsupportedOperation, ErrUnsupportedOperation, ErrUnsupportedOperation, success, ErrUnsupportedOperation}
+	for i, state := range matrixStates {
+		t.Run(state, func(t *testing.T) {
+			k := newCell(t, s, c)
+			setState(t, s, c, k.id, state)
+			err := importCell(ctx, s, c, k.id, t)
+			if state != StatePendingImport {
+				// GetParametersForImport refuses first, with the same answer.
+				checkCell(t, err, want[i], "")
+				return
+			}
+			checkCell(t, err, want[i], "")
+			d, err := s.DescribeKey(ctx, c, &KeyIDInput{KeyId: k.id})
+			if err != nil || d.KeyMetadata.KeyState != StateEnabled {
+				t.Fatalf("after the import: %v %v", d, err)
+			}
+			if _, err := s.Decrypt(ctx, c, &DecryptInput{CiphertextBlob: k.blob}); err != nil {
+				t.Fatalf("the cell's ciphertext after the import: %v", err)
+			}
+		})
 	}
 }
 

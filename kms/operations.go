@@ -274,6 +274,28 @@ var (
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:GetKeyRotationStatus", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: []string{"KeyId"}}
+	// Imported key material: management operations on a key of the
+	// caller's own account, by key ID or key ARN. CloudTrail records
+	// keyId, wrappingAlgorithm and wrappingKeySpec, never the import token,
+	// the public key or the encrypted material.
+	opGetParametersForImport = &Operation{Name: "GetParametersForImport", Quota: perSecond(5),
+		Keys:    []KeyMember{manageKey("GetParametersForImport", importStates)},
+		Request: []string{"KeyId", "WrappingAlgorithm", "WrappingKeySpec"}}
+	opImportKeyMaterial = &Operation{Name: "ImportKeyMaterial", Quota: perSecond(5),
+		Keys: []KeyMember{manageKey("ImportKeyMaterial", importStates)},
+		Request: []string{"KeyId", "ValidTo", "ExpirationModel", "ImportType", "KeyMaterialDescription",
+			"KeyMaterialId"},
+		Response: []string{"KeyId", "KeyMaterialId"}}
+	opDeleteImportedKeyMaterial = &Operation{Name: "DeleteImportedKeyMaterial", Quota: perSecond(5),
+		Keys:     []KeyMember{manageKey("DeleteImportedKeyMaterial", allStates)},
+		Request:  []string{"KeyId", "KeyMaterialId"},
+		Response: []string{"KeyId", "KeyMaterialId"}}
+	// GetKeyLastUsage (lastusage.go): the caller's own keys, in any state.
+	opGetKeyLastUsage = &Operation{Name: "GetKeyLastUsage", Quota: perSecond(100), ReadOnly: true,
+		Keys:     []KeyMember{manageKey("GetKeyLastUsage", allStates)},
+		Request:  []string{"KeyId"},
+		Response: []string{"KeyId", "KeyCreationDate", "TrackingStartDate"}}
+
 	opListKeyRotations = &Operation{Name: "ListKeyRotations", Quota: perSecond(100), ReadOnly: true,
 		Keys:    []KeyMember{manageKey("ListKeyRotations", allStates)},
 		Request: append([]string{"KeyId", "IncludeKeyMaterial"}, listMembers...)}
@@ -405,6 +427,7 @@ var catalogue = []*Operation{
 	opCreateKey, opDescribeKey, opListKeys, opEnableKey, opDisableKey, opUpdateKeyDescription,
 	opScheduleKeyDeletion, opCancelKeyDeletion,
 	opEnableKeyRotation, opDisableKeyRotation, opRotateKeyOnDemand, opGetKeyRotationStatus, opListKeyRotations,
+	opGetParametersForImport, opImportKeyMaterial, opDeleteImportedKeyMaterial, opGetKeyLastUsage,
 	opGetKeyPolicy, opPutKeyPolicy, opListKeyPolicies, opTagResource, opUntagResource, opListResourceTags,
 	opCreateAlias, opUpdateAlias, opDeleteAlias, opListAliases,
 	opCreateGrant, opListGrants, opListRetirableGrants, opRetireGrant, opRevokeGrant,
@@ -557,6 +580,14 @@ func (o *Operation) Method() (Method, bool) {
 			return bind((*Service).GetKeyRotationStatus), true
 		case "ListKeyRotations":
 			return bind((*Service).ListKeyRotations), true
+		case "GetParametersForImport":
+			return bind((*Service).GetParametersForImport), true
+		case "ImportKeyMaterial":
+			return bind((*Service).ImportKeyMaterial), true
+		case "DeleteImportedKeyMaterial":
+			return bind((*Service).DeleteImportedKeyMaterial), true
+		case "GetKeyLastUsage":
+			return bind((*Service).GetKeyLastUsage), true
 		case "GetKeyPolicy":
 			return bind((*Service).GetKeyPolicy), true
 		case "PutKeyPolicy":

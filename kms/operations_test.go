@@ -196,6 +196,10 @@ var keyIDCases = map[string]string{
 	"DeriveSharedSecret":                  `{"KeyId":"$KEY","KeyAgreementAlgorithm":"ECDH","PublicKey":"aGk="}`,
 	"GenerateDataKeyPair":                 `{"KeyId":"$KEY","KeyPairSpec":"ECC_NIST_P256"}`,
 	"GenerateDataKeyPairWithoutPlaintext": `{"KeyId":"$KEY","KeyPairSpec":"ECC_NIST_P256"}`,
+	"GetParametersForImport":              `{"KeyId":"$KEY","WrappingAlgorithm":"RSAES_OAEP_SHA_256","WrappingKeySpec":"RSA_2048"}`,
+	"ImportKeyMaterial":                   `{"KeyId":"$KEY","ImportToken":"aGk=","EncryptedKeyMaterial":"aGk=","ExpirationModel":"KEY_MATERIAL_DOES_NOT_EXPIRE"}`,
+	"DeleteImportedKeyMaterial":           `{"KeyId":"$KEY"}`,
+	"GetKeyLastUsage":                     `{"KeyId":"$KEY"}`,
 }
 
 // awsAliasMembers are the key members whose botocore documentation reads

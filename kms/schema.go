@@ -75,6 +75,8 @@ var bucketScopes = map[string]scope{
 	bucketAccessKeys:       scopeGlobal,
 	bucketMeta:             scopeGlobal,
 	bucketOutbox:           scopeGlobal, // by request ID, which is unique across Regions
+	bucketImports:          scopeRegion, // <key id>/<token name>
+	bucketLastUsage:        scopeRegion, // <key id>
 }
 
 // bucketKeyPrincipals holds, by key ID, the unique IDs of the IAM users

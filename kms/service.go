@@ -78,6 +78,7 @@ type Service struct {
 
 	cache *caches // every cache, behind one invalidation entry point
 	usage usage
+	last  lastUsage   // GetKeyLastUsage (lastusage.go)
 	drain outboxDrain // request IDs whose outbox entries may go
 
 	onAccessKeyDeleted atomic.Pointer[func(string)]
@@ -117,6 +118,7 @@ func New(cfg Config) (*Service, error) {
 		s.random = rand.Reader
 	}
 	s.cache = newCaches(cfg.Cache, s.now)
+	s.last.started = s.now().UTC()
 	// From here on kms reads and writes authenticated, per-Region records
 	// (record.go, schema.go); a schema-1 store is upgraded first.
 	recs, err := openRecords(context.Background(), cfg.Store, cfg.Root, cfg.Region, s.random)
@@ -154,6 +156,8 @@ const (
 	bucketUsage      = "usage"
 	bucketKeyStores  = "custom-key-stores"
 	bucketOutbox     = "audit-outbox"
+	bucketImports    = "import-tokens"
+	bucketLastUsage  = "key-last-usage"
 )
 
 // keyRecord is a KMS key as stored. Snapshots in the cache are never
@@ -184,6 +188,10 @@ type keyRecord struct {
 	CustomKeyStoreID string `json:"customKeyStoreId,omitempty"`
 	ClusterID        string `json:"clusterId,omitempty"`
 	AvailableState   string `json:"availableState,omitempty"`
+	// Keys with imported material (Origin EXTERNAL): how the current
+	// material expires, and when (import.go).
+	ExpirationModel string    `json:"expirationModel,omitempty"`
+	ValidTo         time.Time `json:"validTo,omitzero"`
 
 	// Derived by prepare before a record is shared; never stored.
 	arnCache string
@@ -199,6 +207,11 @@ type keyVersion struct {
 	// HSMKey names the HSM object of a custom-key-store key, whose
 	// material never leaves the HSM; Wrapped is empty then.
 	HSMKey string `json:"hsmKey,omitempty"`
+	// Imported material: its KeyMaterialDescription and when it was
+	// imported. A deleted or expired import keeps its MaterialID with an
+	// empty Wrapped, so that only the same material may come back.
+	Description string    `json:"description,omitempty"`
+	Imported    time.Time `json:"imported,omitzero"`
 }
 
 func (r *keyRecord) arn() string {
@@ -249,6 +262,10 @@ func (r *keyRecord) metadata() *KeyMetadata {
 	}
 	if n := len(r.Versions); n > 0 {
 		m.CurrentKeyMaterialId = r.Versions[n-1].MaterialID
+	}
+	if r.Origin == OriginExternal && r.ExpirationModel != "" {
+		m.ExpirationModel = r.ExpirationModel
+		m.ValidTo = ts(r.ValidTo)
 	}
 	return m
 }

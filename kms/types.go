@@ -61,6 +61,9 @@ type KeyMetadata struct {
 	MultiRegion                 bool       `json:"MultiRegion"`
 	PendingDeletionWindowInDays int        `json:"PendingDeletionWindowInDays,omitempty"`
 	CurrentKeyMaterialId        string     `json:"CurrentKeyMaterialId,omitempty"`
+	// Keys with imported material (Origin EXTERNAL).
+	ExpirationModel string     `json:"ExpirationModel,omitempty"`
+	ValidTo         *Timestamp `json:"ValidTo,omitempty"`
 }
 
 // Key states, usages, specs and algorithms, as the AWS API spells them.
@@ -75,6 +78,7 @@ const (
 	SpecSymmetric       = "SYMMETRIC_DEFAULT"
 	AlgSymmetric        = "SYMMETRIC_DEFAULT"
 	OriginAWSKMS        = "AWS_KMS"
+	OriginExternal      = "EXTERNAL"
 	ManagerCustomer     = "CUSTOMER"
 	ManagerAWS          = "AWS"
 )

@@ -16,6 +16,22 @@ import (
 // request resolved. The server attaches one to the request context.
 type RequestInfo struct {
 	KeyARNs []string
+	// EventID is the event ID of the request's audit record (a UUID),
+	// once the server has made it, zero without an audit trail:
+	// GetKeyLastUsage's CloudTrailEventId. An array, so that keeping it
+	// costs a request no allocation.
+	EventID EventID
+}
+
+// EventID is an audit record's event ID, a UUID in its 36-character form;
+// zero for none.
+type EventID [36]byte
+
+func (e *EventID) String() string {
+	if *e == (EventID{}) {
+		return ""
+	}
+	return string(e[:])
 }
 
 // requestInfoKey is the context key of *RequestInfo.
@@ -26,7 +42,7 @@ type requestInfoKey struct{}
 var RequestInfoKey any = requestInfoKey{}
 
 // Reset empties the info for reuse.
-func (ri *RequestInfo) Reset() { ri.KeyARNs = ri.KeyARNs[:0] }
+func (ri *RequestInfo) Reset() { ri.KeyARNs, ri.EventID = ri.KeyARNs[:0], EventID{} }
 
 func noteKey(ctx context.Context, r *keyRecord) noted {
 	if ri, ok := ctx.Value(RequestInfoKey).(*RequestInfo); ok && ri != nil {
@@ -92,8 +108,10 @@ func (s *Service) RecordUsage(account, key, op string) {
 
 func (k usageKey) storeKey() string { return k.account + "|" + k.op + "|" + k.key }
 
-// FlushUsage adds the counts gathered since the last flush to the store.
+// FlushUsage adds the counts gathered since the last flush to the store,
+// and the last use of each key (lastusage.go).
 func (s *Service) FlushUsage(ctx context.Context) error {
+	lerr := s.flushLastUsage(ctx)
 	s.usage.mu.Lock()
 	taken := s.usage.m
 	s.usage.m = nil
@@ -105,7 +123,7 @@ func (s *Service) FlushUsage(ctx context.Context) error {
 		}
 	}
 	if len(deltas) == 0 {
-		return nil
+		return lerr
 	}
 	err := s.store.Update(ctx, func(tx keystore.Tx) error {
 		for k, n := range deltas {
@@ -135,6 +153,9 @@ func (s *Service) FlushUsage(ctx context.Context) error {
 			c.Add(n)
 		}
 		s.usage.mu.Unlock()
+	}
+	if err == nil {
+		err = lerr
 	}
 	return err
 }

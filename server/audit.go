@@ -38,6 +38,7 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 	)
 	// A value: stores through a pointer would move what they store to the heap.
 	r := s.baseRecord(ctx, source, requestID, op, row, caller)
+	copy(info.EventID[:], r.EventID) // GetKeyLastUsage's CloudTrailEventId; a copy, so that the string stays off the heap
 	res := resources[:0]
 	for _, arn := range info.KeyARNs {
 		acct := arnAccount(arn)

@@ -275,6 +275,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			key = info.KeyARNs[0]
 		}
 		s.svc.RecordUsage(caller.Account, key, op)
+		if err == nil {
+			s.svc.RecordLastUsage(info.KeyARNs, op, requestID, &info.EventID)
+		}
 	}
 	s.metrics.observe(op, code, time.Since(start))
 	ctx.RemoveUserValue(kms.RequestInfoKey)

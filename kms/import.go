@@ -1,0 +1,539 @@
+package kms
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"regexp"
+	"time"
+
+	"github.com/coffer-kms/coffer/engine"
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+// Imported key material (Origin EXTERNAL), as AWS's developer guide
+// "Importing key material for AWS KMS keys" and botocore's model of
+// GetParametersForImport, ImportKeyMaterial and DeleteImportedKeyMaterial
+// describe it.
+//
+// A key created with Origin EXTERNAL is PendingImport and has no material.
+// GetParametersForImport makes a fresh RSA wrapping key pair (outside any
+// transaction), wraps its private key under the root and stores it in
+// bucketImports under "<key ID>/<token name>", with the wrapping algorithm
+// and an expiry 24 hours on; it answers the public key and the import
+// token. The token is one format byte and 32 random bytes; it is stored
+// nowhere: its record is named by tokenName, SHA-256 of labelImportToken
+// and the token, so a reader of the store cannot forge one and a token
+// names its key only (another key's token is not found under this key's
+// prefix: InvalidImportTokenException). ImportKeyMaterial decrypts the
+// material with the token's private key, checks it as key material of the
+// key's spec, wraps it under the root as version 0 exactly as generated
+// material (materialAAD), and in one transaction stores it, enables the
+// key and deletes the token's record, destroying the wrapping private key.
+// The KeyMaterialId of imported material is HMAC-SHA-256 keyed by the
+// material over labelImportedMaterialID|<key ID>, so that only the same
+// material can be imported again once it is deleted or expired: the
+// version keeps its MaterialID with no wrapped material. Old ciphertexts
+// name version 0 and decrypt again after a re-import.
+//
+// Deviation: importing NEW_KEY_MATERIAL into a key that already has
+// material (AWS's on-demand rotation of imported symmetric keys through a
+// PENDING_ROTATION material) is refused with UnsupportedOperationException,
+// and so is rotation of EXTERNAL keys, as before.
+
+// Import limits and enums (botocore's kms model).
+const (
+	importTokenValidity   = 24 * time.Hour
+	maxImportValidity     = 365 * 24 * time.Hour
+	importTokenFormat     = 1
+	importTokenSize       = 1 + 32
+	maxImportBlob         = 6144
+	maxMaterialDescLength = 256
+
+	ExpirationExpires       = "KEY_MATERIAL_EXPIRES"
+	ExpirationDoesNotExpire = "KEY_MATERIAL_DOES_NOT_EXPIRE"
+	ImportTypeNew           = "NEW_KEY_MATERIAL"
+	ImportTypeExisting      = "EXISTING_KEY_MATERIAL"
+
+	wrapOAEPSHA1       = "RSAES_OAEP_SHA_1"
+	wrapOAEPSHA256     = "RSAES_OAEP_SHA_256"
+	wrapAESKeyWrapSHA1 = "RSA_AES_KEY_WRAP_SHA_1"
+	wrapAESKeyWrap256  = "RSA_AES_KEY_WRAP_SHA_256"
+	wrapPKCS1          = "RSAES_PKCS1_V1_5"
+)
+
+var (
+	wrappingAlgorithms = []string{wrapPKCS1, wrapOAEPSHA1, wrapOAEPSHA256, wrapAESKeyWrapSHA1, wrapAESKeyWrap256, "SM2PKE"}
+	wrappingKeySpecs   = []string{"RSA_2048", "RSA_3072", "RSA_4096", "SM2"}
+	expirationModels   = []string{ExpirationExpires, ExpirationDoesNotExpire}
+	importTypes        = []string{ImportTypeNew, ImportTypeExisting}
+	materialIDPattern  = regexp.MustCompile(`^[a-f0-9]{64}$`)
+)
+
+// importStates are the states in which material may be imported, and
+// import parameters asked for: a key pending deletion is refused ([8]).
+var importStates = []string{StateEnabled, StateDisabled, StatePendingImport}
+
+// importRecord is an import token's stored half.
+type importRecord struct {
+	KeyID     string    `json:"keyId"`
+	Algorithm string    `json:"algorithm"`
+	Spec      string    `json:"spec"`
+	Wrapped   []byte    `json:"wrapped"` // the PKCS#8 private key under the root
+	Created   time.Time `json:"created"`
+	ValidTo   time.Time `json:"validTo"`
+}
+
+// tokenName names the record of an import token.
+func tokenName(token []byte) string {
+	h := sha256.New()
+	h.Write([]byte(labelImportToken))
+	h.Write(token)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func importStoreKey(keyID, name string) string { return keyID + "/" + name }
+
+// wrappingKeyAAD binds a wrapping private key to its key and token.
+func wrappingKeyAAD(arn, name string) []byte {
+	return []byte(labelImportWrappingKey + "|" + arn + "|" + name)
+}
+
+// importedMaterialID is the KeyMaterialId of material imported into key id.
+func importedMaterialID(id string, material []byte) string {
+	m := hmac.New(sha256.New, material)
+	m.Write([]byte(labelImportedMaterialID + "|" + id))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// checkImportable refuses a key that cannot have imported material (AWS's
+// footnote [9]: UnsupportedOperationException, before the state), then a
+// key in a state states does not accept.
+func checkImportable(r *keyRecord, states []string) error {
+	if err := checkCustomerManaged(r); err != nil {
+		return err
+	}
+	if r.Origin != OriginExternal {
+		return newError(ErrUnsupportedOperation, "%s origin is %s which is not valid for this operation.", r.arn(), r.Origin)
+	}
+	k := KeyMember{States: states}
+	return k.checkState(r)
+}
+
+// hasMaterial reports whether r holds imported material now.
+func (r *keyRecord) hasMaterial() bool {
+	return len(r.Versions) > 0 && len(r.Versions[len(r.Versions)-1].Wrapped) > 0
+}
+
+// GetParametersForImportInput is the GetParametersForImport request.
+type GetParametersForImportInput struct {
+	KeyId             string `json:"KeyId"`
+	WrappingAlgorithm string `json:"WrappingAlgorithm"`
+	WrappingKeySpec   string `json:"WrappingKeySpec"`
+}
+
+// GetParametersForImportOutput is the GetParametersForImport response.
+type GetParametersForImportOutput struct {
+	KeyId             string     `json:"KeyId"`
+	ImportToken       []byte     `json:"ImportToken"`
+	PublicKey         []byte     `json:"PublicKey"`
+	ParametersValidTo *Timestamp `json:"ParametersValidTo"`
+}
+
+// GetParametersForImport returns a fresh wrapping public key and the
+// import token that goes with it, valid 24 hours.
+func (s *Service) GetParametersForImport(ctx context.Context, c *Caller, in *GetParametersForImportInput) (*GetParametersForImportOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	if v.required("wrappingAlgorithm", in.WrappingAlgorithm != "") {
+		v.enum("wrappingAlgorithm", in.WrappingAlgorithm, wrappingAlgorithms)
+	}
+	if v.required("wrappingKeySpec", in.WrappingKeySpec != "") {
+		v.enum("wrappingKeySpec", in.WrappingKeySpec, wrappingKeySpecs)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	switch {
+	case in.WrappingAlgorithm == wrapPKCS1:
+		// "As of October 10, 2023, KMS does not support the
+		// RSAES_PKCS1_V1_5 wrapping algorithm" (botocore's model).
+		return nil, newError(ErrUnsupportedOperation, "The RSAES_PKCS1_V1_5 wrapping algorithm is no longer supported.")
+	case in.WrappingAlgorithm == "SM2PKE" || in.WrappingKeySpec == "SM2":
+		return nil, newError(ErrUnsupportedOperation, "SM2 wrapping is available only in China Regions.")
+	}
+	r, err := s.keyFor(ctx, c, &opGetParametersForImport.Keys[0], in.KeyId, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkImportable(r, importStates); err != nil {
+		return nil, err
+	}
+
+	// The key pair, its wrap and the token are made before the transaction.
+	wk, err := engine.GenerateKey(in.WrappingKeySpec, s.random)
+	if err != nil {
+		return nil, internal(err)
+	}
+	defer wk.Zero()
+	pub, err := wk.PublicKeyDER()
+	if err != nil {
+		return nil, internal(err)
+	}
+	token, err := s.randomBytes(importTokenSize)
+	if err != nil {
+		return nil, err
+	}
+	token[0] = importTokenFormat
+	name := tokenName(token)
+	priv, err := wk.MarshalBinary()
+	if err != nil {
+		return nil, internal(err)
+	}
+	wrapped, err := s.root.Wrap(ctx, priv, wrappingKeyAAD(r.arn(), name))
+	clear(priv)
+	if err != nil {
+		return nil, hsmFailure(err, r.arn())
+	}
+	now := s.now().UTC()
+	rec := importRecord{KeyID: r.ID, Algorithm: in.WrappingAlgorithm, Spec: in.WrappingKeySpec, Wrapped: wrapped,
+		Created: now, ValidTo: now.Add(importTokenValidity)}
+	err = s.store.Update(ctx, func(tx keystore.Tx) error {
+		return putJSON(tx, bucketImports, importStoreKey(r.ID, name), rec)
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &GetParametersForImportOutput{KeyId: r.arn(), ImportToken: token, PublicKey: pub, ParametersValidTo: ts(rec.ValidTo)}, nil
+}
+
+// ImportKeyMaterialInput is the ImportKeyMaterial request.
+type ImportKeyMaterialInput struct {
+	KeyId                  string     `json:"KeyId"`
+	ImportToken            []byte     `json:"ImportToken"`
+	EncryptedKeyMaterial   []byte     `json:"EncryptedKeyMaterial"`
+	ValidTo                *Timestamp `json:"ValidTo"`
+	ExpirationModel        string     `json:"ExpirationModel"`
+	ImportType             string     `json:"ImportType"`
+	KeyMaterialDescription *string    `json:"KeyMaterialDescription"`
+	KeyMaterialId          string     `json:"KeyMaterialId"`
+}
+
+// ImportKeyMaterialOutput is the ImportKeyMaterial response.
+type ImportKeyMaterialOutput struct {
+	KeyId         string `json:"KeyId"`
+	KeyMaterialId string `json:"KeyMaterialId"`
+}
+
+// ImportKeyMaterial imports material wrapped under the public key of an
+// import token of the key.
+func (s *Service) ImportKeyMaterial(ctx context.Context, c *Caller, in *ImportKeyMaterialInput) (*ImportKeyMaterialOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	if v.required("importToken", in.ImportToken != nil) {
+		v.secretLength("importToken", in.ImportToken, 1, maxImportBlob)
+	}
+	if v.required("encryptedKeyMaterial", in.EncryptedKeyMaterial != nil) {
+		v.secretLength("encryptedKeyMaterial", in.EncryptedKeyMaterial, 1, maxImportBlob)
+	}
+	v.enum("expirationModel", in.ExpirationModel, expirationModels)
+	v.enum("importType", in.ImportType, importTypes)
+	if in.KeyMaterialDescription != nil {
+		v.length("keyMaterialDescription", *in.KeyMaterialDescription, 0, maxMaterialDescLength)
+	}
+	v.pattern("keyMaterialId", in.KeyMaterialId, materialIDPattern)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	model := in.ExpirationModel
+	if model == "" {
+		model = ExpirationExpires
+	}
+	var validTo time.Time
+	switch {
+	case model == ExpirationExpires && in.ValidTo == nil:
+		return nil, newError(ErrValidation, "ValidTo is required when ExpirationModel is KEY_MATERIAL_EXPIRES.")
+	case model == ExpirationDoesNotExpire && in.ValidTo != nil:
+		return nil, newError(ErrValidation, "ValidTo must be omitted when ExpirationModel is KEY_MATERIAL_DOES_NOT_EXPIRE.")
+	case in.ValidTo != nil:
+		validTo = in.ValidTo.UTC()
+		if !validTo.After(now) || validTo.After(now.Add(maxImportValidity)) {
+			return nil, newError(ErrValidation, "ValidTo must be in the future and at most 365 days from now.")
+		}
+	}
+	if in.KeyMaterialId != "" && in.ImportType == ImportTypeNew {
+		return nil, newError(ErrValidation, "You cannot specify KeyMaterialId with ImportType NEW_KEY_MATERIAL.")
+	}
+	r, err := s.keyFor(ctx, c, &opImportKeyMaterial.Keys[0], in.KeyId, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkImportable(r, importStates); err != nil {
+		return nil, err
+	}
+	if r.Spec != SpecSymmetric && (in.KeyMaterialId != "" || in.KeyMaterialDescription != nil) {
+		return nil, newError(ErrValidation, "KeyMaterialId and KeyMaterialDescription apply only to symmetric encryption keys.")
+	}
+
+	name := tokenName(in.ImportToken)
+	var rec *importRecord
+	err = s.store.View(ctx, func(tx keystore.Tx) error {
+		raw, err := tx.Get(bucketImports, importStoreKey(r.ID, name))
+		if err != nil || raw == nil {
+			return err
+		}
+		rec = new(importRecord)
+		return json.Unmarshal(raw, rec)
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	if rec == nil || len(in.ImportToken) != importTokenSize || in.ImportToken[0] != importTokenFormat {
+		return nil, newError(ErrInvalidImportToken, "The import token is not valid for %s.", r.arn())
+	}
+	if !now.Before(rec.ValidTo) {
+		return nil, newError(ErrExpiredImportToken, "The import token expired at %s.", rec.ValidTo.Format(time.RFC3339))
+	}
+
+	material, err := s.unwrapImport(ctx, r, name, rec, in.EncryptedKeyMaterial)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(material)
+	if k, err := engine.ParseKey(r.Spec, material); err != nil {
+		return nil, newError(ErrIncorrectKeyMaterial, "The key material is not valid %s key material.", r.Spec)
+	} else {
+		k.Zero()
+	}
+	mid := importedMaterialID(r.ID, material)
+	if err := checkSameMaterial(r, in, mid); err != nil {
+		return nil, err
+	}
+	wrapped, err := s.root.Wrap(ctx, material, materialAAD(r.arn(), 0))
+	clear(material)
+	if err != nil {
+		return nil, hsmFailure(err, r.arn())
+	}
+
+	out, err := s.updateKey(ctx, r.ID, func(tx keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		// The key may have changed since it was read: check it again.
+		if err := checkImportable(r, importStates); err != nil {
+			return nil, err
+		}
+		if err := checkSameMaterial(r, in, mid); err != nil {
+			return nil, err
+		}
+		key := importStoreKey(r.ID, name)
+		if raw, err := tx.Get(bucketImports, key); err != nil {
+			return nil, err
+		} else if raw == nil {
+			return nil, newError(ErrInvalidImportToken, "The import token is not valid for %s.", r.arn())
+		}
+		if err := tx.Delete(bucketImports, key); err != nil { // the wrapping private key goes
+			return nil, err
+		}
+		ver := keyVersion{MaterialID: mid, Wrapped: wrapped, Created: now, Imported: now}
+		if len(r.Versions) > 0 {
+			ver.Created, ver.Description = r.Versions[0].Created, r.Versions[0].Description
+		}
+		if in.KeyMaterialDescription != nil {
+			ver.Description = *in.KeyMaterialDescription
+		}
+		r.Versions = []keyVersion{ver}
+		r.ExpirationModel, r.ValidTo = model, validTo
+		if r.State == StatePendingImport {
+			r.State = StateEnabled
+		}
+		return r, nil
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return &ImportKeyMaterialOutput{KeyId: out.arn(), KeyMaterialId: mid}, nil
+}
+
+// checkSameMaterial refuses material other than the key's (IncorrectKeyMaterialException),
+// and new material for a key that has some (rotation of imported material,
+// not supported).
+func checkSameMaterial(r *keyRecord, in *ImportKeyMaterialInput, mid string) error {
+	if len(r.Versions) == 0 {
+		if in.ImportType == ImportTypeExisting || in.KeyMaterialId != "" {
+			return newError(ErrIncorrectKeyMaterial, "%s has no key material to import again.", r.arn())
+		}
+		return nil
+	}
+	cur := r.Versions[len(r.Versions)-1].MaterialID
+	if in.ImportType == ImportTypeNew {
+		return newError(ErrUnsupportedOperation, "Importing new key material into %s, which has key material, is not supported by this server.", r.arn())
+	}
+	if in.KeyMaterialId != "" && in.KeyMaterialId != cur {
+		return newError(ErrIncorrectKeyMaterial, "Key material %s is not associated with %s.", in.KeyMaterialId, r.arn())
+	}
+	if !hmac.Equal([]byte(mid), []byte(cur)) {
+		return newError(ErrIncorrectKeyMaterial, "The key material is not the key material previously imported into %s.", r.arn())
+	}
+	return nil
+}
+
+// unwrapImport decrypts EncryptedKeyMaterial with the token's wrapping
+// private key. Every failure to decrypt is InvalidCiphertextException.
+func (s *Service) unwrapImport(ctx context.Context, r *keyRecord, name string, rec *importRecord, enc []byte) ([]byte, error) {
+	der, err := s.root.Unwrap(ctx, rec.Wrapped, wrappingKeyAAD(r.arn(), name))
+	if err != nil {
+		return nil, hsmFailure(err, r.arn())
+	}
+	wk, err := engine.ParseKey(rec.Spec, der)
+	clear(der)
+	if err != nil {
+		return nil, internal(err)
+	}
+	defer wk.Zero()
+	var material []byte
+	switch rec.Algorithm {
+	case wrapOAEPSHA1, wrapOAEPSHA256:
+		material, err = wk.DecryptOAEP(rec.Algorithm, enc)
+	case wrapAESKeyWrapSHA1, wrapAESKeyWrap256:
+		// RSA-OAEP of an ephemeral AES key, then that key's RFC 5649
+		// wrap of the material (CKM_RSA_AES_KEY_WRAP).
+		oaep := wrapOAEPSHA1
+		if rec.Algorithm == wrapAESKeyWrap256 {
+			oaep = wrapOAEPSHA256
+		}
+		pub, ok := wk.Public().(*rsa.PublicKey)
+		if !ok {
+			return nil, internal(errors.New("kms: an import wrapping key is not RSA"))
+		}
+		n := pub.Size()
+		if len(enc) <= n {
+			return nil, invalidCiphertext
+		}
+		var aesKey []byte
+		aesKey, err = wk.DecryptOAEP(oaep, enc[:n])
+		if err == nil {
+			material, err = engine.UnwrapKWP(aesKey, enc[n:])
+			clear(aesKey)
+		}
+	default:
+		return nil, internal(errors.New("kms: import token with unknown wrapping algorithm " + rec.Algorithm))
+	}
+	if err != nil {
+		return nil, invalidCiphertext
+	}
+	return material, nil
+}
+
+// DeleteImportedKeyMaterialInput is the DeleteImportedKeyMaterial request.
+type DeleteImportedKeyMaterialInput struct {
+	KeyId         string `json:"KeyId"`
+	KeyMaterialId string `json:"KeyMaterialId"`
+}
+
+// DeleteImportedKeyMaterialOutput is the DeleteImportedKeyMaterial response.
+type DeleteImportedKeyMaterialOutput struct {
+	KeyId         string `json:"KeyId"`
+	KeyMaterialId string `json:"KeyMaterialId,omitempty"`
+}
+
+// DeleteImportedKeyMaterial deletes a key's imported material: the key is
+// PendingImport until the same material is imported again (a key pending
+// deletion stays so).
+func (s *Service) DeleteImportedKeyMaterial(ctx context.Context, c *Caller, in *DeleteImportedKeyMaterialInput) (*DeleteImportedKeyMaterialOutput, error) {
+	var v validator
+	v.keyID("keyId", in.KeyId)
+	v.pattern("keyMaterialId", in.KeyMaterialId, materialIDPattern)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	mid := ""
+	r, err := s.mutateKey(ctx, c, &opDeleteImportedKeyMaterial.Keys[0], in.KeyId, nil, func(r *keyRecord) error {
+		if err := checkImportable(r, opDeleteImportedKeyMaterial.Keys[0].States); err != nil {
+			return err
+		}
+		if len(r.Versions) > 0 {
+			mid = r.Versions[len(r.Versions)-1].MaterialID
+		}
+		if in.KeyMaterialId != "" && in.KeyMaterialId != mid {
+			return newError(ErrNotFound, "Key material %s is not associated with %s.", in.KeyMaterialId, r.arn())
+		}
+		deleteMaterial(r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.cache.invalidate(cacheKey, r.ID)
+	return &DeleteImportedKeyMaterialOutput{KeyId: r.arn(), KeyMaterialId: mid}, nil
+}
+
+// deleteMaterial drops r's wrapped material, keeping the IDs that say which
+// material may come back.
+func deleteMaterial(r *keyRecord) {
+	for i := range r.Versions {
+		r.Versions[i].Wrapped = nil
+	}
+	r.ExpirationModel, r.ValidTo = "", time.Time{}
+	if r.State == StateEnabled || r.State == StateDisabled {
+		r.State = StatePendingImport
+	}
+}
+
+// materialExpired reports whether r's imported material has passed its ValidTo.
+func materialExpired(r *keyRecord, now time.Time) bool {
+	return r.Origin == OriginExternal && r.ExpirationModel == ExpirationExpires && !r.ValidTo.IsZero() &&
+		!now.Before(r.ValidTo) && r.hasMaterial()
+}
+
+// expireMaterial deletes key id's imported material whose ValidTo has
+// passed, as AWS does: with a DeleteImportedKeyMaterial record of the
+// service itself (an AwsServiceEvent) through the outbox.
+func (s *Service) expireMaterial(ctx context.Context, id string, now time.Time) error {
+	ctx, event, err := s.serviceEventContext(ctx, "DeleteImportedKeyMaterial")
+	if err != nil {
+		return err
+	}
+	_, err = s.updateKey(ctx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		event.on(nil)
+		if !materialExpired(r, now) {
+			return r, nil // re-imported or deleted meanwhile
+		}
+		event.on(r)
+		deleteMaterial(r)
+		return r, nil
+	})
+	s.cache.invalidate(cacheKey, id)
+	if err == errKeyGone {
+		return nil
+	}
+	return err
+}
+
+// sweepImportTokens deletes the records of import tokens that have
+// expired, with their wrapping private keys.
+func (s *Service) sweepImportTokens(ctx context.Context, now time.Time) error {
+	var due []string
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		return tx.Scan(bucketImports, "", "", func(k string, raw []byte) bool {
+			var rec importRecord
+			if json.Unmarshal(raw, &rec) == nil && !now.Before(rec.ValidTo) {
+				due = append(due, k)
+			}
+			return true
+		})
+	})
+	if err != nil || len(due) == 0 {
+		return err
+	}
+	return s.store.Update(ctx, func(tx keystore.Tx) error {
+		for _, k := range due {
+			if err := tx.Delete(bucketImports, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
