@@ -154,8 +154,14 @@ func TestManagedKeys(t *testing.T) {
 			_, err := c.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: id, PolicyName: aws.String("default"), Policy: aws.String(`{"Version":"2012-10-17","Statement":[]}`)})
 			return err
 		}, "AccessDeniedException"},
-		{"DisableKey", func(c *awskms.Client) error { _, err := c.DisableKey(ctx, &awskms.DisableKeyInput{KeyId: id}); return err }, "AccessDeniedException"},
-		{"EnableKey", func(c *awskms.Client) error { _, err := c.EnableKey(ctx, &awskms.EnableKeyInput{KeyId: id}); return err }, "AccessDeniedException"},
+		{"DisableKey", func(c *awskms.Client) error {
+			_, err := c.DisableKey(ctx, &awskms.DisableKeyInput{KeyId: id})
+			return err
+		}, "AccessDeniedException"},
+		{"EnableKey", func(c *awskms.Client) error {
+			_, err := c.EnableKey(ctx, &awskms.EnableKeyInput{KeyId: id})
+			return err
+		}, "AccessDeniedException"},
 		{"ScheduleKeyDeletion", func(c *awskms.Client) error {
 			_, err := c.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: aws.Int32(7)})
 			return err
