@@ -91,6 +91,7 @@ func (s *Service) requestContext(ctx context.Context, c *Caller, r *keyRecord) *
 	pc := &policy.Context{
 		CallerAccount: c.Account, PrincipalARN: c.principalARN(), SourceIP: c.SourceIP,
 		SecureTransport: c.SecureTransport, HasTransport: c.HasTransport, CurrentTime: s.now(),
+		ViaService: c.viaService, // trusted: set only by ActAs (managed.go)
 	}
 	pc.Username, pc.UserID, pc.RoleSessionName = c.identityKeys()
 	if r != nil {

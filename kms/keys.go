@@ -118,24 +118,20 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		return nil, err
 	}
 
-	idBytes, err := s.randomBytes(16)
+	keyID, err := s.newKeyID()
 	if err != nil {
 		return nil, err
 	}
-	idBytes[6] = idBytes[6]&0x0f | 0x40 // UUID version 4
-	idBytes[8] = idBytes[8]&0x3f | 0x80 // RFC 4122 variant
-	var kid [16]byte
-	copy(kid[:], idBytes)
 	policyDoc := string(policy.DefaultKeyPolicy(c.Account))
 	if in.Policy != nil {
 		policyDoc = *in.Policy
-		if err := s.checkNewKeyPolicy(ctx, c, policyDoc, s.keyARN(c.Account, formatKeyID(kid)), c.Account, in.BypassPolicyLockoutSafetyCheck); err != nil {
+		if err := s.checkNewKeyPolicy(ctx, c, policyDoc, s.keyARN(c.Account, keyID), c.Account, in.BypassPolicyLockoutSafetyCheck); err != nil {
 			return nil, err
 		}
 	}
 	now := s.now().UTC()
 	r := &keyRecord{
-		ID:          formatKeyID(kid),
+		ID:          keyID,
 		Account:     c.Account,
 		Region:      s.region,
 		Created:     now,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 
@@ -97,11 +98,11 @@ func (s *Service) resolveKey(ctx context.Context, c *Caller, keyID string) (*key
 		}
 		account = a.account
 		if a.kind == "alias" {
-			return s.resolveAlias(ctx, account, "alias/"+a.name)
+			return s.resolveAliasFor(ctx, c, account, "alias/"+a.name)
 		}
 		id = a.name
 	case strings.HasPrefix(keyID, "alias/"):
-		return s.resolveAlias(ctx, account, keyID)
+		return s.resolveAliasFor(ctx, c, account, keyID)
 	}
 	if _, ok := parseKeyID(id); !ok {
 		return nil, newError(ErrNotFound, "Invalid keyId '%s'", truncate(keyID))
@@ -187,6 +188,17 @@ func putAliasTx(tx keystore.Tx, a *aliasRecord) error {
 		return err
 	}
 	return tx.Put(bucketAliases, aliasStoreKey(a.Account, a.Name), raw)
+}
+
+// resolveAliasFor is resolveAlias for a request by c, which creates the
+// AWS managed key an absent alias/aws/<service> of c's account names
+// (managed.go).
+func (s *Service) resolveAliasFor(ctx context.Context, c *Caller, account, name string) (*keyRecord, error) {
+	r, err := s.resolveAlias(ctx, account, name)
+	if err != nil && errors.Is(err, ErrNotFound) && strings.HasPrefix(name, managedAliasPrefix) {
+		return s.managedKey(ctx, c, account, name)
+	}
+	return r, err
 }
 
 func (s *Service) resolveAlias(ctx context.Context, account, name string) (*keyRecord, error) {

@@ -269,6 +269,11 @@ func checkRotation(r *keyRecord, kind string, now time.Time) error {
 	if kind == rotationAutomatic && !rotationDue(r, now) {
 		return errNotDue
 	}
+	if kind == rotationAutomatic && r.Manager == ManagerAWS {
+		// KMS rotates AWS managed keys every year; only customers are
+		// refused their management (managed.go).
+		return opRotateKeyOnDemand.Keys[0].checkState(r)
+	}
 	if err := checkRotatable(r, &opRotateKeyOnDemand.Keys[0]); err != nil {
 		return err
 	}

@@ -57,6 +57,9 @@ type Caller struct {
 	roleID  string
 	// userID is an IAM user's unique ID (AIDA…), aws:userid.
 	userID string
+	// viaService is kms:ViaService: the service the caller acts for, set
+	// only by ActAs once the caller is shown to be allowed to act for it.
+	viaService string
 	// SourceIP and the transport, for aws:SourceIp and aws:SecureTransport.
 	SourceIP        netip.Addr
 	SecureTransport bool

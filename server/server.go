@@ -451,6 +451,11 @@ func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context,
 		acct := s.svc.Account()
 		c := &kms.Caller{ARN: "arn:aws:iam::" + acct + ":root", Account: acct, AccessKeyID: string(sr.accessKey)}
 		withTransport(c, ctx)
+		if service == sigService {
+			if err := s.actAs(ctx, octx, sr, c); err != nil {
+				return nil, err
+			}
+		}
 		return c, nil
 	}
 	token := ctx.Request.Header.Peek("X-Amz-Security-Token")
@@ -476,6 +481,11 @@ func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context,
 	}
 	caller := *known // the service's copy is shared; this one is the request's
 	withTransport(&caller, ctx)
+	if service == sigService {
+		if err := s.actAs(ctx, octx, sr, &caller); err != nil {
+			return nil, err
+		}
+	}
 	return &caller, nil
 }
 
