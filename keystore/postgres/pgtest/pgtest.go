@@ -105,7 +105,7 @@ func (s *Server) run(name string, args ...string) ([]byte, error) {
 
 // StartAgain starts the server after Stop, on the same port and data.
 func (s *Server) StartAgain() error {
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300", s.Port, s.Dir)
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=300", s.Port, s.Dir)
 	if out, err := s.run("pg_ctl", "-D", s.data(), "-o", opts, "-l", filepath.Join(s.Dir, "log"), "-w", "-t", "60", "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(s.Dir, "log"))
 		return fmt.Errorf("pgtest: pg_ctl start: %v\n%s\n%s", err, out, log)
