@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sync"
 	"testing"
@@ -143,4 +144,44 @@ func TestListener(t *testing.T) {
 		t.Fatalf("unexpected change %q", got)
 	case <-time.After(100 * time.Millisecond):
 	}
+}
+
+// Import copies a store in one transaction, is a no-op when rerun, and
+// refuses a database holding other data unless told to replace it.
+func TestImport(t *testing.T) {
+	s := open(t, pg.Database(t))
+	ctx := context.Background()
+	data := map[[2]string]string{{"keys", "us-east-1/k"}: "v1", {"meta", "m"}: "", {"aliases", "a\x00b"}: "v3"}
+	src := func(yield func(b, k string, v []byte) error) error {
+		for bk, v := range data {
+			if err := yield(bk[0], bk[1], []byte(v)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if total, written, err := s.Import(ctx, src, false); err != nil || total != 3 || written != 3 {
+		t.Fatalf("first import: %d %d %v", total, written, err)
+	}
+	if _, written, err := s.Import(ctx, src, false); err != nil || written != 0 {
+		t.Fatalf("rerun: %d written, %v", written, err)
+	}
+	s.Update(ctx, func(tx keystore.Tx) error { return tx.Put("keys", "us-east-1/other", []byte("x")) })
+	if _, _, err := s.Import(ctx, src, false); !errors.Is(err, postgres.ErrNotEmpty) {
+		t.Fatalf("import over other data: %v", err)
+	}
+	if _, written, err := s.Import(ctx, src, true); err != nil || written != 1 {
+		t.Fatalf("replace: %d written, %v", written, err)
+	}
+	s.View(ctx, func(tx keystore.Tx) error {
+		for bk, v := range data {
+			if got, _ := tx.Get(bk[0], bk[1]); string(got) != v || got == nil {
+				t.Errorf("%q: %q", bk, got)
+			}
+		}
+		if got, _ := tx.Get("keys", "us-east-1/other"); got != nil {
+			t.Error("replace kept an entry the source does not have")
+		}
+		return nil
+	})
 }
