@@ -2,8 +2,8 @@
 // material, aliases, principals and access keys. It offers one small
 // contract — ordered buckets of byte values under serialisable
 // transactions — implemented by bbolt (the embedded default) and by memory
-// (for throw-away dev servers). A PostgreSQL store for several nodes is
-// planned; it does not exist yet.
+// (for throw-away dev servers); keystore/postgres implements it on
+// PostgreSQL for several nodes sharing one database.
 //
 // A Store never sees plaintext key material: the kms package wraps it under
 // the hsm root before it is put. An Update that returns nil is durable.

@@ -160,7 +160,7 @@ listen address. Only principals whose policies allow the action may use them.`,
 		run("DeleteUserPolicy", cobra.ExactArgs(2), names)("delete USER POLICY_NAME", "Delete an identity policy"),
 	)
 	usage := run("GetUsage", cobra.NoArgs, userArg)("usage", "Show the account's call counts per key and operation")
-	cmd.AddCommand(user, key, policy, usage, newHSMCmd())
+	cmd.AddCommand(user, key, policy, usage, newHSMCmd(), newStoreCmd())
 	cmd.AddCommand(roleCommands(a, show)...)
 	return cmd
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/coffer-kms/coffer/audit"
 	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/keystore/postgres"
 	"github.com/coffer-kms/coffer/kms"
 	"github.com/coffer-kms/coffer/server"
 )
@@ -45,6 +46,7 @@ type serveOptions struct {
 	printCredentials    bool
 	allowCoreDumps      bool
 	root                rootOptions
+	store               storeOptions
 	tls                 tlsOptions
 	rateLimitsOn        bool
 	rateLimits          *server.RateLimits // from the config file; nil: off
@@ -91,6 +93,7 @@ by --config; a flag wins over the environment, which wins over the file.`,
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	o.root.flags(cmd, true)
+	o.store.flags(cmd)
 	o.tls.flags(cmd)
 	addConfigFlag(cmd)
 	f.BoolVar(&o.rateLimitsOn, "throttle", true, "throttle each account as AWS does (ThrottlingException): AWS's default request quotas, or those of the config file's rate-limits key")
@@ -143,6 +146,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 
+	if err := o.store.check(); err != nil {
+		return err
+	}
 	// The port first: a server that cannot serve fails before it creates
 	// anything in the data dir.
 	ln, err := net.Listen("tcp", o.listen)
@@ -155,6 +161,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		store       keystore.Store
 		root        hsm.Backend
 		rootMetrics func(io.Writer)
+		pgStore     *postgres.Store // --store postgres
 	)
 	if o.dev {
 		store = keystore.NewMemory()
@@ -164,7 +171,13 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			return err
 		}
 		root, rootMetrics, err = openRoot(o.dataDir, o.root)
-		if err == nil {
+		if err == nil && o.store.kind == storePostgres {
+			if pgStore, err = o.store.openPostgres(ctx); err != nil {
+				root.Close()
+				return err
+			}
+			store = pgStore
+		} else if err == nil {
 			store, err = keystore.OpenBolt(filepath.Join(o.dataDir, "coffer.db"))
 			if errors.Is(err, keystore.ErrLocked) {
 				root.Close()
@@ -259,6 +272,14 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if h, ok := root.(hsm.HealthChecker); ok { // the software root is always ready
 		srv.AddReadyCheck("root of trust", h.Healthy)
 	}
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	if pgStore != nil {
+		// Other nodes' changes reach this node's caches; without the feed
+		// (or the database) the node is not ready.
+		srv.AddReadyCheck("postgres", pgStore.Healthy)
+		srv.AddReadyCheck("postgres change feed", o.store.followChanges(fctx, svc, log))
+	}
 	if trail != nil {
 		// Changes whose records were still in the store's outbox when the
 		// last run stopped reach the trail before anything is served.
@@ -319,7 +340,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	} else {
 		go func() { errc <- srv.Serve(ln) }()
 	}
-	log.Info("coffer serving", "endpoint", endpoint, "region", o.region, "account", o.account, "dataDir", o.dataDir, "dev", o.dev)
+	log.Info("coffer serving", "endpoint", endpoint, "region", o.region, "account", o.account, "dataDir", o.dataDir, "store", o.store.kind, "dev", o.dev)
 	select {
 	case err := <-errc:
 		return err

@@ -1,0 +1,336 @@
+package postgres_test
+
+// Several kms.Service nodes over one PostgreSQL database: the races and
+// the change feed that several `coffer serve` nodes rely on.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore/postgres"
+	"github.com/coffer-kms/coffer/kms"
+)
+
+const account = "111122223333"
+
+var root = &kms.Caller{ARN: "arn:aws:iam::" + account + ":root", Account: account}
+
+// node is one Coffer node: a store, a service, and (when listening) its
+// change feed.
+type node struct {
+	store    *postgres.Store
+	svc      *kms.Service
+	listener *postgres.Listener
+	applied  atomic.Pointer[func(bucket, key string)] // called after each ApplyChange
+}
+
+// newNode starts a node on url with the root key file in dir (shared by
+// the nodes of a test, as the sealed root of a real cluster is).
+func newNode(t *testing.T, url, dir string, listen bool) *node {
+	t.Helper()
+	st, err := postgres.Open(context.Background(), postgres.Config{URL: url, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(dir, "root.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := kms.New(kms.Config{Region: "us-east-1", Account: account, Store: st, Root: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{store: st, svc: svc}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); svc.Close(); st.Close(); r.Close() })
+	if listen {
+		n.listener = &postgres.Listener{URL: url, ResetInterval: 200 * time.Millisecond,
+			OnChange: func(b, k string) {
+				svc.ApplyChange(b, k)
+				if f := n.applied.Load(); f != nil {
+					(*f)(b, k)
+				}
+			},
+			OnReset: svc.DropCaches}
+		go n.listener.Run(ctx)
+		waitFor(t, 5*time.Second, func() error { return n.listener.Healthy() })
+	}
+	return n
+}
+
+func waitFor(t *testing.T, d time.Duration, ok func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := ok()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %v", d, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// cluster starts n nodes over a fresh database; the first creates the
+// store's record key, so it starts alone.
+func cluster(t *testing.T, n int, listen bool) []*node {
+	url, dir := pg.Database(t), t.TempDir()
+	nodes := []*node{newNode(t, url, dir, listen)}
+	for range n - 1 {
+		nodes = append(nodes, newNode(t, url, dir, listen))
+	}
+	return nodes
+}
+
+func createKey(t *testing.T, n *node) string {
+	t.Helper()
+	out, err := n.svc.CreateKey(context.Background(), root, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.KeyMetadata.KeyId
+}
+
+// Two nodes racing CreateAlias for one name: exactly one wins, every
+// other call is AlreadyExists, and the alias is usable on both.
+func TestClusterCreateAliasRace(t *testing.T) {
+	nodes := cluster(t, 2, false)
+	ctx := context.Background()
+	k1, k2 := createKey(t, nodes[0]), createKey(t, nodes[1])
+	for round := range 5 {
+		name := fmt.Sprintf("alias/race-%d", round)
+		var wins, lost atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 8 {
+			n, target := nodes[i%2], []string{k1, k2}[i%2]
+			wg.Go(func() {
+				_, err := n.svc.CreateAlias(ctx, root, &kms.AliasInput{AliasName: name, TargetKeyId: target})
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case errors.Is(err, kms.ErrAlreadyExists):
+					lost.Add(1)
+				default:
+					t.Errorf("CreateAlias: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 || lost.Load() != 7 {
+			t.Fatalf("%s: %d wins, %d AlreadyExists; want 1 and 7", name, wins.Load(), lost.Load())
+		}
+		for _, n := range nodes {
+			if _, err := n.svc.Encrypt(ctx, root, &kms.EncryptInput{KeyId: name, Plaintext: []byte("x")}); err != nil {
+				t.Fatalf("Encrypt under %s: %v", name, err)
+			}
+		}
+	}
+}
+
+// RotateKeyOnDemand's limit of 25 holds across nodes: however the calls of
+// two nodes interleave, the key gains exactly 25 on-demand versions.
+func TestClusterRotateLimit(t *testing.T) {
+	nodes := cluster(t, 2, false)
+	ctx := context.Background()
+	id := createKey(t, nodes[0])
+	var ok atomic.Int32
+	rotate := func(n *node) error {
+		_, err := n.svc.RotateKeyOnDemand(ctx, root, &kms.KeyIDInput{KeyId: id})
+		if err == nil {
+			ok.Add(1)
+		}
+		return err
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			for range 2 {
+				if err := rotate(nodes[i%2]); err != nil && !errors.Is(err, kms.ErrLimitExceeded) {
+					t.Logf("rotation lost a race: %v", cause(err)) // retried below
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i := 0; ; i++ {
+		err := rotate(nodes[i%2])
+		if errors.Is(err, kms.ErrLimitExceeded) {
+			break
+		}
+		if i > 40 {
+			t.Fatalf("no LimitExceeded after %d rotations: %v", ok.Load(), err)
+		}
+	}
+	if ok.Load() != 25 {
+		t.Fatalf("%d on-demand rotations succeeded; want 25", ok.Load())
+	}
+	limit := 1000
+	out, err := nodes[1].svc.ListKeyRotations(ctx, root, &kms.ListKeyRotationsInput{KeyId: id, ListInput: kms.ListInput{Limit: &limit}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Rotations) != 25 {
+		t.Fatalf("ListKeyRotations lists %d rotations; want 25", len(out.Rotations))
+	}
+}
+
+// DisableKey on node B is seen on node A, which had the key cached,
+// within a second: Encrypt is refused with DisabledException.
+func TestClusterInvalidation(t *testing.T) {
+	nodes := cluster(t, 2, true)
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+	id := createKey(t, b)
+	enc := func() error {
+		_, err := a.svc.Encrypt(ctx, root, &kms.EncryptInput{KeyId: id, Plaintext: []byte("x")})
+		return err
+	}
+	if err := enc(); err != nil { // cached on A now
+		t.Fatal(err)
+	}
+	if _, err := b.svc.DisableKey(ctx, root, &kms.KeyIDInput{KeyId: id}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, func() error {
+		if err := enc(); !errors.Is(err, kms.ErrDisabled) {
+			return fmt.Errorf("Encrypt on A after DisableKey on B: %v", err)
+		}
+		return nil
+	})
+}
+
+// TestClusterPropagation measures commit on node B → invalidation applied
+// on node A over a few hundred changes (DisableKey/EnableKey), the figure
+// BENCHMARKS.md reports. COFFER_PG_CHANGES sets how many (default 300).
+func TestClusterPropagation(t *testing.T) {
+	nodes := cluster(t, 2, true)
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+	id := createKey(t, b)
+	changes := 300
+	fmt.Sscan(os.Getenv("COFFER_PG_CHANGES"), &changes)
+	seen := make(chan time.Time, 1)
+	f := func(bucket, key string) {
+		if bucket == "keys" && strings.HasSuffix(key, "/"+id) {
+			select {
+			case seen <- time.Now():
+			default:
+			}
+		}
+	}
+	a.applied.Store(&f)
+	var delays []time.Duration
+	for i := range changes {
+		for len(seen) > 0 {
+			<-seen
+		}
+		var err error
+		if i%2 == 0 {
+			_, err = b.svc.DisableKey(ctx, root, &kms.KeyIDInput{KeyId: id})
+		} else {
+			_, err = b.svc.EnableKey(ctx, root, &kms.KeyIDInput{KeyId: id})
+		}
+		committed := time.Now() // the writer has its commit's acknowledgement
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case at := <-seen:
+			delays = append(delays, max(0, at.Sub(committed)))
+		case <-time.After(time.Second):
+			t.Fatalf("change %d not applied on A within 1s", i)
+		}
+	}
+	slices.Sort(delays)
+	p := func(q float64) time.Duration { return delays[int(q*float64(len(delays)-1))] }
+	t.Logf("propagation over %d changes (commit acknowledged on B → ApplyChange done on A): p50 %v p99 %v max %v",
+		len(delays), p(0.50), p(0.99), delays[len(delays)-1])
+	if p(0.99) > time.Second {
+		t.Fatalf("p99 %v over a second", p(0.99))
+	}
+}
+
+// PostgreSQL stopped and started again: calls fail quickly while it is
+// down, the change feed reports itself down (so /readyz does), and both
+// nodes resume by themselves once it is back, with caches dropped.
+func TestClusterDatabaseRestart(t *testing.T) {
+	nodes := cluster(t, 2, true)
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+	id := createKey(t, a)
+	enc := func(n *node) error {
+		_, err := n.svc.Encrypt(ctx, root, &kms.EncryptInput{KeyId: id, Plaintext: []byte("x")})
+		return cause(err)
+	}
+	if err := enc(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := false
+	defer func() {
+		if !restarted {
+			pg.StartAgain()
+		}
+	}()
+	waitFor(t, 2*time.Second, func() error {
+		if a.listener.Healthy() == nil || b.listener.Healthy() == nil {
+			return errors.New("change feed still reported up")
+		}
+		return nil
+	})
+	if a.store.Healthy() == nil {
+		t.Fatal("store reported healthy with the database down")
+	}
+	time.Sleep(300 * time.Millisecond) // a reset while down has run: B's cache is gone
+	start := time.Now()
+	if _, err := a.svc.CreateKey(ctx, root, &kms.CreateKeyInput{}); err == nil {
+		t.Fatal("CreateKey succeeded with the database down")
+	}
+	if err := enc(b); err == nil {
+		t.Fatal("Encrypt served from a cache while the change feed was down")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("failures took %v: a lost database must answer quickly", d)
+	}
+	if err := pg.StartAgain(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	for _, n := range nodes {
+		waitFor(t, 10*time.Second, func() error { return n.listener.Healthy() })
+		waitFor(t, 10*time.Second, func() error { return enc(n) })
+	}
+	// The feed works again: a change on A reaches B.
+	if _, err := a.svc.DisableKey(ctx, root, &kms.KeyIDInput{KeyId: id}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, func() error {
+		if err := enc(b); !errors.Is(err, kms.ErrDisabled) {
+			return fmt.Errorf("Encrypt on B: %v", err)
+		}
+		return nil
+	})
+}
+
+// cause is err with the cause of an internal error, for failure messages.
+func cause(err error) error {
+	var ke *kms.Error
+	if errors.As(err, &ke) && ke.Cause() != nil {
+		return fmt.Errorf("%w (%v)", err, ke.Cause())
+	}
+	return err
+}
