@@ -26,9 +26,12 @@ var (
 	ErrUnsupportedOperation = errors.New("UnsupportedOperationException")
 	ErrMalformedPolicy      = errors.New("MalformedPolicyDocumentException")
 	ErrDryRun               = errors.New("DryRunOperationException")
-	ErrInvalidGrantToken    = errors.New("InvalidGrantTokenException")
-	ErrInvalidGrantId       = errors.New("InvalidGrantIdException")
-	ErrAccessDenied         = errors.New("AccessDeniedException")
+	// ErrConflict is AWS's answer to a rotation while another is in
+	// progress (RotateKeyOnDemand).
+	ErrConflict          = errors.New("ConflictException")
+	ErrInvalidGrantToken = errors.New("InvalidGrantTokenException")
+	ErrInvalidGrantId    = errors.New("InvalidGrantIdException")
+	ErrAccessDenied      = errors.New("AccessDeniedException")
 	// ErrNotAuthorized is not in the KMS model, but AWS answers it for a
 	// reserved alias name (alias/aws/…), one of the errors common to all
 	// AWS services ("NotAuthorized", 400).

@@ -259,6 +259,11 @@ func (s *Service) rotate(ctx context.Context, id, kind string) (*keyRecord, bool
 			return nil, false, internal(err)
 		}
 	}
+	if kind == rotationOnDemand {
+		// Other rotations of the key kept committing first (other nodes, or
+		// concurrent calls): AWS answers a rotation in progress so.
+		return nil, false, newError(ErrConflict, "%s is being rotated by another request. Try again later.", s.keyARN(s.account, id))
+	}
 	return nil, false, internal(fmt.Errorf("kms: rotation of key %s lost the race %d times", id, rotationAttempts))
 }
 

@@ -31,6 +31,7 @@ var errorStatus = []struct {
 	{kms.ErrUnsupportedOperation, 400},
 	{kms.ErrMalformedPolicy, 400},
 	{kms.ErrDryRun, 412},
+	{kms.ErrConflict, 400},
 	{kms.ErrInvalidGrantToken, 400},
 	{kms.ErrInvalidGrantId, 400},
 	{kms.ErrAccessDenied, 400},
