@@ -67,6 +67,7 @@ type Server struct {
 	timeout      time.Duration
 	deadlines    deadlines
 	owed         owed // calls whose records wait in the outbox for the trail
+	unauth       *unauthLimiter
 	now          func() time.Time
 	log          *slog.Logger
 	keys         signingKeys
@@ -114,6 +115,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newServerMetrics(kms.Operations())
 	if cfg.RateLimits != nil {
+		s.unauth = newUnauthLimiter() // rate limits on: unauthenticated failures have their budget too
 		if s.limits, err = newLimiter(*cfg.RateLimits, cfg.Service.Region(), s.metrics.set); err != nil {
 			return nil, err
 		}
@@ -151,6 +153,9 @@ func (s *Server) Serve(ln net.Listener) error { return s.http.Serve(ln) }
 // runs under its own context with its own deadline (Config.RequestTimeout).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
+	if s.unauth != nil {
+		s.unauth.stop()
+	}
 	s.metricsMu.Lock()
 	if m := s.metricsHTTP; m != nil {
 		go m.ShutdownWithContext(ctx)
@@ -243,7 +248,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if o != nil {
 		op, row = o.name, o.row
 	}
-	if s.audit != nil {
+	audited := s.audit != nil
+	if audited && s.unauth != nil && caller == nil && err != nil && !s.unauth.allow(ctx.RemoteIP(), start) {
+		// An unauthenticated failure over its address's budget: refused
+		// and counted into a summary record, not audited one by one.
+		err, audited = errThrottled, false
+		s.unauth.start(s)
+	}
+	if audited {
 		s.appendOwed()
 		aerr := s.auditCall(ctx, requestID, op, row, caller, info, in, out, err)
 		switch {
