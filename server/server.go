@@ -509,6 +509,10 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, requestID string, err erro
 			cause = ke.Cause()
 		}
 		s.log.Error("request failed", "requestId", requestID, "code", code, "err", cause)
+	} else if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		// The caller's error, not the server's: worth a line only when
+		// debugging, with the key every request line uses.
+		s.log.Debug("request refused", "requestId", requestID, "code", code)
 	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/x-amz-json-1.1")
