@@ -57,6 +57,8 @@ type Config struct {
 	// RateLimits, when set, throttles each account as AWS does
 	// (ratelimit.go); nil serves without quotas.
 	RateLimits *RateLimits
+	// Status is what GetStatus reports of the binary (status.go).
+	Status StatusConfig
 }
 
 // Server serves the KMS API.
@@ -80,6 +82,8 @@ type Server struct {
 	ready        atomic.Bool
 	conns        connTracker
 	limits       *limiter
+	started      time.Time
+	status       StatusConfig
 
 	metricsElsewhere bool // Config.SeparateMetrics
 	metricsMu        sync.Mutex
@@ -113,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newServerMetrics(kms.Operations())
+	s.initStatus(cfg)
 	if cfg.RateLimits != nil {
 		if s.limits, err = newLimiter(*cfg.RateLimits, cfg.Service.Region(), s.metrics.set); err != nil {
 			return nil, err

@@ -257,7 +257,8 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	} else {
 		log.Warn("the audit trail is off: calls are not audited")
 	}
-	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != "", RateLimits: o.rateLimits}
+	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != "", RateLimits: o.rateLimits,
+		Status: server.StatusConfig{Version: binaryVersion(), Root: o.root.kind, Store: storeKind(o)}}
 	if trail != nil {
 		cfg.Audit = trail
 	}
@@ -292,15 +293,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			log.Info("audit outbox reconciled", "recovered", recovered, "alreadyInTrail", drained)
 		}
 		srv.AddReadyCheck("audit trail", trail.Err)
-		srv.AddMetrics(func(w io.Writer) {
-			st := trail.Stats()
-			failed := 0
-			if st.Failed {
-				failed = 1
-			}
-			fmt.Fprintf(w, "coffer_audit_records_total %d\ncoffer_audit_fsyncs_total %d\ncoffer_audit_digests_total %d\ncoffer_audit_queue_depth %d\ncoffer_audit_failed %d\n",
-				st.Records, st.Batches, st.Digests, st.QueueDepth, failed)
-		})
+		srv.AddMetrics(auditMetrics(trail))
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
