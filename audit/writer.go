@@ -103,13 +103,14 @@ const (
 
 // Stats describes a Writer's work since Open.
 type Stats struct {
-	Records      uint64 // records acknowledged, digests not counted
-	Batches      uint64 // write+fsync rounds: one per group commit, one more per rotation inside one
-	Digests      uint64 // digest records written
-	LargestBatch int    // most records acknowledged by one group commit
-	QueueDepth   int    // records waiting for the writer now
-	Failed       bool   // the Writer refuses every Append now (see Err)
-	TornBytes    int64  // the torn final line Open dropped, in bytes
+	Records      uint64    // records acknowledged, digests not counted
+	Batches      uint64    // write+fsync rounds: one per group commit, one more per rotation inside one
+	Digests      uint64    // digest records written
+	LargestBatch int       // most records acknowledged by one group commit
+	QueueDepth   int       // records waiting for the writer now
+	Failed       bool      // the Writer refuses every Append now (see Err)
+	TornBytes    int64     // the torn final line Open dropped, in bytes
+	LastCommit   time.Time // when the last group commit was durable (zero: none since Open)
 }
 
 // Writer appends records to the trail with group commit. Its methods are
@@ -562,6 +563,7 @@ func (w *Writer) commit(batch []*pending, seal bool) {
 		w.mu.Lock()
 		w.stats.Records += uint64(len(batch))
 		w.stats.LargestBatch = max(w.stats.LargestBatch, len(batch))
+		w.stats.LastCommit = time.Now()
 		w.mu.Unlock()
 	}
 	for i, p := range batch {

@@ -135,6 +135,7 @@ type bounded[K comparable, V any] struct {
 	hand    int
 	gen     atomic.Uint64
 	onEvict func(V) // called for entries evicted, expired or invalidated
+	stats   cacheCounters
 }
 
 type slot[K comparable, V any] struct {
@@ -156,6 +157,7 @@ func (b *bounded[K, V]) get(k K) (V, bool) {
 	b.mu.RUnlock()
 	var zero V
 	if !ok {
+		b.stats.misses.Add(1)
 		return zero, false
 	}
 	if b.now().UnixNano() >= s.expires {
@@ -164,9 +166,11 @@ func (b *bounded[K, V]) get(k K) (V, bool) {
 			b.removeLocked(s, true)
 		}
 		b.mu.Unlock()
+		b.stats.misses.Add(1)
 		return zero, false
 	}
 	s.ref.Store(true)
+	b.stats.hits.Add(1)
 	return s.val, true
 }
 
@@ -180,11 +184,14 @@ func (b *bounded[K, V]) view(k K, fn func(*V)) bool {
 		s.ref.Store(true)
 		fn(&s.val)
 		b.mu.RUnlock()
+		b.stats.hits.Add(1)
 		return true
 	}
 	b.mu.RUnlock()
 	if ok {
-		b.get(k) // drops the expired entry
+		b.get(k) // drops the expired entry, and counts the miss
+	} else {
+		b.stats.misses.Add(1)
 	}
 	return false
 }
@@ -306,6 +313,7 @@ type materialCache struct {
 	now     func() time.Time
 	entries map[versionRef]*materialEntry
 	byKey   map[string]map[versionRef]struct{}
+	stats   cacheCounters
 }
 
 // versionRef names one version of one key.
@@ -336,13 +344,16 @@ func (c *materialCache) get(id string, v int) (*engine.Key, *materialEntry, bool
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
 	if !ok {
+		c.stats.misses.Add(1)
 		return nil, nil, false
 	}
 	if now.After(e.expires) {
 		c.evictLocked(k, e)
+		c.stats.misses.Add(1)
 		return nil, nil, false
 	}
 	e.refs++
+	c.stats.hits.Add(1)
 	return e.key, e, true
 }
 

@@ -284,3 +284,17 @@ func TestAliasCacheFollowsChanges(t *testing.T) {
 		t.Fatalf("after DeleteAlias: %v, want NotFoundException", err)
 	}
 }
+
+func TestCacheStatsCountHitsAndMisses(t *testing.T) {
+	now := func() time.Time { return time.Unix(1000, 0) }
+	b := newBounded[string, int](4, time.Minute, now, nil)
+	b.get("a") // miss
+	b.put("a", 1)
+	b.get("a")                 // hit
+	b.view("a", func(*int) {}) // hit
+	b.view("b", func(*int) {}) // miss
+	st := boundedStat("keys", b)
+	if st.Hits != 2 || st.Misses != 2 || st.Entries != 1 {
+		t.Fatalf("stats %+v, want 2 hits, 2 misses, 1 entry", st)
+	}
+}

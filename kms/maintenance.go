@@ -13,6 +13,7 @@ import (
 // whose automatic rotation date has passed and deletes keys (with their
 // aliases) whose deletion window has ended. It reports how many of each.
 func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err error) {
+	defer s.maint.note(time.Now(), &rotated, &deleted, &err)
 	now := s.now()
 	var dueRotate, dueDelete, dueExpire []string
 	err = s.store.View(ctx, func(tx keystore.Tx) error {

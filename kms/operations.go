@@ -389,6 +389,7 @@ var (
 	opListUserPolicies = admin("ListUserPolicies", "iam:ListUserPolicies", true, "UserName")
 	opDeleteUserPolicy = admin("DeleteUserPolicy", "iam:DeleteUserPolicy", false, "UserName", "PolicyName")
 	opGetUsage         = admin("GetUsage", "coffer:GetUsage", true)
+	opGetStatus        = admin("GetStatus", "coffer:GetStatus", true)
 
 	opCreateRole             = admin("CreateRole", "iam:CreateRole", false, "RoleName", "AssumeRolePolicyDocument", "Description", "MaxSessionDuration")
 	opGetRole                = admin("GetRole", "iam:GetRole", true, "RoleName")
@@ -434,7 +435,7 @@ var catalogue = []*Operation{
 	opCreateCustomKeyStore, opDescribeCustomKeyStores, opUpdateCustomKeyStore, opConnectCustomKeyStore,
 	opDisconnectCustomKeyStore, opDeleteCustomKeyStore,
 	opCreateUser, opListUsers, opDeleteUser, opCreateAccessKey, opListAccessKeys, opDeleteAccessKey,
-	opPutUserPolicy, opGetUserPolicy, opListUserPolicies, opDeleteUserPolicy, opGetUsage,
+	opPutUserPolicy, opGetUserPolicy, opListUserPolicies, opDeleteUserPolicy, opGetUsage, opGetStatus,
 	opCreateRole, opGetRole, opListRoles, opDeleteRole, opUpdateAssumeRolePolicy,
 	opPutRolePolicy, opGetRolePolicy, opListRolePolicies, opDeleteRolePolicy,
 	opAssumeRole, opGetCallerIdentity,
@@ -655,6 +656,8 @@ func (o *Operation) Method() (Method, bool) {
 			return bind((*Service).DeleteUserPolicy), true
 		case "GetUsage":
 			return bind((*Service).GetUsage), true
+		case "GetStatus":
+			return bind((*Service).GetStatus), true
 		case "CreateRole":
 			return bind((*Service).CreateRole), true
 		case "GetRole":

@@ -80,6 +80,7 @@ type Service struct {
 	writeMu sync.Mutex
 
 	cache *caches // every cache, behind one invalidation entry point
+	maint lastMaintenance
 	usage usage
 	last  lastUsage   // GetKeyLastUsage (lastusage.go)
 	drain outboxDrain // request IDs whose outbox entries may go

@@ -24,6 +24,8 @@ import (
 type serverMetrics struct {
 	set *metrics.Set
 	ops map[string]*opMetrics // prebuilt for every operation: no allocation per request
+	// region counts the requests of the served Region (status.go).
+	region *metrics.Counter
 }
 
 type opMetrics struct {
@@ -52,6 +54,9 @@ func newServerMetrics(rows []*kms.Operation) *serverMetrics {
 }
 
 func (m *serverMetrics) observe(op, code string, d time.Duration) {
+	if m.region != nil {
+		m.region.Inc()
+	}
 	om, known := m.ops[op]
 	if !known {
 		op = "unknown"
@@ -85,6 +90,7 @@ func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	// The Go runtime's memory, GC and scheduler gauges and the process's
 	// CPU, memory and descriptors: a fixed set, read at scrape time.
 	metrics.WriteProcessMetrics(w)
+	s.writeCacheMetrics(w)
 	extraMetricsMu.Lock()
 	extras := s.extraMetrics
 	extraMetricsMu.Unlock()

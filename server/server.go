@@ -57,6 +57,8 @@ type Config struct {
 	// RateLimits, when set, throttles each account as AWS does
 	// (ratelimit.go); nil serves without quotas.
 	RateLimits *RateLimits
+	// Status is what GetStatus reports of the binary (status.go).
+	Status StatusConfig
 }
 
 // Server serves the KMS API.
@@ -81,6 +83,8 @@ type Server struct {
 	ready        atomic.Bool
 	conns        connTracker
 	limits       *limiter
+	started      time.Time
+	status       StatusConfig
 
 	metricsElsewhere bool // Config.SeparateMetrics
 	metricsMu        sync.Mutex
@@ -114,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newServerMetrics(kms.Operations())
+	s.initStatus(cfg)
 	if cfg.RateLimits != nil {
 		s.unauth = newUnauthLimiter() // rate limits on: unauthenticated failures have their budget too
 		if s.limits, err = newLimiter(*cfg.RateLimits, cfg.Service.Region(), s.metrics.set); err != nil {
@@ -521,6 +526,10 @@ func (s *Server) writeError(ctx *fasthttp.RequestCtx, requestID string, err erro
 			cause = ke.Cause()
 		}
 		s.log.Error("request failed", "requestId", requestID, "code", code, "err", cause)
+	} else if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		// The caller's error, not the server's: worth a line only when
+		// debugging, with the key every request line uses.
+		s.log.Debug("request refused", "requestId", requestID, "code", code)
 	}
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/x-amz-json-1.1")

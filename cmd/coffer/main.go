@@ -23,7 +23,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newAdminCmd(), newAuditCmd(), newVersionCmd(), newBenchCmd(), newConfigCmd())
+	root.AddCommand(newServeCmd(), newAdminCmd(), newAuditCmd(), newVersionCmd(), newBenchCmd(), newConfigCmd(), newStatusCmd())
 	root.AddCommand(newEncryptCmd())
 	root.AddCommand(newDecryptCmd())
 	return root

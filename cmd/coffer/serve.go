@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -39,6 +38,7 @@ type serveOptions struct {
 	maintenanceInterval time.Duration
 	shutdownTimeout     time.Duration
 	logLevel            string
+	logFormat           string
 	cpuProfile          string
 	gcPercent           int
 	memoryLimit         string
@@ -92,6 +92,7 @@ by --config; a flag wins over the environment, which wins over the file.`,
 	f.DurationVar(&o.maintenanceInterval, "maintenance-interval", time.Minute, "how often due rotations and deletions run")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.logFormat, "log-format", logFormatText, "text or json (log/slog's JSON handler: one object a line); request lines carry requestId, as the audit record does")
 	o.root.flags(cmd, true)
 	o.store.flags(cmd)
 	o.tls.flags(cmd)
@@ -110,15 +111,14 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+	log, err := newLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return err
 	}
 	if o.dev { // first thing, before any log line
 		fmt.Fprintln(stderr, "WARNING: --dev: keys live only in memory and are lost at exit, and ANY well-formed SigV4")
 		fmt.Fprintln(stderr, "WARNING: signature is accepted as the account root. Never use --dev for real data.")
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	if err := selfTest(log); err != nil {
 		return err
 	}
@@ -257,7 +257,8 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	} else {
 		log.Warn("the audit trail is off: calls are not audited")
 	}
-	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != "", RateLimits: o.rateLimits}
+	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != "", RateLimits: o.rateLimits,
+		Status: server.StatusConfig{Version: binaryVersion(), Root: o.root.kind, Store: storeKind(o)}}
 	if trail != nil {
 		cfg.Audit = trail
 	}
@@ -292,15 +293,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			log.Info("audit outbox reconciled", "recovered", recovered, "alreadyInTrail", drained)
 		}
 		srv.AddReadyCheck("audit trail", trail.Err)
-		srv.AddMetrics(func(w io.Writer) {
-			st := trail.Stats()
-			failed := 0
-			if st.Failed {
-				failed = 1
-			}
-			fmt.Fprintf(w, "coffer_audit_records_total %d\ncoffer_audit_fsyncs_total %d\ncoffer_audit_digests_total %d\ncoffer_audit_queue_depth %d\ncoffer_audit_failed %d\n",
-				st.Records, st.Batches, st.Digests, st.QueueDepth, failed)
-		})
+		srv.AddMetrics(auditMetrics(trail))
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

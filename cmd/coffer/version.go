@@ -12,6 +12,8 @@ import (
 	"github.com/coffer-kms/coffer/engine"
 )
 
+var debugBuildInfo = debug.ReadBuildInfo
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
@@ -19,15 +21,7 @@ func newVersionCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
-			version := "(devel)"
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				version = bi.Main.Version
-				for _, s := range bi.Settings {
-					if s.Key == "vcs.revision" {
-						version += " " + s.Value
-					}
-				}
-			}
+			version := binaryVersion()
 			fmt.Fprintf(w, "coffer %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			fmt.Fprintf(w, "aes-gcm kernel: %s\n", asm.Kernel())
 			fmt.Fprintf(w, "cpu features: %s\n", strings.Join(asm.Features(), " "))
