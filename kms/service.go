@@ -87,6 +87,9 @@ type Service struct {
 	onAccessKeyDeleted atomic.Pointer[func(string)]
 
 	tokens tokenKeys // STS session tokens
+
+	cacheCfg CacheConfig
+	regions  *regionGroup // the Services of every served Region (regions.go)
 }
 
 var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
@@ -120,7 +123,9 @@ func New(cfg Config) (*Service, error) {
 	if s.random == nil {
 		s.random = rand.Reader
 	}
+	s.cacheCfg = cfg.Cache
 	s.cache = newCaches(cfg.Cache, s.now)
+	s.regions = &regionGroup{m: map[string]*Service{cfg.Region: s}}
 	s.last.started = s.now().UTC()
 	// From here on kms reads and writes authenticated, per-Region records
 	// (record.go, schema.go); a schema-1 store is upgraded first.
