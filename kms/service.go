@@ -200,6 +200,10 @@ type keyRecord struct {
 	// material expires, and when (import.go).
 	ExpirationModel string    `json:"expirationModel,omitempty"`
 	ValidTo         time.Time `json:"validTo,omitzero"`
+	// Multi-Region keys (mrk.go): the Region of the primary key and those
+	// of its replicas, the same in every record of the family.
+	PrimaryRegion  string   `json:"primaryRegion,omitempty"`
+	ReplicaRegions []string `json:"replicaRegions,omitempty"`
 
 	// Derived by prepare before a record is shared; never stored.
 	arnCache string
@@ -234,6 +238,7 @@ func (r *keyRecord) clone() *keyRecord {
 	c.arnCache, c.compiled = "", nil
 	c.Tags = append([]Tag(nil), r.Tags...)
 	c.Versions = append([]keyVersion(nil), r.Versions...)
+	c.ReplicaRegions = append([]string(nil), r.ReplicaRegions...)
 	return &c
 }
 
@@ -275,6 +280,7 @@ func (r *keyRecord) metadata() *KeyMetadata {
 		m.ExpirationModel = r.ExpirationModel
 		m.ValidTo = ts(r.ValidTo)
 	}
+	m.MultiRegion, m.MultiRegionConfiguration = r.multiRegion()
 	return m
 }
 

@@ -2,12 +2,14 @@ package server_test
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/coffer-kms/coffer/kms"
 	"github.com/coffer-kms/coffer/server"
@@ -99,4 +101,105 @@ func TestRegionsArePerRegion(t *testing.T) {
 	if !strings.Contains(trail, `"awsRegion":"`+otherRegion+`"`) {
 		t.Fatalf("the trail has no %s record", otherRegion)
 	}
+}
+
+func TestMultiRegionKeys(t *testing.T) {
+	e, eu := newRegionsEnv(t)
+	ctx := context.Background()
+	us := e.client
+	created := must[*awskms.CreateKeyOutput](t)(us.CreateKey(ctx, &awskms.CreateKeyInput{MultiRegion: aws.Bool(true), Description: aws.String("primary")}))
+	id := *created.KeyMetadata.KeyId
+	if !regexp.MustCompile(`^mrk-[0-9a-f]{32}$`).MatchString(id) || !aws.ToBool(created.KeyMetadata.MultiRegion) {
+		t.Fatalf("multi-Region key %s, MultiRegion %v", id, created.KeyMetadata.MultiRegion)
+	}
+	mrc := created.KeyMetadata.MultiRegionConfiguration
+	if mrc == nil || mrc.MultiRegionKeyType != types.MultiRegionKeyTypePrimary || *mrc.PrimaryKey.Region != testRegion || len(mrc.ReplicaKeys) != 0 {
+		t.Fatalf("MultiRegionConfiguration %+v", mrc)
+	}
+	before := must[*awskms.EncryptOutput](t)(us.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(id), Plaintext: []byte("before")}))
+
+	rep := must[*awskms.ReplicateKeyOutput](t)(us.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(id),
+		ReplicaRegion: aws.String(otherRegion), Description: aws.String("replica"), Tags: tags("side", "eu")}))
+	wantARN := "arn:aws:kms:" + otherRegion + ":" + testAccount + ":key/" + id
+	if *rep.ReplicaKeyMetadata.Arn != wantARN || *rep.ReplicaKeyMetadata.KeyId != id || rep.ReplicaKeyMetadata.KeyState != types.KeyStateEnabled ||
+		len(rep.ReplicaTags) != 1 || rep.ReplicaPolicy == nil {
+		t.Fatalf("ReplicateKey answered %+v", rep.ReplicaKeyMetadata)
+	}
+	_, err := us.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(id), ReplicaRegion: aws.String(otherRegion)})
+	wantCode(t, err, "AlreadyExistsException")
+	_, err = us.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(id), ReplicaRegion: aws.String("ap-south-1")})
+	wantCode(t, err, "UnsupportedOperationException")
+	// Only a primary key is replicated.
+	_, err = eu.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(id), ReplicaRegion: aws.String("eu-central-1")})
+	wantCode(t, err, "UnsupportedOperationException")
+
+	describe := func(c *awskms.Client) *types.KeyMetadata {
+		t.Helper()
+		return must[*awskms.DescribeKeyOutput](t)(c.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(id)})).KeyMetadata
+	}
+	check := func(primary, replica string) {
+		t.Helper()
+		for _, side := range []struct {
+			c      *awskms.Client
+			region string
+		}{{us, testRegion}, {eu, otherRegion}} {
+			m := describe(side.c)
+			want := types.MultiRegionKeyTypeReplica
+			if side.region == primary {
+				want = types.MultiRegionKeyTypePrimary
+			}
+			c := m.MultiRegionConfiguration
+			if !aws.ToBool(m.MultiRegion) || c == nil || c.MultiRegionKeyType != want || *c.PrimaryKey.Region != primary ||
+				len(c.ReplicaKeys) != 1 || *c.ReplicaKeys[0].Region != replica {
+				t.Fatalf("%s: %+v", side.region, c)
+			}
+		}
+	}
+	check(testRegion, otherRegion)
+	if d := describe(eu); *d.Description != "replica" || *d.Arn != wantARN {
+		t.Fatalf("replica %+v", d)
+	}
+
+	roundTrip := func(enc, dec *awskms.Client, msg string) {
+		t.Helper()
+		ct := must[*awskms.EncryptOutput](t)(enc.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(id), Plaintext: []byte(msg)}))
+		pt := must[*awskms.DecryptOutput](t)(dec.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: ct.CiphertextBlob}))
+		if string(pt.Plaintext) != msg {
+			t.Fatalf("decrypted %q", pt.Plaintext)
+		}
+	}
+	pt := must[*awskms.DecryptOutput](t)(eu.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: before.CiphertextBlob, KeyId: aws.String(wantARN)}))
+	if string(pt.Plaintext) != "before" {
+		t.Fatalf("eu-west-1 decrypted %q", pt.Plaintext)
+	}
+	roundTrip(us, eu, "us to eu")
+	roundTrip(eu, us, "eu to us")
+
+	// Rotation: the replica refuses it, the primary's reaches the replica.
+	_, err = eu.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: aws.String(id)})
+	wantCode(t, err, "UnsupportedOperationException")
+	must[*awskms.RotateKeyOnDemandOutput](t)(us.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: aws.String(id)}))
+	if a, b := describe(us).CurrentKeyMaterialId, describe(eu).CurrentKeyMaterialId; a == nil || b == nil || *a != *b {
+		t.Fatalf("current material %v in %s, %v in %s", a, testRegion, b, otherRegion)
+	}
+	roundTrip(us, eu, "rotated")
+	roundTrip(eu, us, "rotated back")
+
+	// A restart (new Services over the same store) keeps everything.
+	e.restart()
+	us, eu = e.client, e.clientIn(otherRegion)
+	check(testRegion, otherRegion)
+	roundTrip(us, eu, "after restart")
+	pt = must[*awskms.DecryptOutput](t)(eu.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: before.CiphertextBlob}))
+	if string(pt.Plaintext) != "before" {
+		t.Fatalf("after restart eu-west-1 decrypted %q", pt.Plaintext)
+	}
+
+	// UpdatePrimaryRegion swaps the roles; rotation follows the primary.
+	must[*awskms.UpdatePrimaryRegionOutput](t)(us.UpdatePrimaryRegion(ctx, &awskms.UpdatePrimaryRegionInput{KeyId: aws.String(id), PrimaryRegion: aws.String(otherRegion)}))
+	check(otherRegion, testRegion)
+	_, err = us.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: aws.String(id)})
+	wantCode(t, err, "UnsupportedOperationException")
+	must[*awskms.RotateKeyOnDemandOutput](t)(eu.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: aws.String(id)}))
+	roundTrip(eu, us, "new primary")
 }
