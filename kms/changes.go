@@ -11,11 +11,22 @@ import "strings"
 // changed at storeKey in bucket. A key of a cached bucket that does not
 // have the shape it should drops every cache: better a few store reads
 // than a stale answer. Buckets the caches do not hold are ignored.
+//
+// The change reaches the caches of every Region's Service of the process
+// (regions.go).
 func (s *Service) ApplyChange(bucket, storeKey string) {
+	for _, p := range s.Regions() {
+		p.applyChange(bucket, storeKey)
+	}
+}
+
+func (s *Service) applyChange(bucket, storeKey string) {
 	switch bucket {
 	case bucketKeys: // <region>/<key id>
-		if _, id, ok := strings.Cut(storeKey, "/"); ok && id != "" {
-			s.cache.invalidate(cacheKey, id)
+		if r, id, ok := strings.Cut(storeKey, "/"); ok && id != "" {
+			if r == s.region {
+				s.cache.invalidate(cacheKey, id)
+			}
 			return
 		}
 	case bucketGrants: // <region>/<key id>/<grant id>
@@ -46,4 +57,8 @@ func (s *Service) ApplyChange(bucket, storeKey string) {
 
 // DropCaches empties every cache, zeroing the secrets it held: for a node
 // that may have missed changes (its change feed was lost).
-func (s *Service) DropCaches() { s.cache.dropAll() }
+func (s *Service) DropCaches() {
+	for _, p := range s.Regions() {
+		p.cache.dropAll()
+	}
+}

@@ -212,7 +212,6 @@ func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte,
 	if !ok {
 		return nil, invalidCiphertext
 	}
-	id := formatKeyID(kid)
 	var (
 		r   *keyRecord
 		err error
@@ -222,12 +221,12 @@ func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte,
 		if err != nil {
 			return nil, err
 		}
-		if named.ID != id {
+		if !blobKeyMatches(named.ID, kid) {
 			return nil, newError(ErrIncorrectKey, "The key ID in the request does not identify a CMK that can perform this operation.")
 		}
 		r = named
 	} else {
-		r, err = s.loadKey(ctx, id)
+		r, err = s.loadBlobKey(ctx, kid) // mrk.go: a UUID key, else an mrk- key
 		if err != nil {
 			return nil, internal(err)
 		}
@@ -365,13 +364,13 @@ func (s *Service) ReEncrypt(ctx context.Context, c *Caller, in *ReEncryptInput) 
 	// and destination keys are the same (AWS KMS condition keys,
 	// kms:ReEncryptOnSameKey). The source key is the blob's; a blob that
 	// names none is refused by open, and counts as another key here.
-	srcID := ""
+	var srcKID *engine.KeyID
 	if kid, _, ok := blobKey(in.CiphertextBlob); ok {
-		srcID = formatKeyID(kid)
+		srcKID = &kid
 	}
 	dst, err := s.encryptionKeyWith(ctx, c, opReEncrypt.Key("DestinationKeyId"), in.DestinationKeyId, in.DestinationEncryptionAlgorithm,
 		in.DestinationEncryptionContext, func(pc *policy.Context, r *keyRecord) {
-			pc.ReEncryptOnSameKey, pc.HasReEncryptOnSameKey = r.ID == srcID, true
+			pc.ReEncryptOnSameKey, pc.HasReEncryptOnSameKey = srcKID != nil && blobKeyMatches(r.ID, *srcKID), true
 		})
 	if err != nil {
 		return nil, err

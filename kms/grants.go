@@ -108,6 +108,10 @@ func constraintsEqual(a, b *GrantConstraints) bool {
 // base64url(key ID bytes | grant ID bytes | random).
 const grantTokenPrefix = "cgt1."
 
+// grantTokenPrefixMRK begins the grant tokens of multi-Region keys, whose
+// key bytes are those of an mrk- ID rather than a UUID.
+const grantTokenPrefixMRK = "cgt2."
+
 func (s *Service) grantToken(keyID, grantID string) (string, error) {
 	kid, _ := parseKeyID(keyID)
 	gid, _ := hex.DecodeString(grantID)
@@ -116,14 +120,22 @@ func (s *Service) grantToken(keyID, grantID string) (string, error) {
 		return "", err
 	}
 	raw := append(append(kid[:], gid...), nonce...)
-	return grantTokenPrefix + base64.RawURLEncoding.EncodeToString(raw), nil
+	prefix := grantTokenPrefix
+	if isMRK(keyID) {
+		prefix = grantTokenPrefixMRK
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(raw), nil
 }
 
 func parseGrantToken(tok string) (keyID, grantID string, err error) {
 	bad := newError(ErrInvalidGrantToken, "The grant token is not valid.")
 	rest, ok := strings.CutPrefix(tok, grantTokenPrefix)
+	mrk := false
 	if !ok {
-		return "", "", bad
+		if rest, ok = strings.CutPrefix(tok, grantTokenPrefixMRK); !ok {
+			return "", "", bad
+		}
+		mrk = true
 	}
 	raw, derr := base64.RawURLEncoding.DecodeString(rest)
 	if derr != nil || len(raw) != 16+32+16 {
@@ -131,6 +143,9 @@ func parseGrantToken(tok string) (keyID, grantID string, err error) {
 	}
 	var kid [16]byte
 	copy(kid[:], raw[:16])
+	if mrk {
+		return mrkKeyID(kid), hex.EncodeToString(raw[16:48]), nil
+	}
 	return formatKeyID(kid), hex.EncodeToString(raw[16:48]), nil
 }
 

@@ -104,8 +104,12 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	case in.Origin != "" && in.Origin != OriginAWSKMS && in.Origin != OriginCloudHSM && in.Origin != OriginExternal:
 		return nil, newError(ErrUnsupportedOperation, "Origin %s is not supported by this server.", in.Origin)
 	}
-	if in.MultiRegion {
-		return nil, newError(ErrUnsupportedOperation, "Multi-Region keys are not supported by this server.")
+	if in.MultiRegion && in.CustomKeyStoreId != "" {
+		// AWS: multi-Region keys cannot be created in a custom key store.
+		return nil, newError(ErrUnsupportedOperation, "Multi-Region keys cannot be created in a custom key store.")
+	}
+	if in.MultiRegion && in.Origin == OriginExternal {
+		return nil, newError(ErrUnsupportedOperation, "Multi-Region keys with imported key material are not supported by this server.")
 	}
 	if in.XksKeyId != "" {
 		return nil, newError(ErrUnsupportedOperation, "External key stores are not supported by this server.")
@@ -118,7 +122,11 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		return nil, err
 	}
 
-	keyID, err := s.newKeyID()
+	newID := s.newKeyID
+	if in.MultiRegion {
+		newID = s.newMRKID // mrk.go
+	}
+	keyID, err := newID()
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +151,9 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		State:       StateEnabled,
 		Policy:      policyDoc,
 		Tags:        tags,
+	}
+	if in.MultiRegion {
+		r.PrimaryRegion = s.region
 	}
 	r.prepare()
 	switch {

@@ -296,6 +296,19 @@ var (
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId", "KeyCreationDate", "TrackingStartDate"}}
 
+	// Multi-Region keys (mrk.go): management of a primary key of the
+	// caller's own account, by key ID or key ARN, while Enabled (the
+	// key-state table: Disabled is DisabledException).
+	opReplicateKey = &Operation{
+		Name: "ReplicateKey", Quota: perSecond(5),
+		Keys:     []KeyMember{{Member: "KeyId", Action: "kms:ReplicateKey", Forms: KeyOnly, States: enabledOnly, Disabled: true}},
+		Request:  []string{"KeyId", "ReplicaRegion", "Policy", "BypassPolicyLockoutSafetyCheck", "Description", "Tags"},
+		Response: []string{"ReplicaKeyMetadata", "ReplicaPolicy", "ReplicaTags"}}
+	opUpdatePrimaryRegion = &Operation{
+		Name: "UpdatePrimaryRegion", Quota: perSecond(5),
+		Keys:    []KeyMember{{Member: "KeyId", Action: "kms:UpdatePrimaryRegion", Forms: KeyOnly, States: enabledOnly, Disabled: true}},
+		Request: []string{"KeyId", "PrimaryRegion"}}
+
 	opListKeyRotations = &Operation{Name: "ListKeyRotations", Quota: perSecond(100), ReadOnly: true,
 		Keys:    []KeyMember{manageKey("ListKeyRotations", allStates)},
 		Request: append([]string{"KeyId", "IncludeKeyMaterial"}, listMembers...)}
@@ -429,6 +442,7 @@ var catalogue = []*Operation{
 	opScheduleKeyDeletion, opCancelKeyDeletion,
 	opEnableKeyRotation, opDisableKeyRotation, opRotateKeyOnDemand, opGetKeyRotationStatus, opListKeyRotations,
 	opGetParametersForImport, opImportKeyMaterial, opDeleteImportedKeyMaterial, opGetKeyLastUsage,
+	opReplicateKey, opUpdatePrimaryRegion,
 	opGetKeyPolicy, opPutKeyPolicy, opListKeyPolicies, opTagResource, opUntagResource, opListResourceTags,
 	opCreateAlias, opUpdateAlias, opDeleteAlias, opListAliases,
 	opCreateGrant, opListGrants, opListRetirableGrants, opRetireGrant, opRevokeGrant,
@@ -589,6 +603,10 @@ func (o *Operation) Method() (Method, bool) {
 			return bind((*Service).DeleteImportedKeyMaterial), true
 		case "GetKeyLastUsage":
 			return bind((*Service).GetKeyLastUsage), true
+		case "ReplicateKey":
+			return bind((*Service).ReplicateKey), true
+		case "UpdatePrimaryRegion":
+			return bind((*Service).UpdatePrimaryRegion), true
 		case "GetKeyPolicy":
 			return bind((*Service).GetKeyPolicy), true
 		case "PutKeyPolicy":

@@ -200,6 +200,8 @@ var keyIDCases = map[string]string{
 	"ImportKeyMaterial":                   `{"KeyId":"$KEY","ImportToken":"aGk=","EncryptedKeyMaterial":"aGk=","ExpirationModel":"KEY_MATERIAL_DOES_NOT_EXPIRE"}`,
 	"DeleteImportedKeyMaterial":           `{"KeyId":"$KEY"}`,
 	"GetKeyLastUsage":                     `{"KeyId":"$KEY"}`,
+	"ReplicateKey":                        `{"KeyId":"$KEY","ReplicaRegion":"eu-west-1"}`,
+	"UpdatePrimaryRegion":                 `{"KeyId":"$KEY","PrimaryRegion":"eu-west-1"}`,
 }
 
 // awsAliasMembers are the key members whose botocore documentation reads

@@ -16,6 +16,9 @@ import (
 // 8-4-4-4-12 hex digits) to its 16 bytes.
 func parseKeyID(id string) (engine.KeyID, bool) {
 	var out engine.KeyID
+	if h, ok := strings.CutPrefix(id, mrkPrefix); ok {
+		return parseMRKHex(h)
+	}
 	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
 		return out, false
 	}

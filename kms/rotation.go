@@ -32,6 +32,10 @@ func checkRotatable(r *keyRecord, k *KeyMember) error {
 	if err := checkCustomerManaged(r); err != nil {
 		return err
 	}
+	if r.isReplica() {
+		// AWS rotates a multi-Region key through its primary only.
+		return newError(ErrUnsupportedOperation, "%s is a multi-Region replica key: rotation is managed on its primary key in %s.", r.arn(), r.PrimaryRegion)
+	}
 	if r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS {
 		return newError(ErrUnsupportedOperation, "%s cannot be rotated: only symmetric keys with AWS_KMS origin support rotation.", r.arn())
 	}
@@ -247,6 +251,9 @@ func (s *Service) rotate(ctx context.Context, id, kind string) (*keyRecord, bool
 			// Rotation ends the cached versions' time in memory, as
 			// disabling does: the next use of any version is unwrapped afresh.
 			s.cache.invalidate(cacheKey, id)
+			// A multi-Region primary's new version reaches its replicas
+			// now, in the same call (mrk.go).
+			s.syncReplicas(ctx, out)
 			return out, true, nil
 		case err == errVersionsMoved:
 			clear(ver.Wrapped)

@@ -88,6 +88,9 @@ type Service struct {
 	onAccessKeyDeleted atomic.Pointer[func(string)]
 
 	tokens tokenKeys // STS session tokens
+
+	cacheCfg CacheConfig
+	regions  *regionGroup // the Services of every served Region (regions.go)
 }
 
 var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
@@ -121,7 +124,9 @@ func New(cfg Config) (*Service, error) {
 	if s.random == nil {
 		s.random = rand.Reader
 	}
+	s.cacheCfg = cfg.Cache
 	s.cache = newCaches(cfg.Cache, s.now)
+	s.regions = &regionGroup{m: map[string]*Service{cfg.Region: s}}
 	s.last.started = s.now().UTC()
 	// From here on kms reads and writes authenticated, per-Region records
 	// (record.go, schema.go); a schema-1 store is upgraded first.
@@ -196,6 +201,10 @@ type keyRecord struct {
 	// material expires, and when (import.go).
 	ExpirationModel string    `json:"expirationModel,omitempty"`
 	ValidTo         time.Time `json:"validTo,omitzero"`
+	// Multi-Region keys (mrk.go): the Region of the primary key and those
+	// of its replicas, the same in every record of the family.
+	PrimaryRegion  string   `json:"primaryRegion,omitempty"`
+	ReplicaRegions []string `json:"replicaRegions,omitempty"`
 
 	// Derived by prepare before a record is shared; never stored.
 	arnCache string
@@ -230,6 +239,7 @@ func (r *keyRecord) clone() *keyRecord {
 	c.arnCache, c.compiled = "", nil
 	c.Tags = append([]Tag(nil), r.Tags...)
 	c.Versions = append([]keyVersion(nil), r.Versions...)
+	c.ReplicaRegions = append([]string(nil), r.ReplicaRegions...)
 	return &c
 }
 
@@ -271,6 +281,7 @@ func (r *keyRecord) metadata() *KeyMetadata {
 		m.ExpirationModel = r.ExpirationModel
 		m.ValidTo = ts(r.ValidTo)
 	}
+	m.MultiRegion, m.MultiRegionConfiguration = r.multiRegion()
 	return m
 }
 

@@ -39,28 +39,29 @@ type Tag struct {
 
 // KeyMetadata is AWS's KeyMetadata shape.
 type KeyMetadata struct {
-	AWSAccountId                string     `json:"AWSAccountId"`
-	KeyId                       string     `json:"KeyId"`
-	Arn                         string     `json:"Arn"`
-	CreationDate                *Timestamp `json:"CreationDate,omitempty"`
-	Enabled                     bool       `json:"Enabled"`
-	Description                 string     `json:"Description"`
-	KeyUsage                    string     `json:"KeyUsage"`
-	KeyState                    string     `json:"KeyState"`
-	DeletionDate                *Timestamp `json:"DeletionDate,omitempty"`
-	Origin                      string     `json:"Origin"`
-	CustomKeyStoreId            string     `json:"CustomKeyStoreId,omitempty"`
-	CloudHsmClusterId           string     `json:"CloudHsmClusterId,omitempty"`
-	KeyManager                  string     `json:"KeyManager"`
-	CustomerMasterKeySpec       string     `json:"CustomerMasterKeySpec"`
-	KeySpec                     string     `json:"KeySpec"`
-	EncryptionAlgorithms        []string   `json:"EncryptionAlgorithms,omitempty"`
-	SigningAlgorithms           []string   `json:"SigningAlgorithms,omitempty"`
-	KeyAgreementAlgorithms      []string   `json:"KeyAgreementAlgorithms,omitempty"`
-	MacAlgorithms               []string   `json:"MacAlgorithms,omitempty"`
-	MultiRegion                 bool       `json:"MultiRegion"`
-	PendingDeletionWindowInDays int        `json:"PendingDeletionWindowInDays,omitempty"`
-	CurrentKeyMaterialId        string     `json:"CurrentKeyMaterialId,omitempty"`
+	AWSAccountId                string                    `json:"AWSAccountId"`
+	KeyId                       string                    `json:"KeyId"`
+	Arn                         string                    `json:"Arn"`
+	CreationDate                *Timestamp                `json:"CreationDate,omitempty"`
+	Enabled                     bool                      `json:"Enabled"`
+	Description                 string                    `json:"Description"`
+	KeyUsage                    string                    `json:"KeyUsage"`
+	KeyState                    string                    `json:"KeyState"`
+	DeletionDate                *Timestamp                `json:"DeletionDate,omitempty"`
+	Origin                      string                    `json:"Origin"`
+	CustomKeyStoreId            string                    `json:"CustomKeyStoreId,omitempty"`
+	CloudHsmClusterId           string                    `json:"CloudHsmClusterId,omitempty"`
+	KeyManager                  string                    `json:"KeyManager"`
+	CustomerMasterKeySpec       string                    `json:"CustomerMasterKeySpec"`
+	KeySpec                     string                    `json:"KeySpec"`
+	EncryptionAlgorithms        []string                  `json:"EncryptionAlgorithms,omitempty"`
+	SigningAlgorithms           []string                  `json:"SigningAlgorithms,omitempty"`
+	KeyAgreementAlgorithms      []string                  `json:"KeyAgreementAlgorithms,omitempty"`
+	MacAlgorithms               []string                  `json:"MacAlgorithms,omitempty"`
+	MultiRegion                 bool                      `json:"MultiRegion"`
+	MultiRegionConfiguration    *MultiRegionConfiguration `json:"MultiRegionConfiguration,omitempty"`
+	PendingDeletionWindowInDays int                       `json:"PendingDeletionWindowInDays,omitempty"`
+	CurrentKeyMaterialId        string                    `json:"CurrentKeyMaterialId,omitempty"`
 	// Keys with imported material (Origin EXTERNAL).
 	ExpirationModel string     `json:"ExpirationModel,omitempty"`
 	ValidTo         *Timestamp `json:"ValidTo,omitempty"`

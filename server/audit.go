@@ -72,7 +72,7 @@ func (s *Server) baseRecord(ctx *fasthttp.RequestCtx, source, requestID, op stri
 		EventTime:    eventTime(s.now()),
 		EventSource:  source,
 		EventName:    op,
-		AWSRegion:    s.svc.Region(),
+		AWSRegion:    s.svcOf(ctx).Region(),
 		RequestID:    requestID,
 		EventID:      eventID(requestID),
 		ReadOnly:     row != nil && row.ReadOnly,

@@ -3,11 +3,9 @@ package server
 // In --dev any well-formed Region in the credential scope is accepted, so
 // that a client configured for its own Region (eu-west-1, the SDK's default
 // of a developer's profile …) works unchanged against a throw-away server.
-// The service still has one Region: the ARNs it answers name the Region it
-// was started with (--region), whatever the request was scoped to.
-
-// anyRegion, as parseAuthorization's region, accepts any well-formed Region.
-const anyRegion = "*"
+// A request scoped to a Region the server does not serve goes to the home
+// Region: the ARNs it answers name the Region it was started with
+// (--region), whatever the request was scoped to.
 
 // wellFormedRegion reports whether r looks like an AWS Region name:
 // lower-case letters, digits and dashes, as botocore's partitions have them

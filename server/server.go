@@ -30,8 +30,14 @@ import (
 
 // Config configures a Server.
 type Config struct {
-	// Service answers the operations. Required.
+	// Service answers the operations. Required. Its Region is the default
+	// one: the Region of STS calls and of what no request names.
 	Service *kms.Service
+	// Regions are the Services of the other Regions served (kms.Service.
+	// InRegion of Service): a request goes to the Service of the Region of
+	// its SigV4 credential scope, and a scope naming a Region not served is
+	// refused as AWS refuses it.
+	Regions []*kms.Service
 	// Dev accepts any well-formed SigV4 signature as the account root.
 	Dev bool
 	// MaxBodyBytes limits request bodies (default 256 KiB; AWS's largest
@@ -64,6 +70,8 @@ type Config struct {
 // Server serves the KMS API.
 type Server struct {
 	svc          *kms.Service
+	home         *region            // svc's
+	regions      map[string]*region // every served Region, home's among them
 	dev          bool
 	max          int
 	timeout      time.Duration
@@ -113,6 +121,18 @@ func New(cfg Config) (*Server, error) {
 	var err error
 	if s.ops, err = dispatch(cfg.Service, kms.APIKMS); err != nil {
 		return nil, err
+	}
+	s.home = &region{svc: cfg.Service, ops: s.ops}
+	s.regions = map[string]*region{cfg.Service.Region(): s.home}
+	for _, o := range cfg.Regions {
+		if o == nil || s.regions[o.Region()] != nil {
+			return nil, fmt.Errorf("server: Region %v given twice or nil", o)
+		}
+		r := &region{svc: o}
+		if r.ops, err = dispatch(o, kms.APIKMS); err != nil {
+			return nil, err
+		}
+		s.regions[o.Region()] = r
 	}
 	if s.admin, err = dispatch(cfg.Service, kms.APIAdmin); err != nil {
 		return nil, err
@@ -291,9 +311,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if len(info.KeyARNs) > 0 {
 			key = info.KeyARNs[0]
 		}
-		s.svc.RecordUsage(caller.Account, key, op)
+		svc := s.svcOf(ctx)
+		svc.RecordUsage(caller.Account, key, op)
 		if err == nil {
-			s.svc.RecordLastUsage(info.KeyARNs, op, requestID, &info.EventID)
+			svc.RecordLastUsage(info.KeyARNs, op, requestID, &info.EventID)
 		}
 	}
 	s.metrics.observe(op, code, time.Since(start))
@@ -415,9 +436,18 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []
 	if o == nil {
 		return nil, nil, nil, nil, unknownOperation(target)
 	}
-	caller, err = s.authenticate(ctx, octx)
+	var reg *region
+	caller, reg, err = s.authenticateFor(ctx, octx, sigService)
 	if err != nil {
 		return o, nil, nil, nil, err
+	}
+	if reg != s.home {
+		// The operation of the request's Region (o was the home Region's,
+		// to refuse an unknown operation before the signature).
+		ctx.SetUserValue(regionKey{}, reg)
+		if ro := reg.ops[o.name]; ro != nil {
+			o = ro
+		}
 	}
 	// AWS throttles per account, so after the signature names it.
 	if s.limits != nil && o.quota >= 0 && !s.limits.allow(caller.Account, o.quota, o.name) {
@@ -447,29 +477,60 @@ type operation struct {
 	quota int
 }
 
-// authenticate verifies the request's SigV4 signature and returns the caller.
-func (s *Server) authenticate(ctx *fasthttp.RequestCtx, octx context.Context) (*kms.Caller, error) {
-	return s.authenticateFor(ctx, octx, sigService)
+// region is a served Region: its Service and the dispatch table bound to it.
+type region struct {
+	svc *kms.Service
+	ops map[string]*operation
 }
 
-// authenticateFor is authenticate for a request signed for service. A
+// regionKey is the request's user value holding its *region when that is
+// not the home Region.
+type regionKey struct{}
+
+// svcOf returns the Service of the request's Region.
+func (s *Server) svcOf(ctx *fasthttp.RequestCtx) *kms.Service {
+	if r, ok := ctx.UserValue(regionKey{}).(*region); ok {
+		return r.svc
+	}
+	return s.svc
+}
+
+// serves reports whether the server answers for Region r.
+func (s *Server) serves(r []byte) bool {
+	_, ok := s.regions[string(r)]
+	return ok
+}
+
+// authenticateFor verifies the SigV4 signature of a request signed for
+// service and returns the caller and the served Region the credential scope
+// names (in --dev, a Region not served is the home one). A
 // temporary access key (ASIA…) must come with the session token STS gave
 // with it, in X-Amz-Security-Token; a long-term key must not.
-func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context, service string) (*kms.Caller, error) {
-	region := s.svc.Region()
+func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context, service string) (*kms.Caller, *region, error) {
+	regionOK := s.serves
 	if s.dev {
-		region = anyRegion // devRegion.go
+		regionOK = wellFormedRegion // devRegion.go
 	}
-	sr, err := parseAuthorization(&ctx.Request, region, service, s.now())
+	sr, err := parseAuthorization(&ctx.Request, regionOK, service, s.now())
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	reg := s.regions[string(sr.region)]
+	if reg == nil {
+		reg = s.home
+	}
+	c, err := s.callerOf(ctx, octx, service, sr, reg)
+	return c, reg, err
+}
+
+func (s *Server) callerOf(ctx *fasthttp.RequestCtx, octx context.Context, service string, sr *sigRequest, reg *region) (*kms.Caller, error) {
+	var err error
 	if s.dev {
 		acct := s.svc.Account()
 		c := &kms.Caller{ARN: "arn:aws:iam::" + acct + ":root", Account: acct, AccessKeyID: string(sr.accessKey)}
 		withTransport(c, ctx)
 		if service == sigService {
-			if err := s.actAs(ctx, octx, sr, c); err != nil {
+			if err := s.actAs(ctx, octx, sr, c, reg.svc); err != nil {
 				return nil, err
 			}
 		}
@@ -499,7 +560,7 @@ func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context,
 	caller := *known // the service's copy is shared; this one is the request's
 	withTransport(&caller, ctx)
 	if service == sigService {
-		if err := s.actAs(ctx, octx, sr, &caller); err != nil {
+		if err := s.actAs(ctx, octx, sr, &caller, reg.svc); err != nil {
 			return nil, err
 		}
 	}

@@ -67,7 +67,7 @@ func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, octx context.Context, reques
 		if v := form.Peek("Version"); string(v) != stsVersion {
 			return nil, &stsError{400, "Sender", "InvalidAction", "Could not find operation " + action + " for version " + truncateHeader(string(v))}
 		}
-		if caller, err = s.authenticateFor(ctx, octx, stsService); err != nil {
+		if caller, _, err = s.authenticateFor(ctx, octx, stsService); err != nil {
 			return nil, err
 		}
 		if action == "GetCallerIdentity" {

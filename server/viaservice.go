@@ -14,7 +14,7 @@ const viaServiceHeader = "X-Coffer-Via-Service"
 // actAs applies the request's X-Coffer-Via-Service to c. The header must be
 // one the signature covers, so that no one between the service and Coffer
 // can add it; kms decides whether c may act for the service.
-func (s *Server) actAs(ctx *fasthttp.RequestCtx, octx context.Context, sr *sigRequest, c *kms.Caller) error {
+func (s *Server) actAs(ctx *fasthttp.RequestCtx, octx context.Context, sr *sigRequest, c *kms.Caller, svc *kms.Service) error {
 	v := ctx.Request.Header.Peek(viaServiceHeader)
 	if len(v) == 0 {
 		return nil
@@ -22,5 +22,5 @@ func (s *Server) actAs(ctx *fasthttp.RequestCtx, octx context.Context, sr *sigRe
 	if !signsHeader(sr.signedHeaders, "x-coffer-via-service") {
 		return &authError{"IncompleteSignatureException", "The header X-Coffer-Via-Service must be signed: name it in SignedHeaders."}
 	}
-	return s.svc.ActAs(octx, c, string(v))
+	return svc.ActAs(octx, c, string(v))
 }

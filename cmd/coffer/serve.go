@@ -33,6 +33,7 @@ type serveOptions struct {
 	metricsListen       string
 	dataDir             string
 	region              string
+	regions             []string
 	account             string
 	dev                 bool
 	maintenanceInterval time.Duration
@@ -87,6 +88,7 @@ by --config; a flag wins over the environment, which wins over the file.`,
 	f.StringVar(&o.metricsListen, "metrics-listen", "", "serve GET /metrics only on this address (default: on --listen)")
 	f.StringVar(&o.dataDir, "data-dir", "./coffer-data", "directory for the database, root key and credentials")
 	f.StringVar(&o.region, "region", "us-east-1", "AWS region this server answers as")
+	f.StringSliceVar(&o.regions, "regions", nil, "every AWS Region this server serves, comma-separated; the SigV4 credential scope picks one (default: just --region)")
 	f.StringVar(&o.account, "account", "111122223333", "12-digit account that owns keys")
 	f.BoolVar(&o.dev, "dev", false, "in-memory throw-away server that accepts any well-formed signature (never for real keys)")
 	f.DurationVar(&o.maintenanceInterval, "maintenance-interval", time.Minute, "how often due rotations and deletions run")
@@ -196,6 +198,19 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		return err
 	}
 	defer svc.Close()
+	// Every other served Region: a Service of its own over the same store.
+	var others []*kms.Service
+	for _, r := range o.regions {
+		if r == o.region {
+			continue
+		}
+		rs, err := svc.InRegion(r)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		others = append(others, rs)
+	}
 
 	endpoint := "http://" + ln.Addr().String()
 	var (
@@ -257,7 +272,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	} else {
 		log.Warn("the audit trail is off: calls are not audited")
 	}
-	cfg := server.Config{Service: svc, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != "", RateLimits: o.rateLimits,
+	cfg := server.Config{Service: svc, Regions: others, Dev: o.dev, Logger: log, SeparateMetrics: o.metricsListen != "", RateLimits: o.rateLimits,
 		Status: server.StatusConfig{Version: binaryVersion(), Root: o.root.kind, Store: storeKind(o)}}
 	if trail != nil {
 		cfg.Audit = trail
@@ -300,6 +315,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	mctx, mcancel := context.WithCancel(ctx)
 	defer mcancel()
 	go svc.Run(mctx, o.maintenanceInterval, log)
+	for _, rs := range others {
+		go rs.Run(mctx, o.maintenanceInterval, log)
+	}
 	go srv.RunServiceEvents(mctx, time.Second) // the records of maintenance's changes, from the outbox to the trail
 	go func() {                                // usage counters reach the store every few seconds
 		t := time.NewTicker(5 * time.Second)
@@ -309,8 +327,10 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			case <-mctx.Done():
 				return
 			case <-t.C:
-				if err := svc.FlushUsage(mctx); err != nil && mctx.Err() == nil {
-					log.Error("usage flush failed", "err", err)
+				for _, rs := range append([]*kms.Service{svc}, others...) {
+					if err := rs.FlushUsage(mctx); err != nil && mctx.Err() == nil {
+						log.Error("usage flush failed", "region", rs.Region(), "err", err)
+					}
 				}
 			}
 		}
@@ -333,7 +353,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	} else {
 		go func() { errc <- srv.Serve(ln) }()
 	}
-	log.Info("coffer serving", "endpoint", endpoint, "region", o.region, "account", o.account, "dataDir", o.dataDir, "store", o.store.kind, "dev", o.dev)
+	log.Info("coffer serving", "endpoint", endpoint, "region", o.region, "regions", o.regions, "account", o.account, "dataDir", o.dataDir, "store", o.store.kind, "dev", o.dev)
 	select {
 	case err := <-errc:
 		return err

@@ -1,0 +1,205 @@
+package server_test
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/coffer-kms/coffer/kms"
+	"github.com/coffer-kms/coffer/server"
+)
+
+const otherRegion = "eu-west-1"
+
+// newRegionsEnv is a server that serves testRegion and otherRegion, and a
+// client of otherRegion.
+func newRegionsEnv(t *testing.T) (*testEnv, *awskms.Client) {
+	e := newEnv(t)
+	e.configure = func(c *server.Config) {
+		eu, err := c.Service.InRegion(otherRegion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Regions = []*kms.Service{eu}
+	}
+	e.restart()
+	return e, e.clientIn(otherRegion)
+}
+
+func (e *testEnv) clientIn(region string) *awskms.Client {
+	return awskms.New(awskms.Options{
+		Region:           region,
+		BaseEndpoint:     aws.String(e.url),
+		Credentials:      credentials.NewStaticCredentialsProvider(e.creds.AccessKeyID, e.creds.SecretAccessKey, ""),
+		RetryMaxAttempts: 1,
+	})
+}
+
+func TestRegionsArePerRegion(t *testing.T) {
+	e, eu := newRegionsEnv(t)
+	ctx := context.Background()
+	us := e.client
+	usKey := must[*awskms.CreateKeyOutput](t)(us.CreateKey(ctx, &awskms.CreateKeyInput{}))
+	euKey := must[*awskms.CreateKeyOutput](t)(eu.CreateKey(ctx, &awskms.CreateKeyInput{}))
+	if !strings.HasPrefix(*euKey.KeyMetadata.Arn, "arn:aws:kms:"+otherRegion+":") {
+		t.Fatalf("eu key ARN %s", *euKey.KeyMetadata.Arn)
+	}
+	if !strings.HasPrefix(*usKey.KeyMetadata.Arn, "arn:aws:kms:"+testRegion+":") {
+		t.Fatalf("us key ARN %s", *usKey.KeyMetadata.Arn)
+	}
+	list := func(c *awskms.Client) map[string]bool {
+		out := must[*awskms.ListKeysOutput](t)(c.ListKeys(ctx, &awskms.ListKeysInput{}))
+		m := map[string]bool{}
+		for _, k := range out.Keys {
+			m[*k.KeyId] = true
+		}
+		return m
+	}
+	if l := list(eu); !l[*euKey.KeyMetadata.KeyId] || l[*usKey.KeyMetadata.KeyId] {
+		t.Fatalf("eu-west-1 lists %v", l)
+	}
+	if l := list(us); l[*euKey.KeyMetadata.KeyId] || !l[*usKey.KeyMetadata.KeyId] {
+		t.Fatalf("us-east-1 lists %v", l)
+	}
+	// Another Region's key, by ARN or ID, is not found.
+	_, err := eu.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: usKey.KeyMetadata.Arn})
+	wantCode(t, err, "NotFoundException")
+	_, err = eu.Encrypt(ctx, &awskms.EncryptInput{KeyId: usKey.KeyMetadata.KeyId, Plaintext: []byte("x")})
+	wantCode(t, err, "NotFoundException")
+	// Aliases are per Region: the same name in both.
+	for _, c := range []struct {
+		cl *awskms.Client
+		id *string
+	}{{us, usKey.KeyMetadata.KeyId}, {eu, euKey.KeyMetadata.KeyId}} {
+		must[*awskms.CreateAliasOutput](t)(c.cl.CreateAlias(ctx, &awskms.CreateAliasInput{AliasName: aws.String("alias/app"), TargetKeyId: c.id}))
+		d := must[*awskms.DescribeKeyOutput](t)(c.cl.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String("alias/app")}))
+		if *d.KeyMetadata.KeyId != *c.id {
+			t.Fatalf("alias/app names %s, want %s", *d.KeyMetadata.KeyId, *c.id)
+		}
+	}
+	// A Region not served is refused as AWS refuses a scope that does not
+	// match the endpoint.
+	_, err = e.clientIn("ap-south-1").ListKeys(ctx, &awskms.ListKeysInput{})
+	wantCode(t, err, "InvalidSignatureException")
+	if !strings.Contains(apiMessage(err), "Credential should be scoped to a valid region") {
+		t.Fatalf("message %q", apiMessage(err))
+	}
+	// The audit trail names each call's Region; a restart keeps both.
+	e.restart()
+	eu = e.clientIn(otherRegion)
+	if l := list(eu); !l[*euKey.KeyMetadata.KeyId] || l[*usKey.KeyMetadata.KeyId] {
+		t.Fatalf("after restart eu-west-1 lists %v", l)
+	}
+	e.stop()
+	trail := string(e.trailAndLogs())
+	if !strings.Contains(trail, `"awsRegion":"`+otherRegion+`"`) {
+		t.Fatalf("the trail has no %s record", otherRegion)
+	}
+}
+
+func TestMultiRegionKeys(t *testing.T) {
+	e, eu := newRegionsEnv(t)
+	ctx := context.Background()
+	us := e.client
+	created := must[*awskms.CreateKeyOutput](t)(us.CreateKey(ctx, &awskms.CreateKeyInput{MultiRegion: aws.Bool(true), Description: aws.String("primary")}))
+	id := *created.KeyMetadata.KeyId
+	if !regexp.MustCompile(`^mrk-[0-9a-f]{32}$`).MatchString(id) || !aws.ToBool(created.KeyMetadata.MultiRegion) {
+		t.Fatalf("multi-Region key %s, MultiRegion %v", id, created.KeyMetadata.MultiRegion)
+	}
+	mrc := created.KeyMetadata.MultiRegionConfiguration
+	if mrc == nil || mrc.MultiRegionKeyType != types.MultiRegionKeyTypePrimary || *mrc.PrimaryKey.Region != testRegion || len(mrc.ReplicaKeys) != 0 {
+		t.Fatalf("MultiRegionConfiguration %+v", mrc)
+	}
+	before := must[*awskms.EncryptOutput](t)(us.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(id), Plaintext: []byte("before")}))
+
+	rep := must[*awskms.ReplicateKeyOutput](t)(us.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(id),
+		ReplicaRegion: aws.String(otherRegion), Description: aws.String("replica"), Tags: tags("side", "eu")}))
+	wantARN := "arn:aws:kms:" + otherRegion + ":" + testAccount + ":key/" + id
+	if *rep.ReplicaKeyMetadata.Arn != wantARN || *rep.ReplicaKeyMetadata.KeyId != id || rep.ReplicaKeyMetadata.KeyState != types.KeyStateEnabled ||
+		len(rep.ReplicaTags) != 1 || rep.ReplicaPolicy == nil {
+		t.Fatalf("ReplicateKey answered %+v", rep.ReplicaKeyMetadata)
+	}
+	_, err := us.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(id), ReplicaRegion: aws.String(otherRegion)})
+	wantCode(t, err, "AlreadyExistsException")
+	_, err = us.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(id), ReplicaRegion: aws.String("ap-south-1")})
+	wantCode(t, err, "UnsupportedOperationException")
+	// Only a primary key is replicated.
+	_, err = eu.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(id), ReplicaRegion: aws.String("eu-central-1")})
+	wantCode(t, err, "UnsupportedOperationException")
+
+	describe := func(c *awskms.Client) *types.KeyMetadata {
+		t.Helper()
+		return must[*awskms.DescribeKeyOutput](t)(c.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(id)})).KeyMetadata
+	}
+	check := func(primary, replica string) {
+		t.Helper()
+		for _, side := range []struct {
+			c      *awskms.Client
+			region string
+		}{{us, testRegion}, {eu, otherRegion}} {
+			m := describe(side.c)
+			want := types.MultiRegionKeyTypeReplica
+			if side.region == primary {
+				want = types.MultiRegionKeyTypePrimary
+			}
+			c := m.MultiRegionConfiguration
+			if !aws.ToBool(m.MultiRegion) || c == nil || c.MultiRegionKeyType != want || *c.PrimaryKey.Region != primary ||
+				len(c.ReplicaKeys) != 1 || *c.ReplicaKeys[0].Region != replica {
+				t.Fatalf("%s: %+v", side.region, c)
+			}
+		}
+	}
+	check(testRegion, otherRegion)
+	if d := describe(eu); *d.Description != "replica" || *d.Arn != wantARN {
+		t.Fatalf("replica %+v", d)
+	}
+
+	roundTrip := func(enc, dec *awskms.Client, msg string) {
+		t.Helper()
+		ct := must[*awskms.EncryptOutput](t)(enc.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(id), Plaintext: []byte(msg)}))
+		pt := must[*awskms.DecryptOutput](t)(dec.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: ct.CiphertextBlob}))
+		if string(pt.Plaintext) != msg {
+			t.Fatalf("decrypted %q", pt.Plaintext)
+		}
+	}
+	pt := must[*awskms.DecryptOutput](t)(eu.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: before.CiphertextBlob, KeyId: aws.String(wantARN)}))
+	if string(pt.Plaintext) != "before" {
+		t.Fatalf("eu-west-1 decrypted %q", pt.Plaintext)
+	}
+	roundTrip(us, eu, "us to eu")
+	roundTrip(eu, us, "eu to us")
+
+	// Rotation: the replica refuses it, the primary's reaches the replica.
+	_, err = eu.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: aws.String(id)})
+	wantCode(t, err, "UnsupportedOperationException")
+	must[*awskms.RotateKeyOnDemandOutput](t)(us.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: aws.String(id)}))
+	if a, b := describe(us).CurrentKeyMaterialId, describe(eu).CurrentKeyMaterialId; a == nil || b == nil || *a != *b {
+		t.Fatalf("current material %v in %s, %v in %s", a, testRegion, b, otherRegion)
+	}
+	roundTrip(us, eu, "rotated")
+	roundTrip(eu, us, "rotated back")
+
+	// A restart (new Services over the same store) keeps everything.
+	e.restart()
+	us, eu = e.client, e.clientIn(otherRegion)
+	check(testRegion, otherRegion)
+	roundTrip(us, eu, "after restart")
+	pt = must[*awskms.DecryptOutput](t)(eu.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: before.CiphertextBlob}))
+	if string(pt.Plaintext) != "before" {
+		t.Fatalf("after restart eu-west-1 decrypted %q", pt.Plaintext)
+	}
+
+	// UpdatePrimaryRegion swaps the roles; rotation follows the primary.
+	must[*awskms.UpdatePrimaryRegionOutput](t)(us.UpdatePrimaryRegion(ctx, &awskms.UpdatePrimaryRegionInput{KeyId: aws.String(id), PrimaryRegion: aws.String(otherRegion)}))
+	check(otherRegion, testRegion)
+	_, err = us.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: aws.String(id)})
+	wantCode(t, err, "UnsupportedOperationException")
+	must[*awskms.RotateKeyOnDemandOutput](t)(eu.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: aws.String(id)}))
+	roundTrip(eu, us, "new primary")
+}
