@@ -231,3 +231,41 @@ func TestInProcessSignedContentLength(t *testing.T) {
 		t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 	}
 }
+
+// BenchmarkHandlerAsym measures whole Sign, Verify and GenerateMac requests
+// in-process (SigV4, the generic JSON codec, the service), beside
+// BenchmarkHandler's Encrypt: what the server adds over kms's BenchmarkSign.
+func BenchmarkHandlerAsym(b *testing.B) {
+	h, creds, _ := benchServer(b)
+	keyOf := func(spec, usage string) string {
+		out := serveSigned(b, h, creds, "CreateKey", `{"KeySpec":"`+spec+`","KeyUsage":"`+usage+`"}`)
+		_, id, _ := strings.Cut(out, `"KeyId":"`)
+		id, _, _ = strings.Cut(id, `"`)
+		return id
+	}
+	msg := "dGhlIG1lc3NhZ2UgYSBwaXBlbGluZSBzaWducw==" // base64
+	p256 := keyOf("ECC_NIST_P256", "SIGN_VERIFY")
+	signed := serveSigned(b, h, creds, "Sign", `{"KeyId":"`+p256+`","Message":"`+msg+`","MessageType":"RAW","SigningAlgorithm":"ECDSA_SHA_256"}`)
+	_, sig, _ := strings.Cut(signed, `"Signature":"`)
+	sig, _, _ = strings.Cut(sig, `"`)
+	mac := keyOf("HMAC_256", "GENERATE_VERIFY_MAC")
+	for _, tc := range []struct{ op, name, body string }{
+		{"Sign", "Sign/spec=ECC_NIST_P256", `{"KeyId":"` + p256 + `","Message":"` + msg + `","MessageType":"RAW","SigningAlgorithm":"ECDSA_SHA_256"}`},
+		{"Verify", "Verify/spec=ECC_NIST_P256", `{"KeyId":"` + p256 + `","Message":"` + msg + `","MessageType":"RAW","SigningAlgorithm":"ECDSA_SHA_256","Signature":"` + sig + `"}`},
+		{"GenerateMac", "GenerateMac/spec=HMAC_256", `{"KeyId":"` + mac + `","Message":"` + msg + `","MacAlgorithm":"HMAC_SHA_256"}`},
+	} {
+		b.Run("op="+tc.name, func(b *testing.B) {
+			req := signedRequest(b, creds, tc.op, tc.body)
+			var ctx fasthttp.RequestCtx
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Init(req, nil, nil)
+				h(&ctx)
+				if ctx.Response.StatusCode() != 200 {
+					b.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+				}
+				ctx.Response.Reset()
+			}
+		})
+	}
+}
