@@ -2,7 +2,14 @@ package bench
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"math/big"
 	"net"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -30,4 +37,21 @@ func BareHandler() fasthttp.RequestHandler {
 func ServeBare(ln net.Listener) error {
 	s := &fasthttp.Server{Handler: BareHandler(), Name: "Coffer"}
 	return s.Serve(ln)
+}
+
+// ServeBareTLS is ServeBare over TLS 1.2+ with a self-signed ECDSA P-256
+// certificate made in memory, the baseline for Coffer over TLS.
+func ServeBareTLS(ln net.Listener) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+	return ServeBare(tls.NewListener(ln, cfg))
 }

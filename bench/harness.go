@@ -40,7 +40,10 @@ type HarnessConfig struct {
 	ServerCPU, ClientCPU int
 	// RSSEvery samples Coffer's RSS during each measured run (0: off).
 	RSSEvery time.Duration
-	Log      io.Writer
+	// TLS serves both Coffer (--tls-self-signed) and the bare server over
+	// TLS, and loads them over TLS.
+	TLS bool
+	Log io.Writer
 }
 
 // Summary is the median of a configuration's runs, for Coffer and the bare server.
@@ -85,7 +88,7 @@ type child struct {
 	endpoint string
 }
 
-var endpointPattern = regexp.MustCompile(`(?:endpoint=|listening on )(http://127\.0\.0\.1:[0-9]+)`)
+var endpointPattern = regexp.MustCompile(`(?:endpoint=|listening on )(https?://127\.0\.0\.1:[0-9]+)`)
 
 func startChild(bin string, args []string, dir string) (*child, error) {
 	cmd := exec.Command(bin, args...)
@@ -153,12 +156,16 @@ func RunHarness(ctx context.Context, cfg HarnessConfig) (*Report, error) {
 		}
 		pinned = fmt.Sprintf("servers on CPU %d, generator on CPU %d", cfg.ServerCPU, cfg.ClientCPU)
 	}
-	coffer, err := startChild(cfg.Binary, append([]string{"serve", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0"}, cfg.ServeArgs...), dir)
+	serveArgs, bareArgs := []string{"serve", "--data-dir", filepath.Join(dir, "data"), "--listen", "127.0.0.1:0"}, []string{"bench", "bare", "--listen", "127.0.0.1:0"}
+	if cfg.TLS {
+		serveArgs, bareArgs = append(serveArgs, "--tls-self-signed"), append(bareArgs, "--tls")
+	}
+	coffer, err := startChild(cfg.Binary, append(serveArgs, cfg.ServeArgs...), dir)
 	if err != nil {
 		return nil, err
 	}
 	defer coffer.stop()
-	bare, err := startChild(cfg.Binary, []string{"bench", "bare", "--listen", "127.0.0.1:0"}, dir)
+	bare, err := startChild(cfg.Binary, bareArgs, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -329,14 +336,16 @@ func call(cfg LoadConfig, op string, in, out any) error {
 	var req fasthttp.Request
 	var resp fasthttp.Response
 	req.Header.SetMethod("POST")
-	req.SetRequestURI("http://" + host + "/")
+	scheme, isTLS := schemeOf(cfg.Endpoint)
+	req.SetRequestURI(scheme + host + "/")
 	req.Header.SetHost(host)
 	req.Header.SetContentType("application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "TrentService."+op)
 	req.SetBody(body)
 	s := &signer{id: cfg.AccessKeyID, secret: cfg.Secret, region: cfg.Region}
 	s.sign(&req, time.Now())
-	if err := fasthttp.DoTimeout(&req, &resp, 10*time.Second); err != nil {
+	client := &fasthttp.HostClient{Addr: host, IsTLS: isTLS, TLSConfig: loopbackTLS}
+	if err := client.DoTimeout(&req, &resp, 10*time.Second); err != nil {
 		return err
 	}
 	if resp.StatusCode() != 200 {

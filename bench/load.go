@@ -8,6 +8,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -84,8 +86,8 @@ var ErrNotLoopback = errors.New("bench: the endpoint must be a loopback address"
 
 func checkLoopback(endpoint string) (string, error) {
 	u, err := url.Parse(endpoint)
-	if err != nil || u.Scheme != "http" {
-		return "", fmt.Errorf("bench: endpoint %q must be http://host:port", endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", fmt.Errorf("bench: endpoint %q must be http://host:port or https://host:port", endpoint)
 	}
 	host, _, err := net.SplitHostPort(u.Host)
 	if err != nil {
@@ -142,7 +144,9 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 			return nil, err
 		}
 	}
-	client := &fasthttp.HostClient{Addr: host, MaxConns: cfg.Concurrency, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	scheme, isTLS := schemeOf(cfg.Endpoint)
+	client := &fasthttp.HostClient{Addr: host, MaxConns: cfg.Concurrency, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second,
+		IsTLS: isTLS, TLSConfig: loopbackTLS}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 
@@ -160,7 +164,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 		metricsBytes []int
 	)
 	// /metrics is read on a connection of its own: the load's are all busy.
-	metricsClient := &fasthttp.HostClient{Addr: host, ReadTimeout: 10 * time.Second}
+	metricsClient := &fasthttp.HostClient{Addr: host, ReadTimeout: 10 * time.Second, IsTLS: isTLS, TLSConfig: loopbackTLS}
 	rssDone := make(chan struct{})
 	if cfg.RSSEvery > 0 && cfg.ServerPID > 0 {
 		go func() {
@@ -200,7 +204,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 				}
 				req.Reset()
 				req.Header.SetMethod("POST")
-				req.SetRequestURI("http://" + host + "/")
+				req.SetRequestURI(scheme + host + "/")
 				req.Header.SetHost(host)
 				req.Header.SetContentType("application/x-amz-json-1.1")
 				req.Header.Set("X-Amz-Target", "TrentService."+ops[i%len(ops)])
@@ -279,4 +283,18 @@ func metricsSize(client *fasthttp.HostClient, host string) int {
 		return -1
 	}
 	return len(resp.Body())
+}
+
+// loopbackTLS is the load generator's TLS client configuration. It does not
+// verify the server's certificate: the target is a self-signed server on
+// this machine's loopback (checkLoopback refuses anything else), and what
+// is measured is the cost of the TLS connection, not a trust decision.
+var loopbackTLS = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}
+
+// schemeOf returns the request URI scheme of endpoint and whether it is TLS.
+func schemeOf(endpoint string) (string, bool) {
+	if strings.HasPrefix(endpoint, "https://") {
+		return "https://", true
+	}
+	return "http://", false
 }

@@ -33,6 +33,7 @@ func newBenchRunCmd() *cobra.Command {
 		out               string
 		serveArgs         []string
 		compareArgs       []string
+		useTLS            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -51,7 +52,7 @@ with Coffer's CPU per request as a ratio to the bare server's.`,
 			}
 			cfg := bench.HarnessConfig{
 				Binary: self, ServeArgs: serveArgs, CompareServeArgs: compareArgs, Duration: duration, Warmup: warmup, Runs: runs,
-				ServerCPU: serverCPU, ClientCPU: client, RSSEvery: rssEvery, Log: cmd.ErrOrStderr(),
+				ServerCPU: serverCPU, ClientCPU: client, RSSEvery: rssEvery, TLS: useTLS, Log: cmd.ErrOrStderr(),
 			}
 			cfg.Ops = strings.Split(ops, ",")
 			for _, c := range strings.Split(conc, ",") {
@@ -84,13 +85,17 @@ with Coffer's CPU per request as a ratio to the bare server's.`,
 	f.IntVar(&client, "client-cpu", 1, "CPU for the load generator (-1: no pinning)")
 	f.StringVar(&out, "out", "", "write the JSON report here (default stdout)")
 	f.DurationVar(&rssEvery, "rss-every", 0, "sample Coffer's RSS at this interval during measured runs (0: off)")
+	f.BoolVar(&useTLS, "tls", false, "serve Coffer (--tls-self-signed) and the bare server over TLS and load them over TLS")
 	f.StringArrayVar(&serveArgs, "serve-arg", nil, "extra flag for coffer serve (repeatable)")
 	f.StringArrayVar(&compareArgs, "compare-serve-arg", nil, "also measure a second Coffer started with this extra flag, e.g. --audit=false (repeatable)")
 	return cmd
 }
 
 func newBenchBareCmd() *cobra.Command {
-	var listen string
+	var (
+		listen string
+		useTLS bool
+	)
 	cmd := &cobra.Command{
 		Use:    "bare",
 		Short:  "Serve the bare fasthttp baseline (used by bench run)",
@@ -101,10 +106,15 @@ func newBenchBareCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if useTLS {
+				fmt.Fprintf(cmd.OutOrStdout(), "listening on https://%s\n", ln.Addr())
+				return bench.ServeBareTLS(ln)
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "listening on http://%s\n", ln.Addr())
 			return bench.ServeBare(ln)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address")
+	cmd.Flags().BoolVar(&useTLS, "tls", false, "serve TLS with a self-signed certificate made in memory")
 	return cmd
 }
