@@ -128,8 +128,10 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 	return err
 }
 
-// MaintenanceLock is the name of the cluster-wide lock (keystore.Locker)
-// under which Run calls RunMaintenance.
+// MaintenanceLock starts the name of the cluster-wide lock
+// (keystore.Locker) under which Run calls RunMaintenance:
+// "maintenance/<region>", so that each Region's maintenance runs on one
+// node at a time and Services of several Regions do not exclude each other.
 const MaintenanceLock = "maintenance"
 
 // maintainOnce runs RunMaintenance under the store's MaintenanceLock when
@@ -146,7 +148,7 @@ func (s *Service) maintainOnce(ctx context.Context) (rotated, deleted int, ran b
 		base = r.store
 	}
 	if l, ok := base.(keystore.Locker); ok {
-		unlock, ok, err := l.TryLock(ctx, MaintenanceLock)
+		unlock, ok, err := l.TryLock(ctx, MaintenanceLock+"/"+s.region)
 		if err != nil {
 			return 0, 0, false, fmt.Errorf("kms: take the maintenance lock: %w", err)
 		}
