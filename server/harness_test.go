@@ -51,14 +51,6 @@ func TestMain(m *testing.M) {
 
 func onPostgres() bool { return os.Getenv("COFFER_TEST_STORE") == "postgres" }
 
-// skipOnPostgres skips a test that is about the bbolt file itself.
-func skipOnPostgres(t *testing.T, why string) {
-	t.Helper()
-	if onPostgres() {
-		t.Skip("COFFER_TEST_STORE=postgres: " + why)
-	}
-}
-
 // fakeClock is the service's clock in tests; signatures use real time.
 type fakeClock struct {
 	mu sync.Mutex
