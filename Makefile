@@ -21,7 +21,7 @@ test:
 	@echo "  1. every package with the race detector (go test -race ./...; includes the AWS CLI"
 	@echo "     walkthrough of the README and the crash tests that start real coffer processes)"
 	@echo "  2. the allocation tests without -race"
-	@echo "  3. the server's tests again on a SoftHSM2 (PKCS#11) root of trust"
+	@echo "  3. the server's tests again on a SoftHSM2 (PKCS#11) root of trust, and on PostgreSQL"
 	@echo "  4. builds and tests without cgo, with -tags purego, and for arm64 under qemu if installed"
 	@echo "For quick iterations: make test-short (a few minutes: no race detector, no SoftHSM2 pass, no qemu)."
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
@@ -29,6 +29,9 @@ test:
 	$(GO) test -count=1 -run 'Allocations' ./server
 	# The server's integration tests again, on a PKCS#11 (SoftHSM2) root of trust.
 	COFFER_TEST_ROOT=pkcs11 $(GO) test -race -count=1 -timeout 10m ./server
+	# And once more on the PostgreSQL store (a private server from the machine's binaries;
+	# skips without them). Without -race to keep CI time down: the first pass ran it.
+	COFFER_TEST_STORE=postgres $(GO) test -count=1 -timeout 10m ./server
 	# A build without cgo has no PKCS#11 backend and says so.
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/coffer
 	CGO_ENABLED=0 $(GO) test -count=1 ./hsm

@@ -66,3 +66,26 @@ func checkSizes(bucket, key string, value []byte) error {
 	}
 	return nil
 }
+
+// Locker is implemented by stores that several processes share
+// (keystore/postgres): TryLock takes the cluster-wide lock name without
+// waiting. ok is false when another holder has it; otherwise unlock
+// releases it (a holder that dies releases it too). Work done under the
+// lock must still be safe without it — a holder whose connection is lost
+// loses the lock while it runs — so the lock saves duplicated work, it
+// does not guard correctness: that is each transaction's.
+type Locker interface {
+	TryLock(ctx context.Context, name string) (unlock func(), ok bool, err error)
+}
+
+// TryLock implements Locker for a store one process owns: there is no
+// one else to exclude, so it always succeeds.
+func (b *Bolt) TryLock(context.Context, string) (func(), bool, error) { return func() {}, true, nil }
+
+// TryLock implements Locker for a store one process owns: it always succeeds.
+func (m *Memory) TryLock(context.Context, string) (func(), bool, error) { return func() {}, true, nil }
+
+var (
+	_ Locker = (*Bolt)(nil)
+	_ Locker = (*Memory)(nil)
+)

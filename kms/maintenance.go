@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -128,7 +129,43 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 	return err
 }
 
-// Run calls RunMaintenance every interval until ctx ends.
+// MaintenanceLock starts the name of the cluster-wide lock
+// (keystore.Locker) under which Run calls RunMaintenance:
+// "maintenance/<region>", so that each Region's maintenance runs on one
+// node at a time and Services of several Regions do not exclude each other.
+const MaintenanceLock = "maintenance"
+
+// maintainOnce runs RunMaintenance under the store's MaintenanceLock when
+// the store is a keystore.Locker (PostgreSQL: one node of the cluster at a
+// time); ran is false when another node holds it. The lock only saves
+// duplicated work: every item is re-checked and done in its own store
+// transaction (SERIALIZABLE on PostgreSQL), so two nodes that both run
+// (a lock lost with its connection) still do each item once, and a node
+// that dies mid-run leaves each item either done or not started — the
+// next run, on any node, finds what is still due.
+func (s *Service) maintainOnce(ctx context.Context) (rotated, deleted int, ran bool, err error) {
+	var base keystore.Store = s.store
+	if r, ok := base.(*records); ok {
+		base = r.store
+	}
+	if l, ok := base.(keystore.Locker); ok {
+		unlock, ok, err := l.TryLock(ctx, MaintenanceLock+"/"+s.region)
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("kms: take the maintenance lock: %w", err)
+		}
+		if !ok {
+			return 0, 0, false, nil
+		}
+		defer unlock()
+	}
+	rotated, deleted, err = s.RunMaintenance(ctx)
+	return rotated, deleted, true, err
+}
+
+// Run calls RunMaintenance every interval until ctx ends, under the
+// store's cluster-wide maintenance lock when it has one (maintainOnce);
+// usage counters and the audit outbox, which are this node's, are flushed
+// whether or not it holds the lock.
 func (s *Service) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -139,11 +176,13 @@ func (s *Service) Run(ctx context.Context, interval time.Duration, log *slog.Log
 		if err := s.FlushOutbox(ctx); err != nil && ctx.Err() == nil {
 			log.Error("audit outbox flush failed", "err", err)
 		}
-		if r, d, err := s.RunMaintenance(ctx); err != nil {
+		if r, d, ran, err := s.maintainOnce(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			log.Error("key maintenance failed", "err", err)
+		} else if !ran {
+			log.Debug("key maintenance skipped: another node holds the maintenance lock")
 		} else if r+d > 0 {
 			log.Info("key maintenance", "rotated", r, "deleted", d)
 		}

@@ -170,6 +170,15 @@ func openRecords(ctx context.Context, store keystore.Store, root hsm.Backend, re
 	return nil, errors.New("kms: the store's record key keeps changing")
 }
 
+// ErrOtherRoot is New's answer when the root of trust cannot unwrap the
+// store's record key (hsm.ErrUnwrap): the store was initialised under
+// another root. A node refuses to serve rather than write records and key
+// material that no other node — nor this one with its right root — could
+// read. (The root's AEAD cannot tell another root from a damaged
+// record-mac-key entry; another root is by far the likelier.) Failures to
+// reach the root (an HSM down) are reported as they are.
+var ErrOtherRoot = errors.New("the store's records were sealed under another root of trust: every node must use the same root key file and passphrase, or the same PKCS#11 token")
+
 var errRecordKeyRace = errors.New("kms: record key made concurrently")
 
 // readSchemaMeta returns the raw meta entries that bootstrap records.
@@ -192,8 +201,11 @@ func readSchemaMeta(ctx context.Context, store keystore.Store) (wrapped, version
 // never serves records it cannot authenticate.
 func unwrapRecordKey(ctx context.Context, root hsm.Backend, wrapped, version []byte) (*recordKey, error) {
 	raw, err := root.Unwrap(ctx, wrapped, []byte(labelRecordKey))
+	if errors.Is(err, hsm.ErrUnwrap) {
+		return nil, fmt.Errorf("kms: unwrap the record key: %w", ErrOtherRoot)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("kms: unwrap the record key (is this the data dir's root?): %w", err)
+		return nil, fmt.Errorf("kms: unwrap the record key: %w", err)
 	}
 	key, err := newRecordKey(raw)
 	if err != nil {

@@ -26,6 +26,8 @@ import (
 	"github.com/coffer-kms/coffer/audit"
 	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/keystore/postgres"
+	"github.com/coffer-kms/coffer/keystore/postgres/pgtest"
 	"github.com/coffer-kms/coffer/kms"
 	"github.com/coffer-kms/coffer/server"
 )
@@ -34,6 +36,20 @@ const (
 	testRegion  = "us-east-1"
 	testAccount = "111122223333"
 )
+
+// testPG is the private PostgreSQL server of a COFFER_TEST_STORE=postgres
+// run (make test runs the suite once more so): every test env then keeps
+// its store in a database of its own on it instead of a bbolt file.
+var testPG *pgtest.Server
+
+func TestMain(m *testing.M) {
+	if onPostgres() {
+		os.Exit(pgtest.Main(m, &testPG))
+	}
+	os.Exit(m.Run())
+}
+
+func onPostgres() bool { return os.Getenv("COFFER_TEST_STORE") == "postgres" }
 
 // fakeClock is the service's clock in tests; signatures use real time.
 type fakeClock struct {
@@ -76,6 +92,9 @@ type testEnv struct {
 	beforeServe func(*server.Server)
 	// configure, when set, adjusts each new server's Config.
 	configure func(*server.Config)
+	// pgURL is the env's database with COFFER_TEST_STORE=postgres; "":
+	// the store is dir/coffer.db.
+	pgURL string
 }
 
 // syncBuffer collects the server's logs for inspection.
@@ -107,6 +126,9 @@ func newEnvOn(t *testing.T, rootKind string) *testEnv {
 		t.Fatal(err)
 	}
 	e := &testEnv{t: t, dir: t.TempDir(), clock: &fakeClock{t: time.Now().UTC()}, signer: signer, logs: &syncBuffer{}, rootKind: rootKind}
+	if onPostgres() {
+		e.pgURL = testPG.Database(t) // dropped after e.stop (cleanups run last first)
+	}
 	e.start()
 	t.Cleanup(e.stop)
 	return e
@@ -121,7 +143,7 @@ func (e *testEnv) startWith(dev bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := keystore.OpenBolt(filepath.Join(e.dir, "coffer.db"))
+	store, err := e.openStore()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,6 +303,15 @@ func (e *testEnv) openRoot() (hsm.Backend, error) {
 		return nil, err
 	}
 	return hsm.NewPool(b, hsm.PoolConfig{})
+}
+
+// openStore opens the env's store: dir/coffer.db, or its PostgreSQL
+// database with COFFER_TEST_STORE=postgres.
+func (e *testEnv) openStore() (keystore.Store, error) {
+	if e.pgURL != "" {
+		return postgres.Open(context.Background(), postgres.Config{URL: e.pgURL})
+	}
+	return keystore.OpenBolt(filepath.Join(e.dir, "coffer.db"))
 }
 
 // trailAndLogs is every byte of the audit trail's files and of the

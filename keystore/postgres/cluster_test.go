@@ -5,6 +5,7 @@ package postgres_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +39,12 @@ type node struct {
 // the nodes of a test, as the sealed root of a real cluster is).
 func newNode(t *testing.T, url, dir string, listen bool) *node {
 	t.Helper()
+	return newNodeAt(t, url, dir, listen, nil)
+}
+
+// newNodeAt is newNode on the clock now (nil: the real one).
+func newNodeAt(t *testing.T, url, dir string, listen bool, now func() time.Time) *node {
+	t.Helper()
 	st, err := postgres.Open(context.Background(), postgres.Config{URL: url, Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +53,7 @@ func newNode(t *testing.T, url, dir string, listen bool) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := kms.New(kms.Config{Region: "us-east-1", Account: account, Store: st, Root: r})
+	svc, err := kms.New(kms.Config{Region: "us-east-1", Account: account, Store: st, Root: r, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,4 +340,146 @@ func cause(err error) error {
 		return fmt.Errorf("%w (%v)", err, ke.Cause())
 	}
 	return err
+}
+
+// Automatic rotation and deletion at the end of the window, due on two
+// nodes running RunMaintenance at once (no lock taken: the worst case, a
+// lock lost with its connection), are done once per item: one new
+// version, one deletion, one service event each in the outbox.
+func TestClusterMaintenanceOnce(t *testing.T) {
+	var clock atomic.Int64 // Unix nanoseconds
+	clock.Store(time.Now().UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	url, dir := pg.Database(t), t.TempDir()
+	a := newNodeAt(t, url, dir, false, now)
+	b := newNodeAt(t, url, dir, false, now)
+	ctx := context.Background()
+	period, window := 90, 7
+	var rotating, deleting []string
+	for range 3 {
+		id := createKey(t, a)
+		if _, err := a.svc.EnableKeyRotation(ctx, root, &kms.EnableKeyRotationInput{KeyId: id, RotationPeriodInDays: &period}); err != nil {
+			t.Fatal(err)
+		}
+		rotating = append(rotating, id)
+		id = createKey(t, b)
+		if _, err := b.svc.ScheduleKeyDeletion(ctx, root, &kms.ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: &window}); err != nil {
+			t.Fatal(err)
+		}
+		deleting = append(deleting, id)
+	}
+	clock.Add(int64(91 * 24 * time.Hour))
+	var rotated atomic.Int32
+	var wg sync.WaitGroup
+	for _, n := range []*node{a, b} {
+		wg.Go(func() {
+			r, _, err := n.svc.RunMaintenance(ctx)
+			if err != nil {
+				t.Errorf("RunMaintenance: %v", cause(err))
+			}
+			rotated.Add(int32(r))
+		})
+	}
+	wg.Wait()
+	if rotated.Load() != 3 {
+		t.Errorf("the nodes report %d rotations; want 3", rotated.Load())
+	}
+	for _, id := range rotating {
+		out, err := b.svc.ListKeyRotations(ctx, root, &kms.ListKeyRotationsInput{KeyId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Rotations) != 1 {
+			t.Errorf("key %s rotated %d times; want 1", id, len(out.Rotations))
+		}
+	}
+	for _, id := range deleting {
+		if _, err := a.svc.DescribeKey(ctx, root, &kms.KeyIDInput{KeyId: id}); !errors.Is(err, kms.ErrNotFound) {
+			t.Errorf("DescribeKey of a deleted key: %v", err)
+		}
+	}
+	pending, err := a.svc.PendingAudits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := map[string]int{} // "<event> <key id>"
+	for _, p := range pending {
+		if !strings.HasPrefix(p.ID, kms.ServiceEventPrefix) {
+			continue
+		}
+		var rec struct {
+			EventName string `json:"eventName"`
+		}
+		if err := json.Unmarshal(p.Record, &rec); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range append(slices.Clone(rotating), deleting...) {
+			if strings.Contains(string(p.Record), id) {
+				events[rec.EventName+" "+id]++
+			}
+		}
+	}
+	want := map[string]int{}
+	for _, id := range rotating {
+		want["RotateKey "+id] = 1
+	}
+	for _, id := range deleting {
+		want["DeleteKey "+id] = 1
+	}
+	if fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Errorf("service events in the outbox: %v; want %v", events, want)
+	}
+}
+
+// The maintenance lock is held by one node at a time, and released by
+// unlock or by the holder's store going away.
+func TestClusterMaintenanceLock(t *testing.T) {
+	url := pg.Database(t)
+	ctx := context.Background()
+	s1, s2 := open(t, url), open(t, url)
+	unlock, ok, err := s1.TryLock(ctx, kms.MaintenanceLock)
+	if err != nil || !ok {
+		t.Fatalf("TryLock on a free lock: %v, %v", ok, err)
+	}
+	if _, ok, err := s2.TryLock(ctx, kms.MaintenanceLock); err != nil || ok {
+		t.Fatalf("TryLock of a held lock from another node: %v, %v; want false", ok, err)
+	}
+	if u, ok, err := s2.TryLock(ctx, "another"); err != nil || !ok {
+		t.Fatalf("TryLock of another name: %v, %v", ok, err)
+	} else {
+		u()
+	}
+	unlock()
+	unlock2, ok, err := s2.TryLock(ctx, kms.MaintenanceLock)
+	if err != nil || !ok {
+		t.Fatalf("TryLock after unlock: %v, %v", ok, err)
+	}
+	_ = unlock2
+	s2.Close() // a node that goes away releases it
+	waitFor(t, 5*time.Second, func() error {
+		u, ok, err := s1.TryLock(ctx, kms.MaintenanceLock)
+		if err != nil || !ok {
+			return fmt.Errorf("TryLock after the holder closed: %v, %v", ok, err)
+		}
+		u()
+		return nil
+	})
+}
+
+// A node started with another root of trust than the one the database was
+// initialised under refuses to start, and says why.
+func TestClusterOtherRoot(t *testing.T) {
+	url := pg.Database(t)
+	newNode(t, url, t.TempDir(), false)
+	st := open(t, url)
+	r, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(t.TempDir(), "root.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = kms.New(kms.Config{Region: "us-east-1", Account: account, Store: st, Root: r})
+	const want = "the store's records were sealed under another root of trust: every node must use the same root key file and passphrase, or the same PKCS#11 token"
+	if !errors.Is(err, kms.ErrOtherRoot) || !strings.Contains(fmt.Sprint(err), want) {
+		t.Fatalf("kms.New under another root: %v; want ErrOtherRoot", err)
+	}
 }

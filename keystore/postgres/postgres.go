@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -66,6 +67,9 @@ type Store struct {
 	notify  map[string]bool
 	closed  atomic.Bool
 	retries atomic.Uint64
+
+	locksMu sync.Mutex
+	locks   map[*pgxpool.Conn]bool // held by TryLock (lock.go)
 }
 
 var _ keystore.Store = (*Store)(nil)
@@ -227,6 +231,7 @@ func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	s.releaseLocks()
 	s.pool.Close()
 	return nil
 }
