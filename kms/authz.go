@@ -210,15 +210,19 @@ func (s *Service) authorizeKeyWith(ctx context.Context, c *Caller, r *keyRecord,
 	if r.compiledPolicy() == nil {
 		return internal(fmt.Errorf("kms: the key policy of %s does not compile", r.arn()))
 	}
-	binder := &policyBinder{s: s, ctx: ctx, keyID: r.ID, c: c}
-	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: r.arn(), Context: pc, Bound: binder.bound}
+	req := policy.Request{PrincipalARN: c.ARN, PrincipalAccount: c.Account, Action: action, Resource: r.arn(), Context: pc}
+	var binder *policyBinder // only a policy naming IAM users or roles asks it (the default names the account)
+	if r.compiledPolicy().NamesIAMPrincipals() {
+		binder = &policyBinder{s: s, ctx: ctx, keyID: r.ID, c: c}
+		req.Bound = binder.bound
+	}
 	// Authorize(…, grant=true) is Authorize(…, false) with NotApplicable
 	// turned into Allow, so asking the grants afterwards decides the same.
 	decision := policy.Authorize(r.compiledPolicy(), r.Account, ident, false, &req)
 	if pc.InputErr != nil {
 		return internal(pc.InputErr) // decided on missing facts: refuse
 	}
-	if binder.err != nil {
+	if binder != nil && binder.err != nil {
 		return internal(binder.err) // the binding could not be read: refuse
 	}
 	if decision == policy.NotApplicable {

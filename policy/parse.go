@@ -93,6 +93,13 @@ func parse(doc []byte, kind Kind) (*Policy, error) {
 		p.statements = append(p.statements, st)
 	}
 	p.cost = p.computeCost()
+	for i := range p.statements {
+		if ps := p.statements[i].principals; ps != nil {
+			for _, a := range ps.arns {
+				p.namesIAM = p.namesIAM || a.iam
+			}
+		}
+	}
 	return p, nil
 }
 

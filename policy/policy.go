@@ -143,4 +143,13 @@ type Policy struct {
 	hasID      bool
 	statements []statement
 	cost       int64 // worst-case evaluation steps (cost.go)
+	// namesIAM reports a statement naming an IAM user or role, the only
+	// principals Request.Bound is asked about.
+	namesIAM bool
 }
+
+// NamesIAMPrincipals reports whether evaluating p can ask Request.Bound:
+// whether a statement names an IAM user or role ARN. A caller spares
+// building Bound for the policies that cannot (the default key policy
+// names only the account).
+func (p *Policy) NamesIAMPrincipals() bool { return p != nil && p.namesIAM }
