@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/coffer-kms/coffer/engine"
@@ -238,19 +240,9 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	k := &opReplicateKey.Keys[0]
-	r, err := s.keyFor(ctx, c, k, in.KeyId, nil)
+	r, err := s.primaryKey(ctx, c, &opReplicateKey.Keys[0], in.KeyId, "; replicate its primary key in %s.")
 	if err != nil {
 		return nil, err
-	}
-	if err := k.checkState(r); err != nil {
-		return nil, err
-	}
-	if r.PrimaryRegion == "" {
-		return nil, newError(ErrUnsupportedOperation, "%s is not a multi-Region key.", r.arn())
-	}
-	if r.isReplica() {
-		return nil, newError(ErrUnsupportedOperation, "%s is not a multi-Region primary key; replicate its primary key in %s.", r.arn(), r.PrimaryRegion)
 	}
 	if slices.Contains(r.family(), in.ReplicaRegion) {
 		return nil, newError(ErrAlreadyExists, "A key with ID %s already exists in %s.", r.ID, in.ReplicaRegion)
@@ -464,18 +456,9 @@ func (s *Service) UpdatePrimaryRegion(ctx context.Context, c *Caller, in *Update
 		return nil, err
 	}
 	k := &opUpdatePrimaryRegion.Keys[0]
-	r, err := s.keyFor(ctx, c, k, in.KeyId, nil)
+	r, err := s.primaryKey(ctx, c, k, in.KeyId, ".")
 	if err != nil {
 		return nil, err
-	}
-	if err := k.checkState(r); err != nil {
-		return nil, err
-	}
-	if r.PrimaryRegion == "" {
-		return nil, newError(ErrUnsupportedOperation, "%s is not a multi-Region key.", r.arn())
-	}
-	if r.isReplica() {
-		return nil, newError(ErrUnsupportedOperation, "%s is not a multi-Region primary key.", r.arn())
 	}
 	if in.PrimaryRegion == r.Region {
 		return &Empty{}, nil
@@ -519,4 +502,26 @@ func (s *Service) UpdatePrimaryRegion(ctx context.Context, c *Caller, in *Update
 		return nil, err
 	}
 	return &Empty{}, nil
+}
+
+// primaryKey resolves keyID, authorizes k's action and checks k's states
+// (usableKey), and refuses a key that is not the primary of a multi-Region
+// family; replicaHint ends the message for a replica ("." or a hint with
+// one %s for the primary's Region).
+func (s *Service) primaryKey(ctx context.Context, c *Caller, k *KeyMember, keyID, replicaHint string) (*keyRecord, error) {
+	r, err := s.usableKey(ctx, c, k, keyID, nil)
+	if err != nil {
+		return nil, err
+	}
+	if r.PrimaryRegion == "" {
+		return nil, newError(ErrUnsupportedOperation, "%s is not a multi-Region key.", r.arn())
+	}
+	if r.isReplica() {
+		hint := replicaHint
+		if strings.Contains(hint, "%s") {
+			hint = fmt.Sprintf(hint, r.PrimaryRegion)
+		}
+		return nil, newError(ErrUnsupportedOperation, "%s is not a multi-Region primary key%s", r.arn(), hint)
+	}
+	return r, nil
 }
