@@ -41,10 +41,7 @@ func (s *Service) DeriveSharedSecret(ctx context.Context, c *Caller, in *DeriveS
 		v.secretLength("publicKey", in.PublicKey, 1, maxPublicKey)
 	}
 	v.grantTokens(in.GrantTokens)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	if err := checkRecipient(in.Recipient); err != nil {

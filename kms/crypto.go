@@ -43,10 +43,7 @@ func (s *Service) Encrypt(ctx context.Context, c *Caller, in *EncryptInput) (*En
 	v.encryptionContext("encryptionContext", in.EncryptionContext)
 	v.grantTokens(in.GrantTokens)
 	v.enum("encryptionAlgorithm", in.EncryptionAlgorithm, encryptionAlgorithms)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	r, err := s.encryptionKey(ctx, c, &opEncrypt.Keys[0], in.KeyId, in.EncryptionAlgorithm, in.EncryptionContext)
@@ -164,10 +161,7 @@ func (s *Service) Decrypt(ctx context.Context, c *Caller, in *DecryptInput) (*De
 	v.encryptionContext("encryptionContext", in.EncryptionContext)
 	v.grantTokens(in.GrantTokens)
 	v.enum("encryptionAlgorithm", in.EncryptionAlgorithm, encryptionAlgorithms)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	if err := checkRecipient(in.Recipient); err != nil {
@@ -178,6 +172,16 @@ func (s *Service) Decrypt(ctx context.Context, c *Caller, in *DecryptInput) (*De
 		return nil, err
 	}
 	return &DecryptOutput{KeyId: o.key.arn(), Plaintext: o.plaintext, EncryptionAlgorithm: o.algorithm(), KeyMaterialId: o.materialID}, nil
+}
+
+// noRecipient refuses a Recipient for the …WithoutPlaintext operations, whose
+// request shape has no such member (the input type is shared with the
+// operation that has it).
+func noRecipient(op *Operation, raw json.RawMessage) error {
+	if len(raw) != 0 && string(raw) != "null" {
+		return newError(ErrValidation, "1 validation error detected: Recipient is not a member of %sRequest", op.Name)
+	}
+	return nil
 }
 
 func checkRecipient(raw json.RawMessage) error {
@@ -354,10 +358,7 @@ func (s *Service) ReEncrypt(ctx context.Context, c *Caller, in *ReEncryptInput) 
 	v.enum("sourceEncryptionAlgorithm", in.SourceEncryptionAlgorithm, encryptionAlgorithms)
 	v.enum("destinationEncryptionAlgorithm", in.DestinationEncryptionAlgorithm, encryptionAlgorithms)
 	v.grantTokens(in.GrantTokens)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	// kms:ReEncryptOnSameKey, in both authorizations: whether the source
@@ -428,8 +429,8 @@ func (s *Service) GenerateDataKey(ctx context.Context, c *Caller, in *GenerateDa
 
 // GenerateDataKeyWithoutPlaintext returns only the blob of a fresh data key.
 func (s *Service) GenerateDataKeyWithoutPlaintext(ctx context.Context, c *Caller, in *GenerateDataKeyInput) (*GenerateDataKeyOutput, error) {
-	if len(in.Recipient) != 0 && string(in.Recipient) != "null" {
-		return nil, newError(ErrValidation, "1 validation error detected: Recipient is not a member of GenerateDataKeyWithoutPlaintextRequest")
+	if err := noRecipient(opGenerateDataKeyWithoutPlaintext, in.Recipient); err != nil {
+		return nil, err
 	}
 	return s.generateDataKey(ctx, c, in, opGenerateDataKeyWithoutPlaintext)
 }
@@ -444,10 +445,7 @@ func (s *Service) generateDataKey(ctx context.Context, c *Caller, in *GenerateDa
 	}
 	v.enum("keySpec", in.KeySpec, dataKeySpecs)
 	v.grantTokens(in.GrantTokens)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	if err := checkRecipient(in.Recipient); err != nil {

@@ -42,8 +42,8 @@ func (s *Service) GenerateDataKeyPair(ctx context.Context, c *Caller, in *Genera
 // GenerateDataKeyPairWithoutPlaintext is GenerateDataKeyPair without the
 // plaintext private key.
 func (s *Service) GenerateDataKeyPairWithoutPlaintext(ctx context.Context, c *Caller, in *GenerateDataKeyPairInput) (*GenerateDataKeyPairOutput, error) {
-	if len(in.Recipient) != 0 && string(in.Recipient) != "null" {
-		return nil, newError(ErrValidation, "1 validation error detected: Recipient is not a member of GenerateDataKeyPairWithoutPlaintextRequest")
+	if err := noRecipient(opGenerateDataKeyPairWithoutPlaintext, in.Recipient); err != nil {
+		return nil, err
 	}
 	return s.generateDataKeyPair(ctx, c, in, opGenerateDataKeyPairWithoutPlaintext)
 }
@@ -56,10 +56,7 @@ func (s *Service) generateDataKeyPair(ctx context.Context, c *Caller, in *Genera
 		v.enum("keyPairSpec", in.KeyPairSpec, dataKeyPairSpecs)
 	}
 	v.grantTokens(in.GrantTokens)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	if err := checkRecipient(in.Recipient); err != nil {

@@ -28,10 +28,7 @@ type GenerateMacOutput struct {
 func (s *Service) GenerateMac(ctx context.Context, c *Caller, in *GenerateMacInput) (*GenerateMacOutput, error) {
 	var v validator
 	validateMac(&v, in.KeyId, in.Message, in.MacAlgorithm, in.GrantTokens)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	r, err := s.macKey(ctx, c, &opGenerateMac.Keys[0], in.KeyId, in.MacAlgorithm)
@@ -78,10 +75,7 @@ func (s *Service) VerifyMac(ctx context.Context, c *Caller, in *VerifyMacInput) 
 	if v.required("mac", in.Mac != nil) {
 		v.secretLength("mac", in.Mac, 1, maxMac)
 	}
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	r, err := s.macKey(ctx, c, &opVerifyMac.Keys[0], in.KeyId, in.MacAlgorithm)

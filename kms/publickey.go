@@ -27,10 +27,7 @@ func (s *Service) GetPublicKey(ctx context.Context, c *Caller, in *KeyIDInput) (
 	var v validator
 	v.keyID("keyId", in.KeyId)
 	v.grantTokens(in.GrantTokens)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	r, err := s.usableKey(ctx, c, &opGetPublicKey.Keys[0], in.KeyId, nil)

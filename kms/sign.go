@@ -28,10 +28,7 @@ type SignOutput struct {
 func (s *Service) Sign(ctx context.Context, c *Caller, in *SignInput) (*SignOutput, error) {
 	var v validator
 	validateSigning(&v, in.KeyId, in.Message, in.MessageType, in.SigningAlgorithm, in.GrantTokens)
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	mt := messageType(in.MessageType)
@@ -81,10 +78,7 @@ func (s *Service) Verify(ctx context.Context, c *Caller, in *VerifyInput) (*Veri
 	if v.required("signature", in.Signature != nil) {
 		v.secretLength("signature", in.Signature, 1, maxSignature)
 	}
-	if err := v.err(); err != nil {
-		return nil, err
-	}
-	if err := checkGrantTokens(in.GrantTokens); err != nil {
+	if err := v.errWithTokens(in.GrantTokens); err != nil {
 		return nil, err
 	}
 	mt := messageType(in.MessageType)

@@ -83,6 +83,16 @@ func (v *validator) keyID(field, s string) {
 }
 
 // grantTokens validates GrantTokens (≤10 tokens of 1..8192 characters).
+// errWithTokens is err, then, for a request whose members are valid, the
+// grant tokens' own check (InvalidGrantTokenException): the order AWS
+// answers in.
+func (v *validator) errWithTokens(tokens []string) error {
+	if err := v.err(); err != nil {
+		return err
+	}
+	return checkGrantTokens(tokens)
+}
+
 func (v *validator) grantTokens(tokens []string) {
 	if len(tokens) > 10 {
 		v.fail("grantTokens", hidden{}, "Member must have length less than or equal to 10")
