@@ -184,11 +184,19 @@ func (s *Service) managedKey(ctx context.Context, c *Caller, account, name strin
 // putManagedKey stores r and its alias name in one transaction, unless
 // the alias exists by then: it reports whether it created them.
 func (s *Service) putManagedKey(ctx context.Context, r *keyRecord, name string, now time.Time) (bool, error) {
+	// The key is the service's own creation, whatever call named its alias
+	// first (a read-only one): its record (CreateKey, an AwsServiceEvent)
+	// commits with it through the outbox.
+	ctx, event, err := s.serviceEventContext(ctx, "CreateKey")
+	if err != nil {
+		return false, err
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	created := false
-	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+	err = s.store.Update(ctx, func(tx keystore.Tx) error {
 		created = false // Update may run fn again
+		event.on(nil)
 		a, err := getAliasTx(tx, r.Account, name)
 		if err != nil || a != nil {
 			return err
@@ -197,6 +205,7 @@ func (s *Service) putManagedKey(ctx context.Context, r *keyRecord, name string, 
 			return err
 		}
 		created = true
+		event.on(r)
 		return putAliasTx(tx, &aliasRecord{Account: r.Account, Name: name, Target: r.ID, Created: now, Updated: now})
 	})
 	s.cache.invalidate(cacheAlias, aliasStoreKey(r.Account, name))

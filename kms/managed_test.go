@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -73,6 +74,22 @@ func TestManagedKeyFirstUse(t *testing.T) {
 	}
 	if len(keys.Keys) != 1 || keys.Keys[0].KeyId != ids[0] {
 		t.Fatalf("ListKeys after 64 first uses = %+v, want the one key %s", keys.Keys, ids[0])
+	}
+	// The creation committed with its own record (a service event in the
+	// outbox), exactly once: the 63 losers changed nothing.
+	pending, err := s.PendingAudits(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creations := 0
+	for _, e := range pending {
+		if strings.HasPrefix(e.ID, ServiceEventPrefix) && strings.Contains(string(e.Record), `"eventName":"CreateKey"`) &&
+			strings.Contains(string(e.Record), ids[0]) {
+			creations++
+		}
+	}
+	if creations != 1 || len(pending) != 1 {
+		t.Fatalf("%d CreateKey service events (%d outbox entries) for one managed key, want exactly 1", creations, len(pending))
 	}
 	aliases, err := s.ListAliases(ctx, root, &ListAliasesInput{})
 	if err != nil {
