@@ -3,7 +3,6 @@ package kms
 import (
 	"context"
 	"encoding/json"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,12 +18,6 @@ import (
 // (one record per key ID, the newest use winning) by FlushUsage, so that
 // a cryptographic operation costs no durable write of its own. A crash
 // loses at most one flush interval of last uses, as it does of counters.
-
-// lastUseOperations are AWS's KeyLastUsageTrackingOperation values that
-// Coffer serves.
-var lastUseOperations = []string{"Decrypt", "DeriveSharedSecret", "Encrypt", "GenerateDataKey", "GenerateDataKeyPair",
-	"GenerateDataKeyPairWithoutPlaintext", "GenerateDataKeyWithoutPlaintext", "GenerateMac", "ReEncrypt", "Sign",
-	"Verify", "VerifyMac"}
 
 // metaLastUsageSince is the meta entry holding when this store began
 // tracking last usage (RFC 3339), written by the first flush.
@@ -63,7 +56,7 @@ type lastUsage struct {
 // operations AWS tracks count; keys of other Regions are not this
 // Service's to track.
 func (s *Service) RecordLastUsage(keyARNs []string, op, requestID string, eventID *EventID) {
-	if len(keyARNs) == 0 || !slices.Contains(lastUseOperations, op) {
+	if len(keyARNs) == 0 || !tracksLastUse[op] {
 		return
 	}
 	at := s.now().UTC()

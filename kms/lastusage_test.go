@@ -2,9 +2,12 @@ package kms
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 )
 
 // TestKeyLastUsage records each kind of cryptographic operation as the
@@ -67,5 +70,20 @@ func TestKeyLastUsage(t *testing.T) {
 	s2.FlushUsage(ctx)
 	if u := get(s2, sig.KeyMetadata.KeyId).KeyLastUsage; u.Operation != "Verify" {
 		t.Fatalf("an older use replaced the newer: %+v", u)
+	}
+}
+
+// TestTracksLastUseIsAWSs: the catalogue's TracksLastUse rows are exactly
+// the values of AWS's KeyLastUsageTrackingOperation enum (the SDK's
+// generated model) that Coffer serves.
+func TestTracksLastUseIsAWSs(t *testing.T) {
+	aws := map[string]bool{}
+	for _, v := range kmstypes.KeyLastUsageTrackingOperation("").Values() {
+		if _, served := LookupOperation(APIKMS, string(v)); served {
+			aws[string(v)] = true
+		}
+	}
+	if len(aws) == 0 || !maps.Equal(aws, tracksLastUse) {
+		t.Fatalf("catalogue tracks %v, AWS's enum (served) %v", tracksLastUse, aws)
 	}
 }

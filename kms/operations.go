@@ -67,6 +67,9 @@ type Operation struct {
 	Action   string
 	Keys     []KeyMember
 	ReadOnly bool // CloudTrail's readOnly
+	// TracksLastUse marks AWS's KeyLastUsageTrackingOperation values: a
+	// successful call updates GetKeyLastUsage of its keys.
+	TracksLastUse bool
 	// Request and Response are the members the audit record may carry: an
 	// allow-list, so that a member added to an input never reaches the
 	// trail unless it is named here. Plaintexts, ciphertexts, messages,
@@ -150,24 +153,24 @@ var (
 
 	// Cryptographic operations.
 	opEncrypt = &Operation{ConditionKeys: cryptoConditions,
-		Name: "Encrypt", Quota: cryptographic, ReadOnly: true,
+		Name: "Encrypt", TracksLastUse: true, Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "Encrypt")},
 		Request: []string{"KeyId", "EncryptionContext", "EncryptionAlgorithm"}}
 	opDecrypt = &Operation{ConditionKeys: cryptoConditions,
-		Name: "Decrypt", Quota: cryptographic, ReadOnly: true,
+		Name: "Decrypt", TracksLastUse: true, Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "Decrypt")},
 		Request: []string{"KeyId", "EncryptionContext", "EncryptionAlgorithm"}}
 	opReEncrypt = &Operation{ConditionKeys: conditions(cryptoConditions, "kms:ReEncryptOnSameKey"),
-		Name: "ReEncrypt", Quota: cryptographic, ReadOnly: true,
+		Name: "ReEncrypt", TracksLastUse: true, Quota: cryptographic, ReadOnly: true,
 		Keys: []KeyMember{cryptoKey("SourceKeyId", "ReEncryptFrom"), cryptoKey("DestinationKeyId", "ReEncryptTo")},
 		Request: []string{"SourceKeyId", "DestinationKeyId", "SourceEncryptionContext", "DestinationEncryptionContext",
 			"SourceEncryptionAlgorithm", "DestinationEncryptionAlgorithm", "DryRun"}}
 	opGenerateDataKey = &Operation{ConditionKeys: cryptoConditions,
-		Name: "GenerateDataKey", Quota: cryptographic, ReadOnly: true,
+		Name: "GenerateDataKey", TracksLastUse: true, Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "GenerateDataKey")},
 		Request: []string{"KeyId", "EncryptionContext", "NumberOfBytes", "KeySpec"}}
 	opGenerateDataKeyWithoutPlaintext = &Operation{ConditionKeys: cryptoConditions,
-		Name: "GenerateDataKeyWithoutPlaintext", Quota: cryptographic, ReadOnly: true,
+		Name: "GenerateDataKeyWithoutPlaintext", TracksLastUse: true, Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "GenerateDataKeyWithoutPlaintext")},
 		Request: []string{"KeyId", "EncryptionContext", "NumberOfBytes", "KeySpec"}}
 
@@ -176,12 +179,12 @@ var (
 	// specify a KMS key, use its key ID, key ARN, alias name, or alias
 	// ARN", botocore) and may name another account's key (reference §1.5).
 	opSign = &Operation{ConditionKeys: conditions(keyConditions, "kms:SigningAlgorithm", "kms:MessageType", "kms:RequestAlias"),
-		Name: "Sign", ReadOnly: true,
+		Name: "Sign", TracksLastUse: true, ReadOnly: true,
 		Keys:     []KeyMember{dataPlaneKey("KeyId", "Sign", UsageSignVerify)},
 		Request:  []string{"KeyId", "MessageType", "SigningAlgorithm", "DryRun"},
 		Response: []string{"KeyId", "SigningAlgorithm"}}
 	opVerify = &Operation{ConditionKeys: conditions(keyConditions, "kms:SigningAlgorithm", "kms:MessageType", "kms:RequestAlias"),
-		Name: "Verify", ReadOnly: true,
+		Name: "Verify", TracksLastUse: true, ReadOnly: true,
 		Keys:     []KeyMember{dataPlaneKey("KeyId", "Verify", UsageSignVerify)},
 		Request:  []string{"KeyId", "MessageType", "SigningAlgorithm", "DryRun"},
 		Response: []string{"KeyId", "SignatureValid", "SigningAlgorithm"}}
@@ -193,27 +196,27 @@ var (
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId", "KeySpec", "KeyUsage"}}
 	opGenerateMac = &Operation{ConditionKeys: conditions(keyConditions, "kms:MacAlgorithm", "kms:RequestAlias"),
-		Name: "GenerateMac", Quota: cryptographic, ReadOnly: true,
+		Name: "GenerateMac", TracksLastUse: true, Quota: cryptographic, ReadOnly: true,
 		Keys:     []KeyMember{dataPlaneKey("KeyId", "GenerateMac", UsageGenerateVerifyMAC)},
 		Request:  []string{"KeyId", "MacAlgorithm", "DryRun"},
 		Response: []string{"KeyId", "MacAlgorithm"}}
 	opVerifyMac = &Operation{ConditionKeys: conditions(keyConditions, "kms:MacAlgorithm", "kms:RequestAlias"),
-		Name: "VerifyMac", Quota: cryptographic, ReadOnly: true,
+		Name: "VerifyMac", TracksLastUse: true, Quota: cryptographic, ReadOnly: true,
 		Keys:     []KeyMember{dataPlaneKey("KeyId", "VerifyMac", UsageGenerateVerifyMAC)},
 		Request:  []string{"KeyId", "MacAlgorithm", "DryRun"},
 		Response: []string{"KeyId", "MacValid", "MacAlgorithm"}}
 	opDeriveSharedSecret = &Operation{ConditionKeys: conditions(keyConditions, "kms:KeyAgreementAlgorithm", "kms:RequestAlias"),
-		Name: "DeriveSharedSecret", ReadOnly: true,
+		Name: "DeriveSharedSecret", TracksLastUse: true, ReadOnly: true,
 		Keys:     []KeyMember{dataPlaneKey("KeyId", "DeriveSharedSecret", UsageKeyAgreement)},
 		Request:  []string{"KeyId", "KeyAgreementAlgorithm", "DryRun"},
 		Response: []string{"KeyId", "KeyAgreementAlgorithm", "KeyOrigin"}}
 	opGenerateDataKeyPair = &Operation{ConditionKeys: conditions(cryptoConditions, "kms:DataKeyPairSpec"),
-		Name: "GenerateDataKeyPair", ReadOnly: true,
+		Name: "GenerateDataKeyPair", TracksLastUse: true, ReadOnly: true,
 		Keys:     []KeyMember{cryptoKey("KeyId", "GenerateDataKeyPair")},
 		Request:  []string{"KeyId", "EncryptionContext", "KeyPairSpec", "DryRun"},
 		Response: []string{"KeyId", "KeyPairSpec"}}
 	opGenerateDataKeyPairWithoutPlaintext = &Operation{ConditionKeys: conditions(cryptoConditions, "kms:DataKeyPairSpec"),
-		Name: "GenerateDataKeyPairWithoutPlaintext", ReadOnly: true,
+		Name: "GenerateDataKeyPairWithoutPlaintext", TracksLastUse: true, ReadOnly: true,
 		Keys:     []KeyMember{cryptoKey("KeyId", "GenerateDataKeyPairWithoutPlaintext")},
 		Request:  []string{"KeyId", "EncryptionContext", "KeyPairSpec", "DryRun"},
 		Response: []string{"KeyId", "KeyPairSpec"}}
@@ -502,6 +505,18 @@ var grantOperationOfAction = func() map[string]string {
 			if k.Grant != "" {
 				m[k.Action] = k.Grant
 			}
+		}
+	}
+	return m
+}()
+
+// tracksLastUse reports whether a successful call of the KMS operation op
+// updates its keys' last use, from the catalogue's rows.
+var tracksLastUse = func() map[string]bool {
+	m := map[string]bool{}
+	for _, o := range catalogue {
+		if o.API == APIKMS && o.TracksLastUse {
+			m[o.Name] = true
 		}
 	}
 	return m
