@@ -537,6 +537,10 @@ func (s *Service) bindKeyPolicyTx(tx keystore.Tx, keyID string, p *policy.Policy
 // keyPolicyIDs returns the binding of key keyID's policy; nil for a key
 // whose policy was put before bindings existed.
 func (s *Service) keyPolicyIDs(ctx context.Context, keyID string) (map[string]string, error) {
+	if ids, ok := s.cache.keyPrincipals.get(keyID); ok {
+		return nilIfEmpty(ids), nil
+	}
+	gen := s.cache.keyPrincipals.generation()
 	var ids map[string]string
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
 		ids = nil // View may run fn again
@@ -546,7 +550,21 @@ func (s *Service) keyPolicyIDs(ctx context.Context, keyID string) (map[string]st
 		}
 		return json.Unmarshal(raw, &ids)
 	})
-	return ids, err
+	if err != nil {
+		return nil, err
+	}
+	if ids == nil {
+		ids = map[string]string{} // "no bindings" is cached too
+	}
+	return nilIfEmpty(s.cache.keyPrincipals.fill(keyID, ids, gen)), nil
+}
+
+// nilIfEmpty is a key's bindings as keyPolicyIDs answers them: nil for none.
+func nilIfEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 // policyBinder answers policy.Request.Bound for key r's policy and caller

@@ -19,7 +19,8 @@ import (
 type cacheKind uint8
 
 const (
-	// cacheKey: a key's record and its unwrapped material, by key ID.
+	// cacheKey: a key's record, its unwrapped material and its policy's
+	// principal bindings (key-principals), by key ID.
 	cacheKey cacheKind = iota
 	// cacheGrants: a key's grants, by key ID.
 	cacheGrants
@@ -49,8 +50,12 @@ type caches struct {
 	identities *bounded[string, identityEntry]
 	accessKeys *bounded[string, accessKeyEntry]
 	aliases    *bounded[string, string] // alias → target key ID
-	materials  *materialCache
-	flights    flights // unwraps in progress
+	// keyPrincipals are key policies' principal bindings (ARN → unique
+	// ID), by key ID: read on every request to a key whose policy names IAM
+	// users or roles. A key without bindings is cached as an empty map.
+	keyPrincipals *bounded[string, map[string]string]
+	materials     *materialCache
+	flights       flights // unwraps in progress
 }
 
 func newCaches(cfg CacheConfig, now func() time.Time) *caches {
@@ -67,10 +72,11 @@ func newCaches(cfg CacheConfig, now func() time.Time) *caches {
 		// An evicted secret is zeroed; one replaced (a session's token
 		// seen again) is left to the garbage collector. Callers never hold
 		// the cached slice: they get copies (accessKeyEntry.export).
-		accessKeys: newBounded[string](cfg.Entries, cfg.TTL, now, func(e accessKeyEntry) { clear(e.secret) }),
-		aliases:    newBounded[string, string](cfg.Entries, cfg.TTL, now, nil),
-		materials:  newMaterialCache(cfg.Entries, cfg.TTL, now),
-		flights:    flights{m: map[versionRef]*unwrapFlight{}},
+		accessKeys:    newBounded[string](cfg.Entries, cfg.TTL, now, func(e accessKeyEntry) { clear(e.secret) }),
+		aliases:       newBounded[string, string](cfg.Entries, cfg.TTL, now, nil),
+		keyPrincipals: newBounded[string, map[string]string](cfg.Entries, cfg.TTL, now, nil),
+		materials:     newMaterialCache(cfg.Entries, cfg.TTL, now),
+		flights:       flights{m: map[versionRef]*unwrapFlight{}},
 	}
 }
 
@@ -80,6 +86,7 @@ func (c *caches) invalidate(kind cacheKind, id string) {
 	switch kind {
 	case cacheKey:
 		c.keys.invalidate(id)
+		c.keyPrincipals.invalidate(id)
 		c.materials.dropKey(id)
 	case cacheGrants:
 		c.grants.invalidate(id)
@@ -102,6 +109,7 @@ func (c *caches) dropAll() {
 	c.identities.clear()
 	c.accessKeys.clear()
 	c.aliases.clear()
+	c.keyPrincipals.clear()
 	c.materials.purge()
 }
 
@@ -114,6 +122,7 @@ func (c *caches) publishKey(id string, r *keyRecord) {
 		return
 	}
 	c.keys.publish(id, r)
+	c.keyPrincipals.invalidate(id) // the policy, and so its bindings, may have changed with it
 	if r.State != StateEnabled {
 		c.materials.dropKey(id)
 	}

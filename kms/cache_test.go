@@ -298,3 +298,21 @@ func TestCacheStatsCountHitsAndMisses(t *testing.T) {
 		t.Fatalf("stats %+v, want 2 hits, 2 misses, 1 entry", st)
 	}
 }
+
+// TestKeyPrincipalsFollowTheKey: a key's cached policy bindings go with
+// every change to the key (its invalidation, or a new snapshot published
+// by this node, which may carry a new policy).
+func TestKeyPrincipalsFollowTheKey(t *testing.T) {
+	c := newCaches(CacheConfig{}, time.Now)
+	bind := map[string]string{"arn:aws:iam::111122223333:user/u": "AIDAEXAMPLE"}
+	c.keyPrincipals.put("k", bind)
+	c.publishKey("k", &keyRecord{ID: "k", State: StateEnabled})
+	if _, ok := c.keyPrincipals.get("k"); ok {
+		t.Fatal("bindings kept after a new snapshot of the key was published")
+	}
+	c.keyPrincipals.put("k", bind)
+	c.invalidate(cacheKey, "k")
+	if _, ok := c.keyPrincipals.get("k"); ok {
+		t.Fatal("bindings kept after the key's invalidation")
+	}
+}
