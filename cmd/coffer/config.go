@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"regexp"
+	"strings"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -269,12 +271,54 @@ func yamlScalar(f *pflag.Flag) string {
 	if secretName.MatchString(f.Name) && v != "" {
 		return redacted
 	}
+	if strings.HasSuffix(f.Name, "-url") {
+		v = redactURL(v)
+	}
 	switch f.Value.Type() {
 	case "bool", "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
 		return v
 	}
 	q, _ := json.Marshal(v) // a JSON string is a YAML double-quoted scalar
 	return string(q)
+}
+
+// redactedPassword replaces the password of a connection URL.
+const redactedPassword = "xxxxx"
+
+// libpqPassword matches the password of a libpq keyword/value connection
+// string: password=secret or password='se cret'.
+var libpqPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s']+)`)
+
+// urlUserPassword matches the user:password@ of a URL that does not parse.
+var urlUserPassword = regexp.MustCompile(`(://[^:/@]*:)[^/]*@`)
+
+// redactURL hides the password of a connection string (--postgres-url,
+// from a flag, COFFER_POSTGRES_URL or the file): a URL's
+// user:password@ and ?password=, or libpq's password=…, keeping the user,
+// host and database so that the printed configuration still says where it
+// connects. A value that does not parse as a URL is treated as libpq's
+// keyword/value form.
+func redactURL(v string) string {
+	if v == "" {
+		return v
+	}
+	u, err := url.Parse(v)
+	switch {
+	case err != nil && strings.Contains(v, "://"):
+		// A URL net/url refuses (a bad port, say) still hides its password.
+		v = urlUserPassword.ReplaceAllString(v, "${1}"+redactedPassword+"@")
+		return libpqPassword.ReplaceAllString(v, "${1}"+redactedPassword)
+	case err != nil || u.Scheme == "" || u.Opaque != "":
+		return libpqPassword.ReplaceAllString(v, "${1}"+redactedPassword)
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), redactedPassword)
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", redactedPassword)
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 func newConfigCmd() *cobra.Command {

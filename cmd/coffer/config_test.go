@@ -167,3 +167,67 @@ func TestConfigReadmeExample(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigPrintRedactsPostgresPassword: the password of --postgres-url
+// never shows, from a flag, COFFER_POSTGRES_URL or the file, while the
+// user, host and database do.
+func TestConfigPrintRedactsPostgresPassword(t *testing.T) {
+	const url = "postgres://coffer:pw-s3cr3t@db.internal:5432/kms?sslmode=require"
+	const want = `postgres-url: "postgres://coffer:xxxxx@db.internal:5432/kms?sslmode=require"`
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		env, file  string
+		wantSource string
+	}{
+		{"flag", []string{"--postgres-url", url}, "", "", fromFlag},
+		{"environment", nil, url, "", fromEnv},
+		{"file", nil, "", "postgres-url: " + url + "\n", fromFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.env != "" {
+				t.Setenv("COFFER_POSTGRES_URL", tc.env)
+			} else {
+				t.Setenv("COFFER_POSTGRES_URL", "")
+				os.Unsetenv("COFFER_POSTGRES_URL")
+			}
+			args := append([]string{"config", "print"}, tc.args...)
+			if tc.file != "" {
+				args = append(args, "--config", writeConfig(t, tc.file))
+			}
+			root := newRootCmd()
+			var out bytes.Buffer
+			root.SetOut(&out)
+			root.SetArgs(args)
+			if err := root.Execute(); err != nil {
+				t.Fatal(err)
+			}
+			text := out.String()
+			if strings.Contains(text, "s3cr3t") {
+				t.Fatalf("config print shows the database password:\n%s", text)
+			}
+			if !strings.Contains(text, want+" # "+tc.wantSource) {
+				t.Fatalf("config print lacks %s # %s:\n%s", want, tc.wantSource, text)
+			}
+		})
+	}
+}
+
+// TestRedactURL: every form of connection string PostgreSQL takes.
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                "",
+		"postgres://coffer@db/kms":        "postgres://coffer@db/kms",
+		"postgres://coffer:s3cr3t@db/kms": "postgres://coffer:xxxxx@db/kms",
+		"postgresql://coffer:s%40cr3t@db:5432/kms":           "postgresql://coffer:xxxxx@db:5432/kms",
+		"postgres://db/kms?user=c&password=s3cr3t":           "postgres://db/kms?password=xxxxx&user=c",
+		"postgres://coffer:s3cr3t@db:port/kms":               "postgres://coffer:xxxxx@db:port/kms",
+		"host=db user=coffer password=s3cr3t dbname=kms":     "host=db user=coffer password=xxxxx dbname=kms",
+		"host=db password = 's3 cr\\'3t' dbname=kms":         "host=db password = xxxxx dbname=kms",
+		"host=db user=coffer PASSWORD=s3cr3t sslmode=verify": "host=db user=coffer PASSWORD=xxxxx sslmode=verify",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
