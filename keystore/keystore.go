@@ -46,6 +46,12 @@ var (
 	ErrReadOnly = errors.New("keystore: write in a read-only transaction")
 	// ErrClosed reports use of a closed store.
 	ErrClosed = errors.New("keystore: store is closed")
+	// ErrUnavailable is wrapped by the failures of a store that lives
+	// elsewhere (keystore/postgres) to answer in time: the connection
+	// lost or refused, the database shutting down, the store's timeout.
+	// kms answers them as AWS answers a dependency that did not answer
+	// (DependencyTimeoutException), not as its own fault.
+	ErrUnavailable = errors.New("keystore: store unavailable")
 )
 
 // Limits on what a store accepts, so that no caller can grow a record without bound.

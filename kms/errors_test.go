@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
 )
 
 // Every HSM failure maps to the exception package hsm's table names, for
@@ -36,5 +37,17 @@ func TestHSMFailureMapping(t *testing.T) {
 				t.Errorf("storeFailure(%v) = %v, want %v", err, got, c.store)
 			}
 		}
+	}
+}
+
+// A store that did not answer is a dependency's timeout, not an internal
+// failure; every other store failure stays KMSInternalException.
+func TestStoreFailureMapping(t *testing.T) {
+	lost := fmt.Errorf("keystore/postgres: database unavailable (%w): connection refused", keystore.ErrUnavailable)
+	if err := internal(lost); !errors.Is(err, ErrDependencyTimeout) || err.(*Error).Cause() != lost {
+		t.Errorf("a lost store: %v, want DependencyTimeoutException keeping its cause", err)
+	}
+	if err := internal(errors.New("keystore/postgres: ERROR: disk full")); !errors.Is(err, ErrInternal) {
+		t.Errorf("another store failure: %v, want KMSInternalException", err)
 	}
 }

@@ -235,10 +235,26 @@ func (s *Service) resolveAlias(ctx context.Context, account, name string) (*keyR
 }
 
 // internal hides a storage or programming failure behind AWS's internal
-// error; the cause is for logs only.
+// error; the cause is for logs only. A store that did not answer
+// (keystore.ErrUnavailable: a lost database) is not an internal failure
+// but a dependency's: DependencyTimeoutException, which the SDKs retry.
 func internal(err error) error {
 	if _, ok := err.(*Error); ok {
 		return err
 	}
+	if StoreUnavailable(err) {
+		return &Error{Kind: ErrDependencyTimeout, Message: dependencyTimeoutMessage, cause: err}
+	}
 	return &Error{Kind: ErrInternal, Message: "An internal error occurred.", cause: err}
+}
+
+// dependencyTimeoutMessage is AWS's message for DependencyTimeoutException.
+const dependencyTimeoutMessage = "The system timed out while trying to fulfill the request."
+
+// StoreUnavailable reports whether err, a failure a Service returned, is
+// the store not answering (a lost database) rather than a fault: the
+// transport answers it DependencyTimeoutException. Failures of a store
+// transaction that reach the transport unwrapped are classified by it.
+func StoreUnavailable(err error) bool {
+	return errors.Is(err, keystore.ErrUnavailable)
 }

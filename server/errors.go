@@ -71,6 +71,11 @@ func classify(err error) (code string, status int, message string) {
 			}
 		}
 	}
+	if kms.StoreUnavailable(err) {
+		// A store transaction's own failure, not wrapped by the service:
+		// the database did not answer.
+		return kms.ErrDependencyTimeout.Error(), 503, "The system timed out while trying to fulfill the request."
+	}
 	return kms.ErrInternal.Error(), 500, "An internal error occurred."
 }
 

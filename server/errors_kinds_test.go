@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/kms"
 )
 
@@ -141,5 +143,18 @@ func TestErrorKindsHaveStatus(t *testing.T) {
 	code, status, _ := classify(errors.Join(errors.New("context"), &kms.Error{Kind: kms.ErrDisabled, Message: "d"}))
 	if code != "DisabledException" || status != 400 {
 		t.Errorf("wrapped DisabledException classified as %s %d", code, status)
+	}
+}
+
+// A store that did not answer is AWS's dependency timeout (503, retried by
+// the SDKs), whether the service wrapped the failure or passed it on; any
+// other store failure stays KMSInternalException.
+func TestClassifyStoreUnavailable(t *testing.T) {
+	lost := fmt.Errorf("keystore/postgres: database unavailable (%w): dial tcp: connection refused", keystore.ErrUnavailable)
+	if code, status, msg := classify(lost); code != "DependencyTimeoutException" || status != 503 || strings.Contains(msg, "dial") {
+		t.Errorf("a lost store classified as %s %d %q", code, status, msg)
+	}
+	if code, status, _ := classify(errors.New("keystore/postgres: ERROR: disk full")); code != "KMSInternalException" || status != 500 {
+		t.Errorf("another store failure classified as %s %d", code, status)
 	}
 }

@@ -74,8 +74,9 @@ type Store struct {
 
 var _ keystore.Store = (*Store)(nil)
 
-// ErrUnavailable wraps failures to reach the database.
-var ErrUnavailable = errors.New("keystore/postgres: database unavailable")
+// ErrUnavailable wraps failures to reach the database; it wraps
+// keystore.ErrUnavailable.
+var ErrUnavailable = fmt.Errorf("keystore/postgres: database unavailable (%w)", keystore.ErrUnavailable)
 
 // Open connects, migrates the schema to the newest version and returns the
 // store.
@@ -201,16 +202,29 @@ func (s *Store) attempt(ctx context.Context, opts pgx.TxOptions, write bool, fn 
 }
 
 // dbErr wraps a failure of the database; serialization failures keep
-// their *pgconn.PgError reachable for retryable.
+// their *pgconn.PgError reachable for retryable. A connection that could
+// not be made or was lost, the store's timeout, and the server's own
+// "shutting down / starting up" errors wrap ErrUnavailable.
 func dbErr(ctx context.Context, err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
+		if unavailableCode(pe.Code) {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 		return fmt.Errorf("keystore/postgres: %w", err)
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// unavailableCode reports SQLSTATEs that say the server cannot serve now
+// rather than that the statement failed: class 08 (connection exception),
+// 57P01-57P03 (admin shutdown, crash shutdown, cannot connect now) and
+// 53300 (too many connections).
+func unavailableCode(code string) bool {
+	return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03" || code == "53300"
 }
 
 // Ping checks that the database answers, within the store's timeout.
