@@ -488,3 +488,89 @@ func TestClusterOtherRoot(t *testing.T) {
 		t.Fatalf("kms.New under another root: %v; want ErrOtherRoot", err)
 	}
 }
+
+// Usage counters and key last usage are the cluster's: each node counts
+// in memory and its flush adds its counts to the database's and keeps the
+// newer last use, inside one SERIALIZABLE transaction, so that two nodes
+// flushing at once (the transaction of one is retried) lose nothing and
+// never overwrite the other's figures. After each flush both nodes answer
+// GetUsage (coffer admin usage) and GetKeyLastUsage with the cluster's
+// totals and the latest use, whichever node served it.
+func TestClusterUsage(t *testing.T) {
+	var clockA, clockB atomic.Int64 // each node's clock, Unix nanoseconds
+	t0 := time.Now().Truncate(time.Second)
+	clockA.Store(t0.UnixNano())
+	clockB.Store(t0.Add(-time.Second).UnixNano())
+	url, dir := pg.Database(t), t.TempDir()
+	a := newNodeAt(t, url, dir, false, func() time.Time { return time.Unix(0, clockA.Load()).UTC() })
+	b := newNodeAt(t, url, dir, false, func() time.Time { return time.Unix(0, clockB.Load()).UTC() })
+	nodes := []*node{a, b}
+	ctx := context.Background()
+	k1, k2 := createKey(t, a), createKey(t, b)
+	arn := func(id string) string { return "arn:aws:kms:us-east-1:" + account + ":key/" + id }
+	var want [2]uint64 // Encrypt calls on k1, k2
+	for round := range 4 {
+		// Each node serves calls on both keys, as the server reports
+		// them.
+		for i, n := range nodes {
+			for k, id := range []string{k1, k2} {
+				calls := uint64(3 + 2*i + k + round)
+				for range calls {
+					n.svc.RecordUsage(account, arn(id), "Encrypt")
+				}
+				want[k] += calls
+				var ev kms.EventID
+				copy(ev[:], fmt.Sprintf("%-36s", fmt.Sprintf("evt-%d-%d-%d", round, i, k)))
+				n.svc.RecordLastUsage([]string{arn(id)}, "Encrypt", fmt.Sprintf("req-%d-%d-%d", round, i, k), &ev)
+			}
+		}
+		// The newer use of this round; node A's clock is ahead in rounds
+		// 0, 1 and 3, B's in round 2, so the stored last use moves from
+		// one node's to the other's and back.
+		latest, at := 0, time.Unix(0, clockA.Load())
+		if tb := time.Unix(0, clockB.Load()); tb.After(at) {
+			latest, at = 1, tb
+		}
+		// Flush both at once: their transactions read and write the same rows.
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, n := range nodes {
+			wg.Go(func() { errs[i] = n.svc.FlushUsage(ctx) })
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("round %d: flush: %v", round, err)
+		}
+		for i, n := range nodes {
+			u, err := n.svc.GetUsage(ctx, root, &kms.Empty{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]uint64{}
+			for _, e := range u.Usage {
+				if e.Operation == "Encrypt" {
+					got[e.KeyArn] = e.Calls
+				}
+			}
+			if got[arn(k1)] != want[0] || got[arn(k2)] != want[1] {
+				t.Errorf("round %d: usage on node %d: k1 %d, k2 %d calls; the cluster served %d and %d", round, i, got[arn(k1)], got[arn(k2)], want[0], want[1])
+			}
+			for k, id := range []string{k1, k2} {
+				out, err := n.svc.GetKeyLastUsage(ctx, root, &kms.KeyIDInput{KeyId: id})
+				if err != nil {
+					t.Fatal(err)
+				}
+				req := fmt.Sprintf("req-%d-%d-%d", round, latest, k)
+				if l := out.KeyLastUsage; l.KmsRequestId != req || l.Timestamp == nil || !l.Timestamp.Equal(at) ||
+					!strings.HasPrefix(l.CloudTrailEventId, fmt.Sprintf("evt-%d-%d-%d", round, latest, k)) {
+					t.Errorf("round %d: key last usage on node %d: %+v, want %s at %v", round, i, l, req, at.UTC())
+				}
+			}
+		}
+		if round%2 == 0 {
+			clockA.Add(int64(3 * time.Second))
+		} else {
+			clockB.Add(int64(5 * time.Second))
+		}
+	}
+}
