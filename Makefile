@@ -19,7 +19,8 @@ run: build
 test:
 	@echo "make test: the full suite CI runs, roughly 15-25 minutes on 2 cores:"
 	@echo "  1. every package with the race detector (go test -race ./...; includes the AWS CLI"
-	@echo "     walkthrough of the README and the crash tests that start real coffer processes)"
+	@echo "     walkthrough of the README, the crash tests that start real coffer processes, and the"
+	@echo "     three-node cluster on a private PostgreSQL: cmd/coffer TestThreeNodeCluster, ~20 s)"
 	@echo "  2. the allocation tests without -race"
 	@echo "  3. the server's tests again on a SoftHSM2 (PKCS#11) root of trust, and on PostgreSQL"
 	@echo "  4. builds and tests without cgo, with -tags purego, and for arm64 under qemu if installed"
