@@ -220,8 +220,14 @@ func RunHarness(ctx context.Context, cfg HarnessConfig) (*Report, error) {
 				targets = append(targets, "compare")
 				s.CompareArgs = cfg.CompareServeArgs
 			}
-			for _, c := range []*child{coffer, bare} {
+			for _, c := range []*child{coffer, bare, alt} {
+				if c == nil {
+					continue
+				}
 				lc := base
+				if c == alt { // the second Coffer is warmed up too, or its first run is measured cold
+					lc = altBase
+				}
 				lc.Endpoint, lc.Op, lc.Concurrency, lc.ServerPID = c.endpoint, op, conc, c.cmd.Process.Pid
 				if cfg.Warmup > 0 {
 					warm := lc
