@@ -139,10 +139,12 @@ func manageKey(op string, states []string) KeyMember {
 	return KeyMember{Member: "KeyId", Action: "kms:" + op, Forms: KeyOnly, States: states}
 }
 
-// Condition keys of the key resource operations, and of the symmetric
-// cryptographic ones.
+// Condition keys of the key resource operations (the permissions
+// reference's "Conditions for KMS key operations", kms:ViaService among
+// them, present when the caller acts for a service: managed.go), and of
+// the symmetric cryptographic ones.
 var (
-	keyConditions    = []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin", "kms:ResourceAliases", "aws:ResourceTag/"}
+	keyConditions    = []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin", "kms:ResourceAliases", "aws:ResourceTag/", "kms:ViaService"}
 	cryptoConditions = append(slices.Clip(keyConditions), "kms:EncryptionAlgorithm", "kms:EncryptionContext:", "kms:EncryptionContextKeys", "kms:RequestAlias")
 )
 
@@ -225,7 +227,7 @@ var (
 
 	// Keys.
 	opCreateKey = &Operation{ConditionKeys: []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin",
-		"kms:MultiRegion", "kms:BypassPolicyLockoutSafetyCheck", "aws:RequestTag/", "aws:TagKeys"},
+		"kms:MultiRegion", "kms:BypassPolicyLockoutSafetyCheck", "aws:RequestTag/", "aws:TagKeys", "kms:ViaService"},
 		Name: "CreateKey", Quota: perSecond(50), Action: "kms:CreateKey",
 		Request: []string{"Policy", "Description", "KeyUsage", "CustomerMasterKeySpec", "KeySpec", "Origin", "CustomKeyStoreId",
 			"BypassPolicyLockoutSafetyCheck", "Tags", "MultiRegion", "XksKeyId"},
@@ -268,7 +270,8 @@ var (
 		Name: "DisableKeyRotation", Quota: perSecond(5),
 		Keys:    []KeyMember{rotationKey("DisableKeyRotation")},
 		Request: []string{"KeyId"}}
-	opRotateKeyOnDemand = &Operation{Name: "RotateKeyOnDemand", Quota: perSecond(5),
+	opRotateKeyOnDemand = &Operation{ConditionKeys: keyConditions,
+		Name: "RotateKeyOnDemand", Quota: perSecond(5),
 		Keys:     []KeyMember{rotationKey("RotateKeyOnDemand")},
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId"}}
@@ -280,16 +283,21 @@ var (
 	// Imported key material: management operations on a key of the
 	// caller's own account, by key ID or key ARN. CloudTrail records
 	// keyId, wrappingAlgorithm and wrappingKeySpec, never the import token,
-	// the public key or the encrypted material.
-	opGetParametersForImport = &Operation{Name: "GetParametersForImport", Quota: perSecond(5),
+	// the public key or the encrypted material. The request's own condition
+	// keys are the developer guide's: kms:WrappingAlgorithm and
+	// kms:WrappingKeySpec, kms:ExpirationModel and kms:ValidTo (import.go).
+	opGetParametersForImport = &Operation{ConditionKeys: conditions(keyConditions, "kms:WrappingAlgorithm", "kms:WrappingKeySpec"),
+		Name: "GetParametersForImport", Quota: perSecond(5),
 		Keys:    []KeyMember{manageKey("GetParametersForImport", importStates)},
 		Request: []string{"KeyId", "WrappingAlgorithm", "WrappingKeySpec"}}
-	opImportKeyMaterial = &Operation{Name: "ImportKeyMaterial", Quota: perSecond(5),
+	opImportKeyMaterial = &Operation{ConditionKeys: conditions(keyConditions, "kms:ExpirationModel", "kms:ValidTo"),
+		Name: "ImportKeyMaterial", Quota: perSecond(5),
 		Keys: []KeyMember{manageKey("ImportKeyMaterial", importStates)},
 		Request: []string{"KeyId", "ValidTo", "ExpirationModel", "ImportType", "KeyMaterialDescription",
 			"KeyMaterialId"},
 		Response: []string{"KeyId", "KeyMaterialId"}}
-	opDeleteImportedKeyMaterial = &Operation{Name: "DeleteImportedKeyMaterial", Quota: perSecond(5),
+	opDeleteImportedKeyMaterial = &Operation{ConditionKeys: keyConditions,
+		Name: "DeleteImportedKeyMaterial", Quota: perSecond(5),
 		Keys:     []KeyMember{manageKey("DeleteImportedKeyMaterial", allStates)},
 		Request:  []string{"KeyId", "KeyMaterialId"},
 		Response: []string{"KeyId", "KeyMaterialId"}}
@@ -312,7 +320,8 @@ var (
 		Keys:    []KeyMember{{Member: "KeyId", Action: "kms:UpdatePrimaryRegion", Forms: KeyOnly, States: enabledOnly, Disabled: true}},
 		Request: []string{"KeyId", "PrimaryRegion"}}
 
-	opListKeyRotations = &Operation{Name: "ListKeyRotations", Quota: perSecond(100), ReadOnly: true,
+	opListKeyRotations = &Operation{ConditionKeys: keyConditions,
+		Name: "ListKeyRotations", Quota: perSecond(100), ReadOnly: true,
 		Keys:    []KeyMember{manageKey("ListKeyRotations", allStates)},
 		Request: append([]string{"KeyId", "IncludeKeyMaterial"}, listMembers...)}
 
