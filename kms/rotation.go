@@ -36,10 +36,14 @@ const (
 
 // checkRotatable guards the rotation operations, whose key member is k;
 // imported is orImported for RotateKeyOnDemand, which rotates symmetric
-// EXTERNAL keys that are not multi-Region too (botocore's
-// RotateKeyOnDemand: "multi-Region KMS keys with imported key material"
-// are refused), automaticOnly for the operations of automatic rotation,
-// which AWS refuses for imported material.
+// EXTERNAL keys too, automaticOnly for the operations of automatic
+// rotation, which AWS refuses for imported material.
+//
+// Deviation: AWS rotates a multi-Region key with imported material once
+// the same new material is imported into the primary and each replica
+// (PENDING_MULTI_REGION_IMPORT_AND_ROTATION); Coffer refuses new material
+// and on-demand rotation for multi-Region EXTERNAL keys with
+// UnsupportedOperationException (import.go's importTarget).
 func checkRotatable(r *keyRecord, k *KeyMember, imported bool) error {
 	if err := checkCustomerManaged(r); err != nil {
 		return err
