@@ -112,6 +112,18 @@ func TestConditionKeysInContext(t *testing.T) {
 			_, err = s.GenerateDataKeyPair(ctx, caller, &GenerateDataKeyPairInput{KeyId: alias, EncryptionContext: probe, KeyPairSpec: "ECC_NIST_P256"})
 		case opGenerateDataKeyPairWithoutPlaintext:
 			_, err = s.GenerateDataKeyPairWithoutPlaintext(ctx, caller, &GenerateDataKeyPairInput{KeyId: alias, EncryptionContext: probe, KeyPairSpec: "ECC_NIST_P256"})
+		case opCancelKeyDeletion:
+			days := 7
+			if _, serr := s.ScheduleKeyDeletion(ctx, root, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: &days}); serr != nil {
+				t.Fatal(serr)
+			}
+			_, err = s.CancelKeyDeletion(ctx, caller, &KeyIDInput{KeyId: id})
+		case opRevokeGrant:
+			g, gerr := s.CreateGrant(ctx, root, &CreateGrantInput{KeyId: id, GranteePrincipal: chainUser("bob").ARN, Operations: []string{"Decrypt"}})
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			_, err = s.RevokeGrant(ctx, caller, &RevokeGrantInput{KeyId: id, GrantId: g.GrantId})
 		case opRotateKeyOnDemand:
 			_, err = s.RotateKeyOnDemand(ctx, caller, &KeyIDInput{KeyId: id})
 		case opListKeyRotations:

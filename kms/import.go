@@ -34,14 +34,15 @@ import (
 // names its key only (another key's token is not found under this key's
 // prefix: InvalidImportTokenException). ImportKeyMaterial decrypts the
 // material with the token's private key, checks it as key material of the
-// key's spec, wraps it under the root as version 0 exactly as generated
-// material (materialAAD), and in one transaction stores it, enables the
-// key and deletes the token's record, destroying the wrapping private key.
-// The KeyMaterialId of imported material is HMAC-SHA-256 keyed by the
-// material over labelImportedMaterialID|<key ID>, so that only the same
-// material can be imported again once it is deleted or expired: the
-// version keeps its MaterialID with no wrapped material. Old ciphertexts
-// name version 0 and decrypt again after a re-import.
+// key's spec, wraps it under the root for its version index exactly as
+// generated material (materialAAD: 0 for the first material), and in one
+// transaction stores it, enables the key and deletes the token's record,
+// destroying the wrapping private key. The KeyMaterialId of imported
+// material is HMAC-SHA-256 keyed by the material over
+// labelImportedMaterialID|<key ID>, so that only the same material can be
+// imported again once it is deleted or expired: the version keeps its
+// MaterialID with no wrapped material. Old ciphertexts name their version
+// and decrypt again after a re-import.
 //
 // Material for an on-demand rotation (symmetric encryption keys only, as
 // AWS has it): ImportKeyMaterial with ImportType NEW_KEY_MATERIAL into a

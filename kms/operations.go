@@ -255,7 +255,8 @@ var (
 		Keys:     []KeyMember{manageKey("ScheduleKeyDeletion", notPendingDeletion)},
 		Request:  []string{"KeyId", "PendingWindowInDays"},
 		Response: []string{"KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"}}
-	opCancelKeyDeletion = &Operation{Name: "CancelKeyDeletion", Quota: perSecond(5),
+	opCancelKeyDeletion = &Operation{ConditionKeys: keyConditions,
+		Name: "CancelKeyDeletion", Quota: perSecond(5),
 		Keys:     []KeyMember{manageKey("CancelKeyDeletion", []string{StatePendingDeletion})},
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId"}}
@@ -383,7 +384,8 @@ var (
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:RetireGrant", Grant: "RetireGrant", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: []string{"KeyId", "GrantId", "DryRun"}}
-	opRevokeGrant = &Operation{Name: "RevokeGrant", Quota: perSecond(30),
+	opRevokeGrant = &Operation{ConditionKeys: keyConditions,
+		Name: "RevokeGrant", Quota: perSecond(30),
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:RevokeGrant", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: []string{"KeyId", "GrantId", "DryRun"}}
