@@ -384,8 +384,11 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, c *Caller, in *ImportKe
 	if err := checkImportable(r, importStates); err != nil {
 		return nil, err
 	}
-	if r.Spec != SpecSymmetric && (in.KeyMaterialId != "" || in.KeyMaterialDescription != nil) {
-		return nil, newError(ErrValidation, "KeyMaterialId and KeyMaterialDescription apply only to symmetric encryption keys.")
+	// ImportType, KeyMaterialId and KeyMaterialDescription are "only usable
+	// with symmetric encryption keys" (botocore's ImportKeyMaterialRequest):
+	// an asymmetric or HMAC key keeps its one material.
+	if r.Spec != SpecSymmetric && (in.ImportType != "" || in.KeyMaterialId != "" || in.KeyMaterialDescription != nil) {
+		return nil, newError(ErrValidation, "ImportType, KeyMaterialId and KeyMaterialDescription apply only to symmetric encryption keys.")
 	}
 
 	name := tokenName(in.ImportToken)

@@ -272,8 +272,9 @@ func TestImportPendingMaterial(t *testing.T) {
 	wantKind(t, err, ErrLimitExceeded)
 }
 
-// TestImportRotationRefusals: what keeps its one material, and what
-// rotates only on demand.
+// TestImportRotationRefusals: what keeps its one material (ImportType is
+// "only usable with symmetric encryption keys": ValidationException), and
+// what rotates only on demand.
 func TestImportRotationRefusals(t *testing.T) {
 	e := newImportEnv(t)
 	ctx := context.Background()
@@ -283,7 +284,9 @@ func TestImportRotationRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := e.importAs(t, h, bytes.Repeat([]byte{6}, 32), ImportTypeNew, "", nil, nil)
-	wantKind(t, err, ErrUnsupportedOperation)
+	wantKind(t, err, ErrValidation)
+	_, err = e.importAs(t, h, bytes.Repeat([]byte{5}, 32), ImportTypeExisting, "", nil, nil)
+	wantKind(t, err, ErrValidation)
 	ec := e.createExternal(t, "ECC_NIST_P256", "SIGN_VERIFY")
 	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	der, _ := x509.MarshalPKCS8PrivateKey(priv)
@@ -295,7 +298,7 @@ func TestImportRotationRefusals(t *testing.T) {
 	der2, _ := x509.MarshalPKCS8PrivateKey(priv2)
 	_, err = e.s.ImportKeyMaterial(ctx, e.c, &ImportKeyMaterialInput{KeyId: ec, ImportToken: p.ImportToken, ImportType: ImportTypeNew,
 		EncryptedKeyMaterial: wrapForImport(t, p.PublicKey, wrapAESKeyWrap256, der2), ExpirationModel: ExpirationDoesNotExpire})
-	wantKind(t, err, ErrUnsupportedOperation)
+	wantKind(t, err, ErrValidation)
 	_, err = e.s.RotateKeyOnDemand(ctx, e.c, &KeyIDInput{KeyId: h})
 	wantKind(t, err, ErrUnsupportedOperation)
 

@@ -193,7 +193,7 @@ func TestImportRotationOverTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = importTyped(t, e, *hk.KeyMetadata.KeyId, types.AlgorithmSpecRsaesOaepSha256, types.WrappingKeySpecRsa2048, bytes.Repeat([]byte{2}, 32), types.ImportTypeNewKeyMaterial, "")
-	wantCode(t, err, "UnsupportedOperationException")
+	wantCode(t, err, "ValidationException")
 	rk, _ := e.client.CreateKey(ctx, &awskms.CreateKeyInput{Origin: types.OriginTypeExternal, KeySpec: types.KeySpecRsa2048, KeyUsage: types.KeyUsageTypeSignVerify})
 	_, err = e.client.GetParametersForImport(ctx, &awskms.GetParametersForImportInput{KeyId: rk.KeyMetadata.KeyId,
 		WrappingAlgorithm: types.AlgorithmSpecRsaesOaepSha256, WrappingKeySpec: types.WrappingKeySpecRsa3072})
