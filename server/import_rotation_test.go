@@ -222,7 +222,7 @@ func TestImportConditionKeysOverTheWire(t *testing.T) {
 		{"Effect":"Deny","Principal":"*","Action":"kms:GetParametersForImport","Resource":"*",
 		 "Condition":{"StringNotEquals":{"kms:WrappingKeySpec":"RSA_3072"}}},
 		{"Effect":"Deny","Principal":"*","Action":"kms:ImportKeyMaterial","Resource":"*",
-		 "Condition":{"StringEquals":{"kms:ExpirationModel":"KEY_MATERIAL_EXPIRES"},"NumericGreaterThan":{"kms:ValidTo":"` + strconv.FormatInt(limit, 10) + `"}}}]}`
+		 "Condition":{"StringEquals":{"kms:ExpirationModel":"KEY_MATERIAL_EXPIRES"},"NumericGreaterThan":{"kms:ValidTo":"` + strconv.FormatInt(limit, 10) + `.0"}}}]}`
 	k, err := e.client.CreateKey(ctx, &awskms.CreateKeyInput{Origin: types.OriginTypeExternal, Policy: &doc, BypassPolicyLockoutSafetyCheck: true})
 	if err != nil {
 		t.Fatal(err)
