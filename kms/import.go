@@ -85,6 +85,8 @@ var (
 	expirationModels   = []string{ExpirationExpires, ExpirationDoesNotExpire}
 	importTypes        = []string{ImportTypeNew, ImportTypeExisting}
 	materialIDPattern  = regexp.MustCompile(`^[a-f0-9]{64}$`)
+	// KeyMaterialDescriptionType's pattern (botocore's model).
+	materialDescPattern = regexp.MustCompile(`^[a-zA-Z0-9:/_\s.-]+$`)
 )
 
 // importStates are the states in which material may be imported, and
@@ -341,6 +343,7 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, c *Caller, in *ImportKe
 	v.enum("importType", in.ImportType, importTypes)
 	if in.KeyMaterialDescription != nil {
 		v.length("keyMaterialDescription", *in.KeyMaterialDescription, 0, maxMaterialDescLength)
+		v.pattern("keyMaterialDescription", *in.KeyMaterialDescription, materialDescPattern)
 	}
 	v.pattern("keyMaterialId", in.KeyMaterialId, materialIDPattern)
 	if err := v.err(); err != nil {

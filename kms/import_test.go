@@ -241,6 +241,10 @@ func TestImportErrors(t *testing.T) {
 			in.EncryptedKeyMaterial = wrapForImport(t, p.PublicKey, wrapOAEPSHA256, raw[:16])
 		}, ErrIncorrectKeyMaterial},
 		"existing without any": {func(in *ImportKeyMaterialInput) { in.ImportType = ImportTypeExisting }, ErrIncorrectKeyMaterial},
+		"description outside its pattern": {func(in *ImportKeyMaterialInput) {
+			d := "no <tags>!"
+			in.KeyMaterialDescription = &d
+		}, ErrValidation},
 		"material ID with NEW": {func(in *ImportKeyMaterialInput) {
 			in.ImportType, in.KeyMaterialId = ImportTypeNew, strings.Repeat("a", 64)
 		}, ErrValidation},

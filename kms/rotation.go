@@ -421,8 +421,10 @@ func (s *Service) ListKeyRotations(ctx context.Context, c *Caller, in *ListKeyRo
 			e.RotationType = ver.RotationType
 		}
 		if imported {
-			desc := ver.Description
-			e.KeyMaterialDescription = &desc
+			if ver.Description != "" {
+				desc := ver.Description
+				e.KeyMaterialDescription = &desc
+			}
 			e.ImportState, e.ExpirationModel, e.ValidTo = importPending, "", nil
 			if len(ver.Wrapped) > 0 {
 				e.ImportState, e.ExpirationModel, e.ValidTo = importImported, ver.ExpirationModel, ts(ver.ValidTo)
