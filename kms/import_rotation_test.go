@@ -447,3 +447,61 @@ func TestRewrapImportTokens(t *testing.T) {
 		t.Fatalf("encryption under the moved pending material: %v", err)
 	}
 }
+
+// TestImportPendingConcurrent: concurrent NEW_KEY_MATERIAL imports of
+// different material into one key leave exactly one material pending; the
+// others are refused as a second pending material (or a conflict), never
+// stored, and the one pending rotates in and encrypts under its bytes.
+func TestImportPendingConcurrent(t *testing.T) {
+	e := newImportEnv(t)
+	ctx := context.Background()
+	id := e.createExternal(t, "", "")
+	if _, err := e.importAs(t, id, bytes.Repeat([]byte{0x50}, 32), "", "", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	ins := make([]*ImportKeyMaterialInput, n)
+	materials := make([][]byte, n)
+	for i := range ins {
+		materials[i] = bytes.Repeat([]byte{byte(0x60 + i)}, 32)
+		p := e.params(t, id, wrapOAEPSHA256)
+		ins[i] = &ImportKeyMaterialInput{KeyId: id, ImportToken: p.ImportToken, ImportType: ImportTypeNew,
+			EncryptedKeyMaterial: wrapForImport(t, p.PublicKey, wrapOAEPSHA256, materials[i]), ExpirationModel: ExpirationDoesNotExpire}
+	}
+	errs := make([]error, n)
+	done := make(chan int)
+	for i := range ins {
+		go func() {
+			_, errs[i] = e.s.ImportKeyMaterial(ctx, e.c, ins[i])
+			done <- i
+		}()
+	}
+	for range n {
+		<-done
+	}
+	won := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && won >= 0:
+			t.Fatalf("imports %d and %d both succeeded", won, i)
+		case err == nil:
+			won = i
+		case kindOfErr(err) != ErrInvalidState && kindOfErr(err) != ErrConflict:
+			t.Fatalf("import %d: %v", i, err)
+		}
+	}
+	if won < 0 {
+		t.Fatal("no import succeeded")
+	}
+	r := e.rotations(t, id, "ALL_KEY_MATERIAL")
+	if len(r) != 2 || r[1].KeyMaterialState != materialPendingRotation || r[1].KeyMaterialId != importedMaterialID(id, materials[won]) {
+		t.Fatalf("after the concurrent imports: %+v", r)
+	}
+	if _, err := e.s.RotateKeyOnDemand(ctx, e.c, &KeyIDInput{KeyId: id}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.s.Encrypt(ctx, e.c, &EncryptInput{KeyId: id, Plaintext: []byte("x")})
+	if err != nil || !openedUnder(t, c.CiphertextBlob, materials[won]) {
+		t.Fatalf("encryption after rotating the winner in: %v", err)
+	}
+}
