@@ -124,6 +124,17 @@ func TestConditionKeysInContext(t *testing.T) {
 				t.Fatal(gerr)
 			}
 			_, err = s.RevokeGrant(ctx, caller, &RevokeGrantInput{KeyId: id, GrantId: g.GrantId})
+		case opCreateAlias:
+			_, err = s.CreateAlias(ctx, caller, &AliasInput{AliasName: "alias/ck2-" + id, TargetKeyId: id})
+		case opUpdateAlias:
+			other, oerr := s.CreateKey(ctx, root, &CreateKeyInput{})
+			if oerr != nil {
+				t.Fatal(oerr)
+			}
+			if _, oerr := s.CreateAlias(ctx, root, &AliasInput{AliasName: "alias/cku-" + id, TargetKeyId: other.KeyMetadata.KeyId}); oerr != nil {
+				t.Fatal(oerr)
+			}
+			_, err = s.UpdateAlias(ctx, caller, &AliasInput{AliasName: "alias/cku-" + id, TargetKeyId: id})
 		case opRotateKeyOnDemand:
 			_, err = s.RotateKeyOnDemand(ctx, caller, &KeyIDInput{KeyId: id})
 		case opListKeyRotations:
@@ -156,14 +167,26 @@ func TestConditionKeysInContext(t *testing.T) {
 	newKey := func(op *Operation, doc string) string {
 		t.Helper()
 		spec, usage := conditionKeySpec(op)
-		out, err := s.CreateKey(ctx, root, &CreateKeyInput{Policy: &doc, BypassPolicyLockoutSafetyCheck: true,
-			KeySpec: spec, KeyUsage: usage, Origin: conditionKeyOrigin(op), Tags: []Tag{{TagKey: "probe", TagValue: "v"}}})
+		// The alias ops' policy would refuse the alias itself: it goes on
+		// once the alias is made.
+		aliasOp := op == opCreateAlias || op == opUpdateAlias
+		in := &CreateKeyInput{Policy: &doc, BypassPolicyLockoutSafetyCheck: true,
+			KeySpec: spec, KeyUsage: usage, Origin: conditionKeyOrigin(op), Tags: []Tag{{TagKey: "probe", TagValue: "v"}}}
+		if aliasOp {
+			in.Policy = nil
+		}
+		out, err := s.CreateKey(ctx, root, in)
 		if err != nil {
 			t.Fatal(err)
 		}
 		id := out.KeyMetadata.KeyId
 		if _, err := s.CreateAlias(ctx, root, &AliasInput{AliasName: "alias/ck-" + id, TargetKeyId: id}); err != nil {
 			t.Fatal(err)
+		}
+		if aliasOp {
+			if _, err := s.PutKeyPolicy(ctx, root, &PutKeyPolicyInput{KeyId: id, Policy: &doc, BypassPolicyLockoutSafetyCheck: true}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return id
 	}

@@ -353,10 +353,12 @@ var (
 		Request: append([]string{"KeyId"}, listMembers...)}
 
 	// Aliases: permission on the alias (identity policies) and on the key.
-	opCreateAlias = &Operation{Name: "CreateAlias", Quota: perSecond(5), Action: "kms:CreateAlias",
+	opCreateAlias = &Operation{ConditionKeys: keyConditions,
+		Name: "CreateAlias", Quota: perSecond(5), Action: "kms:CreateAlias",
 		Keys:    []KeyMember{aliasTargetKey("CreateAlias")},
 		Request: []string{"AliasName", "TargetKeyId"}}
-	opUpdateAlias = &Operation{Name: "UpdateAlias", Quota: perSecond(5), Action: "kms:UpdateAlias",
+	opUpdateAlias = &Operation{ConditionKeys: keyConditions,
+		Name: "UpdateAlias", Quota: perSecond(5), Action: "kms:UpdateAlias",
 		Keys:    []KeyMember{aliasTargetKey("UpdateAlias")},
 		Request: []string{"AliasName", "TargetKeyId"}}
 	opDeleteAlias = &Operation{Name: "DeleteAlias", Quota: perSecond(5), Action: "kms:DeleteAlias",
