@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestConditionKeysInContext holds the catalogue's ConditionKeys to the
@@ -28,10 +29,13 @@ func TestConditionKeysInContext(t *testing.T) {
 
 	// run performs op on key id (alias/ck-<id> where the member takes an
 	// alias, for kms:RequestAlias) as the account root.
+	// caller is who run calls as: the account root, or for the
+	// kms:ViaService probe the root acting for S3 (managed.go).
+	caller, via := root, viaS3(t, s, root)
 	run := func(op *Operation, id string) error {
 		alias := "alias/ck-" + id
 		blob := func() []byte {
-			out, err := s.Encrypt(ctx, root, &EncryptInput{KeyId: id, Plaintext: []byte("x"), EncryptionContext: probe})
+			out, err := s.Encrypt(ctx, caller, &EncryptInput{KeyId: id, Plaintext: []byte("x"), EncryptionContext: probe})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -40,77 +44,118 @@ func TestConditionKeysInContext(t *testing.T) {
 		var err error
 		switch op {
 		case opEncrypt:
-			_, err = s.Encrypt(ctx, root, &EncryptInput{KeyId: alias, Plaintext: []byte("x"), EncryptionContext: probe})
+			_, err = s.Encrypt(ctx, caller, &EncryptInput{KeyId: alias, Plaintext: []byte("x"), EncryptionContext: probe})
 		case opDecrypt:
-			_, err = s.Decrypt(ctx, root, &DecryptInput{CiphertextBlob: blob(), KeyId: alias, EncryptionContext: probe})
+			_, err = s.Decrypt(ctx, caller, &DecryptInput{CiphertextBlob: blob(), KeyId: alias, EncryptionContext: probe})
 		case opReEncrypt:
-			_, err = s.ReEncrypt(ctx, root, &ReEncryptInput{CiphertextBlob: blob(), SourceKeyId: alias, SourceEncryptionContext: probe,
+			_, err = s.ReEncrypt(ctx, caller, &ReEncryptInput{CiphertextBlob: blob(), SourceKeyId: alias, SourceEncryptionContext: probe,
 				DestinationKeyId: alias, DestinationEncryptionContext: probe})
 		case opGenerateDataKey:
-			_, err = s.GenerateDataKey(ctx, root, &GenerateDataKeyInput{KeyId: alias, EncryptionContext: probe, NumberOfBytes: &n32})
+			_, err = s.GenerateDataKey(ctx, caller, &GenerateDataKeyInput{KeyId: alias, EncryptionContext: probe, NumberOfBytes: &n32})
 		case opGenerateDataKeyWithoutPlaintext:
-			_, err = s.GenerateDataKeyWithoutPlaintext(ctx, root, &GenerateDataKeyInput{KeyId: alias, EncryptionContext: probe, NumberOfBytes: &n32})
+			_, err = s.GenerateDataKeyWithoutPlaintext(ctx, caller, &GenerateDataKeyInput{KeyId: alias, EncryptionContext: probe, NumberOfBytes: &n32})
 		case opDescribeKey:
-			_, err = s.DescribeKey(ctx, root, &KeyIDInput{KeyId: alias})
+			_, err = s.DescribeKey(ctx, caller, &KeyIDInput{KeyId: alias})
 		case opEnableKey:
-			_, err = s.EnableKey(ctx, root, &KeyIDInput{KeyId: id})
+			_, err = s.EnableKey(ctx, caller, &KeyIDInput{KeyId: id})
 		case opDisableKey:
-			_, err = s.DisableKey(ctx, root, &KeyIDInput{KeyId: id})
+			_, err = s.DisableKey(ctx, caller, &KeyIDInput{KeyId: id})
 		case opUpdateKeyDescription:
 			d := "d"
-			_, err = s.UpdateKeyDescription(ctx, root, &UpdateKeyDescriptionInput{KeyId: id, Description: &d})
+			_, err = s.UpdateKeyDescription(ctx, caller, &UpdateKeyDescriptionInput{KeyId: id, Description: &d})
 		case opDisableKeyRotation:
-			_, err = s.DisableKeyRotation(ctx, root, &KeyIDInput{KeyId: id})
+			_, err = s.DisableKeyRotation(ctx, caller, &KeyIDInput{KeyId: id})
 		case opGetKeyRotationStatus:
-			_, err = s.GetKeyRotationStatus(ctx, root, &KeyIDInput{KeyId: id})
+			_, err = s.GetKeyRotationStatus(ctx, caller, &KeyIDInput{KeyId: id})
 		case opGetKeyPolicy:
-			_, err = s.GetKeyPolicy(ctx, root, &GetKeyPolicyInput{KeyId: id, PolicyName: "default"})
+			_, err = s.GetKeyPolicy(ctx, caller, &GetKeyPolicyInput{KeyId: id, PolicyName: "default"})
 		case opListKeyPolicies:
-			_, err = s.ListKeyPolicies(ctx, root, &ListKeyPoliciesInput{KeyId: id})
+			_, err = s.ListKeyPolicies(ctx, caller, &ListKeyPoliciesInput{KeyId: id})
 		case opListResourceTags:
-			_, err = s.ListResourceTags(ctx, root, &ListResourceTagsInput{KeyId: id})
+			_, err = s.ListResourceTags(ctx, caller, &ListResourceTagsInput{KeyId: id})
 		case opListGrants:
-			_, err = s.ListGrants(ctx, root, &ListGrantsInput{KeyId: id})
+			_, err = s.ListGrants(ctx, caller, &ListGrantsInput{KeyId: id})
 		case opTagResource:
-			_, err = s.TagResource(ctx, root, &TagResourceInput{KeyId: id, Tags: []Tag{{TagKey: "probe", TagValue: "w"}}})
+			_, err = s.TagResource(ctx, caller, &TagResourceInput{KeyId: id, Tags: []Tag{{TagKey: "probe", TagValue: "w"}}})
 		case opUntagResource:
-			_, err = s.UntagResource(ctx, root, &UntagResourceInput{KeyId: id, TagKeys: []string{"probe"}})
+			_, err = s.UntagResource(ctx, caller, &UntagResourceInput{KeyId: id, TagKeys: []string{"probe"}})
 		case opCreateGrant:
-			_, err = s.CreateGrant(ctx, root, &CreateGrantInput{KeyId: id, GranteePrincipal: chainUser("bob").ARN,
+			_, err = s.CreateGrant(ctx, caller, &CreateGrantInput{KeyId: id, GranteePrincipal: chainUser("bob").ARN,
 				RetiringPrincipal: chainUser("carol").ARN, Operations: []string{"Decrypt"}, Constraints: &GrantConstraints{EncryptionContextSubset: probe}})
 		case opScheduleKeyDeletion:
 			days := 7
-			_, err = s.ScheduleKeyDeletion(ctx, root, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: &days})
+			_, err = s.ScheduleKeyDeletion(ctx, caller, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: &days})
 		case opEnableKeyRotation:
 			days := 180
-			_, err = s.EnableKeyRotation(ctx, root, &EnableKeyRotationInput{KeyId: id, RotationPeriodInDays: &days})
+			_, err = s.EnableKeyRotation(ctx, caller, &EnableKeyRotationInput{KeyId: id, RotationPeriodInDays: &days})
 		case opSign:
-			_, err = s.Sign(ctx, root, &SignInput{KeyId: alias, Message: []byte("m"), SigningAlgorithm: "ECDSA_SHA_256"})
+			_, err = s.Sign(ctx, caller, &SignInput{KeyId: alias, Message: []byte("m"), SigningAlgorithm: "ECDSA_SHA_256"})
 		case opVerify:
-			sig, serr := s.Sign(ctx, root, &SignInput{KeyId: id, Message: []byte("m"), SigningAlgorithm: "ECDSA_SHA_256"})
+			sig, serr := s.Sign(ctx, caller, &SignInput{KeyId: id, Message: []byte("m"), SigningAlgorithm: "ECDSA_SHA_256"})
 			if serr != nil {
 				t.Fatal(serr)
 			}
-			_, err = s.Verify(ctx, root, &VerifyInput{KeyId: alias, Message: []byte("m"), SigningAlgorithm: "ECDSA_SHA_256", Signature: sig.Signature})
+			_, err = s.Verify(ctx, caller, &VerifyInput{KeyId: alias, Message: []byte("m"), SigningAlgorithm: "ECDSA_SHA_256", Signature: sig.Signature})
 		case opGetPublicKey:
-			_, err = s.GetPublicKey(ctx, root, &KeyIDInput{KeyId: alias})
+			_, err = s.GetPublicKey(ctx, caller, &KeyIDInput{KeyId: alias})
 		case opGenerateMac:
-			_, err = s.GenerateMac(ctx, root, &GenerateMacInput{KeyId: alias, Message: []byte("m"), MacAlgorithm: "HMAC_SHA_256"})
+			_, err = s.GenerateMac(ctx, caller, &GenerateMacInput{KeyId: alias, Message: []byte("m"), MacAlgorithm: "HMAC_SHA_256"})
 		case opVerifyMac:
-			mac, merr := s.GenerateMac(ctx, root, &GenerateMacInput{KeyId: id, Message: []byte("m"), MacAlgorithm: "HMAC_SHA_256"})
+			mac, merr := s.GenerateMac(ctx, caller, &GenerateMacInput{KeyId: id, Message: []byte("m"), MacAlgorithm: "HMAC_SHA_256"})
 			if merr != nil {
 				t.Fatal(merr)
 			}
-			_, err = s.VerifyMac(ctx, root, &VerifyMacInput{KeyId: alias, Message: []byte("m"), MacAlgorithm: "HMAC_SHA_256", Mac: mac.Mac})
+			_, err = s.VerifyMac(ctx, caller, &VerifyMacInput{KeyId: alias, Message: []byte("m"), MacAlgorithm: "HMAC_SHA_256", Mac: mac.Mac})
 		case opDeriveSharedSecret:
-			_, err = s.DeriveSharedSecret(ctx, root, &DeriveSharedSecretInput{KeyId: alias, KeyAgreementAlgorithm: "ECDH", PublicKey: peerP256(t)})
+			_, err = s.DeriveSharedSecret(ctx, caller, &DeriveSharedSecretInput{KeyId: alias, KeyAgreementAlgorithm: "ECDH", PublicKey: peerP256(t)})
 		case opGenerateDataKeyPair:
-			_, err = s.GenerateDataKeyPair(ctx, root, &GenerateDataKeyPairInput{KeyId: alias, EncryptionContext: probe, KeyPairSpec: "ECC_NIST_P256"})
+			_, err = s.GenerateDataKeyPair(ctx, caller, &GenerateDataKeyPairInput{KeyId: alias, EncryptionContext: probe, KeyPairSpec: "ECC_NIST_P256"})
 		case opGenerateDataKeyPairWithoutPlaintext:
-			_, err = s.GenerateDataKeyPairWithoutPlaintext(ctx, root, &GenerateDataKeyPairInput{KeyId: alias, EncryptionContext: probe, KeyPairSpec: "ECC_NIST_P256"})
+			_, err = s.GenerateDataKeyPairWithoutPlaintext(ctx, caller, &GenerateDataKeyPairInput{KeyId: alias, EncryptionContext: probe, KeyPairSpec: "ECC_NIST_P256"})
+		case opCancelKeyDeletion:
+			days := 7
+			if _, serr := s.ScheduleKeyDeletion(ctx, root, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: &days}); serr != nil {
+				t.Fatal(serr)
+			}
+			_, err = s.CancelKeyDeletion(ctx, caller, &KeyIDInput{KeyId: id})
+		case opRevokeGrant:
+			g, gerr := s.CreateGrant(ctx, root, &CreateGrantInput{KeyId: id, GranteePrincipal: chainUser("bob").ARN, Operations: []string{"Decrypt"}})
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			_, err = s.RevokeGrant(ctx, caller, &RevokeGrantInput{KeyId: id, GrantId: g.GrantId})
+		case opCreateAlias:
+			_, err = s.CreateAlias(ctx, caller, &AliasInput{AliasName: "alias/ck2-" + id, TargetKeyId: id})
+		case opUpdateAlias:
+			other, oerr := s.CreateKey(ctx, root, &CreateKeyInput{})
+			if oerr != nil {
+				t.Fatal(oerr)
+			}
+			if _, oerr := s.CreateAlias(ctx, root, &AliasInput{AliasName: "alias/cku-" + id, TargetKeyId: other.KeyMetadata.KeyId}); oerr != nil {
+				t.Fatal(oerr)
+			}
+			_, err = s.UpdateAlias(ctx, caller, &AliasInput{AliasName: "alias/cku-" + id, TargetKeyId: id})
+		case opRotateKeyOnDemand:
+			_, err = s.RotateKeyOnDemand(ctx, caller, &KeyIDInput{KeyId: id})
+		case opListKeyRotations:
+			_, err = s.ListKeyRotations(ctx, caller, &ListKeyRotationsInput{KeyId: id})
+		case opDeleteImportedKeyMaterial:
+			_, err = s.DeleteImportedKeyMaterial(ctx, caller, &DeleteImportedKeyMaterialInput{KeyId: id})
+		case opGetParametersForImport:
+			_, err = s.GetParametersForImport(ctx, caller, &GetParametersForImportInput{KeyId: id, WrappingAlgorithm: wrapOAEPSHA256, WrappingKeySpec: "RSA_2048"})
+		case opImportKeyMaterial:
+			p, perr := s.GetParametersForImport(ctx, root, &GetParametersForImportInput{KeyId: id, WrappingAlgorithm: wrapOAEPSHA256, WrappingKeySpec: "RSA_2048"})
+			if perr != nil {
+				t.Fatal(perr)
+			}
+			material := make([]byte, 32)
+			rand.Read(material)
+			_, err = s.ImportKeyMaterial(ctx, caller, &ImportKeyMaterialInput{KeyId: id, ImportToken: p.ImportToken,
+				EncryptedKeyMaterial: wrapForImport(t, p.PublicKey, wrapOAEPSHA256, material),
+				ExpirationModel:      ExpirationExpires, ValidTo: &Timestamp{time.Now().Add(time.Hour)}})
 		case opPutKeyPolicy:
 			doc := denyWhenPresent("kms:PutKeyPolicy", "kms:NotARequestKey")
-			_, err = s.PutKeyPolicy(ctx, root, &PutKeyPolicyInput{KeyId: id, Policy: &doc})
+			_, err = s.PutKeyPolicy(ctx, caller, &PutKeyPolicyInput{KeyId: id, Policy: &doc})
 		default:
 			t.Fatalf("%s lists condition keys but this test cannot run it: add it", op.Name)
 		}
@@ -122,14 +167,26 @@ func TestConditionKeysInContext(t *testing.T) {
 	newKey := func(op *Operation, doc string) string {
 		t.Helper()
 		spec, usage := conditionKeySpec(op)
-		out, err := s.CreateKey(ctx, root, &CreateKeyInput{Policy: &doc, BypassPolicyLockoutSafetyCheck: true,
-			KeySpec: spec, KeyUsage: usage, Tags: []Tag{{TagKey: "probe", TagValue: "v"}}})
+		// The alias ops' policy would refuse the alias itself: it goes on
+		// once the alias is made.
+		aliasOp := op == opCreateAlias || op == opUpdateAlias
+		in := &CreateKeyInput{Policy: &doc, BypassPolicyLockoutSafetyCheck: true,
+			KeySpec: spec, KeyUsage: usage, Origin: conditionKeyOrigin(op), Tags: []Tag{{TagKey: "probe", TagValue: "v"}}}
+		if aliasOp {
+			in.Policy = nil
+		}
+		out, err := s.CreateKey(ctx, root, in)
 		if err != nil {
 			t.Fatal(err)
 		}
 		id := out.KeyMetadata.KeyId
 		if _, err := s.CreateAlias(ctx, root, &AliasInput{AliasName: "alias/ck-" + id, TargetKeyId: id}); err != nil {
 			t.Fatal(err)
+		}
+		if aliasOp {
+			if _, err := s.PutKeyPolicy(ctx, root, &PutKeyPolicyInput{KeyId: id, Policy: &doc, BypassPolicyLockoutSafetyCheck: true}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return id
 	}
@@ -152,9 +209,17 @@ func TestConditionKeysInContext(t *testing.T) {
 			if _, err := s.PutUserPolicy(ctx, root, &UserPolicyInput{UserName: "ck", PolicyName: "p", PolicyDocument: doc}); err != nil {
 				t.Fatal(err)
 			}
+			as := user
+			if key == "kms:ViaService" {
+				v := *user
+				if err := s.ActAs(ctx, &v, "s3.us-east-1.amazonaws.com"); err != nil {
+					t.Fatal(err)
+				}
+				as = &v
+			}
 			switch op {
 			case opCreateKey:
-				_, err := s.CreateKey(ctx, user, &CreateKeyInput{Tags: []Tag{{TagKey: "probe", TagValue: "v"}}})
+				_, err := s.CreateKey(ctx, as, &CreateKeyInput{Tags: []Tag{{TagKey: "probe", TagValue: "v"}}})
 				return err
 			}
 			t.Fatalf("%s lists condition keys but this test cannot run it: add it", op.Name)
@@ -185,7 +250,12 @@ func TestConditionKeysInContext(t *testing.T) {
 			}
 			for _, key := range op.ConditionKeys {
 				key = probeKey(key)
-				err := run(op, newKey(op, denyWhenPresent(km.Action, key)))
+				id := newKey(op, denyWhenPresent(km.Action, key))
+				if key == "kms:ViaService" {
+					caller = via
+				}
+				err := run(op, id)
+				caller = root
 				if !isAccessDenied(err) {
 					t.Errorf("%s (%s): a Deny when %s is present: %v, want AccessDeniedException: the key is not in the request context",
 						op.Name, km.Action, key, err)
@@ -224,6 +294,16 @@ func conditionKeySpec(op *Operation) (spec, usage string) {
 		return "ECC_NIST_P256", UsageKeyAgreement
 	}
 	return "", ""
+}
+
+// conditionKeyOrigin is the origin of the key an operation of
+// TestConditionKeysInContext runs on ("" for AWS_KMS).
+func conditionKeyOrigin(op *Operation) string {
+	switch op {
+	case opGetParametersForImport, opImportKeyMaterial, opDeleteImportedKeyMaterial:
+		return OriginExternal
+	}
+	return ""
 }
 
 // peerP256 is a fresh P-256 public key as DER SubjectPublicKeyInfo.

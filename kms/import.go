@@ -9,10 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coffer-kms/coffer/engine"
 	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/policy"
 )
 
 // Imported key material (Origin EXTERNAL), as AWS's developer guide
@@ -31,19 +34,29 @@ import (
 // names its key only (another key's token is not found under this key's
 // prefix: InvalidImportTokenException). ImportKeyMaterial decrypts the
 // material with the token's private key, checks it as key material of the
-// key's spec, wraps it under the root as version 0 exactly as generated
-// material (materialAAD), and in one transaction stores it, enables the
-// key and deletes the token's record, destroying the wrapping private key.
-// The KeyMaterialId of imported material is HMAC-SHA-256 keyed by the
-// material over labelImportedMaterialID|<key ID>, so that only the same
-// material can be imported again once it is deleted or expired: the
-// version keeps its MaterialID with no wrapped material. Old ciphertexts
-// name version 0 and decrypt again after a re-import.
+// key's spec, wraps it under the root for its version index exactly as
+// generated material (materialAAD: 0 for the first material), and in one
+// transaction stores it, enables the key and deletes the token's record,
+// destroying the wrapping private key. The KeyMaterialId of imported
+// material is HMAC-SHA-256 keyed by the material over
+// labelImportedMaterialID|<key ID>, so that only the same material can be
+// imported again once it is deleted or expired: the version keeps its
+// MaterialID with no wrapped material. Old ciphertexts name their version
+// and decrypt again after a re-import.
 //
-// Deviation: importing NEW_KEY_MATERIAL into a key that already has
-// material (AWS's on-demand rotation of imported symmetric keys through a
-// PENDING_ROTATION material) is refused with UnsupportedOperationException,
-// and so is rotation of EXTERNAL keys, as before.
+// Material for an on-demand rotation (symmetric encryption keys only, as
+// AWS has it): ImportKeyMaterial with ImportType NEW_KEY_MATERIAL into a
+// key that has material stores the new material in the key record as
+// PendingMaterial (AWS's PENDING_ROTATION), wrapped for the next version
+// index; RotateKeyOnDemand (rotation.go) appends it to Versions, where it
+// is current and the previous material NON_CURRENT. One material may be
+// pending at a time. Pending material is not permanently associated with
+// the key: deleting it (DeleteImportedKeyMaterial naming its KeyMaterialId)
+// or its expiry removes it, ID and all, and the key's state is unchanged.
+// Each version keeps its own ExpirationModel and ValidTo; deleting or
+// expiring any permanently associated material (one version) makes the key
+// PendingImport until the same material is imported again into its own
+// version, which ImportKeyMaterial finds by its KeyMaterialId.
 
 // Import limits and enums (botocore's kms model).
 const (
@@ -72,6 +85,8 @@ var (
 	expirationModels   = []string{ExpirationExpires, ExpirationDoesNotExpire}
 	importTypes        = []string{ImportTypeNew, ImportTypeExisting}
 	materialIDPattern  = regexp.MustCompile(`^[a-f0-9]{64}$`)
+	// KeyMaterialDescriptionType's pattern (botocore's model).
+	materialDescPattern = regexp.MustCompile(`^[a-zA-Z0-9:/_\s.-]+$`)
 )
 
 // importStates are the states in which material may be imported, and
@@ -124,9 +139,84 @@ func checkImportable(r *keyRecord, states []string) error {
 	return k.checkState(r)
 }
 
-// hasMaterial reports whether r holds imported material now.
-func (r *keyRecord) hasMaterial() bool {
-	return len(r.Versions) > 0 && len(r.Versions[len(r.Versions)-1].Wrapped) > 0
+// allImported reports whether every material permanently associated with
+// r is imported now: the condition for an EXTERNAL key to be usable.
+func (r *keyRecord) allImported() bool {
+	if len(r.Versions) == 0 {
+		return false
+	}
+	for i := range r.Versions {
+		if len(r.Versions[i].Wrapped) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// upgradeImportExpiry moves the expiry of a record written while it was
+// kept per key (one material) to that material's version.
+func (r *keyRecord) upgradeImportExpiry() {
+	if r.ExpirationModel == "" && r.ValidTo.IsZero() {
+		return
+	}
+	if n := len(r.Versions); n > 0 && r.Versions[n-1].ExpirationModel == "" && len(r.Versions[n-1].Wrapped) > 0 {
+		r.Versions[n-1].ExpirationModel, r.Versions[n-1].ValidTo = r.ExpirationModel, r.ValidTo
+	}
+	r.ExpirationModel, r.ValidTo = "", time.Time{}
+}
+
+// keyExpiry is DescribeKey's ExpirationModel and ValidTo for an EXTERNAL
+// key: "the earliest time at which any imported key material permanently
+// associated with this KMS key expires" (botocore's KeyMetadata.ValidTo),
+// KEY_MATERIAL_DOES_NOT_EXPIRE when none of its imported material expires,
+// nothing when none is imported.
+func (r *keyRecord) keyExpiry() (model string, validTo time.Time) {
+	for i := range r.Versions {
+		v := &r.Versions[i]
+		switch {
+		case len(v.Wrapped) == 0 || v.ExpirationModel == "":
+		case v.ExpirationModel == ExpirationExpires:
+			if model != ExpirationExpires || v.ValidTo.Before(validTo) {
+				model, validTo = ExpirationExpires, v.ValidTo
+			}
+		case model == "":
+			model = ExpirationDoesNotExpire
+		}
+	}
+	return model, validTo
+}
+
+// materialIndex is the version of r whose material is id: -1 for none,
+// len(r.Versions) for the pending material.
+func (r *keyRecord) materialIndex(id string) int {
+	for i := range r.Versions {
+		if r.Versions[i].MaterialID == id {
+			return i
+		}
+	}
+	if r.PendingMaterial != nil && r.PendingMaterial.MaterialID == id {
+		return len(r.Versions)
+	}
+	return -1
+}
+
+// checkWrapping refuses a wrapping algorithm and wrapping key spec that
+// cannot carry material of spec, as botocore's
+// GetParametersForImportRequest.WrappingAlgorithm tables them: the RSAES
+// algorithms wrap any material but an RSA private key, and not
+// ECC_NIST_P521 material under an RSA_2048 wrapping key (its PKCS#8 form
+// is longer than RSA-OAEP under a 2048-bit key can encrypt).
+func checkWrapping(arn, spec, alg, wrapSpec string) error {
+	if alg != wrapOAEPSHA1 && alg != wrapOAEPSHA256 {
+		return nil
+	}
+	switch {
+	case strings.HasPrefix(spec, "RSA_"):
+		return newError(ErrUnsupportedOperation, "%s is an RSA key: its key material can only be wrapped with an RSA_AES_KEY_WRAP wrapping algorithm, not %s.", arn, alg)
+	case spec == "ECC_NIST_P521" && wrapSpec == "RSA_2048":
+		return newError(ErrUnsupportedOperation, "The %s wrapping algorithm with the RSA_2048 wrapping key spec cannot wrap ECC_NIST_P521 key material of %s.", alg, arn)
+	}
+	return nil
 }
 
 // GetParametersForImportInput is the GetParametersForImport request.
@@ -166,11 +256,20 @@ func (s *Service) GetParametersForImport(ctx context.Context, c *Caller, in *Get
 	case in.WrappingAlgorithm == "SM2PKE" || in.WrappingKeySpec == "SM2":
 		return nil, newError(ErrUnsupportedOperation, "SM2 wrapping is available only in China Regions.")
 	}
-	r, err := s.keyFor(ctx, c, &opGetParametersForImport.Keys[0], in.KeyId, nil)
+	withWrapping := func(r *keyRecord) *policy.Context {
+		pc := s.requestContext(ctx, c, r)
+		extra(pc, "kms:wrappingalgorithm", in.WrappingAlgorithm)
+		extra(pc, "kms:wrappingkeyspec", in.WrappingKeySpec)
+		return pc
+	}
+	r, err := s.keyFor(ctx, c, &opGetParametersForImport.Keys[0], in.KeyId, withWrapping)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkImportable(r, importStates); err != nil {
+		return nil, err
+	}
+	if err := checkWrapping(r.arn(), r.Spec, in.WrappingAlgorithm, in.WrappingKeySpec); err != nil {
 		return nil, err
 	}
 
@@ -244,6 +343,7 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, c *Caller, in *ImportKe
 	v.enum("importType", in.ImportType, importTypes)
 	if in.KeyMaterialDescription != nil {
 		v.length("keyMaterialDescription", *in.KeyMaterialDescription, 0, maxMaterialDescLength)
+		v.pattern("keyMaterialDescription", *in.KeyMaterialDescription, materialDescPattern)
 	}
 	v.pattern("keyMaterialId", in.KeyMaterialId, materialIDPattern)
 	if err := v.err(); err != nil {
@@ -269,15 +369,29 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, c *Caller, in *ImportKe
 	if in.KeyMaterialId != "" && in.ImportType == ImportTypeNew {
 		return nil, newError(ErrValidation, "You cannot specify KeyMaterialId with ImportType NEW_KEY_MATERIAL.")
 	}
-	r, err := s.keyFor(ctx, c, &opImportKeyMaterial.Keys[0], in.KeyId, nil)
+	// kms:ExpirationModel is the model the import applies (the default
+	// when the request has none); kms:ValidTo, in seconds since the epoch
+	// for the Numeric operators of AWS's examples, only when ValidTo is set.
+	withExpiry := func(r *keyRecord) *policy.Context {
+		pc := s.requestContext(ctx, c, r)
+		extra(pc, "kms:expirationmodel", model)
+		if in.ValidTo != nil {
+			extra(pc, "kms:validto", strconv.FormatInt(in.ValidTo.Unix(), 10))
+		}
+		return pc
+	}
+	r, err := s.keyFor(ctx, c, &opImportKeyMaterial.Keys[0], in.KeyId, withExpiry)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkImportable(r, importStates); err != nil {
 		return nil, err
 	}
-	if r.Spec != SpecSymmetric && (in.KeyMaterialId != "" || in.KeyMaterialDescription != nil) {
-		return nil, newError(ErrValidation, "KeyMaterialId and KeyMaterialDescription apply only to symmetric encryption keys.")
+	// ImportType, KeyMaterialId and KeyMaterialDescription are "only usable
+	// with symmetric encryption keys" (botocore's ImportKeyMaterialRequest):
+	// an asymmetric or HMAC key keeps its one material.
+	if r.Spec != SpecSymmetric && (in.ImportType != "" || in.KeyMaterialId != "" || in.KeyMaterialDescription != nil) {
+		return nil, newError(ErrValidation, "ImportType, KeyMaterialId and KeyMaterialDescription apply only to symmetric encryption keys.")
 	}
 
 	name := tokenName(in.ImportToken)
@@ -299,6 +413,9 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, c *Caller, in *ImportKe
 	if !now.Before(rec.ValidTo) {
 		return nil, newError(ErrExpiredImportToken, "The import token expired at %s.", rec.ValidTo.Format(time.RFC3339))
 	}
+	if err := checkWrapping(r.arn(), r.Spec, rec.Algorithm, rec.Spec); err != nil {
+		return nil, err
+	}
 
 	material, err := s.unwrapImport(ctx, r, name, rec, in.EncryptedKeyMaterial)
 	if err != nil {
@@ -311,10 +428,13 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, c *Caller, in *ImportKe
 		k.Zero()
 	}
 	mid := importedMaterialID(r.ID, material)
-	if err := checkSameMaterial(r, in, mid); err != nil {
+	idx, err := importTarget(r, in, mid)
+	if err != nil {
 		return nil, err
 	}
-	wrapped, err := s.root.Wrap(ctx, material, materialAAD(r.arn(), 0))
+	// The wrap binds the version the material is for, as generated
+	// material's does; the transaction checks it is still that one.
+	wrapped, err := s.root.Wrap(ctx, material, materialAAD(r.arn(), idx))
 	clear(material)
 	if err != nil {
 		return nil, hsmFailure(err, r.arn())
@@ -325,8 +445,10 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, c *Caller, in *ImportKe
 		if err := checkImportable(r, importStates); err != nil {
 			return nil, err
 		}
-		if err := checkSameMaterial(r, in, mid); err != nil {
+		if i, err := importTarget(r, in, mid); err != nil {
 			return nil, err
+		} else if i != idx {
+			return nil, newError(ErrConflict, "The key material of %s is being changed by another request. Try again later.", r.arn())
 		}
 		key := importStoreKey(r.ID, name)
 		if raw, err := tx.Get(bucketImports, key); err != nil {
@@ -337,16 +459,28 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, c *Caller, in *ImportKe
 		if err := tx.Delete(bucketImports, key); err != nil { // the wrapping private key goes
 			return nil, err
 		}
-		ver := keyVersion{MaterialID: mid, Wrapped: wrapped, Created: now, Imported: now}
-		if len(r.Versions) > 0 {
-			ver.Created, ver.Description = r.Versions[0].Created, r.Versions[0].Description
+		ver := keyVersion{MaterialID: mid, Wrapped: wrapped, Created: now, Imported: now, ExpirationModel: model, ValidTo: validTo}
+		var old *keyVersion
+		switch {
+		case idx < len(r.Versions):
+			old = &r.Versions[idx]
+		case r.PendingMaterial != nil:
+			old = r.PendingMaterial
+		}
+		if old != nil { // a re-import: the material keeps its place
+			ver.Created, ver.RotationType, ver.Description = old.Created, old.RotationType, old.Description
 		}
 		if in.KeyMaterialDescription != nil {
 			ver.Description = *in.KeyMaterialDescription
 		}
-		r.Versions = []keyVersion{ver}
-		r.ExpirationModel, r.ValidTo = model, validTo
-		if r.State == StatePendingImport {
+		if idx < len(r.Versions) {
+			r.Versions[idx] = ver
+		} else if len(r.Versions) == 0 {
+			r.Versions = []keyVersion{ver}
+		} else {
+			r.PendingMaterial = &ver
+		}
+		if r.State == StatePendingImport && r.allImported() {
 			r.State = StateEnabled
 		}
 		return r, nil
@@ -354,30 +488,51 @@ func (s *Service) ImportKeyMaterial(ctx context.Context, c *Caller, in *ImportKe
 	if err != nil {
 		return nil, internal(err)
 	}
+	// A re-import ends the cached material's time in memory, as deletion does.
+	s.cache.invalidate(cacheKey, out.ID)
 	return &ImportKeyMaterialOutput{KeyId: out.arn(), KeyMaterialId: mid}, nil
 }
 
-// checkSameMaterial refuses material other than the key's (IncorrectKeyMaterialException),
-// and new material for a key that has some (rotation of imported material,
-// not supported).
-func checkSameMaterial(r *keyRecord, in *ImportKeyMaterialInput, mid string) error {
-	if len(r.Versions) == 0 {
+// importTarget is where material mid, imported by in, goes in r: the index
+// of the version it is imported again into, 0 for a key's first material,
+// or len(r.Versions) for material pending rotation (new, or imported
+// again). It refuses material other than what in names or r holds
+// (IncorrectKeyMaterialException), new material for a key that cannot
+// have more than one (asymmetric, HMAC and multi-Region keys), and a
+// second pending material.
+func importTarget(r *keyRecord, in *ImportKeyMaterialInput, mid string) (int, error) {
+	n := len(r.Versions)
+	if n == 0 {
 		if in.ImportType == ImportTypeExisting || in.KeyMaterialId != "" {
-			return newError(ErrIncorrectKeyMaterial, "%s has no key material to import again.", r.arn())
+			return 0, newError(ErrIncorrectKeyMaterial, "%s has no key material to import again.", r.arn())
 		}
-		return nil
+		return 0, nil
 	}
-	cur := r.Versions[len(r.Versions)-1].MaterialID
 	if in.ImportType == ImportTypeNew {
-		return newError(ErrUnsupportedOperation, "Importing new key material into %s, which has key material, is not supported by this server.", r.arn())
+		switch {
+		case r.Spec != SpecSymmetric:
+			return 0, newError(ErrUnsupportedOperation, "%s is not a symmetric encryption key: its key material cannot be changed after the first import.", r.arn())
+		case r.PrimaryRegion != "":
+			return 0, newError(ErrUnsupportedOperation, "Importing new key material into the multi-Region key %s is not supported.", r.arn())
+		case r.materialIndex(mid) >= 0:
+			return 0, newError(ErrIncorrectKeyMaterial, "The key material is already associated with %s.", r.arn())
+		case r.PendingMaterial != nil:
+			return 0, newError(ErrInvalidState, "%s already has key material %s pending rotation: rotate the key or delete that key material first.", r.arn(), r.PendingMaterial.MaterialID)
+		}
+		return n, nil
 	}
-	if in.KeyMaterialId != "" && in.KeyMaterialId != cur {
-		return newError(ErrIncorrectKeyMaterial, "Key material %s is not associated with %s.", in.KeyMaterialId, r.arn())
+	if in.KeyMaterialId != "" {
+		if r.materialIndex(in.KeyMaterialId) < 0 {
+			return 0, newError(ErrIncorrectKeyMaterial, "Key material %s is not associated with %s.", in.KeyMaterialId, r.arn())
+		}
+		if !hmac.Equal([]byte(in.KeyMaterialId), []byte(mid)) {
+			return 0, newError(ErrIncorrectKeyMaterial, "The key material is not key material %s of %s.", in.KeyMaterialId, r.arn())
+		}
 	}
-	if !hmac.Equal([]byte(mid), []byte(cur)) {
-		return newError(ErrIncorrectKeyMaterial, "The key material is not the key material previously imported into %s.", r.arn())
+	if i := r.materialIndex(mid); i >= 0 {
+		return i, nil
 	}
-	return nil
+	return 0, newError(ErrIncorrectKeyMaterial, "The key material is not the key material previously imported into %s.", r.arn())
 }
 
 // unwrapImport decrypts EncryptedKeyMaterial with the token's wrapping
@@ -439,9 +594,11 @@ type DeleteImportedKeyMaterialOutput struct {
 	KeyMaterialId string `json:"KeyMaterialId,omitempty"`
 }
 
-// DeleteImportedKeyMaterial deletes a key's imported material: the key is
-// PendingImport until the same material is imported again (a key pending
-// deletion stays so).
+// DeleteImportedKeyMaterial deletes one imported material of a key: the
+// one KeyMaterialId names, or the current one. Deleting material pending
+// rotation drops it and leaves the key as it is; deleting a version's makes
+// the key PendingImport until the same material is imported again (a key
+// pending deletion stays so).
 func (s *Service) DeleteImportedKeyMaterial(ctx context.Context, c *Caller, in *DeleteImportedKeyMaterialInput) (*DeleteImportedKeyMaterialOutput, error) {
 	var v validator
 	v.keyID("keyId", in.KeyId)
@@ -454,13 +611,18 @@ func (s *Service) DeleteImportedKeyMaterial(ctx context.Context, c *Caller, in *
 		if err := checkImportable(r, opDeleteImportedKeyMaterial.Keys[0].States); err != nil {
 			return err
 		}
-		if len(r.Versions) > 0 {
+		mid = in.KeyMaterialId
+		if mid == "" {
+			if len(r.Versions) == 0 {
+				return nil // nothing was ever imported
+			}
 			mid = r.Versions[len(r.Versions)-1].MaterialID
 		}
-		if in.KeyMaterialId != "" && in.KeyMaterialId != mid {
-			return newError(ErrNotFound, "Key material %s is not associated with %s.", in.KeyMaterialId, r.arn())
+		i := r.materialIndex(mid)
+		if i < 0 {
+			return newError(ErrNotFound, "Key material %s is not associated with %s.", mid, r.arn())
 		}
-		deleteMaterial(r)
+		deleteMaterial(r, i)
 		return nil
 	})
 	if err != nil {
@@ -470,46 +632,75 @@ func (s *Service) DeleteImportedKeyMaterial(ctx context.Context, c *Caller, in *
 	return &DeleteImportedKeyMaterialOutput{KeyId: r.arn(), KeyMaterialId: mid}, nil
 }
 
-// deleteMaterial drops r's wrapped material, keeping the IDs that say which
-// material may come back.
-func deleteMaterial(r *keyRecord) {
-	for i := range r.Versions {
-		r.Versions[i].Wrapped = nil
+// deleteMaterial deletes the material of r's version i, or the pending
+// material for i == len(r.Versions). A version keeps its MaterialID, which
+// says which material may come back; pending material goes altogether.
+func deleteMaterial(r *keyRecord, i int) {
+	if i == len(r.Versions) {
+		clear(r.PendingMaterial.Wrapped)
+		r.PendingMaterial = nil
+		return
 	}
-	r.ExpirationModel, r.ValidTo = "", time.Time{}
+	v := &r.Versions[i]
+	v.Wrapped, v.ExpirationModel, v.ValidTo = nil, "", time.Time{}
 	if r.State == StateEnabled || r.State == StateDisabled {
 		r.State = StatePendingImport
 	}
 }
 
-// materialExpired reports whether r's imported material has passed its ValidTo.
-func materialExpired(r *keyRecord, now time.Time) bool {
-	return r.Origin == OriginExternal && r.ExpirationModel == ExpirationExpires && !r.ValidTo.IsZero() &&
-		!now.Before(r.ValidTo) && r.hasMaterial()
+// expiredMaterial is the index (as materialIndex) of an imported material
+// of r whose ValidTo has passed at now, or -1.
+func expiredMaterial(r *keyRecord, now time.Time) int {
+	if r.Origin != OriginExternal {
+		return -1
+	}
+	expired := func(v *keyVersion) bool {
+		return len(v.Wrapped) > 0 && v.ExpirationModel == ExpirationExpires && !v.ValidTo.IsZero() && !now.Before(v.ValidTo)
+	}
+	for i := range r.Versions {
+		if expired(&r.Versions[i]) {
+			return i
+		}
+	}
+	if r.PendingMaterial != nil && expired(r.PendingMaterial) {
+		return len(r.Versions)
+	}
+	return -1
 }
+
+// materialExpired reports whether any imported material of r has passed its ValidTo.
+func materialExpired(r *keyRecord, now time.Time) bool { return expiredMaterial(r, now) >= 0 }
 
 // expireMaterial deletes key id's imported material whose ValidTo has
 // passed, as AWS does: with a DeleteImportedKeyMaterial record of the
-// service itself (an AwsServiceEvent) through the outbox.
+// service itself (an AwsServiceEvent) through the outbox, one record for
+// each material.
 func (s *Service) expireMaterial(ctx context.Context, id string, now time.Time) error {
-	ctx, event, err := s.serviceEventContext(ctx, "DeleteImportedKeyMaterial")
-	if err != nil {
-		return err
-	}
-	_, err = s.updateKey(ctx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
-		event.on(nil)
-		if !materialExpired(r, now) {
-			return r, nil // re-imported or deleted meanwhile
+	for {
+		ectx, event, err := s.serviceEventContext(ctx, "DeleteImportedKeyMaterial")
+		if err != nil {
+			return err
 		}
-		event.on(r)
-		deleteMaterial(r)
-		return r, nil
-	})
-	s.cache.invalidate(cacheKey, id)
-	if err == errKeyGone {
-		return nil
+		more := false
+		_, err = s.updateKey(ectx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
+			event.on(nil)
+			i := expiredMaterial(r, now)
+			if i < 0 {
+				return r, nil // re-imported or deleted meanwhile
+			}
+			event.on(r)
+			deleteMaterial(r, i)
+			more = materialExpired(r, now)
+			return r, nil
+		})
+		s.cache.invalidate(cacheKey, id)
+		if err == errKeyGone {
+			return nil
+		}
+		if err != nil || !more {
+			return err
+		}
 	}
-	return err
 }
 
 // sweepImportTokens deletes the records of import tokens that have

@@ -241,6 +241,10 @@ func TestImportErrors(t *testing.T) {
 			in.EncryptedKeyMaterial = wrapForImport(t, p.PublicKey, wrapOAEPSHA256, raw[:16])
 		}, ErrIncorrectKeyMaterial},
 		"existing without any": {func(in *ImportKeyMaterialInput) { in.ImportType = ImportTypeExisting }, ErrIncorrectKeyMaterial},
+		"description outside its pattern": {func(in *ImportKeyMaterialInput) {
+			d := "no <tags>!"
+			in.KeyMaterialDescription = &d
+		}, ErrValidation},
 		"material ID with NEW": {func(in *ImportKeyMaterialInput) {
 			in.ImportType, in.KeyMaterialId = ImportTypeNew, strings.Repeat("a", 64)
 		}, ErrValidation},
@@ -267,16 +271,17 @@ func TestImportErrors(t *testing.T) {
 	if n := countImportTokens(t, e.s, ""); n != 0 {
 		t.Fatalf("%d expired tokens left after maintenance", n)
 	}
-	// New material into a key that has some: rotation, refused.
+	// The same material as NEW_KEY_MATERIAL for a key that has it is
+	// refused; rotation without material pending rotation is refused.
 	if _, err := e.importMaterial(t, id, wrapOAEPSHA256, raw, nil); err != nil {
 		t.Fatal(err)
 	}
 	p = e.params(t, id, wrapOAEPSHA256)
 	_, err = e.s.ImportKeyMaterial(ctx, e.c, &ImportKeyMaterialInput{KeyId: id, ImportToken: p.ImportToken, ImportType: ImportTypeNew,
 		EncryptedKeyMaterial: wrapForImport(t, p.PublicKey, wrapOAEPSHA256, raw), ExpirationModel: ExpirationDoesNotExpire})
-	wantKind(t, err, ErrUnsupportedOperation)
+	wantKind(t, err, ErrIncorrectKeyMaterial)
 	_, err = e.s.RotateKeyOnDemand(ctx, e.c, &KeyIDInput{KeyId: id})
-	wantKind(t, err, ErrUnsupportedOperation)
+	wantKind(t, err, ErrInvalidState)
 	// Re-import of the same material into the enabled key, naming its ID.
 	_, err = e.s.ImportKeyMaterial(ctx, e.c, &ImportKeyMaterialInput{KeyId: id, ImportToken: p.ImportToken, ImportType: ImportTypeExisting,
 		KeyMaterialId: importedMaterialID(id, raw), EncryptedKeyMaterial: wrapForImport(t, p.PublicKey, wrapOAEPSHA256, raw), ExpirationModel: ExpirationDoesNotExpire})

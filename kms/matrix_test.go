@@ -343,10 +343,12 @@ var stateRows = []stateRow{
 			return err
 		}},
 	// Not in the archived table. API reference: modelled DE and IS; "you
-	// cannot perform on-demand rotation of … KMS keys with imported key
-	// material, or KMS keys in a custom key store" (UO); so the row of
-	// EnableKeyRotation.
-	{op: "RotateKeyOnDemand", want: [...]error{success, ErrDisabled, ErrInvalidState, ErrUnsupportedOperation, ErrUnsupportedOperation},
+	// cannot perform on-demand rotation of … KMS keys in a custom key
+	// store" (UO). A symmetric key with imported material is rotated on
+	// demand since June 2025 ("you must have already imported new key
+	// material and that key material's state should be PENDING_ROTATION",
+	// botocore's current RotateKeyOnDemand): in PendingImport it is [5].
+	{op: "RotateKeyOnDemand", want: [...]error{success, ErrDisabled, ErrInvalidState, ErrInvalidState, ErrUnsupportedOperation},
 		call: func(ctx context.Context, s *Service, c *Caller, k *cell) error {
 			_, err := s.RotateKeyOnDemand(ctx, c, &KeyIDInput{KeyId: k.id})
 			return err
@@ -355,8 +357,11 @@ var stateRows = []stateRow{
 	// modelled (a listing, like GetKeyRotationStatus, works on disabled
 	// and pending-deletion keys); "can only be used with KMS keys that
 	// support automatic or on-demand key rotation" (UO) for the custom
-	// key store and, as for GetKeyRotationStatus [6], imported material.
-	{op: "ListKeyRotations", want: [...]error{success, success, success, ErrUnsupportedOperation, ErrUnsupportedOperation},
+	// key store. Symmetric keys with imported material list theirs
+	// (botocore's RotationsListEntry: ImportState, KeyMaterialState
+	// PENDING_ROTATION … "only present for symmetric encryption KMS keys
+	// with EXTERNAL origin"), in PendingImport too.
+	{op: "ListKeyRotations", want: [...]error{success, success, success, success, ErrUnsupportedOperation},
 		call: func(ctx context.Context, s *Service, c *Caller, k *cell) error {
 			_, err := s.ListKeyRotations(ctx, c, &ListKeyRotationsInput{KeyId: k.id})
 			return err

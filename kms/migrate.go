@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
@@ -13,7 +14,8 @@ import (
 // RewrapStats counts what Rewrap moved and what an earlier, interrupted run
 // had already moved.
 type RewrapStats struct {
-	KeyVersions, AccessKeys int  // re-wrapped now
+	KeyVersions, AccessKeys int  // re-wrapped now (KeyVersions counts material pending rotation too)
+	ImportTokens            int  // import tokens' wrapping private keys re-wrapped now
 	TokenKey                bool // the session-token key (STS) re-wrapped now
 	AuditKey                bool // the audit signing key re-wrapped now (RewrapAll)
 	RecordKey               bool // the key that authenticates stored records re-wrapped now
@@ -46,8 +48,10 @@ func RewrapAll(ctx context.Context, store keystore.Store, auditKey string, from,
 
 // Rewrap moves every secret store holds wrapped under the root from to the
 // root to (the software-to-HSM migration): every version of every key's
-// material in every Region, every access key's secret, the session-token
-// key and the record key, each under its own additional data, in one store
+// material in every Region (material pending rotation included), every
+// import token's wrapping private key, every access key's secret, the
+// session-token key and the record key, each under its own additional
+// data, in one store
 // transaction, so that the store is either wholly on the old root or wholly
 // on the new one. Keys in custom key stores have no wrapped material and
 // are left alone. Plaintext is zeroed as soon as it is wrapped again.
@@ -96,8 +100,11 @@ func Rewrap(ctx context.Context, store keystore.Store, from, to hsm.Backend) (Re
 				st.AlreadyMoved++
 			}
 		}
-		var keys, access []string
+		var keys, access, imports []string
 		if err := tx.Scan(bucketKeys, "", "", func(k string, _ []byte) bool { keys = append(keys, k); return true }); err != nil {
+			return err
+		}
+		if err := tx.Scan(bucketImports, "", "", func(k string, _ []byte) bool { imports = append(imports, k); return true }); err != nil {
 			return err
 		}
 		if err := tx.Scan(bucketAccessKeys, "", "", func(k string, _ []byte) bool { access = append(access, k); return true }); err != nil {
@@ -125,10 +132,35 @@ func Rewrap(ctx context.Context, store keystore.Store, from, to hsm.Backend) (Re
 					st.AlreadyMoved++
 				}
 			}
+			if p := r.PendingMaterial; p != nil && len(p.Wrapped) > 0 {
+				v := len(r.Versions) // the index it was wrapped for (import.go)
+				w, moved, err := RewrapOne(ctx, from, to, p.Wrapped, materialAAD(r.arn(), v))
+				if err != nil {
+					return fmt.Errorf("key %s material pending rotation: %w", id, err)
+				}
+				if moved {
+					p.Wrapped = w
+					st.KeyVersions++
+					changed = true
+				} else {
+					st.AlreadyMoved++
+				}
+			}
 			if changed { // under the store key it was read from, Region and all
 				if err := putJSON(tx, bucketKeys, id, r); err != nil {
 					return err
 				}
+			}
+		}
+		for _, k := range imports {
+			moved, dropped, err := rewrapImportToken(ctx, tx, k, from, to)
+			switch {
+			case err != nil:
+				return fmt.Errorf("import token %s: %w", k, err)
+			case moved:
+				st.ImportTokens++
+			case !dropped:
+				st.AlreadyMoved++
 			}
 		}
 		for _, id := range access {
@@ -189,4 +221,37 @@ func RewrapOne(ctx context.Context, from, to hsm.Backend, wrapped, aad []byte) (
 	}
 	clear(pt)
 	return wrapped, false, nil
+}
+
+// rewrapImportToken moves the wrapping private key of the import token
+// record stored under k ("<key store key>/<token name>", import.go): its
+// additional data names the key by ARN, read from the key's record. The
+// record of a token whose key is gone is deleted: no request can use it.
+func rewrapImportToken(ctx context.Context, tx keystore.Tx, k string, from, to hsm.Backend) (moved, dropped bool, err error) {
+	i := strings.LastIndexByte(k, '/')
+	if i < 0 {
+		return false, false, errors.New("not a <key>/<token name> store key")
+	}
+	keyName, name := k[:i], k[i+1:]
+	raw, err := tx.Get(bucketImports, k)
+	if err != nil {
+		return false, false, err
+	}
+	rec := new(importRecord)
+	if err := json.Unmarshal(raw, rec); err != nil {
+		return false, false, err
+	}
+	r, err := getKeyTx(tx, keyName)
+	if err != nil {
+		return false, false, err
+	}
+	if r == nil {
+		return false, true, tx.Delete(bucketImports, k)
+	}
+	w, moved, err := RewrapOne(ctx, from, to, rec.Wrapped, wrappingKeyAAD(r.arn(), name))
+	if err != nil || !moved {
+		return false, false, err
+	}
+	rec.Wrapped = w
+	return true, false, putJSON(tx, bucketImports, k, rec)
 }

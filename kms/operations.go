@@ -139,10 +139,12 @@ func manageKey(op string, states []string) KeyMember {
 	return KeyMember{Member: "KeyId", Action: "kms:" + op, Forms: KeyOnly, States: states}
 }
 
-// Condition keys of the key resource operations, and of the symmetric
-// cryptographic ones.
+// Condition keys of the key resource operations (the permissions
+// reference's "Conditions for KMS key operations", kms:ViaService among
+// them, present when the caller acts for a service: managed.go), and of
+// the symmetric cryptographic ones.
 var (
-	keyConditions    = []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin", "kms:ResourceAliases", "aws:ResourceTag/"}
+	keyConditions    = []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin", "kms:ResourceAliases", "aws:ResourceTag/", "kms:ViaService"}
 	cryptoConditions = append(slices.Clip(keyConditions), "kms:EncryptionAlgorithm", "kms:EncryptionContext:", "kms:EncryptionContextKeys", "kms:RequestAlias")
 )
 
@@ -225,7 +227,7 @@ var (
 
 	// Keys.
 	opCreateKey = &Operation{ConditionKeys: []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin",
-		"kms:MultiRegion", "kms:BypassPolicyLockoutSafetyCheck", "aws:RequestTag/", "aws:TagKeys"},
+		"kms:MultiRegion", "kms:BypassPolicyLockoutSafetyCheck", "aws:RequestTag/", "aws:TagKeys", "kms:ViaService"},
 		Name: "CreateKey", Quota: perSecond(50), Action: "kms:CreateKey",
 		Request: []string{"Policy", "Description", "KeyUsage", "CustomerMasterKeySpec", "KeySpec", "Origin", "CustomKeyStoreId",
 			"BypassPolicyLockoutSafetyCheck", "Tags", "MultiRegion", "XksKeyId"},
@@ -253,7 +255,8 @@ var (
 		Keys:     []KeyMember{manageKey("ScheduleKeyDeletion", notPendingDeletion)},
 		Request:  []string{"KeyId", "PendingWindowInDays"},
 		Response: []string{"KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"}}
-	opCancelKeyDeletion = &Operation{Name: "CancelKeyDeletion", Quota: perSecond(5),
+	opCancelKeyDeletion = &Operation{ConditionKeys: keyConditions,
+		Name: "CancelKeyDeletion", Quota: perSecond(5),
 		Keys:     []KeyMember{manageKey("CancelKeyDeletion", []string{StatePendingDeletion})},
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId"}}
@@ -268,7 +271,8 @@ var (
 		Name: "DisableKeyRotation", Quota: perSecond(5),
 		Keys:    []KeyMember{rotationKey("DisableKeyRotation")},
 		Request: []string{"KeyId"}}
-	opRotateKeyOnDemand = &Operation{Name: "RotateKeyOnDemand", Quota: perSecond(5),
+	opRotateKeyOnDemand = &Operation{ConditionKeys: keyConditions,
+		Name: "RotateKeyOnDemand", Quota: perSecond(5),
 		Keys:     []KeyMember{rotationKey("RotateKeyOnDemand")},
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId"}}
@@ -280,16 +284,21 @@ var (
 	// Imported key material: management operations on a key of the
 	// caller's own account, by key ID or key ARN. CloudTrail records
 	// keyId, wrappingAlgorithm and wrappingKeySpec, never the import token,
-	// the public key or the encrypted material.
-	opGetParametersForImport = &Operation{Name: "GetParametersForImport", Quota: perSecond(5),
+	// the public key or the encrypted material. The request's own condition
+	// keys are the developer guide's: kms:WrappingAlgorithm and
+	// kms:WrappingKeySpec, kms:ExpirationModel and kms:ValidTo (import.go).
+	opGetParametersForImport = &Operation{ConditionKeys: conditions(keyConditions, "kms:WrappingAlgorithm", "kms:WrappingKeySpec"),
+		Name: "GetParametersForImport", Quota: perSecond(5),
 		Keys:    []KeyMember{manageKey("GetParametersForImport", importStates)},
 		Request: []string{"KeyId", "WrappingAlgorithm", "WrappingKeySpec"}}
-	opImportKeyMaterial = &Operation{Name: "ImportKeyMaterial", Quota: perSecond(5),
+	opImportKeyMaterial = &Operation{ConditionKeys: conditions(keyConditions, "kms:ExpirationModel", "kms:ValidTo"),
+		Name: "ImportKeyMaterial", Quota: perSecond(5),
 		Keys: []KeyMember{manageKey("ImportKeyMaterial", importStates)},
 		Request: []string{"KeyId", "ValidTo", "ExpirationModel", "ImportType", "KeyMaterialDescription",
 			"KeyMaterialId"},
 		Response: []string{"KeyId", "KeyMaterialId"}}
-	opDeleteImportedKeyMaterial = &Operation{Name: "DeleteImportedKeyMaterial", Quota: perSecond(5),
+	opDeleteImportedKeyMaterial = &Operation{ConditionKeys: keyConditions,
+		Name: "DeleteImportedKeyMaterial", Quota: perSecond(5),
 		Keys:     []KeyMember{manageKey("DeleteImportedKeyMaterial", allStates)},
 		Request:  []string{"KeyId", "KeyMaterialId"},
 		Response: []string{"KeyId", "KeyMaterialId"}}
@@ -312,7 +321,8 @@ var (
 		Keys:    []KeyMember{{Member: "KeyId", Action: "kms:UpdatePrimaryRegion", Forms: KeyOnly, States: enabledOnly, Disabled: true}},
 		Request: []string{"KeyId", "PrimaryRegion"}}
 
-	opListKeyRotations = &Operation{Name: "ListKeyRotations", Quota: perSecond(100), ReadOnly: true,
+	opListKeyRotations = &Operation{ConditionKeys: keyConditions,
+		Name: "ListKeyRotations", Quota: perSecond(100), ReadOnly: true,
 		Keys:    []KeyMember{manageKey("ListKeyRotations", allStates)},
 		Request: append([]string{"KeyId", "IncludeKeyMaterial"}, listMembers...)}
 
@@ -343,10 +353,12 @@ var (
 		Request: append([]string{"KeyId"}, listMembers...)}
 
 	// Aliases: permission on the alias (identity policies) and on the key.
-	opCreateAlias = &Operation{Name: "CreateAlias", Quota: perSecond(5), Action: "kms:CreateAlias",
+	opCreateAlias = &Operation{ConditionKeys: keyConditions,
+		Name: "CreateAlias", Quota: perSecond(5), Action: "kms:CreateAlias",
 		Keys:    []KeyMember{aliasTargetKey("CreateAlias")},
 		Request: []string{"AliasName", "TargetKeyId"}}
-	opUpdateAlias = &Operation{Name: "UpdateAlias", Quota: perSecond(5), Action: "kms:UpdateAlias",
+	opUpdateAlias = &Operation{ConditionKeys: keyConditions,
+		Name: "UpdateAlias", Quota: perSecond(5), Action: "kms:UpdateAlias",
 		Keys:    []KeyMember{aliasTargetKey("UpdateAlias")},
 		Request: []string{"AliasName", "TargetKeyId"}}
 	opDeleteAlias = &Operation{Name: "DeleteAlias", Quota: perSecond(5), Action: "kms:DeleteAlias",
@@ -374,7 +386,8 @@ var (
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:RetireGrant", Grant: "RetireGrant", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: []string{"KeyId", "GrantId", "DryRun"}}
-	opRevokeGrant = &Operation{Name: "RevokeGrant", Quota: perSecond(30),
+	opRevokeGrant = &Operation{ConditionKeys: keyConditions,
+		Name: "RevokeGrant", Quota: perSecond(30),
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:RevokeGrant", Forms: KeyOnly, CrossAccount: true,
 			States: allStates}},
 		Request: []string{"KeyId", "GrantId", "DryRun"}}

@@ -27,8 +27,24 @@ type EnableKeyRotationInput struct {
 	RotationPeriodInDays *int   `json:"RotationPeriodInDays"`
 }
 
-// checkRotatable guards the rotation operations, whose key member is k.
-func checkRotatable(r *keyRecord, k *KeyMember) error {
+// Whether a rotation operation may rotate imported material: only
+// RotateKeyOnDemand does, of material imported for it (import.go).
+const (
+	automaticOnly = false
+	orImported    = true
+)
+
+// checkRotatable guards the rotation operations, whose key member is k;
+// imported is orImported for RotateKeyOnDemand, which rotates symmetric
+// EXTERNAL keys too, automaticOnly for the operations of automatic
+// rotation, which AWS refuses for imported material.
+//
+// Deviation: AWS rotates a multi-Region key with imported material once
+// the same new material is imported into the primary and each replica
+// (PENDING_MULTI_REGION_IMPORT_AND_ROTATION); Coffer refuses new material
+// and on-demand rotation for multi-Region EXTERNAL keys with
+// UnsupportedOperationException (import.go's importTarget).
+func checkRotatable(r *keyRecord, k *KeyMember, imported bool) error {
 	if err := checkCustomerManaged(r); err != nil {
 		return err
 	}
@@ -36,8 +52,14 @@ func checkRotatable(r *keyRecord, k *KeyMember) error {
 		// AWS rotates a multi-Region key through its primary only.
 		return newError(ErrUnsupportedOperation, "%s is a multi-Region replica key: rotation is managed on its primary key in %s.", r.arn(), r.PrimaryRegion)
 	}
-	if r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS {
-		return newError(ErrUnsupportedOperation, "%s cannot be rotated: only symmetric keys with AWS_KMS origin support rotation.", r.arn())
+	switch {
+	case r.Spec != SpecSymmetric:
+		return newError(ErrUnsupportedOperation, "%s cannot be rotated: only symmetric encryption keys support rotation.", r.arn())
+	case r.Origin == OriginExternal && imported && r.PrimaryRegion == "":
+	case r.Origin == OriginExternal && imported:
+		return newError(ErrUnsupportedOperation, "%s is a multi-Region key with imported key material, which cannot be rotated on demand.", r.arn())
+	case r.Origin != OriginAWSKMS:
+		return newError(ErrUnsupportedOperation, "%s cannot be rotated: only symmetric keys with AWS_KMS origin support automatic rotation.", r.arn())
 	}
 	return k.checkState(r)
 }
@@ -61,7 +83,7 @@ func (s *Service) EnableKeyRotation(ctx context.Context, c *Caller, in *EnableKe
 		return pc
 	}
 	_, err := s.mutateKey(ctx, c, &opEnableKeyRotation.Keys[0], in.KeyId, withPeriod, func(r *keyRecord) error {
-		if err := checkRotatable(r, &opEnableKeyRotation.Keys[0]); err != nil {
+		if err := checkRotatable(r, &opEnableKeyRotation.Keys[0], automaticOnly); err != nil {
 			return err
 		}
 		base := s.now().UTC()
@@ -85,7 +107,7 @@ func (s *Service) DisableKeyRotation(ctx context.Context, c *Caller, in *KeyIDIn
 		return nil, err
 	}
 	_, err := s.mutateKey(ctx, c, &opDisableKeyRotation.Keys[0], in.KeyId, nil, func(r *keyRecord) error {
-		if err := checkRotatable(r, &opDisableKeyRotation.Keys[0]); err != nil {
+		if err := checkRotatable(r, &opDisableKeyRotation.Keys[0], automaticOnly); err != nil {
 			return err
 		}
 		r.RotationEnabled = false
@@ -142,13 +164,17 @@ func (s *Service) RotateKeyOnDemand(ctx context.Context, c *Caller, in *KeyIDInp
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRotatable(r, &opRotateKeyOnDemand.Keys[0]); err != nil {
+	if err := checkRotatable(r, &opRotateKeyOnDemand.Keys[0], orImported); err != nil {
 		return nil, err
 	}
 	if r.OnDemandRotations >= maxOnDemand {
 		return nil, newError(ErrLimitExceeded, "%s has reached the limit of %d on-demand rotations.", r.arn(), maxOnDemand)
 	}
-	r, _, err = s.rotate(ctx, r.ID, rotationOnDemand)
+	if r.Origin == OriginExternal {
+		r, err = s.rotateImported(ctx, r.ID)
+	} else {
+		r, _, err = s.rotate(ctx, r.ID, rotationOnDemand)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +312,7 @@ func checkRotation(r *keyRecord, kind string, now time.Time) error {
 		// refused their management (managed.go).
 		return opRotateKeyOnDemand.Keys[0].checkState(r)
 	}
-	if err := checkRotatable(r, &opRotateKeyOnDemand.Keys[0]); err != nil {
+	if err := checkRotatable(r, &opRotateKeyOnDemand.Keys[0], kind == rotationOnDemand); err != nil {
 		return err
 	}
 	if kind == rotationOnDemand && r.OnDemandRotations >= maxOnDemand {
@@ -302,14 +328,29 @@ type ListKeyRotationsInput struct {
 	ListInput
 }
 
-// RotationsListEntry is one key material in ListKeyRotations.
+// RotationsListEntry is one key material in ListKeyRotations. The import
+// members are present for symmetric EXTERNAL keys only, as botocore's
+// model says.
 type RotationsListEntry struct {
-	KeyId            string     `json:"KeyId"`
-	KeyMaterialId    string     `json:"KeyMaterialId"`
-	KeyMaterialState string     `json:"KeyMaterialState"`
-	RotationDate     *Timestamp `json:"RotationDate,omitempty"`
-	RotationType     string     `json:"RotationType,omitempty"`
+	KeyId                  string     `json:"KeyId"`
+	KeyMaterialId          string     `json:"KeyMaterialId"`
+	KeyMaterialDescription *string    `json:"KeyMaterialDescription,omitempty"`
+	ImportState            string     `json:"ImportState,omitempty"`
+	KeyMaterialState       string     `json:"KeyMaterialState"`
+	ExpirationModel        string     `json:"ExpirationModel,omitempty"`
+	ValidTo                *Timestamp `json:"ValidTo,omitempty"`
+	RotationDate           *Timestamp `json:"RotationDate,omitempty"`
+	RotationType           string     `json:"RotationType,omitempty"`
 }
+
+// Key material states and import states of ListKeyRotations.
+const (
+	materialCurrent         = "CURRENT"
+	materialNonCurrent      = "NON_CURRENT"
+	materialPendingRotation = "PENDING_ROTATION"
+	importImported          = "IMPORTED"
+	importPending           = "PENDING_IMPORT"
+)
 
 // ListKeyRotationsOutput is the ListKeyRotations response.
 type ListKeyRotationsOutput struct {
@@ -319,7 +360,9 @@ type ListKeyRotationsOutput struct {
 }
 
 // ListKeyRotations pages through the key's rotations, oldest first; with
-// ALL_KEY_MATERIAL the original material is listed too.
+// ALL_KEY_MATERIAL the original material is listed too, and material
+// imported for a rotation that has not happened yet (PENDING_ROTATION),
+// last.
 func (s *Service) ListKeyRotations(ctx context.Context, c *Caller, in *ListKeyRotationsInput) (*ListKeyRotationsOutput, error) {
 	var v validator
 	v.keyID("keyId", in.KeyId)
@@ -345,14 +388,25 @@ func (s *Service) ListKeyRotations(ctx context.Context, c *Caller, in *ListKeyRo
 	if err != nil {
 		return nil, err
 	}
-	if r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS {
+	imported := r.Origin == OriginExternal
+	if r.Spec != SpecSymmetric || (r.Origin != OriginAWSKMS && !imported) {
 		return nil, newError(ErrUnsupportedOperation, "%s does not support rotation.", r.arn())
 	}
 	limit := pageLimit(in.Limit, 100, 1000)
 	out := &ListKeyRotationsOutput{Rotations: []RotationsListEntry{}}
-	last := len(r.Versions) - 1
+	current := len(r.Versions) - 1
+	last := current
+	if r.PendingMaterial != nil && in.IncludeKeyMaterial == "ALL_KEY_MATERIAL" {
+		last++ // the pending material, listed last
+	}
 	for i := start; i <= last; i++ {
-		ver := r.Versions[i]
+		ver, state := r.PendingMaterial, materialPendingRotation
+		if i <= current {
+			ver, state = &r.Versions[i], materialNonCurrent
+			if i == current {
+				state = materialCurrent
+			}
+		}
 		if ver.RotationType == "" && in.IncludeKeyMaterial != "ALL_KEY_MATERIAL" {
 			continue
 		}
@@ -361,15 +415,52 @@ func (s *Service) ListKeyRotations(ctx context.Context, c *Caller, in *ListKeyRo
 			out.NextMarker = encodeMarker("rotations", strconv.Itoa(i-1))
 			break
 		}
-		e := RotationsListEntry{KeyId: r.ID, KeyMaterialId: ver.MaterialID, KeyMaterialState: "NON_CURRENT"}
-		if i == last {
-			e.KeyMaterialState = "CURRENT"
-		}
+		e := RotationsListEntry{KeyId: r.ID, KeyMaterialId: ver.MaterialID, KeyMaterialState: state}
 		if ver.RotationType != "" {
 			e.RotationDate = ts(ver.Created)
 			e.RotationType = ver.RotationType
 		}
+		if imported {
+			if ver.Description != "" {
+				desc := ver.Description
+				e.KeyMaterialDescription = &desc
+			}
+			e.ImportState, e.ExpirationModel, e.ValidTo = importPending, "", nil
+			if len(ver.Wrapped) > 0 {
+				e.ImportState, e.ExpirationModel, e.ValidTo = importImported, ver.ExpirationModel, ts(ver.ValidTo)
+			}
+		}
 		out.Rotations = append(out.Rotations, e)
 	}
+	return out, nil
+}
+
+// rotateImported completes an on-demand rotation of a symmetric EXTERNAL
+// key: the material imported for it (PENDING_ROTATION, import.go) becomes
+// the current version, the previous one NON_CURRENT. The material was
+// wrapped for version index len(Versions) when it was imported, and only
+// this function appends to an EXTERNAL key's versions, consuming it.
+func (s *Service) rotateImported(ctx context.Context, id string) (*keyRecord, error) {
+	now := s.now().UTC()
+	out, err := s.updateKey(ctx, id, func(_ keystore.Tx, r *keyRecord) (*keyRecord, error) {
+		if err := checkRotation(r, rotationOnDemand, now); err != nil {
+			return nil, err
+		}
+		p := r.PendingMaterial
+		if p == nil {
+			return nil, newError(ErrInvalidState, "%s has no key material in PENDING_ROTATION state: import new key material with ImportType NEW_KEY_MATERIAL before rotating it on demand.", r.arn())
+		}
+		ver := *p
+		ver.Created, ver.RotationType = now, rotationOnDemand
+		r.Versions = append(r.Versions, ver)
+		r.PendingMaterial = nil
+		r.OnDemandRotations++
+		r.LastOnDemand = now
+		return r, nil
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	s.cache.invalidate(cacheKey, id)
 	return out, nil
 }

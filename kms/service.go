@@ -197,8 +197,15 @@ type keyRecord struct {
 	CustomKeyStoreID string `json:"customKeyStoreId,omitempty"`
 	ClusterID        string `json:"clusterId,omitempty"`
 	AvailableState   string `json:"availableState,omitempty"`
-	// Keys with imported material (Origin EXTERNAL): how the current
-	// material expires, and when (import.go).
+	// Keys with imported material (Origin EXTERNAL, import.go): the
+	// material imported for an on-demand rotation that RotateKeyOnDemand has
+	// not made current yet (AWS's PENDING_ROTATION), wrapped for version
+	// index len(Versions).
+	PendingMaterial *keyVersion `json:"pendingMaterial,omitempty"`
+	// ExpirationModel and ValidTo are read from records written before
+	// expiry was kept per material (keyVersion), and moved to the current
+	// version when the record is decoded (upgradeImportExpiry); they are
+	// never written.
 	ExpirationModel string    `json:"expirationModel,omitempty"`
 	ValidTo         time.Time `json:"validTo,omitzero"`
 	// Multi-Region keys (mrk.go): the Region of the primary key and those
@@ -225,6 +232,10 @@ type keyVersion struct {
 	// empty Wrapped, so that only the same material may come back.
 	Description string    `json:"description,omitempty"`
 	Imported    time.Time `json:"imported,omitzero"`
+	// How this imported material expires, and when: AWS keeps both per
+	// material (RotationsListEntry); cleared when the material is deleted.
+	ExpirationModel string    `json:"expirationModel,omitempty"`
+	ValidTo         time.Time `json:"validTo,omitzero"`
 }
 
 func (r *keyRecord) arn() string {
@@ -239,6 +250,10 @@ func (r *keyRecord) clone() *keyRecord {
 	c.arnCache, c.compiled = "", nil
 	c.Tags = append([]Tag(nil), r.Tags...)
 	c.Versions = append([]keyVersion(nil), r.Versions...)
+	if r.PendingMaterial != nil {
+		p := *r.PendingMaterial
+		c.PendingMaterial = &p
+	}
 	c.ReplicaRegions = append([]string(nil), r.ReplicaRegions...)
 	return &c
 }
@@ -277,9 +292,9 @@ func (r *keyRecord) metadata() *KeyMetadata {
 	if n := len(r.Versions); n > 0 {
 		m.CurrentKeyMaterialId = r.Versions[n-1].MaterialID
 	}
-	if r.Origin == OriginExternal && r.ExpirationModel != "" {
-		m.ExpirationModel = r.ExpirationModel
-		m.ValidTo = ts(r.ValidTo)
+	if r.Origin == OriginExternal {
+		model, validTo := r.keyExpiry()
+		m.ExpirationModel, m.ValidTo = model, ts(validTo)
 	}
 	m.MultiRegion, m.MultiRegionConfiguration = r.multiRegion()
 	return m
@@ -326,6 +341,7 @@ func decodeKey(id string, raw []byte) (*keyRecord, error) {
 	if err := json.Unmarshal(raw, r); err != nil {
 		return nil, fmt.Errorf("kms: corrupt record of key %s: %w", id, err)
 	}
+	r.upgradeImportExpiry()
 	return r.prepare(), nil
 }
 
@@ -423,6 +439,10 @@ func (s *Service) material(ctx context.Context, r *keyRecord, v int) (*engine.Ke
 
 // unwrapMaterial unwraps version v of r through the root and caches it.
 func (s *Service) unwrapMaterial(ctx context.Context, r *keyRecord, v int) (*engine.Key, *materialEntry, error) {
+	if len(r.Versions[v].Wrapped) == 0 {
+		// Imported material deleted since the key's state was checked.
+		return nil, nil, newError(ErrInvalidState, "%s is pending import.", r.arn())
+	}
 	pt, err := s.root.Unwrap(ctx, r.Versions[v].Wrapped, materialAAD(r.arn(), v))
 	if err != nil {
 		return nil, nil, hsmFailure(err, r.arn())

@@ -199,6 +199,9 @@ func migrateRoot(ctx context.Context, out io.Writer, dataDir string, r rootOptio
 		return err
 	}
 	fmt.Fprintf(out, "re-wrapped %d key versions and %d access keys under token %q (%d found already moved)", st.KeyVersions, st.AccessKeys, cfg.TokenLabel, st.AlreadyMoved)
+	if st.ImportTokens > 0 {
+		fmt.Fprintf(out, ", %d import tokens' wrapping keys", st.ImportTokens)
+	}
 	if st.TokenKey {
 		fmt.Fprint(out, ", the session-token key")
 	}
