@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -362,5 +363,57 @@ func TestMultiRegionRotationStatus(t *testing.T) {
 	must[*awskms.DisableKeyRotationOutput](t)(eu.DisableKeyRotation(ctx, &awskms.DisableKeyRotationInput{KeyId: aws.String(id)}))
 	if s := status(us); s.KeyRotationEnabled {
 		t.Fatalf("after the new primary's DisableKeyRotation the replica reports %+v", s)
+	}
+}
+
+// TestMultiRegionResponsesConsistent: Coffer shows neither Creating nor
+// Updating (mrk.go says why), so what ReplicateKey answers is what
+// DescribeKey answers after it in the replica's Region, and after
+// UpdatePrimaryRegion both keys are Enabled with one primary between them.
+func TestMultiRegionResponsesConsistent(t *testing.T) {
+	e, eu := newRegionsEnv(t)
+	ctx := context.Background()
+	us := e.client
+	id := *must[*awskms.CreateKeyOutput](t)(us.CreateKey(ctx, &awskms.CreateKeyInput{MultiRegion: aws.Bool(true)})).KeyMetadata.KeyId
+	rep := must[*awskms.ReplicateKeyOutput](t)(us.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: aws.String(id),
+		ReplicaRegion: aws.String(otherRegion), Description: aws.String("replica")})).ReplicaKeyMetadata
+	got := must[*awskms.DescribeKeyOutput](t)(eu.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(id)})).KeyMetadata
+	same := func(what string, a, b any) {
+		t.Helper()
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s: ReplicateKey answered %v, DescribeKey %v", what, a, b)
+		}
+	}
+	same("Arn", *rep.Arn, *got.Arn)
+	same("KeyState", rep.KeyState, got.KeyState)
+	same("Enabled", rep.Enabled, got.Enabled)
+	same("CreationDate", rep.CreationDate.Unix(), got.CreationDate.Unix())
+	same("CurrentKeyMaterialId", aws.ToString(rep.CurrentKeyMaterialId), aws.ToString(got.CurrentKeyMaterialId))
+	same("Description", *rep.Description, *got.Description)
+	mrc := func(m *types.KeyMetadata) string {
+		c := m.MultiRegionConfiguration
+		s := string(c.MultiRegionKeyType) + " " + *c.PrimaryKey.Arn
+		for _, r := range c.ReplicaKeys {
+			s += " " + *r.Arn
+		}
+		return s
+	}
+	same("MultiRegionConfiguration", mrc(rep), mrc(got))
+	if rep.KeyState != types.KeyStateEnabled || !rep.Enabled {
+		t.Fatalf("the replica is %s", rep.KeyState)
+	}
+	must[*awskms.UpdatePrimaryRegionOutput](t)(us.UpdatePrimaryRegion(ctx, &awskms.UpdatePrimaryRegionInput{KeyId: aws.String(id), PrimaryRegion: aws.String(otherRegion)}))
+	primaries := 0
+	for _, c := range []*awskms.Client{us, eu} {
+		m := must[*awskms.DescribeKeyOutput](t)(c.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String(id)})).KeyMetadata
+		if m.KeyState != types.KeyStateEnabled {
+			t.Fatalf("%s after UpdatePrimaryRegion: %s", *m.Arn, m.KeyState)
+		}
+		if m.MultiRegionConfiguration.MultiRegionKeyType == types.MultiRegionKeyTypePrimary {
+			primaries++
+		}
+	}
+	if primaries != 1 {
+		t.Fatalf("%d primaries after UpdatePrimaryRegion", primaries)
 	}
 }
