@@ -1,0 +1,150 @@
+package kms
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+// newMRKServices returns the Services of regions (the first is the home
+// one) over one in-memory store, on clock, and the account root.
+func newMRKServices(t *testing.T, clock *testClock, regions ...string) ([]*Service, *Caller) {
+	t.Helper()
+	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, err := New(Config{Region: regions[0], Account: matrixAccount, Store: keystore.NewMemory(), Root: root, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { home.Close() })
+	out := []*Service{home}
+	for _, r := range regions[1:] {
+		s, err := home.InRegion(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out, &Caller{ARN: matrixRoot, Account: matrixAccount}
+}
+
+// TestReplicaDeletionWithThreeRegions: deleting one of two replicas takes
+// its Region out of every other record of the family (the other replica's
+// too) and leaves the primary PendingReplicaDeletion; deleting the last
+// starts the primary's waiting period, after which its own Region's
+// maintenance deletes it.
+func TestReplicaDeletionWithThreeRegions(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	svcs, c := newMRKServices(t, clock, "us-east-1", "eu-west-1", "ap-south-1")
+	us, eu, ap := svcs[0], svcs[1], svcs[2]
+	ctx := context.Background()
+	created, err := us.CreateKey(ctx, c, &CreateKeyInput{MultiRegion: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.KeyMetadata.KeyId
+	for _, r := range []string{"eu-west-1", "ap-south-1"} {
+		if _, err := us.ReplicateKey(ctx, c, &ReplicateKeyInput{KeyId: id, ReplicaRegion: r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	describe := func(s *Service) *KeyMetadata {
+		t.Helper()
+		out, err := s.DescribeKey(ctx, c, &KeyIDInput{KeyId: id})
+		if err != nil {
+			t.Fatalf("%s: %v", s.Region(), err)
+		}
+		return out.KeyMetadata
+	}
+	replicas := func(m *KeyMetadata) []string {
+		var out []string
+		for _, k := range m.MultiRegionConfiguration.ReplicaKeys {
+			out = append(out, k.Region)
+		}
+		return out
+	}
+	sched, err := us.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: ptr(10)})
+	if err != nil || sched.KeyState != StatePendingReplicaDeletion || sched.DeletionDate != nil {
+		t.Fatalf("ScheduleKeyDeletion: %+v, %v", sched, err)
+	}
+	for _, s := range []*Service{eu, ap} {
+		if _, err := s.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: ptr(7)}); err != nil {
+			t.Fatal(err)
+		}
+		if s == eu {
+			clock.advance(3 * 24 * time.Hour) // ap's window ends 3 days after eu's
+		}
+	}
+	clock.advance(5 * 24 * time.Hour) // eu's window is over, ap's is not
+	for _, s := range []*Service{us, ap, eu} {
+		if _, _, err := s.RunMaintenance(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := eu.DescribeKey(ctx, c, &KeyIDInput{KeyId: id}); err == nil {
+		t.Fatal("the eu-west-1 replica outlived its window")
+	}
+	for _, s := range []*Service{us, ap} {
+		if got := replicas(describe(s)); !slices.Equal(got, []string{"ap-south-1"}) {
+			t.Fatalf("%s lists replicas %v", s.Region(), got)
+		}
+	}
+	if m := describe(us); m.KeyState != StatePendingReplicaDeletion || m.DeletionDate != nil || m.PendingDeletionWindowInDays != 10 {
+		t.Fatalf("the primary with one replica left: %s, %v, %d", m.KeyState, m.DeletionDate, m.PendingDeletionWindowInDays)
+	}
+	clock.advance(3 * 24 * time.Hour)
+	if _, d, err := ap.RunMaintenance(ctx); d != 1 || err != nil {
+		t.Fatalf("ap-south-1: %d deleted, %v", d, err)
+	}
+	start := clock.Now()
+	m := describe(us)
+	if m.KeyState != StatePendingDeletion || m.DeletionDate == nil || !m.DeletionDate.Equal(start.Add(10*24*time.Hour)) || len(replicas(m)) != 0 {
+		t.Fatalf("the primary after its last replica: %s, %v, %v", m.KeyState, m.DeletionDate, replicas(m))
+	}
+	clock.advance(10*24*time.Hour - time.Minute)
+	if _, d, _ := us.RunMaintenance(ctx); d != 0 {
+		t.Fatal("the primary was deleted before its window ended")
+	}
+	clock.advance(time.Minute)
+	if _, d, err := us.RunMaintenance(ctx); d != 1 || err != nil {
+		t.Fatalf("the primary: %d deleted, %v", d, err)
+	}
+}
+
+// TestReplicaOfDeletedPrimary: a replica whose family has no primary record
+// (a store written when a primary with replicas could be deleted first) is
+// still deleted when its window ends.
+func TestReplicaOfDeletedPrimary(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	svcs, c := newMRKServices(t, clock, "us-east-1", "eu-west-1")
+	us, eu := svcs[0], svcs[1]
+	ctx := context.Background()
+	created, err := us.CreateKey(ctx, c, &CreateKeyInput{MultiRegion: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.KeyMetadata.KeyId
+	if _, err := us.ReplicateKey(ctx, c, &ReplicateKeyInput{KeyId: id, ReplicaRegion: "eu-west-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := us.store.Update(ctx, func(tx keystore.Tx) error { return tx.Delete(bucketKeys, id) }); err != nil {
+		t.Fatal(err)
+	}
+	us.cache.invalidate(cacheKey, id)
+	if _, err := eu.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: ptr(7)}); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(7 * 24 * time.Hour)
+	if _, d, err := eu.RunMaintenance(ctx); d != 1 || err != nil {
+		t.Fatalf("%d deleted, %v", d, err)
+	}
+	if _, err := eu.DescribeKey(ctx, c, &KeyIDInput{KeyId: id}); err == nil {
+		t.Fatal("the replica outlived its window")
+	}
+}
