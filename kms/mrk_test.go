@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,6 +90,12 @@ func TestReplicaDeletionWithThreeRegions(t *testing.T) {
 	}
 	if _, err := eu.DescribeKey(ctx, c, &KeyIDInput{KeyId: id}); err == nil {
 		t.Fatal("the eu-west-1 replica outlived its window")
+	}
+	// The deletion committed with its DeleteKey service event's record.
+	pending, err := us.PendingAudits(ctx)
+	if err != nil || len(pending) != 1 || !strings.Contains(string(pending[0].Record), `"DeleteKey"`) ||
+		!strings.Contains(string(pending[0].Record), "arn:aws:kms:eu-west-1:"+matrixAccount+":key/"+id) {
+		t.Fatalf("outbox after the replica's deletion: %d entries, %v", len(pending), err)
 	}
 	for _, s := range []*Service{us, ap} {
 		if got := replicas(describe(s)); !slices.Equal(got, []string{"ap-south-1"}) {
