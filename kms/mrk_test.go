@@ -155,3 +155,101 @@ func TestReplicaOfDeletedPrimary(t *testing.T) {
 		t.Fatal("the replica outlived its window")
 	}
 }
+
+// replicaDeletionDisabled are the key-state table's rows that read "✗[2/3]"
+// in its PendingDeletion / PendingReplicaDeletion column (reference §1.4):
+// a primary pending replica deletion is DisabledException there ([2]), as
+// KeyMember.ReplicaDeletionDisabled says. DeriveSharedSecret is newer than
+// the table and a cryptographic operation like Sign (matrix_asym_test.go).
+var replicaDeletionDisabled = map[string]bool{
+	"Encrypt": true, "Decrypt": true, "ReEncrypt/source": true, "ReEncrypt/destination": true,
+	"GenerateDataKey": true, "GenerateDataKeyWithoutPlaintext": true, "GenerateDataKeyPair": true,
+	"GenerateDataKeyPairWithoutPlaintext": true, "GenerateMac": true, "VerifyMac": true, "Sign": true,
+	"Verify": true, "GetPublicKey": true, "CreateGrant": true, "DeriveSharedSecret": true,
+}
+
+// TestStateMatrixPendingReplicaDeletion runs every row of the state matrix
+// on a multi-Region primary key pending replica deletion. AWS's table has
+// one column for PendingDeletion and PendingReplicaDeletion, so each cell
+// expects the PendingDeletion cell's answer, except that the "✗[2/3]" rows
+// answer DisabledException ([2]). ReplicateKey and UpdatePrimaryRegion
+// ("✗[2/3]" too) are checked after them.
+func TestStateMatrixPendingReplicaDeletion(t *testing.T) {
+	s, c := newMatrixService(t)
+	if _, err := s.InRegion("eu-west-1"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	col := slices.Index(matrixStates[:], StatePendingDeletion)
+	for _, row := range stateRows {
+		t.Run(row.op, func(t *testing.T) {
+			k := newReplicaDeletionCell(t, s, c, row.kind)
+			want := row.want[col]
+			if want == ErrInvalidState && replicaDeletionDisabled[row.op] {
+				want = ErrDisabled
+			}
+			checkCell(t, row.call(ctx, s, c, k), want, row.knownDeviation[StatePendingDeletion])
+		})
+	}
+	k := newReplicaDeletionCell(t, s, c, specUsage{})
+	_, err := s.ReplicateKey(ctx, c, &ReplicateKeyInput{KeyId: k.id, ReplicaRegion: "ap-south-1"})
+	checkCell(t, err, ErrDisabled, "")
+	_, err = s.UpdatePrimaryRegion(ctx, c, &UpdatePrimaryRegionInput{KeyId: k.id, PrimaryRegion: "eu-west-1"})
+	checkCell(t, err, ErrDisabled, "")
+}
+
+// newReplicaDeletionCell is newCellOf with the key under test a
+// multi-Region primary (of kind), replicated into eu-west-1 and scheduled
+// for deletion: PendingReplicaDeletion.
+func newReplicaDeletionCell(t *testing.T, s *Service, c *Caller, kind specUsage) *cell {
+	t.Helper()
+	ctx := context.Background()
+	k := newCell(t, s, c) // the other key and its alias and ciphertext
+	in := &CreateKeyInput{MultiRegion: true, Tags: []Tag{{TagKey: "k1", TagValue: "v1"}}}
+	if kind != (specUsage{}) {
+		in.KeySpec, in.KeyUsage = kind.spec, kind.usage
+	}
+	out, err := s.CreateKey(ctx, c, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.id = out.KeyMetadata.KeyId
+	switch kind.usage {
+	case UsageSignVerify:
+		sig, err := s.Sign(ctx, c, &SignInput{KeyId: k.id, Message: []byte("m"), SigningAlgorithm: "ECDSA_SHA_256"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.sig = sig.Signature
+	case UsageGenerateVerifyMAC:
+		mac, err := s.GenerateMac(ctx, c, &GenerateMacInput{KeyId: k.id, Message: []byte("m"), MacAlgorithm: "HMAC_SHA_256"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.mac = mac.Mac
+	case "":
+		enc, err := s.Encrypt(ctx, c, &EncryptInput{KeyId: k.id, Plaintext: []byte("matrix")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.blob = enc.CiphertextBlob
+		g, err := s.CreateGrant(ctx, c, &CreateGrantInput{KeyId: k.id, GranteePrincipal: "arn:aws:iam::111122223333:user/grantee",
+			RetiringPrincipal: matrixRoot, Operations: []string{"Decrypt"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.grantID, k.grantToken = g.GrantId, g.GrantToken
+	}
+	k.alias = "alias/r-" + k.id
+	if _, err := s.CreateAlias(ctx, c, &AliasInput{AliasName: k.alias, TargetKeyId: k.id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReplicateKey(ctx, c, &ReplicateKeyInput{KeyId: k.id, ReplicaRegion: "eu-west-1"}); err != nil {
+		t.Fatal(err)
+	}
+	sched, err := s.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: k.id, PendingWindowInDays: ptr(7)})
+	if err != nil || sched.KeyState != StatePendingReplicaDeletion {
+		t.Fatalf("ScheduleKeyDeletion: %+v, %v", sched, err)
+	}
+	return k
+}
