@@ -189,6 +189,12 @@ func TestStateMatrixPendingReplicaDeletion(t *testing.T) {
 				want = ErrDisabled
 			}
 			checkCell(t, row.call(ctx, s, c, k), want, row.knownDeviation[StatePendingDeletion])
+			// The catalogue row's States say the same, where the answer is
+			// about the state (not the key's origin or store, [9]).
+			stateAnswer := want == success || want == ErrInvalidState || want == ErrDisabled
+			if m := catalogueMember(row.op); m != nil && stateAnswer && slices.Contains(m.States, StatePendingReplicaDeletion) != (want == success) {
+				t.Errorf("%s's States %v, but the table's answer in PendingReplicaDeletion is %s", row.op, m.States, kindName(want))
+			}
 		})
 	}
 	k := newReplicaDeletionCell(t, s, c, specUsage{})
@@ -252,4 +258,22 @@ func newReplicaDeletionCell(t *testing.T, s *Service, c *Caller, kind specUsage)
 		t.Fatalf("ScheduleKeyDeletion: %+v, %v", sched, err)
 	}
 	return k
+}
+
+// catalogueMember is the key member of the catalogue row that a state
+// matrix row (op, or op/role) exercises; nil when the row names no key
+// member (UpdateAlias/source: the alias's old target is no member).
+func catalogueMember(rowOp string) *KeyMember {
+	name, role, _ := strings.Cut(rowOp, "/")
+	o, ok := LookupOperation(APIKMS, name)
+	if !ok || len(o.Keys) == 0 {
+		return nil
+	}
+	switch {
+	case name == "ReEncrypt" && role == "destination":
+		return o.Key("DestinationKeyId")
+	case name == "UpdateAlias" && role == "source":
+		return nil
+	}
+	return &o.Keys[0]
 }
