@@ -489,7 +489,7 @@ func (s *Service) ScheduleKeyDeletion(ctx context.Context, c *Caller, in *Schedu
 		pc.Extra = map[string][]string{"kms:schedulekeydeletionpendingwindowindays": {strconv.Itoa(days)}}
 		return pc
 	}
-	r, err := s.mutateKey(ctx, c, &opScheduleKeyDeletion.Keys[0], in.KeyId, withWindow, func(r *keyRecord) error {
+	r, err := s.mutateKeyTx(ctx, c, &opScheduleKeyDeletion.Keys[0], in.KeyId, withWindow, func(tx keystore.Tx, r *keyRecord) error {
 		if err := checkCustomerManaged(r); err != nil {
 			return err
 		}
@@ -498,8 +498,16 @@ func (s *Service) ScheduleKeyDeletion(ctx context.Context, c *Caller, in *Schedu
 		}
 		r.PendingWindowDays = days
 		if !r.isReplica() && len(r.ReplicaRegions) > 0 {
-			r.State, r.DeletionDate = StatePendingReplicaDeletion, time.Time{}
-			return nil
+			// Only replicas that exist hold the primary back (a store may
+			// list a replica deleted before deletion forgot it: mrk.go).
+			live, err := s.liveReplicas(tx, r)
+			if err != nil {
+				return err
+			}
+			if len(live) > 0 {
+				r.State, r.DeletionDate = StatePendingReplicaDeletion, time.Time{}
+				return nil
+			}
 		}
 		r.State = StatePendingDeletion
 		r.DeletionDate = s.now().UTC().Add(time.Duration(days) * 24 * time.Hour)

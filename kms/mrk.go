@@ -252,7 +252,14 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 		return nil, err
 	}
 	if slices.Contains(r.family(), in.ReplicaRegion) {
-		return nil, newError(ErrAlreadyExists, "A key with ID %s already exists in %s.", r.ID, in.ReplicaRegion)
+		// A Region the family lists has the key, unless its replica was
+		// deleted by a version that left it listed (changeFamily forgets it).
+		if cur, err := s.keyIn(ctx, in.ReplicaRegion, r.ID); err != nil || cur != nil {
+			if err == nil {
+				err = newError(ErrAlreadyExists, "A key with ID %s already exists in %s.", r.ID, in.ReplicaRegion)
+			}
+			return nil, err
+		}
 	}
 	peer := s.peer(in.ReplicaRegion)
 	if peer == nil {
@@ -364,12 +371,14 @@ func (s *Service) changeFamily(ctx context.Context, r *keyRecord, fn func(tx key
 			return errKeyGone
 		}
 		recs = map[string]*keyRecord{}
+		var gone []string
 		for _, reg := range primary.family() {
 			f, err := getKeyTx(txIn(reg), r.ID)
 			if err != nil {
 				return err
 			}
-			if f == nil { // a replica deleted: the family lists it no more
+			if f == nil {
+				gone = append(gone, reg)
 				continue
 			}
 			recs[reg] = f.clone()
@@ -378,6 +387,9 @@ func (s *Service) changeFamily(ctx context.Context, r *keyRecord, fn func(tx key
 		if p == nil {
 			return errKeyGone
 		}
+		// A replica whose record is gone (deleted by a version that left
+		// its Region listed) leaves the family with this change.
+		forgetReplicas(recs, p, s.now(), gone...)
 		if err := fn(rt, p, recs, txIn); err != nil {
 			return err
 		}
@@ -581,13 +593,7 @@ func (s *Service) deleteReplica(ctx context.Context, r *keyRecord, now time.Time
 		}
 		deleted = names
 		delete(recs, s.region)
-		for _, f := range recs {
-			f.ReplicaRegions = slices.DeleteFunc(f.ReplicaRegions, func(reg string) bool { return reg == s.region })
-		}
-		if primary.State == StatePendingReplicaDeletion && len(primary.ReplicaRegions) == 0 {
-			primary.State = StatePendingDeletion
-			primary.DeletionDate = now.UTC().Add(days(primary.PendingWindowDays))
-		}
+		forgetReplicas(recs, primary, now, s.region)
 		return nil
 	}, s.region)
 	s.cache.invalidate(cacheGrants, r.ID)
@@ -613,24 +619,77 @@ func (s *Service) rotationOf(ctx context.Context, r *keyRecord) (*keyRecord, err
 	if !r.isReplica() {
 		return r, nil
 	}
-	var p *keyRecord
-	var err error
-	if peer := s.peer(r.PrimaryRegion); peer != nil {
-		p, err = peer.loadKey(ctx, r.ID)
-	} else {
-		var v *records
-		if v, err = s.recordsIn(r.PrimaryRegion); err == nil {
-			err = v.View(ctx, func(tx keystore.Tx) error {
-				p, err = getKeyTx(tx, r.ID)
-				return err
-			})
-		}
-	}
+	p, err := s.keyIn(ctx, r.PrimaryRegion, r.ID)
 	if err != nil {
-		return nil, internal(err)
+		return nil, err
 	}
 	if p == nil || p.isReplica() {
 		return r, nil // the family is changing; r's own (off) is what it had
 	}
 	return p, nil
+}
+
+// forgetReplicas takes regions out of the family list of every record of
+// recs; a primary pending replica deletion left with no replica becomes
+// PendingDeletion, its waiting period starting at now.
+func forgetReplicas(recs map[string]*keyRecord, primary *keyRecord, now time.Time, regions ...string) {
+	if len(regions) == 0 {
+		return
+	}
+	for _, f := range recs {
+		f.ReplicaRegions = slices.DeleteFunc(f.ReplicaRegions, func(reg string) bool { return slices.Contains(regions, reg) })
+	}
+	if primary.State == StatePendingReplicaDeletion && len(primary.ReplicaRegions) == 0 {
+		primary.State = StatePendingDeletion
+		primary.DeletionDate = now.UTC().Add(days(primary.PendingWindowDays))
+	}
+}
+
+// liveReplicas returns the Regions of primary r's replicas whose records
+// exist, read in tx (a records transaction of r's Region).
+func (s *Service) liveReplicas(tx keystore.Tx, r *keyRecord) ([]string, error) {
+	rt, ok := tx.(recordTx)
+	if !ok {
+		return nil, errors.New("kms: internal error: not a records transaction")
+	}
+	var live []string
+	for _, reg := range r.ReplicaRegions {
+		v, err := s.recordsIn(reg)
+		if err != nil {
+			return nil, err
+		}
+		f, err := getKeyTx(recordTx{rt.tx, v}, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			live = append(live, reg)
+		}
+	}
+	return live, nil
+}
+
+// keyIn returns the record of key id in region (served or not), or nil.
+func (s *Service) keyIn(ctx context.Context, region, id string) (*keyRecord, error) {
+	if peer := s.peer(region); peer != nil {
+		r, err := peer.loadKey(ctx, id)
+		if err != nil {
+			return nil, internal(err)
+		}
+		return r, nil
+	}
+	v, err := s.recordsIn(region)
+	if err != nil {
+		return nil, internal(err)
+	}
+	var r *keyRecord
+	err = v.View(ctx, func(tx keystore.Tx) error {
+		var err error
+		r, err = getKeyTx(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, internal(err)
+	}
+	return r, nil
 }

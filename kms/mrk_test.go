@@ -277,3 +277,92 @@ func catalogueMember(rowOp string) *KeyMember {
 	}
 	return &o.Keys[0]
 }
+
+// TestFamilyForgetsDeletedReplicas: a store written before replica
+// deletion updated the family lists a replica whose record is gone. Such a
+// replica does not hold its primary in PendingReplicaDeletion, does not
+// stop ReplicateKey into its Region, and the next change of the family
+// takes it out of every record.
+func TestFamilyForgetsDeletedReplicas(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	svcs, c := newMRKServices(t, clock, "us-east-1", "eu-west-1", "ap-south-1")
+	us, eu, ap := svcs[0], svcs[1], svcs[2]
+	ctx := context.Background()
+	newFamily := func(regions ...string) string {
+		t.Helper()
+		created, err := us.CreateKey(ctx, c, &CreateKeyInput{MultiRegion: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range regions {
+			if _, err := us.ReplicateKey(ctx, c, &ReplicateKeyInput{KeyId: created.KeyMetadata.KeyId, ReplicaRegion: r}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return created.KeyMetadata.KeyId
+	}
+	// dropRecord deletes s's record of id as the old maintenance did: the
+	// rest of the family still lists s's Region.
+	dropRecord := func(s *Service, id string) {
+		t.Helper()
+		if err := s.store.Update(ctx, func(tx keystore.Tx) error { return tx.Delete(bucketKeys, id) }); err != nil {
+			t.Fatal(err)
+		}
+		s.cache.invalidate(cacheKey, id)
+	}
+	replicas := func(s *Service, id string) []string {
+		t.Helper()
+		d, err := s.DescribeKey(ctx, c, &KeyIDInput{KeyId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, k := range d.KeyMetadata.MultiRegionConfiguration.ReplicaKeys {
+			out = append(out, k.Region)
+		}
+		return out
+	}
+
+	// Only a ghost: the primary is scheduled as a key without replicas.
+	id := newFamily("eu-west-1")
+	dropRecord(eu, id)
+	sched, err := us.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: ptr(7)})
+	if err != nil || sched.KeyState != StatePendingDeletion || sched.DeletionDate == nil {
+		t.Fatalf("ScheduleKeyDeletion with a deleted replica listed: %+v, %v", sched, err)
+	}
+	if _, err := us.CancelKeyDeletion(ctx, c, &KeyIDInput{KeyId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := us.EnableKey(ctx, c, &KeyIDInput{KeyId: id}); err != nil {
+		t.Fatal(err)
+	}
+	// Replicated into the ghost's Region again.
+	if _, err := us.ReplicateKey(ctx, c, &ReplicateKeyInput{KeyId: id, ReplicaRegion: "eu-west-1"}); err != nil {
+		t.Fatalf("ReplicateKey into a deleted replica's Region: %v", err)
+	}
+	for _, s := range []*Service{us, eu} {
+		if got := replicas(s, id); !slices.Equal(got, []string{"eu-west-1"}) {
+			t.Fatalf("%s lists replicas %v", s.Region(), got)
+		}
+	}
+
+	// A ghost and a live replica: the live one holds the primary; its
+	// deletion forgets both and starts the primary's waiting period.
+	id = newFamily("eu-west-1", "ap-south-1")
+	dropRecord(eu, id)
+	sched, err = us.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: ptr(7)})
+	if err != nil || sched.KeyState != StatePendingReplicaDeletion {
+		t.Fatalf("ScheduleKeyDeletion with a live replica: %+v, %v", sched, err)
+	}
+	if _, err := ap.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: ptr(7)}); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(7 * 24 * time.Hour)
+	if _, d, err := ap.RunMaintenance(ctx); d != 1 || err != nil {
+		t.Fatalf("%d deleted, %v", d, err)
+	}
+	d, err := us.DescribeKey(ctx, c, &KeyIDInput{KeyId: id})
+	if err != nil || d.KeyMetadata.KeyState != StatePendingDeletion || len(d.KeyMetadata.MultiRegionConfiguration.ReplicaKeys) != 0 {
+		t.Fatalf("the primary after its live replica's deletion: %+v, %v", d.KeyMetadata, err)
+	}
+}
