@@ -9,9 +9,13 @@ PKGS     := ./...
 build:
 	$(GO) build -o $(BIN) ./cmd/coffer
 
-# Starts Coffer on its embedded defaults: ./coffer-data, 127.0.0.1:7300.
+# Starts Coffer on its embedded defaults (./coffer-data, 127.0.0.1:7300,
+# --region us-east-1), serving eu-west-1 as well: the README's AWS CLI
+# walkthrough replicates a multi-Region key into it. cmd/coffer's
+# TestReadmeCLI starts coffer serve with RUN_ARGS as written here.
+RUN_ARGS ?= --regions us-east-1,eu-west-1
 run: build
-	./$(BIN) serve
+	./$(BIN) serve $(RUN_ARGS)
 
 # The whole test suite, race detector on. Tests that need a system part
 # (SoftHSM2, the AWS CLI) say so and skip when it is missing;

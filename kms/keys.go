@@ -460,13 +460,16 @@ type ScheduleKeyDeletionInput struct {
 // ScheduleKeyDeletionOutput is the ScheduleKeyDeletion response.
 type ScheduleKeyDeletionOutput struct {
 	KeyId               string     `json:"KeyId"`
-	DeletionDate        *Timestamp `json:"DeletionDate"`
+	DeletionDate        *Timestamp `json:"DeletionDate,omitempty"` // none while PendingReplicaDeletion
 	KeyState            string     `json:"KeyState"`
 	PendingWindowInDays int        `json:"PendingWindowInDays"`
 }
 
 // ScheduleKeyDeletion starts a key's waiting period; when it passes the key,
-// its material and its aliases are deleted.
+// its material and its aliases are deleted. A multi-Region primary key
+// that still has replicas is PendingReplicaDeletion instead, with no
+// deletion date: its waiting period starts when the last replica is
+// deleted (deleteReplicaTx), as AWS's does.
 func (s *Service) ScheduleKeyDeletion(ctx context.Context, c *Caller, in *ScheduleKeyDeletionInput) (*ScheduleKeyDeletionOutput, error) {
 	var v validator
 	v.keyID("keyId", in.KeyId)
@@ -486,27 +489,38 @@ func (s *Service) ScheduleKeyDeletion(ctx context.Context, c *Caller, in *Schedu
 		pc.Extra = map[string][]string{"kms:schedulekeydeletionpendingwindowindays": {strconv.Itoa(days)}}
 		return pc
 	}
-	r, err := s.mutateKey(ctx, c, &opScheduleKeyDeletion.Keys[0], in.KeyId, withWindow, func(r *keyRecord) error {
+	r, err := s.mutateKeyTx(ctx, c, &opScheduleKeyDeletion.Keys[0], in.KeyId, withWindow, func(tx keystore.Tx, r *keyRecord) error {
 		if err := checkCustomerManaged(r); err != nil {
 			return err
 		}
 		if err := opScheduleKeyDeletion.Keys[0].checkState(r); err != nil {
 			return err
 		}
-		r.State = StatePendingDeletion
 		r.PendingWindowDays = days
+		if !r.isReplica() && len(r.ReplicaRegions) > 0 {
+			// Only replicas that exist hold the primary back (a store may
+			// list a replica deleted before deletion forgot it: mrk.go).
+			live, err := s.liveReplicas(tx, r)
+			if err != nil {
+				return err
+			}
+			if len(live) > 0 {
+				r.State, r.DeletionDate = StatePendingReplicaDeletion, time.Time{}
+				return nil
+			}
+		}
+		r.State = StatePendingDeletion
 		r.DeletionDate = s.now().UTC().Add(time.Duration(days) * 24 * time.Hour)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &ScheduleKeyDeletionOutput{
-		KeyId:               r.arn(),
-		DeletionDate:        ts(r.DeletionDate),
-		KeyState:            r.State,
-		PendingWindowInDays: days,
-	}, nil
+	out := &ScheduleKeyDeletionOutput{KeyId: r.arn(), KeyState: r.State, PendingWindowInDays: days}
+	if r.State == StatePendingDeletion {
+		out.DeletionDate = ts(r.DeletionDate)
+	}
+	return out, nil
 }
 
 // CancelKeyDeletionOutput is the CancelKeyDeletion response.
@@ -514,7 +528,8 @@ type CancelKeyDeletionOutput struct {
 	KeyId string `json:"KeyId"`
 }
 
-// CancelKeyDeletion returns a key pending deletion to Disabled, as AWS does.
+// CancelKeyDeletion returns a key pending deletion (or pending replica
+// deletion) to Disabled, as AWS does.
 func (s *Service) CancelKeyDeletion(ctx context.Context, c *Caller, in *KeyIDInput) (*CancelKeyDeletionOutput, error) {
 	var v validator
 	v.keyID("keyId", in.KeyId)

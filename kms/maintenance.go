@@ -71,6 +71,7 @@ func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err
 }
 
 // deleteKey removes a key whose deletion window has passed, and its aliases.
+// A multi-Region replica goes with its family's records (deleteReplica).
 func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error {
 	var (
 		hsmKey, account string
@@ -79,6 +80,13 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 	ctx, event, err := s.serviceEventContext(ctx, "DeleteKey")
 	if err != nil {
 		return err
+	}
+	if r, err := s.loadKey(ctx, id); err != nil {
+		return err
+	} else if r != nil && r.isReplica() {
+		if done, err := s.deleteReplica(ctx, r, now, event); done || err != nil {
+			return err
+		}
 	}
 	_, err = s.updateKey(ctx, id, func(tx keystore.Tx, r *keyRecord) (*keyRecord, error) {
 		hsmKey, deletedAliases = "", nil // fn may run more than once
@@ -90,29 +98,11 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 		if r.CustomKeyStoreID != "" {
 			hsmKey = r.Versions[0].HSMKey
 		}
-		var names []string
-		err := scanAliases(tx, r.Account, "", func(a *aliasRecord) bool {
-			if a.Target == r.ID {
-				names = append(names, a.Name)
-			}
-			return true
-		})
+		names, err := s.deleteKeyDataTx(tx, r)
 		if err != nil {
 			return nil, err
 		}
-		for _, n := range names {
-			if err := tx.Delete(bucketAliases, aliasStoreKey(r.Account, n)); err != nil {
-				return nil, err
-			}
-		}
-		deletedAliases = names
-		if err := tx.Delete(bucketLastUsage, r.ID); err != nil {
-			return nil, err
-		}
-		account = r.Account
-		if err := s.deleteKeyGrantsTx(tx, r.ID); err != nil { // with their indexes (grants.go)
-			return nil, err
-		}
+		deletedAliases, account = names, r.Account
 		return nil, nil
 	})
 	s.cache.invalidate(cacheGrants, id)
@@ -127,6 +117,33 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 		return nil
 	}
 	return err
+}
+
+// deleteKeyDataTx deletes, in tx, what goes with key r besides its record:
+// its aliases (whose names it returns), its last use and its grants.
+func (s *Service) deleteKeyDataTx(tx keystore.Tx, r *keyRecord) ([]string, error) {
+	var names []string
+	err := scanAliases(tx, r.Account, "", func(a *aliasRecord) bool {
+		if a.Target == r.ID {
+			names = append(names, a.Name)
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if err := tx.Delete(bucketAliases, aliasStoreKey(r.Account, n)); err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Delete(bucketLastUsage, r.ID); err != nil {
+		return nil, err
+	}
+	if err := s.deleteKeyGrantsTx(tx, r.ID); err != nil { // with their indexes (grants.go)
+		return nil, err
+	}
+	return names, nil
 }
 
 // MaintenanceLock starts the name of the cluster-wide lock

@@ -36,8 +36,10 @@ import (
 // The crypto rows' PendingDeletion cells read "✗[2/3]": [2] is the
 // DisabledException a pending-replica-deletion multi-Region key answers;
 // a single-Region key answers [3], KMSInvalidStateException "is pending
-// deletion", which is what AWS returns in practice. Coffer has no
-// multi-Region keys, so [3] is expected.
+// deletion", which is what AWS returns in practice, and [3] is expected
+// here: every key of the matrix is single-Region. The catalogue marks the
+// "✗[2/3]" rows ReplicaDeletionDisabled; server's TestMultiRegionDeletion
+// holds a PendingReplicaDeletion primary to them.
 //
 // A cell whose Coffer answer differs from AWS keeps AWS's value and names
 // the difference in knownDeviation: it logs instead of failing, and fails

@@ -225,10 +225,17 @@ func (v *validator) region(field, r string) {
 
 // ReplicateKey makes a replica of a multi-Region primary key in another
 // served Region: the same key ID and material, with its own policy (the
-// default key policy unless Policy is given), description and tags. AWS's
-// replica is Creating for a moment and then Enabled; Coffer's is Enabled
-// when the call returns (the replica's record and the family's commit in
-// one transaction).
+// default key policy unless Policy is given), description and tags.
+//
+// AWS's replica is in the transient Creating state while its Region makes
+// it, which "might still be in progress when the ReplicateKey operation
+// completes" (developer guide, "Key states of AWS KMS keys"), and then
+// Enabled. Coffer makes the replica's record and rewrites the family's in
+// one store transaction, after the material is wrapped for the replica,
+// so there is no moment at which the replica exists and is not usable:
+// the response, and every DescribeKey after it in either Region, show the
+// replica Enabled and listed in the family's ReplicaKeys. Answering
+// Creating would describe a state no following call could observe.
 func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyInput) (*ReplicateKeyOutput, error) {
 	var v validator
 	v.keyID("keyId", in.KeyId)
@@ -245,7 +252,14 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 		return nil, err
 	}
 	if slices.Contains(r.family(), in.ReplicaRegion) {
-		return nil, newError(ErrAlreadyExists, "A key with ID %s already exists in %s.", r.ID, in.ReplicaRegion)
+		// A Region the family lists has the key, unless its replica was
+		// deleted by a version that left it listed (changeFamily forgets it).
+		if cur, err := s.keyIn(ctx, in.ReplicaRegion, r.ID); err != nil || cur != nil {
+			if err == nil {
+				err = newError(ErrAlreadyExists, "A key with ID %s already exists in %s.", r.ID, in.ReplicaRegion)
+			}
+			return nil, err
+		}
 	}
 	peer := s.peer(in.ReplicaRegion)
 	if peer == nil {
@@ -280,6 +294,9 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 		State: StateEnabled, Policy: doc, Tags: tags, Versions: versions,
 	}
 	_, err = s.changeFamily(ctx, r, func(tx keystore.Tx, primary *keyRecord, recs map[string]*keyRecord, txIn func(string) keystore.Tx) error {
+		if err := opReplicateKey.Keys[0].checkState(primary); err != nil {
+			return err // scheduled for deletion or disabled since it was resolved
+		}
 		if len(primary.Versions) != len(versions) {
 			return errFamilyMoved
 		}
@@ -354,12 +371,14 @@ func (s *Service) changeFamily(ctx context.Context, r *keyRecord, fn func(tx key
 			return errKeyGone
 		}
 		recs = map[string]*keyRecord{}
+		var gone []string
 		for _, reg := range primary.family() {
 			f, err := getKeyTx(txIn(reg), r.ID)
 			if err != nil {
 				return err
 			}
-			if f == nil { // a replica deleted: the family lists it no more
+			if f == nil {
+				gone = append(gone, reg)
 				continue
 			}
 			recs[reg] = f.clone()
@@ -368,6 +387,9 @@ func (s *Service) changeFamily(ctx context.Context, r *keyRecord, fn func(tx key
 		if p == nil {
 			return errKeyGone
 		}
+		// A replica whose record is gone (deleted by a version that left
+		// its Region listed) leaves the family with this change.
+		forgetReplicas(recs, p, s.now(), gone...)
 		if err := fn(rt, p, recs, txIn); err != nil {
 			return err
 		}
@@ -445,9 +467,14 @@ type UpdatePrimaryRegionInput struct {
 }
 
 // UpdatePrimaryRegion makes the replica in PrimaryRegion the family's
-// primary and the primary a replica. AWS's keys are Updating for a moment;
-// Coffer's change commits in one transaction, so no call sees Updating.
-// The automatic rotation schedule moves to the new primary.
+// primary and the primary a replica. AWS's two keys are in the transient
+// Updating state for a few seconds after the call returns, and DescribeKey
+// may show both as replicas meanwhile (developer guide, "Change the
+// primary key"). Coffer rewrites every record of the family in one store
+// transaction, under the locks of every served Region of it, so a call
+// sees the family either before or after the change, never between: the
+// keys stay Enabled and never show Updating. The automatic rotation
+// schedule moves to the new primary.
 func (s *Service) UpdatePrimaryRegion(ctx context.Context, c *Caller, in *UpdatePrimaryRegionInput) (*Empty, error) {
 	var v validator
 	v.keyID("keyId", in.KeyId)
@@ -522,6 +549,147 @@ func (s *Service) primaryKey(ctx context.Context, c *Caller, k *KeyMember, keyID
 			hint = fmt.Sprintf(hint, r.PrimaryRegion)
 		}
 		return nil, newError(ErrUnsupportedOperation, "%s is not a multi-Region primary key%s", r.arn(), hint)
+	}
+	return r, nil
+}
+
+// errNoDeletionDue ends a family change that finds nothing to delete.
+var errNoDeletionDue = newError(ErrConflict, "nothing is due for deletion")
+
+// deleteReplica deletes replica r, whose deletion window has passed, in
+// one store transaction with the rest of its family's records: no record
+// of the family lists its Region any more (ReplicateKey may make a replica
+// there again), and a primary that is PendingReplicaDeletion and had no
+// other replica becomes PendingDeletion, its waiting period starting now,
+// as AWS's does. done is false when the family has no primary record (a
+// store written before PendingReplicaDeletion, when a primary could go
+// first): the replica is then deleted as a single-Region key is.
+func (s *Service) deleteReplica(ctx context.Context, r *keyRecord, now time.Time, event *serviceEvent) (done bool, err error) {
+	var deleted []string
+	_, err = s.changeFamily(ctx, r, func(_ keystore.Tx, primary *keyRecord, recs map[string]*keyRecord, txIn func(string) keystore.Tx) error {
+		deleted = nil // fn may run more than once
+		event.on(nil)
+		tx := txIn(s.region)
+		rep := recs[s.region]
+		if rep == nil { // a record its family no longer lists
+			var err error
+			if rep, err = getKeyTx(tx, r.ID); err != nil || rep == nil {
+				if err == nil {
+					err = errNoDeletionDue // deleted meanwhile
+				}
+				return err
+			}
+		}
+		if rep.State != StatePendingDeletion || now.Before(rep.DeletionDate) || !rep.isReplica() {
+			return errNoDeletionDue // cancelled, or the primary, since the scan
+		}
+		event.on(rep)
+		names, err := s.deleteKeyDataTx(tx, rep)
+		if err != nil {
+			return err
+		}
+		if err := tx.Delete(bucketKeys, rep.ID); err != nil {
+			return err
+		}
+		deleted = names
+		delete(recs, s.region)
+		forgetReplicas(recs, primary, now, s.region)
+		return nil
+	}, s.region)
+	s.cache.invalidate(cacheGrants, r.ID)
+	for _, n := range deleted {
+		s.cache.invalidate(cacheAlias, aliasStoreKey(r.Account, n))
+	}
+	switch err {
+	case errKeyGone:
+		return false, nil
+	case errNoDeletionDue:
+		return true, nil
+	}
+	return true, err
+}
+
+// rotationOf returns the record that holds r's automatic rotation: r, or
+// for a replica its family's primary. Automatic rotation is a property a
+// multi-Region family shares and sets on its primary (AWS's
+// GetKeyRotationStatus: "To enable or disable automatic rotation of a set
+// of related multi-Region keys, set the property on the primary key"), and
+// UpdatePrimaryRegion moves it with the primary; a replica reports it.
+func (s *Service) rotationOf(ctx context.Context, r *keyRecord) (*keyRecord, error) {
+	if !r.isReplica() {
+		return r, nil
+	}
+	p, err := s.keyIn(ctx, r.PrimaryRegion, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil || p.isReplica() {
+		return r, nil // the family is changing; r's own (off) is what it had
+	}
+	return p, nil
+}
+
+// forgetReplicas takes regions out of the family list of every record of
+// recs; a primary pending replica deletion left with no replica becomes
+// PendingDeletion, its waiting period starting at now.
+func forgetReplicas(recs map[string]*keyRecord, primary *keyRecord, now time.Time, regions ...string) {
+	if len(regions) == 0 {
+		return
+	}
+	for _, f := range recs {
+		f.ReplicaRegions = slices.DeleteFunc(f.ReplicaRegions, func(reg string) bool { return slices.Contains(regions, reg) })
+	}
+	if primary.State == StatePendingReplicaDeletion && len(primary.ReplicaRegions) == 0 {
+		primary.State = StatePendingDeletion
+		primary.DeletionDate = now.UTC().Add(days(primary.PendingWindowDays))
+	}
+}
+
+// liveReplicas returns the Regions of primary r's replicas whose records
+// exist, read in tx (a records transaction of r's Region).
+func (s *Service) liveReplicas(tx keystore.Tx, r *keyRecord) ([]string, error) {
+	rt, ok := tx.(recordTx)
+	if !ok {
+		return nil, errors.New("kms: internal error: not a records transaction")
+	}
+	var live []string
+	for _, reg := range r.ReplicaRegions {
+		v, err := s.recordsIn(reg)
+		if err != nil {
+			return nil, err
+		}
+		f, err := getKeyTx(recordTx{rt.tx, v}, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if f != nil {
+			live = append(live, reg)
+		}
+	}
+	return live, nil
+}
+
+// keyIn returns the record of key id in region (served or not), or nil.
+func (s *Service) keyIn(ctx context.Context, region, id string) (*keyRecord, error) {
+	if peer := s.peer(region); peer != nil {
+		r, err := peer.loadKey(ctx, id)
+		if err != nil {
+			return nil, internal(err)
+		}
+		return r, nil
+	}
+	v, err := s.recordsIn(region)
+	if err != nil {
+		return nil, internal(err)
+	}
+	var r *keyRecord
+	err = v.View(ctx, func(tx keystore.Tx) error {
+		var err error
+		r, err = getKeyTx(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, internal(err)
 	}
 	return r, nil
 }

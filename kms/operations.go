@@ -55,6 +55,11 @@ type KeyMember struct {
 	// Disabled reports that a key refused for being Disabled is answered
 	// DisabledException rather than KMSInvalidStateException.
 	Disabled bool
+	// ReplicaDeletionDisabled reports that a multi-Region primary key
+	// refused for being PendingReplicaDeletion is answered
+	// DisabledException (the key-state table's footnote [2], in the rows
+	// that read "✗[2/3]") rather than KMSInvalidStateException ([3]).
+	ReplicaDeletionDisabled bool
 }
 
 // Operation is one row of the catalogue.
@@ -113,8 +118,10 @@ func (o *Operation) AuditedResponse(m string) bool { return slices.Contains(o.Re
 
 // Key states sets, as AWS's key-state table has them.
 var (
-	allStates          = []string{StateEnabled, StateDisabled, StatePendingDeletion, StatePendingImport, StateUnavailable}
+	// The table has one column for PendingDeletion and PendingReplicaDeletion.
+	allStates          = []string{StateEnabled, StateDisabled, StatePendingDeletion, StatePendingReplicaDeletion, StatePendingImport, StateUnavailable}
 	notPendingDeletion = []string{StateEnabled, StateDisabled, StatePendingImport, StateUnavailable}
+	pendingDeletion    = []string{StatePendingDeletion, StatePendingReplicaDeletion}
 	enabledOnly        = []string{StateEnabled}
 	encryptDecrypt     = []string{UsageEncryptDecrypt}
 )
@@ -122,7 +129,7 @@ var (
 // cryptoKey is the key member of the symmetric cryptographic operations.
 func cryptoKey(member, op string) KeyMember {
 	return KeyMember{Member: member, Action: "kms:" + op, Grant: op, Forms: AnyKeyForm, CrossAccount: true,
-		Usages: encryptDecrypt, States: enabledOnly, Disabled: true}
+		Usages: encryptDecrypt, States: enabledOnly, Disabled: true, ReplicaDeletionDisabled: true}
 }
 
 // dataPlaneKey is the key member of an asymmetric or HMAC operation: usable
@@ -130,7 +137,7 @@ func cryptoKey(member, op string) KeyMember {
 // one of usages (nil: any).
 func dataPlaneKey(member, op string, usages ...string) KeyMember {
 	return KeyMember{Member: member, Action: "kms:" + op, Grant: op, Forms: AnyKeyForm, CrossAccount: true,
-		Usages: usages, States: enabledOnly, Disabled: true}
+		Usages: usages, States: enabledOnly, Disabled: true, ReplicaDeletionDisabled: true}
 }
 
 // manageKey is the KeyId member of an operation that manages a key of the
@@ -257,7 +264,7 @@ var (
 		Response: []string{"KeyId", "DeletionDate", "KeyState", "PendingWindowInDays"}}
 	opCancelKeyDeletion = &Operation{ConditionKeys: keyConditions,
 		Name: "CancelKeyDeletion", Quota: perSecond(5),
-		Keys:     []KeyMember{manageKey("CancelKeyDeletion", []string{StatePendingDeletion})},
+		Keys:     []KeyMember{manageKey("CancelKeyDeletion", pendingDeletion)},
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId"}}
 
@@ -313,12 +320,12 @@ var (
 	// key-state table: Disabled is DisabledException).
 	opReplicateKey = &Operation{
 		Name: "ReplicateKey", Quota: perSecond(5),
-		Keys:     []KeyMember{{Member: "KeyId", Action: "kms:ReplicateKey", Forms: KeyOnly, States: enabledOnly, Disabled: true}},
+		Keys:     []KeyMember{{Member: "KeyId", Action: "kms:ReplicateKey", Forms: KeyOnly, States: enabledOnly, Disabled: true, ReplicaDeletionDisabled: true}},
 		Request:  []string{"KeyId", "ReplicaRegion", "Policy", "BypassPolicyLockoutSafetyCheck", "Description", "Tags"},
 		Response: []string{"ReplicaKeyMetadata", "ReplicaPolicy", "ReplicaTags"}}
 	opUpdatePrimaryRegion = &Operation{
 		Name: "UpdatePrimaryRegion", Quota: perSecond(5),
-		Keys:    []KeyMember{{Member: "KeyId", Action: "kms:UpdatePrimaryRegion", Forms: KeyOnly, States: enabledOnly, Disabled: true}},
+		Keys:    []KeyMember{{Member: "KeyId", Action: "kms:UpdatePrimaryRegion", Forms: KeyOnly, States: enabledOnly, Disabled: true, ReplicaDeletionDisabled: true}},
 		Request: []string{"KeyId", "PrimaryRegion"}}
 
 	opListKeyRotations = &Operation{ConditionKeys: keyConditions,
@@ -370,7 +377,7 @@ var (
 	opCreateGrant = &Operation{ConditionKeys: conditions(keyConditions, "kms:EncryptionContext:", "kms:EncryptionContextKeys", "kms:GrantConstraintType", "kms:GrantIsForAWSResource", "kms:GrantOperations", "kms:GranteePrincipal", "kms:RetiringPrincipal"),
 		Name: "CreateGrant", Quota: perSecond(50),
 		Keys: []KeyMember{{Member: "KeyId", Action: "kms:CreateGrant", Grant: "CreateGrant", Forms: KeyOnly, CrossAccount: true,
-			States: []string{StateEnabled, StateUnavailable}, Disabled: true}},
+			States: []string{StateEnabled, StateUnavailable}, Disabled: true, ReplicaDeletionDisabled: true}},
 		Request: []string{"KeyId", "GranteePrincipal", "RetiringPrincipal", "Operations", "Constraints", "Name", "DryRun"}}
 	opListGrants = &Operation{ConditionKeys: keyConditions,
 		Name: "ListGrants", Quota: perSecond(100), ReadOnly: true,
@@ -547,7 +554,9 @@ func (k *KeyMember) checkState(r *keyRecord) error {
 	switch {
 	case r.State == StateDisabled && k.Disabled:
 		return newError(ErrDisabled, "%s is disabled.", r.arn())
-	case len(k.States) == 1 && k.States[0] == StatePendingDeletion:
+	case r.State == StatePendingReplicaDeletion && k.ReplicaDeletionDisabled:
+		return newError(ErrDisabled, "%s is pending replica deletion.", r.arn())
+	case slices.Equal(k.States, pendingDeletion):
 		return newError(ErrInvalidState, "%s is not pending deletion.", r.arn())
 	}
 	return invalidState(r)

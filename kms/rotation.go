@@ -139,10 +139,14 @@ func (s *Service) GetKeyRotationStatus(ctx context.Context, c *Caller, in *KeyID
 	if r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS {
 		return nil, newError(ErrUnsupportedOperation, "%s does not support rotation.", r.arn())
 	}
-	out := &GetKeyRotationStatusOutput{KeyRotationEnabled: r.RotationEnabled, KeyId: r.arn()}
-	if r.RotationEnabled {
-		out.RotationPeriodInDays = r.RotationPeriodDays
-		out.NextRotationDate = ts(r.NextRotation)
+	rot, err := s.rotationOf(ctx, r) // a replica's is its primary's (mrk.go)
+	if err != nil {
+		return nil, err
+	}
+	out := &GetKeyRotationStatusOutput{KeyRotationEnabled: rot.RotationEnabled, KeyId: r.arn()}
+	if rot.RotationEnabled {
+		out.RotationPeriodInDays = rot.RotationPeriodDays
+		out.NextRotationDate = ts(rot.NextRotation)
 	}
 	return out, nil
 }

@@ -285,8 +285,13 @@ func (r *keyRecord) metadata() *KeyMetadata {
 			m.MacAlgorithms = algs.MAC
 		}
 	}
-	if r.State == StatePendingDeletion {
+	switch r.State {
+	case StatePendingDeletion:
 		m.DeletionDate = ts(r.DeletionDate)
+		m.PendingDeletionWindowInDays = r.PendingWindowDays
+	case StatePendingReplicaDeletion:
+		// The waiting period, not yet a date: it starts when the last
+		// replica is deleted (AWS's KeyMetadata.PendingDeletionWindowInDays).
 		m.PendingDeletionWindowInDays = r.PendingWindowDays
 	}
 	if n := len(r.Versions); n > 0 {

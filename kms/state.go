@@ -12,6 +12,8 @@ func invalidState(r *keyRecord) error {
 	switch r.State {
 	case StatePendingDeletion:
 		return newError(ErrInvalidState, "%s is pending deletion.", r.arn())
+	case StatePendingReplicaDeletion:
+		return newError(ErrInvalidState, "%s is pending replica deletion.", r.arn())
 	case StatePendingImport:
 		return newError(ErrInvalidState, "%s is pending import.", r.arn())
 	case StateUnavailable:

@@ -74,6 +74,10 @@ const (
 	StatePendingDeletion = "PendingDeletion"
 	StatePendingImport   = "PendingImport"
 	StateUnavailable     = "Unavailable"
+	// StatePendingReplicaDeletion is a multi-Region primary key scheduled
+	// for deletion while it still has replicas: its waiting period starts
+	// when the last replica is deleted (mrk.go).
+	StatePendingReplicaDeletion = "PendingReplicaDeletion"
 
 	UsageEncryptDecrypt = "ENCRYPT_DECRYPT"
 	SpecSymmetric       = "SYMMETRIC_DEFAULT"

@@ -15,11 +15,14 @@ import (
 // RateLimits are the request quotas, per account and Region, as AWS KMS
 // applies them: the symmetric cryptographic operations share one quota
 // (kms.QuotaCryptographic), each management operation has its own; the
-// defaults are AWS's (the catalogue's Quota, kms.CryptographicQuota).
-// A server answers one Region, so its buckets are per account.
+// defaults are AWS's (the catalogue's Quota, kms.CryptographicQuota of
+// each Region). A server that serves several Regions keeps a set of
+// buckets per account in each: a Region's calls never draw on another's
+// quota, as in AWS ("quotas … per account and Region", the developer
+// guide's "Request quotas").
 //
 // Each map's keys are "cryptographic" or an operation name, its values
-// requests per second.
+// requests per second; a rate set here applies in every served Region.
 type RateLimits struct {
 	// Default replaces AWS's default quotas for every account.
 	Default map[string]float64 `yaml:"default" json:"default,omitempty"`
@@ -94,46 +97,62 @@ func quotaOf(row *kms.Operation) int {
 	return -1
 }
 
-// limiter holds a token bucket per account and quota.
+// limiter holds the rate limits' configuration and the throttle counters;
+// each served Region has its buckets (quotas).
 type limiter struct {
-	epoch    time.Time
-	defaults []float64 // by quota index, for accounts without their own
-	config   RateLimits
-	accounts sync.Map // account → *accountBuckets
+	epoch  time.Time
+	config RateLimits
 	// throttled counts refusals per operation, prebuilt.
 	throttled map[string]*metrics.Counter
 }
 
+// quotas holds a token bucket per account and quota in one Region.
+type quotas struct {
+	l        *limiter
+	defaults []float64 // by quota index, for accounts without their own
+	accounts sync.Map  // account → *accountBuckets
+}
+
 type accountBuckets struct{ b []bucket }
 
-func newLimiter(cfg RateLimits, region string, set *metrics.Set) (*limiter, error) {
+func newLimiter(cfg RateLimits, set *metrics.Set) (*limiter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	idx := quotaIndex()
-	l := &limiter{epoch: time.Now(), defaults: make([]float64, len(idx)), config: cfg, throttled: map[string]*metrics.Counter{}}
-	l.defaults[0] = float64(kms.CryptographicQuota(region))
+	l := &limiter{epoch: time.Now(), config: cfg, throttled: map[string]*metrics.Counter{}}
 	for _, row := range kms.Operations() {
-		if i := quotaOf(row); i > 0 {
-			l.defaults[i] = float64(row.Quota.PerSecond)
-		}
 		if quotaOf(row) >= 0 {
 			l.throttled[row.Name] = set.NewCounter(fmt.Sprintf(`coffer_throttled_total{operation=%q}`, row.Name))
 		}
 	}
-	for name, rate := range cfg.Default {
-		l.defaults[idx[name]] = rate
-	}
 	return l, nil
 }
 
+// inRegion returns new buckets for region, with its default rates: AWS's
+// cryptographic quota of the Region, the catalogue's rates, then the
+// configuration's defaults.
+func (l *limiter) inRegion(region string) *quotas {
+	idx := quotaIndex()
+	q := &quotas{l: l, defaults: make([]float64, len(idx))}
+	q.defaults[0] = float64(kms.CryptographicQuota(region))
+	for _, row := range kms.Operations() {
+		if i := quotaOf(row); i > 0 {
+			q.defaults[i] = float64(row.Quota.PerSecond)
+		}
+	}
+	for name, rate := range l.config.Default {
+		q.defaults[idx[name]] = rate
+	}
+	return q
+}
+
 // buckets returns account's buckets, made at its first request.
-func (l *limiter) buckets(account string) *accountBuckets {
-	if a, ok := l.accounts.Load(account); ok {
+func (q *quotas) buckets(account string) *accountBuckets {
+	if a, ok := q.accounts.Load(account); ok {
 		return a.(*accountBuckets)
 	}
-	rates := l.defaults
-	if own := l.config.Accounts[account]; own != nil {
+	rates := q.defaults
+	if own := q.l.config.Accounts[account]; own != nil {
 		rates = append([]float64(nil), rates...)
 		for name, rate := range own {
 			rates[quotaIndex()[name]] = rate
@@ -143,16 +162,16 @@ func (l *limiter) buckets(account string) *accountBuckets {
 	for i, r := range rates {
 		a.b[i].init(r)
 	}
-	got, _ := l.accounts.LoadOrStore(account, a)
+	got, _ := q.accounts.LoadOrStore(account, a)
 	return got.(*accountBuckets)
 }
 
-// allow takes a token of quota q from account's bucket.
-func (l *limiter) allow(account string, q int, op string) bool {
-	if l.buckets(account).b[q].take(int64(time.Since(l.epoch))) {
+// allow takes a token of quota i from account's bucket.
+func (q *quotas) allow(account string, i int, op string) bool {
+	if q.buckets(account).b[i].take(int64(time.Since(q.l.epoch))) {
 		return true
 	}
-	if c := l.throttled[op]; c != nil {
+	if c := q.l.throttled[op]; c != nil {
 		c.Inc()
 	}
 	return false

@@ -10,6 +10,7 @@ import (
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/coffer-kms/coffer/kms"
 	"github.com/coffer-kms/coffer/server"
 )
 
@@ -92,5 +93,57 @@ func TestRateLimitsValidate(t *testing.T) {
 	ok := server.RateLimits{Default: map[string]float64{"cryptographic": 10, "CreateAlias": 1}}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestThrottlingPerRegion: AWS's quotas are per account and Region. With
+// the account's cryptographic quota at 5 a second in a server serving two
+// Regions, a burst that exhausts it in one leaves the other's whole: its
+// next five calls, made at once, all go through (one shared bucket would
+// have at most one token by then), and the other Region then throttles on
+// its own.
+func TestThrottlingPerRegion(t *testing.T) {
+	e := newEnv(t)
+	e.configure = func(c *server.Config) {
+		eu, err := c.Service.InRegion(otherRegion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Regions = []*kms.Service{eu}
+		c.RateLimits = &server.RateLimits{Accounts: map[string]map[string]float64{testAccount: {"cryptographic": 5}}}
+	}
+	e.restart()
+	ctx := context.Background()
+	us, eu := e.client, e.clientIn(otherRegion)
+	usKey := e.createKey("us")
+	euKey := must[*awskms.CreateKeyOutput](t)(eu.CreateKey(ctx, &awskms.CreateKeyInput{})).KeyMetadata.KeyId
+	encrypt := func(c *awskms.Client, key *string) error {
+		_, err := c.Encrypt(ctx, &awskms.EncryptInput{KeyId: key, Plaintext: []byte("x")})
+		return err
+	}
+	throttled := 0
+	for range 20 {
+		if err := encrypt(us, aws.String(usKey)); err != nil {
+			wantCode(t, err, "ThrottlingException")
+			throttled++
+		}
+	}
+	if throttled < 10 {
+		t.Fatalf("%d of 20 calls in %s throttled at 5 per second", throttled, testRegion)
+	}
+	for i := range 5 {
+		if err := encrypt(eu, euKey); err != nil {
+			t.Fatalf("call %d in %s right after %s's quota ran out: %v", i+1, otherRegion, testRegion, err)
+		}
+	}
+	throttled = 0
+	for range 15 {
+		if err := encrypt(eu, euKey); err != nil {
+			wantCode(t, err, "ThrottlingException")
+			throttled++
+		}
+	}
+	if throttled < 10 {
+		t.Fatalf("%d of 15 further calls in %s throttled at 5 per second", throttled, otherRegion)
 	}
 }

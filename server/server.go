@@ -141,8 +141,11 @@ func New(cfg Config) (*Server, error) {
 	s.initStatus(cfg)
 	if cfg.RateLimits != nil {
 		s.unauth = newUnauthLimiter() // rate limits on: unauthenticated failures have their budget too
-		if s.limits, err = newLimiter(*cfg.RateLimits, cfg.Service.Region(), s.metrics.set); err != nil {
+		if s.limits, err = newLimiter(*cfg.RateLimits, s.metrics.set); err != nil {
 			return nil, err
+		}
+		for name, r := range s.regions {
+			r.quotas = s.limits.inRegion(name)
 		}
 	}
 	cfg.Service.OnAccessKeyDeleted(s.keys.forget)
@@ -449,8 +452,9 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []
 			o = ro
 		}
 	}
-	// AWS throttles per account, so after the signature names it.
-	if s.limits != nil && o.quota >= 0 && !s.limits.allow(caller.Account, o.quota, o.name) {
+	// AWS throttles per account and Region, so after the signature names
+	// them (in --dev a Region not served counts as the home one it goes to).
+	if reg.quotas != nil && o.quota >= 0 && !reg.quotas.allow(caller.Account, o.quota, o.name) {
 		return o, caller, nil, nil, errThrottled
 	}
 	if s.audit != nil && o.row != nil && !o.row.ReadOnly {
@@ -479,8 +483,9 @@ type operation struct {
 
 // region is a served Region: its Service and the dispatch table bound to it.
 type region struct {
-	svc *kms.Service
-	ops map[string]*operation
+	svc    *kms.Service
+	ops    map[string]*operation
+	quotas *quotas // its request quotas' buckets; nil without rate limits
 }
 
 // regionKey is the request's user value holding its *region when that is

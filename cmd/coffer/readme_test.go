@@ -15,12 +15,16 @@ import (
 
 // TestReadmeCLI runs the README's AWS CLI walkthrough, verbatim but for the
 // port and the credentials file's path, against a real `coffer serve`
-// started as `make run` starts it, from the repository root as the README
-// says: twice in a row on one data dir (the block cleans up after itself
-// and leaves its key usable), leaving the repository as it was.
+// started as `make run` starts it (the Makefile's RUN_ARGS), from the
+// repository root as the README says: twice in a row on one data dir (the
+// block cleans up after itself and leaves its key usable), leaving the
+// repository as it was.
 func TestReadmeCLI(t *testing.T) {
 	if _, err := exec.LookPath("aws"); err != nil {
 		t.Skip("the AWS CLI is not installed; this test runs the README's aws commands")
+	}
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("openssl is not installed; the README wraps key material for import with it")
 	}
 	if testing.Short() {
 		t.Skip("-short: the README's commands take two minutes with the AWS CLI v1; make test runs them")
@@ -44,7 +48,7 @@ func TestReadmeCLI(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	p := startServe(t, dir)
+	p := startServe(t, dir, makeRunArgs(t, repo)...)
 	script := strings.ReplaceAll(block, "http://127.0.0.1:7300", p.endpoint)
 	script = strings.ReplaceAll(script, "AWS_SHARED_CREDENTIALS_FILE=coffer-data/credentials",
 		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "coffer-data", "credentials"))
@@ -64,8 +68,15 @@ func TestReadmeCLI(t *testing.T) {
 		if !strings.Contains("\n"+string(out), "\ntrue\n") {
 			t.Fatalf("run %d: verify did not print the signature valid:\n%s", run, out)
 		}
+		// The imported key and the multi-Region key (its replica decrypting
+		// in eu-west-1) each print their plaintext once.
+		for _, line := range []string{"under imported material", "encrypted in us-east-1", `"Enabled"`} {
+			if n := strings.Count("\n"+string(out), "\n"+line+"\n"); n != 1 {
+				t.Fatalf("run %d: %q printed %d times on a line of its own, want 1:\n%s", run, line, n, out)
+			}
+		}
 		for _, want := range []string{`"AliasName": "alias/app"`, `"RotationType": "ON_DEMAND"`, `"KeyState": "PendingDeletion"`, `"TagValue": "data"`,
-			`"MacAlgorithm": "HMAC_SHA_256"`} {
+			`"MacAlgorithm": "HMAC_SHA_256"`, `"MultiRegionKeyType": "REPLICA"`, `"Region": "eu-west-1"`, `"Region": "us-east-1"`} {
 			if !strings.Contains(string(out), want) {
 				t.Fatalf("run %d: output lacks %s:\n%s", run, want, out)
 			}
@@ -83,6 +94,22 @@ func TestReadmeCLI(t *testing.T) {
 			t.Fatalf("the README's key %s is not usable after the block: %v", key, err)
 		}
 	}
+}
+
+// makeRunArgs returns the arguments `make run` gives coffer serve: the
+// Makefile's RUN_ARGS.
+func makeRunArgs(t *testing.T, repo string) []string {
+	mk, err := os.ReadFile(filepath.Join(repo, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mk), "\n") {
+		if args, ok := strings.CutPrefix(line, "RUN_ARGS ?="); ok {
+			return strings.Fields(args)
+		}
+	}
+	t.Fatal("the Makefile has no RUN_ARGS ?= line")
+	return nil
 }
 
 // gitStatus returns `git status --porcelain` of the repository at dir, and
