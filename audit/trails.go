@@ -103,8 +103,13 @@ func records(dir string, f Filter) iter.Seq2[*Record, error] {
 // trails' next records the one with the earliest eventTime goes first,
 // the first trail in dirs first among equal times (eventTime has one
 // second's resolution). Records whose eventTime does not parse sort as
-// the earliest. It stops at fn's first error and returns it. It reads
-// one record ahead per trail, whatever the trails' sizes.
+// the earliest. So a record is never older than one from another trail
+// just before it; a trail's own records keep the order they were
+// written in, which can put one a second before the record before it
+// (the clock is read before the record waits for its turn) and puts
+// records recovered from the outbox at start after newer ones. It stops
+// at fn's first error and returns it. It reads one record ahead per
+// trail, whatever the trails' sizes.
 func QueryTrails(dirs []string, f Filter, fn func(trail int, r *Record) error) error {
 	type head struct {
 		next func() (*Record, error, bool)

@@ -46,19 +46,24 @@ signing key, and reported under its name; the command fails if any does not veri
 			if err != nil {
 				return err
 			}
-			if archiveDir != "" && len(dirs) > 1 {
+			if len(dirs) == 1 {
+				return verifyTrail(cmd.OutOrStdout(), dirs[0], archiveDir)
+			}
+			if archiveDir != "" {
 				return errors.New("--archive checks the archive of one trail: name that trail alone")
 			}
 			w := cmd.OutOrStdout()
+			reps, err := audit.VerifyTrails(dirs)
 			var broken []string
-			for _, d := range dirs {
-				fmt.Fprintf(w, "trail %s:\n", d)
-				if err := verifyTrail(indent{w}, d, archiveDir); err != nil {
-					fmt.Fprintf(w, "  FAILED: %v\n", err)
-					broken = append(broken, d)
+			for _, tr := range reps {
+				fmt.Fprintf(w, "trail %s:\n", tr.Dir)
+				printVerifyReport(indent{w}, tr.Dir, tr.Report, tr.Err)
+				if tr.Err != nil {
+					fmt.Fprintf(w, "  FAILED: %v\n", tr.Err)
+					broken = append(broken, tr.Dir)
 				}
 			}
-			if len(broken) > 0 {
+			if err != nil {
 				return fmt.Errorf("%d of %d audit trails do not verify: %s", len(broken), len(dirs), strings.Join(broken, ", "))
 			}
 			fmt.Fprintf(w, "all %d trails verify\n", len(dirs))
@@ -136,11 +141,35 @@ func verifyTrail(w io.Writer, dir, archiveDir string) error {
 		return fmt.Errorf("the audit signing public key (%s): %w", audit.PublicKeyFile, err)
 	}
 	rep, err := audit.Verify(dir, pub)
+	printVerifyReport(w, dir, rep, err)
+	if err != nil {
+		return err
+	}
+	if archiveDir != "" {
+		m, arep, err := audit.VerifyArchive(dir, archiveDir, pub)
+		switch {
+		case err != nil && arep != nil && arep.Bad != nil:
+			fmt.Fprintf(w, "ARCHIVE BROKEN: first bad record: %s line %d, seq %d: %s\n", arep.Bad.File, arep.Bad.Line, arep.Bad.Seq, arep.Bad.Reason)
+			return err
+		case err != nil:
+			return err
+		case m == nil:
+			fmt.Fprintln(w, "archive: nothing was archived")
+		default:
+			fmt.Fprintf(w, "archive OK: %d records in %d segments in %s, %d signed digests, chained to seq %d\n", arep.Records, len(m.Segments), archiveDir, arep.Digests, m.FirstSeq)
+		}
+	}
+	return nil
+}
+
+// printVerifyReport writes what Verify found in the trail in dir: the
+// first bad record when err is set, else the summary.
+func printVerifyReport(w io.Writer, dir string, rep *audit.VerifyReport, err error) {
 	if err != nil {
 		if rep != nil && rep.Bad != nil {
 			fmt.Fprintf(w, "BROKEN: first bad record: %s line %d, seq %d: %s\n", rep.Bad.File, rep.Bad.Line, rep.Bad.Seq, rep.Bad.Reason)
 		}
-		return err
+		return
 	}
 	fmt.Fprintf(w, "OK: %d records in %d files, %d signed digests, last seq %d, %d records after the last digest\n",
 		rep.Records, rep.Files, rep.Digests, rep.LastSeq, rep.Unsealed)
@@ -164,21 +193,6 @@ func verifyTrail(w io.Writer, dir, archiveDir string) error {
 			fmt.Fprintf(w, "%d archived segments are still in %s (an archive run stopped before removing them); run coffer audit archive again\n", rep.ArchivedLeft, dir)
 		}
 	}
-	if archiveDir != "" {
-		m, arep, err := audit.VerifyArchive(dir, archiveDir, pub)
-		switch {
-		case err != nil && arep != nil && arep.Bad != nil:
-			fmt.Fprintf(w, "ARCHIVE BROKEN: first bad record: %s line %d, seq %d: %s\n", arep.Bad.File, arep.Bad.Line, arep.Bad.Seq, arep.Bad.Reason)
-			return err
-		case err != nil:
-			return err
-		case m == nil:
-			fmt.Fprintln(w, "archive: nothing was archived")
-		default:
-			fmt.Fprintf(w, "archive OK: %d records in %d segments in %s, %d signed digests, chained to seq %d\n", arep.Records, len(m.Segments), archiveDir, arep.Digests, m.FirstSeq)
-		}
-	}
-	return nil
 }
 
 // indent writes each line indented by two spaces (the report of one trail
