@@ -163,6 +163,13 @@ func (w *Writer) recoverTrail() (gapLast uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
+	// What a killed process wrote is in the page cache but perhaps not on
+	// disk (SyncInterval, or a batch whose fsync never returned): make it
+	// durable before the anchor can name it.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("audit: fsync %s: %w", last.path, err)
+	}
 	w.f, w.fileSeq, w.fileBytes, w.allocated, w.dropped, w.fileStart = f, last.seq, int64(len(raw)), int64(len(raw)), 0, last.start
 	return gapLast, nil
 }
