@@ -116,7 +116,7 @@ const (
 type Stats struct {
 	Records      uint64    // records acknowledged, digests not counted
 	Batches      uint64    // write (and, committing, fsync) rounds: one per group commit, one more per rotation inside one
-	Syncs        uint64    // fdatasyncs of the interval policy (SyncInterval), each making the writes before it durable
+	Syncs        uint64    // fdatasyncs that made acknowledged records durable: one per group commit, or (SyncInterval) one per interval that wrote any
 	Digests      uint64    // digest records written
 	LargestBatch int       // most records acknowledged by one group commit
 	QueueDepth   int       // records waiting for the writer now
@@ -774,12 +774,15 @@ func (w *Writer) flush() error {
 	w.buf = w.buf[:0]
 	w.written = w.chain()
 	w.writtenSeq.Store(w.seq)
+	w.mu.Lock()
+	w.stats.Batches++
+	if w.cfg.SyncInterval == 0 {
+		w.stats.Syncs++
+	}
+	w.mu.Unlock()
 	if w.cfg.SyncInterval == 0 {
 		w.markDurable()
 	}
-	w.mu.Lock()
-	w.stats.Batches++
-	w.mu.Unlock()
 	return nil
 }
 
