@@ -121,7 +121,7 @@ type Stats struct {
 	LargestBatch int       // most records acknowledged by one group commit
 	QueueDepth   int       // records waiting for the writer now
 	Failed       bool      // the Writer refuses every Append now (see Err)
-	TornBytes    int64     // the torn final line Open dropped, in bytes
+	TornBytes    int64     // what Open cut from the end of the newest file, in bytes: a torn final line, zeros, and what followed a hole (kept aside)
 	LastCommit   time.Time // when acknowledged records were last made durable (zero: none since Open)
 }
 
