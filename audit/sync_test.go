@@ -313,3 +313,24 @@ func TestIntervalPowerLossHole(t *testing.T) {
 		})
 	}
 }
+
+// What SyncInterval leaves unsynced is bounded: past maxUnsynced the next
+// write waits for an fdatasync.
+func TestIntervalUnsyncedIsBounded(t *testing.T) {
+	defer func(n int) { maxUnsynced = n }(maxUnsynced)
+	maxUnsynced = 2 << 10
+	dir, key := t.TempDir(), newKey(t)
+	w := mustOpen(t, Config{Dir: dir, Signer: key, SyncInterval: time.Hour})
+	for i := range 40 { // about 20 KiB
+		if err := w.Append(context.Background(), rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := w.Stats(); s.Syncs < 5 {
+		t.Fatalf("%d fdatasyncs for %d records with a 2 KiB bound", s.Syncs, s.Records)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, dir, &key.PublicKey)
+}

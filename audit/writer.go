@@ -38,8 +38,9 @@ type Config struct {
 	// group commit's fdatasync. Positive (interval): Append returns once
 	// its record is written into the trail file (write(2): a crash of the
 	// process loses nothing), and the Writer makes what it wrote durable
-	// every SyncInterval, so a power loss or a kernel crash loses at most
-	// the records of the last SyncInterval, all from the end of the trail.
+	// every SyncInterval (and as soon as maxUnsynced bytes wait), so a
+	// power loss or a kernel crash loses at most the records of the last
+	// SyncInterval, all from the end of the trail.
 	// Either way the anchor names only durable records (see Anchor), and
 	// Sync waits for what was acknowledged to be durable.
 	SyncInterval time.Duration
@@ -751,10 +752,20 @@ func (w *Writer) room(n int, now time.Time) error {
 	return w.rotate(now)
 }
 
+// maxUnsynced bounds what SyncInterval leaves written but not durable, and
+// so the copy kept for a retry (unsynced): past it the next write waits for
+// an fdatasync first. A variable for tests.
+var maxUnsynced = 8 << 20
+
 // flush writes what is buffered, and without SyncInterval fsyncs it.
 func (w *Writer) flush() error {
 	if len(w.buf) == 0 {
 		return nil
+	}
+	if len(w.unsynced) >= maxUnsynced {
+		if err := w.syncWritten(); err != nil {
+			return err
+		}
 	}
 	if err := w.reserve(w.fileBytes + int64(len(w.buf))); err != nil {
 		return err
