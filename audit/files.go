@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coffer-kms/coffer/internal/atomicfile"
 )
 
 // File names sort by creation time and carry the file's sequence number:
@@ -99,6 +101,22 @@ func (w *Writer) recoverTrail() (gapLast uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
+	// A power loss between two fdatasyncs (SyncInterval) can leave a later
+	// block of what was written and lose an earlier one: zeros where records
+	// were, then records, which cannot be chained to those before the hole.
+	// They are kept beside the trail, in a file readers ignore, and the chain
+	// goes on from the last record before the hole — unless that is before
+	// the anchor, which checkAnchor refuses, changing nothing.
+	var aside []byte
+	asideAt := 0
+	if z := bytes.IndexByte(raw, 0); z >= 0 && !isZero(raw[z:]) {
+		asideAt = bytes.LastIndexByte(raw[:z], '\n') + 1
+		aside = bytes.TrimRight(raw[asideAt:], "\x00")
+	}
+	whole := len(raw)
+	if aside != nil {
+		raw = raw[:asideAt]
+	}
 	// A torn write ends without a newline; on some file systems it can also
 	// leave blocks of zeros that were never written. No record holds a NUL
 	// byte, so lines with one at the end are torn too.
@@ -110,7 +128,7 @@ func (w *Writer) recoverTrail() (gapLast uint64, err error) {
 		}
 		good = start
 	}
-	torn := len(raw) - good
+	torn := whole - good
 	raw = raw[:good]
 
 	headFound := false
@@ -153,6 +171,14 @@ func (w *Writer) recoverTrail() (gapLast uint64, err error) {
 	if gapLast, err = w.checkAnchor(); err != nil {
 		return 0, err // nothing changed
 	}
+	if aside != nil {
+		path := fmt.Sprintf("%s-after-hole-at-%d.lost", strings.TrimSuffix(last.path, fileSuffix), asideAt)
+		if err := atomicfile.WriteFile(path, aside, 0o600); err != nil {
+			return 0, fmt.Errorf("audit: keep what follows the hole in %s: %w", last.path, err)
+		}
+		w.cfg.Logger.Warn("audit trail: the newest file has zeros followed by other bytes (a power loss between fdatasyncs, or a torn write); the chain goes on before the zeros, and what followed them is kept aside",
+			"file", last.path, "holeAt", asideAt, "keptIn", path, "bytes", len(aside))
+	}
 	if torn > 0 {
 		if err := truncate(last.path, int64(good)); err != nil {
 			return 0, fmt.Errorf("audit: drop the torn final line of %s: %w", last.path, err)
@@ -162,6 +188,13 @@ func (w *Writer) recoverTrail() (gapLast uint64, err error) {
 	f, err := w.open(last.path, false)
 	if err != nil {
 		return 0, err
+	}
+	// What a killed process wrote is in the page cache but perhaps not on
+	// disk (SyncInterval, or a batch whose fsync never returned): make it
+	// durable before the anchor can name it.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("audit: fsync %s: %w", last.path, err)
 	}
 	w.f, w.fileSeq, w.fileBytes, w.allocated, w.dropped, w.fileStart = f, last.seq, int64(len(raw)), int64(len(raw)), 0, last.start
 	return gapLast, nil

@@ -117,7 +117,8 @@ func (w *Writer) retry() {
 }
 
 // probe does what a failed commit could not: open a file when there is
-// none, rewrite with zeros (and fsync) whatever a failed write left past
+// none, write again what is written but not durable (rewriteUnsynced),
+// rewrite with zeros (and fsync) whatever a failed write left past
 // the records plus one page, which exercises the write and fsync that
 // failed and makes room for the next record, and bring the anchor up to
 // the durable head.
@@ -128,6 +129,9 @@ func (w *Writer) probe() error {
 		}
 	}
 	if err := w.checkFile(); err != nil {
+		return err
+	}
+	if err := w.rewriteUnsynced(); err != nil {
 		return err
 	}
 	end := max(w.dirty, w.fileBytes+int64(pageSize))
@@ -145,8 +149,23 @@ func (w *Writer) probe() error {
 		return fmt.Errorf("fsync: %w", err)
 	}
 	w.allocated, w.dirty = max(w.allocated, end), 0
+	w.markDurable()
 	if w.durable.seq > w.anchored {
 		return w.writeAnchor()
+	}
+	return nil
+}
+
+// rewriteUnsynced writes again what the Writer wrote since the last
+// fdatasync that succeeded (SyncInterval): after a failed fdatasync the
+// kernel may have marked those pages clean without writing them, and a
+// later fdatasync would then succeed without making them durable.
+func (w *Writer) rewriteUnsynced() error {
+	if len(w.unsynced) == 0 {
+		return nil
+	}
+	if _, err := w.f.WriteAt(w.unsynced, w.synced); err != nil {
+		return fmt.Errorf("write: %w", err)
 	}
 	return nil
 }

@@ -50,6 +50,9 @@ func (lr *lineReader) next() (line []byte, complete bool, err error) {
 		frag, err := lr.r.ReadSlice('\n')
 		if i := bytes.IndexByte(frag, 0); i >= 0 && lr.nulAt < 0 {
 			lr.nulAt = lr.off + n + int64(i)
+			if err != nil && isZero(frag[i:]) {
+				return lr.tornIntoZeros(frag[:i], err, tooLong)
+			}
 		}
 		switch {
 		case err == bufio.ErrBufferFull:
@@ -104,4 +107,40 @@ func (lr *lineReader) restIsZero() (bool, error) {
 			return false, err
 		}
 	}
+}
+
+// tornIntoZeros ends a line that runs into NUL bytes reaching past what is
+// buffered (err is bufio.ErrBufferFull or io.EOF): when they run to the end
+// of the file, the line is torn — a write cut short in space the Writer had
+// preallocated, as a power loss leaves the records it had not yet made
+// durable — and is returned incomplete, as a torn line at the end of the
+// file is; otherwise the zeros are a hole, reported as a line too long
+// (nulAt set) since the reader has gone past them.
+func (lr *lineReader) tornIntoZeros(head []byte, err error, tooLong bool) ([]byte, bool, error) {
+	lr.line++
+	if tooLong || len(lr.buf)+len(head) > MaxLine {
+		return nil, false, errLineTooLong
+	}
+	lr.buf = append(lr.buf, head...) // before the buffer is read again
+	zero := true
+	if err == bufio.ErrBufferFull {
+		var rerr error
+		if zero, rerr = lr.restIsZero(); rerr != nil {
+			return nil, false, rerr
+		}
+	}
+	if !zero {
+		return nil, false, errLineTooLong
+	}
+	lr.zeros = true
+	return lr.buf, false, nil
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

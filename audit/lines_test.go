@@ -57,3 +57,24 @@ func TestLineReaderAcrossBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// A line that runs into NUL bytes reaching the end of the file is torn (a
+// write cut short in preallocated space), however long the zeros; NUL
+// bytes with data after them are a hole.
+func TestLineReaderTornIntoZeros(t *testing.T) {
+	for _, zeros := range []int{1, 100, 64 << 10, 4 << 20} {
+		for _, after := range []string{"", "x\n"} {
+			content := append([]byte("a\n{\"seq\":2,"), make([]byte, zeros)...)
+			content = append(content, after...)
+			lr := newLineReader(bytes.NewReader(content))
+			lr.next()
+			line, complete, err := lr.next()
+			switch {
+			case after == "" && (string(line) != `{"seq":2,` || complete || err != nil || lr.off != 2):
+				t.Fatalf("zeros=%d to the end: %q %v %v, offset %d", zeros, line, complete, err, lr.off)
+			case after != "" && (lr.nulAt != 11 || err == nil && complete == false):
+				t.Fatalf("zeros=%d then data: %q %v %v, NUL at %d", zeros, line, complete, err, lr.nulAt)
+			}
+		}
+	}
+}

@@ -33,6 +33,18 @@ type Config struct {
 	QueueSize int // records waiting for the writer before Append blocks (4096)
 	MaxBatch  int // records per write and fsync (1024)
 
+	// SyncInterval is the commit policy (coffer serve's --audit-sync).
+	// Zero (commit): Append returns once its record is durable, after the
+	// group commit's fdatasync. Positive (interval): Append returns once
+	// its record is written into the trail file (write(2): a crash of the
+	// process loses nothing), and the Writer makes what it wrote durable
+	// every SyncInterval (and as soon as maxUnsynced bytes wait), so a
+	// power loss or a kernel crash loses at most the records of the last
+	// SyncInterval, all from the end of the trail.
+	// Either way the anchor names only durable records (see Anchor), and
+	// Sync waits for what was acknowledged to be durable.
+	SyncInterval time.Duration
+
 	// DirectSync calls fdatasync directly rather than through io_uring
 	// (see syncRing; without io_uring it is direct anyway).
 	DirectSync bool
@@ -104,13 +116,14 @@ const (
 // Stats describes a Writer's work since Open.
 type Stats struct {
 	Records      uint64    // records acknowledged, digests not counted
-	Batches      uint64    // write+fsync rounds: one per group commit, one more per rotation inside one
+	Batches      uint64    // write (and, committing, fsync) rounds: one per group commit, one more per rotation inside one
+	Syncs        uint64    // fdatasyncs that made acknowledged records durable: one per group commit, or (SyncInterval) one per interval that wrote any
 	Digests      uint64    // digest records written
 	LargestBatch int       // most records acknowledged by one group commit
 	QueueDepth   int       // records waiting for the writer now
 	Failed       bool      // the Writer refuses every Append now (see Err)
-	TornBytes    int64     // the torn final line Open dropped, in bytes
-	LastCommit   time.Time // when the last group commit was durable (zero: none since Open)
+	TornBytes    int64     // what Open cut from the end of the newest file, in bytes: a torn final line, zeros, and what followed a hole (kept aside)
+	LastCommit   time.Time // when acknowledged records were last made durable (zero: none since Open)
 }
 
 // Writer appends records to the trail with group commit. Its methods are
@@ -121,7 +134,12 @@ type Writer struct {
 
 	queue chan *pending
 	stop  chan struct{} // closed by Close once no Append can queue
-	done  chan struct{} // closed when the writer goroutine has finished
+	// syncReq carries Sync's requests to the writer goroutine.
+	syncReq chan chan error
+	// The seq of the last record written and of the last durable one,
+	// for Sync without the writer goroutine.
+	writtenSeq, durableSeq atomic.Uint64
+	done                   chan struct{} // closed when the writer goroutine has finished
 
 	// Append holds closeMu shared while it queues, Close exclusively to
 	// set closed: after that the queue only drains.
@@ -147,7 +165,14 @@ type Writer struct {
 	hasPrev   bool
 	sealed    uint64 // seq of the last digest
 	lastSeal  time.Time
-	durable   chainState // the chain as far as it is durable
+	written   chainState // the chain as far as it is written (acknowledged)
+	durable   chainState // the chain as far as it is durable (anchored)
+	// synced is the end of what is durable in the current file; unsynced,
+	// with SyncInterval, a copy of what was written since (fileBytes -
+	// synced bytes), which a retry writes again after a failed fdatasync:
+	// the kernel may have dropped those pages unwritten.
+	synced   int64
+	unsynced []byte
 	// dirty is the end of what a failed write may have left past fileBytes:
 	// retry rewrites it with zeros before any record goes there.
 	dirty    int64
@@ -311,6 +336,7 @@ func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, err
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		batch:   make([]*pending, 0, cfg.MaxBatch),
+		syncReq: make(chan chan error),
 		anchor:  AnchorPath(cfg.Dir),
 		backoff: retryMin,
 	}
@@ -331,7 +357,8 @@ func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, err
 		return fail(err)
 	}
 	w.lastSeal = cfg.Now()
-	w.durable = w.chain()
+	w.written = w.chain()
+	w.markDurable()
 	if gapLast > 0 {
 		if w.f == nil {
 			if err := w.rotate(cfg.Now()); err != nil {
@@ -345,6 +372,9 @@ func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, err
 		if err := w.flush(); err != nil {
 			return fail(fmt.Errorf("audit: write the gap record: %w", err))
 		}
+		if err := w.syncWritten(); err != nil { // before the anchor moves past the gap
+			return fail(fmt.Errorf("audit: write the gap record: %w", err))
+		}
 	}
 	// The anchor is written now: a trail from before anchors gets one, and
 	// a start is recorded even if nothing is appended.
@@ -356,7 +386,8 @@ func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, err
 }
 
 // Append links r into the chain and returns once its line is written and
-// fsynced: nil means the record is durable. Empty EventVersion, EventTime,
+// fsynced: nil means the record is durable (with SyncInterval: written
+// into the trail file, and durable within SyncInterval). Empty EventVersion, EventTime,
 // EventSource and EventType are filled in, and r.Seq is set on success.
 //
 // When the queue is full Append waits for room until ctx ends, returning
@@ -433,6 +464,38 @@ func (w *Writer) Stats() Stats {
 	return s
 }
 
+// Sync returns once every record Append has acknowledged is durable: at
+// once without SyncInterval, else after an fdatasync if one is due. It
+// returns an error wrapping ErrUnavailable when that cannot be done (the
+// trail is failing, or the Writer closed with records not durable).
+func (w *Writer) Sync(ctx context.Context) error {
+	if w.durableSeq.Load() >= w.writtenSeq.Load() {
+		return nil
+	}
+	ch := make(chan error, 1)
+	w.closeMu.RLock()
+	if w.closed {
+		w.closeMu.RUnlock()
+		if err := w.err(); err != nil {
+			return err
+		}
+		return errClosed
+	}
+	select {
+	case w.syncReq <- ch:
+	case <-ctx.Done():
+		w.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	w.closeMu.RUnlock()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Close writes every queued record, seals the chain with a final digest,
 // anchors it and closes the file. Appends after Close return an error
 // wrapping ErrUnavailable. Close returns the error the Writer is failing
@@ -456,6 +519,12 @@ func (w *Writer) loop() {
 	}
 	tick := time.NewTicker(max(min(w.cfg.DigestInterval/4, w.cfg.AnchorInterval/2), time.Millisecond))
 	defer tick.Stop()
+	var syncTick <-chan time.Time // the interval policy's fdatasyncs
+	if w.cfg.SyncInterval > 0 {
+		t := time.NewTicker(w.cfg.SyncInterval)
+		defer t.Stop()
+		syncTick = t.C
+	}
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	armed := false
@@ -476,6 +545,16 @@ func (w *Writer) loop() {
 			} else {
 				w.anchorDue(false)
 			}
+		case <-syncTick:
+			if w.state.Load() == nil {
+				w.backgroundSync()
+			}
+		case ch := <-w.syncReq:
+			if err := w.err(); err != nil {
+				ch <- err
+			} else {
+				ch <- w.backgroundSync()
+			}
 		case <-retry.C:
 			armed = false
 			w.retry()
@@ -493,6 +572,9 @@ func (w *Writer) loop() {
 			}
 			if w.state.Load() == nil && w.seq > w.sealed {
 				w.commit(nil, true)
+			}
+			if w.state.Load() == nil {
+				w.backgroundSync()
 			}
 			if w.state.Load() == nil {
 				w.anchorDue(true)
@@ -554,7 +636,7 @@ func (w *Writer) commit(batch []*pending, seal bool) {
 	sealed := w.sealed
 	if err == nil {
 		if werr := w.write(batch, seal); werr != nil {
-			w.setChain(w.durable)
+			w.setChain(w.written)
 			w.buf = w.buf[:0]
 			err = w.fail(werr)
 		}
@@ -563,7 +645,9 @@ func (w *Writer) commit(batch []*pending, seal bool) {
 		w.mu.Lock()
 		w.stats.Records += uint64(len(batch))
 		w.stats.LargestBatch = max(w.stats.LargestBatch, len(batch))
-		w.stats.LastCommit = time.Now()
+		if w.cfg.SyncInterval == 0 {
+			w.stats.LastCommit = time.Now()
+		}
 		w.mu.Unlock()
 	}
 	for i, p := range batch {
@@ -576,7 +660,7 @@ func (w *Writer) commit(batch []*pending, seal bool) {
 }
 
 // write appends the batch's lines to the current file with one write and
-// one fsync (two when the file rotates part way).
+// one fsync (two when the file rotates part way; none with SyncInterval).
 func (w *Writer) write(batch []*pending, seal bool) error {
 	now := w.cfg.Now()
 	if w.f != nil {
@@ -668,10 +752,20 @@ func (w *Writer) room(n int, now time.Time) error {
 	return w.rotate(now)
 }
 
-// flush writes and fsyncs what is buffered.
+// maxUnsynced bounds what SyncInterval leaves written but not durable, and
+// so the copy kept for a retry (unsynced): past it the next write waits for
+// an fdatasync first. A variable for tests.
+var maxUnsynced = 8 << 20
+
+// flush writes what is buffered, and without SyncInterval fsyncs it.
 func (w *Writer) flush() error {
 	if len(w.buf) == 0 {
 		return nil
+	}
+	if len(w.unsynced) >= maxUnsynced {
+		if err := w.syncWritten(); err != nil {
+			return err
+		}
 	}
 	if err := w.reserve(w.fileBytes + int64(len(w.buf))); err != nil {
 		return err
@@ -680,27 +774,79 @@ func (w *Writer) flush() error {
 	if _, err := w.f.WriteAt(w.buf, w.fileBytes); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
-	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("fsync: %w", err)
+	if w.cfg.SyncInterval == 0 {
+		if err := w.f.Sync(); err != nil {
+			return fmt.Errorf("fsync: %w", err)
+		}
+	} else {
+		w.unsynced = append(w.unsynced, w.buf...)
 	}
 	w.fileBytes += int64(len(w.buf))
 	w.buf = w.buf[:0]
-	w.durable = w.chain()
-	w.dropDurable()
+	w.written = w.chain()
+	w.writtenSeq.Store(w.seq)
 	w.mu.Lock()
 	w.stats.Batches++
+	if w.cfg.SyncInterval == 0 {
+		w.stats.Syncs++
+	}
 	w.mu.Unlock()
+	if w.cfg.SyncInterval == 0 {
+		w.markDurable()
+	}
 	return nil
 }
 
-// dropDurable drops the cached pages below the last record's page once
-// dropChunk more bytes of records are durable.
+// markDurable records that everything written is durable: after an
+// fdatasync of the current file (any: the preallocation's too) or of the
+// file closed before it.
+func (w *Writer) markDurable() {
+	w.durable = w.written
+	w.synced = w.fileBytes
+	w.unsynced = w.unsynced[:0]
+	w.durableSeq.Store(w.durable.seq)
+	if w.f != nil {
+		w.dropDurable()
+	}
+}
+
+// syncWritten makes what is written durable, when it is not yet.
+func (w *Writer) syncWritten() error {
+	if w.written.seq == w.durable.seq {
+		return nil
+	}
+	if w.f != nil && w.synced < w.fileBytes {
+		if err := w.f.Sync(); err != nil {
+			return fmt.Errorf("fsync: %w", err)
+		}
+		w.mu.Lock()
+		w.stats.Syncs++
+		w.stats.LastCommit = time.Now()
+		w.mu.Unlock()
+	}
+	w.markDurable()
+	return nil
+}
+
+// backgroundSync is the interval policy's fdatasync (and Sync's): it makes
+// what is written durable and moves the anchor when it is due. A failure
+// fails the Writer; the retry writes the unsynced bytes again (probe).
+func (w *Writer) backgroundSync() error {
+	if err := w.syncWritten(); err != nil {
+		return w.fail(err)
+	}
+	w.anchorDue(false)
+	return nil
+}
+
+// dropDurable drops the cached pages below the last durable record's page
+// once dropChunk more bytes of records are durable.
 func (w *Writer) dropDurable() {
 	d, ok := w.f.(cacheDropper)
 	if !ok {
 		return
 	}
-	end := w.fileBytes &^ int64(pageSize-1)
+	end := w.synced &^ int64(pageSize-1)
 	if end-w.dropped >= dropChunk {
 		d.DropCache(0, end)
 		w.dropped = end
@@ -727,6 +873,7 @@ func (w *Writer) rotate(now time.Time) error {
 		return fmt.Errorf("fsync directory: %w", err)
 	}
 	w.f, w.fileSeq, w.fileBytes, w.allocated, w.dropped, w.dirty, w.fileStart = f, w.fileSeq+1, 0, 0, 0, 0, now
+	w.synced = 0
 	return nil
 }
 
@@ -751,6 +898,7 @@ func (w *Writer) reserve(size int64) error {
 		return fmt.Errorf("fsync preallocated space: %w", err)
 	}
 	w.allocated = target
+	w.markDurable() // the fdatasync made the records written before durable too
 	return nil
 }
 
@@ -763,14 +911,23 @@ func (w *Writer) reserve(size int64) error {
 func (w *Writer) closeFile() error {
 	f := w.f
 	if st := w.state.Load(); st == nil || !st.fatal {
-		if max(w.allocated, w.dirty) > w.fileBytes {
+		cut := max(w.allocated, w.dirty) > w.fileBytes
+		if cut {
 			if err := f.Truncate(w.fileBytes); err != nil {
 				return fmt.Errorf("truncate preallocated space: %w", err)
+			}
+		}
+		if cut || w.synced < w.fileBytes {
+			if st != nil { // a failed fdatasync may have dropped the pages
+				if err := w.rewriteUnsynced(); err != nil {
+					return err
+				}
 			}
 			if err := f.Sync(); err != nil {
 				return fmt.Errorf("fsync: %w", err)
 			}
 			w.allocated, w.dirty = w.fileBytes, 0
+			w.markDurable()
 		}
 	}
 	w.f = nil

@@ -227,6 +227,15 @@ func (s *Spec) Algorithms(usage string) (Algorithms, bool) {
 	return u.algs.clone(), true
 }
 
+// Offers reports whether a key of this spec with usage offers alg in the
+// list pick selects (func(a *Algorithms) []string { return a.Encryption },
+// …): what Algorithms says, without copying the lists, for the check every
+// Encrypt and Decrypt makes.
+func (s *Spec) Offers(usage string, pick func(*Algorithms) []string, alg string) bool {
+	u, ok := s.lookupUsage(usage)
+	return ok && slices.Contains(pick(&u.algs), alg)
+}
+
 func (s *Spec) lookupUsage(name string) (*usage, bool) {
 	for i := range s.usages {
 		if s.usages[i].name == name {

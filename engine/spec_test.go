@@ -213,3 +213,46 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// TestSpecOffers: Offers answers what Algorithms lists, for every spec,
+// usage (allowed or not), list and algorithm, and copies nothing.
+func TestSpecOffers(t *testing.T) {
+	picks := map[string]func(*Algorithms) []string{
+		"Encryption":   func(a *Algorithms) []string { return a.Encryption },
+		"Signing":      func(a *Algorithms) []string { return a.Signing },
+		"KeyAgreement": func(a *Algorithms) []string { return a.KeyAgreement },
+		"MAC":          func(a *Algorithms) []string { return a.MAC },
+	}
+	usages := []string{UsageEncryptDecrypt, UsageSignVerify, UsageGenerateVerifyMAC, UsageKeyAgreement, "NONE"}
+	var every []string
+	for _, s := range Specs() {
+		for _, u := range usages {
+			a, _ := s.Algorithms(u)
+			for _, pick := range picks {
+				every = append(every, pick(&a)...)
+			}
+		}
+	}
+	every = append(every, "", "symmetric_default")
+	checked := 0
+	for _, s := range Specs() {
+		for _, u := range usages {
+			a, _ := s.Algorithms(u)
+			for name, pick := range picks {
+				for _, alg := range every {
+					if got, want := s.Offers(u, pick, alg), slices.Contains(pick(&a), alg); got != want {
+						t.Errorf("%s %s %s %q: Offers %v, Algorithms %v", s.Name(), u, name, alg, got, want)
+					}
+					checked++
+				}
+			}
+		}
+	}
+	if checked < 1000 {
+		t.Fatalf("only %d cases", checked)
+	}
+	s, _ := LookupSpec("SYMMETRIC_DEFAULT")
+	if n := testing.AllocsPerRun(100, func() { s.Offers(UsageEncryptDecrypt, picks["Encryption"], "SYMMETRIC_DEFAULT") }); n != 0 {
+		t.Fatalf("Offers allocates %v times", n)
+	}
+}

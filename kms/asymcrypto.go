@@ -222,8 +222,14 @@ func checkEncryption(r *keyRecord, k *KeyMember, alg string) error {
 	if alg == "" {
 		alg = AlgSymmetric
 	}
-	return checkAlgorithm(r, alg, algorithmsOf(r).Encryption)
+	// algorithmsOf would copy every list of the spec on each call.
+	if s := specOf(r); s == nil || !s.Offers(r.Usage, encryptionList, alg) {
+		return incompatibleAlgorithm(alg, r)
+	}
+	return nil
 }
+
+func encryptionList(a *engine.Algorithms) []string { return a.Encryption }
 
 // checkAsymmetricContext refuses an encryption context with an RSA key:
 // "An encryption context is supported only on operations with symmetric

@@ -72,12 +72,36 @@ func withOutbox(ctx context.Context, fn func(keystore.Tx) error) (func(keystore.
 // outboxDrain collects request IDs whose records reached the trail, for
 // one background transaction to delete many at once.
 type outboxDrain struct {
-	mu  sync.Mutex
-	ids []string
+	mu      sync.Mutex
+	ids     []string
+	barrier func(context.Context) error // see SetOutboxBarrier; nil: none
 }
 
-// AuditDrained reports that the record of request id is durable in the
-// trail: its outbox entry, if the call left one, may go.
+// SetOutboxBarrier makes FlushOutbox and DrainAudit call barrier before
+// they delete entries, and delete nothing when it fails: a transport whose
+// trail acknowledges records before they are durable (audit.Config's
+// SyncInterval) passes the trail's Sync, which returns once every record
+// acknowledged so far is durable, so that no entry goes before its record
+// is durable. Set it before the service runs.
+func (s *Service) SetOutboxBarrier(barrier func(context.Context) error) {
+	s.drain.mu.Lock()
+	s.drain.barrier = barrier
+	s.drain.mu.Unlock()
+}
+
+func (s *Service) outboxBarrier(ctx context.Context) error {
+	s.drain.mu.Lock()
+	b := s.drain.barrier
+	s.drain.mu.Unlock()
+	if b == nil {
+		return nil
+	}
+	return b(ctx)
+}
+
+// AuditDrained reports that the record of request id is in the trail
+// (durable, or durable once the outbox barrier returns): its outbox entry,
+// if the call left one, may go.
 func (s *Service) AuditDrained(id string) {
 	s.drain.mu.Lock()
 	s.drain.ids = append(s.drain.ids, id)
@@ -94,14 +118,17 @@ func (s *Service) FlushOutbox(ctx context.Context) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	err := s.store.Update(ctx, func(tx keystore.Tx) error {
-		for _, id := range ids {
-			if err := tx.Delete(bucketOutbox, id); err != nil {
-				return err
+	err := s.outboxBarrier(ctx) // the records of ids are durable after it
+	if err == nil {
+		err = s.store.Update(ctx, func(tx keystore.Tx) error {
+			for _, id := range ids {
+				if err := tx.Delete(bucketOutbox, id); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
 	if err != nil {
 		s.drain.mu.Lock()
 		s.drain.ids = append(s.drain.ids, ids...) // tried again next time
@@ -130,10 +157,14 @@ func (s *Service) PendingAudits(ctx context.Context) ([]PendingEntry, error) {
 	return out, err
 }
 
-// DrainAudit deletes the outbox entry of request id now.
+// DrainAudit deletes the outbox entry of request id now (after the outbox
+// barrier).
 func (s *Service) DrainAudit(ctx context.Context, id string) error {
 	if id == "" {
 		return errors.New("kms: empty request ID")
+	}
+	if err := s.outboxBarrier(ctx); err != nil {
+		return err
 	}
 	return s.store.Update(ctx, func(tx keystore.Tx) error { return tx.Delete(bucketOutbox, id) })
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,12 @@ type outboxFixture struct {
 
 func newOutboxFixture(t *testing.T) *outboxFixture {
 	t.Helper()
+	return newOutboxFixtureSync(t, 0)
+}
+
+// newOutboxFixtureSync is newOutboxFixture with the trail's SyncInterval.
+func newOutboxFixtureSync(t *testing.T, syncInterval time.Duration) *outboxFixture {
+	t.Helper()
 	f := &outboxFixture{dir: t.TempDir(), now: time.Now(), c: &kms.Caller{ARN: "arn:aws:iam::111122223333:root", Account: "111122223333"}}
 	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
 	if err != nil {
@@ -42,7 +49,7 @@ func newOutboxFixture(t *testing.T) *outboxFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.trail, err = audit.Open(audit.Config{Dir: f.dir, Signer: key}); err != nil {
+	if f.trail, err = audit.Open(audit.Config{Dir: f.dir, Signer: key, SyncInterval: syncInterval}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.trail.Close() })
@@ -183,3 +190,64 @@ func mustRow(t *testing.T, name string) *kms.Operation {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestOutboxWaitsForDurableRecord: with the trail's interval policy a
+// record is acknowledged once written, and durable only after the next
+// fdatasync; the outbox entry of the call goes only after it (the
+// service's outbox barrier is the trail's Sync), and stays when the
+// barrier fails, so that a power loss that takes the record leaves the
+// entry for RecoverAudit.
+func TestOutboxWaitsForDurableRecord(t *testing.T) {
+	f := newOutboxFixtureSync(t, time.Hour)
+	ctx := context.Background()
+	// call makes a change as the server runs a call, appends its record and
+	// reports it drained, as the server does after the call.
+	call := func(id string) {
+		t.Helper()
+		var req fasthttp.RequestCtx
+		info := &kms.RequestInfo{}
+		req.SetUserValue(kms.RequestInfoKey, info)
+		octx := f.srv.operationContext(&req, time.Now())
+		octx.requestID, octx.info = id, info
+		octx.s, octx.row, octx.caller, octx.pending = f.srv, mustRow(t, "CreateKey"), f.c, true
+		in := &kms.CreateKeyInput{Description: "interval"}
+		decoded(octx, in)
+		if _, err := f.svc.CreateKey(octx, f.c, in); err != nil || !octx.committed {
+			t.Fatalf("CreateKey: %v, committed %v", err, octx.committed)
+		}
+		raw, err := octx.PendingRecord()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.srv.appendRecovered(raw); err != nil {
+			t.Fatal(err)
+		}
+		f.svc.AuditDrained(id)
+	}
+	call("11111111-2222-4333-8444-555555555556")
+	if s := f.trail.Stats(); s.Syncs != 0 {
+		t.Fatalf("%d fdatasyncs before the flush", s.Syncs)
+	}
+	if err := f.svc.FlushOutbox(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if es := f.pending(t); len(es) != 0 {
+		t.Fatalf("outbox after the flush: %v", es)
+	}
+	if s := f.trail.Stats(); s.Syncs != 1 {
+		t.Fatalf("the flush deleted the entry after %d fdatasyncs, want 1", s.Syncs)
+	}
+
+	call("11111111-2222-4333-8444-555555555557")
+	f.svc.SetOutboxBarrier(func(context.Context) error { return errors.New("the trail is failing") })
+	if err := f.svc.FlushOutbox(ctx); err == nil {
+		t.Fatal("FlushOutbox deleted entries past a failing barrier")
+	}
+	if es := f.pending(t); len(es) != 1 {
+		t.Fatalf("outbox after a failed barrier: %v", es)
+	}
+	f.svc.SetOutboxBarrier(f.trail.Sync)
+	if err := f.svc.FlushOutbox(ctx); err != nil || len(f.pending(t)) != 0 {
+		t.Fatalf("the entry left after the barrier passed: %v, %v", err, f.pending(t))
+	}
+}

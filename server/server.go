@@ -119,6 +119,11 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.Default()
 	}
 	var err error
+	if cfg.Audit != nil {
+		// With the trail's interval policy an appended record is durable
+		// only after its fdatasync: no outbox entry goes before.
+		cfg.Service.SetOutboxBarrier(cfg.Audit.Sync)
+	}
 	if s.ops, err = dispatch(cfg.Service, kms.APIKMS); err != nil {
 		return nil, err
 	}

@@ -44,6 +44,7 @@ type serveOptions struct {
 	gcPercent           int
 	memoryLimit         string
 	audit               bool
+	auditSync           auditSync
 	printCredentials    bool
 	allowCoreDumps      bool
 	root                rootOptions
@@ -101,6 +102,7 @@ by --config; a flag wins over the environment, which wins over the file.`,
 	addConfigFlag(cmd)
 	f.BoolVar(&o.rateLimitsOn, "throttle", true, "throttle each account as AWS does (ThrottlingException): AWS's default request quotas, or those of the config file's rate-limits key")
 	f.BoolVar(&o.audit, "audit", true, "write the audit trail to <data-dir>/audit (never off in production: calls are then unaudited)")
+	f.Var(&o.auditSync, "audit-sync", "when a call's response waits for its audit record: commit (its fdatasync: nothing acknowledged is lost) or interval:<d>, e.g. interval:10ms (its write into the trail file, with an fdatasync every d: a crash of the process loses nothing, a power loss at most the last d of records)")
 	f.BoolVar(&o.printCredentials, "print-credentials", false, "on the first start, print the administrator's secret key to stdout (it is always in <data-dir>/credentials)")
 	f.BoolVar(&o.allowCoreDumps, "allow-core-dumps", false, "leave core dumps and ptrace allowed (by default they are off: the process's memory holds key material)")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file (for performance work)")
@@ -264,10 +266,11 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 			ln.Close()
 			return err
 		}
-		if trail, err = audit.Open(audit.Config{Dir: filepath.Join(o.dataDir, "audit"), Signer: signer, Logger: log}); err != nil {
+		if trail, err = audit.Open(audit.Config{Dir: filepath.Join(o.dataDir, "audit"), Signer: signer, Logger: log, SyncInterval: o.auditSync.interval}); err != nil {
 			ln.Close()
 			return err
 		}
+		log.Info("audit trail open", "sync", o.auditSync.String())
 		defer trail.Close() // seals the chain with a final digest
 	} else {
 		log.Warn("the audit trail is off: calls are not audited")
