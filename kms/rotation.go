@@ -136,7 +136,22 @@ func (s *Service) GetKeyRotationStatus(ctx context.Context, c *Caller, in *KeyID
 	if err != nil {
 		return nil, err
 	}
-	if r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS {
+	switch {
+	case r.Spec == SpecSymmetric && r.Origin == OriginExternal && r.State != StatePendingImport:
+		// A symmetric key with imported material rotates on demand only
+		// (RotateKeyOnDemand of PENDING_ROTATION material, import.go), so
+		// its status is answered, not refused: "You cannot enable automatic
+		// rotation of ... KMS keys with imported key material" and "you can
+		// use GetKeyRotationStatus to identify the date and time that an in
+		// progress on-demand rotation was initiated" (botocore's current
+		// GetKeyRotationStatus); earlier models: "The key rotation status
+		// for these KMS keys is always false". KeyRotationEnabled is false
+		// with no period or date. OnDemandRotationStartDate is never set:
+		// Coffer completes an on-demand rotation within the call, so none
+		// is ever in progress. A key in PendingImport keeps the key-state
+		// table's [6] refusal below.
+		return &GetKeyRotationStatusOutput{KeyId: r.arn()}, nil
+	case r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS:
 		return nil, newError(ErrUnsupportedOperation, "%s does not support rotation.", r.arn())
 	}
 	rot, err := s.rotationOf(ctx, r) // a replica's is its primary's (mrk.go)
