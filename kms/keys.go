@@ -108,9 +108,6 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		// AWS: multi-Region keys cannot be created in a custom key store.
 		return nil, newError(ErrUnsupportedOperation, "Multi-Region keys cannot be created in a custom key store.")
 	}
-	if in.MultiRegion && in.Origin == OriginExternal {
-		return nil, newError(ErrUnsupportedOperation, "Multi-Region keys with imported key material are not supported by this server.")
-	}
 	if in.XksKeyId != "" {
 		return nil, newError(ErrUnsupportedOperation, "External key stores are not supported by this server.")
 	}

@@ -236,6 +236,10 @@ func (v *validator) region(field, r string) {
 // the response, and every DescribeKey after it in either Region, show the
 // replica Enabled and listed in the family's ReplicaKeys. Answering
 // Creating would describe a state no following call could observe.
+//
+// The replica of a primary with imported material (Origin EXTERNAL) has no
+// material: it is PendingImport until the primary's material is imported
+// into it (pendingImportVersions).
 func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyInput) (*ReplicateKeyOutput, error) {
 	var v validator
 	v.keyID("keyId", in.KeyId)
@@ -284,14 +288,17 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 			return nil, err
 		}
 	}
-	versions, err := s.rewrap(ctx, r, 0, replicaARN)
-	if err != nil {
+	state := StateEnabled
+	var versions []keyVersion
+	if r.Origin == OriginExternal {
+		state, versions = StatePendingImport, pendingImportVersions(r)
+	} else if versions, err = s.rewrap(ctx, r, 0, replicaARN); err != nil {
 		return nil, err
 	}
 	rep := &keyRecord{
 		ID: r.ID, Account: r.Account, Region: in.ReplicaRegion, Created: s.now().UTC(),
 		Description: in.Description, Usage: r.Usage, Spec: r.Spec, Origin: r.Origin, Manager: r.Manager,
-		State: StateEnabled, Policy: doc, Tags: tags, Versions: versions,
+		State: state, Policy: doc, Tags: tags, Versions: versions,
 	}
 	_, err = s.changeFamily(ctx, r, func(tx keystore.Tx, primary *keyRecord, recs map[string]*keyRecord, txIn func(string) keystore.Tx) error {
 		if err := opReplicateKey.Keys[0].checkState(primary); err != nil {
@@ -324,6 +331,25 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 		return nil, err
 	}
 	return &ReplicateKeyOutput{ReplicaKeyMetadata: rep.metadata(), ReplicaPolicy: doc, ReplicaTags: nonNilTags(tags)}, nil
+}
+
+// pendingImportVersions are the versions of a replica of r, a primary with
+// imported material: AWS "does not copy or synchronize the key material
+// from a primary key with imported key material to its replica keys. You
+// must import the same key material into related primary and replica
+// keys" (developer guide, "Importing key material into multi-Region
+// keys"). Each version keeps the primary's KeyMaterialId and place, with no
+// material and no expiry (each key of the family has its own), so the
+// replica is PendingImport and ImportKeyMaterial (import.go) takes only the
+// primary's material into it: the KeyMaterialId, HMAC of the material over
+// the key ID the family shares, is the primary's for that material alone,
+// and other material is IncorrectKeyMaterialException.
+func pendingImportVersions(r *keyRecord) []keyVersion {
+	out := make([]keyVersion, len(r.Versions))
+	for i, v := range r.Versions {
+		out[i] = keyVersion{MaterialID: v.MaterialID, Created: v.Created, RotationType: v.RotationType, Description: v.Description}
+	}
+	return out
 }
 
 func nonNilTags(t []Tag) []Tag {

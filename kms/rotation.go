@@ -57,6 +57,16 @@ func checkRotatable(r *keyRecord, k *KeyMember, imported bool) error {
 		return newError(ErrUnsupportedOperation, "%s cannot be rotated: only symmetric encryption keys support rotation.", r.arn())
 	case r.Origin == OriginExternal && imported && r.PrimaryRegion == "":
 	case r.Origin == OriginExternal && imported:
+		// Refused: AWS's texts disagree. botocore's RotateKeyOnDemand says
+		// "You cannot perform on-demand rotation of asymmetric KMS keys,
+		// HMAC KMS keys, multi-Region KMS keys with imported key material,
+		// or KMS keys in a custom key store", while its ImportKeyMaterial
+		// describes importing NEW_KEY_MATERIAL into the primary, the same
+		// material as EXISTING_KEY_MATERIAL into each replica, then
+		// rotating the primary, and DeleteImportedKeyMaterial names a
+		// PENDING_MULTI_REGION_IMPORT_AND_ROTATION state no shape defines.
+		// Until the model is one text, Coffer keeps the refusal the
+		// operation's own documentation states.
 		return newError(ErrUnsupportedOperation, "%s is a multi-Region key with imported key material, which cannot be rotated on demand.", r.arn())
 	case r.Origin != OriginAWSKMS:
 		return newError(ErrUnsupportedOperation, "%s cannot be rotated: only symmetric keys with AWS_KMS origin support automatic rotation.", r.arn())
