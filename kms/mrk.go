@@ -109,17 +109,23 @@ func (r *keyRecord) multiRegion() (bool, *MultiRegionConfiguration) {
 	if r.PrimaryRegion == "" {
 		return false, nil
 	}
-	c := &MultiRegionConfiguration{MultiRegionKeyType: "REPLICA",
+	c := &MultiRegionConfiguration{MultiRegionKeyType: MultiRegionReplica,
 		PrimaryKey:  &MultiRegionKey{Arn: arnIn(r.PrimaryRegion, r.Account, r.ID), Region: r.PrimaryRegion},
 		ReplicaKeys: []*MultiRegionKey{}}
 	if r.PrimaryRegion == r.Region {
-		c.MultiRegionKeyType = "PRIMARY"
+		c.MultiRegionKeyType = MultiRegionPrimary
 	}
 	for _, reg := range r.ReplicaRegions {
 		c.ReplicaKeys = append(c.ReplicaKeys, &MultiRegionKey{Arn: arnIn(reg, r.Account, r.ID), Region: reg})
 	}
 	return true, c
 }
+
+// MultiRegionConfiguration.MultiRegionKeyType values, and kms:MultiRegionKeyType's.
+const (
+	MultiRegionPrimary = "PRIMARY"
+	MultiRegionReplica = "REPLICA"
+)
 
 func (r *keyRecord) isReplica() bool { return r.PrimaryRegion != "" && r.PrimaryRegion != r.Region }
 
@@ -251,7 +257,11 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.primaryKey(ctx, c, &opReplicateKey.Keys[0], in.KeyId, "; replicate its primary key in %s.")
+	// kms:ReplicaRegion: the Region of the replica (AWS's "AWS KMS
+	// condition keys"; its example allows ReplicateKey into listed
+	// Regions only).
+	r, err := s.primaryKey(ctx, c, &opReplicateKey.Keys[0], in.KeyId, "; replicate its primary key in %s.",
+		func(pc *policy.Context) { extra(pc, "kms:replicaregion", in.ReplicaRegion) })
 	if err != nil {
 		return nil, err
 	}
@@ -275,9 +285,11 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 	}
 	// The replica is a key created in its Region: kms:CreateKey there, as
 	// AWS requires of the caller.
-	if err := peer.authorizeIdentityWith(ctx, c, opCreateKey.Action, "*",
-		peer.createKeyContext(ctx, c, &CreateKeyInput{MultiRegion: true, Tags: in.Tags, Policy: in.Policy,
-			BypassPolicyLockoutSafetyCheck: in.BypassPolicyLockoutSafetyCheck}, r.Spec, r.Usage)); err != nil {
+	// Its kms:KeyOrigin is the primary's and kms:MultiRegionKeyType REPLICA.
+	cpc := peer.createKeyContext(ctx, c, &CreateKeyInput{MultiRegion: true, Tags: in.Tags, Policy: in.Policy, Origin: r.Origin,
+		BypassPolicyLockoutSafetyCheck: in.BypassPolicyLockoutSafetyCheck}, r.Spec, r.Usage)
+	cpc.MultiRegionKeyType = MultiRegionReplica
+	if err := peer.authorizeIdentityWith(ctx, c, opCreateKey.Action, "*", cpc); err != nil {
 		return nil, err
 	}
 	replicaARN := arnIn(in.ReplicaRegion, r.Account, r.ID)
@@ -509,7 +521,9 @@ func (s *Service) UpdatePrimaryRegion(ctx context.Context, c *Caller, in *Update
 		return nil, err
 	}
 	k := &opUpdatePrimaryRegion.Keys[0]
-	r, err := s.primaryKey(ctx, c, k, in.KeyId, ".")
+	// kms:PrimaryRegion: the Region the primary moves to (AWS's "AWS KMS
+	// condition keys").
+	r, err := s.primaryKey(ctx, c, k, in.KeyId, ".", func(pc *policy.Context) { extra(pc, "kms:primaryregion", in.PrimaryRegion) })
 	if err != nil {
 		return nil, err
 	}
@@ -561,8 +575,8 @@ func (s *Service) UpdatePrimaryRegion(ctx context.Context, c *Caller, in *Update
 // (usableKey), and refuses a key that is not the primary of a multi-Region
 // family; replicaHint ends the message for a replica ("." or a hint with
 // one %s for the primary's Region).
-func (s *Service) primaryKey(ctx context.Context, c *Caller, k *KeyMember, keyID, replicaHint string) (*keyRecord, error) {
-	r, err := s.usableKey(ctx, c, k, keyID, nil)
+func (s *Service) primaryKey(ctx context.Context, c *Caller, k *KeyMember, keyID, replicaHint string, adjust func(*policy.Context)) (*keyRecord, error) {
+	r, err := s.usableKey(ctx, c, k, keyID, adjust)
 	if err != nil {
 		return nil, err
 	}

@@ -227,3 +227,62 @@ func TestMultiRegionImportedHMACOverTheWire(t *testing.T) {
 		t.Fatal("the replica does not verify the primary's MAC")
 	}
 }
+
+// TestMultiRegionConditionKeysOverTheWire applies AWS's example policies
+// for the multi-Region condition keys (developer guide, "AWS KMS condition
+// keys" and "Control access to multi-Region keys") over the socket: a key
+// policy that denies ReplicateKey unless kms:ReplicaRegion is eu-west-1
+// refuses a replica in ap-south-1 (before the Region is even looked at)
+// and allows one in eu-west-1; a replica whose key policy denies Decrypt
+// when kms:MultiRegionKeyType is REPLICA refuses it while its primary
+// decrypts; a key policy that denies Encrypt for multi-Region keys
+// (kms:MultiRegion true) refuses it on a multi-Region key only.
+func TestMultiRegionConditionKeysOverTheWire(t *testing.T) {
+	e, eu := newRegionsEnv(t)
+	ctx := context.Background()
+	us := e.client
+	const allowRoot = `{"Sid":"root","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}`
+	onlyEU := `{"Version":"2012-10-17","Statement":[` + allowRoot + `,
+		{"Effect":"Deny","Principal":"*","Action":"kms:ReplicateKey","Resource":"*",
+		 "Condition":{"StringNotEquals":{"kms:ReplicaRegion":["eu-west-1"]}}}]}`
+	k, err := us.CreateKey(ctx, &awskms.CreateKeyInput{MultiRegion: aws.Bool(true), Policy: aws.String(onlyEU)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := *k.KeyMetadata.KeyId
+	_, err = us.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: &id, ReplicaRegion: aws.String("ap-south-1")})
+	wantCode(t, err, "AccessDeniedException")
+
+	noReplicaDecrypt := `{"Version":"2012-10-17","Statement":[` + allowRoot + `,
+		{"Effect":"Deny","Principal":"*","Action":"kms:Decrypt","Resource":"*",
+		 "Condition":{"StringEquals":{"kms:MultiRegionKeyType":"REPLICA"}}}]}`
+	if _, err := us.ReplicateKey(ctx, &awskms.ReplicateKeyInput{KeyId: &id, ReplicaRegion: aws.String(otherRegion),
+		Policy: aws.String(noReplicaDecrypt)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := us.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: &id, PolicyName: aws.String("default"), Policy: aws.String(noReplicaDecrypt)}); err != nil {
+		t.Fatal(err)
+	}
+	ct := must[*awskms.EncryptOutput](t)(eu.Encrypt(ctx, &awskms.EncryptInput{KeyId: &id, Plaintext: []byte("x")}))
+	_, err = eu.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: ct.CiphertextBlob})
+	wantCode(t, err, "AccessDeniedException")
+	if _, err := us.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: ct.CiphertextBlob}); err != nil {
+		t.Fatalf("the primary (same policy) refuses Decrypt: %v", err)
+	}
+
+	singleRegionOnly := `{"Version":"2012-10-17","Statement":[` + allowRoot + `,
+		{"Effect":"Deny","Principal":"*","Action":"kms:Encrypt","Resource":"*",
+		 "Condition":{"Bool":{"kms:MultiRegion":"true"}}}]}`
+	for _, multi := range []bool{false, true} {
+		k, err := us.CreateKey(ctx, &awskms.CreateKeyInput{MultiRegion: aws.Bool(multi), Policy: aws.String(singleRegionOnly)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = us.Encrypt(ctx, &awskms.EncryptInput{KeyId: k.KeyMetadata.KeyId, Plaintext: []byte("x")})
+		if multi {
+			wantCode(t, err, "AccessDeniedException")
+		} else if err != nil {
+			t.Fatalf("single-Region key: %v", err)
+		}
+	}
+}
