@@ -195,6 +195,17 @@ func TestMultiRegionImportedOverTheWire(t *testing.T) {
 	if !bytes.Equal([]byte(*describe(us).CurrentKeyMaterialId), []byte(*describe(eu).CurrentKeyMaterialId)) {
 		t.Fatal("the family's keys name different material")
 	}
+	// Deleting the replica's material leaves the primary as it is
+	// (DeleteImportedKeyMaterial: "If you delete any key material of a
+	// replica Region key, the primary Region key and other replica Region
+	// keys remain unchanged").
+	if _, err := eu.DeleteImportedKeyMaterial(ctx, &awskms.DeleteImportedKeyMaterialInput{KeyId: &id}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := describe(eu).KeyState, describe(us).KeyState; a != types.KeyStatePendingImport || b != types.KeyStateEnabled {
+		t.Fatalf("after deleting the replica's material: replica %s, primary %s", a, b)
+	}
+	roundTrip(us, us, "primary alone")
 }
 
 // TestMultiRegionImportedHMACOverTheWire: an imported HMAC multi-Region
