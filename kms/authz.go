@@ -96,6 +96,13 @@ func (s *Service) requestContext(ctx context.Context, c *Caller, r *keyRecord) *
 	pc.Username, pc.UserID, pc.RoleSessionName = c.identityKeys()
 	if r != nil {
 		pc.KeySpec, pc.KeyUsage, pc.KeyOrigin = r.Spec, r.Usage, r.Origin
+		pc.MultiRegion, pc.MultiRegionKeyType = "false", ""
+		if r.PrimaryRegion != "" {
+			pc.MultiRegion, pc.MultiRegionKeyType = "true", MultiRegionPrimary
+			if r.isReplica() {
+				pc.MultiRegionKeyType = MultiRegionReplica
+			}
+		}
 		pc.ResourceTags = policyTags(r.Tags)
 		id, account := r.ID, r.Account
 		pc.ResourceAliasesFunc = func() ([]string, error) { return s.aliasesOf(ctx, account, id) }

@@ -32,6 +32,11 @@ func TestConditionKeysInContext(t *testing.T) {
 	// caller is who run calls as: the account root, or for the
 	// kms:ViaService probe the root acting for S3 (managed.go).
 	caller, via := root, viaS3(t, s, root)
+	// ReplicateKey and UpdatePrimaryRegion need a second served Region.
+	const replicaRegion = "eu-west-1"
+	if _, err := s.InRegion(replicaRegion); err != nil {
+		t.Fatal(err)
+	}
 	run := func(op *Operation, id string) error {
 		alias := "alias/ck-" + id
 		blob := func() []byte {
@@ -153,6 +158,21 @@ func TestConditionKeysInContext(t *testing.T) {
 			_, err = s.ImportKeyMaterial(ctx, caller, &ImportKeyMaterialInput{KeyId: id, ImportToken: p.ImportToken,
 				EncryptedKeyMaterial: wrapForImport(t, p.PublicKey, wrapOAEPSHA256, material),
 				ExpirationModel:      ExpirationExpires, ValidTo: &Timestamp{time.Now().Add(time.Hour)}})
+		case opGetKeyLastUsage:
+			_, err = s.GetKeyLastUsage(ctx, caller, &KeyIDInput{KeyId: id})
+		case opReplicateKey:
+			_, err = s.ReplicateKey(ctx, caller, &ReplicateKeyInput{KeyId: id, ReplicaRegion: replicaRegion})
+		case opUpdatePrimaryRegion:
+			if _, rerr := s.ReplicateKey(ctx, root, &ReplicateKeyInput{KeyId: id, ReplicaRegion: replicaRegion}); rerr != nil {
+				t.Fatal(rerr)
+			}
+			_, err = s.UpdatePrimaryRegion(ctx, caller, &UpdatePrimaryRegionInput{KeyId: id, PrimaryRegion: replicaRegion})
+		case opRetireGrant:
+			g, gerr := s.CreateGrant(ctx, root, &CreateGrantInput{KeyId: id, GranteePrincipal: chainUser("bob").ARN, Operations: []string{"Decrypt"}})
+			if gerr != nil {
+				t.Fatal(gerr)
+			}
+			_, err = s.RetireGrant(ctx, caller, &RetireGrantInput{KeyId: id, GrantId: g.GrantId})
 		case opPutKeyPolicy:
 			doc := denyWhenPresent("kms:PutKeyPolicy", "kms:NotARequestKey")
 			_, err = s.PutKeyPolicy(ctx, caller, &PutKeyPolicyInput{KeyId: id, Policy: &doc})
@@ -161,6 +181,10 @@ func TestConditionKeysInContext(t *testing.T) {
 		}
 		return err
 	}
+	// multiRegion makes newKey's keys multi-Region primaries: for the
+	// multi-Region operations, and for the kms:MultiRegionKeyType probe
+	// (a single-Region key has none).
+	multiRegion := false
 	// newKey makes a key with policy doc (some deny PutKeyPolicy to the
 	// caller: the lockout check is bypassed) and an alias, so that
 	// kms:ResourceAliases has a value.
@@ -171,7 +195,8 @@ func TestConditionKeysInContext(t *testing.T) {
 		// once the alias is made.
 		aliasOp := op == opCreateAlias || op == opUpdateAlias
 		in := &CreateKeyInput{Policy: &doc, BypassPolicyLockoutSafetyCheck: true,
-			KeySpec: spec, KeyUsage: usage, Origin: conditionKeyOrigin(op), Tags: []Tag{{TagKey: "probe", TagValue: "v"}}}
+			KeySpec: spec, KeyUsage: usage, Origin: conditionKeyOrigin(op), Tags: []Tag{{TagKey: "probe", TagValue: "v"}},
+			MultiRegion: multiRegion || op == opReplicateKey || op == opUpdatePrimaryRegion}
 		if aliasOp {
 			in.Policy = nil
 		}
@@ -219,7 +244,7 @@ func TestConditionKeysInContext(t *testing.T) {
 			}
 			switch op {
 			case opCreateKey:
-				_, err := s.CreateKey(ctx, as, &CreateKeyInput{Tags: []Tag{{TagKey: "probe", TagValue: "v"}}})
+				_, err := s.CreateKey(ctx, as, &CreateKeyInput{Tags: []Tag{{TagKey: "probe", TagValue: "v"}}, MultiRegion: key == "kms:MultiRegionKeyType"})
 				return err
 			}
 			t.Fatalf("%s lists condition keys but this test cannot run it: add it", op.Name)
@@ -250,7 +275,9 @@ func TestConditionKeysInContext(t *testing.T) {
 			}
 			for _, key := range op.ConditionKeys {
 				key = probeKey(key)
+				multiRegion = key == "kms:MultiRegionKeyType"
 				id := newKey(op, denyWhenPresent(km.Action, key))
+				multiRegion = false
 				if key == "kms:ViaService" {
 					caller = via
 				}

@@ -513,6 +513,10 @@ func importTarget(r *keyRecord, in *ImportKeyMaterialInput, mid string) (int, er
 		case r.Spec != SpecSymmetric:
 			return 0, newError(ErrUnsupportedOperation, "%s is not a symmetric encryption key: its key material cannot be changed after the first import.", r.arn())
 		case r.PrimaryRegion != "":
+			// No rotation of imported material in a multi-Region family
+			// (checkRotatable, rotation.go, cites the texts); a replica
+			// takes only its primary's material, which its versions name
+			// (pendingImportVersions, mrk.go).
 			return 0, newError(ErrUnsupportedOperation, "Importing new key material into the multi-Region key %s is not supported.", r.arn())
 		case r.materialIndex(mid) >= 0:
 			return 0, newError(ErrIncorrectKeyMaterial, "The key material is already associated with %s.", r.arn())

@@ -40,7 +40,8 @@ const (
 )
 
 // createKeyContext is CreateKey's request context: the key it would
-// create (kms:KeySpec, kms:KeyUsage, kms:KeyOrigin, kms:MultiRegion), the
+// create (kms:KeySpec, kms:KeyUsage, kms:KeyOrigin, kms:MultiRegion,
+// kms:MultiRegionKeyType), the
 // lockout bypass and the tags it sets, as AWS's "AWS KMS condition keys"
 // lists them for CreateKey (docs.aws.amazon.com/kms/latest/developerguide/
 // conditions-kms.html) with aws:RequestTag/<key> and aws:TagKeys (IAM's
@@ -52,8 +53,14 @@ func (s *Service) createKeyContext(ctx context.Context, c *Caller, in *CreateKey
 	if pc.KeyOrigin == "" {
 		pc.KeyOrigin = OriginAWSKMS
 	}
+	pc.MultiRegion = strconv.FormatBool(in.MultiRegion)
+	if in.MultiRegion {
+		// "You can use the kms:MultiRegionKeyType condition key to allow
+		// or deny permission to create multi-Region primary keys"
+		// (developer guide, "Create multi-Region primary keys").
+		pc.MultiRegionKeyType = MultiRegionPrimary
+	}
 	pc.Extra = map[string][]string{
-		"kms:multiregion":                    {strconv.FormatBool(in.MultiRegion)},
 		"kms:bypasspolicylockoutsafetycheck": {strconv.FormatBool(in.BypassPolicyLockoutSafetyCheck)},
 	}
 	return pc
@@ -107,9 +114,6 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 	if in.MultiRegion && in.CustomKeyStoreId != "" {
 		// AWS: multi-Region keys cannot be created in a custom key store.
 		return nil, newError(ErrUnsupportedOperation, "Multi-Region keys cannot be created in a custom key store.")
-	}
-	if in.MultiRegion && in.Origin == OriginExternal {
-		return nil, newError(ErrUnsupportedOperation, "Multi-Region keys with imported key material are not supported by this server.")
 	}
 	if in.XksKeyId != "" {
 		return nil, newError(ErrUnsupportedOperation, "External key stores are not supported by this server.")

@@ -109,17 +109,23 @@ func (r *keyRecord) multiRegion() (bool, *MultiRegionConfiguration) {
 	if r.PrimaryRegion == "" {
 		return false, nil
 	}
-	c := &MultiRegionConfiguration{MultiRegionKeyType: "REPLICA",
+	c := &MultiRegionConfiguration{MultiRegionKeyType: MultiRegionReplica,
 		PrimaryKey:  &MultiRegionKey{Arn: arnIn(r.PrimaryRegion, r.Account, r.ID), Region: r.PrimaryRegion},
 		ReplicaKeys: []*MultiRegionKey{}}
 	if r.PrimaryRegion == r.Region {
-		c.MultiRegionKeyType = "PRIMARY"
+		c.MultiRegionKeyType = MultiRegionPrimary
 	}
 	for _, reg := range r.ReplicaRegions {
 		c.ReplicaKeys = append(c.ReplicaKeys, &MultiRegionKey{Arn: arnIn(reg, r.Account, r.ID), Region: reg})
 	}
 	return true, c
 }
+
+// MultiRegionConfiguration.MultiRegionKeyType values, and kms:MultiRegionKeyType's.
+const (
+	MultiRegionPrimary = "PRIMARY"
+	MultiRegionReplica = "REPLICA"
+)
 
 func (r *keyRecord) isReplica() bool { return r.PrimaryRegion != "" && r.PrimaryRegion != r.Region }
 
@@ -236,6 +242,10 @@ func (v *validator) region(field, r string) {
 // the response, and every DescribeKey after it in either Region, show the
 // replica Enabled and listed in the family's ReplicaKeys. Answering
 // Creating would describe a state no following call could observe.
+//
+// The replica of a primary with imported material (Origin EXTERNAL) has no
+// material: it is PendingImport until the primary's material is imported
+// into it (pendingImportVersions).
 func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyInput) (*ReplicateKeyOutput, error) {
 	var v validator
 	v.keyID("keyId", in.KeyId)
@@ -247,7 +257,11 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	r, err := s.primaryKey(ctx, c, &opReplicateKey.Keys[0], in.KeyId, "; replicate its primary key in %s.")
+	// kms:ReplicaRegion: the Region of the replica (AWS's "AWS KMS
+	// condition keys"; its example allows ReplicateKey into listed
+	// Regions only).
+	r, err := s.primaryKey(ctx, c, &opReplicateKey.Keys[0], in.KeyId, "; replicate its primary key in %s.",
+		func(pc *policy.Context) { extra(pc, "kms:replicaregion", in.ReplicaRegion) })
 	if err != nil {
 		return nil, err
 	}
@@ -271,9 +285,11 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 	}
 	// The replica is a key created in its Region: kms:CreateKey there, as
 	// AWS requires of the caller.
-	if err := peer.authorizeIdentityWith(ctx, c, opCreateKey.Action, "*",
-		peer.createKeyContext(ctx, c, &CreateKeyInput{MultiRegion: true, Tags: in.Tags, Policy: in.Policy,
-			BypassPolicyLockoutSafetyCheck: in.BypassPolicyLockoutSafetyCheck}, r.Spec, r.Usage)); err != nil {
+	// Its kms:KeyOrigin is the primary's and kms:MultiRegionKeyType REPLICA.
+	cpc := peer.createKeyContext(ctx, c, &CreateKeyInput{MultiRegion: true, Tags: in.Tags, Policy: in.Policy, Origin: r.Origin,
+		BypassPolicyLockoutSafetyCheck: in.BypassPolicyLockoutSafetyCheck}, r.Spec, r.Usage)
+	cpc.MultiRegionKeyType = MultiRegionReplica
+	if err := peer.authorizeIdentityWith(ctx, c, opCreateKey.Action, "*", cpc); err != nil {
 		return nil, err
 	}
 	replicaARN := arnIn(in.ReplicaRegion, r.Account, r.ID)
@@ -284,14 +300,17 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 			return nil, err
 		}
 	}
-	versions, err := s.rewrap(ctx, r, 0, replicaARN)
-	if err != nil {
+	state := StateEnabled
+	var versions []keyVersion
+	if r.Origin == OriginExternal {
+		state, versions = StatePendingImport, pendingImportVersions(r)
+	} else if versions, err = s.rewrap(ctx, r, 0, replicaARN); err != nil {
 		return nil, err
 	}
 	rep := &keyRecord{
 		ID: r.ID, Account: r.Account, Region: in.ReplicaRegion, Created: s.now().UTC(),
 		Description: in.Description, Usage: r.Usage, Spec: r.Spec, Origin: r.Origin, Manager: r.Manager,
-		State: StateEnabled, Policy: doc, Tags: tags, Versions: versions,
+		State: state, Policy: doc, Tags: tags, Versions: versions,
 	}
 	_, err = s.changeFamily(ctx, r, func(tx keystore.Tx, primary *keyRecord, recs map[string]*keyRecord, txIn func(string) keystore.Tx) error {
 		if err := opReplicateKey.Keys[0].checkState(primary); err != nil {
@@ -324,6 +343,25 @@ func (s *Service) ReplicateKey(ctx context.Context, c *Caller, in *ReplicateKeyI
 		return nil, err
 	}
 	return &ReplicateKeyOutput{ReplicaKeyMetadata: rep.metadata(), ReplicaPolicy: doc, ReplicaTags: nonNilTags(tags)}, nil
+}
+
+// pendingImportVersions are the versions of a replica of r, a primary with
+// imported material: AWS "does not copy or synchronize the key material
+// from a primary key with imported key material to its replica keys. You
+// must import the same key material into related primary and replica
+// keys" (developer guide, "Importing key material into multi-Region
+// keys"). Each version keeps the primary's KeyMaterialId and place, with no
+// material and no expiry (each key of the family has its own), so the
+// replica is PendingImport and ImportKeyMaterial (import.go) takes only the
+// primary's material into it: the KeyMaterialId, HMAC of the material over
+// the key ID the family shares, is the primary's for that material alone,
+// and other material is IncorrectKeyMaterialException.
+func pendingImportVersions(r *keyRecord) []keyVersion {
+	out := make([]keyVersion, len(r.Versions))
+	for i, v := range r.Versions {
+		out[i] = keyVersion{MaterialID: v.MaterialID, Created: v.Created, RotationType: v.RotationType, Description: v.Description}
+	}
+	return out
 }
 
 func nonNilTags(t []Tag) []Tag {
@@ -483,7 +521,9 @@ func (s *Service) UpdatePrimaryRegion(ctx context.Context, c *Caller, in *Update
 		return nil, err
 	}
 	k := &opUpdatePrimaryRegion.Keys[0]
-	r, err := s.primaryKey(ctx, c, k, in.KeyId, ".")
+	// kms:PrimaryRegion: the Region the primary moves to (AWS's "AWS KMS
+	// condition keys").
+	r, err := s.primaryKey(ctx, c, k, in.KeyId, ".", func(pc *policy.Context) { extra(pc, "kms:primaryregion", in.PrimaryRegion) })
 	if err != nil {
 		return nil, err
 	}
@@ -535,8 +575,8 @@ func (s *Service) UpdatePrimaryRegion(ctx context.Context, c *Caller, in *Update
 // (usableKey), and refuses a key that is not the primary of a multi-Region
 // family; replicaHint ends the message for a replica ("." or a hint with
 // one %s for the primary's Region).
-func (s *Service) primaryKey(ctx context.Context, c *Caller, k *KeyMember, keyID, replicaHint string) (*keyRecord, error) {
-	r, err := s.usableKey(ctx, c, k, keyID, nil)
+func (s *Service) primaryKey(ctx context.Context, c *Caller, k *KeyMember, keyID, replicaHint string, adjust func(*policy.Context)) (*keyRecord, error) {
+	r, err := s.usableKey(ctx, c, k, keyID, adjust)
 	if err != nil {
 		return nil, err
 	}

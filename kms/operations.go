@@ -151,7 +151,8 @@ func manageKey(op string, states []string) KeyMember {
 // them, present when the caller acts for a service: managed.go), and of
 // the symmetric cryptographic ones.
 var (
-	keyConditions    = []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin", "kms:ResourceAliases", "aws:ResourceTag/", "kms:ViaService"}
+	keyConditions = []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin", "kms:MultiRegion", "kms:MultiRegionKeyType",
+		"kms:ResourceAliases", "aws:ResourceTag/", "kms:ViaService"}
 	cryptoConditions = append(slices.Clip(keyConditions), "kms:EncryptionAlgorithm", "kms:EncryptionContext:", "kms:EncryptionContextKeys", "kms:RequestAlias")
 )
 
@@ -234,7 +235,7 @@ var (
 
 	// Keys.
 	opCreateKey = &Operation{ConditionKeys: []string{"kms:CallerAccount", "kms:KeySpec", "kms:KeyUsage", "kms:KeyOrigin",
-		"kms:MultiRegion", "kms:BypassPolicyLockoutSafetyCheck", "aws:RequestTag/", "aws:TagKeys", "kms:ViaService"},
+		"kms:MultiRegion", "kms:MultiRegionKeyType", "kms:BypassPolicyLockoutSafetyCheck", "aws:RequestTag/", "aws:TagKeys", "kms:ViaService"},
 		Name: "CreateKey", Quota: perSecond(50), Action: "kms:CreateKey",
 		Request: []string{"Policy", "Description", "KeyUsage", "CustomerMasterKeySpec", "KeySpec", "Origin", "CustomKeyStoreId",
 			"BypassPolicyLockoutSafetyCheck", "Tags", "MultiRegion", "XksKeyId"},
@@ -310,7 +311,8 @@ var (
 		Request:  []string{"KeyId", "KeyMaterialId"},
 		Response: []string{"KeyId", "KeyMaterialId"}}
 	// GetKeyLastUsage (lastusage.go): the caller's own keys, in any state.
-	opGetKeyLastUsage = &Operation{Name: "GetKeyLastUsage", Quota: perSecond(100), ReadOnly: true,
+	opGetKeyLastUsage = &Operation{ConditionKeys: keyConditions,
+		Name: "GetKeyLastUsage", Quota: perSecond(100), ReadOnly: true,
 		Keys:     []KeyMember{manageKey("GetKeyLastUsage", allStates)},
 		Request:  []string{"KeyId"},
 		Response: []string{"KeyId", "KeyCreationDate", "TrackingStartDate"}}
@@ -318,12 +320,12 @@ var (
 	// Multi-Region keys (mrk.go): management of a primary key of the
 	// caller's own account, by key ID or key ARN, while Enabled (the
 	// key-state table: Disabled is DisabledException).
-	opReplicateKey = &Operation{
+	opReplicateKey = &Operation{ConditionKeys: conditions(keyConditions, "kms:ReplicaRegion"),
 		Name: "ReplicateKey", Quota: perSecond(5),
 		Keys:     []KeyMember{{Member: "KeyId", Action: "kms:ReplicateKey", Forms: KeyOnly, States: enabledOnly, Disabled: true, ReplicaDeletionDisabled: true}},
 		Request:  []string{"KeyId", "ReplicaRegion", "Policy", "BypassPolicyLockoutSafetyCheck", "Description", "Tags"},
 		Response: []string{"ReplicaKeyMetadata", "ReplicaPolicy", "ReplicaTags"}}
-	opUpdatePrimaryRegion = &Operation{
+	opUpdatePrimaryRegion = &Operation{ConditionKeys: conditions(keyConditions, "kms:PrimaryRegion"),
 		Name: "UpdatePrimaryRegion", Quota: perSecond(5),
 		Keys:    []KeyMember{{Member: "KeyId", Action: "kms:UpdatePrimaryRegion", Forms: KeyOnly, States: enabledOnly, Disabled: true, ReplicaDeletionDisabled: true}},
 		Request: []string{"KeyId", "PrimaryRegion"}}
@@ -386,7 +388,8 @@ var (
 		Request: append([]string{"KeyId", "GrantId", "GranteePrincipal"}, listMembers...)}
 	opListRetirableGrants = &Operation{Name: "ListRetirableGrants", Quota: perSecond(100), Action: "kms:ListRetirableGrants", ReadOnly: true,
 		Request: append([]string{"RetiringPrincipal"}, listMembers...)}
-	opRetireGrant = &Operation{Name: "RetireGrant", Quota: perSecond(30),
+	opRetireGrant = &Operation{ConditionKeys: keyConditions,
+		Name: "RetireGrant", Quota: perSecond(30),
 		// Authorized by the grant itself (its retiring principal, or its
 		// grantee when it includes RetireGrant) or by kms:RetireGrant in
 		// identity policies, never in a key policy: see retireAllowed.

@@ -57,6 +57,16 @@ func checkRotatable(r *keyRecord, k *KeyMember, imported bool) error {
 		return newError(ErrUnsupportedOperation, "%s cannot be rotated: only symmetric encryption keys support rotation.", r.arn())
 	case r.Origin == OriginExternal && imported && r.PrimaryRegion == "":
 	case r.Origin == OriginExternal && imported:
+		// Refused: AWS's texts disagree. botocore's RotateKeyOnDemand says
+		// "You cannot perform on-demand rotation of asymmetric KMS keys,
+		// HMAC KMS keys, multi-Region KMS keys with imported key material,
+		// or KMS keys in a custom key store", while its ImportKeyMaterial
+		// describes importing NEW_KEY_MATERIAL into the primary, the same
+		// material as EXISTING_KEY_MATERIAL into each replica, then
+		// rotating the primary, and DeleteImportedKeyMaterial names a
+		// PENDING_MULTI_REGION_IMPORT_AND_ROTATION state no shape defines.
+		// Until the model is one text, Coffer keeps the refusal the
+		// operation's own documentation states.
 		return newError(ErrUnsupportedOperation, "%s is a multi-Region key with imported key material, which cannot be rotated on demand.", r.arn())
 	case r.Origin != OriginAWSKMS:
 		return newError(ErrUnsupportedOperation, "%s cannot be rotated: only symmetric keys with AWS_KMS origin support automatic rotation.", r.arn())
@@ -136,7 +146,22 @@ func (s *Service) GetKeyRotationStatus(ctx context.Context, c *Caller, in *KeyID
 	if err != nil {
 		return nil, err
 	}
-	if r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS {
+	switch {
+	case r.Spec == SpecSymmetric && r.Origin == OriginExternal && r.State != StatePendingImport:
+		// A symmetric key with imported material rotates on demand only
+		// (RotateKeyOnDemand of PENDING_ROTATION material, import.go), so
+		// its status is answered, not refused: "You cannot enable automatic
+		// rotation of ... KMS keys with imported key material" and "you can
+		// use GetKeyRotationStatus to identify the date and time that an in
+		// progress on-demand rotation was initiated" (botocore's current
+		// GetKeyRotationStatus); earlier models: "The key rotation status
+		// for these KMS keys is always false". KeyRotationEnabled is false
+		// with no period or date. OnDemandRotationStartDate is never set:
+		// Coffer completes an on-demand rotation within the call, so none
+		// is ever in progress. A key in PendingImport keeps the key-state
+		// table's [6] refusal below.
+		return &GetKeyRotationStatusOutput{KeyId: r.arn()}, nil
+	case r.Spec != SpecSymmetric || r.Origin != OriginAWSKMS:
 		return nil, newError(ErrUnsupportedOperation, "%s does not support rotation.", r.arn())
 	}
 	rot, err := s.rotationOf(ctx, r) // a replica's is its primary's (mrk.go)

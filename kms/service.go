@@ -287,8 +287,10 @@ func (r *keyRecord) metadata() *KeyMetadata {
 	}
 	switch r.State {
 	case StatePendingDeletion:
+		// The date only: botocore's KeyMetadata.PendingDeletionWindowInDays
+		// "is present only when the KeyState of the KMS key is
+		// PendingReplicaDeletion".
 		m.DeletionDate = ts(r.DeletionDate)
-		m.PendingDeletionWindowInDays = r.PendingWindowDays
 	case StatePendingReplicaDeletion:
 		// The waiting period, not yet a date: it starts when the last
 		// replica is deleted (AWS's KeyMetadata.PendingDeletionWindowInDays).

@@ -113,6 +113,11 @@ type Context struct {
 	UserID string
 	// RoleSessionName is sts:RoleSessionName, for role sessions only.
 	RoleSessionName string
+	// MultiRegion is kms:MultiRegion ("true" or "false"), and
+	// MultiRegionKeyType kms:MultiRegionKeyType (PRIMARY or REPLICA, for
+	// multi-Region keys only); "" is absent.
+	MultiRegion        string
+	MultiRegionKeyType string
 	// Extra holds any other key by its lower-case name. A key in another
 	// case is still found, by a slower scan.
 	Extra map[string][]string
@@ -192,6 +197,8 @@ const (
 	keyKeySpec
 	keyKeyUsage
 	keyKeyOrigin
+	keyMultiRegion
+	keyMultiRegionKeyType
 	keyViaService
 	keyCallerAccount
 	keyPrincipalARN
@@ -220,6 +227,8 @@ var knownKeys = map[string]keyID{
 	"kms:keyspec":                keyKeySpec,
 	"kms:keyusage":               keyKeyUsage,
 	"kms:keyorigin":              keyKeyOrigin,
+	"kms:multiregion":            keyMultiRegion,
+	"kms:multiregionkeytype":     keyMultiRegionKeyType,
 	"kms:viaservice":             keyViaService,
 	"kms:calleraccount":          keyCallerAccount,
 	"aws:principalaccount":       keyCallerAccount,
@@ -397,6 +406,10 @@ func (c *Context) scan(cd *condition, match bool, last *value) (n, matched int) 
 		one(c.KeyUsage)
 	case keyKeyOrigin:
 		one(c.KeyOrigin)
+	case keyMultiRegion:
+		one(c.MultiRegion)
+	case keyMultiRegionKeyType:
+		one(c.MultiRegionKeyType)
 	case keyViaService:
 		one(c.ViaService)
 	case keyCallerAccount:

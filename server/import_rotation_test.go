@@ -204,6 +204,61 @@ func TestImportRotationOverTheWire(t *testing.T) {
 	wantCode(t, err, "UnsupportedOperationException")
 }
 
+// TestImportedRotationStatusOverTheWire: GetKeyRotationStatus of a
+// symmetric key with imported material answers KeyRotationEnabled false
+// with no period, next date or on-demand start (automatic rotation cannot
+// be enabled for it; on-demand rotation completes within the call), before
+// and after an on-demand rotation and while it is disabled; in
+// PendingImport, and for an imported HMAC key, it is refused with
+// UnsupportedOperationException.
+func TestImportedRotationStatusOverTheWire(t *testing.T) {
+	needOpenSSL(t)
+	e := newEnv(t)
+	ctx := context.Background()
+	k, err := e.client.CreateKey(ctx, &awskms.CreateKeyInput{Origin: types.OriginTypeExternal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := *k.KeyMetadata.KeyId
+	_, err = e.client.GetKeyRotationStatus(ctx, &awskms.GetKeyRotationStatusInput{KeyId: &id})
+	wantCode(t, err, "UnsupportedOperationException") // PendingImport, the key-state table's [6]
+	status := func(when string) {
+		t.Helper()
+		st, err := e.client.GetKeyRotationStatus(ctx, &awskms.GetKeyRotationStatusInput{KeyId: &id})
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if st.KeyRotationEnabled || st.RotationPeriodInDays != nil || st.NextRotationDate != nil || st.OnDemandRotationStartDate != nil ||
+			*st.KeyId != *k.KeyMetadata.Arn {
+			t.Fatalf("%s: %+v", when, st)
+		}
+	}
+	m1, m2 := make([]byte, 32), make([]byte, 32)
+	rand.Read(m1)
+	rand.Read(m2)
+	if _, err := importTyped(t, e, id, types.AlgorithmSpecRsaesOaepSha256, types.WrappingKeySpecRsa2048, m1, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	status("after the first import")
+	if _, err := importTyped(t, e, id, types.AlgorithmSpecRsaesOaepSha256, types.WrappingKeySpecRsa2048, m2, types.ImportTypeNewKeyMaterial, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: &id}); err != nil {
+		t.Fatal(err)
+	}
+	status("after an on-demand rotation")
+	if _, err := e.client.DisableKey(ctx, &awskms.DisableKeyInput{KeyId: &id}); err != nil {
+		t.Fatal(err)
+	}
+	status("disabled")
+	hk, _ := e.client.CreateKey(ctx, &awskms.CreateKeyInput{Origin: types.OriginTypeExternal, KeySpec: types.KeySpecHmac256, KeyUsage: types.KeyUsageTypeGenerateVerifyMac})
+	if _, err := importTyped(t, e, *hk.KeyMetadata.KeyId, types.AlgorithmSpecRsaesOaepSha256, types.WrappingKeySpecRsa2048, bytes.Repeat([]byte{1}, 32), "", ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.client.GetKeyRotationStatus(ctx, &awskms.GetKeyRotationStatusInput{KeyId: hk.KeyMetadata.KeyId})
+	wantCode(t, err, "UnsupportedOperationException")
+}
+
 // TestImportConditionKeysOverTheWire applies AWS's example policies for
 // the import condition keys (developer guide, "AWS KMS condition keys"):
 // deny GetParametersForImport unless kms:WrappingAlgorithm is

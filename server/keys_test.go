@@ -63,7 +63,11 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Fatalf("DeletionDate %v, want %v", sched.DeletionDate, want)
 	}
 	d = must[*awskms.DescribeKeyOutput](t)(c.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: &id}))
-	if d.KeyMetadata.DeletionDate == nil || *d.KeyMetadata.PendingDeletionWindowInDays != 7 {
+	// botocore's KeyMetadata: PendingDeletionWindowInDays "is present only
+	// when the KeyState of the KMS key is PendingReplicaDeletion"; a key
+	// PendingDeletion shows its DeletionDate (seven days on) instead.
+	if want := e.clock.Now().Add(7 * 24 * time.Hour); d.KeyMetadata.DeletionDate == nil || d.KeyMetadata.DeletionDate.Sub(want).Abs() > time.Second ||
+		d.KeyMetadata.PendingDeletionWindowInDays != nil {
 		t.Fatalf("pending deletion metadata: %+v", d.KeyMetadata)
 	}
 	_, err = c.Encrypt(ctx, &awskms.EncryptInput{KeyId: &id, Plaintext: []byte("x")})
