@@ -73,7 +73,7 @@ environment (AWS_ENDPOINT_URL_KMS, AWS_PROFILE, AWS_ACCESS_KEY_ID …).`,
 	}
 	cmd.Flags().StringVar(&o.keyID, "key-id", "", "KMS key: key ID, key ARN, alias name or alias ARN")
 	cmd.Flags().StringArrayVar(&o.context, "context", nil, "encryption context pair k=v (repeatable)")
-	cmd.Flags().IntVar(&o.workers, "workers", 0, "packages sealed at once (0: one per CPU; 1: sequential through minio/sio)")
+	cmd.Flags().IntVar(&o.workers, "workers", 0, "packages sealed at once, each on its own core (default 0: GOMAXPROCS, one per CPU; 1: sequential, on one core)")
 	return cmd
 }
 
@@ -108,7 +108,7 @@ ends with an error and a non-zero exit.`,
 	}
 	cmd.Flags().StringVar(&o.keyID, "key-id", "", "KMS key the data key must be under (default: the one the header names)")
 	cmd.Flags().StringArrayVar(&o.context, "context", nil, "encryption context pair k=v the stream must carry (repeatable)")
-	cmd.Flags().IntVar(&o.workers, "workers", 0, "packages opened at once (0: one per CPU; 1: sequential through minio/sio)")
+	cmd.Flags().IntVar(&o.workers, "workers", 0, "packages opened at once, each on its own core (default 0: GOMAXPROCS, one per CPU; 1: sequential, on one core)")
 	return cmd
 }
 

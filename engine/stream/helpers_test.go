@@ -120,11 +120,22 @@ func body(t testing.TB, stream []byte) (*Header, []byte) {
 	return h, stream[n:]
 }
 
-// modes are the two paths every behaviour is tested on.
-var modes = []struct {
+// modes are the paths every behaviour is tested on: the sequential path
+// (the kernel on an inline ring where asm has one, else minio/sio), the
+// sequential path through minio/sio on every CPU, and the parallel ring.
+var modes = []mode{{"sequential", 1, false}, {"sio", 1, true}, {"parallel", 4, false}}
+
+type mode struct {
 	name    string
 	workers int
-}{{"sequential", 1}, {"parallel", 4}}
+	viaSIO  bool
+}
+
+// cfg is c on m's path.
+func (m mode) cfg(c Config) Config {
+	c.Workers, c.viaSIO = m.workers, m.viaSIO
+	return c
+}
 
 // memFile is an in-memory file: Write at its offset, WriteAt anywhere
 // (in parallel, as io.WriterAt allows for disjoint ranges), Seek. It stands

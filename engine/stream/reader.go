@@ -34,12 +34,13 @@ type Reader struct {
 	h   *Header
 	err error // sticky; io.EOF at the end
 
-	// The sequential path: minio/sio's reader.
+	// The sequential path where asm has no kernel: minio/sio's reader.
 	dec       io.Reader
 	framed    *framedSource
 	delivered int64
 
-	// The parallel path.
+	// The ring: the parallel path, and the sequential path on an inline
+	// ring where asm has a kernel.
 	ring    *ring
 	aead    cipher.AEAD
 	framer  framer
@@ -78,7 +79,7 @@ func NewReader(ctx context.Context, src io.Reader, p KeyProvider, cfg Config) (*
 		}
 		return r, nil
 	}
-	if n := workers(cfg.Workers); n == 1 {
+	if n := workers(cfg.Workers); n == 1 && viaSIO(&cfg, h.Suite) {
 		r.framed = &framedSource{src: src}
 		r.framed.fr.cipher = h.Suite.dareID()
 		if r.framed.aead, err = newAEAD(h.Suite, bodyKey, cfg.NewAESGCM); err != nil {
@@ -93,11 +94,12 @@ func NewReader(ctx context.Context, src io.Reader, p KeyProvider, cfg Config) (*
 	} else {
 		r.aead, err = newAEAD(h.Suite, bodyKey, cfg.NewAESGCM)
 		r.framer.cipher = h.Suite.dareID()
-		r.ring = newRing(n)
-		if ra, ok := src.(io.ReaderAt); ok {
+		r.ring = newRing(n, r.openSlot)
+		if ra, ok := src.(io.ReaderAt); ok && n > 1 {
 			if sk, ok := src.(io.Seeker); ok {
 				if pos, err := sk.Seek(0, io.SeekCurrent); err == nil {
 					r.at, r.pos = ra, pos
+					r.ring.work = r.openSlotAt
 				}
 			}
 		}
@@ -245,9 +247,8 @@ func (r *Reader) readPackage() {
 		return
 	}
 	s.n, s.seq, s.hi = n, r.framer.seq-1, max(s.hi, n)
-	work := r.openSlot
 	if r.at != nil {
-		s.off, work = r.pos, r.openSlotAt
+		s.off = r.pos
 		r.pos += int64(n)
 	}
 	if r.framer.final {
@@ -262,7 +263,7 @@ func (r *Reader) readPackage() {
 			s.after = checkEnd(r.src, index+1)
 		}
 	}
-	r.ring.submit(s, work)
+	r.ring.submit(s)
 }
 
 func (r *Reader) openSlotAt(s *slot) {
@@ -294,7 +295,7 @@ func readFullAt(ra io.ReaderAt, b []byte, off int64) error {
 }
 
 func (r *Reader) openSlot(s *slot) {
-	s.out, s.err = open(r.aead, (*s.buf)[:s.n], s.seq)
+	s.out, s.err = open(r.aead, (*s.buf)[:s.n], s.seq, &s.nonce)
 }
 
 // Close stops reading, waits for packages being opened and zeroes the
@@ -314,6 +315,8 @@ func (r *Reader) fail(err error) error {
 	if r.ring != nil {
 		r.ring.release()
 		r.cur = nil
+		releaseAEAD(r.aead)
+		r.aead = nil
 	}
 	r.dec = nil
 	if r.framed != nil {
@@ -438,7 +441,8 @@ func (f *framedSource) nextPackage() error {
 func (f *framedSource) authentic(seq uint32) bool {
 	pkg := make([]byte, 0, pkgHeaderSize+len(f.final))
 	pkg = append(append(pkg, f.hdr[:]...), f.final...)
-	p, err := open(f.aead, pkg, seq)
+	var nonce [12]byte
+	p, err := open(f.aead, pkg, seq, &nonce)
 	clear(p)
 	return err == nil
 }

@@ -12,7 +12,7 @@ import (
 func openAll(t *testing.T, name string, p KeyProvider, cfg Config, stream []byte, want error) {
 	t.Helper()
 	for _, m := range modes {
-		cfg.Workers = m.workers
+		cfg = m.cfg(cfg)
 		if _, err := decrypt(p, cfg, stream, 0); !errors.Is(err, want) {
 			t.Errorf("%s, %s: got %v, want %v", name, m.name, err, want)
 		}
@@ -74,7 +74,7 @@ func TestTampering(t *testing.T) {
 		bad := bytes.Clone(stream)
 		bad[off] ^= 0x04
 		for _, m := range modes {
-			if _, err := decrypt(p, Config{Workers: m.workers}, bad, 0); err == nil {
+			if _, err := decrypt(p, m.cfg(Config{}), bad, 0); err == nil {
 				t.Fatalf("header byte %d flipped: decrypted", off)
 			}
 		}
@@ -131,7 +131,7 @@ func TestPlaintextBeforeError(t *testing.T) {
 	bad := flip(stream, len(stream)-len(b)+2*maxPackage+100) // package 2's payload
 	for _, m := range modes {
 		for _, step := range []int{1000, maxPayload, 1 << 20} {
-			got, err := decrypt(p, Config{Workers: m.workers}, bad, step)
+			got, err := decrypt(p, m.cfg(Config{}), bad, step)
 			var pe *PackageError
 			if !errors.As(err, &pe) || pe.Package != 2 || !errors.Is(err, ErrNotAuthentic) {
 				t.Fatalf("%s: %v", m.name, err)
@@ -146,7 +146,7 @@ func TestPlaintextBeforeError(t *testing.T) {
 func TestEmptyStream(t *testing.T) {
 	p := newTestProvider(t)
 	for _, m := range modes {
-		stream := encrypt(t, p, Config{Workers: m.workers}, nil, 0)
+		stream := encrypt(t, p, m.cfg(Config{}), nil, 0)
 		h, b := body(t, stream)
 		if !h.Empty || len(b) != 0 {
 			t.Fatalf("%s: empty stream has Empty=%v and %d body bytes", m.name, h.Empty, len(b))
@@ -167,7 +167,7 @@ func TestTrailingDataWithholdsFinal(t *testing.T) {
 		pt := randBytes(n)
 		stream := cat(encrypt(t, p, Config{}, pt, 0), []byte("x"))
 		for _, m := range modes {
-			got, err := decrypt(p, Config{Workers: m.workers}, stream, 0)
+			got, err := decrypt(p, m.cfg(Config{}), stream, 0)
 			if !errors.Is(err, ErrTrailingData) || len(got) != (n-1)/maxPayload*maxPayload {
 				t.Fatalf("%s, %d bytes: released %d, %v", m.name, n, len(got), err)
 			}
