@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/schollz/progressbar/v3"
@@ -73,7 +74,7 @@ environment (AWS_ENDPOINT_URL_KMS, AWS_PROFILE, AWS_ACCESS_KEY_ID …).`,
 	}
 	cmd.Flags().StringVar(&o.keyID, "key-id", "", "KMS key: key ID, key ARN, alias name or alias ARN")
 	cmd.Flags().StringArrayVar(&o.context, "context", nil, "encryption context pair k=v (repeatable)")
-	cmd.Flags().IntVar(&o.workers, "workers", 0, "packages sealed at once, each on its own core (default 0: GOMAXPROCS, one per CPU; 1: sequential, on one core)")
+	cmd.Flags().IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "packages sealed at once, on as many cores: the default is GOMAXPROCS (one per CPU); 1 is sequential")
 	return cmd
 }
 
@@ -108,7 +109,7 @@ ends with an error and a non-zero exit.`,
 	}
 	cmd.Flags().StringVar(&o.keyID, "key-id", "", "KMS key the data key must be under (default: the one the header names)")
 	cmd.Flags().StringArrayVar(&o.context, "context", nil, "encryption context pair k=v the stream must carry (repeatable)")
-	cmd.Flags().IntVar(&o.workers, "workers", 0, "packages opened at once, each on its own core (default 0: GOMAXPROCS, one per CPU; 1: sequential, on one core)")
+	cmd.Flags().IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "packages opened at once, on as many cores: the default is GOMAXPROCS (one per CPU); 1 is sequential")
 	return cmd
 }
 
