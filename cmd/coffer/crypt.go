@@ -115,7 +115,8 @@ ends with an error and a non-zero exit.`,
 
 // runCrypt opens IN and OUT, connects to the KMS and runs fn. A file OUT is
 // written to a temporary file beside it, synced and renamed only on
-// success, so a failure never leaves a partial file under the final name.
+// success, so a failure never leaves a partial file under the final name;
+// write-back of the temporary file starts while it is written (outFile).
 func runCrypt(cmd *cobra.Command, args []string, verb string, fn func(context.Context, stream.KeyProvider, io.Writer, io.Reader) error) (err error) {
 	ctx := cmd.Context()
 	if ctx == nil {
@@ -159,7 +160,9 @@ func runCrypt(cmd *cobra.Command, args []string, verb string, fn func(context.Co
 	}
 	var fillErr error
 	err = atomicfile.Write(outName, 0o600, func(f *os.File) error {
-		fillErr = fn(ctx, p, f, src)
+		o := newOutFile(f)
+		fillErr = fn(ctx, p, o, src)
+		o.stop()
 		return fillErr
 	})
 	switch {
