@@ -75,3 +75,7 @@ func (o *outFile) stop() {
 	close(o.kick)
 	o.wg.Wait()
 }
+
+// Truncate lets the stream Reader cut what its workers wrote after a
+// package that failed.
+func (o *outFile) Truncate(size int64) error { return o.f.Truncate(size) }

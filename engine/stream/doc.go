@@ -60,7 +60,10 @@
 // file not opened for appending) is written at offsets: each worker writes
 // the package it sealed, from the offset the destination had when the
 // header was written, and Close leaves the offset at the end of the
-// stream, as writes in order would. Such a source or destination must not
+// stream, as writes in order would. Reader.WriteTo (io.Copy) into such a
+// destination that can also be truncated and has nothing after its offset
+// has the workers write the plaintext at offsets, and truncates it after
+// the last good package if one fails. Such a source or destination must not
 // be used otherwise until the stream is closed. The ring seals with
 // Config.NewAESGCM (default: package asm's fastest kernel, contexts pooled
 // and zeroed between streams) or ChaCha20-Poly1305 and writes the same

@@ -31,8 +31,10 @@ import (
 type ring struct {
 	slots       []slot
 	head, count int // the FIFO of submitted slots; the caller's goroutine only
-	work        func(*slot)
 	inline      bool
+
+	// work is done on each submitted slot; workers read it under mu.
+	work func(*slot)
 
 	mu      sync.Mutex
 	next    int // the submitted slot no worker has taken yet
@@ -95,6 +97,13 @@ func newRing(workers int, work func(*slot)) *ring {
 		}
 	}
 	return r
+}
+
+// setWork replaces the work done on slots submitted from now on.
+func (r *ring) setWork(work func(*slot)) {
+	r.mu.Lock()
+	r.work = work
+	r.mu.Unlock()
 }
 
 // full reports whether every slot is submitted.
@@ -204,8 +213,9 @@ func (r *ring) worker() {
 		s := &r.slots[r.next]
 		r.next = (r.next + 1) % len(r.slots)
 		r.queued--
+		work := r.work
 		r.mu.Unlock()
-		r.work(s)
+		work(s)
 		s.done <- struct{}{}
 	}
 }

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 )
 
@@ -171,6 +175,63 @@ func TestTrailingDataWithholdsFinal(t *testing.T) {
 			if !errors.Is(err, ErrTrailingData) || len(got) != (n-1)/maxPayload*maxPayload {
 				t.Fatalf("%s, %d bytes: released %d, %v", m.name, n, len(got), err)
 			}
+		}
+	}
+}
+
+// atFile is a file that counts the writes at offsets it takes.
+type atFile struct {
+	*os.File
+	at atomic.Int64
+}
+
+func (f *atFile) WriteAt(p []byte, off int64) (int, error) {
+	f.at.Add(1)
+	return f.File.WriteAt(p, off)
+}
+
+// Copied into a file, the parallel Reader's workers write each package's
+// plaintext at its offset; a package that fails leaves the file holding
+// exactly the plaintext before it, whatever the workers wrote after it.
+func TestWriteToFileAtOffsets(t *testing.T) {
+	p := newTestProvider(t)
+	const packages = 40
+	pt := randBytes(packages*maxPayload - 100)
+	stream := encrypt(t, p, Config{}, pt, 0)
+	_, b := body(t, stream)
+	hdrLen := len(stream) - len(b)
+	for _, bad := range []int{-1, 0, 7, packages - 1} {
+		s := stream
+		if bad >= 0 {
+			s = flip(stream, hdrLen+bad*maxPackage+pkgHeaderSize+100)
+		}
+		f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := &atFile{File: f}
+		r, err := NewReader(context.Background(), bytes.NewReader(s), p, Config{Workers: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(dst, r)
+		got, _ := os.ReadFile(f.Name())
+		f.Close()
+		want := pt
+		if bad >= 0 {
+			want = pt[:bad*maxPayload]
+			var pe *PackageError
+			if !errors.As(err, &pe) || pe.Package != int64(bad) || !errors.Is(err, ErrNotAuthentic) {
+				t.Fatalf("package %d modified: %v", bad, err)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if n != int64(len(want)) || !bytes.Equal(got, want) {
+			t.Fatalf("package %d modified: copied %d bytes, the file holds %d, want %d of the plaintext", bad, n, len(got), len(want))
+		}
+		if bad != 0 && dst.at.Load() == 0 {
+			t.Fatalf("package %d modified: nothing was written at offsets", bad)
 		}
 	}
 }
