@@ -200,17 +200,21 @@ func TestWriteToFileAtOffsets(t *testing.T) {
 	stream := encrypt(t, p, Config{}, pt, 0)
 	_, b := body(t, stream)
 	hdrLen := len(stream) - len(b)
-	for _, bad := range []int{-1, 0, 7, packages - 1} {
+	for i, bad := range []int{-1, 0, 7, packages - 1, -1, 7} {
 		s := stream
 		if bad >= 0 {
 			s = flip(stream, hdrLen+bad*maxPackage+pkgHeaderSize+100)
+		}
+		var src io.Reader = bytes.NewReader(s) // read at offsets too
+		if i >= 4 {
+			src = struct{ io.Reader }{src} // read in order only
 		}
 		f, err := os.Create(filepath.Join(t.TempDir(), "out"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		dst := &atFile{File: f}
-		r, err := NewReader(context.Background(), bytes.NewReader(s), p, Config{Workers: 4})
+		r, err := NewReader(context.Background(), src, p, Config{Workers: 4})
 		if err != nil {
 			t.Fatal(err)
 		}
