@@ -31,7 +31,7 @@ test:
 	@echo "For quick iterations: make test-short (a few minutes: no race detector, no SoftHSM2 pass, no qemu)."
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	# Allocation tests, without -race (under it sync.Pool drops items at random).
-	$(GO) test -count=1 -run 'Allocations' ./server
+	$(GO) test -count=1 -run 'Allocations' ./server ./engine/stream
 	# The server's integration tests again, on a PKCS#11 (SoftHSM2) root of trust.
 	COFFER_TEST_ROOT=pkcs11 $(GO) test -race -count=1 -timeout 10m ./server
 	# And once more on the PostgreSQL store (a private server from the machine's binaries;

@@ -26,6 +26,7 @@ KEYS=(
 	"server|^BenchmarkHandler\$/^op=(Encrypt|GenerateDataKey)\$"
 	"server|^BenchmarkSigV4\$/^body=64\$"
 	"asm|^BenchmarkSeal\$/^impl=[^/]+\$/^size=16384\$"
+	"engine/stream|^Benchmark(Encrypt|Decrypt)\$/^mode=(sequential|parallel)\$/^size=1048576\$"
 	"policy|^BenchmarkEvaluate\$"
 )
 

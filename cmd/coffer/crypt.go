@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/schollz/progressbar/v3"
@@ -73,7 +74,7 @@ environment (AWS_ENDPOINT_URL_KMS, AWS_PROFILE, AWS_ACCESS_KEY_ID …).`,
 	}
 	cmd.Flags().StringVar(&o.keyID, "key-id", "", "KMS key: key ID, key ARN, alias name or alias ARN")
 	cmd.Flags().StringArrayVar(&o.context, "context", nil, "encryption context pair k=v (repeatable)")
-	cmd.Flags().IntVar(&o.workers, "workers", 0, "packages sealed at once (0: one per CPU; 1: sequential through minio/sio)")
+	cmd.Flags().IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "packages sealed at once, on as many cores: the default is GOMAXPROCS (one per CPU); 1 is sequential")
 	return cmd
 }
 
@@ -108,13 +109,14 @@ ends with an error and a non-zero exit.`,
 	}
 	cmd.Flags().StringVar(&o.keyID, "key-id", "", "KMS key the data key must be under (default: the one the header names)")
 	cmd.Flags().StringArrayVar(&o.context, "context", nil, "encryption context pair k=v the stream must carry (repeatable)")
-	cmd.Flags().IntVar(&o.workers, "workers", 0, "packages opened at once (0: one per CPU; 1: sequential through minio/sio)")
+	cmd.Flags().IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "packages opened at once, on as many cores: the default is GOMAXPROCS (one per CPU); 1 is sequential")
 	return cmd
 }
 
 // runCrypt opens IN and OUT, connects to the KMS and runs fn. A file OUT is
 // written to a temporary file beside it, synced and renamed only on
-// success, so a failure never leaves a partial file under the final name.
+// success, so a failure never leaves a partial file under the final name;
+// write-back of the temporary file starts while it is written (outFile).
 func runCrypt(cmd *cobra.Command, args []string, verb string, fn func(context.Context, stream.KeyProvider, io.Writer, io.Reader) error) (err error) {
 	ctx := cmd.Context()
 	if ctx == nil {
@@ -158,7 +160,9 @@ func runCrypt(cmd *cobra.Command, args []string, verb string, fn func(context.Co
 	}
 	var fillErr error
 	err = atomicfile.Write(outName, 0o600, func(f *os.File) error {
-		fillErr = fn(ctx, p, f, src)
+		o := newOutFile(f)
+		fillErr = fn(ctx, p, o, src)
+		o.stop()
 		return fillErr
 	})
 	switch {

@@ -3,10 +3,13 @@ package stream
 import (
 	"container/list"
 	"context"
+	"encoding/binary"
 	"errors"
 	"math"
 	"sync"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // CacheConfig bounds a data-key cache the way the AWS Encryption SDK's
@@ -28,20 +31,31 @@ type CacheConfig struct {
 // Writers use it only when Config.Size declares the plaintext length (as the
 // Encryption SDK bypasses its cache for streams of unknown length): the size
 // is reserved against MaxBytes before the stream starts and the writer
-// refuses to exceed it. Readers cache unwrapped data keys by blob, key and
-// context, bounded by MaxAge and Capacity. Entries are zeroed when they
-// expire, are evicted, or the cache is purged.
+// refuses to exceed it. Writers share a data key per KMS key ID and
+// encryption context. Readers cache unwrapped data keys per wrapped-key
+// blob (with the key ID asked for and the context), bounded by MaxAge and
+// Capacity: a pipeline reading thousands of streams under one data key
+// calls the KMS's Decrypt once. Entries are found by the xxhash of their
+// identifying bytes and a hit is confirmed by comparing those bytes in full,
+// in constant time. They are zeroed when they expire, are evicted, or the
+// cache is purged.
+//
+// An entry holds the data key, not a cipher: every stream derives its own
+// header and body keys from the data key and its random message ID, so no
+// cipher context outlives one stream. Those come from a pool of zeroed asm
+// contexts, so a stream served from the cache allocates none.
 type Cache struct {
 	cfg CacheConfig
 	now func() time.Time
 
 	mu      sync.Mutex
-	entries map[string]*list.Element
-	lru     list.List // of *cacheEntry, most recently used first
+	entries map[uint64]*list.Element // by xxhash of cacheEntry.ident
+	lru     list.List                // of *cacheEntry, most recently used first
 }
 
 type cacheEntry struct {
-	key      string
+	hash     uint64
+	ident    []byte // what the entry is for: see encryptIdent, decryptIdent
 	dataKey  []byte
 	blob     []byte
 	keyARN   string
@@ -64,7 +78,7 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if cfg.Capacity <= 0 {
 		cfg.Capacity = 1000
 	}
-	return &Cache{cfg: cfg, now: time.Now, entries: make(map[string]*list.Element)}, nil
+	return &Cache{cfg: cfg, now: time.Now, entries: make(map[uint64]*list.Element)}, nil
 }
 
 // Len is the number of entries held, expired ones included until touched.
@@ -85,29 +99,46 @@ func (c *Cache) Purge() {
 
 func (c *Cache) remove(e *list.Element) {
 	ent := c.lru.Remove(e).(*cacheEntry)
-	delete(c.entries, ent.key)
+	if c.entries[ent.hash] == e {
+		delete(c.entries, ent.hash)
+	}
 	clear(ent.dataKey)
 }
 
+// lookup returns the entry for ident, whose xxhash is h, or nil. Another
+// entry under the same hash (a collision) is not a hit.
+func (c *Cache) lookup(h uint64, ident []byte) *list.Element {
+	e, ok := c.entries[h]
+	if !ok || !constantTimeEqual(e.Value.(*cacheEntry).ident, ident) {
+		return nil
+	}
+	return e
+}
+
 func (c *Cache) insert(ent *cacheEntry) {
-	if old, ok := c.entries[ent.key]; ok {
-		c.remove(old)
+	if old, ok := c.entries[ent.hash]; ok {
+		c.remove(old) // the same ident, or a collision: the newer wins
 	}
 	for c.lru.Len() >= c.cfg.Capacity {
 		c.remove(c.lru.Back())
 	}
-	c.entries[ent.key] = c.lru.PushFront(ent)
+	c.entries[ent.hash] = c.lru.PushFront(ent)
 }
 
-func encryptCacheKey(keyID string, encCtx map[string]string) string {
+// encryptIdent identifies a writer's data key: the KMS key ID and the
+// canonical encryption context.
+func encryptIdent(keyID string, encCtx map[string]string) []byte {
 	b := append([]byte("e\x00"), keyID...)
-	return string(appendContext(append(b, 0), encCtx))
+	return appendContext(append(b, 0), encCtx)
 }
 
-func decryptCacheKey(keyID string, blob []byte, encCtx map[string]string) string {
+// decryptIdent identifies an unwrapped data key: the key ID asked for, the
+// wrapped-key blob and the canonical encryption context.
+func decryptIdent(keyID string, blob []byte, encCtx map[string]string) []byte {
 	b := append([]byte("d\x00"), keyID...)
-	b = append(append(b, 0), blob...)
-	return string(appendContext(append(b, 0), encCtx))
+	b = binary.BigEndian.AppendUint32(append(b, 0), uint32(len(blob)))
+	b = append(b, blob...)
+	return appendContext(b, encCtx)
 }
 
 // generate returns a data key for a stream of size bytes, from the cache
@@ -116,9 +147,10 @@ func (c *Cache) generate(ctx context.Context, p KeyProvider, keyID string, encCt
 	if size > c.cfg.MaxBytes {
 		return p.GenerateDataKey(ctx, keyID, encCtx) // could never share a key
 	}
-	key := encryptCacheKey(keyID, encCtx)
+	ident := encryptIdent(keyID, encCtx)
+	h := xxhash.Sum64(ident)
 	c.mu.Lock()
-	if e, ok := c.entries[key]; ok {
+	if e := c.lookup(h, ident); e != nil {
 		ent := e.Value.(*cacheEntry)
 		switch {
 		case c.now().Sub(ent.created) >= c.cfg.MaxAge:
@@ -142,7 +174,7 @@ func (c *Cache) generate(ctx context.Context, p KeyProvider, keyID string, encCt
 	}
 	if len(dk) == DataKeySize {
 		c.mu.Lock()
-		c.insert(&cacheEntry{key: key, dataKey: append([]byte(nil), dk...), blob: blob, keyARN: arn,
+		c.insert(&cacheEntry{hash: h, ident: ident, dataKey: append([]byte(nil), dk...), blob: blob, keyARN: arn,
 			created: c.now(), messages: 1, bytes: size})
 		c.mu.Unlock()
 	}
@@ -151,9 +183,10 @@ func (c *Cache) generate(ctx context.Context, p KeyProvider, keyID string, encCt
 
 // decrypt returns the data key in blob, from the cache or from p.
 func (c *Cache) decrypt(ctx context.Context, p KeyProvider, keyID string, blob []byte, encCtx map[string]string) ([]byte, error) {
-	key := decryptCacheKey(keyID, blob, encCtx)
+	ident := decryptIdent(keyID, blob, encCtx)
+	h := xxhash.Sum64(ident)
 	c.mu.Lock()
-	if e, ok := c.entries[key]; ok {
+	if e := c.lookup(h, ident); e != nil {
 		ent := e.Value.(*cacheEntry)
 		if c.now().Sub(ent.created) < c.cfg.MaxAge {
 			c.lru.MoveToFront(e)
@@ -171,7 +204,7 @@ func (c *Cache) decrypt(ctx context.Context, p KeyProvider, keyID string, blob [
 	}
 	if len(dk) == DataKeySize {
 		c.mu.Lock()
-		c.insert(&cacheEntry{key: key, dataKey: append([]byte(nil), dk...), created: c.now()})
+		c.insert(&cacheEntry{hash: h, ident: ident, dataKey: append([]byte(nil), dk...), created: c.now()})
 		c.mu.Unlock()
 	}
 	return dk, nil

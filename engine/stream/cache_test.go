@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"sync/atomic"
@@ -175,4 +176,57 @@ func isZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// An entry is found by the xxhash of what it is for, but a hit needs the
+// whole identity: another entry under the same hash (a collision, forced
+// here) is a miss, and the provider is asked.
+func TestCacheHashCollision(t *testing.T) {
+	lp := newTestProvider(t)
+	p := &countingProvider{KeyProvider: lp}
+	c, _ := newTestCache(t, CacheConfig{MaxAge: time.Hour})
+	stream := encrypt(t, lp, Config{}, randBytes(10), 0)
+	if _, err := decrypt(p, Config{Cache: c}, stream, 0); err != nil {
+		t.Fatal(err)
+	}
+	ent := c.lru.Front().Value.(*cacheEntry)
+	ent.ident = append([]byte(nil), ent.ident...)
+	ent.ident[len(ent.ident)-1] ^= 1 // same hash, another identity
+	if _, err := decrypt(p, Config{Cache: c}, stream, 0); err != nil {
+		t.Fatal(err)
+	}
+	if p.decrypts.Load() != 2 {
+		t.Fatalf("%d Decrypt calls, want 2: an entry with another identity under the same hash was a hit", p.decrypts.Load())
+	}
+	if c.Len() != 1 {
+		t.Fatalf("%d entries: the colliding entry should have been replaced", c.Len())
+	}
+}
+
+// A pipeline that writes many small objects under one cached data key and
+// reads them back through a decrypt cache calls the KMS once each way, on
+// every path.
+func TestCacheManyObjectsOneKMSCall(t *testing.T) {
+	lp := newTestProvider(t)
+	for _, m := range modes {
+		p := &countingProvider{KeyProvider: lp}
+		enc, _ := newTestCache(t, CacheConfig{MaxAge: time.Hour})
+		dec, _ := newTestCache(t, CacheConfig{MaxAge: time.Hour})
+		const objects = 1000
+		streams := make([][]byte, objects)
+		pts := make([][]byte, objects)
+		for i := range streams {
+			pts[i] = randBytes(1 + i%300)
+			streams[i] = encrypt(t, p, m.cfg(Config{KeyID: lp.KeyID(), Cache: enc, Size: int64(len(pts[i])), Context: testCtx}), pts[i], 0)
+		}
+		for i, s := range streams {
+			got, err := decryptFrom(p, m.cfg(Config{Cache: dec, Context: testCtx}), bytes.NewReader(s), 0)
+			if err != nil || !bytes.Equal(got, pts[i]) {
+				t.Fatalf("%s: object %d: %v", m.name, i, err)
+			}
+		}
+		if g, d := p.generates.Load(), p.decrypts.Load(); g != 1 || d != 1 {
+			t.Fatalf("%s: %d objects: %d GenerateDataKey and %d Decrypt calls, want 1 and 1", m.name, objects, g, d)
+		}
+	}
 }

@@ -26,8 +26,9 @@ type Config struct {
 	Suite Suite
 
 	// Workers is how many packages are sealed or opened at once; 0 means
-	// GOMAXPROCS. Workers == 1 takes the sequential path, which is
-	// minio/sio's own reader and writer.
+	// GOMAXPROCS. Workers == 1 takes the sequential path, on the caller's
+	// goroutine: asm's kernel where the CPU has one, minio/sio's own
+	// reader and writer where it does not.
 	Workers int
 
 	// NewAESGCM builds the AES-256-GCM AEAD the parallel path seals and
@@ -37,6 +38,10 @@ type Config struct {
 
 	// Cache, if set, reuses data keys across streams (see Cache).
 	Cache *Cache
+
+	// viaSIO makes the sequential path run through minio/sio wherever it
+	// runs (tests: both implementations on every CPU).
+	viaSIO bool
 
 	// Size, if positive, declares the Writer's plaintext length: writing
 	// more fails with ErrSizeExceeded. A Writer uses Cache only when Size

@@ -39,11 +39,13 @@ func (h pkgHeader) final() bool   { return h[4]&finalFlag != 0 }
 func (h pkgHeader) nonce() []byte { return h[4:pkgHeaderSize] }
 func (h pkgHeader) ad() []byte    { return h[:4] }
 
-// packageNonce is the AEAD nonce of package seq.
-func packageNonce(h pkgHeader, seq uint32) (n [12]byte) {
+// packageNonce sets n to the AEAD nonce of package seq. The nonce is passed
+// to a cipher.AEAD, through which it escapes: callers keep it in memory that
+// lives with the package (a slot), so that sealing and opening a package
+// allocates nothing.
+func packageNonce(n *[12]byte, h pkgHeader, seq uint32) {
 	copy(n[:], h.nonce())
 	binary.LittleEndian.PutUint32(n[8:], binary.LittleEndian.Uint32(n[8:])^seq)
-	return n
 }
 
 // sealer seals the packages of one stream. It is safe for concurrent use
@@ -55,18 +57,18 @@ type sealer struct {
 }
 
 // seal seals the n payload bytes at buf[pkgHeaderSize:] in place as package
-// seq and returns the package, a prefix of buf.
-func (s *sealer) seal(buf []byte, n int, seq uint32, final bool) []byte {
+// seq and returns the package, a prefix of buf. nonce is scratch space.
+func (s *sealer) seal(buf []byte, n int, seq uint32, final bool, nonce *[12]byte) []byte {
 	if n < 1 || n > maxPayload || len(buf) < pkgHeaderSize+n+tagSize {
 		panic("stream: internal error: package payload out of range")
 	}
-	return s.sealFrom(buf, buf[pkgHeaderSize:pkgHeaderSize+n], seq, final)
+	return s.sealFrom(buf, buf[pkgHeaderSize:pkgHeaderSize+n], seq, final, nonce)
 }
 
 // sealFrom seals payload as package seq into buf, which must not overlap
 // payload unless payload sits exactly at buf[pkgHeaderSize:], and returns
 // the package, a prefix of buf.
-func (s *sealer) sealFrom(buf, payload []byte, seq uint32, final bool) []byte {
+func (s *sealer) sealFrom(buf, payload []byte, seq uint32, final bool, nonce *[12]byte) []byte {
 	n := len(payload)
 	if n < 1 || n > maxPayload || len(buf) < pkgHeaderSize+n+tagSize {
 		panic("stream: internal error: package payload out of range")
@@ -81,7 +83,7 @@ func (s *sealer) sealFrom(buf, payload []byte, seq uint32, final bool) []byte {
 	} else {
 		h[4] &^= finalFlag
 	}
-	nonce := packageNonce(h, seq)
+	packageNonce(nonce, h, seq)
 	return s.aead.Seal(buf[:pkgHeaderSize], nonce[:], payload, h.ad())
 }
 
@@ -128,9 +130,9 @@ func (f *framer) next(h pkgHeader) (int, error) {
 
 // open authenticates and decrypts pkg, a whole package whose header framer
 // accepted as package seq, in place, and returns the plaintext.
-func open(aead cipher.AEAD, pkg []byte, seq uint32) ([]byte, error) {
+func open(aead cipher.AEAD, pkg []byte, seq uint32, nonce *[12]byte) ([]byte, error) {
 	h := pkgHeader(pkg[:pkgHeaderSize])
-	nonce := packageNonce(h, seq)
+	packageNonce(nonce, h, seq)
 	p, err := aead.Open(pkg[pkgHeaderSize:pkgHeaderSize], nonce[:], pkg[pkgHeaderSize:], h.ad())
 	if err != nil {
 		return nil, ErrNotAuthentic

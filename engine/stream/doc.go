@@ -45,10 +45,14 @@
 //
 // # Paths
 //
-// Config.Workers == 1 is the sequential path, minio/sio's own writer and
-// reader. Otherwise packages are sealed and opened by up to Workers
-// (default GOMAXPROCS) goroutines in a ring of at most 8×Workers package
-// buffers (capped at 64, 4 MiB), with order preserved. A plain reader or
+// Config.Workers == 1 is the sequential path: where package asm has a
+// kernel (VAES), packages are sealed and opened with it on the caller's
+// goroutine, one package buffer, in place; elsewhere (no VAES, the purego
+// build, ChaCha20-Poly1305) it is minio/sio's own writer and reader.
+// Otherwise packages are sealed and opened by up to Workers (default
+// GOMAXPROCS) goroutines in a ring of at most 8×Workers package buffers
+// (capped at 64, 4 MiB), with order preserved; the workers live as long as
+// the stream, not one per package, and no package allocates. A plain reader or
 // writer is used only on the caller's goroutine. A source that is also an
 // io.ReaderAt and io.Seeker (a file, a bytes.Reader) is read at offsets:
 // the caller's goroutine reads package headers and each worker reads its
@@ -56,11 +60,14 @@
 // file not opened for appending) is written at offsets: each worker writes
 // the package it sealed, from the offset the destination had when the
 // header was written, and Close leaves the offset at the end of the
-// stream, as writes in order would. Such a source or destination must not
-// be used otherwise until the stream is closed. The parallel path
-// seals with Config.NewAESGCM (default: package asm's fastest kernel) or
-// ChaCha20-Poly1305 and writes the same bytes sio writes, which the tests
-// check for random inputs.
+// stream, as writes in order would. Reader.WriteTo (io.Copy) into such a
+// destination that can also be truncated and has nothing after its offset
+// has the workers write the plaintext at offsets, and truncates it after
+// the last good package if one fails. Such a source or destination must not
+// be used otherwise until the stream is closed. The ring seals with
+// Config.NewAESGCM (default: package asm's fastest kernel, contexts pooled
+// and zeroed between streams) or ChaCha20-Poly1305 and writes the same
+// bytes sio writes, which the tests check for random inputs.
 //
 // The cipher suite is AES-256-GCM where the CPU has AES instructions
 // (golang.org/x/sys/cpu) and ChaCha20-Poly1305 where it does not; it is

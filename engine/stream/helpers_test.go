@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	mrand "math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -78,13 +80,54 @@ func encryptTo(t testing.TB, dst io.Writer, p KeyProvider, cfg Config, plaintext
 // decrypt reads a stream with Read calls of step bytes (random if 0), from
 // a source that reads at offsets (a bytes.Reader) and again from a plain
 // io.Reader, and fails unless both give the same bytes and the same error.
+//
+// It also copies the stream into a file (io.Copy, which the parallel path
+// writes at offsets from its workers) and fails unless the file then holds
+// the same bytes and the copy returned the same error.
 func decrypt(p KeyProvider, cfg Config, stream []byte, step int) ([]byte, error) {
 	out, err := decryptFrom(p, cfg, bytes.NewReader(stream), step)
 	out2, err2 := decryptFrom(p, cfg, struct{ io.Reader }{bytes.NewReader(stream)}, step)
 	if !bytes.Equal(out, out2) || fmt.Sprint(err) != fmt.Sprint(err2) {
 		return out, fmt.Errorf("reads at offsets and plain reads differ: %d bytes, %v; %d bytes, %v", len(out), err, len(out2), err2)
 	}
+	out3, err3 := decryptToFile(p, cfg, stream)
+	if !bytes.Equal(out, out3) || fmt.Sprint(err) != fmt.Sprint(err3) {
+		return out, fmt.Errorf("reads and a copy to a file differ: %d bytes, %v; %d bytes, %v", len(out), err, len(out3), err3)
+	}
 	return out, err
+}
+
+// decryptToFile decrypts stream with io.Copy into a file after a prefix
+// and returns what the file holds after the prefix, checking that its
+// offset is at its end.
+func decryptToFile(p KeyProvider, cfg Config, stream []byte) ([]byte, error) {
+	f, err := os.CreateTemp("", "stream-test-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	prefix := []byte("prefix")
+	if _, err := f.Write(prefix); err != nil {
+		return nil, err
+	}
+	r, err := NewReader(context.Background(), bytes.NewReader(stream), p, cfg)
+	if err != nil {
+		return nil, err
+	}
+	n, copyErr := io.Copy(f, r)
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(b, prefix) {
+		return nil, errors.New("the copy overwrote the file's prefix")
+	}
+	b = b[len(prefix):]
+	if pos, err := f.Seek(0, io.SeekCurrent); err != nil || pos != int64(len(prefix)+len(b)) || n != int64(len(b)) {
+		return nil, fmt.Errorf("copied %d bytes; the file holds %d after the prefix and its offset is %d (%v)", n, len(b), pos, err)
+	}
+	return b, copyErr
 }
 
 func decryptFrom(p KeyProvider, cfg Config, src io.Reader, step int) ([]byte, error) {
@@ -120,11 +163,22 @@ func body(t testing.TB, stream []byte) (*Header, []byte) {
 	return h, stream[n:]
 }
 
-// modes are the two paths every behaviour is tested on.
-var modes = []struct {
+// modes are the paths every behaviour is tested on: the sequential path
+// (the kernel on an inline ring where asm has one, else minio/sio), the
+// sequential path through minio/sio on every CPU, and the parallel ring.
+var modes = []mode{{"sequential", 1, false}, {"sio", 1, true}, {"parallel", 4, false}}
+
+type mode struct {
 	name    string
 	workers int
-}{{"sequential", 1}, {"parallel", 4}}
+	viaSIO  bool
+}
+
+// cfg is c on m's path.
+func (m mode) cfg(c Config) Config {
+	c.Workers, c.viaSIO = m.workers, m.viaSIO
+	return c
+}
 
 // memFile is an in-memory file: Write at its offset, WriteAt anywhere
 // (in parallel, as io.WriterAt allows for disjoint ranges), Seek. It stands

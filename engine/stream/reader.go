@@ -34,12 +34,13 @@ type Reader struct {
 	h   *Header
 	err error // sticky; io.EOF at the end
 
-	// The sequential path: minio/sio's reader.
+	// The sequential path where asm has no kernel: minio/sio's reader.
 	dec       io.Reader
 	framed    *framedSource
 	delivered int64
 
-	// The parallel path.
+	// The ring: the parallel path, and the sequential path on an inline
+	// ring where asm has a kernel.
 	ring    *ring
 	aead    cipher.AEAD
 	framer  framer
@@ -78,7 +79,7 @@ func NewReader(ctx context.Context, src io.Reader, p KeyProvider, cfg Config) (*
 		}
 		return r, nil
 	}
-	if n := workers(cfg.Workers); n == 1 {
+	if n := workers(cfg.Workers); n == 1 && viaSIO(&cfg, h.Suite) {
 		r.framed = &framedSource{src: src}
 		r.framed.fr.cipher = h.Suite.dareID()
 		if r.framed.aead, err = newAEAD(h.Suite, bodyKey, cfg.NewAESGCM); err != nil {
@@ -93,11 +94,12 @@ func NewReader(ctx context.Context, src io.Reader, p KeyProvider, cfg Config) (*
 	} else {
 		r.aead, err = newAEAD(h.Suite, bodyKey, cfg.NewAESGCM)
 		r.framer.cipher = h.Suite.dareID()
-		r.ring = newRing(n)
-		if ra, ok := src.(io.ReaderAt); ok {
+		r.ring = newRing(n, r.openSlot)
+		if ra, ok := src.(io.ReaderAt); ok && n > 1 {
 			if sk, ok := src.(io.Seeker); ok {
 				if pos, err := sk.Seek(0, io.SeekCurrent); err == nil {
 					r.at, r.pos = ra, pos
+					r.ring.work = r.openSlotAt
 				}
 			}
 		}
@@ -152,9 +154,20 @@ func (r *Reader) Read(p []byte) (int, error) {
 
 // WriteTo implements io.WriterTo: io.Copy hands each package's plaintext
 // straight to w.
+//
+// On the parallel path, a w that can be written at offsets and truncated
+// and that ends where it is positioned (a file being written, such as the
+// temporary file of `coffer decrypt`) is written by the workers, each the
+// plaintext of the package it opened at that package's place. The result
+// is the same as writing in order: on an error in package i, w is truncated
+// after the plaintext of packages 0..i-1 and positioned there, and the
+// final package is written only once the end of the body is confirmed.
 func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	if r.dec != nil {
 		return io.CopyBuffer(w, onlyReader{r}, make([]byte, maxPayload))
+	}
+	if wa, base, ok := r.canWriteAt(w); ok {
+		return r.writeToAt(w, wa, base)
 	}
 	var total int64
 	for r.err == nil {
@@ -181,6 +194,73 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 }
 
 type onlyReader struct{ io.Reader }
+
+// truncater is a destination that can be cut short, as *os.File can.
+type truncater interface{ Truncate(size int64) error }
+
+// canWriteAt reports whether WriteTo may write w at offsets: the parallel
+// path before anything was read, and w an io.WriterAt, io.Seeker and
+// truncater whose end is its current offset (nothing after it would be
+// cut by a truncation). It returns the offset.
+func (r *Reader) canWriteAt(w io.Writer) (io.WriterAt, int64, bool) {
+	if r.ring == nil || r.ring.inline || r.err != nil || r.cur != nil || r.ring.count > 0 {
+		return nil, 0, false
+	}
+	if _, ok := w.(truncater); !ok {
+		return nil, 0, false
+	}
+	wa := writerAt(w)
+	if wa == nil {
+		return nil, 0, false
+	}
+	sk := w.(io.Seeker)
+	base, err := sk.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return nil, 0, false
+	}
+	end, err := sk.Seek(0, io.SeekEnd)
+	if _, err2 := sk.Seek(base, io.SeekStart); err != nil || err2 != nil || end != base {
+		return nil, 0, false
+	}
+	return wa, base, true
+}
+
+// writeToAt is WriteTo with the workers writing the plaintext to wa at
+// base + 64 KiB × package index.
+func (r *Reader) writeToAt(w io.Writer, wa io.WriterAt, base int64) (int64, error) {
+	open := r.ring.work
+	r.ring.setWork(func(s *slot) {
+		open(s)
+		if s.err == nil && s.after == nil {
+			if _, err := wa.WriteAt(s.out, base+int64(s.seq)*maxPayload); err != nil {
+				s.after = err
+			}
+		}
+	})
+	var total int64
+	var err error
+	for {
+		if err = r.advance(); err != nil {
+			break
+		}
+		total += int64(len(r.cur.out))
+		r.off = len(r.cur.out)
+	}
+	if err == io.EOF {
+		r.fail(err)
+		err = nil
+	} else {
+		r.fail(err)
+		// Packages after the failed one may have been written: cut them.
+		if terr := w.(truncater).Truncate(base + total); terr != nil {
+			err = errors.Join(err, terr)
+		}
+	}
+	if _, serr := w.(io.Seeker).Seek(base+total, io.SeekStart); serr != nil && err == nil {
+		err = serr
+	}
+	return total, err
+}
 
 // advance moves to the next opened package, reading ahead from src as far
 // as the ring allows.
@@ -245,9 +325,8 @@ func (r *Reader) readPackage() {
 		return
 	}
 	s.n, s.seq, s.hi = n, r.framer.seq-1, max(s.hi, n)
-	work := r.openSlot
 	if r.at != nil {
-		s.off, work = r.pos, r.openSlotAt
+		s.off = r.pos
 		r.pos += int64(n)
 	}
 	if r.framer.final {
@@ -262,7 +341,7 @@ func (r *Reader) readPackage() {
 			s.after = checkEnd(r.src, index+1)
 		}
 	}
-	r.ring.submit(s, work)
+	r.ring.submit(s)
 }
 
 func (r *Reader) openSlotAt(s *slot) {
@@ -294,7 +373,7 @@ func readFullAt(ra io.ReaderAt, b []byte, off int64) error {
 }
 
 func (r *Reader) openSlot(s *slot) {
-	s.out, s.err = open(r.aead, (*s.buf)[:s.n], s.seq)
+	s.out, s.err = open(r.aead, (*s.buf)[:s.n], s.seq, &s.nonce)
 }
 
 // Close stops reading, waits for packages being opened and zeroes the
@@ -314,6 +393,8 @@ func (r *Reader) fail(err error) error {
 	if r.ring != nil {
 		r.ring.release()
 		r.cur = nil
+		releaseAEAD(r.aead)
+		r.aead = nil
 	}
 	r.dec = nil
 	if r.framed != nil {
@@ -438,7 +519,8 @@ func (f *framedSource) nextPackage() error {
 func (f *framedSource) authentic(seq uint32) bool {
 	pkg := make([]byte, 0, pkgHeaderSize+len(f.final))
 	pkg = append(append(pkg, f.hdr[:]...), f.final...)
-	p, err := open(f.aead, pkg, seq)
+	var nonce [12]byte
+	p, err := open(f.aead, pkg, seq, &nonce)
 	clear(p)
 	return err == nil
 }

@@ -78,8 +78,9 @@ func NewReaderAt(ctx context.Context, src io.ReaderAt, size int64, p KeyProvider
 	}
 	copy(r.ref[:], pkgHeader(*buf).nonce())
 	r.ref[0] &^= finalFlag
+	var nonce [12]byte
 	for _, i := range []int64{0, r.packages - 1} {
-		if _, err := r.openPackage(*buf, i); err != nil {
+		if _, err := r.openPackage(*buf, i, &nonce); err != nil {
 			return nil, err
 		}
 	}
@@ -97,7 +98,7 @@ func (r *ReaderAt) Size() int64 { return r.size }
 // position is judged, so a forged header field reads as ErrNotAuthentic and
 // only a genuine final package out of place reads as truncation or trailing
 // data, as on the streaming paths.
-func (r *ReaderAt) openPackage(buf []byte, i int64) ([]byte, error) {
+func (r *ReaderAt) openPackage(buf []byte, i int64, nonce *[12]byte) ([]byte, error) {
 	last := i == r.packages-1
 	avail := maxPackage
 	if last {
@@ -127,7 +128,7 @@ func (r *ReaderAt) openPackage(buf []byte, i int64) ([]byte, error) {
 	if claim > avail {
 		return nil, packageError(i, ErrTruncated)
 	}
-	p, err := open(r.aead, pkg[:claim], uint32(i))
+	p, err := open(r.aead, pkg[:claim], uint32(i), nonce)
 	switch {
 	case err != nil:
 		return nil, packageError(i, err)
@@ -162,6 +163,7 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		wg.Go(func() {
 			buf := bufPool.Get().(*[]byte)
 			defer func() { clear(*buf); bufPool.Put(buf) }()
+			var nonce [12]byte // one per worker, not per package
 			for {
 				mu.Lock()
 				j := next
@@ -172,7 +174,7 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 					return
 				}
 				i := first + j
-				plain, err := r.openPackage(*buf, i)
+				plain, err := r.openPackage(*buf, i, &nonce)
 				if err != nil {
 					errs[j] = err
 					mu.Lock()

@@ -3,13 +3,13 @@ package stream
 import (
 	"runtime"
 	"sync"
+	"time"
 )
 
-// A ring is the ordered, bounded pipeline behind the parallel Writer and
-// Reader. It owns a fixed number of slots, each with one package buffer;
-// the caller's goroutine fills the slot at the tail, submits it to be
-// sealed or opened on another goroutine, and consumes slots from the head
-// in submission order. So:
+// A ring is the ordered, bounded pipeline behind the Writer and Reader. It
+// owns a fixed number of slots, each with one package buffer; the caller's
+// goroutine fills the slot at the tail, submits it to be sealed or opened,
+// and consumes slots from the head in submission order. So:
 //
 //   - at most len(slots) package buffers (64 KiB + 32 bytes each) belong to
 //     a stream at any time, however long the stream;
@@ -18,11 +18,34 @@ import (
 //     goroutine, inside its own Read, Write or Close call, unless it reads
 //     or writes at offsets (see the package documentation), when the work
 //     on a slot includes reading or writing that slot's package.
+//
+// A ring for one worker is inline: it has one slot and submit does the work
+// on the caller's goroutine, so the sequential path is the same code with
+// no goroutine, channel or lock, and its one buffer stays in cache.
+//
+// Otherwise workers are started on demand, up to the ring's limit; each
+// takes submitted slots in order and, when none is waiting, waits for the
+// next (a token on wake) up to idleWait, then exits. So a stream starts no
+// goroutine per package (no allocation per package), release ends its
+// workers, and a stream abandoned without Close loses them after idleWait.
 type ring struct {
 	slots       []slot
-	head, count int           // the FIFO of submitted slots
-	sem         chan struct{} // one token per worker
-	live, peak  int           // package buffers held now and at most (for tests)
+	head, count int // the FIFO of submitted slots; the caller's goroutine only
+	inline      bool
+
+	// work is done on each submitted slot; workers read it under mu.
+	work func(*slot)
+
+	mu      sync.Mutex
+	next    int // the submitted slot no worker has taken yet
+	queued  int // how many submitted slots no worker has taken
+	running int // workers started and not yet exited
+	waiting int // workers waiting for a slot, less the wake tokens sent to them
+	limit   int
+	wake    chan struct{} // a token wakes one waiting worker; closed at release
+	closed  bool
+
+	live, peak int // package buffers held now and at most (for tests)
 }
 
 type slot struct {
@@ -33,7 +56,8 @@ type slot struct {
 	n     int     // writer: payload bytes filled; reader: package length
 	seq   uint32
 	final bool
-	out   []byte // the sealed package or the opened plaintext
+	nonce [12]byte // the package's AEAD nonce (see packageNonce)
+	out   []byte   // the sealed package or the opened plaintext
 	err   error
 	after error // reported instead of the plaintext once the package authenticates
 	done  chan struct{}
@@ -55,14 +79,31 @@ func workers(n int) int {
 
 // slotsFor is the ring size for n workers: enough that every worker has a
 // package while the caller fills one and drains another.
-func slotsFor(n int) int { return min(max(8*n, 3), maxSlots) }
+func slotsFor(n int) int {
+	if n == 1 {
+		return 1
+	}
+	return min(max(8*n, 3), maxSlots)
+}
 
-func newRing(workers int) *ring {
-	r := &ring{slots: make([]slot, slotsFor(workers)), sem: make(chan struct{}, workers)}
-	for i := range r.slots {
-		r.slots[i].done = make(chan struct{}, 1)
+// newRing returns a ring that runs work on each submitted slot, on the
+// caller's goroutine for one worker.
+func newRing(workers int, work func(*slot)) *ring {
+	r := &ring{slots: make([]slot, slotsFor(workers)), work: work, inline: workers == 1, limit: workers}
+	if !r.inline {
+		r.wake = make(chan struct{}, workers)
+		for i := range r.slots {
+			r.slots[i].done = make(chan struct{}, 1)
+		}
 	}
 	return r
+}
+
+// setWork replaces the work done on slots submitted from now on.
+func (r *ring) setWork(work func(*slot)) {
+	r.mu.Lock()
+	r.work = work
+	r.mu.Unlock()
 }
 
 // full reports whether every slot is submitted.
@@ -93,19 +134,90 @@ func (r *ring) awaitAll() {
 	}
 }
 
-// submit appends the tail slot to the FIFO and runs work on it on another
-// goroutine, at most len(sem) at once.
-func (r *ring) submit(s *slot, work func(*slot)) {
+// submit appends the tail slot to the FIFO and has the ring's work done on
+// it: at once on an inline ring, else by a worker.
+func (r *ring) submit(s *slot) {
 	if s != &r.slots[(r.head+r.count)%len(r.slots)] {
 		panic("stream: internal error: submitted slot is not the tail")
 	}
 	r.count++
-	go func() {
-		r.sem <- struct{}{}
-		work(s)
-		<-r.sem
-		s.done <- struct{}{}
+	if r.inline {
+		r.work(s)
+		s.ready = true
+		return
+	}
+	r.mu.Lock()
+	r.queued++
+	start := false
+	switch {
+	case r.waiting > 0:
+		r.waiting--
+		r.wake <- struct{}{} // never blocks: one token per waiting worker
+	case r.running < r.limit:
+		r.running++
+		start = true
+	}
+	r.mu.Unlock()
+	if start {
+		go r.worker()
+	}
+}
+
+// idleWait is how long a worker without a slot waits for the next before it
+// exits. The caller's goroutine is usually filling the next package, and a
+// worker that waits for it is cheaper than a new one; a stream abandoned
+// without Close loses its workers after this long.
+const idleWait = 20 * time.Millisecond
+
+// worker works on submitted slots in order, waiting up to idleWait for the
+// next, until the ring is released.
+func (r *ring) worker() {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
 	}()
+	for {
+		r.mu.Lock()
+		if r.queued == 0 {
+			if r.closed {
+				r.running--
+				r.mu.Unlock()
+				return
+			}
+			r.waiting++
+			r.mu.Unlock()
+			if timer == nil {
+				timer = time.NewTimer(idleWait)
+			} else {
+				timer.Reset(idleWait)
+			}
+			select {
+			case <-r.wake:
+				continue
+			case <-timer.C:
+			}
+			r.mu.Lock()
+			select {
+			case <-r.wake: // woken as the timer fired
+				r.mu.Unlock()
+				continue
+			default:
+			}
+			r.waiting--
+			r.running--
+			r.mu.Unlock()
+			return
+		}
+		s := &r.slots[r.next]
+		r.next = (r.next + 1) % len(r.slots)
+		r.queued--
+		work := r.work
+		r.mu.Unlock()
+		work(s)
+		s.done <- struct{}{}
+	}
 }
 
 // oldest returns the head slot once its work is done, or nil if the FIFO
@@ -151,6 +263,14 @@ func (r *ring) release() {
 	for r.count > 0 {
 		r.oldest()
 		r.pop()
+	}
+	if r.wake != nil {
+		r.mu.Lock()
+		if !r.closed {
+			r.closed = true
+			close(r.wake) // waiting workers exit
+		}
+		r.mu.Unlock()
 	}
 	for i := range r.slots {
 		s := &r.slots[i]

@@ -45,7 +45,7 @@ func TestSIODecryptsCofferBodies(t *testing.T) {
 		for _, m := range modes {
 			for _, n := range interopSizes() {
 				pt := randBytes(n)
-				h, b := body(t, encrypt(t, p, Config{Suite: s, Workers: m.workers, Context: testCtx}, pt, 0))
+				h, b := body(t, encrypt(t, p, m.cfg(Config{Suite: s, Context: testCtx}), pt, 0))
 				if h.Empty != (n == 0) {
 					t.Fatalf("Empty flag %v for %d bytes", h.Empty, n)
 				}
@@ -102,7 +102,7 @@ func TestCofferDecryptsSIOBodies(t *testing.T) {
 			pt := randBytes(n)
 			stream := sioStream(t, p, s, pt)
 			for _, m := range modes {
-				got, err := decrypt(p, Config{Workers: m.workers, Context: testCtx}, stream, 0)
+				got, err := decrypt(p, m.cfg(Config{Context: testCtx}), stream, 0)
 				if err != nil || !bytes.Equal(got, pt) {
 					t.Fatalf("%v %s %d bytes: %v", s, m.name, n, err)
 				}
@@ -127,9 +127,9 @@ func stdlibGCM(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(b)
 }
 
-// The parallel path writes exactly the bytes sio writes for the same key
+// The ring, parallel and inline (sequential), writes exactly the bytes sio writes for the same key
 // and nonce, with every AEAD it may be given.
-func TestParallelBytesEqualSIO(t *testing.T) {
+func TestRingBytesEqualSIO(t *testing.T) {
 	p := newTestProvider(t)
 	type variant struct {
 		name  string
@@ -147,19 +147,21 @@ func TestParallelBytesEqualSIO(t *testing.T) {
 				continue
 			}
 			pt := randBytes(n)
-			cfg := Config{Suite: v.suite, Workers: 1 + mrand.IntN(8), NewAESGCM: v.aead}
-			h, b := body(t, encrypt(t, p, cfg, pt, 0))
-			key, _ := h.BodyKey(dataKey(t, p, h))
-			var nonce [12]byte
-			copy(nonce[:], pkgHeader(b).nonce())
-			sc := sioConfig(key, v.suite)
-			sc.Nonce = &nonce
-			var want bytes.Buffer
-			if _, err := sio.Encrypt(&want, bytes.NewReader(pt), sc); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(b, want.Bytes()) {
-				t.Fatalf("%s, %d workers, %d bytes: body differs from sio's", v.name, cfg.Workers, n)
+			for _, workers := range []int{1, 2 + mrand.IntN(7)} {
+				cfg := Config{Suite: v.suite, Workers: workers, NewAESGCM: v.aead}
+				h, b := body(t, encrypt(t, p, cfg, pt, 0))
+				key, _ := h.BodyKey(dataKey(t, p, h))
+				var nonce [12]byte
+				copy(nonce[:], pkgHeader(b).nonce())
+				sc := sioConfig(key, v.suite)
+				sc.Nonce = &nonce
+				var want bytes.Buffer
+				if _, err := sio.Encrypt(&want, bytes.NewReader(pt), sc); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(b, want.Bytes()) {
+					t.Fatalf("%s, %d workers, %d bytes: body differs from sio's", v.name, cfg.Workers, n)
+				}
 			}
 		}
 	}

@@ -23,10 +23,10 @@ func TestRoundTripBoundaries(t *testing.T) {
 				if ws == 1 && n > 4*maxPayload {
 					continue
 				}
-				stream := encrypt(t, p, Config{Workers: m.workers, Context: testCtx}, pt, ws)
+				stream := encrypt(t, p, m.cfg(Config{Context: testCtx}), pt, ws)
 				if m.workers != 1 {
 					// The same, written at offsets after a prefix.
-					at := encryptAt(t, p, Config{Workers: m.workers, Context: testCtx}, pt, []byte("prefix"), ws)
+					at := encryptAt(t, p, m.cfg(Config{Context: testCtx}), pt, []byte("prefix"), ws)
 					if len(at) != len(stream) {
 						t.Fatalf("%s write step %d, len %d: %d bytes written at offsets, %d in order", m.name, ws, n, len(at), len(stream))
 					}
@@ -36,7 +36,7 @@ func TestRoundTripBoundaries(t *testing.T) {
 				}
 				for _, rm := range modes {
 					for _, rs := range []int{1 << 20, maxPayload, 1000, 0} {
-						got, err := decrypt(p, Config{Workers: rm.workers}, stream, rs)
+						got, err := decrypt(p, rm.cfg(Config{}), stream, rs)
 						if err != nil || !bytes.Equal(got, pt) {
 							t.Fatalf("%s write step %d, %s read step %d, len %d: %v, equal=%v",
 								m.name, ws, rm.name, rs, n, err, bytes.Equal(got, pt))

@@ -4,6 +4,7 @@ import (
 	"crypto/cipher"
 	"fmt"
 	"runtime"
+	"sync"
 
 	"golang.org/x/crypto/chacha20poly1305"
 	"golang.org/x/sys/cpu"
@@ -85,12 +86,36 @@ func (s Suite) resolve() Suite {
 // (VAES where present, the standard library's AES-GCM otherwise).
 func DefaultAESGCM(key []byte) (cipher.AEAD, error) { return asm.New(key) }
 
+// gcmPool holds asm contexts between streams, zeroed (asm.GCM.Reset), so
+// that a stream costs no allocation for its cipher.
+var gcmPool = sync.Pool{New: func() any { return new(pooledGCM) }}
+
+// pooledGCM marks an asm context that came from gcmPool and may go back.
+type pooledGCM struct{ asm.GCM }
+
+// viaSIO reports whether the sequential path (Workers == 1) runs through
+// minio/sio's own reader and writer: where asm has no kernel (a CPU without
+// VAES, or the purego build) and for ChaCha20-Poly1305, unless the caller
+// supplied an AES-GCM. Elsewhere it seals and opens with the kernel on an
+// inline ring, the same bytes.
+func viaSIO(cfg *Config, s Suite) bool {
+	if cfg.viaSIO {
+		return true
+	}
+	return s != AES256GCM || (cfg.NewAESGCM == nil && asm.Kernel() == "stdlib")
+}
+
 // newAEAD returns the AEAD for suite under key.
 func newAEAD(s Suite, key []byte, newAESGCM func([]byte) (cipher.AEAD, error)) (cipher.AEAD, error) {
 	switch s {
 	case AES256GCM:
 		if newAESGCM == nil {
-			newAESGCM = DefaultAESGCM
+			g := gcmPool.Get().(*pooledGCM)
+			if err := g.Init(key); err != nil {
+				gcmPool.Put(g)
+				return nil, err
+			}
+			return g, nil
 		}
 		a, err := newAESGCM(key)
 		if err != nil {
@@ -104,4 +129,13 @@ func newAEAD(s Suite, key []byte, newAESGCM func([]byte) (cipher.AEAD, error)) (
 		return chacha20poly1305.New(key)
 	}
 	return nil, fmt.Errorf("stream: unknown cipher suite %v", s)
+}
+
+// releaseAEAD zeroes a from newAEAD and returns it to the pool if it came
+// from there. Nothing may use a after.
+func releaseAEAD(a cipher.AEAD) {
+	if g, ok := a.(*pooledGCM); ok {
+		g.Reset()
+		gcmPool.Put(g)
+	}
 }

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 )
 
@@ -12,7 +16,7 @@ import (
 func openAll(t *testing.T, name string, p KeyProvider, cfg Config, stream []byte, want error) {
 	t.Helper()
 	for _, m := range modes {
-		cfg.Workers = m.workers
+		cfg = m.cfg(cfg)
 		if _, err := decrypt(p, cfg, stream, 0); !errors.Is(err, want) {
 			t.Errorf("%s, %s: got %v, want %v", name, m.name, err, want)
 		}
@@ -74,7 +78,7 @@ func TestTampering(t *testing.T) {
 		bad := bytes.Clone(stream)
 		bad[off] ^= 0x04
 		for _, m := range modes {
-			if _, err := decrypt(p, Config{Workers: m.workers}, bad, 0); err == nil {
+			if _, err := decrypt(p, m.cfg(Config{}), bad, 0); err == nil {
 				t.Fatalf("header byte %d flipped: decrypted", off)
 			}
 		}
@@ -131,7 +135,7 @@ func TestPlaintextBeforeError(t *testing.T) {
 	bad := flip(stream, len(stream)-len(b)+2*maxPackage+100) // package 2's payload
 	for _, m := range modes {
 		for _, step := range []int{1000, maxPayload, 1 << 20} {
-			got, err := decrypt(p, Config{Workers: m.workers}, bad, step)
+			got, err := decrypt(p, m.cfg(Config{}), bad, step)
 			var pe *PackageError
 			if !errors.As(err, &pe) || pe.Package != 2 || !errors.Is(err, ErrNotAuthentic) {
 				t.Fatalf("%s: %v", m.name, err)
@@ -146,7 +150,7 @@ func TestPlaintextBeforeError(t *testing.T) {
 func TestEmptyStream(t *testing.T) {
 	p := newTestProvider(t)
 	for _, m := range modes {
-		stream := encrypt(t, p, Config{Workers: m.workers}, nil, 0)
+		stream := encrypt(t, p, m.cfg(Config{}), nil, 0)
 		h, b := body(t, stream)
 		if !h.Empty || len(b) != 0 {
 			t.Fatalf("%s: empty stream has Empty=%v and %d body bytes", m.name, h.Empty, len(b))
@@ -167,10 +171,71 @@ func TestTrailingDataWithholdsFinal(t *testing.T) {
 		pt := randBytes(n)
 		stream := cat(encrypt(t, p, Config{}, pt, 0), []byte("x"))
 		for _, m := range modes {
-			got, err := decrypt(p, Config{Workers: m.workers}, stream, 0)
+			got, err := decrypt(p, m.cfg(Config{}), stream, 0)
 			if !errors.Is(err, ErrTrailingData) || len(got) != (n-1)/maxPayload*maxPayload {
 				t.Fatalf("%s, %d bytes: released %d, %v", m.name, n, len(got), err)
 			}
+		}
+	}
+}
+
+// atFile is a file that counts the writes at offsets it takes.
+type atFile struct {
+	*os.File
+	at atomic.Int64
+}
+
+func (f *atFile) WriteAt(p []byte, off int64) (int, error) {
+	f.at.Add(1)
+	return f.File.WriteAt(p, off)
+}
+
+// Copied into a file, the parallel Reader's workers write each package's
+// plaintext at its offset; a package that fails leaves the file holding
+// exactly the plaintext before it, whatever the workers wrote after it.
+func TestWriteToFileAtOffsets(t *testing.T) {
+	p := newTestProvider(t)
+	const packages = 40
+	pt := randBytes(packages*maxPayload - 100)
+	stream := encrypt(t, p, Config{}, pt, 0)
+	_, b := body(t, stream)
+	hdrLen := len(stream) - len(b)
+	for i, bad := range []int{-1, 0, 7, packages - 1, -1, 7} {
+		s := stream
+		if bad >= 0 {
+			s = flip(stream, hdrLen+bad*maxPackage+pkgHeaderSize+100)
+		}
+		var src io.Reader = bytes.NewReader(s) // read at offsets too
+		if i >= 4 {
+			src = struct{ io.Reader }{src} // read in order only
+		}
+		f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := &atFile{File: f}
+		r, err := NewReader(context.Background(), src, p, Config{Workers: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(dst, r)
+		got, _ := os.ReadFile(f.Name())
+		f.Close()
+		want := pt
+		if bad >= 0 {
+			want = pt[:bad*maxPayload]
+			var pe *PackageError
+			if !errors.As(err, &pe) || pe.Package != int64(bad) || !errors.Is(err, ErrNotAuthentic) {
+				t.Fatalf("package %d modified: %v", bad, err)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if n != int64(len(want)) || !bytes.Equal(got, want) {
+			t.Fatalf("package %d modified: copied %d bytes, the file holds %d, want %d of the plaintext", bad, n, len(got), len(want))
+		}
+		if bad != 0 && dst.at.Load() == 0 {
+			t.Fatalf("package %d modified: nothing was written at offsets", bad)
 		}
 	}
 }

@@ -21,10 +21,11 @@ type Writer struct {
 	written   int64
 	err       error // sticky
 
-	// The sequential path: minio/sio's writer.
+	// The sequential path where asm has no kernel: minio/sio's writer.
 	enc io.WriteCloser
 
-	// The parallel path.
+	// The ring: the parallel path, and the sequential path on an inline
+	// ring where asm has a kernel.
 	ring   *ring
 	sealer sealer
 	cur    *slot
@@ -67,7 +68,7 @@ func NewWriter(ctx context.Context, dst io.Writer, p KeyProvider, cfg Config) (*
 	}
 	defer clear(bodyKey)
 
-	if n := workers(cfg.Workers); n == 1 {
+	if n := workers(cfg.Workers); n == 1 && viaSIO(&cfg, suite) {
 		w.enc, err = sio.EncryptWriter(onlyWriter{dst}, sio.Config{
 			MinVersion:   sio.Version20,
 			MaxVersion:   sio.Version20,
@@ -78,8 +79,10 @@ func NewWriter(ctx context.Context, dst io.Writer, p KeyProvider, cfg Config) (*
 		w.sealer.cipher = suite.dareID()
 		rand.Read(w.sealer.nonce[:])
 		w.sealer.aead, err = newAEAD(suite, bodyKey, cfg.NewAESGCM)
-		w.ring = newRing(n)
-		w.at = writerAt(dst)
+		w.ring = newRing(n, w.sealSlot)
+		if n > 1 {
+			w.at = writerAt(dst)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -299,7 +302,7 @@ func (w *Writer) submit(final bool) error {
 	s.off = w.bodyAt + int64(w.seq)*maxPackage // every package but the last is full
 	w.seq++
 	w.cur = nil
-	w.ring.submit(s, w.sealSlot)
+	w.ring.submit(s)
 	for w.ring.count > 0 {
 		if err := w.flushOldest(false); err != nil || w.ring.oldestIfDone() == nil {
 			return err
@@ -312,10 +315,10 @@ func (w *Writer) submit(final bool) error {
 // writes it.
 func (w *Writer) sealSlot(s *slot) {
 	if s.src != nil {
-		s.out = w.sealer.sealFrom(*s.buf, s.src, s.seq, s.final)
+		s.out = w.sealer.sealFrom(*s.buf, s.src, s.seq, s.final, &s.nonce)
 		s.src = nil
 	} else {
-		s.out = w.sealer.seal(*s.buf, s.n, s.seq, s.final)
+		s.out = w.sealer.seal(*s.buf, s.n, s.seq, s.final, &s.nonce)
 	}
 	if w.at != nil {
 		_, s.err = w.at.WriteAt(s.out, s.off)
@@ -388,6 +391,7 @@ func (w *Writer) release() {
 	if w.ring != nil {
 		w.ring.release()
 	}
+	releaseAEAD(w.sealer.aead)
 	w.sealer.aead = nil
 }
 

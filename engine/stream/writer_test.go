@@ -10,7 +10,7 @@ import (
 func TestWriterSizeExceeded(t *testing.T) {
 	p := newTestProvider(t)
 	for _, m := range modes {
-		w, err := NewWriter(context.Background(), new(bytes.Buffer), p, Config{KeyID: p.KeyID(), Size: 10, Workers: m.workers})
+		w, err := NewWriter(context.Background(), new(bytes.Buffer), p, m.cfg(Config{KeyID: p.KeyID(), Size: 10}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -27,7 +27,7 @@ func TestWriterSizeExceeded(t *testing.T) {
 func TestWriteAfterClose(t *testing.T) {
 	p := newTestProvider(t)
 	for _, m := range modes {
-		w, _ := NewWriter(context.Background(), new(bytes.Buffer), p, Config{KeyID: p.KeyID(), Workers: m.workers})
+		w, _ := NewWriter(context.Background(), new(bytes.Buffer), p, m.cfg(Config{KeyID: p.KeyID()}))
 		w.Write([]byte("x"))
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
@@ -56,7 +56,7 @@ func TestWriterDestinationFails(t *testing.T) {
 	p := newTestProvider(t)
 	for _, m := range modes {
 		for _, room := range []int{0, 300, 3 * maxPackage} {
-			w, err := NewWriter(context.Background(), &failWriter{n: room}, p, Config{KeyID: p.KeyID(), Workers: m.workers})
+			w, err := NewWriter(context.Background(), &failWriter{n: room}, p, m.cfg(Config{KeyID: p.KeyID()}))
 			if err != nil {
 				t.Fatal(err)
 			}
