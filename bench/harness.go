@@ -91,8 +91,18 @@ type child struct {
 var endpointPattern = regexp.MustCompile(`(?:endpoint=|listening on )(https?://127\.0\.0\.1:[0-9]+)`)
 
 func startChild(bin string, args []string, dir string) (*child, error) {
+	return startProcess(bin, args, nil, dir, endpointPattern)
+}
+
+// startProcess starts bin with args (and env added to this process's
+// environment) and waits for a line of its output that pattern's first
+// group turns into the endpoint.
+func startProcess(bin string, args, env []string, dir string, pattern *regexp.Regexp) (*child, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -105,7 +115,7 @@ func startChild(bin string, args []string, dir string) (*child, error) {
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if m := endpointPattern.FindStringSubmatch(sc.Text()); m != nil {
+			if m := pattern.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case found <- m[1]:
 				default:

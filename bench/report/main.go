@@ -1,6 +1,7 @@
 // Command report turns raw benchmark results into BENCHMARKS.md's tables
 // and plots. It reads bench/results/micro.txt (go test -bench output) and
-// the load reports bench/results/load*.json (coffer bench run), writes SVG
+// the load reports bench/results/load*.json (coffer bench run) and
+// bench/results/peers.json (coffer bench peers), writes SVG
 // plots to bench/plots/, and replaces the text between the generated
 // markers of BENCHMARKS.md, keeping everything else in it.
 //
@@ -56,6 +57,13 @@ func main() {
 			log.Fatalf("%s: %v", f, err)
 		}
 		writeLoad(&out, &rep, filepath.Base(f), *plots)
+	}
+	if raw, err := os.ReadFile(filepath.Join(*results, "peers.json")); err == nil {
+		var rep bench.PeersReport
+		if err := json.Unmarshal(raw, &rep); err != nil {
+			log.Fatalf("peers.json: %v", err)
+		}
+		writePeers(&out, &rep, *plots)
 	}
 	if err := splice(*md, out.String()); err != nil {
 		log.Fatal(err)
@@ -267,4 +275,50 @@ func splice(path, generated string) error {
 	}
 	s = s[:i+len(beginMarker)] + "\n\n" + generated + s[j:]
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// writePeers is the peers run (issue 26): every target at every point, with
+// Coffer's ratios to the bare server and to local-kms.
+func writePeers(w *strings.Builder, rep *bench.PeersReport, plots string) {
+	m := rep.Machine
+	fmt.Fprintf(w, "### Peers: `peers.json`\n\n`%s` → `bench/results/peers.json`  \n%s, %d CPUs, %s, kernel %s, commit %s, %s; %s; one run of %s per point; peer %s.\n\n",
+		rep.Command, m.CPU, m.CPUs, m.Go, m.Kernel, m.Commit, m.Date, m.Pinned, rep.Duration, rep.LocalKMS)
+	for _, sk := range rep.Skipped {
+		fmt.Fprintf(w, "Not measured: %s.  \n", sk)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| operation | concurrency | server | req/s | p50 µs | p99 µs | errors | CPU µs/req | CPU ÷ bare | req/s ÷ local-kms |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+	var cats []string
+	rps := make([]series, len(rep.Targets))
+	cpu := make([]series, len(rep.Targets))
+	for i, t := range rep.Targets {
+		rps[i].name, cpu[i].name = t, t
+	}
+	for _, p := range rep.Points {
+		// Short labels: six groups share the plot's width.
+		cats = append(cats, fmt.Sprintf("%s c=%d", strings.Replace(p.Op, "GenerateDataKey", "GDK", 1), p.Concurrency))
+		for i, r := range p.Results {
+			ratioBare, ratioPeer := "", ""
+			if v, ok := p.CPUvsBare[r.Target]; ok {
+				ratioBare = fmt.Sprintf("**%.2f×**", v)
+			}
+			if v, ok := p.RPSvsLocalKMS[r.Target]; ok {
+				ratioPeer = fmt.Sprintf("**%.1f×**", v)
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %.0f | %.0f | %.0f | %d | %.1f | %s | %s |\n",
+				p.Op, p.Concurrency, r.Target, r.RPS, r.P50us, r.P99us, r.Errors, r.ServerCPUus, ratioBare, ratioPeer)
+			if i < len(rps) {
+				rps[i].y = append(rps[i].y, r.RPS)
+				cpu[i].y = append(cpu[i].y, r.ServerCPUus)
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	if svg := barChart("Requests per second, each server on one CPU", "req/s", cats, rps); svg != "" {
+		writePlot(w, plots, "peers-rps.svg", svg, "req/s per operation: Coffer in each audit mode, the bare fasthttp server and local-kms")
+	}
+	if svg := barChart("Server CPU per request", "µs", cats, cpu); svg != "" {
+		writePlot(w, plots, "peers-cpu.svg", svg, "server CPU time per request: Coffer in each audit mode, the bare fasthttp server and local-kms")
+	}
 }
