@@ -172,10 +172,8 @@ func (s *Service) aliasesOf(ctx context.Context, account, id string) ([]string, 
 	out := []string{}
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
 		out = out[:0] // View may run fn again
-		return scanAliases(tx, account, "", func(a *aliasRecord) bool {
-			if a.Target == id {
-				out = append(out, a.Name)
-			}
+		return s.scanAliasesOf(tx, account, id, "", func(name string) bool {
+			out = append(out, name)
 			return true
 		})
 	})
