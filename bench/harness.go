@@ -339,23 +339,33 @@ func call(cfg LoadConfig, op string, in, out any) error {
 	if err != nil {
 		return err
 	}
+	_, isTLS := schemeOf(cfg.Endpoint)
+	return callWith(&fasthttp.HostClient{Addr: host, IsTLS: isTLS, TLSConfig: loopbackTLS}, cfg, op, in, out)
+}
+
+// callWith is call on client, whose connections later calls reuse.
+func callWith(client *fasthttp.HostClient, cfg LoadConfig, op string, in, out any) error {
+	host, err := checkLoopback(cfg.Endpoint)
+	if err != nil {
+		return err
+	}
 	body, err := json.Marshal(in)
 	if err != nil {
 		return err
 	}
-	var req fasthttp.Request
-	var resp fasthttp.Response
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod("POST")
-	scheme, isTLS := schemeOf(cfg.Endpoint)
+	scheme, _ := schemeOf(cfg.Endpoint)
 	req.SetRequestURI(scheme + host + "/")
 	req.Header.SetHost(host)
 	req.Header.SetContentType("application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "TrentService."+op)
 	req.SetBody(body)
 	s := &signer{id: cfg.AccessKeyID, secret: cfg.Secret, region: cfg.Region}
-	s.sign(&req, time.Now())
-	client := &fasthttp.HostClient{Addr: host, IsTLS: isTLS, TLSConfig: loopbackTLS}
-	if err := client.DoTimeout(&req, &resp, 10*time.Second); err != nil {
+	s.sign(req, time.Now())
+	if err := client.DoTimeout(req, resp, 30*time.Second); err != nil {
 		return err
 	}
 	if resp.StatusCode() != 200 {

@@ -19,7 +19,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Load-test a Coffer server against a bare fasthttp server on this machine",
 	}
-	cmd.AddCommand(newBenchRunCmd(), newBenchBareCmd(), newBenchPeersCmd())
+	cmd.AddCommand(newBenchRunCmd(), newBenchBareCmd(), newBenchPeersCmd(), newBenchScaleCmd())
 	return cmd
 }
 
