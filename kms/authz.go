@@ -376,7 +376,7 @@ func (r *keyRecord) compiledPolicy() *policy.Policy { return r.compiled }
 // prepare computes a record's derived fields before it is shared.
 func (r *keyRecord) prepare() *keyRecord {
 	r.arnCache = "arn:aws:kms:" + r.Region + ":" + r.Account + ":key/" + r.ID
-	if p, err := policy.ParseStored([]byte(r.Policy), policy.KeyPolicy); err == nil {
+	if p := compileKeyPolicy(r.Policy); p != nil { // shared by every record with this text (cache.go)
 		r.compiled = p
 	}
 	return r

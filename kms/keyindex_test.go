@@ -419,3 +419,51 @@ func TestCachesStayBoundedOverManyKeys(t *testing.T) {
 		}
 	}
 }
+
+// Key records with the same policy text share one compiled policy, the
+// cache of compiled policies stays within its bound however many
+// distinct policies pass, and a record's compiled policy is its own text's.
+func TestCompiledPoliciesSharedAndBounded(t *testing.T) {
+	s, c := newFormsService(t)
+	ctx := context.Background()
+	a, err := s.CreateKey(ctx, c, &CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.CreateKey(ctx, c, &CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := func(id string) *keyRecord {
+		var r *keyRecord
+		err := s.store.View(ctx, func(tx keystore.Tx) (err error) {
+			r, err = getKeyTx(tx, id)
+			return err
+		})
+		if err != nil || r == nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ra, rb := load(a.KeyMetadata.KeyId), load(b.KeyMetadata.KeyId)
+	if ra.compiledPolicy() == nil || ra.compiledPolicy() != rb.compiledPolicy() {
+		t.Fatalf("two keys with the default policy: compiled %p and %p, want one shared", ra.compiledPolicy(), rb.compiledPolicy())
+	}
+	for i := range 2 * policyCacheEntries {
+		doc := fmt.Sprintf(`{"Version":"2012-10-17","Id":"p%d","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}`, i)
+		p := compileKeyPolicy(doc)
+		if p == nil {
+			t.Fatalf("policy %d does not compile", i)
+		}
+		if p2 := compileKeyPolicy(doc); p2 != p {
+			t.Fatalf("policy %d compiled twice in a row: not cached", i)
+		}
+		if n := compiledPolicies.len(); n > policyCacheEntries {
+			t.Fatalf("%d compiled policies cached, over the bound of %d", n, policyCacheEntries)
+		}
+	}
+	// Evicted or not, a record's policy decides as its own text says.
+	if out, err := s.Encrypt(ctx, c, &EncryptInput{KeyId: a.KeyMetadata.KeyId, Plaintext: []byte("x")}); err != nil || out == nil {
+		t.Fatalf("Encrypt after the churn: %v", err)
+	}
+}
