@@ -97,11 +97,14 @@ bench-peers: build
 # rotation and deletion sweeps (SCALE_ARGS=--sweep-keys=N bounds them).
 # make bench-scale SCALE_KEYS=1000000 is the full run (about 50 minutes of
 # key creation on a 2-core VM at ~330 keys/s).
+# On PostgreSQL: SCALE_ARGS=--postgres-url=<url of an empty database>
+# SCALE_OUT=bench/results/scale-postgres-$(SCALE_KEYS).json.
 SCALE_KEYS ?= 10000
 SCALE_ARGS ?=
+SCALE_OUT ?= bench/results/scale-$(SCALE_KEYS).json
 bench-scale: build
 	@mkdir -p bench/results
-	./$(BIN) bench scale --keys $(SCALE_KEYS) $(SCALE_ARGS) --out bench/results/scale-$(SCALE_KEYS).json
+	./$(BIN) bench scale --keys $(SCALE_KEYS) $(SCALE_ARGS) --out $(SCALE_OUT)
 	$(MAKE) bench-report
 
 bench-report:

@@ -21,7 +21,10 @@ import (
 type ScaleConfig struct {
 	Binary  string
 	DataDir string // created; left in place for the caller (the sweeps)
-	Keys    int
+	// PostgresURL, when set, serves from that (empty) database instead of
+	// bbolt; the store's size is then not measured.
+	PostgresURL string
+	Keys        int
 	// Aliases gives every key an alias (ListAliases paging has a set to
 	// page over).
 	Aliases bool
@@ -48,7 +51,7 @@ type ScaleReport struct {
 	CreatePerSec  float64 `json:"createKeysPerSecond"` // CreateKey (+ CreateAlias) pairs per second
 	CreateErrors  int     `json:"createErrors"`
 
-	StoreBytes       int64   `json:"storeBytes"` // coffer.db
+	StoreBytes       int64   `json:"storeBytes"` // coffer.db; -1: not measured (PostgreSQL)
 	AuditBytes       int64   `json:"auditBytes"`
 	StoreBytesPerKey float64 `json:"storeBytesPerKey"`
 	// RSS after the keys were made, after a restart, and after the
@@ -110,6 +113,10 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 		pinned = fmt.Sprintf("server on CPU %d, generator on CPU %d", cfg.ServerCPU, cfg.ClientCPU)
 	}
 	rep := &ScaleReport{Machine: describeMachine(pinned), Store: "bolt", Keys: cfg.Keys}
+	if cfg.PostgresURL != "" {
+		rep.Store = "postgres"
+		cfg.ServeArgs = append(cfg.ServeArgs, "--store=postgres", "--postgres-url="+cfg.PostgresURL)
+	}
 	start := func() (*child, LoadConfig, error) {
 		if cfg.ServerCPU >= 0 {
 			if err := Pin(0, cfg.ServerCPU); err != nil {
@@ -212,9 +219,12 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	pid = srv.cmd.Process.Pid
 	rep.RSSAfterStartKiB, _ = processRSS(pid)
 	rep.RSSAnonAfterStartKiB, _ = processRSSAnon(pid)
-	rep.StoreBytes = fileSize(filepath.Join(cfg.DataDir, "coffer.db"))
+	rep.StoreBytes, rep.StoreBytesPerKey = -1, -1
+	if cfg.PostgresURL == "" {
+		rep.StoreBytes = fileSize(filepath.Join(cfg.DataDir, "coffer.db"))
+		rep.StoreBytesPerKey = float64(rep.StoreBytes) / float64(cfg.Keys)
+	}
 	rep.AuditBytes = dirSize(filepath.Join(cfg.DataDir, "audit"))
-	rep.StoreBytesPerKey = float64(rep.StoreBytes) / float64(cfg.Keys)
 
 	// 3. Full paging of ListKeys (1000 a page, AWS's maximum) and
 	// ListAliases (100).

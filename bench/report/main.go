@@ -79,8 +79,15 @@ func main() {
 		}
 		reps = append(reps, rep)
 	}
-	if len(reps) > 0 {
-		writeScale(&out, reps)
+	// One table per store, its runs side by side.
+	byStore := map[string][]*bench.ScaleReport{}
+	for _, r := range reps {
+		byStore[r.Store] = append(byStore[r.Store], r)
+	}
+	for _, store := range []string{"bolt", "postgres"} {
+		if len(byStore[store]) > 0 {
+			writeScale(&out, store, byStore[store])
+		}
 	}
 	if err := splice(*md, out.String()); err != nil {
 		log.Fatal(err)
@@ -342,13 +349,17 @@ func writePeers(w *strings.Builder, rep *bench.PeersReport, plots string) {
 
 // writeScale is the scale runs (issue 26.2) side by side, smallest first,
 // with each figure's growth from the smallest to the largest.
-func writeScale(w *strings.Builder, reps []*bench.ScaleReport) {
+func writeScale(w *strings.Builder, store string, reps []*bench.ScaleReport) {
 	slices.SortFunc(reps, func(a, b *bench.ScaleReport) int { return a.Keys - b.Keys })
-	fmt.Fprintf(w, "### Scale: `scale-*.json`\n\n")
+	file := "scale-%d.json"
+	if store != "bolt" {
+		file = "scale-" + store + "-%d.json"
+	}
+	fmt.Fprintf(w, "### Scale (%s): `%s`\n\n", store, strings.Replace(file, "%d", "*", 1))
 	for _, r := range reps {
 		m := r.Machine
-		fmt.Fprintf(w, "- %d keys: `%s` → `bench/results/scale-%d.json`; %s, %d CPUs, %s, commit %s, %s; %s\n",
-			r.Keys, r.Command, r.Keys, m.CPU, m.CPUs, m.Go, m.Commit, m.Date, m.Pinned)
+		fmt.Fprintf(w, "- %d keys: `%s` → `bench/results/%s`; %s, %d CPUs, %s, commit %s, %s; %s\n",
+			r.Keys, r.Command, fmt.Sprintf(file, r.Keys), m.CPU, m.CPUs, m.Go, m.Commit, m.Date, m.Pinned)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprint(w, "| figure |")
@@ -383,7 +394,7 @@ func writeScale(w *strings.Builder, reps []*bench.ScaleReport) {
 		return func(r *bench.ScaleReport) (float64, bool) { return f(r), true }
 	}
 	row("CreateKey + CreateAlias, keys/s (c=64, audit on)", "%.0f", always(func(r *bench.ScaleReport) float64 { return r.CreatePerSec }))
-	row("coffer.db bytes per key", "%.0f", always(func(r *bench.ScaleReport) float64 { return r.StoreBytesPerKey }))
+	row("store: coffer.db bytes per key (bbolt)", "%.0f", func(r *bench.ScaleReport) (float64, bool) { return r.StoreBytesPerKey, r.StoreBytes >= 0 })
 	row("audit trail bytes per key", "%.0f", always(func(r *bench.ScaleReport) float64 { return float64(r.AuditBytes) / float64(r.Keys) }))
 	row("RSS after creating, MiB", "%.1f", always(func(r *bench.ScaleReport) float64 { return float64(r.RSSAfterCreateKiB) / 1024 }))
 	row("RSS after restart, MiB (anonymous part)", "%.1f", always(func(r *bench.ScaleReport) float64 { return float64(r.RSSAnonAfterStartKiB) / 1024 }))

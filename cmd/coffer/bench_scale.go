@@ -15,6 +15,7 @@ import (
 	"github.com/coffer-kms/coffer/bench"
 	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/keystore/postgres"
 	"github.com/coffer-kms/coffer/kms"
 )
 
@@ -24,7 +25,7 @@ func newBenchScaleCmd() *cobra.Command {
 		aliases                     bool
 		duration                    time.Duration
 		serverCPU, client           int
-		out, dataDir                string
+		out, dataDir, pgURL         string
 		serveArgs                   []string
 	)
 	cmd := &cobra.Command{
@@ -55,7 +56,7 @@ rotation of --sweep-keys keys made due by a clock moved a year on, then their de
 			} else if _, err := os.Stat(dataDir); err == nil {
 				return fmt.Errorf("--data-dir %s exists: the scale run needs a fresh one", dataDir)
 			}
-			cfg := bench.ScaleConfig{Binary: self, DataDir: dataDir, Keys: keys, Aliases: aliases, CreateConcurrency: createConc,
+			cfg := bench.ScaleConfig{Binary: self, DataDir: dataDir, PostgresURL: pgURL, Keys: keys, Aliases: aliases, CreateConcurrency: createConc,
 				Duration: duration, ServerCPU: serverCPU, ClientCPU: client, Log: cmd.ErrOrStderr(),
 				// AWS's CreateKey quota (50/s) would make it a measurement of the throttle.
 				ServeArgs: append([]string{"--throttle=false"}, serveArgs...)}
@@ -65,7 +66,7 @@ rotation of --sweep-keys keys made due by a clock moved a year on, then their de
 			}
 			rep.Command = "coffer " + strings.Join(os.Args[1:], " ")
 			if sweepKeys != 0 {
-				if rep.Sweeps, err = scaleSweeps(cmd.Context(), dataDir, sweepKeys, cmd.ErrOrStderr()); err != nil {
+				if rep.Sweeps, err = scaleSweeps(cmd.Context(), dataDir, pgURL, sweepKeys, cmd.ErrOrStderr()); err != nil {
 					return err
 				}
 			}
@@ -83,19 +84,25 @@ rotation of --sweep-keys keys made due by a clock moved a year on, then their de
 	f.StringVar(&out, "out", "", "write the JSON report here (default stdout)")
 	f.StringVar(&dataDir, "data-dir", "", "data dir to fill (must not exist; default a temporary one, removed at exit)")
 	f.StringArrayVar(&serveArgs, "serve-arg", nil, "extra flag for coffer serve (repeatable)")
+	f.StringVar(&pgURL, "postgres-url", "", "serve from this empty PostgreSQL database instead of bbolt")
 	return cmd
 }
 
 // scaleSweeps opens the data dir a scale run left (the server stopped) in
 // process, with a clock it moves, and times the maintenance loop over up
 // to n of its keys (n < 0: all).
-func scaleSweeps(ctx context.Context, dataDir string, n int, log io.Writer) (*bench.SweepReport, error) {
+func scaleSweeps(ctx context.Context, dataDir, pgURL string, n int, log io.Writer) (*bench.SweepReport, error) {
 	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(dataDir, "root.key"), Passphrase: passphraseFromEnv()})
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
-	store, err := keystore.OpenBolt(filepath.Join(dataDir, "coffer.db"))
+	var store keystore.Store
+	if pgURL != "" {
+		store, err = postgres.Open(ctx, postgres.Config{URL: pgURL})
+	} else {
+		store, err = keystore.OpenBolt(filepath.Join(dataDir, "coffer.db"))
+	}
 	if err != nil {
 		return nil, err
 	}
