@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -91,13 +92,14 @@ type child struct {
 var endpointPattern = regexp.MustCompile(`(?:endpoint=|listening on )(https?://127\.0\.0\.1:[0-9]+)`)
 
 func startChild(bin string, args []string, dir string) (*child, error) {
-	return startProcess(bin, args, nil, dir, endpointPattern)
+	return startProcess(bin, args, nil, dir, endpointPattern, 20*time.Second)
 }
 
 // startProcess starts bin with args (and env added to this process's
-// environment) and waits for a line of its output that pattern's first
-// group turns into the endpoint.
-func startProcess(bin string, args, env []string, dir string, pattern *regexp.Regexp) (*child, error) {
+// environment) and waits up to wait for a line of its output that
+// pattern's first group turns into the endpoint. A process that does not
+// get there is killed, and the error quotes its last lines of output.
+func startProcess(bin string, args, env []string, dir string, pattern *regexp.Regexp, wait time.Duration) (*child, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	if env != nil {
@@ -112,9 +114,18 @@ func startProcess(bin string, args, env []string, dir string, pattern *regexp.Re
 		return nil, err
 	}
 	found := make(chan string, 1)
+	var (
+		mu   sync.Mutex
+		tail []string // the last lines, for the error of a failed start
+	)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
+			mu.Lock()
+			if tail = append(tail, sc.Text()); len(tail) > 5 {
+				tail = tail[1:]
+			}
+			mu.Unlock()
 			if m := pattern.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case found <- m[1]:
@@ -126,10 +137,12 @@ func startProcess(bin string, args, env []string, dir string, pattern *regexp.Re
 	select {
 	case ep := <-found:
 		return &child{cmd: cmd, endpoint: ep}, nil
-	case <-time.After(20 * time.Second):
+	case <-time.After(wait):
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("bench: %s %v did not start", bin, args)
+		mu.Lock()
+		defer mu.Unlock()
+		return nil, fmt.Errorf("bench: %s %v did not start within %s; its last output: %q", bin, args, wait, tail)
 	}
 }
 

@@ -149,7 +149,7 @@ func RunPeers(ctx context.Context, cfg PeersConfig) (*PeersReport, error) {
 	if cfg.LocalKMS != "" {
 		env := []string{"PORT=0", "KMS_REGION=us-east-1", "KMS_ACCOUNT_ID=111122223333",
 			"KMS_DATA_PATH=" + filepath.Join(dir, "local-kms"), "KMS_SEED_PATH=" + filepath.Join(dir, "no-seed.yaml")}
-		c, err := startProcess(cfg.LocalKMS, nil, env, dir, localKMSPattern)
+		c, err := startProcess(cfg.LocalKMS, nil, env, dir, localKMSPattern, 20*time.Second)
 		if err != nil {
 			return nil, err
 		}

@@ -123,7 +123,9 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 				return nil, LoadConfig{}, err
 			}
 		}
-		c, err := startChild(cfg.Binary, append([]string{"serve", "--data-dir", cfg.DataDir, "--listen", "127.0.0.1:0"}, cfg.ServeArgs...), filepath.Dir(cfg.DataDir))
+		// The start on a full store is what is measured: it may take long.
+		c, err := startProcess(cfg.Binary, append([]string{"serve", "--data-dir", cfg.DataDir, "--listen", "127.0.0.1:0"}, cfg.ServeArgs...),
+			nil, filepath.Dir(cfg.DataDir), endpointPattern, 5*time.Minute)
 		if cfg.ClientCPU >= 0 {
 			Pin(0, cfg.ClientCPU)
 		}
@@ -141,7 +143,11 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer func() { srv.stop() }()
+	defer func() {
+		if srv != nil { // nil after a failed restart
+			srv.stop()
+		}
+	}()
 
 	// 1. The keys, each with its alias, from CreateConcurrency connections.
 	ids := make([]string, cfg.Keys)
@@ -209,7 +215,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (*ScaleReport, error) {
 	srv.stop()
 	t0 = time.Now()
 	if srv, base, err = start(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bench: restart on %d keys: %w", cfg.Keys, err)
 	}
 	client = &fasthttp.HostClient{Addr: hostOf(base.Endpoint)}
 	if err := callWith(client, base, "DescribeKey", map[string]string{"KeyId": ids[0]}, &struct{}{}); err != nil {
