@@ -4,7 +4,7 @@ BIN      := bin/coffer
 FUZZTIME ?= 15s
 PKGS     := ./...
 
-.PHONY: asm asm-check build run test test-short bench bench-micro bench-load bench-soak bench-report bench-check bench-check-selftest fuzz lint clean
+.PHONY: asm asm-check build run test test-short bench bench-micro bench-load bench-soak bench-report bench-peers bench-scale bench-check bench-check-selftest fuzz lint clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/coffer
@@ -79,6 +79,38 @@ bench-load: build
 bench-soak: build
 	@mkdir -p bench/results
 	./$(BIN) bench run --ops Mixed --duration 3m --warmup 5s --runs 1 --concurrency 64 --rss-every 5s --serve-arg=--throttle=false --out bench/results/load-soak-keys.json
+
+# Coffer beside its peers on this machine, in one run (issue 26): Coffer in
+# each audit mode, the bare fasthttp server and local-kms, each pinned to
+# CPU 0, loaded from CPU 1 at concurrency 32 and 256. local-kms is installed
+# from the Go module proxy at a pinned version into a cache outside the
+# repository; no peer code enters it. AUDIT_MODES: on (the default flags),
+# off, or --audit-sync values (skipped when the flag does not exist).
+LOCAL_KMS_VERSION := v0.0.0-20260228092603-2a5e92d09ab6
+PEERS_CACHE ?= $(HOME)/.cache/coffer-peers/$(LOCAL_KMS_VERSION)
+AUDIT_MODES ?= on,off,interval:10ms
+bench-peers: build
+	@mkdir -p bench/results $(PEERS_CACHE)
+	test -x $(PEERS_CACHE)/local-kms || GOBIN=$(PEERS_CACHE) $(GO) install github.com/nsmithuk/local-kms@$(LOCAL_KMS_VERSION)
+	./$(BIN) bench peers --local-kms $(PEERS_CACHE)/local-kms --audit-modes $(AUDIT_MODES) --duration 3s --warmup 1s --concurrency 32,256 --out bench/results/peers.json
+	$(MAKE) bench-report
+
+# Many keys (issue 26.2): a real server on bbolt filled with SCALE_KEYS keys
+# (an alias each) through the API, then the store's size and the server's
+# RSS per key, a restart, ListKeys/ListAliases paged to the end, DescribeKey
+# and Encrypt on one key and spread over all, and the maintenance loop's
+# rotation and deletion sweeps (SCALE_ARGS=--sweep-keys=N bounds them).
+# make bench-scale SCALE_KEYS=1000000 is the full run (about 50 minutes of
+# key creation on a 2-core VM at ~330 keys/s).
+# On PostgreSQL: SCALE_ARGS=--postgres-url=<url of an empty database>
+# SCALE_OUT=bench/results/scale-postgres-$(SCALE_KEYS).json.
+SCALE_KEYS ?= 10000
+SCALE_ARGS ?=
+SCALE_OUT ?= bench/results/scale-$(SCALE_KEYS).json
+bench-scale: build
+	@mkdir -p bench/results
+	./$(BIN) bench scale --keys $(SCALE_KEYS) $(SCALE_ARGS) --out $(SCALE_OUT)
+	$(MAKE) bench-report
 
 bench-report:
 	$(GO) run ./bench/report

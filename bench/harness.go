@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -91,8 +92,19 @@ type child struct {
 var endpointPattern = regexp.MustCompile(`(?:endpoint=|listening on )(https?://127\.0\.0\.1:[0-9]+)`)
 
 func startChild(bin string, args []string, dir string) (*child, error) {
+	return startProcess(bin, args, nil, dir, endpointPattern, 20*time.Second)
+}
+
+// startProcess starts bin with args (and env added to this process's
+// environment) and waits up to wait for a line of its output that
+// pattern's first group turns into the endpoint. A process that does not
+// get there is killed, and the error quotes its last lines of output.
+func startProcess(bin string, args, env []string, dir string, pattern *regexp.Regexp, wait time.Duration) (*child, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -102,10 +114,19 @@ func startChild(bin string, args []string, dir string) (*child, error) {
 		return nil, err
 	}
 	found := make(chan string, 1)
+	var (
+		mu   sync.Mutex
+		tail []string // the last lines, for the error of a failed start
+	)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if m := endpointPattern.FindStringSubmatch(sc.Text()); m != nil {
+			mu.Lock()
+			if tail = append(tail, sc.Text()); len(tail) > 5 {
+				tail = tail[1:]
+			}
+			mu.Unlock()
+			if m := pattern.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case found <- m[1]:
 				default:
@@ -116,10 +137,12 @@ func startChild(bin string, args []string, dir string) (*child, error) {
 	select {
 	case ep := <-found:
 		return &child{cmd: cmd, endpoint: ep}, nil
-	case <-time.After(20 * time.Second):
+	case <-time.After(wait):
 		cmd.Process.Kill()
 		cmd.Wait()
-		return nil, fmt.Errorf("bench: %s %v did not start", bin, args)
+		mu.Lock()
+		defer mu.Unlock()
+		return nil, fmt.Errorf("bench: %s %v did not start within %s; its last output: %q", bin, args, wait, tail)
 	}
 }
 
@@ -335,23 +358,33 @@ func call(cfg LoadConfig, op string, in, out any) error {
 	if err != nil {
 		return err
 	}
+	_, isTLS := schemeOf(cfg.Endpoint)
+	return callWith(&fasthttp.HostClient{Addr: host, IsTLS: isTLS, TLSConfig: loopbackTLS}, cfg, op, in, out)
+}
+
+// callWith is call on client, whose connections later calls reuse.
+func callWith(client *fasthttp.HostClient, cfg LoadConfig, op string, in, out any) error {
+	host, err := checkLoopback(cfg.Endpoint)
+	if err != nil {
+		return err
+	}
 	body, err := json.Marshal(in)
 	if err != nil {
 		return err
 	}
-	var req fasthttp.Request
-	var resp fasthttp.Response
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
 	req.Header.SetMethod("POST")
-	scheme, isTLS := schemeOf(cfg.Endpoint)
+	scheme, _ := schemeOf(cfg.Endpoint)
 	req.SetRequestURI(scheme + host + "/")
 	req.Header.SetHost(host)
 	req.Header.SetContentType("application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", "TrentService."+op)
 	req.SetBody(body)
 	s := &signer{id: cfg.AccessKeyID, secret: cfg.Secret, region: cfg.Region}
-	s.sign(&req, time.Now())
-	client := &fasthttp.HostClient{Addr: host, IsTLS: isTLS, TLSConfig: loopbackTLS}
-	if err := client.DoTimeout(&req, &resp, 10*time.Second); err != nil {
+	s.sign(req, time.Now())
+	if err := client.DoTimeout(req, resp, 30*time.Second); err != nil {
 		return err
 	}
 	if resp.StatusCode() != 200 {

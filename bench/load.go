@@ -7,12 +7,14 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"slices"
@@ -42,6 +44,10 @@ type LoadConfig struct {
 	// Blob is the ciphertext Decrypt sends; RunLoad makes one when empty
 	// and the target is a real KMS.
 	Blob []byte
+	// KeyIDs, when set, spreads the requests uniformly over these keys:
+	// each names one drawn at random in place of KeyID (the cold-key path,
+	// issue 26.5).
+	KeyIDs []string
 	// ServerPID, when set, is the process whose CPU time is charged to the run.
 	ServerPID int
 	// RSSEvery, when set with ServerPID, samples the server's resident set
@@ -78,6 +84,9 @@ type LoadResult struct {
 	AuditRecordsPerFsync float64 `json:"auditRecordsPerFsync,omitempty"`
 }
 
+// keyPlaceholder marks where a spread run's key goes in a request body.
+const keyPlaceholder = "coffer-bench-key-placeholder"
+
 // maxLatencySamples bounds the memory a run keeps for percentiles.
 const maxLatencySamples = 4 << 20
 
@@ -112,6 +121,8 @@ func requestBody(cfg *LoadConfig) ([]byte, error) {
 		return json.Marshal(map[string]any{"KeyId": cfg.KeyID, "KeySpec": "AES_256", "EncryptionContext": map[string]string{"purpose": "bench"}})
 	case "CreateKey":
 		return []byte(`{"Description":"bench"}`), nil
+	case "DescribeKey":
+		return json.Marshal(map[string]any{"KeyId": cfg.KeyID})
 	}
 	return nil, fmt.Errorf("bench: unknown operation %q", cfg.Op)
 }
@@ -140,8 +151,22 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 	for i, op := range ops {
 		c := cfg
 		c.Op = op
+		if len(cfg.KeyIDs) > 0 {
+			c.KeyID = keyPlaceholder
+		}
 		if bodies[i], err = requestBody(&c); err != nil {
 			return nil, err
+		}
+	}
+	// With KeyIDs each body is the template with a key drawn per request.
+	var spread [][2][]byte
+	if len(cfg.KeyIDs) > 0 {
+		for _, b := range bodies {
+			before, after, ok := bytes.Cut(b, []byte(keyPlaceholder))
+			if !ok {
+				return nil, fmt.Errorf("bench: %s names no key to spread", cfg.Op)
+			}
+			spread = append(spread, [2][]byte{before, after})
 		}
 	}
 	scheme, isTLS := schemeOf(cfg.Endpoint)
@@ -198,6 +223,8 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
 			local := make([]time.Duration, 0, 4096)
+			var body []byte
+			rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 			for i := 0; ctx.Err() == nil; i++ {
 				if cfg.MaxRequests > 0 && issued.Add(1) > int64(cfg.MaxRequests) {
 					break
@@ -208,7 +235,13 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (*LoadResult, error) {
 				req.Header.SetHost(host)
 				req.Header.SetContentType("application/x-amz-json-1.1")
 				req.Header.Set("X-Amz-Target", "TrentService."+ops[i%len(ops)])
-				req.SetBody(bodies[i%len(ops)])
+				if spread != nil {
+					t := spread[i%len(ops)]
+					body = append(append(append(body[:0], t[0]...), cfg.KeyIDs[rng.IntN(len(cfg.KeyIDs))]...), t[1]...)
+					req.SetBody(body)
+				} else {
+					req.SetBody(bodies[i%len(ops)])
+				}
 				t0 := time.Now()
 				s.sign(req, t0)
 				err := client.Do(req, resp)

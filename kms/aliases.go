@@ -85,7 +85,7 @@ func (s *Service) CreateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 		} else if a != nil {
 			return newError(ErrAlreadyExists, "An alias with the name %s already exists", s.aliasARN(c.Account, in.AliasName))
 		}
-		if n, err := countAliases(tx, c.Account, target.ID); err != nil {
+		if n, err := s.countAliases(tx, c.Account, target.ID); err != nil {
 			return err
 		} else if n >= maxAliasesPerKey {
 			return newError(ErrLimitExceeded, "A KMS key can have at most %d aliases.", maxAliasesPerKey)
@@ -100,14 +100,10 @@ func (s *Service) CreateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 	return &Empty{}, nil
 }
 
-func countAliases(tx keystore.Tx, account, keyID string) (int, error) {
+// countAliases is the number of aliases of account that name key keyID.
+func (s *Service) countAliases(tx keystore.Tx, account, keyID string) (int, error) {
 	n := 0
-	err := scanAliases(tx, account, "", func(a *aliasRecord) bool {
-		if a.Target == keyID {
-			n++
-		}
-		return true
-	})
+	err := s.scanAliasesOf(tx, account, keyID, "", func(string) bool { n++; return true })
 	return n, err
 }
 
@@ -169,7 +165,7 @@ func (s *Service) UpdateAlias(ctx context.Context, c *Caller, in *AliasInput) (*
 			return newError(ErrValidation, "The new target key %s must have the same key spec and key usage as the current target key.", target.arn())
 		}
 		if a.Target != target.ID {
-			if n, err := countAliases(tx, c.Account, target.ID); err != nil {
+			if n, err := s.countAliases(tx, c.Account, target.ID); err != nil {
 				return err
 			} else if n >= maxAliasesPerKey {
 				return newError(ErrLimitExceeded, "A KMS key can have at most %d aliases.", maxAliasesPerKey)
@@ -214,7 +210,7 @@ func (s *Service) DeleteAlias(ctx context.Context, c *Caller, in *DeleteAliasInp
 		if a == nil {
 			return newError(ErrNotFound, "Alias %s is not found.", s.aliasARN(c.Account, in.AliasName))
 		}
-		return tx.Delete(bucketAliases, aliasStoreKey(c.Account, in.AliasName))
+		return deleteAliasTx(tx, a)
 	})
 	s.cache.invalidate(cacheAlias, aliasStoreKey(c.Account, in.AliasName))
 	if err != nil {
@@ -274,24 +270,40 @@ func (s *Service) ListAliases(ctx context.Context, c *Caller, in *ListAliasesInp
 	}
 	limit := pageLimit(in.Limit, 50, 100)
 	out := &ListAliasesOutput{Aliases: []AliasListEntry{}}
-	err = s.store.View(ctx, func(tx keystore.Tx) error {
-		return scanAliases(tx, c.Account, after, func(a *aliasRecord) bool {
-			if keyID != "" && a.Target != keyID {
-				return true
-			}
-			if len(out.Aliases) == limit {
-				out.Truncated = true
-				return false
-			}
-			out.Aliases = append(out.Aliases, AliasListEntry{
-				AliasName:       a.Name,
-				AliasArn:        s.aliasARN(a.Account, a.Name),
-				TargetKeyId:     a.Target,
-				CreationDate:    ts(a.Created),
-				LastUpdatedDate: ts(a.Updated),
-			})
-			return true
+	add := func(a *aliasRecord) bool {
+		if len(out.Aliases) == limit {
+			out.Truncated = true
+			return false
+		}
+		out.Aliases = append(out.Aliases, AliasListEntry{
+			AliasName:       a.Name,
+			AliasArn:        s.aliasARN(a.Account, a.Name),
+			TargetKeyId:     a.Target,
+			CreationDate:    ts(a.Created),
+			LastUpdatedDate: ts(a.Updated),
 		})
+		return true
+	}
+	err = s.store.View(ctx, func(tx keystore.Tx) error {
+		out.Aliases, out.Truncated = out.Aliases[:0], false // View may run fn again
+		if keyID == "" {
+			return scanAliases(tx, c.Account, after, add)
+		}
+		// One key's aliases: its entries in aliases-by-key (keyindex.go),
+		// in name order as the full list is.
+		var failed error
+		err := s.scanAliasesOf(tx, c.Account, keyID, after, func(name string) bool {
+			a, err := getAliasTx(tx, c.Account, name)
+			if err != nil || a == nil {
+				failed = err
+				return err == nil
+			}
+			return add(a)
+		})
+		if err == nil {
+			err = failed
+		}
+		return err
 	})
 	if err != nil {
 		return nil, internal(err)

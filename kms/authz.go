@@ -179,10 +179,8 @@ func (s *Service) aliasesOf(ctx context.Context, account, id string) ([]string, 
 	out := []string{}
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
 		out = out[:0] // View may run fn again
-		return scanAliases(tx, account, "", func(a *aliasRecord) bool {
-			if a.Target == id {
-				out = append(out, a.Name)
-			}
+		return s.scanAliasesOf(tx, account, id, "", func(name string) bool {
+			out = append(out, name)
 			return true
 		})
 	})
@@ -385,7 +383,7 @@ func (r *keyRecord) compiledPolicy() *policy.Policy { return r.compiled }
 // prepare computes a record's derived fields before it is shared.
 func (r *keyRecord) prepare() *keyRecord {
 	r.arnCache = "arn:aws:kms:" + r.Region + ":" + r.Account + ":key/" + r.ID
-	if p, err := policy.ParseStored([]byte(r.Policy), policy.KeyPolicy); err == nil {
+	if p := compileKeyPolicy(r.Policy); p != nil { // shared by every record with this text (cache.go)
 		r.compiled = p
 	}
 	return r

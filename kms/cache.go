@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/coffer-kms/coffer/engine"
+	"github.com/coffer-kms/coffer/policy"
 )
 
 // What the service keeps in memory so that a request reads no store and
@@ -78,6 +79,33 @@ func newCaches(cfg CacheConfig, now func() time.Time) *caches {
 		materials:     newMaterialCache(cfg.Entries, cfg.TTL, now),
 		flights:       flights{m: map[versionRef]*unwrapFlight{}},
 	}
+}
+
+// compiledPolicies holds compiled key policies by their text, for every
+// Service of the process. Most keys share a few policies (the default one
+// of each account), and a key record read from the store — every request
+// to a key not in the keys cache (the cold-key path, issue 26.5), every
+// record a scan decodes — would otherwise parse its policy again: that
+// parse was 60% of a cold key's load. A compiled policy is immutable and a
+// function of its text alone, so an entry can never be stale and nothing
+// invalidates it; it is bounded like every cache here (policyCacheEntries
+// texts of at most policy.MaxSize bytes, and the same TTL).
+var compiledPolicies = newBounded[string, *policy.Policy](policyCacheEntries, 5*time.Minute, time.Now, nil)
+
+const policyCacheEntries = 256
+
+// compileKeyPolicy returns doc compiled, from compiledPolicies or parsed
+// and added to it; nil when doc does not parse.
+func compileKeyPolicy(doc string) *policy.Policy {
+	if p, ok := compiledPolicies.get(doc); ok {
+		return p
+	}
+	p, err := policy.ParseStored([]byte(doc), policy.KeyPolicy)
+	if err != nil {
+		return nil
+	}
+	compiledPolicies.put(doc, p)
+	return p
 }
 
 // invalidate drops what the caches hold of id, a thing of kind that

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/coffer-kms/coffer/hsm"
@@ -420,7 +421,7 @@ func (s *Service) setStoreState(ctx context.Context, account, id, state, code st
 		if err := putJSON(tx, bucketKeyStores, storeKey(account, id), ks); err != nil {
 			return err
 		}
-		ids, err := storeKeys(tx, id, -1)
+		ids, err := s.storeKeys(tx, id, -1)
 		if err != nil {
 			return err
 		}
@@ -451,9 +452,20 @@ func (s *Service) setStoreState(ctx context.Context, account, id, state, code st
 }
 
 // storeKeys lists the IDs of the keys in custom key store id, at most max
-// of them (max < 0: all).
-func storeKeys(tx keystore.Tx, id string, max int) ([]string, error) {
+// of them (max < 0: all), from the keys-by-store index (keyindex.go) once
+// it is built.
+func (s *Service) storeKeys(tx keystore.Tx, id string, max int) ([]string, error) {
 	var ids []string
+	if built, err := s.keyIndexesBuilt(tx); err != nil {
+		return nil, err
+	} else if built {
+		prefix := storeIndexName(id, "")
+		err := tx.Scan(bucketKeysByStore, prefix, "", func(name string, _ []byte) bool {
+			ids = append(ids, strings.TrimPrefix(name, prefix))
+			return max < 0 || len(ids) < max
+		})
+		return ids, err
+	}
 	err := tx.Scan(bucketKeys, "", "", func(kid string, raw []byte) bool {
 		var probe struct {
 			Store string `json:"customKeyStoreId"`
@@ -558,7 +570,7 @@ func (s *Service) DeleteCustomKeyStore(ctx context.Context, c *Caller, in *Custo
 		if ks.State != StoreDisconnected {
 			return newError(ErrCustomKeyStoreInvalidState, "Custom key store %s is %s; disconnect it before deleting it.", ks.ID, ks.State)
 		}
-		ids, err := storeKeys(tx, ks.ID, 1)
+		ids, err := s.storeKeys(tx, ks.ID, 1)
 		if err != nil {
 			return err
 		}

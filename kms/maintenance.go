@@ -16,36 +16,49 @@ import (
 func (s *Service) RunMaintenance(ctx context.Context) (rotated, deleted int, err error) {
 	defer s.maint.note(time.Now(), &rotated, &deleted, &err)
 	now := s.now()
-	var dueRotate, dueDelete, dueExpire []string
-	err = s.store.View(ctx, func(tx keystore.Tx) error {
-		return tx.Scan(bucketKeys, "", "", func(id string, raw []byte) bool {
-			r, err := decodeKey(id, raw)
-			if err != nil {
-				return true // a record that does not decode is no one's to rotate or delete
-			}
-			switch {
-			case r.State == StatePendingDeletion && !now.Before(r.DeletionDate):
-				dueDelete = append(dueDelete, id)
-			case materialExpired(r, now):
-				dueExpire = append(dueExpire, id)
-			case rotationDue(r, now):
-				dueRotate = append(dueRotate, id)
-			}
-			return true
-		})
-	})
-	if err != nil {
+	if err := s.ensureKeyIndexes(ctx); err != nil {
 		return 0, 0, err
 	}
-	// Imported material whose ValidTo has passed is deleted (import.go),
-	// and import tokens past their 24 hours go with their wrapping keys.
+	// The due keys come from the keys-due index (keyindex.go) in batches,
+	// each done before the next is read: the work is proportional to what
+	// is due, and the memory to a batch, whatever the number of keys.
+	for after := ""; ; {
+		ids, kinds, next, more, err := s.dueKeys(ctx, now, after)
+		if err != nil {
+			return rotated, deleted, err
+		}
+		r, d, err := s.maintainBatch(ctx, now, ids, kinds)
+		rotated, deleted = rotated+r, deleted+d
+		if err != nil || !more {
+			if err == nil {
+				err = s.sweepImportTokens(ctx, now)
+			}
+			return rotated, deleted, err
+		}
+		after = next
+	}
+}
+
+// maintainBatch does the work kinds[i] on key ids[i]: expiries first, then
+// deletions, then rotations.
+func (s *Service) maintainBatch(ctx context.Context, now time.Time, ids []string, kinds []work) (rotated, deleted int, err error) {
+	var dueRotate, dueDelete, dueExpire []string
+	for i, id := range ids {
+		switch kinds[i] {
+		case workDelete:
+			dueDelete = append(dueDelete, id)
+		case workExpire:
+			dueExpire = append(dueExpire, id)
+		case workRotate:
+			dueRotate = append(dueRotate, id)
+		}
+	}
+	// Imported material whose ValidTo has passed is deleted (import.go);
+	// import tokens past their 24 hours go at the end of the run.
 	for _, id := range dueExpire {
 		if err := s.expireMaterial(ctx, id, now); err != nil {
 			return rotated, deleted, err
 		}
-	}
-	if err := s.sweepImportTokens(ctx, now); err != nil {
-		return rotated, deleted, err
 	}
 	for _, id := range dueDelete {
 		if err := s.deleteKey(ctx, id, now); err != nil {
@@ -123,17 +136,15 @@ func (s *Service) deleteKey(ctx context.Context, id string, now time.Time) error
 // its aliases (whose names it returns), its last use and its grants.
 func (s *Service) deleteKeyDataTx(tx keystore.Tx, r *keyRecord) ([]string, error) {
 	var names []string
-	err := scanAliases(tx, r.Account, "", func(a *aliasRecord) bool {
-		if a.Target == r.ID {
-			names = append(names, a.Name)
-		}
+	err := s.scanAliasesOf(tx, r.Account, r.ID, "", func(name string) bool {
+		names = append(names, name)
 		return true
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range names {
-		if err := tx.Delete(bucketAliases, aliasStoreKey(r.Account, n)); err != nil {
+	for _, n := range names { // with its aliases-by-key entry (keyindex.go)
+		if err := deleteAliasTx(tx, &aliasRecord{Account: r.Account, Name: n, Target: r.ID}); err != nil {
 			return nil, err
 		}
 	}

@@ -91,6 +91,25 @@ func TestReplicaDeletionWithThreeRegions(t *testing.T) {
 	if _, err := eu.DescribeKey(ctx, c, &KeyIDInput{KeyId: id}); err == nil {
 		t.Fatal("the eu-west-1 replica outlived its window")
 	}
+	// Its index entries went with it (keyindex.go): no keys-due or
+	// key-due-of entry of eu-west-1 (its Service reads its Region's) names the key.
+	err = eu.store.View(ctx, func(tx keystore.Tx) error {
+		for _, b := range []string{bucketKeysDue, bucketKeyDueOf} {
+			err := tx.Scan(b, "", "", func(name string, _ []byte) bool {
+				if strings.Contains(name, id) {
+					t.Errorf("%s still holds %s after the replica's deletion", b, name)
+				}
+				return true
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The deletion committed with its DeleteKey service event's record.
 	pending, err := us.PendingAudits(ctx)
 	if err != nil || len(pending) != 1 || !strings.Contains(string(pending[0].Record), `"DeleteKey"`) ||

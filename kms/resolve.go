@@ -190,6 +190,9 @@ func putAliasTx(tx keystore.Tx, a *aliasRecord) error {
 	if err != nil {
 		return err
 	}
+	if err := indexAliasTx(tx, a); err != nil { // keyindex.go
+		return err
+	}
 	return tx.Put(bucketAliases, aliasStoreKey(a.Account, a.Name), raw)
 }
 

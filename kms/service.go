@@ -87,6 +87,9 @@ type Service struct {
 
 	onAccessKeyDeleted atomic.Pointer[func(string)]
 
+	// keyIdx is set once the Region's key indexes are known built (keyindex.go).
+	keyIdx atomic.Bool
+
 	tokens tokenKeys // STS session tokens
 
 	cacheCfg CacheConfig
@@ -357,7 +360,10 @@ func putKeyTx(tx keystore.Tx, r *keyRecord) error {
 	if err != nil {
 		return err
 	}
-	return tx.Put(bucketKeys, r.ID, raw)
+	if err := tx.Put(bucketKeys, r.ID, raw); err != nil {
+		return err
+	}
+	return indexKeyTx(tx, r) // keyindex.go
 }
 
 // updateKey applies fn to a copy of key id's record inside one store
@@ -381,6 +387,9 @@ func (s *Service) updateKey(ctx context.Context, id string, fn func(tx keystore.
 		}
 		out = next
 		if next == nil {
+			if err := unindexKeyTx(tx, cur); err != nil {
+				return err
+			}
 			return tx.Delete(bucketKeys, id)
 		}
 		next.prepare()

@@ -1,6 +1,8 @@
 // Command report turns raw benchmark results into BENCHMARKS.md's tables
 // and plots. It reads bench/results/micro.txt (go test -bench output) and
-// the load reports bench/results/load*.json (coffer bench run), writes SVG
+// the load reports bench/results/load*.json (coffer bench run) and
+// bench/results/peers.json (coffer bench peers) and scale-*.json (coffer
+// bench scale), writes SVG
 // plots to bench/plots/, and replaces the text between the generated
 // markers of BENCHMARKS.md, keeping everything else in it.
 //
@@ -56,6 +58,36 @@ func main() {
 			log.Fatalf("%s: %v", f, err)
 		}
 		writeLoad(&out, &rep, filepath.Base(f), *plots)
+	}
+	if raw, err := os.ReadFile(filepath.Join(*results, "peers.json")); err == nil {
+		var rep bench.PeersReport
+		if err := json.Unmarshal(raw, &rep); err != nil {
+			log.Fatalf("peers.json: %v", err)
+		}
+		writePeers(&out, &rep, *plots)
+	}
+	scales, _ := filepath.Glob(filepath.Join(*results, "scale-*.json"))
+	var reps []*bench.ScaleReport
+	for _, f := range scales {
+		rep := new(bench.ScaleReport)
+		raw, err := os.ReadFile(f)
+		if err == nil {
+			err = json.Unmarshal(raw, rep)
+		}
+		if err != nil {
+			log.Fatalf("%s: %v", f, err)
+		}
+		reps = append(reps, rep)
+	}
+	// One table per store, its runs side by side.
+	byStore := map[string][]*bench.ScaleReport{}
+	for _, r := range reps {
+		byStore[r.Store] = append(byStore[r.Store], r)
+	}
+	for _, store := range []string{"bolt", "postgres"} {
+		if len(byStore[store]) > 0 {
+			writeScale(&out, store, byStore[store])
+		}
 	}
 	if err := splice(*md, out.String()); err != nil {
 		log.Fatal(err)
@@ -267,4 +299,160 @@ func splice(path, generated string) error {
 	}
 	s = s[:i+len(beginMarker)] + "\n\n" + generated + s[j:]
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// writePeers is the peers run (issue 26): every target at every point, with
+// Coffer's ratios to the bare server and to local-kms.
+func writePeers(w *strings.Builder, rep *bench.PeersReport, plots string) {
+	m := rep.Machine
+	fmt.Fprintf(w, "### Peers: `peers.json`\n\n`%s` → `bench/results/peers.json`  \n%s, %d CPUs, %s, kernel %s, commit %s, %s; %s; one run of %s per point; peer %s.\n\n",
+		rep.Command, m.CPU, m.CPUs, m.Go, m.Kernel, m.Commit, m.Date, m.Pinned, rep.Duration, rep.LocalKMS)
+	for _, sk := range rep.Skipped {
+		fmt.Fprintf(w, "Not measured: %s.  \n", sk)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| operation | concurrency | server | req/s | p50 µs | p99 µs | errors | CPU µs/req | CPU ÷ bare | req/s ÷ local-kms |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+	var cats []string
+	rps := make([]series, len(rep.Targets))
+	cpu := make([]series, len(rep.Targets))
+	for i, t := range rep.Targets {
+		rps[i].name, cpu[i].name = t, t
+	}
+	for _, p := range rep.Points {
+		// Short labels: six groups share the plot's width.
+		cats = append(cats, fmt.Sprintf("%s c=%d", strings.Replace(p.Op, "GenerateDataKey", "GDK", 1), p.Concurrency))
+		for i, r := range p.Results {
+			ratioBare, ratioPeer := "", ""
+			if v, ok := p.CPUvsBare[r.Target]; ok {
+				ratioBare = fmt.Sprintf("**%.2f×**", v)
+			}
+			if v, ok := p.RPSvsLocalKMS[r.Target]; ok {
+				ratioPeer = fmt.Sprintf("**%.1f×**", v)
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %.0f | %.0f | %.0f | %d | %.1f | %s | %s |\n",
+				p.Op, p.Concurrency, r.Target, r.RPS, r.P50us, r.P99us, r.Errors, r.ServerCPUus, ratioBare, ratioPeer)
+			if i < len(rps) {
+				rps[i].y = append(rps[i].y, r.RPS)
+				cpu[i].y = append(cpu[i].y, r.ServerCPUus)
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	if svg := barChart("Requests per second, each server on one CPU", "req/s", cats, rps); svg != "" {
+		writePlot(w, plots, "peers-rps.svg", svg, "req/s per operation: Coffer in each audit mode, the bare fasthttp server and local-kms")
+	}
+	if svg := barChart("Server CPU per request", "µs", cats, cpu); svg != "" {
+		writePlot(w, plots, "peers-cpu.svg", svg, "server CPU time per request: Coffer in each audit mode, the bare fasthttp server and local-kms")
+	}
+}
+
+// writeScale is the scale runs (issue 26.2) side by side, smallest first,
+// with each figure's growth from the smallest to the largest.
+func writeScale(w *strings.Builder, store string, reps []*bench.ScaleReport) {
+	slices.SortFunc(reps, func(a, b *bench.ScaleReport) int { return a.Keys - b.Keys })
+	file := "scale-%d.json"
+	if store != "bolt" {
+		file = "scale-" + store + "-%d.json"
+	}
+	fmt.Fprintf(w, "### Scale (%s): `%s`\n\n", store, strings.Replace(file, "%d", "*", 1))
+	for _, r := range reps {
+		m := r.Machine
+		fmt.Fprintf(w, "- %d keys: `%s` → `bench/results/%s`; %s, %d CPUs, %s, commit %s, %s; %s\n",
+			r.Keys, r.Command, fmt.Sprintf(file, r.Keys), m.CPU, m.CPUs, m.Go, m.Commit, m.Date, m.Pinned)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "| figure |")
+	for _, r := range reps {
+		fmt.Fprintf(w, " %s keys |", keysLabel(r.Keys))
+	}
+	fmt.Fprintln(w, " growth |")
+	fmt.Fprint(w, "|---|")
+	for range reps {
+		fmt.Fprint(w, "---:|")
+	}
+	fmt.Fprintln(w, "---:|")
+	row := func(name, format string, get func(*bench.ScaleReport) (float64, bool)) {
+		var vals []float64
+		var cells []string
+		for _, r := range reps {
+			v, ok := get(r)
+			if !ok {
+				cells = append(cells, "—")
+				continue
+			}
+			vals = append(vals, v)
+			cells = append(cells, fmt.Sprintf(format, v))
+		}
+		growth := ""
+		if len(vals) > 1 && vals[0] != 0 {
+			growth = fmt.Sprintf("%.2f×", vals[len(vals)-1]/vals[0])
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", name, strings.Join(cells, " | "), growth)
+	}
+	always := func(f func(*bench.ScaleReport) float64) func(*bench.ScaleReport) (float64, bool) {
+		return func(r *bench.ScaleReport) (float64, bool) { return f(r), true }
+	}
+	row("CreateKey + CreateAlias, keys/s (c=64, audit on)", "%.0f", always(func(r *bench.ScaleReport) float64 { return r.CreatePerSec }))
+	row("store: coffer.db bytes per key (bbolt)", "%.0f", func(r *bench.ScaleReport) (float64, bool) { return r.StoreBytesPerKey, r.StoreBytes >= 0 })
+	row("audit trail bytes per key", "%.0f", always(func(r *bench.ScaleReport) float64 { return float64(r.AuditBytes) / float64(r.Keys) }))
+	row("RSS after creating, MiB", "%.1f", always(func(r *bench.ScaleReport) float64 { return float64(r.RSSAfterCreateKiB) / 1024 }))
+	row("RSS after restart, MiB (anonymous part)", "%.1f", always(func(r *bench.ScaleReport) float64 { return float64(r.RSSAnonAfterStartKiB) / 1024 }))
+	row("RSS after the cold loads, MiB", "%.1f", always(func(r *bench.ScaleReport) float64 { return float64(r.RSSAfterLoadKiB) / 1024 }))
+	row("RSS after the cold loads, MiB (anonymous part)", "%.1f", always(func(r *bench.ScaleReport) float64 { return float64(r.RSSAnonAfterLoadKiB) / 1024 }))
+	row("restart until the first answer, s", "%.2f", always(func(r *bench.ScaleReport) float64 { return r.StartSeconds }))
+	row("ListKeys, every page (1000 a page), s", "%.2f", always(func(r *bench.ScaleReport) float64 { return r.ListKeysSeconds }))
+	row("ListKeys, ms per page", "%.2f", always(func(r *bench.ScaleReport) float64 { return 1000 * r.ListKeysSeconds / float64(r.ListKeysPages) }))
+	row("ListAliases, every page (100 a page), s", "%.2f", always(func(r *bench.ScaleReport) float64 { return r.ListAliasesSeconds }))
+	row("ListAliases, ms per page", "%.2f", always(func(r *bench.ScaleReport) float64 {
+		return 1000 * r.ListAliasesSeconds / float64(max(r.ListAliasesPages, 1))
+	}))
+	for _, op := range []string{"DescribeKey", "Encrypt"} {
+		for _, spread := range []string{"hot", "cold"} {
+			pick := func(r *bench.ScaleReport) *bench.LoadResult {
+				for _, p := range r.Latency {
+					if p.Op == op && p.Spread == spread {
+						return p.Result
+					}
+				}
+				return nil
+			}
+			get := func(f func(*bench.LoadResult) float64) func(*bench.ScaleReport) (float64, bool) {
+				return func(r *bench.ScaleReport) (float64, bool) {
+					if lr := pick(r); lr != nil {
+						return f(lr), true
+					}
+					return 0, false
+				}
+			}
+			row(fmt.Sprintf("%s %s, req/s (c=32)", op, spread), "%.0f", get(func(l *bench.LoadResult) float64 { return l.RPS }))
+			row(fmt.Sprintf("%s %s, p50 µs", op, spread), "%.0f", get(func(l *bench.LoadResult) float64 { return l.P50us }))
+			row(fmt.Sprintf("%s %s, p99 µs", op, spread), "%.0f", get(func(l *bench.LoadResult) float64 { return l.P99us }))
+			row(fmt.Sprintf("%s %s, server CPU µs/request", op, spread), "%.1f", get(func(l *bench.LoadResult) float64 { return l.ServerCPUus }))
+		}
+	}
+	sweep := func(f func(*bench.SweepReport) float64) func(*bench.ScaleReport) (float64, bool) {
+		return func(r *bench.ScaleReport) (float64, bool) {
+			if r.Sweeps == nil {
+				return 0, false
+			}
+			return f(r.Sweeps), true
+		}
+	}
+	row("maintenance run, nothing due, ms", "%.1f", sweep(func(s *bench.SweepReport) float64 { return 1000 * s.IdleSeconds }))
+	row("keys rotated by one maintenance run", "%.0f", sweep(func(s *bench.SweepReport) float64 { return float64(s.Rotated) }))
+	row("rotation sweep, ms per key", "%.2f", sweep(func(s *bench.SweepReport) float64 { return 1000 * s.RotateSeconds / float64(max(s.Rotated, 1)) }))
+	row("keys deleted by one maintenance run", "%.0f", sweep(func(s *bench.SweepReport) float64 { return float64(s.Deleted) }))
+	row("deletion sweep, ms per key", "%.2f", sweep(func(s *bench.SweepReport) float64 { return 1000 * s.DeleteSeconds / float64(max(s.Deleted, 1)) }))
+	fmt.Fprintln(w)
+}
+
+func keysLabel(n int) string {
+	switch {
+	case n >= 1000000 && n%1000000 == 0:
+		return fmt.Sprintf("%dM", n/1000000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return strconv.Itoa(n)
 }

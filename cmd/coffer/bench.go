@@ -19,7 +19,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Load-test a Coffer server against a bare fasthttp server on this machine",
 	}
-	cmd.AddCommand(newBenchRunCmd(), newBenchBareCmd())
+	cmd.AddCommand(newBenchRunCmd(), newBenchBareCmd(), newBenchPeersCmd(), newBenchScaleCmd())
 	return cmd
 }
 
@@ -117,4 +117,87 @@ func newBenchBareCmd() *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address")
 	cmd.Flags().BoolVar(&useTLS, "tls", false, "serve TLS with a self-signed certificate made in memory")
 	return cmd
+}
+
+func newBenchPeersCmd() *cobra.Command {
+	var (
+		ops, conc, modes  string
+		duration, warmup  time.Duration
+		serverCPU, client int
+		out, localKMS     string
+		serveArgs         []string
+	)
+	cmd := &cobra.Command{
+		Use:   "peers",
+		Short: "Measure Coffer in each audit mode beside the bare fasthttp server and local-kms, in one run",
+		Long: `Starts a Coffer for each --audit-modes value ("on": the defaults, "off": --audit=false,
+anything else: --audit-sync=<value>, skipped when this coffer lacks the flag), the bare
+fasthttp server and local-kms (--local-kms, a binary installed outside the repository;
+make bench-peers installs the pinned version), all on loopback and pinned to --server-cpu;
+creates a key on each through its API; then for each operation and concurrency loads every
+target in turn for --duration with the same signed requests and reports req/s, p50/p99
+and server CPU per request (from /proc), with Coffer's CPU per request ÷ the bare
+server's and Coffer's req/s ÷ local-kms's.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			if localKMS != "" {
+				if _, err := os.Stat(localKMS); err != nil {
+					return fmt.Errorf("%w: %v", bench.ErrNoLocalKMS, err)
+				}
+			}
+			cfg := bench.PeersConfig{Binary: self, LocalKMS: localKMS, ServeArgs: serveArgs, Duration: duration, Warmup: warmup,
+				ServerCPU: serverCPU, ClientCPU: client, Log: cmd.ErrOrStderr(),
+				Ops: strings.Split(ops, ","), AuditModes: strings.Split(modes, ",")}
+			if cfg.Concurrency, err = parseConcurrency(conc); err != nil {
+				return err
+			}
+			rep, err := bench.RunPeers(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			rep.Command = "coffer " + strings.Join(os.Args[1:], " ")
+			return writeJSON(cmd, out, rep)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&ops, "ops", "GenerateDataKey,Encrypt,Decrypt", "operations to load, comma-separated")
+	f.StringVar(&conc, "concurrency", "32,256", "concurrencies, comma-separated")
+	f.StringVar(&modes, "audit-modes", "on,off,interval:10ms", `Coffer audit modes: on, off, or an --audit-sync value`)
+	f.DurationVar(&duration, "duration", 3*time.Second, "length of each measured run")
+	f.DurationVar(&warmup, "warmup", time.Second, "unmeasured load before each measured run")
+	f.IntVar(&serverCPU, "server-cpu", 0, "CPU for the servers (-1: no pinning)")
+	f.IntVar(&client, "client-cpu", 1, "CPU for the load generator (-1: no pinning)")
+	f.StringVar(&out, "out", "", "write the JSON report here (default stdout)")
+	f.StringVar(&localKMS, "local-kms", "", "the local-kms binary (empty: leave the peer out)")
+	f.StringArrayVar(&serveArgs, "serve-arg", nil, "extra flag for every coffer serve (repeatable)")
+	return cmd
+}
+
+func parseConcurrency(list string) ([]int, error) {
+	var out []int
+	for _, c := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(c)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("--concurrency: %q", c)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// writeJSON writes v indented to path, or to stdout when path is "" or "-".
+func writeJSON(cmd *cobra.Command, path string, v any) error {
+	raw, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if path == "" || path == "-" {
+		_, err = cmd.OutOrStdout().Write(append(raw, '\n'))
+		return err
+	}
+	return os.WriteFile(path, append(raw, '\n'), 0o644)
 }

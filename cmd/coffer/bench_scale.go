@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coffer-kms/coffer/bench"
+	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/keystore/postgres"
+	"github.com/coffer-kms/coffer/kms"
+)
+
+func newBenchScaleCmd() *cobra.Command {
+	var (
+		keys, createConc, sweepKeys int
+		aliases                     bool
+		duration                    time.Duration
+		serverCPU, client           int
+		out, dataDir, pgURL         string
+		serveArgs                   []string
+	)
+	cmd := &cobra.Command{
+		Use:   "scale",
+		Short: "Fill a data dir with many keys through a real server and measure what grows",
+		Long: `Starts ` + "`coffer serve`" + ` (bbolt, rate limits off) on a fresh data dir pinned to --server-cpu,
+creates --keys keys through the API (each with an alias unless --aliases=false) from
+--create-concurrency connections, then measures: the creation rate; the store's size and the
+server's RSS per key; a restart until the first answer; ListKeys and ListAliases paged to
+the end; DescribeKey and Encrypt at concurrency 32 on one key (hot) and uniformly over
+all keys (cold), with server CPU per request. With the server stopped, it opens the data
+dir in process and times the maintenance loop: a run with nothing due, then automatic
+rotation of --sweep-keys keys made due by a clock moved a year on, then their deletion
+(ScheduleKeyDeletion, the clock moved past the window).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			if dataDir == "" {
+				tmp, err := os.MkdirTemp("", "coffer-scale-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(tmp)
+				dataDir = filepath.Join(tmp, "data")
+			} else if _, err := os.Stat(dataDir); err == nil {
+				return fmt.Errorf("--data-dir %s exists: the scale run needs a fresh one", dataDir)
+			}
+			cfg := bench.ScaleConfig{Binary: self, DataDir: dataDir, PostgresURL: pgURL, Keys: keys, Aliases: aliases, CreateConcurrency: createConc,
+				Duration: duration, ServerCPU: serverCPU, ClientCPU: client, Log: cmd.ErrOrStderr(),
+				// AWS's CreateKey quota (50/s) would make it a measurement of the throttle.
+				ServeArgs: append([]string{"--throttle=false"}, serveArgs...)}
+			rep, err := bench.RunScale(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			rep.Command = "coffer " + strings.Join(os.Args[1:], " ")
+			if sweepKeys != 0 {
+				if rep.Sweeps, err = scaleSweeps(cmd.Context(), dataDir, pgURL, sweepKeys, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+			}
+			return writeJSON(cmd, out, rep)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&keys, "keys", 10000, "number of keys to create (1000000 for the full run)")
+	f.BoolVar(&aliases, "aliases", true, "give every key an alias")
+	f.IntVar(&createConc, "create-concurrency", 64, "connections creating keys")
+	f.IntVar(&sweepKeys, "sweep-keys", -1, "keys the rotation and deletion sweeps act on (-1: all; 0: no sweeps)")
+	f.DurationVar(&duration, "duration", 3*time.Second, "length of each latency measurement")
+	f.IntVar(&serverCPU, "server-cpu", 0, "CPU for the server (-1: no pinning)")
+	f.IntVar(&client, "client-cpu", 1, "CPU for the load generator (-1: no pinning)")
+	f.StringVar(&out, "out", "", "write the JSON report here (default stdout)")
+	f.StringVar(&dataDir, "data-dir", "", "data dir to fill (must not exist; default a temporary one, removed at exit)")
+	f.StringArrayVar(&serveArgs, "serve-arg", nil, "extra flag for coffer serve (repeatable)")
+	f.StringVar(&pgURL, "postgres-url", "", "serve from this empty PostgreSQL database instead of bbolt")
+	return cmd
+}
+
+// scaleSweeps opens the data dir a scale run left (the server stopped) in
+// process, with a clock it moves, and times the maintenance loop over up
+// to n of its keys (n < 0: all).
+func scaleSweeps(ctx context.Context, dataDir, pgURL string, n int, log io.Writer) (*bench.SweepReport, error) {
+	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(dataDir, "root.key"), Passphrase: passphraseFromEnv()})
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	var store keystore.Store
+	if pgURL != "" {
+		store, err = postgres.Open(ctx, postgres.Config{URL: pgURL})
+	} else {
+		store, err = keystore.OpenBolt(filepath.Join(dataDir, "coffer.db"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	var (
+		mu    sync.Mutex
+		clock = time.Now()
+	)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	setClock := func(t time.Time) { mu.Lock(); clock = t; mu.Unlock() }
+	const account = "111122223333"
+	svc, err := kms.New(kms.Config{Region: "us-east-1", Account: account, Store: store, Root: root, Now: now})
+	if err != nil {
+		return nil, err
+	}
+	defer svc.Close()
+	c := &kms.Caller{ARN: "arn:aws:iam::" + account + ":root", Account: account}
+	var ids []string
+	for marker := ""; n < 0 || len(ids) < n; {
+		out, err := svc.ListKeys(ctx, c, &kms.ListInput{Limit: new(1000), Marker: marker})
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range out.Keys {
+			ids = append(ids, k.KeyId)
+		}
+		if !out.Truncated {
+			break
+		}
+		marker = out.NextMarker
+	}
+	if n >= 0 && len(ids) > n {
+		ids = ids[:n]
+	}
+	rep := &bench.SweepReport{}
+	timed := func(what string, dst *float64, fn func() error) error {
+		t0 := time.Now()
+		err := fn()
+		*dst = time.Since(t0).Seconds()
+		fmt.Fprintf(log, "scale: %s: %.2fs\n", what, *dst)
+		return err
+	}
+	run := func(rotated, deleted *int) func() error {
+		return func() error {
+			r, d, err := svc.RunMaintenance(ctx)
+			if rotated != nil {
+				*rotated = r
+			}
+			if deleted != nil {
+				*deleted = d
+			}
+			return err
+		}
+	}
+	if err := timed("maintenance, nothing due", &rep.IdleSeconds, run(nil, nil)); err != nil {
+		return nil, err
+	}
+	err = timed(fmt.Sprintf("EnableKeyRotation on %d keys", len(ids)), &rep.EnableSeconds, func() error {
+		for _, id := range ids {
+			if _, err := svc.EnableKeyRotation(ctx, c, &kms.EnableKeyRotationInput{KeyId: id}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	setClock(time.Now().AddDate(1, 0, 1))
+	if err := timed("maintenance, rotations due", &rep.RotateSeconds, run(&rep.Rotated, nil)); err != nil {
+		return nil, err
+	}
+	err = timed(fmt.Sprintf("ScheduleKeyDeletion on %d keys", len(ids)), &rep.ScheduleSeconds, func() error {
+		for _, id := range ids {
+			if _, err := svc.ScheduleKeyDeletion(ctx, c, &kms.ScheduleKeyDeletionInput{KeyId: id, PendingWindowInDays: new(7)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	setClock(now().AddDate(0, 0, 8))
+	if err := timed("maintenance, deletions due", &rep.DeleteSeconds, run(nil, &rep.Deleted)); err != nil {
+		return nil, err
+	}
+	if rep.Rotated != len(ids) || rep.Deleted != len(ids) {
+		return nil, fmt.Errorf("bench: the sweeps rotated %d and deleted %d of %d keys", rep.Rotated, rep.Deleted, len(ids))
+	}
+	return rep, nil
+}
