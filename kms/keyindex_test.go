@@ -29,13 +29,17 @@ func randomKey(rng *rand.Rand, id string, base time.Time) *keyRecord {
 	if rng.IntN(2) == 0 {
 		r.RotationEnabled, r.NextRotation = true, at()
 	}
-	if rng.IntN(3) == 0 {
-		r.Origin, r.ExpirationModel, r.ValidTo = OriginExternal, ExpirationExpires, at()
+	if rng.IntN(3) == 0 { // imported material, each with its own expiry (import.go)
+		v := &r.Versions[0]
+		r.Origin, v.ExpirationModel, v.ValidTo = OriginExternal, ExpirationExpires, at()
 		if rng.IntN(4) == 0 {
-			r.ExpirationModel = ExpirationDoesNotExpire
+			v.ExpirationModel = ExpirationDoesNotExpire
 		}
 		if rng.IntN(4) == 0 {
-			r.Versions[0].Wrapped = nil // material deleted
+			v.Wrapped = nil // material deleted
+		}
+		if rng.IntN(3) == 0 { // material pending rotation, which expires too
+			r.PendingMaterial = &keyVersion{Wrapped: []byte{2}, ExpirationModel: ExpirationExpires, ValidTo: at()}
 		}
 	}
 	if rng.IntN(4) == 0 {
