@@ -39,6 +39,9 @@ test:
 	COFFER_TEST_STORE=postgres $(GO) test -count=1 -timeout 10m ./server
 	# A build without cgo has no PKCS#11 backend and says so.
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/coffer
+	# The binary builds for the other systems Go targets (Linux-only parts are behind build tags).
+	GOOS=darwin CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/coffer
+	GOOS=windows CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/coffer
 	CGO_ENABLED=0 $(GO) test -count=1 ./hsm
 	# AES-GCM and base64 where the asm kernels do not run: the pure-Go build, and arm64
 	# (the standard library's ARMv8 path) under qemu-user.
