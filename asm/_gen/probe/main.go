@@ -8,7 +8,10 @@
 //
 // It writes a throwaway program (assembly text, not a kernel: nothing of it
 // is linked into Coffer) to a temporary directory and runs it. Cycles are
-// calibrated against a chain of dependent 64-bit additions, one cycle each.
+// calibrated against chains of dependent register additions (1 cycle each)
+// and multiplies (3 cycles each), every measurement the median of 11 samples
+// of at least 10 ms of the thread's CPU time. It ends with VAESENC zmm's latency and issue rate and
+// the AES bound they give: 64 bytes × VAESENC per cycle ÷ rounds × clock.
 package main
 
 import (
@@ -32,6 +35,7 @@ func main() {
 		{"aes1", "VAESENC zmm, 1 chain (latency)", aes("Z", 1, 96), 96},
 		{"aes4", "VAESENC zmm, 4 chains", aes("Z", 4, 96), 96},
 		{"aes8", "VAESENC zmm, 8 chains", aes("Z", 8, 96), 96},
+		{"aes12", "VAESENC zmm, 12 chains", aes("Z", 12, 96), 96},
 		{"aesy8", "VAESENC ymm, 8 chains", aes("Y", 8, 96), 96},
 		{"clmul8", "VPCLMULQDQ zmm, 8 independent", clmuls("Z", 96), 96},
 		{"clmuly8", "VPCLMULQDQ ymm, 8 independent", clmuls("Y", 96), 96},
@@ -42,44 +46,127 @@ func main() {
 
 	var s strings.Builder
 	s.WriteString("#include \"textflag.h\"\n\n")
-	loop(&s, "adds", strings.Repeat("\tADDQ $1, AX\n", 100))
+	// The clock chains. ADDQ $1 is kept to show why it cannot be one: Intel
+	// cores from Golden Cove on (Sapphire and Emerald Rapids among them) fold
+	// an add of a small immediate into the register renamer, so a chain of
+	// them is not executed one per cycle and times as 3 to 6 times the clock.
+	// An add of a register and a multiply are executed: 1 and 3 cycles.
+	loop(&s, "addimm", strings.Repeat("\tADDQ $1, AX\n", 100))
+	loop(&s, "addreg", "\tMOVQ $1, BX\n"+strings.Repeat("\tADDQ BX, AX\n", 100))
+	// AX is not reset in the loop: a fresh AX each iteration would let the
+	// out-of-order core overlap iterations. A multiply's latency does not
+	// depend on its operands.
+	loop(&s, "imul", strings.Repeat("\tIMULQ AX, AX\n", 100))
 	var decls, runs strings.Builder
+	decls.WriteString("func addimm(n int)\nfunc addreg(n int)\nfunc imul(n int)\n")
 	for _, p := range probes {
 		loop(&s, p.name, p.body)
 		fmt.Fprintf(&decls, "func %s(n int)\n", p.name)
-		fmt.Fprintf(&runs, "\tfmt.Printf(\"%%-8s %%7.2f cycles  %s\\n\", %q, best(%s)/%d)\n", p.what, p.name, p.name, p.per)
+		fmt.Fprintf(&runs, "\tcycles[%q] = measure(%s) / ns / %d\n", p.name, p.name, p.per)
+		fmt.Fprintf(&runs, "\tfmt.Printf(\"%%-8s %%7.2f cycles  %s\\n\", %q, cycles[%q])\n", p.what, p.name, p.name)
 	}
 	prog := `package main
 
 import (
+	"bufio"
 	"fmt"
-	"time"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
 )
 
-` + decls.String() + `func adds(n int)
+` + decls.String() + `
+// measure returns f's median time per iteration in nanoseconds: f runs long
+// enough for each sample to take at least 10 ms, 11 samples. Time is the
+// thread's CPU time (CLOCK_THREAD_CPUTIME_ID, monotonic), not the wall
+// clock: on a shared host the wall clock also counts the time the thread
+// waited for a core, which made a cycle look two to three times as long. The
+// median, not the fastest, because a sample may still have caught the core
+// at another frequency or been disturbed by an interrupt.
+func measure(f func(int)) float64 {
+	n := 1000
+	for {
+		t := cpuNow()
+		f(n)
+		if cpuNow()-t >= 10e6 {
+			break
+		}
+		n *= 2
+	}
+	var samples []float64
+	for range 11 {
+		t := cpuNow()
+		f(n)
+		samples = append(samples, float64(cpuNow()-t)/float64(n))
+	}
+	slices.Sort(samples)
+	return samples[len(samples)/2]
+}
 
-const iters = 200000
+// cpuNow is the calling thread's CPU time in nanoseconds.
+func cpuNow() int64 {
+	var ts syscall.Timespec
+	const threadCPUTime = 3 // CLOCK_THREAD_CPUTIME_ID
+	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, threadCPUTime, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
+		panic(errno)
+	}
+	return ts.Nano()
+}
 
-var ns float64 // per cycle
-
-// best runs f 25 times and returns its fastest time per iteration in cycles.
-func best(f func(int)) float64 {
-	min := 1e18
-	for range 25 {
-		t := time.Now()
-		f(iters)
-		if d := float64(time.Since(t).Nanoseconds()) / iters; d < min {
-			min = d
+// cpuMHz is the first "cpu MHz" of /proc/cpuinfo, 0 if there is none.
+func cpuMHz() float64 {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "cpu MHz" {
+			mhz, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return mhz
 		}
 	}
-	return min / ns
+	return 0
 }
 
 func main() {
-	ns = 1
-	ns = best(adds) / 100
-	fmt.Printf("clock %.2f GHz (100 dependent ADDQ)\n", 1/ns)
-` + runs.String() + "}\n"
+	runtime.LockOSThread()
+	cycles := map[string]float64{}
+	measure(imul) // warm the core up before anything is timed
+	add := measure(addreg) / 100
+	mul := measure(imul) / 300
+	imm := measure(addimm) / 100
+	ns := (add + mul) / 2 // per cycle
+	fmt.Printf("clock %.2f GHz: 100 dependent ADDQ reg %.2f GHz, 100 dependent IMULQ (3 cycles) %.2f GHz; /proc/cpuinfo cpu MHz %.0f\n",
+		1/ns, 1/add, 1/mul, cpuMHz())
+	fmt.Printf("         (100 dependent ADDQ $1 time as %.2f GHz: the renamer folds them, not a clock)\n", 1/imm)
+` + runs.String() + `
+	lat := cycles["aes1"]
+	thr := min(cycles["aes4"], cycles["aes8"], cycles["aes12"])
+	issue, per := 1, "once"
+	if thr < 0.75 {
+		issue, per = 2, "twice"
+	}
+	fmt.Printf("\nVAESENC zmm: latency %.2f cycles, throughput %.2f cycles per instruction: issues %s per cycle\n", lat, thr, per)
+	// The AES part of AES-GCM: a zmm vector is four 16-byte blocks, and each
+	// takes one VAESENC per round (the last is VAESENCLAST); the whitening
+	// XOR with the first round key is a VPXORD on another port.
+	for _, k := range []struct {
+		name   string
+		rounds int
+	}{{"AES-256", 14}, {"AES-128", 10}} {
+		fmt.Printf("%s bound: 64 B × %d per cycle ÷ %d rounds × %.2f GHz = %.1f GB/s (measured rate: %.1f GB/s)\n",
+			k.name, issue, k.rounds, 1/ns, 64*float64(issue)/float64(k.rounds)/ns, 64/thr/float64(k.rounds)/ns)
+	}
+	l := int(lat + 0.5)
+	fmt.Printf("blocks in flight to reach it: latency × issue rate × 4 blocks per zmm = %d × %d × 4 = %d\n", l, issue, l*issue*4)
+}
+`
 
 	dir, err := os.MkdirTemp("", "vaes-probe")
 	if err != nil {
