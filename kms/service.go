@@ -89,8 +89,14 @@ type Service struct {
 	takeover        time.Duration // Config.OutboxTakeover
 
 	// writeMu serialises read-modify-write of records so that the cache is
-	// updated in commit order.
-	writeMu sync.Mutex
+	// updated in commit order. Writes of one key record (updateKey,
+	// putNewKey) take it shared and that key's stripe of keyMu (lockKey):
+	// two of one key are in commit order, writes of different keys run in
+	// parallel (on PostgreSQL each is a SERIALIZABLE transaction, retried on
+	// a conflict; bbolt runs them one at a time anyway). Every other writer
+	// takes it exclusive, so it excludes them all, as before.
+	writeMu sync.RWMutex
+	keyMu   [64]sync.Mutex // by fnv-1a of the key ID
 
 	cache *caches // every cache, behind one invalidation entry point
 	maint lastMaintenance
@@ -384,8 +390,7 @@ func putKeyTx(tx keystore.Tx, r *keyRecord) error {
 // transaction and, once it is durable, publishes the new snapshot. fn may
 // also touch other records through tx. A nil result from fn deletes the key.
 func (s *Service) updateKey(ctx context.Context, id string, fn func(tx keystore.Tx, r *keyRecord) (*keyRecord, error)) (*keyRecord, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	defer s.lockKey(id)()
 	var out *keyRecord
 	err := s.store.Update(ctx, func(tx keystore.Tx) error {
 		cur, err := getKeyTx(tx, id)
