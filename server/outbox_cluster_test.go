@@ -69,6 +69,7 @@ func TestOutboxAcrossNodes(t *testing.T) {
 	pg := startPG(t)
 	t.Run("owned entries", func(t *testing.T) { testOutboxOwned(t, pg.Database(t)) })
 	t.Run("service events once", func(t *testing.T) { testServiceEventsOnce(t, pg.Database(t)) })
+	t.Run("entries without owner", func(t *testing.T) { testOutboxLegacy(t, pg.Database(t)) })
 }
 
 // outboxNode is one node of a cluster: its service on the shared database
@@ -302,5 +303,61 @@ func testServiceEventsOnce(t *testing.T, url string) {
 	}
 	if pending, err := a.svc.PendingAudits(ctx); err != nil || len(pending) != 0 {
 		t.Fatalf("outbox after the loops: %+v, %v", pending, err)
+	}
+}
+
+// testOutboxLegacy: entries an earlier release left, without an owner, are
+// still read: its service events are appended by one node at once, its
+// calls once older than the bound, each once.
+func testOutboxLegacy(t *testing.T, url string) {
+	rootDir := t.TempDir()
+	clock := &nodeClock{t: time.Now()}
+	ctx := context.Background()
+	old := newOutboxNode(t, url, rootDir, "", clock) // no node ID: as before owners
+	call := old.inFlight(t, "0bd0bd0b-0000-4000-8000-000000000001")
+	caller := &kms.Caller{ARN: "arn:aws:iam::" + nodeAccount + ":root", Account: nodeAccount}
+	k, err := old.svc.CreateKey(ctx, caller, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.svc.ScheduleKeyDeletion(ctx, caller, &kms.ScheduleKeyDeletionInput{KeyId: k.KeyMetadata.KeyId, PendingWindowInDays: ptr(7)}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(8 * 24 * time.Hour)
+	if _, deleted, err := old.svc.RunMaintenance(ctx); err != nil || deleted != 1 {
+		t.Fatalf("maintenance: %d deleted, %v", deleted, err)
+	}
+	pending, err := old.svc.PendingAudits(ctx)
+	if err != nil || len(pending) != 2 || pending[0].Node != "" || pending[1].Node != "" {
+		t.Fatalf("entries without owner: %+v, %v", pending, err)
+	}
+
+	b := newOutboxNode(t, url, rootDir, "node-b", clock)
+	c := newOutboxNode(t, url, rootDir, "node-c", clock)
+	run := func() {
+		var wg sync.WaitGroup
+		for _, n := range []*outboxNode{b, c, b, c} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := n.srv.AppendServiceEvents(ctx); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	run()
+	// The call's record is 8 days old on this clock: taken over at once
+	// with the service event.
+	if rs := trailRecords(t, "DeleteKey", b, c); len(rs) != 1 {
+		t.Fatalf("%d DeleteKey service events in the trails, want 1", len(rs))
+	}
+	rs := trailRecords(t, "CreateKey", b, c)
+	if len(rs[call]) != 1 || len(rs) != 1 || !strings.Contains(string(rs[call][0].AdditionalEventData), `"recoveredFromOutbox":true`) {
+		t.Fatalf("the call without owner in the trails: %+v", rs)
+	}
+	if pending, err := b.svc.PendingAudits(ctx); err != nil || len(pending) != 0 {
+		t.Fatalf("outbox after the take-over: %+v, %v", pending, err)
 	}
 }
