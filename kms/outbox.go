@@ -174,6 +174,32 @@ func (s *Service) PendingAudits(ctx context.Context) ([]PendingEntry, error) {
 	return out, err
 }
 
+// OwnAudits lists this node's outbox entries (on a store with one node,
+// all of them), for the reconciliation at start. On a node with an ID it
+// writes the node's node-alive time in the same transaction: a node that
+// takes over entries (ClaimAudits) reads that time and these entries in one
+// transaction too, so the two conflict (SERIALIZABLE) and never both get an
+// entry — a node restarted after longer than the take-over bound recovers
+// what it lists, another takes over only what it did not.
+func (s *Service) OwnAudits(ctx context.Context) ([]PendingEntry, error) {
+	if s.node == "" {
+		return s.PendingAudits(ctx)
+	}
+	var out []PendingEntry
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		out = out[:0]
+		if err := tx.Put(bucketMeta, metaNodeAlive+s.node, []byte(s.now().UTC().Format(time.RFC3339Nano))); err != nil {
+			return err
+		}
+		return tx.Scan(bucketOutbox, s.node+"/", "", func(name string, raw []byte) bool {
+			node, id := splitOutboxName(name)
+			out = append(out, PendingEntry{ID: id, Node: node, Record: raw})
+			return true
+		})
+	})
+	return out, err
+}
+
 // DrainAudit deletes this node's outbox entry of request id now.
 func (s *Service) DrainAudit(ctx context.Context, id string) error {
 	if id == "" {
@@ -235,6 +261,11 @@ func (s *Service) ClaimAudits(ctx context.Context) ([]PendingEntry, error) {
 	var out []PendingEntry
 	err = s.store.Update(ctx, func(tx keystore.Tx) error {
 		out = out[:0]
+		// This node is alive, as of the entries it takes: whoever sees
+		// them under its name sees that too, and leaves them to it.
+		if err := tx.Put(bucketMeta, metaNodeAlive+s.node, []byte(now.UTC().Format(time.RFC3339Nano))); err != nil {
+			return err
+		}
 		alive := map[string]bool{}
 		for _, e := range cands {
 			if e.Node != "" { // a node's: not while it shows life

@@ -148,15 +148,9 @@ func (s *Server) RecoverAudit(ctx context.Context, dir string) (recovered, drain
 	for _, e := range claimed {
 		from[e.ID] = e.From
 	}
-	all, err := s.svc.PendingAudits(ctx)
+	entries, err := s.svc.OwnAudits(ctx)
 	if err != nil {
 		return 0, 0, err
-	}
-	var entries []kms.PendingEntry
-	for _, e := range all {
-		if e.Node == s.svc.NodeID() {
-			entries = append(entries, e)
-		}
 	}
 	if len(entries) == 0 {
 		return 0, 0, nil
