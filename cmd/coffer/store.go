@@ -92,6 +92,11 @@ func (o *storeOptions) check() error {
 		if o.url == "" {
 			return fmt.Errorf("--store postgres needs --postgres-url (or COFFER_POSTGRES_URL)")
 		}
+		if o.takeover != 0 && o.takeover < 3*time.Second {
+			// A live node shows it every second: a shorter bound takes
+			// over its calls while it runs them.
+			return fmt.Errorf("--outbox-takeover %v: at least 3s", o.takeover)
+		}
 		return nil
 	}
 	return fmt.Errorf("--store: %q is neither %s nor %s", o.kind, storeBolt, storePostgres)
