@@ -189,15 +189,20 @@ func newBounded[K comparable, V any](size int, ttl time.Duration, now func() tim
 
 // get returns k's value if it is cached and fresh.
 func (b *bounded[K, V]) get(k K) (V, bool) {
+	var val V
+	var expires int64
 	b.mu.RLock()
 	s, ok := b.m[k]
+	if ok { // publish and put change a slot in place, under the write lock
+		val, expires = s.val, s.expires
+	}
 	b.mu.RUnlock()
 	var zero V
 	if !ok {
 		b.stats.misses.Add(1)
 		return zero, false
 	}
-	if b.now().UnixNano() >= s.expires {
+	if b.now().UnixNano() >= expires {
 		b.mu.Lock()
 		if b.m[k] == s {
 			b.removeLocked(s, true)
@@ -208,7 +213,7 @@ func (b *bounded[K, V]) get(k K) (V, bool) {
 	}
 	s.ref.Store(true)
 	b.stats.hits.Add(1)
-	return s.val, true
+	return val, true
 }
 
 // view calls fn with k's value if it is cached and fresh, under the read

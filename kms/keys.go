@@ -198,8 +198,7 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 // store it was made in: the store may have been disconnected, changed or
 // deleted while the HSM made the key.
 func (s *Service) putNewKey(ctx context.Context, r *keyRecord) error {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	defer s.lockKey(r.ID)()
 	err := s.store.Update(ctx, func(tx keystore.Tx) error {
 		if r.CustomKeyStoreID != "" {
 			ks, err := keyStoreTx(tx, r.Account, r.CustomKeyStoreID)
@@ -220,6 +219,24 @@ func (s *Service) putNewKey(ctx context.Context, r *keyRecord) error {
 	}
 	s.cache.publishKey(r.ID, r)
 	return nil
+}
+
+// lockKey takes the write lock of key id, for a write of its record
+// alone: writeMu shared, so that no other writer runs, and the key's
+// stripe of keyMu, so that its writes publish in commit order. It returns
+// the unlock.
+func (s *Service) lockKey(id string) func() {
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	m := &s.keyMu[h%uint32(len(s.keyMu))]
+	s.writeMu.RLock()
+	m.Lock()
+	return func() {
+		m.Unlock()
+		s.writeMu.RUnlock()
+	}
 }
 
 // newVersion generates fresh key material for r and wraps it under the root

@@ -172,22 +172,29 @@ const MaintenanceLock = "maintenance"
 // that dies mid-run leaves each item either done or not started — the
 // next run, on any node, finds what is still due.
 func (s *Service) maintainOnce(ctx context.Context) (rotated, deleted int, ran bool, err error) {
+	unlock, ok, err := s.tryLock(ctx, MaintenanceLock+"/"+s.region)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("kms: take the maintenance lock: %w", err)
+	}
+	if !ok {
+		return 0, 0, false, nil
+	}
+	defer unlock()
+	rotated, deleted, err = s.RunMaintenance(ctx)
+	return rotated, deleted, true, err
+}
+
+// tryLock takes the store's cluster-wide lock name when the store is a
+// keystore.Locker; a store without locks is one process's: ok.
+func (s *Service) tryLock(ctx context.Context, name string) (unlock func(), ok bool, err error) {
 	var base keystore.Store = s.store
 	if r, ok := base.(*records); ok {
 		base = r.store
 	}
 	if l, ok := base.(keystore.Locker); ok {
-		unlock, ok, err := l.TryLock(ctx, MaintenanceLock+"/"+s.region)
-		if err != nil {
-			return 0, 0, false, fmt.Errorf("kms: take the maintenance lock: %w", err)
-		}
-		if !ok {
-			return 0, 0, false, nil
-		}
-		defer unlock()
+		return l.TryLock(ctx, name)
 	}
-	rotated, deleted, err = s.RunMaintenance(ctx)
-	return rotated, deleted, true, err
+	return func() {}, true, nil
 }
 
 // Run calls RunMaintenance every interval until ctx ends, under the

@@ -2,7 +2,9 @@ package kms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,8 +37,12 @@ type pendingAuditKey struct{}
 // PendingAudit is the audit record of a call in progress, as the transport
 // would write it if the call's changes commit.
 type PendingAudit interface {
-	// PendingID is the call's request ID: the outbox entry's name.
+	// PendingID is the call's request ID: the outbox entry's name, after
+	// its owner's (PendingOwner).
 	PendingID() string
+	// PendingOwner is the node ID (Config.NodeID) of the node whose trail
+	// the record is bound for; "" on a store with one node.
+	PendingOwner() string
 	// PendingRecord is the record to keep with the change. It is called
 	// inside the store transaction, possibly more than once.
 	PendingRecord() ([]byte, error)
@@ -65,9 +71,36 @@ func withOutbox(ctx context.Context, fn func(keystore.Tx) error) (func(keystore.
 		if err != nil || rec == nil { // nil: the transaction changed nothing to record
 			return err
 		}
-		return tx.Put(bucketOutbox, p.PendingID(), rec)
+		return tx.Put(bucketOutbox, outboxName(p.PendingOwner(), p.PendingID()), rec)
 	}, p
 }
+
+// outboxName is the outbox entry name of request id owned by node:
+// "<node>/<id>", or "<id>" for no node (a store with one node, and every
+// entry of a release before owners).
+func outboxName(node, id string) string {
+	if node == "" {
+		return id
+	}
+	return node + "/" + id
+}
+
+// splitOutboxName undoes outboxName; request IDs hold no '/'.
+func splitOutboxName(name string) (node, id string) {
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		return name[:i], name[i+1:]
+	}
+	return "", name
+}
+
+// NodeID is the node's ID, Config.NodeID.
+func (s *Service) NodeID() string { return s.node }
+
+// metaNodeAlive is the meta entry, "node-alive/<node ID>", where a node
+// with an ID writes the time at each FlushOutbox (every second from the
+// server's service-event loop): another node takes over its outbox
+// entries only once that time is older than the take-over bound.
+const metaNodeAlive = "node-alive/"
 
 // outboxDrain collects request IDs whose records reached the trail, for
 // one background transaction to delete many at once.
@@ -109,24 +142,33 @@ func (s *Service) AuditDrained(id string) {
 }
 
 // FlushOutbox deletes the outbox entries of drained calls, in one
-// transaction; the service's maintenance and Close call it.
+// transaction; the service's maintenance and Close call it, and so does
+// the server's service-event loop every second on a node with an ID,
+// where the same transaction records that the node is alive
+// (metaNodeAlive).
 func (s *Service) FlushOutbox(ctx context.Context) error {
 	s.drain.mu.Lock()
 	ids := s.drain.ids
 	s.drain.ids = nil
 	s.drain.mu.Unlock()
-	if len(ids) == 0 {
+	if len(ids) == 0 && s.node == "" {
 		return nil
 	}
-	err := s.outboxBarrier(ctx) // the records of ids are durable after it
+	var err error
+	if len(ids) > 0 {
+		err = s.outboxBarrier(ctx) // the records of ids are durable after it
+	}
 	if err == nil {
 		err = s.store.Update(ctx, func(tx keystore.Tx) error {
 			for _, id := range ids {
-				if err := tx.Delete(bucketOutbox, id); err != nil {
+				if err := tx.Delete(bucketOutbox, outboxName(s.node, id)); err != nil {
 					return err
 				}
 			}
-			return nil
+			if s.node == "" {
+				return nil
+			}
+			return tx.Put(bucketMeta, metaNodeAlive+s.node, []byte(s.now().UTC().Format(time.RFC3339Nano)))
 		})
 	}
 	if err != nil {
@@ -137,28 +179,59 @@ func (s *Service) FlushOutbox(ctx context.Context) error {
 	return err
 }
 
-// PendingEntry is an outbox entry found at start.
+// PendingEntry is an outbox entry.
 type PendingEntry struct {
 	ID     string // the request ID
+	Node   string // its owner's node ID; "" for none
 	Record []byte // the record PendingAudit gave
+	// From is, for an entry ClaimAudits took over, the node ID it was
+	// taken from ("" for an entry without owner).
+	From string
 }
 
 // PendingAudits lists the outbox: records of committed changes that may not
-// have reached the trail.
+// have reached the trail, of every node.
 func (s *Service) PendingAudits(ctx context.Context) ([]PendingEntry, error) {
 	var out []PendingEntry
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
 		out = out[:0]
-		return tx.Scan(bucketOutbox, "", "", func(id string, raw []byte) bool {
-			out = append(out, PendingEntry{ID: id, Record: raw})
+		return tx.Scan(bucketOutbox, "", "", func(name string, raw []byte) bool {
+			node, id := splitOutboxName(name)
+			out = append(out, PendingEntry{ID: id, Node: node, Record: raw})
 			return true
 		})
 	})
 	return out, err
 }
 
-// DrainAudit deletes the outbox entry of request id now (after the outbox
-// barrier).
+// OwnAudits lists this node's outbox entries (on a store with one node,
+// all of them), for the reconciliation at start. On a node with an ID it
+// writes the node's node-alive time in the same transaction: a node that
+// takes over entries (ClaimAudits) reads that time and these entries in one
+// transaction too, so the two conflict (SERIALIZABLE) and never both get an
+// entry — a node restarted after longer than the take-over bound recovers
+// what it lists, another takes over only what it did not.
+func (s *Service) OwnAudits(ctx context.Context) ([]PendingEntry, error) {
+	if s.node == "" {
+		return s.PendingAudits(ctx)
+	}
+	var out []PendingEntry
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		out = out[:0]
+		if err := tx.Put(bucketMeta, metaNodeAlive+s.node, []byte(s.now().UTC().Format(time.RFC3339Nano))); err != nil {
+			return err
+		}
+		return tx.Scan(bucketOutbox, s.node+"/", "", func(name string, raw []byte) bool {
+			node, id := splitOutboxName(name)
+			out = append(out, PendingEntry{ID: id, Node: node, Record: raw})
+			return true
+		})
+	})
+	return out, err
+}
+
+// DrainAudit deletes this node's outbox entry of request id now (after the
+// outbox barrier).
 func (s *Service) DrainAudit(ctx context.Context, id string) error {
 	if id == "" {
 		return errors.New("kms: empty request ID")
@@ -166,7 +239,120 @@ func (s *Service) DrainAudit(ctx context.Context, id string) error {
 	if err := s.outboxBarrier(ctx); err != nil {
 		return err
 	}
-	return s.store.Update(ctx, func(tx keystore.Tx) error { return tx.Delete(bucketOutbox, id) })
+	return s.store.Update(ctx, func(tx keystore.Tx) error { return tx.Delete(bucketOutbox, outboxName(s.node, id)) })
+}
+
+// OutboxLock is the cluster-wide lock (keystore.Locker) under which a node
+// takes over outbox entries (ClaimAudits).
+const OutboxLock = "audit-outbox"
+
+// ClaimAudits takes over the outbox entries this node must append to its
+// trail although it did not write them, and returns them: service events
+// without an owner (written by a release before owners), and every entry
+// of another node, or of none, whose record is older than the take-over
+// bound (Config.OutboxTakeover) and whose node has not shown life
+// (metaNodeAlive) within it — a node that died and did not come back. It
+// runs only on a node with an ID, under the cluster's OutboxLock (none
+// when another node holds it), and moves each entry under this node's name
+// in one transaction, delete and put together: two nodes never both get
+// one (the transaction is SERIALIZABLE on PostgreSQL; the loser retries
+// and finds it gone). The caller appends each to its trail and drains it
+// as its own; a crash before that leaves it this node's, for its next
+// start (or, if it never comes back, for another take-over).
+func (s *Service) ClaimAudits(ctx context.Context) ([]PendingEntry, error) {
+	if s.node == "" {
+		return nil, nil
+	}
+	unlock, ok, err := s.tryLock(ctx, OutboxLock)
+	if err != nil || !ok {
+		return nil, err
+	}
+	defer unlock()
+	// Candidates are read outside the claiming transaction, whose reads
+	// are then of single entries: a scan inside it would conflict with
+	// every call that puts an entry meanwhile.
+	all, err := s.PendingAudits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	var cands []PendingEntry
+	for _, e := range all {
+		if e.Node == s.node {
+			continue
+		}
+		if e.Node == "" && strings.HasPrefix(e.ID, ServiceEventPrefix) {
+			cands = append(cands, e) // nobody's: any node appends it, once
+			continue
+		}
+		if at, ok := recordTime(e.Record); !ok || now.Sub(at) >= s.takeover {
+			cands = append(cands, e)
+		}
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	var out []PendingEntry
+	err = s.store.Update(ctx, func(tx keystore.Tx) error {
+		out = out[:0]
+		// This node is alive, as of the entries it takes: whoever sees
+		// them under its name sees that too, and leaves them to it.
+		if err := tx.Put(bucketMeta, metaNodeAlive+s.node, []byte(now.UTC().Format(time.RFC3339Nano))); err != nil {
+			return err
+		}
+		alive := map[string]bool{}
+		for _, e := range cands {
+			if e.Node != "" { // a node's: not while it shows life
+				live, seen := alive[e.Node]
+				if !seen {
+					raw, err := tx.Get(bucketMeta, metaNodeAlive+e.Node)
+					if err != nil {
+						return err
+					}
+					if raw != nil {
+						if t, err := time.Parse(time.RFC3339Nano, string(raw)); err == nil && now.Sub(t) < s.takeover {
+							live = true
+						}
+					}
+					alive[e.Node] = live
+				}
+				if live {
+					continue
+				}
+			}
+			raw, err := tx.Get(bucketOutbox, outboxName(e.Node, e.ID))
+			if err != nil {
+				return err
+			}
+			if raw == nil {
+				continue // appended and drained by its node meanwhile
+			}
+			if err := tx.Delete(bucketOutbox, outboxName(e.Node, e.ID)); err != nil {
+				return err
+			}
+			if err := tx.Put(bucketOutbox, outboxName(s.node, e.ID), raw); err != nil {
+				return err
+			}
+			out = append(out, PendingEntry{ID: e.ID, Node: s.node, Record: raw, From: e.Node})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// recordTime is the eventTime of an outbox record.
+func recordTime(raw []byte) (time.Time, bool) {
+	var r struct {
+		EventTime string `json:"eventTime"`
+	}
+	if json.Unmarshal(raw, &r) != nil {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339, r.EventTime)
+	return t, err == nil
 }
 
 // ServiceEventPrefix starts the outbox name of a change the service makes
@@ -186,6 +372,10 @@ type serviceEvent struct {
 }
 
 func (e *serviceEvent) PendingID() string { return e.id }
+
+// PendingOwner implements PendingAudit: the node that made the change
+// appends its record (server's RunServiceEvents).
+func (e *serviceEvent) PendingOwner() string { return e.s.node }
 
 func (e *serviceEvent) PendingRecord() ([]byte, error) {
 	if e.arn == "" {

@@ -42,6 +42,8 @@ func (s *Service) InRegion(region string) (*Service, error) {
 		ks:       s.ks,
 		now:      s.now,
 		random:   s.random,
+		node:     s.node,
+		takeover: s.takeover,
 		cacheCfg: s.cacheCfg,
 		regions:  g,
 	}

@@ -42,6 +42,17 @@ type Config struct {
 	// Cache bounds what the service keeps in memory (cache.go): each cache
 	// in entries and every entry in age, on the Now clock.
 	Cache CacheConfig
+	// NodeID names this node in a cluster of nodes on one store
+	// (PostgreSQL): the audit outbox entries of its calls are its own,
+	// recovered by it at start and taken over by another node only once
+	// stale (outbox.go). Letters, digits, '.', '_' and '-', at most 64.
+	// "": the store has one node (bbolt), whose entries are nobody's.
+	NodeID string
+	// OutboxTakeover is how old another node's outbox entry must be, and
+	// how long ago that node last showed life in the store, before this
+	// node takes it over; longer than any live call keeps an entry.
+	// Default 30 s. Used only with NodeID.
+	OutboxTakeover time.Duration
 }
 
 // Caller is the authenticated principal making a request.
@@ -74,10 +85,18 @@ type Service struct {
 	ks              hsm.KeyStoreBackend // custom key stores; nil without an HSM
 	now             func() time.Time
 	random          io.Reader
+	node            string        // Config.NodeID
+	takeover        time.Duration // Config.OutboxTakeover
 
 	// writeMu serialises read-modify-write of records so that the cache is
-	// updated in commit order.
-	writeMu sync.Mutex
+	// updated in commit order. Writes of one key record (updateKey,
+	// putNewKey) take it shared and that key's stripe of keyMu (lockKey):
+	// two of one key are in commit order, writes of different keys run in
+	// parallel (on PostgreSQL each is a SERIALIZABLE transaction, retried on
+	// a conflict; bbolt runs them one at a time anyway). Every other writer
+	// takes it exclusive, so it excludes them all, as before.
+	writeMu sync.RWMutex
+	keyMu   [64]sync.Mutex // by fnv-1a of the key ID
 
 	cache *caches // every cache, behind one invalidation entry point
 	maint lastMaintenance
@@ -97,6 +116,7 @@ type Service struct {
 }
 
 var accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
+var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 var regionPattern = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
 
 // New returns a Service over cfg.Store and cfg.Root. It upgrades a store
@@ -112,6 +132,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.Root == nil {
 		return nil, errors.New("kms: Store and Root are required")
 	}
+	if cfg.NodeID != "" && !nodeIDPattern.MatchString(cfg.NodeID) {
+		return nil, fmt.Errorf("kms: node ID %q is not 1 to 64 letters, digits, '.', '_' or '-'", cfg.NodeID)
+	}
 	s := &Service{
 		region:  cfg.Region,
 		account: cfg.Account,
@@ -120,6 +143,11 @@ func New(cfg Config) (*Service, error) {
 		ks:      hsm.KeyStoreOf(cfg.Root),
 		now:     cfg.Now,
 		random:  cfg.Random,
+		node:    cfg.NodeID,
+	}
+	s.takeover = cfg.OutboxTakeover
+	if s.takeover <= 0 {
+		s.takeover = 30 * time.Second
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -370,8 +398,7 @@ func putKeyTx(tx keystore.Tx, r *keyRecord) error {
 // transaction and, once it is durable, publishes the new snapshot. fn may
 // also touch other records through tx. A nil result from fn deletes the key.
 func (s *Service) updateKey(ctx context.Context, id string, fn func(tx keystore.Tx, r *keyRecord) (*keyRecord, error)) (*keyRecord, error) {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+	defer s.lockKey(id)()
 	var out *keyRecord
 	err := s.store.Update(ctx, func(tx keystore.Tx) error {
 		cur, err := getKeyTx(tx, id)

@@ -31,6 +31,10 @@ func decoded(ctx context.Context, in any) {
 // PendingID implements kms.PendingAudit.
 func (c *opContext) PendingID() string { return c.requestID }
 
+// PendingOwner implements kms.PendingAudit: this node, whose trail the
+// record is bound for.
+func (c *opContext) PendingOwner() string { return c.s.svc.NodeID() }
+
 // PendingRecord implements kms.PendingAudit: the call's record as far as it
 // is known before its outcome.
 func (c *opContext) PendingRecord() ([]byte, error) {
@@ -84,7 +88,9 @@ func (s *Server) appendOwed() {
 	}
 	byID := make(map[string][]byte, len(entries))
 	for _, e := range entries {
-		byID[e.ID] = e.Record
+		if e.Node == s.svc.NodeID() {
+			byID[e.ID] = e.Record
+		}
 	}
 	left := s.owed.ids[:0]
 	for _, id := range s.owed.ids {
@@ -92,7 +98,7 @@ func (s *Server) appendOwed() {
 		if !ok {
 			continue
 		}
-		if err := s.appendRecovered(raw); err != nil {
+		if err := s.appendRecovered(raw, ""); err != nil {
 			left = append(left, id)
 			continue
 		}
@@ -102,27 +108,52 @@ func (s *Server) appendOwed() {
 }
 
 // appendRecovered appends an outbox record to the trail, marked as
-// recovered: its outcome is the commit, its response unknown.
-func (s *Server) appendRecovered(raw []byte) error {
+// recovered: its outcome is the commit, its response unknown. from is the
+// node it was taken over from (kms.ClaimAudits), "" for this node's own.
+func (s *Server) appendRecovered(raw []byte, from string) error {
 	var r audit.Record
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return fmt.Errorf("server: an outbox record does not decode: %w", err)
 	}
 	r.Seq, r.PrevHash = 0, ""
 	r.AdditionalEventData = json.RawMessage(`{"recoveredFromOutbox":true}`)
+	if from != "" {
+		extra, err := json.Marshal(struct {
+			Recovered bool   `json:"recoveredFromOutbox"`
+			From      string `json:"recoveredFromNode"`
+		}{true, from})
+		if err != nil {
+			return err
+		}
+		r.AdditionalEventData = extra
+	}
 	return s.audit.Append(context.Background(), &r)
 }
 
-// RecoverAudit reconciles the store's audit outbox with the trail in dir,
-// before the server serves: a record already in the trail is drained; any
-// other is appended as recovered, then drained. It returns how many of each.
+// RecoverAudit reconciles this node's entries in the store's audit outbox
+// with the trail in dir, before the server serves: a record already in the
+// trail is drained; any other is appended as recovered, then drained. It
+// returns how many of each. On a node with an ID (a cluster) its entries
+// are those it wrote, plus those it takes over (kms.ClaimAudits): another
+// node's in-flight calls are left to that node.
 func (s *Server) RecoverAudit(ctx context.Context, dir string) (recovered, drained int, err error) {
 	if s.audit == nil {
 		return 0, 0, nil
 	}
-	entries, err := s.svc.PendingAudits(ctx)
-	if err != nil || len(entries) == 0 {
+	claimed, err := s.svc.ClaimAudits(ctx)
+	if err != nil {
 		return 0, 0, err
+	}
+	from := make(map[string]string, len(claimed))
+	for _, e := range claimed {
+		from[e.ID] = e.From
+	}
+	entries, err := s.svc.OwnAudits(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(entries) == 0 {
+		return 0, 0, nil
 	}
 	ids := make([]string, len(entries))
 	oldest := time.Now()
@@ -142,7 +173,7 @@ func (s *Server) RecoverAudit(ctx context.Context, dir string) (recovered, drain
 	}
 	for _, e := range entries {
 		if !found[e.ID] {
-			if err := s.appendRecovered(e.Record); err != nil {
+			if err := s.appendRecovered(e.Record, from[e.ID]); err != nil {
 				return recovered, drained, err
 			}
 			recovered++
@@ -159,7 +190,9 @@ func (s *Server) RecoverAudit(ctx context.Context, dir string) (recovered, drain
 // RunServiceEvents appends to the trail, every interval until ctx ends, the
 // records of the changes the service made by itself (kms's service events:
 // automatic rotation, deletion at the end of a waiting period), which wait
-// in the outbox, and drains them.
+// in the outbox, and drains them. On a node with an ID it also flushes the
+// outbox each interval, which records that the node is alive
+// (kms.FlushOutbox), and appends what it takes over (kms.ClaimAudits).
 func (s *Server) RunServiceEvents(ctx context.Context, interval time.Duration) {
 	if s.audit == nil {
 		return
@@ -167,6 +200,11 @@ func (s *Server) RunServiceEvents(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if s.svc.NodeID() != "" {
+			if err := s.svc.FlushOutbox(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("audit outbox flush failed", "err", err)
+			}
+		}
 		if _, err := s.AppendServiceEvents(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("service events wait in the outbox", "err", err)
 		}
@@ -178,33 +216,82 @@ func (s *Server) RunServiceEvents(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// AppendServiceEvents appends the service events waiting in the outbox to
-// the trail and drains them; it returns how many.
+// appendedEvents are this node's outbox entries appended to the trail whose
+// delete failed: not appended again while they wait for the next flush.
+// mu also makes AppendServiceEvents run one at a time.
+type appendedEvents struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+// AppendServiceEvents appends to the trail the service events of this node
+// waiting in the outbox (on a store with one node: all of them) and the
+// entries it takes over (kms.ClaimAudits), and drains them; it returns how
+// many. Each service event is in one node's outbox entries, or in none's,
+// and moves to one node's in the transaction that takes it: it reaches one
+// trail, once.
 func (s *Server) AppendServiceEvents(ctx context.Context) (int, error) {
 	if s.audit == nil || s.audit.Err() != nil {
 		return 0, nil
+	}
+	s.appended.mu.Lock() // one run at a time: a second would read what the first is appending
+	defer s.appended.mu.Unlock()
+	claimed, err := s.svc.ClaimAudits(ctx)
+	if err != nil {
+		return 0, err
 	}
 	entries, err := s.svc.PendingAudits(ctx)
 	if err != nil {
 		return 0, err
 	}
+	from := make(map[string]string, len(claimed))
+	for _, e := range claimed {
+		from[e.ID] = e.From
+	}
+	present := make(map[string]bool, len(entries))
 	n := 0
 	for _, e := range entries {
-		if !strings.HasPrefix(e.ID, kms.ServiceEventPrefix) {
+		if e.Node != s.svc.NodeID() {
+			continue // another node's
+		}
+		present[e.ID] = true
+		if s.appended.ids[e.ID] {
+			continue // in the trail, its delete to come
+		}
+		src, took := from[e.ID]
+		switch {
+		case took && !strings.HasPrefix(e.ID, kms.ServiceEventPrefix):
+			// A call of a node gone: its record as recovered.
+			if err := s.appendRecovered(e.Record, src); err != nil {
+				s.owe(e.ID)
+				return n, err
+			}
+		case strings.HasPrefix(e.ID, kms.ServiceEventPrefix):
+			var r audit.Record
+			if err := json.Unmarshal(e.Record, &r); err != nil {
+				return n, fmt.Errorf("server: an outbox record does not decode: %w", err)
+			}
+			r.Seq, r.PrevHash = 0, ""
+			if err := s.audit.Append(context.Background(), &r); err != nil {
+				return n, err
+			}
+		default:
 			continue // a call's: its own request appends it
 		}
-		var r audit.Record
-		if err := json.Unmarshal(e.Record, &r); err != nil {
-			return n, fmt.Errorf("server: an outbox record does not decode: %w", err)
-		}
-		r.Seq, r.PrevHash = 0, ""
-		if err := s.audit.Append(context.Background(), &r); err != nil {
-			return n, err
-		}
-		if err := s.svc.DrainAudit(ctx, e.ID); err != nil {
-			return n, err
-		}
 		n++
+		if err := s.svc.DrainAudit(ctx, e.ID); err != nil {
+			if s.appended.ids == nil {
+				s.appended.ids = map[string]bool{}
+			}
+			s.appended.ids[e.ID] = true
+			s.svc.AuditDrained(e.ID) // the next flush tries again
+			return n, err
+		}
+	}
+	for id := range s.appended.ids {
+		if !present[id] {
+			delete(s.appended.ids, id)
+		}
 	}
 	return n, nil
 }

@@ -219,7 +219,7 @@ func TestOutboxWaitsForDurableRecord(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.srv.appendRecovered(raw); err != nil {
+		if err := f.srv.appendRecovered(raw, ""); err != nil {
 			t.Fatal(err)
 		}
 		f.svc.AuditDrained(id)

@@ -76,7 +76,8 @@ type Server struct {
 	max          int
 	timeout      time.Duration
 	deadlines    deadlines
-	owed         owed // calls whose records wait in the outbox for the trail
+	owed         owed           // calls whose records wait in the outbox for the trail
+	appended     appendedEvents // service events in the trail whose outbox delete failed
 	unauth       *unauthLimiter
 	now          func() time.Time
 	log          *slog.Logger

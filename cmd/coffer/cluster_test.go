@@ -561,3 +561,114 @@ func TestThreeNodeCluster(t *testing.T) {
 }
 
 func aws32(n int32) *int32 { return &n }
+
+// TestClusterNodeStartLeavesOthersOutbox: a node that starts while another
+// serves CreateKey flat out on the same PostgreSQL reconciles only its own
+// audit outbox entries: none of A's calls lands in B's trail, and `coffer
+// audit query` over both trails finds each eventId and request ID once and
+// each of A's acknowledged calls in A's trail. (A's outbox holds every call whose
+// record reached its trail until its next flush: a start that recovered
+// every node's entries appended them again into B's.)
+func TestClusterNodeStartLeavesOthersOutbox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and two servers")
+	}
+	pg, err := pgtest.Start()
+	if errors.Is(err, pgtest.ErrUnavailable) {
+		t.Skipf("%v (install postgresql, or set COFFER_PG_BIN)", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Close)
+	url := pg.Database(t)
+	ctx := context.Background()
+	parent := t.TempDir()
+	names := []string{"node-a", "node-b"}
+	args := func(i int) []string {
+		return []string{"--store", "postgres", "--postgres-url", url, "--postgres-timeout", "2s", "--data-dir", filepath.Join(parent, names[i])}
+	}
+	a := startServe(t, parent, args(0)...)
+	waitReady(t, a.endpoint, 20*time.Second)
+	cl := sdkClient(t, filepath.Join(parent, names[0], "credentials"), a.endpoint)
+
+	var mu sync.Mutex
+	var acked []string // A's CreateKey request IDs
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				out, err := cl.CreateKey(ctx, &awskms.CreateKeyInput{})
+				if err != nil {
+					continue
+				}
+				r, _ := awsmw.GetRequestIDMetadata(out.ResultMetadata)
+				mu.Lock()
+				acked = append(acked, r)
+				mu.Unlock()
+			}
+		}()
+	}
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		n := len(acked)
+		mu.Unlock()
+		if n >= 20 {
+			break
+		}
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("A acknowledged %d CreateKeys in 20 s", n)
+		}
+	}
+	rootKey, err := os.ReadFile(filepath.Join(parent, names[0], "root.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(parent, names[1]), 0o700)
+	if err := os.WriteFile(filepath.Join(parent, names[1], "root.key"), rootKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startServe(t, parent, args(1)...)
+	waitReady(t, b.endpoint, 20*time.Second)
+	close(stop)
+	wg.Wait()
+
+	out, err := exec.Command(cofferBin, "audit", "query", parent).Output()
+	if err != nil {
+		t.Fatalf("coffer audit query %s: %v", parent, err)
+	}
+	trailOf := map[string]string{} // request ID → trail
+	events := map[string]string{}  // eventId → trail
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r struct {
+			RequestID string `json:"requestID"`
+			EventID   string `json:"eventID"`
+			Trail     string `json:"trail"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("audit query line %q: %v", line, err)
+		}
+		if prev, dup := events[r.EventID]; dup {
+			t.Fatalf("eventId %s in trail %s and in trail %s", r.EventID, prev, r.Trail)
+		}
+		events[r.EventID] = r.Trail
+		if prev, dup := trailOf[r.RequestID]; dup && r.RequestID != "" {
+			t.Errorf("request %s recorded in trail %s and in trail %s", r.RequestID, prev, r.Trail)
+		}
+		trailOf[r.RequestID] = r.Trail
+	}
+	want := filepath.Join(parent, names[0], "audit")
+	for _, id := range acked {
+		if trailOf[id] != want {
+			t.Errorf("A's CreateKey %s: its record is in trail %q", id, trailOf[id])
+		}
+	}
+	t.Logf("%d CreateKeys acknowledged by A while B started", len(acked))
+}

@@ -195,7 +195,15 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	defer root.Close()
 	defer store.Close()
 
-	svc, err := kms.New(kms.Config{Region: o.region, Account: o.account, Store: store, Root: root})
+	kcfg := kms.Config{Region: o.region, Account: o.account, Store: store, Root: root}
+	if pgStore != nil {
+		// Nodes share the audit outbox: each entry names its node.
+		if kcfg.NodeID, err = nodeID(o.dataDir); err != nil {
+			return fmt.Errorf("node ID: %w", err)
+		}
+		kcfg.OutboxTakeover = o.store.outboxTakeover()
+	}
+	svc, err := kms.New(kcfg)
 	if err != nil {
 		return err
 	}

@@ -2,8 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +25,7 @@ type storeOptions struct {
 	url      string
 	maxConns int32
 	timeout  time.Duration
+	takeover time.Duration // --outbox-takeover; 0: 2 × timeout + 10 s
 }
 
 const (
@@ -31,6 +39,49 @@ func (o *storeOptions) flags(cmd *cobra.Command) {
 	f.StringVar(&o.url, "postgres-url", "", "PostgreSQL connection URL for --store postgres, e.g. postgres://coffer@db:5432/coffer (COFFER_POSTGRES_URL)")
 	f.Int32Var(&o.maxConns, "postgres-max-conns", 10, "size of the PostgreSQL connection pool")
 	f.DurationVar(&o.timeout, "postgres-timeout", 5*time.Second, "bound on connecting to PostgreSQL and on each store transaction: a lost database fails calls after this")
+	f.DurationVar(&o.takeover, "outbox-takeover", 0, "with --store postgres: how long a node must have been silent, and its audit outbox entries old, before another node appends them to its own trail (default 2 × --postgres-timeout + 10s)")
+}
+
+// outboxTakeover is kms.Config.OutboxTakeover: longer than any live call
+// keeps its outbox entry (a transaction retried up to the timeout, then
+// the trail's append, then a flush within a second) and than a node's
+// silence between two of its once-a-second flushes.
+func (o *storeOptions) outboxTakeover() time.Duration {
+	if o.takeover > 0 {
+		return o.takeover
+	}
+	return 2*o.timeout + 10*time.Second
+}
+
+// nodeIDFile holds, in the data dir, the node ID of a node on PostgreSQL
+// (kms.Config.NodeID): made at its first start, the same at every start
+// after, so that a node restarted recovers its own audit outbox entries.
+const nodeIDFile = "node-id"
+
+// nodeID reads the data dir's node ID, making one (16 random hex digits)
+// the first time.
+func nodeID(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, nodeIDFile)
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(raw))
+		if id == "" {
+			return "", fmt.Errorf("%s is empty", path)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 func (o *storeOptions) check() error {
@@ -40,6 +91,11 @@ func (o *storeOptions) check() error {
 	case storePostgres:
 		if o.url == "" {
 			return fmt.Errorf("--store postgres needs --postgres-url (or COFFER_POSTGRES_URL)")
+		}
+		if o.takeover != 0 && o.takeover < 3*time.Second {
+			// A live node shows it every second: a shorter bound takes
+			// over its calls while it runs them.
+			return fmt.Errorf("--outbox-takeover %v: at least 3s", o.takeover)
 		}
 		return nil
 	}
