@@ -42,6 +42,10 @@ type CacheConfig struct {
 	// TTL bounds the age of any entry; default 5 minutes. Unwrapped
 	// material older than this is unwrapped again; records are read again.
 	TTL time.Duration
+	// UsageEntries bounds the usage counters and the last uses each held
+	// in memory between flushes (usage.go, lastusage.go); default 65536.
+	// Reaching it starts a flush in the background.
+	UsageEntries int
 }
 
 // caches is the service's in-memory state.

@@ -43,7 +43,8 @@ func (m *memUse) stored() lastUse {
 	return lastUse{Operation: m.op, At: m.at, EventID: m.event.String(), RequestID: m.requestID}
 }
 
-// lastUsage is the last use of each key since the last flush, by key ID.
+// lastUsage is the last use of each key since the last flush, by key ID,
+// bounded as the usage counters are (usage.go).
 type lastUsage struct {
 	mu      sync.Mutex
 	m       map[string]memUse
@@ -60,8 +61,9 @@ func (s *Service) RecordLastUsage(keyARNs []string, op, requestID string, eventI
 		return
 	}
 	at := s.now().UTC()
+	full := false
+	bound := s.usageBound()
 	s.last.mu.Lock()
-	defer s.last.mu.Unlock()
 	for _, arn := range keyARNs {
 		id, ok := s.localKeyID(arn)
 		if !ok {
@@ -72,12 +74,18 @@ func (s *Service) RecordLastUsage(keyARNs []string, op, requestID string, eventI
 		}
 		if cur, ok := s.last.m[id]; ok && cur.at.After(at) {
 			continue
+		} else if !ok && len(s.last.m) >= bound {
+			full = true
 		}
 		u := memUse{op: op, requestID: requestID, at: at}
 		if eventID != nil {
 			u.event = *eventID
 		}
 		s.last.m[id] = u
+	}
+	s.last.mu.Unlock()
+	if full {
+		s.flushSoon()
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coffer-kms/coffer/keystore"
 )
@@ -77,9 +78,61 @@ type usageKey struct {
 // interval, not one per key ever called. Counters are incremented under the
 // read lock, so that a flush (under the write lock) sees every increment of
 // the map it takes.
+//
+// The map is bounded (CacheConfig.UsageEntries, as is the last-use map):
+// the call that adds a counter to a full map starts a flush in the
+// background (flushSoon) and goes on; it never waits for the store. While
+// that flush writes, new counters go to the fresh map, so the bound is
+// exceeded by at most the counters added during one flush, and a flush
+// that leaves the map full again is followed at once by another.
 type usage struct {
 	mu sync.RWMutex
 	m  map[usageKey]*atomic.Uint64
+	// flushMu serialises flushes (periodic, on Close, and those the bound
+	// starts), so that two never merge into the store at once.
+	flushMu sync.Mutex
+	// flushing is set while a flush started by the bound runs.
+	flushing atomic.Bool
+}
+
+// usageBound is the most counters, and last uses, held between flushes.
+func (s *Service) usageBound() int {
+	if n := s.cacheCfg.UsageEntries; n > 0 {
+		return n
+	}
+	return 65536
+}
+
+// usageFull reports whether either in-memory map is at its bound.
+func (s *Service) usageFull() bool {
+	bound := s.usageBound()
+	s.usage.mu.RLock()
+	n := len(s.usage.m)
+	s.usage.mu.RUnlock()
+	s.last.mu.Lock()
+	l := len(s.last.m)
+	s.last.mu.Unlock()
+	return n >= bound || l >= bound
+}
+
+// flushSoon starts a flush in the background unless one started so is
+// running; it runs flushes until neither map is full. A failed flush puts
+// its counts back (FlushUsage) and leaves them to the periodic flush.
+func (s *Service) flushSoon() {
+	if !s.usage.flushing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.usage.flushing.Store(false)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			err := s.FlushUsage(ctx)
+			cancel()
+			if err != nil || !s.usageFull() {
+				return
+			}
+		}
+	}()
 }
 
 // RecordUsage counts one call of op by account on key ("" for calls that
@@ -98,12 +151,17 @@ func (s *Service) RecordUsage(account, key, op string) {
 		s.usage.m = map[usageKey]*atomic.Uint64{}
 	}
 	c, ok := s.usage.m[k]
+	full := false
 	if !ok {
+		full = len(s.usage.m) >= s.usageBound()
 		c = new(atomic.Uint64)
 		s.usage.m[k] = c
 	}
 	c.Add(1)
 	s.usage.mu.Unlock()
+	if full {
+		s.flushSoon()
+	}
 }
 
 func (k usageKey) storeKey() string { return k.account + "|" + k.op + "|" + k.key }
@@ -111,6 +169,8 @@ func (k usageKey) storeKey() string { return k.account + "|" + k.op + "|" + k.ke
 // FlushUsage adds the counts gathered since the last flush to the store,
 // and the last use of each key (lastusage.go).
 func (s *Service) FlushUsage(ctx context.Context) error {
+	s.usage.flushMu.Lock()
+	defer s.usage.flushMu.Unlock()
 	lerr := s.flushLastUsage(ctx)
 	s.usage.mu.Lock()
 	taken := s.usage.m

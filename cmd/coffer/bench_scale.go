@@ -22,7 +22,7 @@ import (
 func newBenchScaleCmd() *cobra.Command {
 	var (
 		keys, createConc, sweepKeys int
-		aliases                     bool
+		aliases, bulk               bool
 		duration                    time.Duration
 		serverCPU, client           int
 		out, dataDir, pgURL         string
@@ -60,6 +60,12 @@ rotation of --sweep-keys keys made due by a clock moved a year on, then their de
 				Duration: duration, ServerCPU: serverCPU, ClientCPU: client, Log: cmd.ErrOrStderr(),
 				// AWS's CreateKey quota (50/s) would make it a measurement of the throttle.
 				ServeArgs: append([]string{"--throttle=false"}, serveArgs...)}
+			if bulk {
+				cfg.Aliases = false
+				cfg.Bulk = func(ctx context.Context) ([]string, error) {
+					return scaleBulk(ctx, dataDir, pgURL, keys, cmd.ErrOrStderr())
+				}
+			}
 			rep, err := bench.RunScale(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -76,6 +82,7 @@ rotation of --sweep-keys keys made due by a clock moved a year on, then their de
 	f := cmd.Flags()
 	f.IntVar(&keys, "keys", 10000, "number of keys to create (1000000 for the full run)")
 	f.BoolVar(&aliases, "aliases", true, "give every key an alias")
+	f.BoolVar(&bulk, "bulk", false, "make the keys in process, 1000 to a transaction, with the server stopped (no aliases; the rate is not the API's)")
 	f.IntVar(&createConc, "create-concurrency", 64, "connections creating keys")
 	f.IntVar(&sweepKeys, "sweep-keys", -1, "keys the rotation and deletion sweeps act on (-1: all; 0: no sweeps)")
 	f.DurationVar(&duration, "duration", 3*time.Second, "length of each latency measurement")
@@ -91,12 +98,34 @@ rotation of --sweep-keys keys made due by a clock moved a year on, then their de
 // scaleSweeps opens the data dir a scale run left (the server stopped) in
 // process, with a clock it moves, and times the maintenance loop over up
 // to n of its keys (n < 0: all).
-func scaleSweeps(ctx context.Context, dataDir, pgURL string, n int, log io.Writer) (*bench.SweepReport, error) {
-	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(dataDir, "root.key"), Passphrase: passphraseFromEnv()})
+// scaleBulk creates n keys in the data dir in process, as CreateKey
+// would make them (kms.Service.BulkCreateKeys), and returns their IDs.
+func scaleBulk(ctx context.Context, dataDir, pgURL string, n int, log io.Writer) ([]string, error) {
+	svc, closeAll, err := openScaleService(ctx, dataDir, pgURL, time.Now)
 	if err != nil {
 		return nil, err
 	}
-	defer root.Close()
+	defer closeAll()
+	t0 := time.Now()
+	err = svc.BulkCreateKeys(ctx, scaleAccount, "scale", n, 1000, func(done int) {
+		if done%50000 == 0 || done == n {
+			fmt.Fprintf(log, "scale: bulk %d/%d keys, %.0f/s\n", done, n, float64(done)/time.Since(t0).Seconds())
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return scaleKeyIDs(ctx, svc, -1)
+}
+
+const scaleAccount = "111122223333"
+
+// openScaleService opens the data dir's root and store in process.
+func openScaleService(ctx context.Context, dataDir, pgURL string, now func() time.Time) (*kms.Service, func(), error) {
+	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(dataDir, "root.key"), Passphrase: passphraseFromEnv()})
+	if err != nil {
+		return nil, nil, err
+	}
 	var store keystore.Store
 	if pgURL != "" {
 		store, err = postgres.Open(ctx, postgres.Config{URL: pgURL})
@@ -104,22 +133,21 @@ func scaleSweeps(ctx context.Context, dataDir, pgURL string, n int, log io.Write
 		store, err = keystore.OpenBolt(filepath.Join(dataDir, "coffer.db"))
 	}
 	if err != nil {
-		return nil, err
+		root.Close()
+		return nil, nil, err
 	}
-	defer store.Close()
-	var (
-		mu    sync.Mutex
-		clock = time.Now()
-	)
-	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
-	setClock := func(t time.Time) { mu.Lock(); clock = t; mu.Unlock() }
-	const account = "111122223333"
-	svc, err := kms.New(kms.Config{Region: "us-east-1", Account: account, Store: store, Root: root, Now: now})
+	svc, err := kms.New(kms.Config{Region: "us-east-1", Account: scaleAccount, Store: store, Root: root, Now: now})
 	if err != nil {
-		return nil, err
+		store.Close()
+		root.Close()
+		return nil, nil, err
 	}
-	defer svc.Close()
-	c := &kms.Caller{ARN: "arn:aws:iam::" + account + ":root", Account: account}
+	return svc, func() { svc.Close(); store.Close(); root.Close() }, nil
+}
+
+// scaleKeyIDs lists up to n key IDs (-1: all) of the scale account.
+func scaleKeyIDs(ctx context.Context, svc *kms.Service, n int) ([]string, error) {
+	c := &kms.Caller{ARN: "arn:aws:iam::" + scaleAccount + ":root", Account: scaleAccount}
 	var ids []string
 	for marker := ""; n < 0 || len(ids) < n; {
 		out, err := svc.ListKeys(ctx, c, &kms.ListInput{Limit: new(1000), Marker: marker})
@@ -136,6 +164,26 @@ func scaleSweeps(ctx context.Context, dataDir, pgURL string, n int, log io.Write
 	}
 	if n >= 0 && len(ids) > n {
 		ids = ids[:n]
+	}
+	return ids, nil
+}
+
+func scaleSweeps(ctx context.Context, dataDir, pgURL string, n int, log io.Writer) (*bench.SweepReport, error) {
+	var (
+		mu    sync.Mutex
+		clock = time.Now()
+	)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	setClock := func(t time.Time) { mu.Lock(); clock = t; mu.Unlock() }
+	svc, closeAll, err := openScaleService(ctx, dataDir, pgURL, now)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+	c := &kms.Caller{ARN: "arn:aws:iam::" + scaleAccount + ":root", Account: scaleAccount}
+	ids, err := scaleKeyIDs(ctx, svc, n)
+	if err != nil {
+		return nil, err
 	}
 	rep := &bench.SweepReport{}
 	timed := func(what string, dst *float64, fn func() error) error {
