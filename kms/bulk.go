@@ -35,19 +35,7 @@ func (s *Service) BulkCreateKeys(ctx context.Context, account, description strin
 				return err
 			}
 			now := s.now().UTC()
-			r := &keyRecord{
-				ID:          id,
-				Account:     account,
-				Region:      s.region,
-				Created:     now,
-				Description: description,
-				Usage:       UsageEncryptDecrypt,
-				Spec:        SpecSymmetric,
-				Origin:      OriginAWSKMS,
-				Manager:     ManagerCustomer,
-				State:       StateEnabled,
-				Policy:      policyDoc,
-			}
+			r := s.newKeyRecord(id, account, now, description, UsageEncryptDecrypt, SpecSymmetric, policyDoc)
 			r.prepare()
 			ver, err := s.newVersion(ctx, r, now, "")
 			if err != nil {

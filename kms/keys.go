@@ -142,20 +142,8 @@ func (s *Service) CreateKey(ctx context.Context, c *Caller, in *CreateKeyInput) 
 		}
 	}
 	now := s.now().UTC()
-	r := &keyRecord{
-		ID:          keyID,
-		Account:     c.Account,
-		Region:      s.region,
-		Created:     now,
-		Description: in.Description,
-		Usage:       usage,
-		Spec:        spec,
-		Origin:      OriginAWSKMS,
-		Manager:     ManagerCustomer,
-		State:       StateEnabled,
-		Policy:      policyDoc,
-		Tags:        tags,
-	}
+	r := s.newKeyRecord(keyID, c.Account, now, in.Description, usage, spec, policyDoc)
+	r.Tags = tags
 	if in.MultiRegion {
 		r.PrimaryRegion = s.region
 	}
@@ -580,4 +568,23 @@ func (s *Service) CancelKeyDeletion(ctx context.Context, c *Caller, in *KeyIDInp
 		return nil, err
 	}
 	return &CancelKeyDeletionOutput{KeyId: r.arn()}, nil
+}
+
+// newKeyRecord is the record CreateKey starts from for a customer managed
+// key made by KMS, Enabled, before material, tags and the options of the
+// request (and BulkCreateKeys's records, which are exactly that).
+func (s *Service) newKeyRecord(id, account string, now time.Time, description, usage, spec, policyDoc string) *keyRecord {
+	return &keyRecord{
+		ID:          id,
+		Account:     account,
+		Region:      s.region,
+		Created:     now,
+		Description: description,
+		Usage:       usage,
+		Spec:        spec,
+		Origin:      OriginAWSKMS,
+		Manager:     ManagerCustomer,
+		State:       StateEnabled,
+		Policy:      policyDoc,
+	}
 }
