@@ -52,6 +52,7 @@ type serveOptions struct {
 	tls                 tlsOptions
 	rateLimitsOn        bool
 	rateLimits          *server.RateLimits // from the config file; nil: off
+	cache               kms.CacheConfig
 }
 
 func newServeCmd() *cobra.Command {
@@ -94,6 +95,9 @@ by --config; a flag wins over the environment, which wins over the file.`,
 	f.BoolVar(&o.dev, "dev", false, "in-memory throw-away server that accepts any well-formed signature (never for real keys)")
 	f.DurationVar(&o.maintenanceInterval, "maintenance-interval", time.Minute, "how often due rotations and deletions run")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
+	f.IntVar(&o.cache.Entries, "cache-entries", 10000, "the most entries each in-memory cache holds (key records, unwrapped key material, grants, identities, access keys, aliases, each separately)")
+	f.DurationVar(&o.cache.TTL, "cache-ttl", 5*time.Minute, "the longest a cache entry is kept: unwrapped material older than this is unwrapped again, records read again")
+	f.IntVar(&o.cache.UsageEntries, "usage-entries", 65536, "the most keys whose usage counts and last use are held in memory between flushes; reaching it starts a flush")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.logFormat, "log-format", logFormatText, "text or json (log/slog's JSON handler: one object a line); request lines carry requestId, as the audit record does")
 	o.root.flags(cmd, true)
@@ -195,7 +199,7 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	defer root.Close()
 	defer store.Close()
 
-	kcfg := kms.Config{Region: o.region, Account: o.account, Store: store, Root: root}
+	kcfg := kms.Config{Region: o.region, Account: o.account, Store: store, Root: root, Cache: o.cache}
 	if pgStore != nil {
 		// Nodes share the audit outbox: each entry names its node.
 		if kcfg.NodeID, err = nodeID(o.dataDir); err != nil {
