@@ -273,17 +273,22 @@ func RunHarness(ctx context.Context, cfg HarnessConfig) (*Report, error) {
 					if target == "coffer" {
 						lc.RSSEvery = cfg.RSSEvery
 					}
-					recs0, syncs0, counted := auditCounters(c.endpoint)
+					recs0, syncs0, writes0, counted := auditCounters(c.endpoint)
 					r, err := RunLoad(ctx, lc)
 					if err != nil {
 						return nil, err
 					}
 					r.Target = target
-					if recs1, syncs1, ok := auditCounters(c.endpoint); counted && ok && syncs1 > syncs0 {
-						r.AuditRecordsPerFsync = (recs1 - recs0) / (syncs1 - syncs0)
+					if recs1, syncs1, writes1, ok := auditCounters(c.endpoint); counted && ok {
+						if syncs1 > syncs0 {
+							r.AuditRecordsPerFsync = (recs1 - recs0) / (syncs1 - syncs0)
+						}
+						if writes1 > writes0 {
+							r.AuditRecordsPerWrite = (recs1 - recs0) / (writes1 - writes0)
+						}
 					}
-					fmt.Fprintf(cfg.Log, "%-16s c=%-4d %-7s run %d: %8.0f req/s  p50 %6.0fµs  p99 %6.0fµs  p999 %6.0fµs  cpu/req %5.1fµs  errors %d  records/fsync %.1f\n",
-						op, conc, target, run+1, r.RPS, r.P50us, r.P99us, r.P999us, r.ServerCPUus, r.Errors, r.AuditRecordsPerFsync)
+					fmt.Fprintf(cfg.Log, "%-16s c=%-4d %-7s run %d: %8.0f req/s  p50 %6.0fµs  p99 %6.0fµs  p999 %6.0fµs  cpu/req %5.1fµs  errors %d  records/fsync %.1f  records/write %.1f\n",
+						op, conc, target, run+1, r.RPS, r.P50us, r.P99us, r.P999us, r.ServerCPUus, r.Errors, r.AuditRecordsPerFsync, r.AuditRecordsPerWrite)
 					switch target {
 					case "coffer":
 						cofferRuns = append(cofferRuns, r)
@@ -427,12 +432,12 @@ func describeMachine(pinned string) Machine {
 	return m
 }
 
-// auditCounters reads a Coffer's audit record and fsync counters from its
+// auditCounters reads a Coffer's audit record, fsync and write counters from its
 // /metrics page; ok is false for a server without an audit trail.
-func auditCounters(endpoint string) (records, fsyncs float64, ok bool) {
+func auditCounters(endpoint string) (records, fsyncs, writes float64, ok bool) {
 	status, body, err := fasthttp.GetTimeout(nil, endpoint+"/metrics", 5*time.Second)
 	if err != nil || status != fasthttp.StatusOK {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	var haveRecords, haveFsyncs bool
 	for line := range strings.SplitSeq(string(body), "\n") {
@@ -447,7 +452,9 @@ func auditCounters(endpoint string) (records, fsyncs float64, ok bool) {
 		case "coffer_audit_fsyncs_total":
 			fsyncs, err = strconv.ParseFloat(value, 64)
 			haveFsyncs = err == nil
+		case "coffer_audit_writes_total": // 0 from a server without it: records/write is then not reported
+			writes, _ = strconv.ParseFloat(value, 64)
 		}
 	}
-	return records, fsyncs, haveRecords && haveFsyncs
+	return records, fsyncs, writes, haveRecords && haveFsyncs
 }

@@ -82,6 +82,10 @@ type LoadResult struct {
 	// AuditRecordsPerFsync is how many audit records the server's group
 	// commit made durable per fsync during the run (0: no audit trail).
 	AuditRecordsPerFsync float64 `json:"auditRecordsPerFsync,omitempty"`
+	// AuditRecordsPerWrite is how many per write(2) of a group: with
+	// --audit-sync=interval the group is smaller than what an fsync
+	// covers, and each write costs the writer goroutine a round trip.
+	AuditRecordsPerWrite float64 `json:"auditRecordsPerWrite,omitempty"`
 }
 
 // keyPlaceholder marks where a spread run's key goes in a request body.

@@ -43,8 +43,8 @@ func auditMetrics(trail *audit.Writer) func(io.Writer) {
 		if !st.LastCommit.IsZero() {
 			last = float64(st.LastCommit.UnixNano()) / 1e9
 		}
-		fmt.Fprintf(w, "coffer_audit_records_total %d\ncoffer_audit_fsyncs_total %d\ncoffer_audit_digests_total %d\ncoffer_audit_queue_depth %d\ncoffer_audit_failed %d\ncoffer_audit_last_commit_timestamp_seconds %.3f\n",
-			st.Records, st.Syncs, st.Digests, st.QueueDepth, failed, last)
+		fmt.Fprintf(w, "coffer_audit_records_total %d\ncoffer_audit_fsyncs_total %d\ncoffer_audit_writes_total %d\ncoffer_audit_digests_total %d\ncoffer_audit_queue_depth %d\ncoffer_audit_failed %d\ncoffer_audit_last_commit_timestamp_seconds %.3f\n",
+			st.Records, st.Syncs, st.Batches, st.Digests, st.QueueDepth, failed, last)
 	}
 }
 
