@@ -301,3 +301,31 @@ func TestLiveFileDeletedOrTruncated(t *testing.T) {
 		})
 	}
 }
+
+// TestIntervalAnchorCoversDigest: with SyncInterval a digest is written a
+// while before it is durable, and the anchor a digest forces must wait for
+// that: once Sync has made the digest durable the anchor names it (or a
+// later head), without waiting AnchorInterval. Anchored when written, the
+// anchor would name the head of the previous fdatasync, before the digest.
+func TestIntervalAnchorCoversDigest(t *testing.T) {
+	key := newKey(t)
+	dir := t.TempDir()
+	w := mustOpen(t, Config{Dir: dir, Signer: key, SyncInterval: time.Hour, AnchorInterval: time.Hour, DigestEvery: 5})
+	defer w.Close()
+	ctx := context.Background()
+	for i := range 5 { // seq 1..5, the digest seq 6
+		if err := w.Append(ctx, rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a, err := ReadAnchor(dir, &key.PublicKey)
+	if err != nil || a == nil {
+		t.Fatalf("anchor: %v, %v", a, err)
+	}
+	if a.Seq < 6 {
+		t.Errorf("after the digest (seq 6) was made durable the anchor records seq %d", a.Seq)
+	}
+}

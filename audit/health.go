@@ -186,9 +186,13 @@ func (w *Writer) checkFile() error {
 }
 
 // anchorDue rewrites the anchor when the durable head has moved past it
-// and force is set (a digest, Close) or the anchor is AnchorInterval old.
+// and force is set (Close), a digest the anchor does not cover is durable,
+// or the anchor is AnchorInterval old. A digest counts once durable, not
+// once written: with SyncInterval it is written a while before, and an
+// anchor then would name a head before it.
 func (w *Writer) anchorDue(force bool) {
-	if w.durable.seq <= w.anchored || (!force && time.Since(w.anchorAt) < w.cfg.AnchorInterval) {
+	if w.durable.seq <= w.anchored ||
+		(!force && w.durable.sealed <= w.anchored && time.Since(w.anchorAt) < w.cfg.AnchorInterval) {
 		return
 	}
 	if err := w.writeAnchor(); err != nil {

@@ -633,7 +633,6 @@ func (w *Writer) gather(batch []*pending) []*pending {
 // records take the sequence numbers of the refused ones.
 func (w *Writer) commit(batch []*pending, seal bool) {
 	err := w.err()
-	sealed := w.sealed
 	if err == nil {
 		if werr := w.write(batch, seal); werr != nil {
 			w.setChain(w.written)
@@ -655,7 +654,7 @@ func (w *Writer) commit(batch []*pending, seal bool) {
 		batch[i] = nil
 	}
 	if err == nil {
-		w.anchorDue(w.sealed != sealed)
+		w.anchorDue(false)
 	}
 }
 
