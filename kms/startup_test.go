@@ -2,7 +2,10 @@ package kms
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -185,5 +188,100 @@ func TestDrainAuditsBatches(t *testing.T) {
 	}
 	if err := e.s.DrainAudits(ctx, []string{"a", ""}); err == nil {
 		t.Fatal("an empty request ID drained")
+	}
+}
+
+// TestKeyIndexBuildBatched: the one-time build of the key indexes on a
+// store without them (an older release's, or one filled by BulkCreateKeys
+// before any maintenance run) runs indexBuildBatch records to a
+// transaction, and builds the same entries the writes made.
+func TestKeyIndexBuildBatched(t *testing.T) {
+	s, c := newFormsService(t)
+	ctx := context.Background()
+	const nKeys, nAliases = 2*indexBuildBatch + 100, indexBuildBatch + 100
+	if err := s.BulkCreateKeys(ctx, c.Account, "build", nKeys-1, 500, nil); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.CreateKey(ctx, c, &CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string // aliases of as many keys (AWS allows 50 a key)
+	for marker := ""; len(ids) < nAliases; {
+		out, err := s.ListKeys(ctx, c, &ListInput{Marker: marker})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range out.Keys {
+			ids = append(ids, e.KeyId)
+		}
+		marker = out.NextMarker
+	}
+	for i := range nAliases {
+		if _, err := s.CreateAlias(ctx, c, &AliasInput{AliasName: fmt.Sprintf("alias/b%05d", i), TargetKeyId: ids[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: k.KeyMetadata.KeyId, PendingWindowInDays: new(7)}); err != nil {
+		t.Fatal(err)
+	}
+	indexes := []string{bucketKeysDue, bucketKeyDueOf, bucketKeysByStore, bucketAliasesByKey}
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		if err := s.store.View(ctx, func(tx keystore.Tx) error {
+			for _, b := range indexes {
+				prefix := "" // aliases-by-key is read by account
+				if b == bucketAliasesByKey {
+					prefix = c.Account + "/"
+				}
+				if err := tx.Scan(b, prefix, "", func(name string, v []byte) bool { m[b+"|"+name] = string(v); return true }); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	want := snapshot()
+	if len(want) < nAliases+2 {
+		t.Fatalf("%d index entries before, want at least %d", len(want), nAliases+2)
+	}
+	if err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		for name := range want {
+			b, n, _ := strings.Cut(name, "|")
+			if err := tx.Delete(b, n); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(bucketMeta, s.keyIndexesMeta())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.keyIdx.Store(false)
+	if got := snapshot(); len(got) != 0 {
+		t.Fatalf("%d index entries left after taking them away", len(got))
+	}
+	rc := &readCounter{Store: s.store}
+	s.store = rc
+	if err := s.ensureKeyIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// 3 batches of keys, 2 of aliases, the meta entry.
+	if got := rc.updates.Load(); got != 6 {
+		t.Fatalf("the build over %d keys and %d aliases ran %d transactions, want 6", nKeys, nAliases, got)
+	}
+	if got := snapshot(); !maps.Equal(got, want) {
+		t.Fatalf("the build made %d index entries, the writes %d, or others", len(got), len(want))
+	}
+	if err := s.store.View(ctx, func(tx keystore.Tx) error {
+		built, err := s.keyIndexesBuilt(tx)
+		if err == nil && !built {
+			err = errors.New("meta/key-indexes not set")
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
