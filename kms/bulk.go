@@ -25,6 +25,12 @@ func (s *Service) BulkCreateKeys(ctx context.Context, account, description strin
 	if len(description) > maxDescription {
 		return errors.New("kms: BulkCreateKeys: description too long")
 	}
+	// The keys are indexed as they are written: on a store that has no
+	// keys yet the indexes are complete already, and saying so now spares
+	// the first maintenance run a scan of everything written here.
+	if err := s.ensureKeyIndexes(ctx); err != nil {
+		return err
+	}
 	policyDoc := string(policy.DefaultKeyPolicy(account))
 	recs := make([]*keyRecord, 0, batch)
 	for done := 0; done < n; {

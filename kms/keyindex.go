@@ -25,7 +25,7 @@ import (
 // <due at> is dueAt(r) in a fixed-width UTC form (dueLayout), so that byte
 // order is time order and the loop reads the due prefix of the index and
 // stops. A store from before the indexes has none: the first maintenance
-// run of a Region builds them in one transaction and sets
+// run of a Region builds them, indexBuildBatch records to a transaction, and sets
 // meta/key-indexes/<region>; until then every reader scans as before.
 const (
 	bucketKeysDue      = "keys-due"
@@ -189,49 +189,102 @@ func (s *Service) keyIndexesBuilt(tx keystore.Tx) (bool, error) {
 	return v != nil, err
 }
 
-// ensureKeyIndexes builds the Region's key indexes, once: one transaction
-// that reads every key and alias of the Region (the one full scan left, in
-// the first maintenance run of a store that predates them).
+// indexBuildBatch is how many keys, or aliases, one transaction of
+// ensureKeyIndexes indexes.
+const indexBuildBatch = 1000
+
+// ensureKeyIndexes builds the Region's key indexes, once: it reads every
+// key and alias of the Region (the one full scan left, in the first
+// maintenance run of a store that predates them), indexBuildBatch records
+// to a transaction, then sets meta/key-indexes/<region>. Batches keep each
+// transaction within the store's bound (on PostgreSQL one transaction over
+// 100 000 keys outlived --postgres-timeout, failed, and was begun again at
+// every start and every maintenance run, holding the write lock): every
+// write indexes what it writes (putKeyTx, putAliasTx), so what changes
+// between batches is indexed by its writer, and indexKeyTx is idempotent.
 func (s *Service) ensureKeyIndexes(ctx context.Context) error {
 	if s.keyIdx.Load() {
 		return nil
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	err := s.store.Update(ctx, func(tx keystore.Tx) error {
-		if built, err := s.keyIndexesBuilt(tx); err != nil || built {
+	var built bool
+	if err := s.store.View(ctx, func(tx keystore.Tx) error {
+		var err error
+		built, err = s.keyIndexesBuilt(tx)
+		return err
+	}); err != nil || built {
+		return err
+	}
+	// Aliases are stored by account: the accounts are those of the keys,
+	// which an alias can only name in its own account.
+	accounts := map[string]bool{}
+	batch := func(fn func(tx keystore.Tx) (int, error)) (int, error) {
+		var n int
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+		err := s.store.Update(ctx, func(tx keystore.Tx) error {
+			var err error
+			n, err = fn(tx)
 			return err
-		}
-		// Aliases are stored by account: the accounts are those of the
-		// keys, which an alias can only name in its own account.
-		accounts := map[string]bool{}
-		var failed error
-		err := tx.Scan(bucketKeys, "", "", func(id string, raw []byte) bool {
-			r, err := decodeKey(id, raw)
-			if err != nil {
-				return true // a record that does not decode is no one's to maintain
-			}
-			accounts[r.Account] = true
-			failed = indexKeyTx(tx, r)
-			return failed == nil
 		})
-		if err == nil {
-			err = failed
-		}
+		return n, err
+	}
+	for after := ""; ; {
+		var last string
+		n, err := batch(func(tx keystore.Tx) (int, error) {
+			n := 0
+			last = ""
+			var failed error
+			err := tx.Scan(bucketKeys, "", after, func(id string, raw []byte) bool {
+				n, last = n+1, id
+				if r, err := decodeKey(id, raw); err == nil { // a record that does not decode is no one's to maintain
+					accounts[r.Account] = true
+					failed = indexKeyTx(tx, r)
+				}
+				return failed == nil && n < indexBuildBatch
+			})
+			if err == nil {
+				err = failed
+			}
+			return n, err
+		})
 		if err != nil {
 			return err
 		}
-		for account := range accounts {
-			var aliases []*aliasRecord
-			if err := scanAliases(tx, account, "", func(a *aliasRecord) bool { aliases = append(aliases, a); return true }); err != nil {
+		if n < indexBuildBatch {
+			break
+		}
+		after = last
+	}
+	for account := range accounts {
+		for after := ""; ; {
+			var last string
+			n, err := batch(func(tx keystore.Tx) (int, error) {
+				var aliases []*aliasRecord
+				if err := scanAliases(tx, account, after, func(a *aliasRecord) bool {
+					aliases = append(aliases, a)
+					return len(aliases) < indexBuildBatch
+				}); err != nil {
+					return 0, err
+				}
+				last = ""
+				for _, a := range aliases {
+					if err := tx.Put(bucketAliasesByKey, aliasIndexName(a.Account, a.Target, a.Name), []byte{}); err != nil {
+						return 0, err
+					}
+					last = a.Name
+				}
+				return len(aliases), nil
+			})
+			if err != nil {
 				return err
 			}
-			for _, a := range aliases {
-				if err := tx.Put(bucketAliasesByKey, aliasIndexName(a.Account, a.Target, a.Name), []byte{}); err != nil {
-					return err
-				}
+			if n < indexBuildBatch {
+				break
 			}
+			after = last
 		}
+	}
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
 		return tx.Put(bucketMeta, s.keyIndexesMeta(), []byte("1"))
 	})
 	if err == nil {

@@ -233,13 +233,46 @@ func (s *Service) OwnAudits(ctx context.Context) ([]PendingEntry, error) {
 // DrainAudit deletes this node's outbox entry of request id now (after the
 // outbox barrier).
 func (s *Service) DrainAudit(ctx context.Context, id string) error {
-	if id == "" {
-		return errors.New("kms: empty request ID")
+	return s.DrainAudits(ctx, []string{id})
+}
+
+// drainBatch is how many outbox entries one DrainAudits transaction
+// deletes.
+const drainBatch = 1000
+
+// DrainAudits deletes this node's outbox entries of request ids now (after
+// one outbox barrier), drainBatch to a transaction: the reconciliation at
+// start drains a backlog (a crash, or the service events of a sweep run
+// with the server stopped) in len(ids)/drainBatch transactions, not one
+// fsync'd commit an entry.
+func (s *Service) DrainAudits(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		if id == "" {
+			return errors.New("kms: empty request ID")
+		}
+	}
+	if len(ids) == 0 {
+		return nil
 	}
 	if err := s.outboxBarrier(ctx); err != nil {
 		return err
 	}
-	return s.store.Update(ctx, func(tx keystore.Tx) error { return tx.Delete(bucketOutbox, outboxName(s.node, id)) })
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), drainBatch)]
+		ids = ids[len(batch):]
+		err := s.store.Update(ctx, func(tx keystore.Tx) error {
+			for _, id := range batch {
+				if err := tx.Delete(bucketOutbox, outboxName(s.node, id)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // OutboxLock is the cluster-wide lock (keystore.Locker) under which a node
