@@ -239,24 +239,27 @@ func (s *Service) GetUsage(ctx context.Context, c *Caller, _ *Empty) (*UsageOutp
 	if err := s.authorizeIdentity(ctx, c, opGetUsage.Action, "*"); err != nil {
 		return nil, err
 	}
-	all, err := s.AllUsage(ctx)
+	all, err := s.usageOf(ctx, c.Account)
 	if err != nil {
 		return nil, err
 	}
-	out := &UsageOutput{Usage: []UsageEntry{}}
-	for _, e := range all {
-		if e.Account == c.Account {
-			out.Usage = append(out.Usage, e)
-		}
-	}
-	return out, nil
+	return &UsageOutput{Usage: append([]UsageEntry{}, all...)}, nil
 }
 
-// AllUsage returns every counter, sorted, for metrics.
-func (s *Service) AllUsage(ctx context.Context) ([]UsageEntry, error) {
+// AllUsage returns every counter of every account, sorted.
+func (s *Service) AllUsage(ctx context.Context) ([]UsageEntry, error) { return s.usageOf(ctx, "") }
+
+// usageOf returns the counters of account ("" for every account), sorted:
+// the stored ones, read by the account's prefix of the usage bucket
+// (usageKey.storeKey), plus those not yet flushed.
+func (s *Service) usageOf(ctx context.Context, account string) ([]UsageEntry, error) {
+	prefix := ""
+	if account != "" {
+		prefix = account + "|"
+	}
 	totals := map[usageKey]uint64{}
 	err := s.store.View(ctx, func(tx keystore.Tx) error {
-		return tx.Scan(bucketUsage, "", "", func(k string, raw []byte) bool {
+		return tx.Scan(bucketUsage, prefix, "", func(k string, raw []byte) bool {
 			parts := strings.SplitN(k, "|", 3)
 			var n uint64
 			if len(parts) == 3 && json.Unmarshal(raw, &n) == nil {
@@ -270,7 +273,9 @@ func (s *Service) AllUsage(ctx context.Context) ([]UsageEntry, error) {
 	}
 	s.usage.mu.RLock()
 	for k, c := range s.usage.m {
-		totals[k] += c.Load()
+		if account == "" || k.account == account {
+			totals[k] += c.Load()
+		}
 	}
 	s.usage.mu.RUnlock()
 	out := make([]UsageEntry, 0, len(totals))

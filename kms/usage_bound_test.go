@@ -178,3 +178,36 @@ func TestUsageBoundConcurrentExact(t *testing.T) {
 		t.Fatalf("%d counters totalling %d calls, want %d totalling %d", len(all), total, keys, workers*per)
 	}
 }
+
+// usageOf reads only the account's stored counters (a prefix of the usage
+// bucket) and only its unflushed ones: another account's never appear.
+func TestUsageOfOneAccount(t *testing.T) {
+	s, _ := newFormsService(t)
+	ctx := context.Background()
+	keys := []usageKey{
+		{account: "111122223333", op: "Encrypt", key: "arn:aws:kms:us-east-1:111122223333:key/a"},
+		{account: "444455556666", op: "Encrypt", key: "arn:aws:kms:us-east-1:444455556666:key/b"},
+		{account: "1111222233334", op: "Decrypt", key: "arn:aws:kms:us-east-1:1111222233334:key/c"}, // shares the prefix but for the '|'
+	}
+	err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		for i, k := range keys {
+			if err := putJSON(tx, bucketUsage, k.storeKey(), uint64(i+1)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.usageOf(ctx, "111122223333")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].KeyArn != keys[0].key || got[0].Calls != 1 {
+		t.Fatalf("usage of 111122223333: %+v", got)
+	}
+	if all, err := s.AllUsage(ctx); err != nil || len(all) != len(keys) {
+		t.Fatalf("every account's usage: %+v, %v", all, err)
+	}
+}
