@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/policy"
 )
@@ -214,11 +215,7 @@ func (s *Service) putNewKey(ctx context.Context, r *keyRecord) error {
 // stripe of keyMu, so that its writes publish in commit order. It returns
 // the unlock.
 func (s *Service) lockKey(id string) func() {
-	h := uint32(2166136261)
-	for i := 0; i < len(id); i++ {
-		h = (h ^ uint32(id[i])) * 16777619
-	}
-	m := &s.keyMu[h%uint32(len(s.keyMu))]
+	m := &s.keyMu[xxhash.Sum64String(id)%uint64(len(s.keyMu))]
 	s.writeMu.RLock()
 	m.Lock()
 	return func() {

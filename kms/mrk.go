@@ -628,10 +628,7 @@ func (s *Service) deleteReplica(ctx context.Context, r *keyRecord, now time.Time
 		if err != nil {
 			return err
 		}
-		if err := unindexKeyTx(tx, rep); err != nil { // keyindex.go
-			return err
-		}
-		if err := tx.Delete(bucketKeys, rep.ID); err != nil {
+		if err := deleteKeyTx(tx, rep); err != nil {
 			return err
 		}
 		deleted = names

@@ -96,7 +96,7 @@ type Service struct {
 	// a conflict; bbolt runs them one at a time anyway). Every other writer
 	// takes it exclusive, so it excludes them all, as before.
 	writeMu sync.RWMutex
-	keyMu   [64]sync.Mutex // by fnv-1a of the key ID
+	keyMu   [64]sync.Mutex // by the xxhash of the key ID
 
 	cache *caches // every cache, behind one invalidation entry point
 	maint lastMaintenance
@@ -383,6 +383,15 @@ func decodeKey(id string, raw []byte) (*keyRecord, error) {
 	return r.prepare(), nil
 }
 
+// deleteKeyTx deletes key r's record with its index entries: the one way a
+// key record leaves the store, as putKeyTx is the one way it enters.
+func deleteKeyTx(tx keystore.Tx, r *keyRecord) error {
+	if err := unindexKeyTx(tx, r); err != nil { // keyindex.go
+		return err
+	}
+	return tx.Delete(bucketKeys, r.ID)
+}
+
 func putKeyTx(tx keystore.Tx, r *keyRecord) error {
 	raw, err := json.Marshal(r)
 	if err != nil {
@@ -414,10 +423,7 @@ func (s *Service) updateKey(ctx context.Context, id string, fn func(tx keystore.
 		}
 		out = next
 		if next == nil {
-			if err := unindexKeyTx(tx, cur); err != nil {
-				return err
-			}
-			return tx.Delete(bucketKeys, id)
+			return deleteKeyTx(tx, cur)
 		}
 		next.prepare()
 		return putKeyTx(tx, next)
