@@ -131,9 +131,15 @@ func (f *framer) next(h pkgHeader) (int, error) {
 // open authenticates and decrypts pkg, a whole package whose header framer
 // accepted as package seq, in place, and returns the plaintext.
 func open(aead cipher.AEAD, pkg []byte, seq uint32, nonce *[12]byte) ([]byte, error) {
+	return openTo(aead, pkg[pkgHeaderSize:pkgHeaderSize], pkg, seq, nonce)
+}
+
+// openTo is open with the plaintext written to dst[:0] instead, which must
+// have room for it and either not overlap pkg or be its payload.
+func openTo(aead cipher.AEAD, dst, pkg []byte, seq uint32, nonce *[12]byte) ([]byte, error) {
 	h := pkgHeader(pkg[:pkgHeaderSize])
 	packageNonce(nonce, h, seq)
-	p, err := aead.Open(pkg[pkgHeaderSize:pkgHeaderSize], nonce[:], pkg[pkgHeaderSize:], h.ad())
+	p, err := aead.Open(dst[:0], nonce[:], pkg[pkgHeaderSize:], h.ad())
 	if err != nil {
 		return nil, ErrNotAuthentic
 	}

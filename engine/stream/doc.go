@@ -64,7 +64,15 @@
 // destination that can also be truncated and has nothing after its offset
 // has the workers write the plaintext at offsets, and truncates it after
 // the last good package if one fails. Such a source or destination must not
-// be used otherwise until the stream is closed. The ring seals with
+// be used otherwise until the stream is closed. A destination that lends
+// its spare capacity (a *bytes.Buffer, a *bufio.Writer with room for a
+// package) gets packages sealed, or plaintext opened by Reader.WriteTo,
+// straight into that capacity, where the Write that appends them copies
+// nothing; the workers fill it out of order, and the caller's goroutine
+// writes each region in order before its Write, Close or WriteTo returns,
+// so the destination is the caller's again whenever the stream is not
+// inside one of them (a *bytes.Buffer is grown to hold what a Write will
+// write). The ring seals with
 // Config.NewAESGCM (default: package asm's fastest kernel, contexts pooled
 // and zeroed between streams) or ChaCha20-Poly1305 and writes the same
 // bytes sio writes, which the tests check for random inputs.

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -43,13 +44,21 @@ func randBytes(n int) []byte {
 }
 
 // encrypt writes plaintext through a Writer in pieces of step bytes
-// (random-sized if 0).
+// (random-sized if 0). Its destination alternates between a bytes.Buffer,
+// whose spare capacity the Writer seals into (see window), and a plain
+// io.Writer, so that every test that builds streams with it covers both.
 func encrypt(t testing.TB, p KeyProvider, cfg Config, plaintext []byte, step int) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	encryptTo(t, &buf, p, cfg, plaintext, step)
+	if encrypts.Add(1)%2 == 0 {
+		encryptTo(t, &buf, p, cfg, plaintext, step)
+	} else {
+		encryptTo(t, struct{ io.Writer }{&buf}, p, cfg, plaintext, step)
+	}
 	return buf.Bytes()
 }
+
+var encrypts atomic.Int64
 
 // encryptTo is encrypt to dst; it returns the Writer, closed.
 func encryptTo(t testing.TB, dst io.Writer, p KeyProvider, cfg Config, plaintext []byte, step int) *Writer {
@@ -94,7 +103,57 @@ func decrypt(p KeyProvider, cfg Config, stream []byte, step int) ([]byte, error)
 	if !bytes.Equal(out, out3) || fmt.Sprint(err) != fmt.Sprint(err3) {
 		return out, fmt.Errorf("reads and a copy to a file differ: %d bytes, %v; %d bytes, %v", len(out), err, len(out3), err3)
 	}
+	for _, dst := range []string{"bytes.Buffer", "bufio.Writer"} {
+		out4, err4 := decryptToBuffer(p, cfg, stream, dst)
+		if !bytes.Equal(out, out4) || fmt.Sprint(err) != fmt.Sprint(err4) {
+			return out, fmt.Errorf("reads and a copy to a %s differ: %d bytes, %v; %d bytes, %v", dst, len(out), err, len(out4), err4)
+		}
+	}
 	return out, err
+}
+
+// decryptToBuffer decrypts stream with io.Copy into a bytes.Buffer that
+// holds a prefix, directly or through a bufio.Writer of 1 MiB, which the
+// Reader opens packages into (see window). It returns what follows the
+// prefix, and fails if anything it did not deliver is left in the
+// buffer's free capacity.
+func decryptToBuffer(p KeyProvider, cfg Config, stream []byte, dst string) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteString("prefix")
+	r, err := NewReader(context.Background(), bytes.NewReader(stream), p, cfg)
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	var copyErr error
+	if dst == "bufio.Writer" {
+		bw := bufio.NewWriterSize(&buf, 1<<20)
+		n, copyErr = io.Copy(bw, r)
+		if err := bw.Flush(); err != nil && copyErr == nil { // else bufio kept copyErr
+			return nil, err
+		}
+	} else {
+		n, copyErr = io.Copy(&buf, r)
+	}
+	b := buf.Bytes()
+	if !bytes.HasPrefix(b, []byte("prefix")) || n != int64(len(b)-6) {
+		return nil, fmt.Errorf("copied %d bytes; the buffer holds %d after a prefix %q", n, len(b)-6, b[:min(6, len(b))])
+	}
+	if copyErr != nil {
+		if free := b[len(b):cap(b)]; !allZero(free) {
+			return nil, fmt.Errorf("after %v, the buffer's free capacity holds bytes it was not given", copyErr)
+		}
+	}
+	return b[6:], copyErr
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // decryptToFile decrypts stream with io.Copy into a file after a prefix

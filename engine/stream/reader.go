@@ -53,6 +53,14 @@ type Reader struct {
 	// each worker reads its package's payload itself.
 	at  io.ReaderAt
 	pos int64
+
+	// In WriteTo (placing), the destination's spare capacity where a
+	// *bytes.Buffer or *bufio.Writer lends it (see window): packages are
+	// opened straight into it. queued is the plaintext of the packages
+	// submitted and not yet delivered.
+	win     window
+	placing bool
+	queued  int
 }
 
 // NewReader reads the header from src, has p unwrap the data key (through
@@ -149,6 +157,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	n := copy(p, r.cur.out[r.off:])
 	r.off += n
+	r.queued -= n
 	return n, nil
 }
 
@@ -169,6 +178,16 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 	if wa, base, ok := r.canWriteAt(w); ok {
 		return r.writeToAt(w, wa, base)
 	}
+	// Packages read from here on are opened into w's window where it lends
+	// one; WriteTo returns only at the end of the stream or on an error,
+	// which releases the ring first (the window's rule).
+	r.win, r.placing = newWindow(w), true
+	defer func() {
+		// Every placed package was delivered, or the stream failed and
+		// its workers are done: zero what it did not deliver.
+		r.win.scrub()
+		r.placing = false
+	}()
 	var total int64
 	for r.err == nil {
 		if r.cur == nil || r.off == len(r.cur.out) {
@@ -180,8 +199,9 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 			}
 			continue
 		}
-		n, err := w.Write(r.cur.out[r.off:])
+		n, err := r.win.write(w, r.cur.out[r.off:], r.cur.win != nil && r.off == 0)
 		r.off += n
+		r.queued -= n
 		total += int64(n)
 		if err != nil {
 			return total, r.fail(err)
@@ -341,6 +361,11 @@ func (r *Reader) readPackage() {
 			s.after = checkEnd(r.src, index+1)
 		}
 	}
+	size := n - pkgHeaderSize - tagSize
+	if r.placing {
+		s.win = r.win.place(r.queued, size, r.queued+len(r.ring.slots)*maxPayload)
+	}
+	r.queued += size
 	r.ring.submit(s)
 }
 
@@ -373,6 +398,10 @@ func readFullAt(ra io.ReaderAt, b []byte, off int64) error {
 }
 
 func (r *Reader) openSlot(s *slot) {
+	if s.win != nil {
+		s.out, s.err = openTo(r.aead, s.win, (*s.buf)[:s.n], s.seq, &s.nonce)
+		return
+	}
 	s.out, s.err = open(r.aead, (*s.buf)[:s.n], s.seq, &s.nonce)
 }
 

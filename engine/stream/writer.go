@@ -39,6 +39,13 @@ type Writer struct {
 	at     io.WriterAt
 	bodyAt int64
 	end    int64
+
+	// The destination's spare capacity, where a *bytes.Buffer or
+	// *bufio.Writer lends it (see window): packages are sealed straight
+	// into it. queued is the length of the packages submitted and not yet
+	// written.
+	win    window
+	queued int
 }
 
 // NewWriter returns a Writer that encrypts to dst under a new data key from
@@ -82,6 +89,9 @@ func NewWriter(ctx context.Context, dst io.Writer, p KeyProvider, cfg Config) (*
 		w.ring = newRing(n, w.sealSlot)
 		if n > 1 {
 			w.at = writerAt(dst)
+		}
+		if w.at == nil {
+			w.win = newWindow(dst)
 		}
 	}
 	if err != nil {
@@ -146,7 +156,7 @@ func (w *Writer) writeHeader(empty bool) error {
 		w.bodyAt = pos + int64(len(b))
 		w.end = w.bodyAt
 	}
-	_, err = w.dst.Write(b)
+	_, err = w.win.write(w.dst, b, false)
 	return err
 }
 
@@ -200,7 +210,9 @@ func (w *Writer) writeParallel(p []byte) (int, error) {
 			}
 			w.cur.src, w.cur.n = p[:maxPayload:maxPayload], maxPayload
 			borrowed = true
-			if err := w.submit(false); err != nil {
+			// Sealed into the destination if it lends room for it and
+			// for the rest of p (one window for the whole Write).
+			if err := w.submitPlaced(false, sealedSize(len(p))); err != nil {
 				return n, err
 			}
 			p = p[maxPayload:]
@@ -225,6 +237,12 @@ func (w *Writer) writeParallel(p []byte) (int, error) {
 		w.cur.hi = max(w.cur.hi, pkgHeaderSize+w.cur.n)
 		p = p[c:]
 		n += c
+	}
+	// The window's rule: its regions are written before Write returns.
+	for w.win.placed > 0 {
+		if err := w.flushOldest(true); err != nil {
+			return n, err
+		}
 	}
 	return n, nil
 }
@@ -292,14 +310,43 @@ func (w *Writer) nextSlot() error {
 }
 
 // submit hands the current package to a worker and writes out any sealed
-// packages at the head of the ring.
+// packages at the head of the ring. On the inline ring the package is
+// sealed into the destination's window where it lends room: it is written
+// out before submit returns.
 func (w *Writer) submit(final bool) error {
+	if w.ring.inline {
+		return w.submitPlaced(final, maxPackage)
+	}
+	return w.submitPlaced(final, 0)
+}
+
+// sealedSize is the length of the packages n bytes of plaintext make.
+func sealedSize(n int) int {
+	return n + (n+maxPayload-1)/maxPayload*(pkgHeaderSize+tagSize)
+}
+
+// submitPlaced is submit, placing the package in the destination's window
+// if reserve > 0: the caller then writes it out before returning to its
+// own caller (the window's rule), and reserve is the room the window
+// should have for the packages it expects to place meanwhile.
+func (w *Writer) submitPlaced(final bool, reserve int) error {
 	if w.seq == 1<<32-1 && !final {
 		return fmt.Errorf("stream: more than 2^32 packages (256 TiB): DARE's sequence number would wrap")
 	}
 	s := w.cur
 	s.seq, s.final = w.seq, final
 	s.off = w.bodyAt + int64(w.seq)*maxPackage // every package but the last is full
+	size := pkgHeaderSize + s.n + tagSize
+	if reserve > 0 {
+		s.win = w.win.place(w.queued, size, w.queued+reserve)
+		if overlaps(s.win, s.src) {
+			// The caller's plaintext lies in the destination's free
+			// capacity: seal it through the slot's buffer.
+			w.win.placed--
+			s.win = nil
+		}
+	}
+	w.queued += size
 	w.seq++
 	w.cur = nil
 	w.ring.submit(s)
@@ -314,10 +361,17 @@ func (w *Writer) submit(final bool) error {
 // sealSlot runs on a worker: it seals the slot's package and, at offsets,
 // writes it.
 func (w *Writer) sealSlot(s *slot) {
-	if s.src != nil {
-		s.out = w.sealer.sealFrom(*s.buf, s.src, s.seq, s.final, &s.nonce)
+	switch {
+	case s.src != nil:
+		dst := *s.buf
+		if s.win != nil {
+			dst = s.win
+		}
+		s.out = w.sealer.sealFrom(dst, s.src, s.seq, s.final, &s.nonce)
 		s.src = nil
-	} else {
+	case s.win != nil:
+		s.out = w.sealer.sealFrom(s.win, (*s.buf)[pkgHeaderSize:pkgHeaderSize+s.n], s.seq, s.final, &s.nonce)
+	default:
 		s.out = w.sealer.seal(*s.buf, s.n, s.seq, s.final, &s.nonce)
 	}
 	if w.at != nil {
@@ -342,8 +396,9 @@ func (w *Writer) flushOldest(wait bool) error {
 		err = s.err
 		w.end = max(w.end, s.off+int64(len(s.out)))
 	} else {
-		_, err = w.dst.Write(s.out)
+		_, err = w.win.write(w.dst, s.out, s.win != nil)
 	}
+	w.queued -= len(s.out)
 	w.ring.pop()
 	return err
 }
@@ -368,7 +423,8 @@ func (w *Writer) Close() error {
 	case w.enc != nil:
 		err = w.enc.Close()
 	default:
-		if err = w.submit(true); err == nil {
+		// Close writes every package out: the final one may be placed.
+		if err = w.submitPlaced(true, pkgHeaderSize+w.cur.n+tagSize); err == nil {
 			for w.ring.count > 0 && err == nil {
 				err = w.flushOldest(true)
 			}
