@@ -522,15 +522,15 @@ func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context,
 	if s.dev {
 		regionOK = wellFormedRegion // devRegion.go
 	}
-	sr, err := parseAuthorization(&ctx.Request, regionOK, service, s.now())
-	if err != nil {
+	var sr sigRequest
+	if err := parseAuthorization(&sr, &ctx.Request, regionOK, service, s.now()); err != nil {
 		return nil, nil, err
 	}
 	reg := s.regions[string(sr.region)]
 	if reg == nil {
 		reg = s.home
 	}
-	c, err := s.callerOf(ctx, octx, service, sr, reg)
+	c, err := s.callerOf(ctx, octx, service, &sr, reg)
 	return c, reg, err
 }
 
