@@ -568,14 +568,14 @@ func (s *Server) callerOf(ctx *fasthttp.RequestCtx, octx context.Context, servic
 	if !s.keys.verify(&ctx.Request, sr, secret) {
 		return nil, signatureMismatch
 	}
-	caller := *known // the service's copy is shared; this one is the request's
-	withTransport(&caller, ctx)
+	caller := known // AccessKey's and SessionCredentials' copy: the request's own
+	withTransport(caller, ctx)
 	if service == sigService {
-		if err := s.actAs(ctx, octx, sr, &caller, reg.svc); err != nil {
+		if err := s.actAs(ctx, octx, sr, caller, reg.svc); err != nil {
 			return nil, err
 		}
 	}
-	return &caller, nil
+	return caller, nil
 }
 
 // withTransport records where the request came from, for aws:SourceIp and
