@@ -2,9 +2,12 @@ package engine
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
-	"github.com/coffer-kms/coffer/asm"
 	"slices"
+	"sync"
+
+	"github.com/coffer-kms/coffer/asm"
 )
 
 // Blob layout, version 1 (all integers big-endian):
@@ -69,55 +72,72 @@ const labelMessageKey = "coffer/v1 message key"
 
 var messageKeyInfoBytes = []byte(labelMessageKey)
 
-// deriveMessageKey writes HKDF-SHA-256(material, salt, info||keyID||version)
-// into key.
-func deriveMessageKey(key *[32]byte, material Material, header []byte) {
-	k := kdfPool.Get().(*kdf)
-	k.derive(key, material, header[21:53], messageKeyInfoBytes, header[1:21])
-	kdfPool.Put(k)
+// message is the working state of one Seal or Open: its header, its
+// derived key, its additional data, the HKDF state and an AES-GCM context.
+// It is pooled because on the stack those arrays would escape, three
+// allocations a call: the header through crypto/rand.Read, the key
+// through hash.Hash's Sum, the additional data through asm.GCM (whose
+// standard-library path passes it to a cipher.AEAD).
+type message struct {
+	kdf    kdf
+	gcm    asm.GCM
+	header [HeaderSize]byte
+	key    [32]byte
+	aad    [512]byte
+}
+
+var messagePool = sync.Pool{New: func() any { return &message{kdf: kdf{h: sha256.New()}} }}
+
+// keyed derives the message key for header (already in m.header) from
+// material and keys m.gcm with it, then clears the key.
+func (m *message) keyed(material Material) error {
+	m.kdf.derive(&m.key, material, m.header[21:53], messageKeyInfoBytes, m.header[1:21])
+	err := m.gcm.Init(m.key[:])
+	clear(m.key[:])
+	return err
+}
+
+// release zeroes what m held of the message and returns it to the pool.
+func (m *message) release() {
+	m.gcm.Reset()
+	clear(m.key[:])
+	clear(m.header[:])
+	clear(m.aad[:])
+	messagePool.Put(m)
 }
 
 // Seal encrypts plaintext under a fresh key derived from material and
 // appends the blob to dst.
 func Seal(dst []byte, material Material, id KeyID, version uint32, plaintext []byte, encCtx map[string]string) ([]byte, error) {
-	var header [HeaderSize]byte
+	m := messagePool.Get().(*message)
+	defer m.release()
+	header := m.header[:]
 	header[0] = BlobVersion
 	copy(header[1:17], id[:])
 	binary.BigEndian.PutUint32(header[17:21], version)
 	if _, err := rand.Read(header[21:]); err != nil {
 		return nil, err
 	}
-	var key [32]byte
-	deriveMessageKey(&key, material, header[:])
-	var stack [512]byte
-	aad := AppendEncryptionContext(append(stack[:0], header[:]...), encCtx)
-	dst = slices.Grow(dst, BlobOverhead+len(plaintext))
-	dst = append(dst, header[:]...)
-	err := withGCM(key[:], func(g *asm.GCM) error {
-		dst = g.Seal(dst, header[53:65], plaintext, aad)
-		return nil
-	})
-	clear(key[:])
-	if err != nil {
+	if err := m.keyed(material); err != nil {
 		return nil, err
 	}
-	return dst, nil
+	aad := AppendEncryptionContext(append(m.aad[:0], header...), encCtx)
+	dst = slices.Grow(dst, BlobOverhead+len(plaintext))
+	dst = append(dst, header...)
+	return m.gcm.Seal(dst, header[53:65], plaintext, aad), nil
 }
 
 // Open authenticates b under material and encCtx and appends the plaintext
 // to dst. Every failure is ErrInvalidCiphertext.
 func Open(dst []byte, material Material, b Blob, encCtx map[string]string) ([]byte, error) {
-	var key [32]byte
-	deriveMessageKey(&key, material, b.header())
-	var stack [512]byte
-	aad := AppendEncryptionContext(append(stack[:0], b.header()...), encCtx)
-	var out []byte
-	err := withGCM(key[:], func(g *asm.GCM) error {
-		var err error
-		out, err = g.Open(dst, b.nonce(), b.sealed(), aad)
-		return err
-	})
-	clear(key[:])
+	m := messagePool.Get().(*message)
+	defer m.release()
+	copy(m.header[:], b.header())
+	if err := m.keyed(material); err != nil {
+		return nil, ErrInvalidCiphertext
+	}
+	aad := AppendEncryptionContext(append(m.aad[:0], m.header[:]...), encCtx)
+	out, err := m.gcm.Open(dst, b.nonce(), b.sealed(), aad)
 	if err != nil {
 		return nil, ErrInvalidCiphertext
 	}

@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/coffer-kms/coffer/asm"
 )
@@ -49,17 +48,3 @@ func (m Material) Format(f fmt.State, _ rune) { io.WriteString(f, "[REDACTED]") 
 // NewAEAD returns AES-GCM (12-byte nonce, 16-byte tag) for a 16- or 32-byte
 // key using the fastest kernel this CPU runs (package asm).
 func NewAEAD(key []byte) (cipher.AEAD, error) { return asm.New(key) }
-
-// gcmPool holds AES-GCM contexts whose key storage is reused, so that the
-// per-message key setup of Seal and Open allocates nothing.
-var gcmPool = sync.Pool{New: func() any { return new(asm.GCM) }}
-
-// withGCM runs fn with a context keyed with key, and zeroes it after.
-func withGCM(key []byte, fn func(*asm.GCM) error) error {
-	g := gcmPool.Get().(*asm.GCM)
-	defer func() { g.Reset(); gcmPool.Put(g) }()
-	if err := g.Init(key); err != nil {
-		return err
-	}
-	return fn(g)
-}

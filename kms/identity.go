@@ -156,8 +156,9 @@ type accessKeyEntry struct {
 }
 
 // AccessKey returns the caller an access key authenticates and its secret,
-// for SigV4 verification. The secret is the caller's own copy, which it
-// should clear when done: the cached one is zeroed when evicted, which may
+// for SigV4 verification. Both are the caller's own copies (one
+// allocation): it may complete the Caller for its request, and should clear
+// the secret when done: the cached one is zeroed when evicted, which may
 // happen at any time. ErrUnknownAccessKey when it does not exist.
 func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, error) {
 	var (

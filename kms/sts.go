@@ -241,9 +241,8 @@ func (s *Service) sealToken(ctx context.Context, cl *sessionClaims) (string, err
 
 // SessionCredentials opens a session token presented with a temporary
 // access key and returns the session's caller and secret (the caller's own
-// copy, which it should clear when done). ErrInvalidToken when the token is
-// not one this service issued for that access key, ErrExpiredToken when
-// its time is up.
+// copies, as AccessKey's). ErrInvalidToken when the token is not one this
+// service issued for that access key, ErrExpiredToken when its time is up.
 func (s *Service) SessionCredentials(ctx context.Context, accessKeyID, token string) (*Caller, []byte, error) {
 	if len(token) == 0 || len(token) > maxTokenBytes {
 		return nil, nil, ErrInvalidToken

@@ -522,15 +522,15 @@ func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context,
 	if s.dev {
 		regionOK = wellFormedRegion // devRegion.go
 	}
-	sr, err := parseAuthorization(&ctx.Request, regionOK, service, s.now())
-	if err != nil {
+	var sr sigRequest
+	if err := parseAuthorization(&sr, &ctx.Request, regionOK, service, s.now()); err != nil {
 		return nil, nil, err
 	}
 	reg := s.regions[string(sr.region)]
 	if reg == nil {
 		reg = s.home
 	}
-	c, err := s.callerOf(ctx, octx, service, sr, reg)
+	c, err := s.callerOf(ctx, octx, service, &sr, reg)
 	return c, reg, err
 }
 
@@ -568,14 +568,14 @@ func (s *Server) callerOf(ctx *fasthttp.RequestCtx, octx context.Context, servic
 	if !s.keys.verify(&ctx.Request, sr, secret) {
 		return nil, signatureMismatch
 	}
-	caller := *known // the service's copy is shared; this one is the request's
-	withTransport(&caller, ctx)
+	caller := known // AccessKey's and SessionCredentials' copy: the request's own
+	withTransport(caller, ctx)
 	if service == sigService {
-		if err := s.actAs(ctx, octx, sr, &caller, reg.svc); err != nil {
+		if err := s.actAs(ctx, octx, sr, caller, reg.svc); err != nil {
 			return nil, err
 		}
 	}
-	return &caller, nil
+	return caller, nil
 }
 
 // withTransport records where the request came from, for aws:SourceIp and

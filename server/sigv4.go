@@ -44,21 +44,21 @@ type sigRequest struct {
 }
 
 // parseAuthorization parses and checks the form of a SigV4 request: the
-// header's parts, the credential scope and the clock. It does not check the
-// signature itself. It allocates only to describe a failure.
+// header's parts, the credential scope and the clock, into sr (the caller's,
+// on its stack). It does not check the signature itself. It allocates only
+// to describe a failure.
 //
 // regionOK says whether the credential scope's Region is one the server
 // answers for (one it serves; in --dev, any well-formed Region).
-func parseAuthorization(req *fasthttp.Request, regionOK func([]byte) bool, service string, now time.Time) (*sigRequest, error) {
+func parseAuthorization(sr *sigRequest, req *fasthttp.Request, regionOK func([]byte) bool, service string, now time.Time) error {
 	auth := req.Header.Peek("Authorization")
 	if len(auth) == 0 {
-		return nil, &authError{"MissingAuthenticationTokenException", "Missing Authentication Token"}
+		return &authError{"MissingAuthenticationTokenException", "Missing Authentication Token"}
 	}
 	alg, rest, _ := bytes.Cut(auth, []byte(" "))
 	if string(alg) != sigAlgorithm {
-		return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Unsupported AWS 'algorithm': '%s' (only AWS4-HMAC-SHA256 for now). ", truncateHeader(string(alg)))}
+		return &authError{"IncompleteSignatureException", fmt.Sprintf("Unsupported AWS 'algorithm': '%s' (only AWS4-HMAC-SHA256 for now). ", truncateHeader(string(alg)))}
 	}
-	sr := &sigRequest{}
 	var credential, signature []byte
 	for len(rest) > 0 {
 		var part []byte
@@ -66,7 +66,7 @@ func parseAuthorization(req *fasthttp.Request, regionOK func([]byte) bool, servi
 		part = bytes.TrimSpace(part)
 		k, v, ok := bytes.Cut(part, []byte("="))
 		if !ok {
-			return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("'%s' not a valid key=value pair (missing equal-sign) in Authorization header: '%s'.", truncateHeader(string(part)), truncateHeader(string(auth)))}
+			return &authError{"IncompleteSignatureException", fmt.Sprintf("'%s' not a valid key=value pair (missing equal-sign) in Authorization header: '%s'.", truncateHeader(string(part)), truncateHeader(string(auth)))}
 		}
 		switch string(k) {
 		case "Credential":
@@ -95,7 +95,7 @@ func parseAuthorization(req *fasthttp.Request, regionOK func([]byte) bool, servi
 		if len(dateHeader) == 0 {
 			missing = append(missing, "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 		}
-		return nil, &authError{"IncompleteSignatureException", strings.Join(missing, " ") + " Authorization=" + truncateHeader(string(auth))}
+		return &authError{"IncompleteSignatureException", strings.Join(missing, " ") + " Authorization=" + truncateHeader(string(auth))}
 	}
 	var scope [5][]byte
 	n, c := 0, credential
@@ -111,39 +111,39 @@ func parseAuthorization(req *fasthttp.Request, regionOK func([]byte) bool, servi
 		n++
 	}
 	if n != 5 || c != nil || len(scope[0]) == 0 {
-		return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '%s'", truncateHeader(string(credential)))}
+		return &authError{"IncompleteSignatureException", fmt.Sprintf("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '%s'", truncateHeader(string(credential)))}
 	}
 	sr.accessKey, sr.date, sr.region, sr.service = scope[0], scope[1], scope[2], scope[3]
 	if string(scope[4]) != sigTerminator {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped with a valid terminator: 'aws4_request', not '%s'.", truncateHeader(string(scope[4])))}
+		return &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped with a valid terminator: 'aws4_request', not '%s'.", truncateHeader(string(scope[4])))}
 	}
 	t, ok := parseAmzDate(dateHeader)
 	if !ok {
 		var err error
 		if t, err = time.Parse(time.RFC1123, string(dateHeader)); err != nil {
-			return nil, &authError{"IncompleteSignatureException", fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", truncateHeader(string(dateHeader)))}
+			return &authError{"IncompleteSignatureException", fmt.Sprintf("Date must be in ISO-8601 'basic format'. Got '%s'. See http://en.wikipedia.org/wiki/ISO_8601", truncateHeader(string(dateHeader)))}
 		}
 		t = t.UTC()
 	}
 	sr.amzDate, sr.amzDateRaw = t, dateHeader
 	var day [8]byte
-	t.AppendFormat(day[:0], "20060102")
+	scopeDay(&day, t)
 	if !bytes.Equal(sr.date, day[:]) {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", truncateHeader(string(sr.date)), day[:], truncateHeader(string(dateHeader)))}
+		return &authError{"InvalidSignatureException", fmt.Sprintf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'.", truncateHeader(string(sr.date)), string(day[:]), truncateHeader(string(dateHeader)))}
 	}
 	if !regionOK(sr.region) {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", truncateHeader(string(sr.region)))}
+		return &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'. ", truncateHeader(string(sr.region)))}
 	}
 	if string(sr.service) != service {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", service)}
+		return &authError{"InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", service)}
 	}
 	now = now.UTC()
 	if t.Before(now.Add(-maxClockSkew)) {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 15 min.)",
+		return &authError{"InvalidSignatureException", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 15 min.)",
 			t.Format(amzDateLayout), now.Add(-maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout))}
 	}
 	if t.After(now.Add(maxClockSkew)) {
-		return nil, &authError{"InvalidSignatureException", fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 15 min.)",
+		return &authError{"InvalidSignatureException", fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 15 min.)",
 			t.Format(amzDateLayout), now.Add(maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout))}
 	}
 	// What a signature covers must include what picks the operation and
@@ -152,25 +152,25 @@ func parseAuthorization(req *fasthttp.Request, regionOK func([]byte) bool, servi
 	// signs these; Content-Type is not among them (the JavaScript SDK v2
 	// never signs it), and Coffer does not let it change a request's meaning.
 	if !signsHeader(sr.signedHeaders, "host") {
-		return nil, &authError{"InvalidSignatureException", "'Host' must be a 'SignedHeader' in the AWS Authorization."}
+		return &authError{"InvalidSignatureException", "'Host' must be a 'SignedHeader' in the AWS Authorization."}
 	}
 	if len(req.Header.Peek("X-Amz-Date")) > 0 {
 		if !signsHeader(sr.signedHeaders, "x-amz-date") {
-			return nil, &authError{"InvalidSignatureException", "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."}
+			return &authError{"InvalidSignatureException", "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization."}
 		}
 	} else if !signsHeader(sr.signedHeaders, "date") {
-		return nil, &authError{"InvalidSignatureException", "'Date' must be a 'SignedHeader' in the AWS Authorization."}
+		return &authError{"InvalidSignatureException", "'Date' must be a 'SignedHeader' in the AWS Authorization."}
 	}
 	if service == sigService && !signsHeader(sr.signedHeaders, "x-amz-target") {
-		return nil, &authError{"InvalidSignatureException", "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."}
+		return &authError{"InvalidSignatureException", "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization."}
 	}
 	if len(signature) != 2*sha256.Size {
-		return nil, signatureMismatch
+		return signatureMismatch
 	}
 	if _, err := hex.Decode(sr.signature[:], signature); err != nil {
-		return nil, signatureMismatch
+		return signatureMismatch
 	}
-	return sr, nil
+	return nil
 }
 
 // signsHeader reports whether the SignedHeaders list names name (lower case).
@@ -183,6 +183,16 @@ func signsHeader(signed []byte, name string) bool {
 		}
 	}
 	return false
+}
+
+// scopeDay writes t's date as YYYYMMDD, the credential scope's form,
+// without time.AppendFormat's layout walk (through which a buffer on the
+// stack escapes). Both date forms parseAuthorization accepts have a
+// four-digit year.
+func scopeDay(day *[8]byte, t time.Time) {
+	y, m, d := t.Date()
+	*day = [8]byte{byte('0' + y/1000%10), byte('0' + y/100%10), byte('0' + y/10%10), byte('0' + y%10),
+		byte('0' + int(m)/10), byte('0' + int(m)%10), byte('0' + d/10), byte('0' + d%10)}
 }
 
 // parseAmzDate parses the basic ISO 8601 form SigV4 uses,
@@ -237,6 +247,7 @@ func truncateHeader(s string) string {
 type sigScratch struct {
 	cr, sts []byte
 	sha     hash.Hash
+	sum     [sha256.Size]byte // hash.Hash's Sum takes it through an interface: on the stack it would escape
 }
 
 var scratchPool = sync.Pool{New: func() any {
@@ -269,13 +280,12 @@ func appendStringToSign(dst []byte, sc *sigScratch, req *fasthttp.Request, sr *s
 	cr = append(cr, '\n')
 	cr = append(cr, sr.signedHeaders...)
 	cr = append(cr, '\n')
-	var sum [sha256.Size]byte
 	sc.sha.Reset()
 	sc.sha.Write(req.Body())
-	cr = hex.AppendEncode(cr, sc.sha.Sum(sum[:0]))
+	cr = hex.AppendEncode(cr, sc.sha.Sum(sc.sum[:0]))
 	sc.sha.Reset()
 	sc.sha.Write(cr)
-	crSum := sc.sha.Sum(sum[:0])
+	crSum := sc.sha.Sum(sc.sum[:0])
 	sc.cr = cr
 
 	dst = append(dst, sigAlgorithm+"\n"...)
@@ -452,8 +462,7 @@ func (c *signingKeys) verify(req *fasthttp.Request, sr *sigRequest, secret []byt
 	mac := k.macs.Get().(hash.Hash)
 	mac.Reset()
 	mac.Write(sts)
-	var sum [sha256.Size]byte
-	ok := hmac.Equal(mac.Sum(sum[:0]), sr.signature[:])
+	ok := hmac.Equal(mac.Sum(sc.sum[:0]), sr.signature[:])
 	k.macs.Put(mac)
 	return ok
 }

@@ -31,3 +31,17 @@ func TestParseAmzDate(t *testing.T) {
 		}
 	}
 }
+
+// TestScopeDay holds scopeDay to time.Format's "20060102" over every day of
+// four centuries and the ends of the four-digit years.
+func TestScopeDay(t *testing.T) {
+	for _, start := range []time.Time{time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(1900, 1, 1, 23, 59, 59, 0, time.UTC), time.Date(9999, 12, 1, 12, 0, 0, 0, time.UTC)} {
+		for d := start; d.Year() <= 9999 && d.Before(start.AddDate(400, 0, 0)); d = d.AddDate(0, 0, 1) {
+			var day [8]byte
+			scopeDay(&day, d)
+			if want := d.Format("20060102"); string(day[:]) != want {
+				t.Fatalf("scopeDay(%v) = %q, want %q", d, day[:], want)
+			}
+		}
+	}
+}

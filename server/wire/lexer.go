@@ -354,7 +354,10 @@ func (l *lexer) mapMember(name string, dst *map[string]string) error {
 		if err != nil {
 			return err
 		}
-		m[string(k)] = string(v)
+		// One allocation for the pair rather than one for each string:
+		// they live and die together in the map.
+		kv := string(k) + string(v)
+		m[kv[:len(k)]] = kv[len(k):]
 		return nil
 	})
 }
