@@ -1,9 +1,13 @@
 package kms
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"time"
 
+	"github.com/coffer-kms/coffer/audit"
 	"github.com/coffer-kms/coffer/keystore"
 	"github.com/coffer-kms/coffer/policy"
 )
@@ -14,10 +18,15 @@ import (
 // (the default key policy, fresh material wrapped under the root, the
 // record and its index entries put by putKeyTx, authenticated as every
 // record is), batch keys to a store transaction instead of one each. It
-// authorizes nothing, audits nothing and caches nothing: it is for
-// `coffer bench scale --bulk`, on a data dir no server has open.
-// TestBulkCreateKeysAsCreateKey holds its records to CreateKey's. progress,
-// if not nil, is called after each batch with the keys made so far.
+// authorizes nothing and caches nothing: it is for `coffer bench scale
+// --bulk`, on a data dir no server has open. It audits as the service
+// does what it does by itself: each key's CreateKey record
+// (bulkCreateRecord, an AwsServiceEvent) goes into the audit outbox in the
+// transaction that writes the key, so that a crash leaves both or
+// neither, and the next server to open the store appends it to its trail
+// before it serves (server's RecoverAudit). TestBulkCreateKeysAsCreateKey
+// holds its records to CreateKey's. progress, if not nil, is called after
+// each batch with the keys made so far.
 func (s *Service) BulkCreateKeys(ctx context.Context, account, description string, n, batch int, progress func(done int)) error {
 	if !accountPattern.MatchString(account) || n < 0 || batch <= 0 {
 		return errors.New("kms: BulkCreateKeys needs a 12-digit account, n ≥ 0 and batch > 0")
@@ -33,8 +42,10 @@ func (s *Service) BulkCreateKeys(ctx context.Context, account, description strin
 	}
 	policyDoc := string(policy.DefaultKeyPolicy(account))
 	recs := make([]*keyRecord, 0, batch)
+	names := make([]string, 0, batch)
+	events := make([][]byte, 0, batch)
 	for done := 0; done < n; {
-		recs = recs[:0]
+		recs, names, events = recs[:0], names[:0], events[:0]
 		for range min(batch, n-done) {
 			id, err := s.newKeyID()
 			if err != nil {
@@ -48,12 +59,23 @@ func (s *Service) BulkCreateKeys(ctx context.Context, account, description strin
 				return err
 			}
 			r.Versions = []keyVersion{ver}
-			recs = append(recs, r)
+			eventID, err := s.newServiceEventID()
+			if err != nil {
+				return err
+			}
+			rec, err := s.bulkCreateRecord(r, eventID, description, now)
+			if err != nil {
+				return err
+			}
+			recs, names, events = append(recs, r), append(names, outboxName(s.node, eventID)), append(events, rec)
 		}
 		s.writeMu.Lock()
 		err := s.store.Update(ctx, func(tx keystore.Tx) error {
-			for _, r := range recs {
+			for i, r := range recs {
 				if err := putKeyTx(tx, r); err != nil {
+					return err
+				}
+				if err := tx.Put(bucketOutbox, names[i], events[i]); err != nil {
 					return err
 				}
 			}
@@ -69,4 +91,69 @@ func (s *Service) BulkCreateKeys(ctx context.Context, account, description strin
 		}
 	}
 	return nil
+}
+
+// BulkCreateEventData is the additionalEventData of the CreateKey records
+// of BulkCreateKeys: what made the key, which no caller did.
+const BulkCreateEventData = `{"createdBy":"BulkCreateKeys"}`
+
+// bulkCreateRecord is the audit record of key r made by BulkCreateKeys: the
+// record of CreateKey with only a description, as the server writes it
+// (its request parameters and response elements are the members the
+// catalogue audits, opCreateKey), made by the service itself — as
+// CloudTrail records what a service does on its own and as Coffer's other
+// service events are (serviceEvent): eventType AwsServiceEvent, identity
+// AWSService kms.amazonaws.com, never a caller that did not call.
+func (s *Service) bulkCreateRecord(r *keyRecord, eventID, description string, at time.Time) ([]byte, error) {
+	params, err := auditedMembers(&CreateKeyInput{Description: description}, opCreateKey.Audited, true)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := auditedMembers(&CreateKeyOutput{KeyMetadata: r.metadata()}, opCreateKey.AuditedResponse, false)
+	if err != nil {
+		return nil, err
+	}
+	rec := audit.Record{
+		EventVersion:        audit.EventVersion,
+		UserIdentity:        audit.UserIdentity{Type: "AWSService", PrincipalID: audit.EventSource, AccountID: r.Account},
+		EventTime:           at.UTC().Format(time.RFC3339),
+		EventSource:         audit.EventSource,
+		EventName:           opCreateKey.Name,
+		AWSRegion:           s.region,
+		RequestParameters:   params,
+		ResponseElements:    resp,
+		AdditionalEventData: json.RawMessage(BulkCreateEventData),
+		RequestID:           eventID,
+		EventID:             eventID[len(ServiceEventPrefix):],
+		EventType:           audit.EventTypeServiceEvent,
+		Resources:           []audit.Resource{{ARN: r.arn(), Type: audit.ResourceTypeKey, AccountID: r.Account}},
+		RecipientAccountID:  r.Account,
+	}
+	return rec.AppendJSON(nil)
+}
+
+// auditedMembers renders v, an operation's input or output, as the server
+// renders it for the trail (server's allowedMembers): v's JSON object with
+// only the members allowed keeps, empty ones dropped, names in lower camel
+// case when lower is set (request parameters).
+func auditedMembers(v any, allowed func(string) bool, lower bool) (json.RawMessage, error) {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	out := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		if !allowed(k) || string(v) == "null" || string(v) == `""` || string(v) == "false" || string(v) == "[]" || string(v) == "{}" {
+			continue
+		}
+		if lower {
+			k = string(bytes.ToLower([]byte(k[:1]))) + k[1:]
+		}
+		out[k] = v
+	}
+	return json.Marshal(out)
 }

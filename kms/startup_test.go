@@ -50,7 +50,7 @@ func (t countingTx) Scan(bucket, prefix, after string, fn func(string, []byte) b
 
 // TestStartReadsBoundedByKeyCount holds a start to what `coffer serve`
 // does before and just after it serves (New, Bootstrap, the outbox
-// reconciliation's ClaimAudits, OwnAudits and DrainAudits, then the first
+// reconciliation's ClaimAudits, OwnAuditsPage and DrainAudits, then the first
 // pass of Run: FlushUsage, FlushOutbox, maintainOnce) on a store of 30 keys
 // and on one of 300, each key with an alias, used and its usage flushed:
 // the start reads the same number of records at both sizes (issue 26: a
@@ -80,6 +80,24 @@ func TestStartReadsBoundedByKeyCount(t *testing.T) {
 		}
 		if err := s.BulkCreateKeys(ctx, c.Account, "start", n, 100, nil); err != nil {
 			t.Fatal(err)
+		}
+		// The keys' CreateKey records, as a server's start drains them
+		// into its trail.
+		for {
+			page, _, err := s.OwnAuditsPage(ctx, "", 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			ids := make([]string, len(page))
+			for i, e := range page {
+				ids[i] = e.ID
+			}
+			if err := s.DrainAudits(ctx, ids); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var ids []string
 		for marker := ""; ; {
@@ -121,7 +139,7 @@ func TestStartReadsBoundedByKeyCount(t *testing.T) {
 		if _, err := s.ClaimAudits(ctx); err != nil {
 			t.Fatal(err)
 		}
-		own, err := s.OwnAudits(ctx)
+		own, _, err := s.OwnAuditsPage(ctx, "", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
