@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"strings"
@@ -219,31 +220,58 @@ func endOfLastLine(path string) (int64, error) {
 // newest back and stops after the first that holds an older record, so that
 // a start after a crash reads only the trail's recent end.
 func Recorded(dir string, ids []string, since time.Time) (map[string]bool, error) {
+	found := map[string]bool{}
+	if len(ids) == 0 {
+		return found, nil
+	}
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
 	}
-	found := map[string]bool{}
+	err := RecentRequestIDs(dir, since, func(id string) error {
+		if want[id] {
+			found[id] = true
+			if len(found) == len(want) {
+				return errEnough
+			}
+		}
+		return nil
+	})
+	if err == errEnough {
+		err = nil
+	}
+	return found, err
+}
+
+var errEnough = errors.New("audit: every request ID found")
+
+// RecentRequestIDs calls fn with the request ID of every record (not
+// digests nor gap records) in dir's files, from the newest file back to
+// the first that holds a record older than since, until fn returns an
+// error, which it returns. It is Recorded for a set of IDs too large to
+// hold: the caller checks each against where the IDs are (the store's
+// outbox, at a start after a bulk creation of a million keys).
+func RecentRequestIDs(dir string, since time.Time, fn func(id string) error) error {
 	fs, err := listFiles(dir)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for i := len(fs) - 1; i >= 0 && len(found) < len(want); i-- {
+	for i := len(fs) - 1; i >= 0; i-- {
 		older := false
 		if _, err := readRecords(fs[i].path, 0, nil, func(r *Record) error {
-			if want[r.RequestID] && r.Digest == nil && r.Gap == nil {
-				found[r.RequestID] = true
-			}
 			if t, err := time.Parse(time.RFC3339, r.EventTime); err == nil && t.Before(since) {
 				older = true
 			}
+			if r.Digest == nil && r.Gap == nil {
+				return fn(r.RequestID)
+			}
 			return nil
 		}); err != nil {
-			return nil, err
+			return err
 		}
 		if older {
 			break
 		}
 	}
-	return found, nil
+	return nil
 }

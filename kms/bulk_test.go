@@ -33,6 +33,23 @@ func TestBulkCreateKeysAsCreateKey(t *testing.T) {
 	if !slices.Equal(batches, []int{2, 4, 5}) {
 		t.Fatalf("progress %v, want batches of 2", batches)
 	}
+	// Each bulk key's CreateKey record waits in the outbox (the CreateKey
+	// call, without a transport, left none).
+	pending, err := e.s.PendingAudits(ctx)
+	if err != nil || len(pending) != 5 {
+		t.Fatalf("%d outbox entries after 5 keys in bulk, %v", len(pending), err)
+	}
+	for _, p := range pending {
+		var r struct {
+			EventName, EventType string
+			Resources            []struct{ ARN string }
+			RequestParameters    map[string]string
+		}
+		if err := json.Unmarshal(p.Record, &r); err != nil || r.EventName != "CreateKey" || r.EventType != "AwsServiceEvent" ||
+			len(r.Resources) != 1 || r.RequestParameters["description"] != desc || !strings.HasPrefix(p.ID, ServiceEventPrefix) {
+			t.Fatalf("outbox entry %s: %s, %v", p.ID, p.Record, err)
+		}
+	}
 	// Every key record, decoded (and so authenticated), and every index
 	// entry, with the key's ID replaced by a placeholder.
 	records := map[string]*keyRecord{}

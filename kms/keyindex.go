@@ -8,31 +8,47 @@ import (
 	"github.com/coffer-kms/coffer/keystore"
 )
 
-// Key indexes (issue 26.2). Three questions used to be answered by reading
+// Key indexes (issue 26.2). Four questions used to be answered by reading
 // every key or every alias of the store: which keys the maintenance loop
 // must act on now (a scan and a decode of every key record, every
 // interval), which keys live in a custom key store (a scan of every key),
-// and which aliases name a key (a scan of every alias of the account, in
+// which aliases name a key (a scan of every alias of the account, in
 // CreateAlias's per-key limit, in kms:ResourceAliases, in ListAliases with
-// KeyId and in the deletion of a key). Each now has an index, written in
-// the transaction that writes the key or the alias:
+// KeyId and in the deletion of a key), and how many keys of an account are
+// in each state (GetStatus: a scan and a decode of every key of every
+// account). Each now has an index, written in the transaction that writes
+// the key or the alias:
 //
 //	keys-due        <region>/<due at>|<key id>       → empty
 //	key-due-of      <region>/<key id>                → the key's keys-due name
 //	keys-by-store   <region>/<store id>/<key id>     → empty
 //	aliases-by-key  <account>/<region>/<key id>/<alias name> → empty
+//	keys-by-account <account>/<region>/<key id>      → the key's state
 //
 // <due at> is dueAt(r) in a fixed-width UTC form (dueLayout), so that byte
 // order is time order and the loop reads the due prefix of the index and
-// stops. A store from before the indexes has none: the first maintenance
-// run of a Region builds them, indexBuildBatch records to a transaction, and sets
-// meta/key-indexes/<region>; until then every reader scans as before.
+// stops. keys-by-account is one entry a key rather than a counter an
+// (account, Region, state): a counter would be a row every write of every
+// key of the account conflicts on (PostgreSQL's SERIALIZABLE retries), and
+// keeping it needs the key's old state, which is that entry anyway.
+//
+// A store from before the indexes has none: the first maintenance run of a
+// Region builds them, indexBuildBatch records to a transaction, and sets
+// meta/key-indexes/<region> to keyIndexesVersion; until then every reader
+// scans as before. A store whose entry is "1" (built before
+// keys-by-account) has the other three: the build then indexes the keys
+// again (indexKeyTx changes nothing it finds right) and not the aliases.
 const (
-	bucketKeysDue      = "keys-due"
-	bucketKeyDueOf     = "key-due-of"
-	bucketKeysByStore  = "keys-by-store"
-	bucketAliasesByKey = "aliases-by-key"
+	bucketKeysDue       = "keys-due"
+	bucketKeyDueOf      = "key-due-of"
+	bucketKeysByStore   = "keys-by-store"
+	bucketAliasesByKey  = "aliases-by-key"
+	bucketKeysByAccount = "keys-by-account"
 )
+
+// keyIndexesVersion is the value of meta/key-indexes/<region> once every
+// index above is built; "1" said so of all but keys-by-account.
+const keyIndexesVersion = "2"
 
 // dueLayout is time.RFC3339Nano with a fixed number of digits: byte order
 // is time order.
@@ -103,11 +119,23 @@ func aliasIndexName(account, keyID, alias string) string {
 	return account + "/" + keyID + "/" + alias
 }
 
+func accountIndexName(account, keyID string) string { return account + "/" + keyID }
+
 // indexKeyTx brings r's index entries up to date; it is called with every
 // write of a key record (putKeyTx).
 func indexKeyTx(tx keystore.Tx, r *keyRecord) error {
 	if r.CustomKeyStoreID != "" { // a key never changes store
 		if err := tx.Put(bucketKeysByStore, storeIndexName(r.CustomKeyStoreID, r.ID), []byte{}); err != nil {
+			return err
+		}
+	}
+	name := accountIndexName(r.Account, r.ID)
+	state, err := tx.Get(bucketKeysByAccount, name)
+	if err != nil {
+		return err
+	}
+	if state == nil || string(state) != r.State {
+		if err := tx.Put(bucketKeysByAccount, name, []byte(r.State)); err != nil {
 			return err
 		}
 	}
@@ -135,6 +163,9 @@ func indexKeyTx(tx keystore.Tx, r *keyRecord) error {
 
 // unindexKeyTx removes the entries of r, which is being deleted.
 func unindexKeyTx(tx keystore.Tx, r *keyRecord) error {
+	if err := tx.Delete(bucketKeysByAccount, accountIndexName(r.Account, r.ID)); err != nil {
+		return err
+	}
 	if r.CustomKeyStoreID != "" {
 		if err := tx.Delete(bucketKeysByStore, storeIndexName(r.CustomKeyStoreID, r.ID)); err != nil {
 			return err
@@ -177,7 +208,9 @@ func deleteAliasTx(tx keystore.Tx, a *aliasRecord) error {
 // keyIndexesMeta is the meta entry saying the Region's key indexes are built.
 func (s *Service) keyIndexesMeta() string { return "key-indexes/" + s.region }
 
-// keyIndexesBuilt reports whether the Region's key indexes exist.
+// keyIndexesBuilt reports whether the Region's keys-due, key-due-of,
+// keys-by-store and aliases-by-key indexes exist (whatever the entry's
+// version).
 func (s *Service) keyIndexesBuilt(tx keystore.Tx) (bool, error) {
 	if s.keyIdx.Load() {
 		return true, nil
@@ -185,8 +218,26 @@ func (s *Service) keyIndexesBuilt(tx keystore.Tx) (bool, error) {
 	v, err := tx.Get(bucketMeta, s.keyIndexesMeta())
 	if v != nil {
 		s.keyIdx.Store(true) // never unset: nothing deletes the entry
+		if string(v) == keyIndexesVersion {
+			s.acctIdx.Store(true)
+		}
 	}
 	return v != nil, err
+}
+
+// accountIndexBuilt reports whether the Region's keys-by-account index
+// exists (the entry is at keyIndexesVersion).
+func (s *Service) accountIndexBuilt(tx keystore.Tx) (bool, error) {
+	if s.acctIdx.Load() {
+		return true, nil
+	}
+	v, err := tx.Get(bucketMeta, s.keyIndexesMeta())
+	if string(v) == keyIndexesVersion {
+		s.keyIdx.Store(true)
+		s.acctIdx.Store(true) // never unset: the version only grows
+		return true, err
+	}
+	return false, err
 }
 
 // indexBuildBatch is how many keys, or aliases, one transaction of
@@ -203,13 +254,16 @@ const indexBuildBatch = 1000
 // write indexes what it writes (putKeyTx, putAliasTx), so what changes
 // between batches is indexed by its writer, and indexKeyTx is idempotent.
 func (s *Service) ensureKeyIndexes(ctx context.Context) error {
-	if s.keyIdx.Load() {
+	if s.acctIdx.Load() {
 		return nil
 	}
-	var built bool
+	var built, aliasesBuilt bool
 	if err := s.store.View(ctx, func(tx keystore.Tx) error {
 		var err error
-		built, err = s.keyIndexesBuilt(tx)
+		if aliasesBuilt, err = s.keyIndexesBuilt(tx); err != nil {
+			return err
+		}
+		built, err = s.accountIndexBuilt(tx)
 		return err
 	}); err != nil || built {
 		return err
@@ -255,6 +309,9 @@ func (s *Service) ensureKeyIndexes(ctx context.Context) error {
 		}
 		after = last
 	}
+	if aliasesBuilt { // an entry at "1": the alias index is complete
+		clear(accounts)
+	}
 	for account := range accounts {
 		for after := ""; ; {
 			var last string
@@ -285,10 +342,11 @@ func (s *Service) ensureKeyIndexes(ctx context.Context) error {
 		}
 	}
 	err := s.store.Update(ctx, func(tx keystore.Tx) error {
-		return tx.Put(bucketMeta, s.keyIndexesMeta(), []byte("1"))
+		return tx.Put(bucketMeta, s.keyIndexesMeta(), []byte(keyIndexesVersion))
 	})
 	if err == nil {
 		s.keyIdx.Store(true)
+		s.acctIdx.Store(true)
 	}
 	return err
 }

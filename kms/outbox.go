@@ -1,6 +1,7 @@
 package kms
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -204,31 +205,76 @@ func (s *Service) PendingAudits(ctx context.Context) ([]PendingEntry, error) {
 	return out, err
 }
 
-// OwnAudits lists this node's outbox entries (on a store with one node,
-// all of them), for the reconciliation at start. On a node with an ID it
-// writes the node's node-alive time in the same transaction: a node that
-// takes over entries (ClaimAudits) reads that time and these entries in one
-// transaction too, so the two conflict (SERIALIZABLE) and never both get an
-// entry — a node restarted after longer than the take-over bound recovers
-// what it lists, another takes over only what it did not.
-func (s *Service) OwnAudits(ctx context.Context) ([]PendingEntry, error) {
-	if s.node == "" {
-		return s.PendingAudits(ctx)
+// OwnAuditsPage lists this node's outbox entries (on a store with one
+// node, all of them), for the reconciliation at start, a page at a time so
+// that its memory does not grow with the backlog (a million keys made by
+// BulkCreateKeys leave a million entries): up to limit entries whose names
+// sort after after ("" from the first), and the name to continue after,
+// "" when there are no more. Entries deleted between pages (DrainAudits)
+// do not disturb the cursor. On a node with an ID each page's transaction
+// writes the node's node-alive time first: a node that takes over entries
+// (ClaimAudits) reads that time and these entries in one transaction too,
+// so the two conflict (SERIALIZABLE) and never both get an entry — a node
+// restarted after longer than the take-over bound recovers what it lists,
+// another takes over only what it did not.
+func (s *Service) OwnAuditsPage(ctx context.Context, after string, limit int) (entries []PendingEntry, next string, err error) {
+	if limit <= 0 {
+		return nil, "", errors.New("kms: OwnAuditsPage needs a positive limit")
 	}
-	var out []PendingEntry
-	err := s.store.Update(ctx, func(tx keystore.Tx) error {
-		out = out[:0]
-		if err := tx.Put(bucketMeta, metaNodeAlive+s.node, []byte(s.now().UTC().Format(time.RFC3339Nano))); err != nil {
-			return err
+	prefix := ""
+	if s.node != "" {
+		prefix = s.node + "/"
+	}
+	fn := func(tx keystore.Tx) error {
+		entries, next = entries[:0], ""
+		if s.node != "" {
+			if err := tx.Put(bucketMeta, metaNodeAlive+s.node, []byte(s.now().UTC().Format(time.RFC3339Nano))); err != nil {
+				return err
+			}
 		}
-		return tx.Scan(bucketOutbox, s.node+"/", "", func(name string, raw []byte) bool {
+		return tx.Scan(bucketOutbox, prefix, after, func(name string, raw []byte) bool {
+			if len(entries) == limit {
+				next = entries[len(entries)-1].name()
+				return false
+			}
 			node, id := splitOutboxName(name)
-			out = append(out, PendingEntry{ID: id, Node: node, Record: raw})
+			entries = append(entries, PendingEntry{ID: id, Node: node, Record: raw})
 			return true
 		})
-	})
-	return out, err
+	}
+	if s.node == "" {
+		err = s.store.View(ctx, fn)
+	} else {
+		err = s.store.Update(ctx, fn)
+	}
+	return entries, next, err
 }
+
+// OutboxHolds reports which of request ids have an entry of this node in
+// the outbox (on a store with one node: an entry), in one read
+// transaction.
+func (s *Service) OutboxHolds(ctx context.Context, ids []string) (map[string]bool, error) {
+	held := map[string]bool{}
+	err := s.store.View(ctx, func(tx keystore.Tx) error {
+		clear(held)
+		for _, id := range ids {
+			raw, err := tx.Get(bucketOutbox, outboxName(s.node, id))
+			if err != nil {
+				return err
+			}
+			if raw != nil {
+				held[id] = true
+			}
+		}
+		return nil
+	})
+	return held, err
+}
+
+func (e *PendingEntry) name() string { return outboxName(e.Node, e.ID) }
+
+// Time is the eventTime of the entry's record.
+func (e *PendingEntry) Time() (time.Time, bool) { return recordTime(e.Record) }
 
 // DrainAudit deletes this node's outbox entry of request id now (after the
 // outbox barrier).
@@ -304,23 +350,30 @@ func (s *Service) ClaimAudits(ctx context.Context) ([]PendingEntry, error) {
 	// Candidates are read outside the claiming transaction, whose reads
 	// are then of single entries: a scan inside it would conflict with
 	// every call that puts an entry meanwhile.
-	all, err := s.PendingAudits(ctx)
-	if err != nil {
-		return nil, err
-	}
+	// Only candidates are kept: this node's own entries may be a backlog
+	// of any size (BulkCreateKeys), which its reconciliation pages over.
 	now := s.now()
 	var cands []PendingEntry
-	for _, e := range all {
-		if e.Node == s.node {
-			continue
-		}
-		if e.Node == "" && strings.HasPrefix(e.ID, ServiceEventPrefix) {
-			cands = append(cands, e) // nobody's: any node appends it, once
-			continue
-		}
-		if at, ok := recordTime(e.Record); !ok || now.Sub(at) >= s.takeover {
-			cands = append(cands, e)
-		}
+	err = s.store.View(ctx, func(tx keystore.Tx) error {
+		cands = cands[:0]
+		return tx.Scan(bucketOutbox, "", "", func(name string, raw []byte) bool {
+			node, id := splitOutboxName(name)
+			if node == s.node {
+				return true
+			}
+			e := PendingEntry{ID: id, Node: node, Record: raw}
+			if node == "" && strings.HasPrefix(id, ServiceEventPrefix) {
+				cands = append(cands, e) // nobody's: any node appends it, once
+				return true
+			}
+			if at, ok := recordTime(raw); !ok || now.Sub(at) >= s.takeover {
+				cands = append(cands, e)
+			}
+			return true
+		})
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(cands) == 0 {
 		return nil, nil
@@ -376,8 +429,18 @@ func (s *Service) ClaimAudits(ctx context.Context) ([]PendingEntry, error) {
 	return out, nil
 }
 
-// recordTime is the eventTime of an outbox record.
+// recordTime is the eventTime of an outbox record. Records are
+// audit.Record's AppendJSON, whose eventTime is a fixed-width RFC 3339 UTC
+// string read in place; anything else is decoded.
 func recordTime(raw []byte) (time.Time, bool) {
+	const member = `"eventTime":"`
+	if i := bytes.Index(raw, []byte(member)); i >= 0 {
+		if v := raw[i+len(member):]; len(v) > len(time.RFC3339) && v[20] == '"' {
+			if t, err := time.Parse(time.RFC3339, string(v[:20])); err == nil {
+				return t, true
+			}
+		}
+	}
 	var r struct {
 		EventTime string `json:"eventTime"`
 	}
@@ -435,14 +498,25 @@ func (e *serviceEvent) Committed() {}
 // serviceEventContext returns ctx carrying a new service event name; set
 // its key with event.on(r) inside the transaction that makes the change.
 func (s *Service) serviceEventContext(ctx context.Context, name string) (context.Context, *serviceEvent, error) {
-	raw, err := s.randomBytes(16)
+	id, err := s.newServiceEventID()
 	if err != nil {
 		return nil, nil, err
 	}
+	e := &serviceEvent{s: s, id: id, name: name, at: s.now()}
+	return context.WithValue(ctx, PendingAuditKey, PendingAudit(e)), e, nil
+}
+
+// newServiceEventID is a fresh service event's request ID (its outbox
+// entry's name): ServiceEventPrefix and a random (version 4) UUID, which is
+// also the record's event ID.
+func (s *Service) newServiceEventID() (string, error) {
+	raw, err := s.randomBytes(16)
+	if err != nil {
+		return "", err
+	}
 	raw[6] = raw[6]&0x0f | 0x40
 	raw[8] = raw[8]&0x3f | 0x80
-	e := &serviceEvent{s: s, id: ServiceEventPrefix + formatKeyID(engine.KeyID(raw)), name: name, at: s.now()}
-	return context.WithValue(ctx, PendingAuditKey, PendingAudit(e)), e, nil
+	return ServiceEventPrefix + formatKeyID(engine.KeyID(raw)), nil
 }
 
 // on records that the event changes key r (nil: it changes nothing).

@@ -78,10 +78,11 @@ var bucketScopes = map[string]scope{
 	bucketImports:          scopeRegion, // <key id>/<token name>
 	bucketLastUsage:        scopeRegion, // <key id>
 	// Key indexes (keyindex.go), built once per Region:
-	bucketKeysDue:      scopeRegion,        // <region>/<due at>|<key id>
-	bucketKeyDueOf:     scopeRegion,        // <region>/<key id>
-	bucketKeysByStore:  scopeRegion,        // <region>/<store id>/<key id>
-	bucketAliasesByKey: scopeAccountRegion, // <account>/<region>/<key id>/<alias name>
+	bucketKeysDue:       scopeRegion,        // <region>/<due at>|<key id>
+	bucketKeyDueOf:      scopeRegion,        // <region>/<key id>
+	bucketKeysByStore:   scopeRegion,        // <region>/<store id>/<key id>
+	bucketAliasesByKey:  scopeAccountRegion, // <account>/<region>/<key id>/<alias name>
+	bucketKeysByAccount: scopeAccountRegion, // <account>/<region>/<key id>
 }
 
 // bucketKeyPrincipals holds, by key ID, the unique IDs of the IAM users

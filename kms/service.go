@@ -108,6 +108,8 @@ type Service struct {
 
 	// keyIdx is set once the Region's key indexes are known built (keyindex.go).
 	keyIdx atomic.Bool
+	// acctIdx is set once its keys-by-account index is known built too.
+	acctIdx atomic.Bool
 
 	tokens tokenKeys // STS session tokens
 

@@ -50,7 +50,7 @@ func (t countingTx) Scan(bucket, prefix, after string, fn func(string, []byte) b
 
 // TestStartReadsBoundedByKeyCount holds a start to what `coffer serve`
 // does before and just after it serves (New, Bootstrap, the outbox
-// reconciliation's ClaimAudits, OwnAudits and DrainAudits, then the first
+// reconciliation's ClaimAudits, OwnAuditsPage and DrainAudits, then the first
 // pass of Run: FlushUsage, FlushOutbox, maintainOnce) on a store of 30 keys
 // and on one of 300, each key with an alias, used and its usage flushed:
 // the start reads the same number of records at both sizes (issue 26: a
@@ -80,6 +80,24 @@ func TestStartReadsBoundedByKeyCount(t *testing.T) {
 		}
 		if err := s.BulkCreateKeys(ctx, c.Account, "start", n, 100, nil); err != nil {
 			t.Fatal(err)
+		}
+		// The keys' CreateKey records, as a server's start drains them
+		// into its trail.
+		for {
+			page, _, err := s.OwnAuditsPage(ctx, "", 1000)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) == 0 {
+				break
+			}
+			ids := make([]string, len(page))
+			for i, e := range page {
+				ids[i] = e.ID
+			}
+			if err := s.DrainAudits(ctx, ids); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var ids []string
 		for marker := ""; ; {
@@ -121,7 +139,7 @@ func TestStartReadsBoundedByKeyCount(t *testing.T) {
 		if _, err := s.ClaimAudits(ctx); err != nil {
 			t.Fatal(err)
 		}
-		own, err := s.OwnAudits(ctx)
+		own, _, err := s.OwnAuditsPage(ctx, "", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,13 +243,13 @@ func TestKeyIndexBuildBatched(t *testing.T) {
 	if _, err := s.ScheduleKeyDeletion(ctx, c, &ScheduleKeyDeletionInput{KeyId: k.KeyMetadata.KeyId, PendingWindowInDays: new(7)}); err != nil {
 		t.Fatal(err)
 	}
-	indexes := []string{bucketKeysDue, bucketKeyDueOf, bucketKeysByStore, bucketAliasesByKey}
+	indexes := []string{bucketKeysDue, bucketKeyDueOf, bucketKeysByStore, bucketAliasesByKey, bucketKeysByAccount}
 	snapshot := func() map[string]string {
 		m := map[string]string{}
 		if err := s.store.View(ctx, func(tx keystore.Tx) error {
 			for _, b := range indexes {
-				prefix := "" // aliases-by-key is read by account
-				if b == bucketAliasesByKey {
+				prefix := "" // aliases-by-key and keys-by-account are read by account
+				if b == bucketAliasesByKey || b == bucketKeysByAccount {
 					prefix = c.Account + "/"
 				}
 				if err := tx.Scan(b, prefix, "", func(name string, v []byte) bool { m[b+"|"+name] = string(v); return true }); err != nil {
@@ -260,6 +278,7 @@ func TestKeyIndexBuildBatched(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.keyIdx.Store(false)
+	s.acctIdx.Store(false)
 	if got := snapshot(); len(got) != 0 {
 		t.Fatalf("%d index entries left after taking them away", len(got))
 	}
@@ -283,5 +302,38 @@ func TestKeyIndexBuildBatched(t *testing.T) {
 		return err
 	}); err != nil {
 		t.Fatal(err)
+	}
+
+	// A store whose indexes were built before keys-by-account (the entry
+	// at "1"): the build indexes the keys again, not the aliases, and
+	// makes the entries the writes made.
+	s.store = rc.Store
+	if err := s.store.Update(ctx, func(tx keystore.Tx) error {
+		for name := range want {
+			if b, n, _ := strings.Cut(name, "|"); b == bucketKeysByAccount {
+				if err := tx.Delete(b, n); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.Put(bucketMeta, s.keyIndexesMeta(), []byte("1"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.keyIdx.Store(false)
+	s.acctIdx.Store(false)
+	if st, err := s.GetStatus(ctx, c, &Empty{}); err != nil || st.KeysByState[StateEnabled] != nKeys-1 || st.KeysByState[StatePendingDeletion] != 1 {
+		t.Fatalf("GetStatus before the build (a scan): %v, %v", st, err)
+	}
+	rc = &readCounter{Store: s.store}
+	s.store = rc
+	if err := s.ensureKeyIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.updates.Load(); got != 4 { // 3 batches of keys, the meta entry
+		t.Fatalf("the build over an index at version 1 ran %d transactions, want 4", got)
+	}
+	if got := snapshot(); !maps.Equal(got, want) {
+		t.Fatalf("the build made %d index entries, the writes %d, or others", len(got), len(want))
 	}
 }

@@ -130,12 +130,29 @@ func (s *Server) appendRecovered(raw []byte, from string) error {
 	return s.audit.Append(context.Background(), &r)
 }
 
+// recoverPage is how many outbox entries RecoverAudit holds at once, and
+// how many trail request IDs it checks against the outbox in one read.
+const recoverPage = 1000
+
+// recoverWriters is how many records RecoverAudit has waiting for the trail
+// at once: the trail's group commit makes their fsyncs one, where records
+// appended one after the other were one fsync each.
+const recoverWriters = 128
+
 // RecoverAudit reconciles this node's entries in the store's audit outbox
 // with the trail in dir, before the server serves: a record already in the
-// trail is drained; any other is appended as recovered, then drained. It
-// returns how many of each. On a node with an ID (a cluster) its entries
-// are those it wrote, plus those it takes over (kms.ClaimAudits): another
-// node's in-flight calls are left to that node.
+// trail is drained; any other is appended (a call's as recovered, a service
+// event as it is), then drained. It returns how many of each. On a node
+// with an ID (a cluster) its entries are those it wrote, plus those it
+// takes over (kms.ClaimAudits): another node's in-flight calls are left to
+// that node.
+//
+// The backlog may be large (kms.BulkCreateKeys leaves one CreateKey
+// record per key: a million), so nothing here grows with it: the entries
+// are read recoverPage at a time (kms.OwnAuditsPage), twice — once for the
+// oldest record's time, then to append and drain them — and the trail's
+// records since that time are checked against the outbox recoverPage at a
+// time (kms.OutboxHolds), keeping only those found in both.
 func (s *Server) RecoverAudit(ctx context.Context, dir string) (recovered, drained int, err error) {
 	if s.audit == nil {
 		return 0, 0, nil
@@ -148,46 +165,143 @@ func (s *Server) RecoverAudit(ctx context.Context, dir string) (recovered, drain
 	for _, e := range claimed {
 		from[e.ID] = e.From
 	}
-	entries, err := s.svc.OwnAudits(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	if len(entries) == 0 {
-		return 0, 0, nil
-	}
-	ids := make([]string, len(entries))
+	n := 0
 	oldest := time.Now()
-	for i, e := range entries {
-		ids[i] = e.ID
-		var r audit.Record
-		if json.Unmarshal(e.Record, &r) == nil {
-			if t, err := time.Parse(time.RFC3339, r.EventTime); err == nil && t.Before(oldest) {
+	for after := ""; ; {
+		page, next, err := s.svc.OwnAuditsPage(ctx, after, recoverPage)
+		if err != nil {
+			return 0, 0, err
+		}
+		for i := range page {
+			if t, ok := page[i].Time(); ok && t.Before(oldest) {
 				oldest = t
 			}
 		}
+		n += len(page)
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if n == 0 {
+		return 0, 0, nil
 	}
 	// Records are stamped to the second: read back a little before.
-	found, err := audit.Recorded(dir, ids, oldest.Add(-time.Minute))
+	found, err := s.inTrail(ctx, dir, oldest.Add(-time.Minute))
 	if err != nil {
 		return 0, 0, err
 	}
-	// Everything is in the trail before anything is drained, in batches
-	// (kms.DrainAudits): a crash between leaves entries the next start
-	// finds recorded, and a backlog costs a transaction a thousand entries.
-	for _, e := range entries {
-		if !found[e.ID] {
-			if err := s.appendRecovered(e.Record, from[e.ID]); err != nil {
-				return recovered, drained, err
-			}
-			recovered++
-		} else {
-			drained++
+	// Each page is in the trail before it is drained (kms.DrainAudits, one
+	// transaction): a crash between leaves entries the next start finds
+	// recorded.
+	for after := ""; ; {
+		page, next, err := s.svc.OwnAuditsPage(ctx, after, recoverPage)
+		if err != nil {
+			return recovered, drained, err
 		}
+		missing := page[:0:0]
+		ids := make([]string, len(page))
+		for i, e := range page {
+			ids[i] = e.ID
+			if found[e.ID] {
+				drained++
+			} else {
+				missing = append(missing, e)
+			}
+		}
+		if err := s.appendPending(missing, from); err != nil {
+			return recovered, drained, err
+		}
+		recovered += len(missing)
+		if err := s.svc.DrainAudits(ctx, ids); err != nil {
+			return recovered, drained, err
+		}
+		if next == "" {
+			return recovered, drained, nil
+		}
+		after = next
 	}
-	if err := s.svc.DrainAudits(ctx, ids); err != nil {
-		return recovered, drained, err
+}
+
+// inTrail returns the request IDs of this node's outbox entries whose
+// records the trail in dir holds among those since since.
+func (s *Server) inTrail(ctx context.Context, dir string, since time.Time) (map[string]bool, error) {
+	found := map[string]bool{}
+	batch := make([]string, 0, recoverPage)
+	check := func() error {
+		held, err := s.svc.OutboxHolds(ctx, batch)
+		for id := range held {
+			found[id] = true
+		}
+		batch = batch[:0]
+		return err
 	}
-	return recovered, drained, nil
+	err := audit.RecentRequestIDs(dir, since, func(id string) error {
+		batch = append(batch, id)
+		if len(batch) < recoverPage {
+			return nil
+		}
+		return check()
+	})
+	if err == nil {
+		err = check()
+	}
+	return found, err
+}
+
+// appendPending appends the records of outbox entries to the trail,
+// recoverWriters at a time, and returns the first failure once every
+// append has returned: a call's record as recovered (from names the node a
+// taken-over entry came from), a service event's as it is, as
+// AppendServiceEvents appends them.
+func (s *Server) appendPending(entries []kms.PendingEntry, from map[string]string) error {
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for range min(recoverWriters, len(entries)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(entries) {
+					return
+				}
+				e := &entries[i]
+				var err error
+				if strings.HasPrefix(e.ID, kms.ServiceEventPrefix) {
+					err = s.appendServiceEvent(e.Record)
+				} else {
+					err = s.appendRecovered(e.Record, from[e.ID])
+				}
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					next.Store(int64(len(entries))) // the rest waits for the next start
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// appendServiceEvent appends the outbox record of a service event (kms's
+// service events, which no call records) to the trail.
+func (s *Server) appendServiceEvent(raw []byte) error {
+	var r audit.Record
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return fmt.Errorf("server: an outbox record does not decode: %w", err)
+	}
+	r.Seq, r.PrevHash = 0, ""
+	return s.audit.Append(context.Background(), &r)
 }
 
 // RunServiceEvents appends to the trail, every interval until ctx ends, the
@@ -270,12 +384,7 @@ func (s *Server) AppendServiceEvents(ctx context.Context) (int, error) {
 				return n, err
 			}
 		case strings.HasPrefix(e.ID, kms.ServiceEventPrefix):
-			var r audit.Record
-			if err := json.Unmarshal(e.Record, &r); err != nil {
-				return n, fmt.Errorf("server: an outbox record does not decode: %w", err)
-			}
-			r.Seq, r.PrevHash = 0, ""
-			if err := s.audit.Append(context.Background(), &r); err != nil {
+			if err := s.appendServiceEvent(e.Record); err != nil {
 				return n, err
 			}
 		default:

@@ -82,7 +82,7 @@ rotation of --sweep-keys keys made due by a clock moved a year on, then their de
 	f := cmd.Flags()
 	f.IntVar(&keys, "keys", 10000, "number of keys to create (1000000 for the full run)")
 	f.BoolVar(&aliases, "aliases", true, "give every key an alias")
-	f.BoolVar(&bulk, "bulk", false, "make the keys in process, 1000 to a transaction, with the server stopped (no aliases; the rate is not the API's)")
+	f.BoolVar(&bulk, "bulk", false, "make the keys in process, 1000 to a transaction, with the server stopped (no aliases; the rate is not the API's); the next start, which appends their CreateKey records from the outbox to the trail, is timed by itself (drainStartSeconds)")
 	f.IntVar(&createConc, "create-concurrency", 64, "connections creating keys")
 	f.IntVar(&sweepKeys, "sweep-keys", -1, "keys the rotation and deletion sweeps act on (-1: all; 0: no sweeps)")
 	f.DurationVar(&duration, "duration", 3*time.Second, "length of each latency measurement")
@@ -100,8 +100,24 @@ rotation of --sweep-keys keys made due by a clock moved a year on, then their de
 // to n of its keys (n < 0: all).
 // scaleBulk creates n keys in the data dir in process, as CreateKey
 // would make them (kms.Service.BulkCreateKeys), and returns their IDs.
+//
+// Each key's CreateKey record goes into the store's audit outbox with it,
+// for the next start to append to its trail: on PostgreSQL as the data
+// dir's node's own (its node-id, made by the server's first start), which
+// that node's start pages over, rather than nobody's, which a start takes
+// over in one transaction.
 func scaleBulk(ctx context.Context, dataDir, pgURL string, n int, log io.Writer) ([]string, error) {
-	svc, closeAll, err := openScaleService(ctx, dataDir, pgURL, time.Now)
+	open := openScaleService
+	if pgURL != "" {
+		node, err := nodeID(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		open = func(ctx context.Context, dataDir, pgURL string, now func() time.Time) (*kms.Service, func(), error) {
+			return openScaleNode(ctx, dataDir, pgURL, now, node)
+		}
+	}
+	svc, closeAll, err := open(ctx, dataDir, pgURL, time.Now)
 	if err != nil {
 		return nil, err
 	}
@@ -122,6 +138,12 @@ const scaleAccount = "111122223333"
 
 // openScaleService opens the data dir's root and store in process.
 func openScaleService(ctx context.Context, dataDir, pgURL string, now func() time.Time) (*kms.Service, func(), error) {
+	return openScaleNode(ctx, dataDir, pgURL, now, "")
+}
+
+// openScaleNode is openScaleService as node (kms.Config.NodeID; "" for
+// none).
+func openScaleNode(ctx context.Context, dataDir, pgURL string, now func() time.Time, node string) (*kms.Service, func(), error) {
 	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{Path: filepath.Join(dataDir, "root.key"), Passphrase: passphraseFromEnv()})
 	if err != nil {
 		return nil, nil, err
@@ -136,7 +158,7 @@ func openScaleService(ctx context.Context, dataDir, pgURL string, now func() tim
 		root.Close()
 		return nil, nil, err
 	}
-	svc, err := kms.New(kms.Config{Region: "us-east-1", Account: scaleAccount, Store: store, Root: root, Now: now})
+	svc, err := kms.New(kms.Config{Region: "us-east-1", Account: scaleAccount, Store: store, Root: root, Now: now, NodeID: node})
 	if err != nil {
 		store.Close()
 		root.Close()
