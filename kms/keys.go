@@ -308,10 +308,35 @@ func (s *Service) ListKeys(ctx context.Context, c *Caller, in *ListInput) (*List
 	}
 	limit := pageLimit(in.Limit, 100, 1000)
 	out := &ListKeysOutput{Keys: []KeyListEntry{}}
-	// Records are decoded from the scan itself: loading each through the
-	// cache would open a transaction inside this one and fill the cache with
-	// every key in the store.
 	err = s.store.View(ctx, func(tx keystore.Tx) error {
+		built, err := s.accountIndexBuilt(tx)
+		if err != nil {
+			return err
+		}
+		if built {
+			// The account's entries of keys-by-account, in key ID order
+			// as the keys bucket's: a page reads a page of entries, however
+			// many keys other accounts hold.
+			prefix := accountIndexName(c.Account, "")
+			start := ""
+			if after != "" {
+				start = accountIndexName(c.Account, after)
+			}
+			return tx.Scan(bucketKeysByAccount, prefix, start, func(name string, _ []byte) bool {
+				if len(out.Keys) == limit {
+					out.Truncated = true
+					return false
+				}
+				id := name[len(prefix):]
+				out.Keys = append(out.Keys, KeyListEntry{KeyId: id, KeyArn: s.keyARN(c.Account, id)})
+				return true
+			})
+		}
+		// A store whose index is not built yet (its first maintenance run
+		// builds it): every key of the Region. Records are decoded from the
+		// scan itself: loading each through the cache would open a
+		// transaction inside this one and fill the cache with every key in
+		// the store.
 		return tx.Scan(bucketKeys, "", after, func(id string, raw []byte) bool {
 			r, err := decodeKey(id, raw)
 			if err != nil || r.Account != c.Account {

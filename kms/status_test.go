@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -87,8 +88,47 @@ func TestKeysByStateIndexMatchesScan(t *testing.T) {
 		}
 		return counts
 	}
+	// ListKeys pages the caller's keys from the same index: the entries,
+	// IDs and ARNs, a scan of every key finds, in the same order, across
+	// pages of 2.
+	listScan := func(s *Service, account string) []KeyListEntry {
+		t.Helper()
+		out := []KeyListEntry{}
+		if err := s.store.View(ctx, func(tx keystore.Tx) error {
+			return tx.Scan(bucketKeys, "", "", func(id string, raw []byte) bool {
+				if r, err := decodeKey(id, raw); err == nil && r.Account == account {
+					out = append(out, KeyListEntry{KeyId: r.ID, KeyArn: r.arn()})
+				}
+				return true
+			})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	checkList := func(when string) {
+		t.Helper()
+		for _, s := range svcs {
+			got := []KeyListEntry{}
+			for marker, pages := "", 0; ; pages++ {
+				out, err := s.ListKeys(ctx, c, &ListInput{Limit: new(2), Marker: marker})
+				if err != nil || pages > 100 {
+					t.Fatalf("%s, %s: ListKeys: %v after %d pages", when, s.region, err, pages)
+				}
+				got = append(got, out.Keys...)
+				if !out.Truncated {
+					break
+				}
+				marker = out.NextMarker
+			}
+			if want := listScan(s, c.Account); !slices.Equal(got, want) {
+				t.Fatalf("%s, %s: ListKeys %v, a scan %v", when, s.region, got, want)
+			}
+		}
+	}
 	check := func(when string) {
 		t.Helper()
+		checkList(when)
 		for _, s := range svcs {
 			st, err := s.GetStatus(ctx, c, &Empty{})
 			if err != nil {
