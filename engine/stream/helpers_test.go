@@ -94,10 +94,9 @@ func encryptTo(t testing.TB, dst io.Writer, p KeyProvider, cfg Config, plaintext
 // writes at offsets from its workers) and fails unless the file then holds
 // the same bytes and the copy returned the same error.
 func decrypt(p KeyProvider, cfg Config, stream []byte, step int) ([]byte, error) {
-	out, err := decryptFrom(p, cfg, bytes.NewReader(stream), step)
-	out2, err2 := decryptFrom(p, cfg, struct{ io.Reader }{bytes.NewReader(stream)}, step)
-	if !bytes.Equal(out, out2) || fmt.Sprint(err) != fmt.Sprint(err2) {
-		return out, fmt.Errorf("reads at offsets and plain reads differ: %d bytes, %v; %d bytes, %v", len(out), err, len(out2), err2)
+	out, err := decryptReads(p, cfg, stream, step)
+	if errors.Is(err, errReadsDiffer) {
+		return out, err
 	}
 	out3, err3 := decryptToFile(p, cfg, stream)
 	if !bytes.Equal(out, out3) || fmt.Sprint(err) != fmt.Sprint(err3) {
@@ -111,6 +110,19 @@ func decrypt(p KeyProvider, cfg Config, stream []byte, step int) ([]byte, error)
 	}
 	return out, err
 }
+
+// decryptReads is the part of decrypt that reads with Read calls of step
+// bytes: from a source that reads at offsets and from a plain io.Reader.
+func decryptReads(p KeyProvider, cfg Config, stream []byte, step int) ([]byte, error) {
+	out, err := decryptFrom(p, cfg, bytes.NewReader(stream), step)
+	out2, err2 := decryptFrom(p, cfg, struct{ io.Reader }{bytes.NewReader(stream)}, step)
+	if !bytes.Equal(out, out2) || fmt.Sprint(err) != fmt.Sprint(err2) {
+		return out, fmt.Errorf("%w: %d bytes, %v; %d bytes, %v", errReadsDiffer, len(out), err, len(out2), err2)
+	}
+	return out, err
+}
+
+var errReadsDiffer = errors.New("reads at offsets and plain reads differ")
 
 // decryptToBuffer decrypts stream with io.Copy into a bytes.Buffer that
 // holds a prefix, directly or through a bufio.Writer of 1 MiB, which the

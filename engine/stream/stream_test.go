@@ -35,8 +35,14 @@ func TestRoundTripBoundaries(t *testing.T) {
 					}
 				}
 				for _, rm := range modes {
-					for _, rs := range []int{1 << 20, maxPayload, 1000, 0} {
-						got, err := decrypt(p, rm.cfg(Config{}), stream, rs)
+					for i, rs := range []int{1 << 20, maxPayload, 1000, 0} {
+						// The copies into files and buffers read no step:
+						// once per path is enough.
+						dec := decryptReads
+						if i == 0 {
+							dec = decrypt
+						}
+						got, err := dec(p, rm.cfg(Config{}), stream, rs)
 						if err != nil || !bytes.Equal(got, pt) {
 							t.Fatalf("%s write step %d, %s read step %d, len %d: %v, equal=%v",
 								m.name, ws, rm.name, rs, n, err, bytes.Equal(got, pt))
