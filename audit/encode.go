@@ -48,7 +48,13 @@ func (r *Record) appendBody(b []byte) ([]byte, error) {
 	b = appendOptional(b, `,"errorCode":`, r.ErrorCode)
 	b = appendOptional(b, `,"errorMessage":`, r.ErrorMessage)
 	var err error
-	if len(r.RequestParameters) > 0 {
+	if r.Params != nil {
+		if len(r.RequestParameters) > 0 {
+			return b, fmt.Errorf("%w: both Params and RequestParameters are set", ErrInvalidRecord)
+		}
+		b = append(b, `,"requestParameters":`...)
+		b = r.Params.AppendJSON(b)
+	} else if len(r.RequestParameters) > 0 {
 		b = append(b, `,"requestParameters":`...)
 		if b, err = appendRaw(b, r.RequestParameters); err != nil {
 			return b, fmt.Errorf("%w: requestParameters: %v", ErrInvalidRecord, err)

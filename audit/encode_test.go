@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -133,5 +134,34 @@ func TestPlain8(t *testing.T) {
 				t.Fatalf("plain byte %#x at %d flagged", c, pos)
 			}
 		}
+	}
+}
+
+// A record whose parameters are given as Params encodes to the same bytes
+// as one whose RequestParameters are Params.JSON, awkward strings and all;
+// setting both is refused.
+func TestAppendJSONParams(t *testing.T) {
+	for i, s := range awkward {
+		p := Params{KeyID: s, EncryptionContext: map[string]string{s: awkward[(i+1)%len(awkward)], "b": s}, EncryptionAlgorithm: "SYMMETRIC_DEFAULT", NumberOfBytes: i}
+		raw := rec(i)
+		raw.RequestParameters = p.JSON()
+		want, err := raw.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byParams := rec(i)
+		byParams.RequestParameters, byParams.Params = nil, &p
+		got, err := byParams.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%q: Params encodes as\n%s\nRequestParameters as\n%s", s, got, want)
+		}
+	}
+	r := rec(1)
+	r.Params = &Params{KeyID: "k"}
+	if _, err := r.AppendJSON(nil); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("Params and RequestParameters both set: %v", err)
 	}
 }
