@@ -165,3 +165,29 @@ func TestAppendJSONParams(t *testing.T) {
 		t.Fatalf("Params and RequestParameters both set: %v", err)
 	}
 }
+
+// BenchmarkEncodeParams: a record's parameters rendered by Params into a
+// buffer of their own and given as RequestParameters, which Append checks
+// and copies (how=json), against given as Params, rendered straight into
+// the line (how=typed).
+func BenchmarkEncodeParams(b *testing.B) {
+	p := Params{KeyID: "alias/app", EncryptionContext: map[string]string{"tenant": "acme"}, EncryptionAlgorithm: "SYMMETRIC_DEFAULT"}
+	line := make([]byte, 0, 1024)
+	b.Run("how=json", func(b *testing.B) {
+		var params [256]byte
+		r := rec(1)
+		b.ReportAllocs()
+		for b.Loop() {
+			r.RequestParameters = p.AppendJSON(params[:0])
+			line, _ = r.AppendJSON(line[:0])
+		}
+	})
+	b.Run("how=typed", func(b *testing.B) {
+		r := rec(1)
+		r.RequestParameters, r.Params = nil, &p
+		b.ReportAllocs()
+		for b.Loop() {
+			line, _ = r.AppendJSON(line[:0])
+		}
+	})
+}
