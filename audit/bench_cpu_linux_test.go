@@ -16,14 +16,22 @@ import (
 // getrusage): what a server spends on the audit path per request —
 // encoding, the hand-off to the writer goroutine and back, the chain's
 // hash, the write(2) of each group — beside wall time, which on a shared
-// machine swings with the load.
+// machine swings with the load. params=typed gives the record's parameters
+// as Params rather than as JSON (RequestParameters), the same bytes.
 func BenchmarkAppendCPU(b *testing.B) {
 	for _, mode := range []struct {
 		name     string
 		interval time.Duration
 	}{{"interval", 10 * time.Millisecond}, {"commit", 0}} {
-		for _, par := range []int{1, 64} {
-			b.Run(fmt.Sprintf("sync=%s/parallel=%d", mode.name, par), func(b *testing.B) {
+		for _, c := range []struct {
+			par   int
+			typed bool // the parameters as Params, as the server gives the hot operations'
+		}{{1, false}, {64, false}, {1, true}, {64, true}} {
+			par, name := c.par, fmt.Sprintf("sync=%s/parallel=%d", mode.name, c.par)
+			if c.typed {
+				name += "/params=typed"
+			}
+			b.Run(name, func(b *testing.B) {
 				w := mustOpen(b, Config{Dir: b.TempDir(), Signer: newKey(b), SyncInterval: mode.interval})
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -33,6 +41,10 @@ func BenchmarkAppendCPU(b *testing.B) {
 				for range par {
 					wg.Go(func() {
 						r := rec(1)
+						if c.typed { // the same bytes in the line
+							r.RequestParameters = nil
+							r.Params = &Params{KeyID: "alias/app", EncryptionContext: map[string]string{"tenant": "acme"}, EncryptionAlgorithm: "SYMMETRIC_DEFAULT"}
+						}
 						for next.Add(1) <= int64(b.N) {
 							r.Seq = 0
 							if err := w.Append(context.Background(), r); err != nil {

@@ -48,7 +48,13 @@ func (r *Record) appendBody(b []byte) ([]byte, error) {
 	b = appendOptional(b, `,"errorCode":`, r.ErrorCode)
 	b = appendOptional(b, `,"errorMessage":`, r.ErrorMessage)
 	var err error
-	if len(r.RequestParameters) > 0 {
+	if r.Params != nil {
+		if len(r.RequestParameters) > 0 {
+			return b, fmt.Errorf("%w: both Params and RequestParameters are set", ErrInvalidRecord)
+		}
+		b = append(b, `,"requestParameters":`...)
+		b = r.Params.AppendJSON(b)
+	} else if len(r.RequestParameters) > 0 {
 		b = append(b, `,"requestParameters":`...)
 		if b, err = appendRaw(b, r.RequestParameters); err != nil {
 			return b, fmt.Errorf("%w: requestParameters: %v", ErrInvalidRecord, err)
@@ -236,8 +242,12 @@ const (
 // skipPlain returns the index of the first byte at or after i that is not
 // plain ASCII, eight bytes at a time, or len(s).
 func skipPlain(s string, i int) int {
-	for i+8 <= len(s) && plain8(s[i:i+8]) {
-		i += 8
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		if !plainWord(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56) {
+			break
+		}
 	}
 	for i < len(s) && s[i] < utf8.RuneSelf && safe[s[i]] {
 		i++
@@ -245,12 +255,17 @@ func skipPlain(s string, i int) int {
 	return i
 }
 
-// plain8 reports whether the 8 bytes of s need no escaping: none is below
-// 0x20, a quote, a backslash or non-ASCII. (The tests for a zero or a small
-// byte may flag a plain byte next to one that is not, never miss one.)
+// plain8 reports whether the 8 bytes of s need no escaping.
 func plain8(s string) bool {
-	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	return plainWord(uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56)
+}
+
+// plainWord reports whether the 8 bytes of x (one byte a lane) need no
+// escaping: none is below 0x20, a quote, a backslash or non-ASCII. (The
+// tests for a zero or a small byte may flag a plain byte next to one that
+// is not, never miss one.) Small enough to inline in the scanning loops.
+func plainWord(x uint64) bool {
 	q := x ^ (lsb * '"')
 	bs := x ^ (lsb * '\\')
 	return (x|(x-lsb*0x20)|((q-lsb)&^q)|((bs-lsb)&^bs))&msb == 0

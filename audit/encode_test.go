@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -134,4 +135,59 @@ func TestPlain8(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A record whose parameters are given as Params encodes to the same bytes
+// as one whose RequestParameters are Params.JSON, awkward strings and all;
+// setting both is refused.
+func TestAppendJSONParams(t *testing.T) {
+	for i, s := range awkward {
+		p := Params{KeyID: s, EncryptionContext: map[string]string{s: awkward[(i+1)%len(awkward)], "b": s}, EncryptionAlgorithm: "SYMMETRIC_DEFAULT", NumberOfBytes: i}
+		raw := rec(i)
+		raw.RequestParameters = p.JSON()
+		want, err := raw.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byParams := rec(i)
+		byParams.RequestParameters, byParams.Params = nil, &p
+		got, err := byParams.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%q: Params encodes as\n%s\nRequestParameters as\n%s", s, got, want)
+		}
+	}
+	r := rec(1)
+	r.Params = &Params{KeyID: "k"}
+	if _, err := r.AppendJSON(nil); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("Params and RequestParameters both set: %v", err)
+	}
+}
+
+// BenchmarkEncodeParams: a record's parameters rendered by Params into a
+// buffer of their own and given as RequestParameters, which Append checks
+// and copies (how=json), against given as Params, rendered straight into
+// the line (how=typed).
+func BenchmarkEncodeParams(b *testing.B) {
+	p := Params{KeyID: "alias/app", EncryptionContext: map[string]string{"tenant": "acme"}, EncryptionAlgorithm: "SYMMETRIC_DEFAULT"}
+	line := make([]byte, 0, 1024)
+	b.Run("how=json", func(b *testing.B) {
+		var params [256]byte
+		r := rec(1)
+		b.ReportAllocs()
+		for b.Loop() {
+			r.RequestParameters = p.AppendJSON(params[:0])
+			line, _ = r.AppendJSON(line[:0])
+		}
+	})
+	b.Run("how=typed", func(b *testing.B) {
+		r := rec(1)
+		r.RequestParameters, r.Params = nil, &p
+		b.ReportAllocs()
+		for b.Loop() {
+			line, _ = r.AppendJSON(line[:0])
+		}
+	})
 }

@@ -40,33 +40,34 @@ func (p *Params) JSON() json.RawMessage {
 // AppendJSON appends what JSON returns to b.
 func (p *Params) AppendJSON(b []byte) json.RawMessage {
 	b = append(b, '{')
-	b = appendParam(b, "keyId", p.KeyID)
-	b = appendParam(b, "destinationKeyId", p.DestinationKeyID)
-	b = appendParam(b, "sourceKeyId", p.SourceKeyID)
-	b = appendParam(b, "aliasName", p.AliasName)
-	b = appendParam(b, "targetKeyId", p.TargetKeyID)
-	b = appendContext(b, "encryptionContext", p.EncryptionContext)
-	b = appendContext(b, "sourceEncryptionContext", p.SourceEncryptionContext)
-	b = appendContext(b, "destinationEncryptionContext", p.DestinationEncryptionContext)
-	b = appendParam(b, "encryptionAlgorithm", p.EncryptionAlgorithm)
-	b = appendParam(b, "sourceEncryptionAlgorithm", p.SourceEncryptionAlgorithm)
-	b = appendParam(b, "destinationEncryptionAlgorithm", p.DestinationEncryptionAlgorithm)
-	b = appendParam(b, "signingAlgorithm", p.SigningAlgorithm)
-	b = appendParam(b, "macAlgorithm", p.MacAlgorithm)
-	b = appendParam(b, "messageType", p.MessageType)
-	b = appendParam(b, "keySpec", p.KeySpec)
-	b = appendParam(b, "keyUsage", p.KeyUsage)
+	open := len(b) // where the first member goes: no comma before it
+	b = appendParam(b, open, "keyId", p.KeyID)
+	b = appendParam(b, open, "destinationKeyId", p.DestinationKeyID)
+	b = appendParam(b, open, "sourceKeyId", p.SourceKeyID)
+	b = appendParam(b, open, "aliasName", p.AliasName)
+	b = appendParam(b, open, "targetKeyId", p.TargetKeyID)
+	b = appendContext(b, open, "encryptionContext", p.EncryptionContext)
+	b = appendContext(b, open, "sourceEncryptionContext", p.SourceEncryptionContext)
+	b = appendContext(b, open, "destinationEncryptionContext", p.DestinationEncryptionContext)
+	b = appendParam(b, open, "encryptionAlgorithm", p.EncryptionAlgorithm)
+	b = appendParam(b, open, "sourceEncryptionAlgorithm", p.SourceEncryptionAlgorithm)
+	b = appendParam(b, open, "destinationEncryptionAlgorithm", p.DestinationEncryptionAlgorithm)
+	b = appendParam(b, open, "signingAlgorithm", p.SigningAlgorithm)
+	b = appendParam(b, open, "macAlgorithm", p.MacAlgorithm)
+	b = appendParam(b, open, "messageType", p.MessageType)
+	b = appendParam(b, open, "keySpec", p.KeySpec)
+	b = appendParam(b, open, "keyUsage", p.KeyUsage)
 	if p.NumberOfBytes != 0 {
-		b = strconv.AppendInt(appendName(b, "numberOfBytes"), int64(p.NumberOfBytes), 10)
+		b = strconv.AppendInt(appendName(b, open, "numberOfBytes"), int64(p.NumberOfBytes), 10)
 	}
 	if p.PendingWindowInDays != 0 {
-		b = strconv.AppendInt(appendName(b, "pendingWindowInDays"), int64(p.PendingWindowInDays), 10)
+		b = strconv.AppendInt(appendName(b, open, "pendingWindowInDays"), int64(p.PendingWindowInDays), 10)
 	}
 	return append(b, '}')
 }
 
-func appendName(b []byte, name string) []byte {
-	if len(b) > 1 {
+func appendName(b []byte, open int, name string) []byte {
+	if len(b) > open {
 		b = append(b, ',')
 	}
 	b = append(b, '"')
@@ -74,14 +75,14 @@ func appendName(b []byte, name string) []byte {
 	return append(b, '"', ':')
 }
 
-func appendParam(b []byte, name, v string) []byte {
+func appendParam(b []byte, open int, name, v string) []byte {
 	if v == "" {
 		return b
 	}
-	return appendString(appendName(b, name), v)
+	return appendString(appendName(b, open, name), v)
 }
 
-func appendContext(b []byte, name string, ec map[string]string) []byte {
+func appendContext(b []byte, open int, name string, ec map[string]string) []byte {
 	if len(ec) == 0 {
 		return b
 	}
@@ -91,7 +92,7 @@ func appendContext(b []byte, name string, ec map[string]string) []byte {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	b = append(appendName(b, name), '{')
+	b = append(appendName(b, open, name), '{')
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')

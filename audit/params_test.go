@@ -22,5 +22,8 @@ func TestParamsJSON(t *testing.T) {
 		if string(got) != c.want || !json.Valid(got) {
 			t.Errorf("%+v: %s, want %s", c.p, got, c.want)
 		}
+		if got := c.p.AppendJSON([]byte(`{"x":`)); string(got) != `{"x":`+c.want {
+			t.Errorf("%+v appended to a prefix: %s, want the prefix and %s", c.p, got, c.want)
+		}
 	}
 }

@@ -33,6 +33,12 @@ type Record struct {
 	// AdditionalEventData is CloudTrail's member for what the service adds:
 	// Coffer marks a record recovered from the store's outbox at start.
 	AdditionalEventData json.RawMessage `json:"additionalEventData,omitempty"`
+	// Params, when set, is encoded as requestParameters in place of
+	// RequestParameters (set at most one of the two): the bytes are those
+	// Params.AppendJSON appends, JSON by construction, so Append encodes
+	// them straight into the line without checking them again. Decoding a
+	// line sets RequestParameters.
+	Params *Params `json:"-"`
 
 	RequestID          string     `json:"requestID"`
 	EventID            string     `json:"eventID"` // a UUID; see NewEventID

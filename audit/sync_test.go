@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -333,4 +335,99 @@ func TestIntervalUnsyncedIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustVerify(t, dir, &key.PublicKey)
+}
+
+// lossyFile loses what was written since its last fdatasync when one
+// fails, as a kernel that marks the dirty pages clean unwritten would:
+// the range reads as zeros afterwards.
+type lossyFile struct {
+	file
+	fail   *atomic.Bool
+	mu     sync.Mutex
+	lo, hi int64 // the range written since the last fdatasync
+}
+
+func (f *lossyFile) WriteAt(b []byte, off int64) (int, error) {
+	n, err := f.file.WriteAt(b, off)
+	f.mu.Lock()
+	if f.hi == 0 || off < f.lo {
+		f.lo = off
+	}
+	f.hi = max(f.hi, off+int64(n))
+	f.mu.Unlock()
+	return n, err
+}
+
+func (f *lossyFile) Sync() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail.Load() {
+		if f.hi > f.lo {
+			if _, err := f.file.WriteAt(make([]byte, f.hi-f.lo), f.lo); err != nil {
+				return err
+			}
+		}
+		f.lo, f.hi = 0, 0
+		return syscall.EIO
+	}
+	f.lo, f.hi = 0, 0
+	return f.file.Sync()
+}
+
+// The copy of what SyncInterval wrote but has not made durable (unsynced,
+// which lines are built in) holds exactly the bytes written: after failed
+// fdatasyncs that lose them, across groups from many appenders, files
+// rotated and writes that wait for an fdatasync (maxUnsynced), the retry
+// writes them again and the whole trail verifies.
+func TestIntervalRetryRewritesWhatWasLost(t *testing.T) {
+	defer func(n int) { maxUnsynced = n }(maxUnsynced)
+	maxUnsynced = 16 << 10
+	dir, key := t.TempDir(), newKey(t)
+	var fail atomic.Bool
+	w, err := openWith(Config{Dir: dir, Signer: key, SyncInterval: time.Hour, MaxFileBytes: 256 << 10, DigestEvery: 97},
+		func(path string, fresh bool) (file, error) {
+			f, err := createFile(path, fresh)
+			if err != nil {
+				return nil, err
+			}
+			return &lossyFile{file: f, fail: &fail}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds, perRound, appenders = 5, 400, 16
+	for round := range rounds {
+		var wg sync.WaitGroup
+		for g := range appenders {
+			wg.Go(func() {
+				for i := range perRound / appenders {
+					if err := w.Append(context.Background(), rec(round*perRound+g*100+i)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		fail.Store(true)
+		if err := w.Sync(context.Background()); !errors.Is(err, syscall.EIO) {
+			t.Fatalf("round %d: Sync over a failing fdatasync: %v", round, err)
+		}
+		fail.Store(false)
+		for deadline := time.Now().Add(10 * time.Second); w.Err() != nil; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the Writer did not heal")
+			}
+		}
+		if err := w.Sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustVerify(t, dir, &key.PublicKey)
+	if got := rep.LastSeq - uint64(rep.Digests); got != rounds*perRound || rep.Unsealed != 0 {
+		t.Fatalf("%d records (report %+v), want %d", got, rep, rounds*perRound)
+	}
 }

@@ -1,5 +1,7 @@
 package audit
 
+import "encoding/binary"
+
 // validJSON reports whether b is one JSON value with optional surrounding
 // white space, exactly as json.Valid does (nesting depth included), several
 // times faster: callers' RequestParameters are checked on every Append.
@@ -108,6 +110,14 @@ func skipLiteral(b []byte, i int, lit string) (int, bool) {
 // up but the quote and the backslash, and the JSON escapes.
 func skipString(b []byte, i int) (int, bool) {
 	for i++; i < len(b); {
+		// Eight plain ASCII bytes at a time (see plainWord); the rest,
+		// escapes and non-ASCII bytes, one at a time.
+		for i+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		if i >= len(b) {
+			break
+		}
 		c := b[i]
 		switch {
 		case c == '"':

@@ -181,7 +181,7 @@ type Writer struct {
 	anchored uint64        // seq the anchor file records
 	anchorAt time.Time     // when it was written
 	lowSpace time.Time     // when free space was last found under MinFree
-	buf      []byte
+	buf      []byte        // the lines of the write being built; with SyncInterval in unsynced's spare capacity (resetBuf)
 	batch    []*pending
 	ring     *syncRing // nil: fdatasync directly
 }
@@ -365,7 +365,7 @@ func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, err
 				return fail(err)
 			}
 		}
-		w.buf = w.buf[:0]
+		w.resetBuf()
 		if err := w.appendGap(gapLast, cfg.gapAck); err != nil {
 			return fail(err)
 		}
@@ -636,7 +636,7 @@ func (w *Writer) commit(batch []*pending, seal bool) {
 	if err == nil {
 		if werr := w.write(batch, seal); werr != nil {
 			w.setChain(w.written)
-			w.buf = w.buf[:0]
+			w.resetBuf()
 			err = w.fail(werr)
 		}
 	}
@@ -672,7 +672,7 @@ func (w *Writer) write(batch []*pending, seal bool) error {
 			return err
 		}
 	}
-	w.buf = w.buf[:0]
+	w.resetBuf()
 	for _, p := range batch {
 		if err := w.room(len(p.line)+chainRoom, now); err != nil {
 			return err
@@ -778,10 +778,10 @@ func (w *Writer) flush() error {
 			return fmt.Errorf("fsync: %w", err)
 		}
 	} else {
-		w.unsynced = append(w.unsynced, w.buf...)
+		w.keepUnsynced()
 	}
 	w.fileBytes += int64(len(w.buf))
-	w.buf = w.buf[:0]
+	w.resetBuf()
 	w.written = w.chain()
 	w.writtenSeq.Store(w.seq)
 	w.mu.Lock()
@@ -794,6 +794,30 @@ func (w *Writer) flush() error {
 		w.markDurable()
 	}
 	return nil
+}
+
+// resetBuf empties the buffer lines are built in. With SyncInterval the
+// buffer is the spare capacity of unsynced, so that keepUnsynced finds the
+// lines flush wrote already in place.
+func (w *Writer) resetBuf() {
+	if w.cfg.SyncInterval > 0 {
+		w.buf = w.unsynced[len(w.unsynced):]
+	} else {
+		w.buf = w.buf[:0]
+	}
+}
+
+// keepUnsynced adds the lines flush wrote to unsynced: without a copy when
+// they were built in its spare capacity (resetBuf), with one when the
+// buffer outgrew it or unsynced was emptied since (an fdatasync, a
+// rotation).
+func (w *Writer) keepUnsynced() {
+	n := len(w.unsynced)
+	if len(w.buf) > 0 && cap(w.unsynced)-n >= len(w.buf) && &w.unsynced[:n+1][n] == &w.buf[0] {
+		w.unsynced = w.unsynced[:n+len(w.buf)]
+		return
+	}
+	w.unsynced = append(w.unsynced, w.buf...)
 }
 
 // markDurable records that everything written is durable: after an

@@ -48,7 +48,9 @@ func (s *Server) auditCallFrom(ctx *fasthttp.RequestCtx, source, requestID, op s
 		}
 	}
 	r.Resources = res
-	if in != nil && row != nil {
+	if p, ok := hotParams(in); ok && row != nil {
+		r.Params = &p // the Writer encodes it into the line, with no JSON to check again
+	} else if in != nil && row != nil {
 		r.RequestParameters = appendRequestParameters(params[:0], row, in)
 	}
 	if callErr != nil {
@@ -199,16 +201,7 @@ func arnAccount(arn string) string {
 // only the members the catalogue row allows, so that no plaintext,
 // ciphertext, message, token or secret reaches the trail.
 func appendRequestParameters(dst []byte, row *kms.Operation, in any) json.RawMessage {
-	switch v := in.(type) { // the hot operations, without reflection; TestAuditAllowList holds them to the row
-	case *kms.EncryptInput:
-		return (&audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}).AppendJSON(dst)
-	case *kms.DecryptInput:
-		return (&audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}).AppendJSON(dst)
-	case *kms.GenerateDataKeyInput:
-		p := audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, KeySpec: v.KeySpec}
-		if v.NumberOfBytes != nil {
-			p.NumberOfBytes = *v.NumberOfBytes
-		}
+	if p, ok := hotParams(in); ok {
 		return p.AppendJSON(dst)
 	}
 	b, err := allowedMembers(in, row.Audited, true)
@@ -216,6 +209,24 @@ func appendRequestParameters(dst []byte, row *kms.Operation, in any) json.RawMes
 		return nil
 	}
 	return append(dst, b...)
+}
+
+// hotParams is the request parameters of the hot operations, without
+// reflection (TestAuditAllowList holds them to the row); false for others.
+func hotParams(in any) (audit.Params, bool) {
+	switch v := in.(type) {
+	case *kms.EncryptInput:
+		return audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}, true
+	case *kms.DecryptInput:
+		return audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, EncryptionAlgorithm: v.EncryptionAlgorithm}, true
+	case *kms.GenerateDataKeyInput:
+		p := audit.Params{KeyID: v.KeyId, EncryptionContext: v.EncryptionContext, KeySpec: v.KeySpec}
+		if v.NumberOfBytes != nil {
+			p.NumberOfBytes = *v.NumberOfBytes
+		}
+		return p, true
+	}
+	return audit.Params{}, false
 }
 
 // responseElements renders the members of a response the row allows.
