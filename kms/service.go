@@ -530,8 +530,16 @@ func hsmFailure(err error, what string) error {
 // randomBytes reads n bytes of entropy.
 func (s *Service) randomBytes(n int) ([]byte, error) {
 	b := make([]byte, n)
-	if _, err := io.ReadFull(s.random, b); err != nil {
-		return nil, newError(ErrInternal, "Entropy source failed.")
+	if err := s.fillRandom(b); err != nil {
+		return nil, err
 	}
 	return b, nil
+}
+
+// fillRandom fills b from the service's entropy source.
+func (s *Service) fillRandom(b []byte) error {
+	if _, err := io.ReadFull(s.random, b); err != nil {
+		return newError(ErrInternal, "Entropy source failed.")
+	}
+	return nil
 }

@@ -22,6 +22,9 @@ type RequestInfo struct {
 	// GetKeyLastUsage's CloudTrailEventId. An array, so that keeping it
 	// costs a request no allocation.
 	EventID EventID
+
+	// out is the memory the request's outputs are written into (output).
+	out []byte
 }
 
 // EventID is an audit record's event ID, a UUID in its 36-character form;
@@ -42,8 +45,11 @@ type requestInfoKey struct{}
 // *RequestInfo (fasthttp's RequestCtx.Value reads its user values).
 var RequestInfoKey any = requestInfoKey{}
 
-// Reset empties the info for reuse.
-func (ri *RequestInfo) Reset() { ri.KeyARNs, ri.EventID = ri.KeyARNs[:0], EventID{} }
+// Reset empties the info for reuse. It does not clear the output memory:
+// ClearOutput has, when the previous request's response was written.
+func (ri *RequestInfo) Reset() {
+	ri.KeyARNs, ri.EventID, ri.out = ri.KeyARNs[:0], EventID{}, ri.out[:0]
+}
 
 func noteKey(ctx context.Context, r *keyRecord) noted {
 	if ri, ok := ctx.Value(RequestInfoKey).(*RequestInfo); ok && ri != nil {

@@ -98,6 +98,9 @@ type Server struct {
 	metricsElsewhere bool // Config.SeparateMetrics
 	metricsMu        sync.Mutex
 	metricsHTTP      *fasthttp.Server
+	// released, when set (by tests), sees each API request's info as it
+	// goes back to its pool.
+	released func(*kms.RequestInfo)
 }
 
 // New returns a Server for cfg.
@@ -328,6 +331,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	s.metrics.observe(op, code, time.Since(start))
 	ctx.RemoveUserValue(kms.RequestInfoKey)
+	info.ClearOutput() // the operation's plaintexts and blobs; fasthttp copied the response
+	if s.released != nil {
+		s.released(info)
+	}
 	infoPool.Put(info)
 	if out == nil {
 		out = (*buf)[:0]
