@@ -45,7 +45,7 @@ func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, er
 	gone := func() error {
 		return newError(ErrAccessDenied, "The role %s of this session no longer exists.", c.RoleARN)
 	}
-	if e, ok := s.cache.identities.get(arn); ok {
+	if e, ok := s.cache.identities.getAt(arn, s.requestTime(ctx)); ok {
 		if c.RoleARN != "" && e.id != c.roleID {
 			return nil, gone()
 		}
@@ -90,7 +90,7 @@ func (c *Caller) principalARN() string {
 func (s *Service) requestContext(ctx context.Context, c *Caller, r *keyRecord) *policy.Context {
 	pc := &policy.Context{
 		CallerAccount: c.Account, PrincipalARN: c.principalARN(), SourceIP: c.SourceIP,
-		SecureTransport: c.SecureTransport, HasTransport: c.HasTransport, CurrentTime: s.now(),
+		SecureTransport: c.SecureTransport, HasTransport: c.HasTransport, CurrentTime: s.requestTime(ctx),
 		ViaService: c.viaService, // trusted: set only by ActAs (managed.go)
 	}
 	pc.Username, pc.UserID, pc.RoleSessionName = c.identityKeys()
@@ -483,7 +483,7 @@ func (s *Service) uniqueID(ctx context.Context, c *Caller) (string, error) {
 	case !isUserARN(c.ARN):
 		return "", nil
 	}
-	if e, ok := s.cache.identities.get(c.ARN); ok && e.id != "" {
+	if e, ok := s.cache.identities.getAt(c.ARN, s.requestTime(ctx)); ok && e.id != "" {
 		return e.id, nil
 	}
 	p, err := s.principal(ctx, c.ARN)
@@ -542,7 +542,7 @@ func (s *Service) bindKeyPolicyTx(tx keystore.Tx, keyID string, p *policy.Policy
 // keyPolicyIDs returns the binding of key keyID's policy; nil for a key
 // whose policy was put before bindings existed.
 func (s *Service) keyPolicyIDs(ctx context.Context, keyID string) (map[string]string, error) {
-	if ids, ok := s.cache.keyPrincipals.get(keyID); ok {
+	if ids, ok := s.cache.keyPrincipals.getAt(keyID, s.requestTime(ctx)); ok {
 		return nilIfEmpty(ids), nil
 	}
 	gen := s.cache.keyPrincipals.generation()

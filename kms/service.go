@@ -346,7 +346,7 @@ func materialAAD(arn string, version int) []byte {
 // loadKey returns the record of key id, from the cache or the store; nil
 // when no such key exists.
 func (s *Service) loadKey(ctx context.Context, id string) (*keyRecord, error) {
-	if r, ok := s.cache.keys.get(id); ok {
+	if r, ok := s.cache.keys.getAt(id, s.requestTime(ctx)); ok {
 		return r, nil
 	}
 	gen := s.cache.keys.generation()
@@ -446,7 +446,7 @@ var errKeyGone = newError(ErrNotFound, "Key does not exist")
 // and fills the cache before it lets the others look again, so a cold key
 // costs exactly one root call however many requests arrive at once.
 func (s *Service) material(ctx context.Context, r *keyRecord, v int) (*engine.Key, *materialEntry, error) {
-	if m, e, ok := s.cache.materials.get(r.ID, v); ok {
+	if m, e, ok := s.cache.materials.getAt(r.ID, v, s.requestTime(ctx)); ok {
 		return m, e, nil
 	}
 	if v < 0 || v >= len(r.Versions) {

@@ -101,6 +101,9 @@ type Server struct {
 	// released, when set (by tests), sees each API request's info as it
 	// goes back to its pool.
 	released func(*kms.RequestInfo)
+	// realClock says s.now is time.Now: a request's signature is checked
+	// against its start, not a clock read of its own.
+	realClock bool
 }
 
 // New returns a Server for cfg.
@@ -117,7 +120,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.deadlines.timeout = s.timeout
 	if s.now == nil {
-		s.now = time.Now
+		s.now, s.realClock = time.Now, true
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -354,7 +357,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // one second, so that an operation costs no timer of its own. It is not
 // pooled: a queued HSM call may still ask it Done after the request ended.
 func (s *Server) operationContext(ctx *fasthttp.RequestCtx, start time.Time) *opContext {
-	return &opContext{Context: s.deadlines.get(start), req: ctx}
+	return &opContext{Context: s.deadlines.get(start), req: ctx, start: start}
 }
 
 // opContext is one operation's context: Deadline, Done and Err of its
@@ -362,7 +365,8 @@ func (s *Server) operationContext(ctx *fasthttp.RequestCtx, start time.Time) *op
 // change state, also its kms.PendingAudit (outbox.go).
 type opContext struct {
 	context.Context
-	req *fasthttp.RequestCtx
+	req   *fasthttp.RequestCtx
+	start time.Time // the request's arrival
 
 	requestID string
 	info      *kms.RequestInfo
@@ -530,7 +534,13 @@ func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context,
 		regionOK = wellFormedRegion // devRegion.go
 	}
 	var sr sigRequest
-	if err := parseAuthorization(&sr, &ctx.Request, regionOK, service, s.now()); err != nil {
+	var now time.Time
+	if oc, ok := octx.(*opContext); ok && s.realClock {
+		now = oc.start
+	} else {
+		now = s.now()
+	}
+	if err := parseAuthorization(&sr, &ctx.Request, regionOK, service, now); err != nil {
 		return nil, nil, err
 	}
 	reg := s.regions[string(sr.region)]
