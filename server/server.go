@@ -273,7 +273,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("x-amzn-RequestId", requestID)
 	if isSTS(ctx) && !s.dev {
 		octx := s.operationContext(ctx, start)
-		s.serveSTS(ctx, octx, requestID)
+		s.serveSTS(ctx, octx, requestID, start)
 		return
 	}
 	info := infoPool.Get().(*kms.RequestInfo)
@@ -282,7 +282,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	buf := bufPool.Get().(*[]byte)
 	octx := s.operationContext(ctx, start)
 	octx.requestID, octx.info = requestID, info
-	o, caller, out, in, err := s.serveAPI(ctx, octx, (*buf)[:0])
+	o, caller, out, in, err := s.serveAPI(ctx, octx, start, (*buf)[:0])
 	op := ""
 	var row *kms.Operation
 	if o != nil {
@@ -357,7 +357,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 // one second, so that an operation costs no timer of its own. It is not
 // pooled: a queued HSM call may still ask it Done after the request ended.
 func (s *Server) operationContext(ctx *fasthttp.RequestCtx, start time.Time) *opContext {
-	return &opContext{Context: s.deadlines.get(start), req: ctx, start: start}
+	return &opContext{Context: s.deadlines.get(start), req: ctx}
 }
 
 // opContext is one operation's context: Deadline, Done and Err of its
@@ -365,8 +365,7 @@ func (s *Server) operationContext(ctx *fasthttp.RequestCtx, start time.Time) *op
 // change state, also its kms.PendingAudit (outbox.go).
 type opContext struct {
 	context.Context
-	req   *fasthttp.RequestCtx
-	start time.Time // the request's arrival
+	req *fasthttp.RequestCtx
 
 	requestID string
 	info      *kms.RequestInfo
@@ -429,7 +428,7 @@ const maxPooledBuf = 64 << 10
 // A panic below it is the server's fault, never the caller's: it answers
 // KMSInternalException, is audited and logged as such, and the server goes
 // on serving.
-func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []byte) (o *operation, caller *kms.Caller, out []byte, in any, err error) {
+func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, start time.Time, dst []byte) (o *operation, caller *kms.Caller, out []byte, in any, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			name := ""
@@ -457,7 +456,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []
 		return nil, nil, nil, nil, unknownOperation(target)
 	}
 	var reg *region
-	caller, reg, err = s.authenticateFor(ctx, octx, sigService)
+	caller, reg, err = s.authenticateFor(ctx, octx, sigService, start)
 	if err != nil {
 		return o, nil, nil, nil, err
 	}
@@ -527,17 +526,17 @@ func (s *Server) serves(r []byte) bool {
 // service and returns the caller and the served Region the credential scope
 // names (in --dev, a Region not served is the home one). A
 // temporary access key (ASIA…) must come with the session token STS gave
-// with it, in X-Amz-Security-Token; a long-term key must not.
-func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context, service string) (*kms.Caller, *region, error) {
+// with it, in X-Amz-Security-Token; a long-term key must not. The
+// signature's time is checked against start, the request's arrival, unless
+// Config.Now set a clock of its own.
+func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context, service string, start time.Time) (*kms.Caller, *region, error) {
 	regionOK := s.serves
 	if s.dev {
 		regionOK = wellFormedRegion // devRegion.go
 	}
 	var sr sigRequest
-	var now time.Time
-	if oc, ok := octx.(*opContext); ok && s.realClock {
-		now = oc.start
-	} else {
+	now := start
+	if !s.realClock {
 		now = s.now()
 	}
 	if err := parseAuthorization(&sr, &ctx.Request, regionOK, service, now); err != nil {
