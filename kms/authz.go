@@ -88,7 +88,14 @@ func (c *Caller) principalARN() string {
 
 // requestContext starts the condition keys of a request by c on key r.
 func (s *Service) requestContext(ctx context.Context, c *Caller, r *keyRecord) *policy.Context {
-	pc := &policy.Context{
+	var pc *policy.Context
+	rp := firstPolicy(ctx)
+	if rp != nil {
+		pc = &rp.pc
+	} else {
+		pc = new(policy.Context)
+	}
+	*pc = policy.Context{
 		CallerAccount: c.Account, PrincipalARN: c.principalARN(), SourceIP: c.SourceIP,
 		SecureTransport: c.SecureTransport, HasTransport: c.HasTransport, CurrentTime: s.requestTime(ctx),
 		ViaService: c.viaService, // trusted: set only by ActAs (managed.go)
@@ -104,10 +111,57 @@ func (s *Service) requestContext(ctx context.Context, c *Caller, r *keyRecord) *
 			}
 		}
 		pc.ResourceTags = policyTags(r.Tags)
-		id, account := r.ID, r.Account
-		pc.ResourceAliasesFunc = func() ([]string, error) { return s.aliasesOf(ctx, account, id) }
+		if rp != nil {
+			rp.s, rp.ctx, rp.account, rp.id = s, ctx, r.Account, r.ID
+			pc.ResourceAliasesFunc = rp.aliases
+		} else {
+			id, account := r.ID, r.Account
+			pc.ResourceAliasesFunc = func() ([]string, error) { return s.aliasesOf(ctx, account, id) }
+		}
 	}
 	return pc
+}
+
+// requestPolicy is the policy context of a request's first
+// requestContext, kept in its RequestInfo, and what that context's
+// kms:ResourceAliases are looked up with: authorizing a request on one key
+// allocates neither the context nor the closure.
+type requestPolicy struct {
+	pc          policy.Context
+	used        bool
+	s           *Service
+	ctx         context.Context
+	account, id string
+	aliases     func() ([]string, error) // resourceAliases, bound once
+}
+
+func (rp *requestPolicy) resourceAliases() ([]string, error) {
+	return rp.s.aliasesOf(rp.ctx, rp.account, rp.id)
+}
+
+// reset drops what the last request left, keeping the bound closure.
+func (rp *requestPolicy) reset() {
+	*rp = requestPolicy{aliases: rp.aliases}
+}
+
+// firstPolicy returns the request's requestPolicy the first time it is
+// asked for in a request, nil after (a request that authorizes on two
+// keys, as ReEncrypt, holds two contexts at once) or without a
+// RequestInfo.
+func firstPolicy(ctx context.Context) *requestPolicy {
+	ri, ok := ctx.Value(RequestInfoKey).(*RequestInfo)
+	if !ok || ri == nil {
+		return nil
+	}
+	if ri.policy == nil {
+		ri.policy = &requestPolicy{}
+		ri.policy.aliases = ri.policy.resourceAliases
+	}
+	if ri.policy.used {
+		return nil
+	}
+	ri.policy.used = true
+	return ri.policy
 }
 
 // identityKeys are aws:username (IAM users only), aws:userid (the user's

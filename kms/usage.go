@@ -28,6 +28,8 @@ type RequestInfo struct {
 	// now is the request's time by the service's clock, once read
 	// (requestTime).
 	now time.Time
+	// policy is the request's first policy context (firstPolicy).
+	policy *requestPolicy
 }
 
 // EventID is an audit record's event ID, a UUID in its 36-character form;
@@ -48,10 +50,14 @@ type requestInfoKey struct{}
 // *RequestInfo (fasthttp's RequestCtx.Value reads its user values).
 var RequestInfoKey any = requestInfoKey{}
 
-// Reset empties the info for reuse. It does not clear the output memory:
-// ClearOutput has, when the previous request's response was written.
+// Reset empties the info for reuse, and lets go of what the request's
+// operation referred to. It does not clear the output memory: ClearOutput
+// has, when the previous request's response was written.
 func (ri *RequestInfo) Reset() {
 	ri.KeyARNs, ri.EventID, ri.out, ri.now = ri.KeyARNs[:0], EventID{}, ri.out[:0], time.Time{}
+	if ri.policy != nil {
+		ri.policy.reset()
+	}
 }
 
 // requestTime is the time of the request ctx carries by the service's

@@ -338,6 +338,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	if s.released != nil {
 		s.released(info)
 	}
+	info.Reset() // lets go of the request's memory while pooled
 	infoPool.Put(info)
 	if out == nil {
 		out = (*buf)[:0]
