@@ -329,7 +329,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		svc := s.svcOf(ctx)
 		svc.RecordUsage(caller.Account, key, op)
 		if err == nil {
-			svc.RecordLastUsage(info.KeyARNs, op, requestID, &info.EventID)
+			svc.RecordRequestLastUsage(info, op, requestID)
 		}
 	}
 	s.metrics.observe(op, code, time.Since(start))
