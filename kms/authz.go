@@ -45,7 +45,7 @@ func (s *Service) identity(ctx context.Context, c *Caller) ([]*policy.Policy, er
 	gone := func() error {
 		return newError(ErrAccessDenied, "The role %s of this session no longer exists.", c.RoleARN)
 	}
-	if e, ok := s.cache.identities.get(arn); ok {
+	if e, ok := s.cache.identities.getAt(arn, s.requestTime(ctx)); ok {
 		if c.RoleARN != "" && e.id != c.roleID {
 			return nil, gone()
 		}
@@ -88,9 +88,16 @@ func (c *Caller) principalARN() string {
 
 // requestContext starts the condition keys of a request by c on key r.
 func (s *Service) requestContext(ctx context.Context, c *Caller, r *keyRecord) *policy.Context {
-	pc := &policy.Context{
+	var pc *policy.Context
+	rp := firstPolicy(ctx)
+	if rp != nil {
+		pc = &rp.pc
+	} else {
+		pc = new(policy.Context)
+	}
+	*pc = policy.Context{
 		CallerAccount: c.Account, PrincipalARN: c.principalARN(), SourceIP: c.SourceIP,
-		SecureTransport: c.SecureTransport, HasTransport: c.HasTransport, CurrentTime: s.now(),
+		SecureTransport: c.SecureTransport, HasTransport: c.HasTransport, CurrentTime: s.requestTime(ctx),
 		ViaService: c.viaService, // trusted: set only by ActAs (managed.go)
 	}
 	pc.Username, pc.UserID, pc.RoleSessionName = c.identityKeys()
@@ -104,10 +111,57 @@ func (s *Service) requestContext(ctx context.Context, c *Caller, r *keyRecord) *
 			}
 		}
 		pc.ResourceTags = policyTags(r.Tags)
-		id, account := r.ID, r.Account
-		pc.ResourceAliasesFunc = func() ([]string, error) { return s.aliasesOf(ctx, account, id) }
+		if rp != nil {
+			rp.s, rp.ctx, rp.account, rp.id = s, ctx, r.Account, r.ID
+			pc.ResourceAliasesFunc = rp.aliases
+		} else {
+			id, account := r.ID, r.Account
+			pc.ResourceAliasesFunc = func() ([]string, error) { return s.aliasesOf(ctx, account, id) }
+		}
 	}
 	return pc
+}
+
+// requestPolicy is the policy context of a request's first
+// requestContext, kept in its RequestInfo, and what that context's
+// kms:ResourceAliases are looked up with: authorizing a request on one key
+// allocates neither the context nor the closure.
+type requestPolicy struct {
+	pc          policy.Context
+	used        bool
+	s           *Service
+	ctx         context.Context
+	account, id string
+	aliases     func() ([]string, error) // resourceAliases, bound once
+}
+
+func (rp *requestPolicy) resourceAliases() ([]string, error) {
+	return rp.s.aliasesOf(rp.ctx, rp.account, rp.id)
+}
+
+// reset drops what the last request left, keeping the bound closure.
+func (rp *requestPolicy) reset() {
+	*rp = requestPolicy{aliases: rp.aliases}
+}
+
+// firstPolicy returns the request's requestPolicy the first time it is
+// asked for in a request, nil after (a request that authorizes on two
+// keys, as ReEncrypt, holds two contexts at once) or without a
+// RequestInfo.
+func firstPolicy(ctx context.Context) *requestPolicy {
+	ri, ok := ctx.Value(RequestInfoKey).(*RequestInfo)
+	if !ok || ri == nil {
+		return nil
+	}
+	if ri.policy == nil {
+		ri.policy = &requestPolicy{}
+		ri.policy.aliases = ri.policy.resourceAliases
+	}
+	if ri.policy.used {
+		return nil
+	}
+	ri.policy.used = true
+	return ri.policy
 }
 
 // identityKeys are aws:username (IAM users only), aws:userid (the user's
@@ -483,7 +537,7 @@ func (s *Service) uniqueID(ctx context.Context, c *Caller) (string, error) {
 	case !isUserARN(c.ARN):
 		return "", nil
 	}
-	if e, ok := s.cache.identities.get(c.ARN); ok && e.id != "" {
+	if e, ok := s.cache.identities.getAt(c.ARN, s.requestTime(ctx)); ok && e.id != "" {
 		return e.id, nil
 	}
 	p, err := s.principal(ctx, c.ARN)
@@ -542,7 +596,7 @@ func (s *Service) bindKeyPolicyTx(tx keystore.Tx, keyID string, p *policy.Policy
 // keyPolicyIDs returns the binding of key keyID's policy; nil for a key
 // whose policy was put before bindings existed.
 func (s *Service) keyPolicyIDs(ctx context.Context, keyID string) (map[string]string, error) {
-	if ids, ok := s.cache.keyPrincipals.get(keyID); ok {
+	if ids, ok := s.cache.keyPrincipals.getAt(keyID, s.requestTime(ctx)); ok {
 		return nilIfEmpty(ids), nil
 	}
 	gen := s.cache.keyPrincipals.generation()

@@ -192,7 +192,10 @@ func newBounded[K comparable, V any](size int, ttl time.Duration, now func() tim
 }
 
 // get returns k's value if it is cached and fresh.
-func (b *bounded[K, V]) get(k K) (V, bool) {
+func (b *bounded[K, V]) get(k K) (V, bool) { return b.getAt(k, b.now()) }
+
+// getAt is get at time now (requestTime's: a request reads the clock once).
+func (b *bounded[K, V]) getAt(k K, now time.Time) (V, bool) {
 	var val V
 	var expires int64
 	b.mu.RLock()
@@ -206,7 +209,7 @@ func (b *bounded[K, V]) get(k K) (V, bool) {
 		b.stats.misses.Add(1)
 		return zero, false
 	}
-	if b.now().UnixNano() >= expires {
+	if now.UnixNano() >= expires {
 		b.mu.Lock()
 		if b.m[k] == s {
 			b.removeLocked(s, true)
@@ -223,10 +226,13 @@ func (b *bounded[K, V]) get(k K) (V, bool) {
 // view calls fn with k's value if it is cached and fresh, under the read
 // lock: an eviction, which holds the write lock, cannot run meanwhile, so fn
 // may copy out what an onEvict would clear.
-func (b *bounded[K, V]) view(k K, fn func(*V)) bool {
+func (b *bounded[K, V]) view(k K, fn func(*V)) bool { return b.viewAt(k, b.now(), fn) }
+
+// viewAt is view at time now (requestTime's).
+func (b *bounded[K, V]) viewAt(k K, now time.Time, fn func(*V)) bool {
 	b.mu.RLock()
 	s, ok := b.m[k]
-	if ok && b.now().UnixNano() < s.expires {
+	if ok && now.UnixNano() < s.expires {
 		s.ref.Store(true)
 		fn(&s.val)
 		b.mu.RUnlock()
@@ -235,7 +241,7 @@ func (b *bounded[K, V]) view(k K, fn func(*V)) bool {
 	}
 	b.mu.RUnlock()
 	if ok {
-		b.get(k) // drops the expired entry, and counts the miss
+		b.getAt(k, now) // drops the expired entry, and counts the miss
 	} else {
 		b.stats.misses.Add(1)
 	}
@@ -384,8 +390,12 @@ func newMaterialCache(size int, ttl time.Duration, now func() time.Time) *materi
 }
 
 func (c *materialCache) get(id string, v int) (*engine.Key, *materialEntry, bool) {
+	return c.getAt(id, v, c.now())
+}
+
+// getAt is get at time now (requestTime's).
+func (c *materialCache) getAt(id string, v int, now time.Time) (*engine.Key, *materialEntry, bool) {
 	k := versionRef{id, v}
-	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]

@@ -104,7 +104,7 @@ func (s *Service) seal(ctx context.Context, r *keyRecord, plaintext []byte, encC
 		}
 		defer s.cache.materials.release(e)
 		kid, _ := parseKeyID(r.ID)
-		blob, err := engine.Seal(nil, key.Symmetric(), kid, uint32(v), plaintext, encCtx)
+		blob, err := engine.Seal(output(ctx, engine.BlobOverhead+len(plaintext)), key.Symmetric(), kid, uint32(v), plaintext, encCtx)
 		if err != nil {
 			return nil, internal(err)
 		}
@@ -291,7 +291,7 @@ func (s *Service) open(ctx context.Context, c *Caller, k *KeyMember, raw []byte,
 			return nil, err
 		}
 		defer s.cache.materials.release(e)
-		pt, err := engine.Open(nil, key.Symmetric(), blob, encCtx)
+		pt, err := engine.Open(output(ctx, len(blob)-engine.BlobOverhead), key.Symmetric(), blob, encCtx)
 		if err != nil {
 			return nil, invalidCiphertext
 		}
@@ -471,8 +471,8 @@ func (s *Service) generateDataKey(ctx context.Context, c *Caller, in *GenerateDa
 	if in.DryRun {
 		return nil, dryRun
 	}
-	dk, err := s.randomBytes(n)
-	if err != nil {
+	dk := output(ctx, n)[:n]
+	if err := s.fillRandom(dk); err != nil {
 		return nil, err
 	}
 	blob, err := s.seal(ctx, r, dk, in.EncryptionContext)

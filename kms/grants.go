@@ -958,7 +958,7 @@ func (s *Service) deleteGrant(ctx context.Context, keyID, grantID string, dry bo
 // keyGrants returns the grants of a key: loaded on first use and dropped on
 // every change, so that authorization reads no store on the hot path.
 func (s *Service) keyGrants(ctx context.Context, keyID string) ([]*grantRecord, error) {
-	if gs, ok := s.cache.grants.get(keyID); ok {
+	if gs, ok := s.cache.grants.getAt(keyID, s.requestTime(ctx)); ok {
 		return gs, nil
 	}
 	gen := s.cache.grants.generation()

@@ -165,7 +165,7 @@ func (s *Service) AccessKey(ctx context.Context, id string) (*Caller, []byte, er
 		caller *Caller
 		secret []byte
 	)
-	if s.cache.accessKeys.view(id, func(e *accessKeyEntry) { caller, secret = e.export() }) {
+	if s.cache.accessKeys.viewAt(id, s.requestTime(ctx), func(e *accessKeyEntry) { caller, secret = e.export() }) {
 		return caller, secret, nil
 	}
 	if len(id) < 16 || len(id) > 128 {

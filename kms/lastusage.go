@@ -60,7 +60,25 @@ func (s *Service) RecordLastUsage(keyARNs []string, op, requestID string, eventI
 	if len(keyARNs) == 0 || !tracksLastUse[op] {
 		return
 	}
-	at := s.now().UTC()
+	s.recordLastUsage(keyARNs, op, requestID, eventID, s.now())
+}
+
+// RecordRequestLastUsage is RecordLastUsage for the request info
+// describes: its keys and event ID, and its time, if the operation read
+// it (requestTime), rather than a read of the clock of its own.
+func (s *Service) RecordRequestLastUsage(info *RequestInfo, op, requestID string) {
+	if len(info.KeyARNs) == 0 || !tracksLastUse[op] {
+		return
+	}
+	at := info.now
+	if at.IsZero() {
+		at = s.now()
+	}
+	s.recordLastUsage(info.KeyARNs, op, requestID, &info.EventID, at)
+}
+
+func (s *Service) recordLastUsage(keyARNs []string, op, requestID string, eventID *EventID, at time.Time) {
+	at = at.UTC()
 	full := false
 	bound := s.usageBound()
 	s.last.mu.Lock()

@@ -209,7 +209,7 @@ func (s *Service) resolveAliasFor(ctx context.Context, c *Caller, account, name 
 
 func (s *Service) resolveAlias(ctx context.Context, account, name string) (*keyRecord, error) {
 	ref := aliasStoreKey(account, name)
-	target, ok := s.cache.aliases.get(ref)
+	target, ok := s.cache.aliases.getAt(ref, s.requestTime(ctx))
 	if !ok {
 		gen := s.cache.aliases.generation()
 		var a *aliasRecord

@@ -348,7 +348,7 @@ func materialAAD(arn string, version int) []byte {
 // loadKey returns the record of key id, from the cache or the store; nil
 // when no such key exists.
 func (s *Service) loadKey(ctx context.Context, id string) (*keyRecord, error) {
-	if r, ok := s.cache.keys.get(id); ok {
+	if r, ok := s.cache.keys.getAt(id, s.requestTime(ctx)); ok {
 		return r, nil
 	}
 	gen := s.cache.keys.generation()
@@ -448,7 +448,7 @@ var errKeyGone = newError(ErrNotFound, "Key does not exist")
 // and fills the cache before it lets the others look again, so a cold key
 // costs exactly one root call however many requests arrive at once.
 func (s *Service) material(ctx context.Context, r *keyRecord, v int) (*engine.Key, *materialEntry, error) {
-	if m, e, ok := s.cache.materials.get(r.ID, v); ok {
+	if m, e, ok := s.cache.materials.getAt(r.ID, v, s.requestTime(ctx)); ok {
 		return m, e, nil
 	}
 	if v < 0 || v >= len(r.Versions) {
@@ -532,8 +532,16 @@ func hsmFailure(err error, what string) error {
 // randomBytes reads n bytes of entropy.
 func (s *Service) randomBytes(n int) ([]byte, error) {
 	b := make([]byte, n)
-	if _, err := io.ReadFull(s.random, b); err != nil {
-		return nil, newError(ErrInternal, "Entropy source failed.")
+	if err := s.fillRandom(b); err != nil {
+		return nil, err
 	}
 	return b, nil
+}
+
+// fillRandom fills b from the service's entropy source.
+func (s *Service) fillRandom(b []byte) error {
+	if _, err := io.ReadFull(s.random, b); err != nil {
+		return newError(ErrInternal, "Entropy source failed.")
+	}
+	return nil
 }

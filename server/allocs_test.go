@@ -41,3 +41,38 @@ func TestAuditAllocations(t *testing.T) {
 		t.Fatalf("the audit adds %.0f allocations to an Encrypt, want at most 1", audited-plain)
 	}
 }
+
+// TestHandlerAllocations holds the hot operations, in process and without
+// an audit trail, to the allocations they make today (BenchmarkHandler's
+// allocs/op): their outputs are the request's memory (kms.RequestInfo),
+// and so is the policy context of the key they authorize on. A change that
+// adds one says so here.
+func TestHandlerAllocations(t *testing.T) {
+	h, creds, id := benchServer(t)
+	pt := strings.Repeat("A", 1368)
+	enc := serveSigned(t, h, creds, "Encrypt", `{"KeyId":"`+id+`","Plaintext":"`+pt+`"}`)
+	_, blob, _ := strings.Cut(enc, `"CiphertextBlob":"`)
+	blob, _, _ = strings.Cut(blob, `"`)
+	for _, tc := range []struct {
+		op, body string
+		max      float64
+	}{
+		{"Encrypt", `{"KeyId":"` + id + `","Plaintext":"` + pt + `","EncryptionContext":{"purpose":"allocs"}}`, 12},
+		{"Decrypt", `{"CiphertextBlob":"` + blob + `"}`, 10},
+		{"GenerateDataKey", `{"KeyId":"` + id + `","KeySpec":"AES_256","EncryptionContext":{"purpose":"allocs"}}`, 12},
+	} {
+		req := signedRequest(t, creds, tc.op, tc.body)
+		var ctx fasthttp.RequestCtx
+		n := testing.AllocsPerRun(200, func() {
+			ctx.Init(req, nil, nil)
+			h(&ctx)
+			if ctx.Response.StatusCode() != 200 {
+				t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+			}
+			ctx.Response.Reset()
+		})
+		if n > tc.max {
+			t.Errorf("%s: %.0f allocations a request, want at most %.0f", tc.op, n, tc.max)
+		}
+	}
+}

@@ -24,8 +24,9 @@ type rawRequest struct {
 	signAt  time.Time
 	id      string // access key; default the admin's
 	secret  string
-	// after runs on the signed request, to break it.
-	after func(r *http.Request)
+	// before runs on the request before it is signed; after on the signed
+	// request, to break it.
+	before, after func(r *http.Request)
 	// unsigned sends no Authorization header at all.
 	unsigned bool
 	// targetAfterSigning adds X-Amz-Target after the signature, so that
@@ -46,6 +47,9 @@ func (e *testEnv) send(t *testing.T, rr rawRequest) (int, string, string, string
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	if rr.target != "" && !rr.targetAfterSigning {
 		req.Header.Set("X-Amz-Target", rr.target)
+	}
+	if rr.before != nil {
+		rr.before(req)
 	}
 	if !rr.unsigned {
 		region, service := rr.region, rr.service

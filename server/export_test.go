@@ -15,3 +15,7 @@ func SetOperation(s *Server, name string, run func(ctx context.Context, body []b
 		return nil, nil, run(ctx, body)
 	}}
 }
+
+// SetReleased makes f see each API request's kms.RequestInfo as it goes
+// back to its pool. Call it before Serve.
+func SetReleased(s *Server, f func(*kms.RequestInfo)) { s.released = f }

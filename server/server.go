@@ -98,6 +98,12 @@ type Server struct {
 	metricsElsewhere bool // Config.SeparateMetrics
 	metricsMu        sync.Mutex
 	metricsHTTP      *fasthttp.Server
+	// released, when set (by tests), sees each API request's info as it
+	// goes back to its pool.
+	released func(*kms.RequestInfo)
+	// realClock says s.now is time.Now: a request's signature is checked
+	// against its start, not a clock read of its own.
+	realClock bool
 }
 
 // New returns a Server for cfg.
@@ -114,7 +120,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.deadlines.timeout = s.timeout
 	if s.now == nil {
-		s.now = time.Now
+		s.now, s.realClock = time.Now, true
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -267,7 +273,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	ctx.Response.Header.Set("x-amzn-RequestId", requestID)
 	if isSTS(ctx) && !s.dev {
 		octx := s.operationContext(ctx, start)
-		s.serveSTS(ctx, octx, requestID)
+		s.serveSTS(ctx, octx, requestID, start)
 		return
 	}
 	info := infoPool.Get().(*kms.RequestInfo)
@@ -276,7 +282,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	buf := bufPool.Get().(*[]byte)
 	octx := s.operationContext(ctx, start)
 	octx.requestID, octx.info = requestID, info
-	o, caller, out, in, err := s.serveAPI(ctx, octx, (*buf)[:0])
+	o, caller, out, in, err := s.serveAPI(ctx, octx, start, (*buf)[:0])
 	op := ""
 	var row *kms.Operation
 	if o != nil {
@@ -323,11 +329,16 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		svc := s.svcOf(ctx)
 		svc.RecordUsage(caller.Account, key, op)
 		if err == nil {
-			svc.RecordLastUsage(info.KeyARNs, op, requestID, &info.EventID)
+			svc.RecordRequestLastUsage(info, op, requestID)
 		}
 	}
 	s.metrics.observe(op, code, time.Since(start))
 	ctx.RemoveUserValue(kms.RequestInfoKey)
+	info.ClearOutput() // the operation's plaintexts and blobs; fasthttp copied the response
+	if s.released != nil {
+		s.released(info)
+	}
+	info.Reset() // lets go of the request's memory while pooled
 	infoPool.Put(info)
 	if out == nil {
 		out = (*buf)[:0]
@@ -418,7 +429,7 @@ const maxPooledBuf = 64 << 10
 // A panic below it is the server's fault, never the caller's: it answers
 // KMSInternalException, is audited and logged as such, and the server goes
 // on serving.
-func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []byte) (o *operation, caller *kms.Caller, out []byte, in any, err error) {
+func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, start time.Time, dst []byte) (o *operation, caller *kms.Caller, out []byte, in any, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			name := ""
@@ -446,7 +457,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, octx context.Context, dst []
 		return nil, nil, nil, nil, unknownOperation(target)
 	}
 	var reg *region
-	caller, reg, err = s.authenticateFor(ctx, octx, sigService)
+	caller, reg, err = s.authenticateFor(ctx, octx, sigService, start)
 	if err != nil {
 		return o, nil, nil, nil, err
 	}
@@ -516,14 +527,20 @@ func (s *Server) serves(r []byte) bool {
 // service and returns the caller and the served Region the credential scope
 // names (in --dev, a Region not served is the home one). A
 // temporary access key (ASIA…) must come with the session token STS gave
-// with it, in X-Amz-Security-Token; a long-term key must not.
-func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context, service string) (*kms.Caller, *region, error) {
+// with it, in X-Amz-Security-Token; a long-term key must not. The
+// signature's time is checked against start, the request's arrival, unless
+// Config.Now set a clock of its own.
+func (s *Server) authenticateFor(ctx *fasthttp.RequestCtx, octx context.Context, service string, start time.Time) (*kms.Caller, *region, error) {
 	regionOK := s.serves
 	if s.dev {
 		regionOK = wellFormedRegion // devRegion.go
 	}
 	var sr sigRequest
-	if err := parseAuthorization(&sr, &ctx.Request, regionOK, service, s.now()); err != nil {
+	now := start
+	if !s.realClock {
+		now = s.now()
+	}
+	if err := parseAuthorization(&sr, &ctx.Request, regionOK, service, now); err != nil {
 		return nil, nil, err
 	}
 	reg := s.regions[string(sr.region)]

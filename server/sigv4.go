@@ -269,14 +269,7 @@ func appendStringToSign(dst []byte, sc *sigScratch, req *fasthttp.Request, sr *s
 		cr = append(cr, canonicalQuery(q)...)
 	}
 	cr = append(cr, '\n')
-	for rest := sr.signedHeaders; len(rest) > 0; {
-		var h []byte
-		h, rest, _ = bytes.Cut(rest, []byte(";"))
-		cr = append(cr, h...)
-		cr = append(cr, ':')
-		cr = appendCanonicalHeaderValue(cr, req, h)
-		cr = append(cr, '\n')
-	}
+	cr = appendCanonicalHeaders(cr, req, sr.signedHeaders)
 	cr = append(cr, '\n')
 	cr = append(cr, sr.signedHeaders...)
 	cr = append(cr, '\n')
@@ -298,6 +291,122 @@ func appendStringToSign(dst []byte, sc *sigScratch, req *fasthttp.Request, sr *s
 	dst = append(dst, sr.service...)
 	dst = append(dst, "/"+sigTerminator+"\n"...)
 	return hex.AppendEncode(dst, crSum)
+}
+
+// Bounds of appendCanonicalHeaders' one pass, on its stack; a request past
+// them (no SDK's is) takes one lookup per signed header.
+const (
+	maxOnePassSigned = 16 // signed headers
+	maxOnePassValues = 32 // values of the signed headers fasthttp keeps in its generic list
+)
+
+// appendCanonicalHeaders appends the canonical headers of req, each
+// "name:values\n", for the signed headers (the "a;b;c" list, in its order).
+// The headers fasthttp keeps in its generic list are found in one pass over
+// it, not one lookup (a pass of its own) per signed header; the others,
+// which fasthttp keeps apart, by appendCanonicalHeaderValue.
+func appendCanonicalHeaders(dst []byte, req *fasthttp.Request, signed []byte) []byte {
+	var names [maxOnePassSigned][]byte
+	n := 0
+	for rest := signed; len(rest) > 0; n++ {
+		if n == len(names) {
+			return appendCanonicalHeadersEach(dst, req, signed)
+		}
+		names[n], rest, _ = bytes.Cut(rest, []byte(";"))
+	}
+	var generic uint32 // bit i: names[i] is looked for in the pass
+	for i, h := range names[:n] {
+		if !specialHeader(h) {
+			generic |= 1 << i
+		}
+	}
+	// values[j] belongs to names[of[j]], in the order of the request's
+	// header lines, as PeekAll would list them.
+	var (
+		values [maxOnePassValues][]byte
+		of     [maxOnePassValues]uint8
+		m      int
+	)
+	if generic != 0 {
+		for k, v := range req.Header.All() {
+			for i, h := range names[:n] {
+				if generic&(1<<i) == 0 || !equalLower(k, h) {
+					continue
+				}
+				if m == len(values) {
+					return appendCanonicalHeadersEach(dst, req, signed)
+				}
+				values[m], of[m] = v, uint8(i)
+				m++
+			}
+		}
+	}
+	for i, h := range names[:n] {
+		dst = append(dst, h...)
+		dst = append(dst, ':')
+		if generic&(1<<i) == 0 {
+			dst = appendCanonicalHeaderValue(dst, req, h)
+		} else {
+			first := true
+			for j, v := range values[:m] {
+				if int(of[j]) != i {
+					continue
+				}
+				if !first {
+					dst = append(dst, ',')
+				}
+				first = false
+				dst = appendTrimmed(dst, v)
+			}
+		}
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// appendCanonicalHeadersEach is appendCanonicalHeaders with one lookup per
+// signed header.
+func appendCanonicalHeadersEach(dst []byte, req *fasthttp.Request, signed []byte) []byte {
+	for rest := signed; len(rest) > 0; {
+		var h []byte
+		h, rest, _ = bytes.Cut(rest, []byte(";"))
+		dst = append(dst, h...)
+		dst = append(dst, ':')
+		dst = appendCanonicalHeaderValue(dst, req, h)
+		dst = append(dst, '\n')
+	}
+	return dst
+}
+
+// specialHeader reports whether fasthttp keeps header name (lower case)
+// out of its generic list: appendCanonicalHeaderValue has a case for each.
+func specialHeader(name []byte) bool {
+	switch string(name) {
+	case "host", "content-length", "content-type", "user-agent", "cookie", "connection", "transfer-encoding":
+		return true
+	}
+	return false
+}
+
+// equalLower reports whether header name k, in any case, is h, in any
+// case (SignedHeaders is lower case; PeekAll matches either way).
+func equalLower(k, h []byte) bool {
+	if len(k) != len(h) {
+		return false
+	}
+	for i := range k {
+		a, b := k[i], h[i]
+		if 'A' <= a && a <= 'Z' {
+			a += 'a' - 'A'
+		}
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
 }
 
 // appendCanonicalHeaderValue appends the values of header name, trimmed,
@@ -324,6 +433,9 @@ func appendCanonicalHeaderValue(dst []byte, req *fasthttp.Request, nameBytes []b
 }
 
 func appendTrimmed(dst, v []byte) []byte {
+	if plainValue(v) {
+		return append(dst, v...)
+	}
 	space := false
 	wrote := false
 	for _, c := range v {
@@ -339,6 +451,21 @@ func appendTrimmed(dst, v []byte) []byte {
 		dst = append(dst, c)
 	}
 	return dst
+}
+
+// plainValue reports whether appendTrimmed would copy v as it is: no tab,
+// no space at either end, no two spaces in a row (an SDK's values, most
+// often).
+func plainValue(v []byte) bool {
+	if len(v) > 0 && (v[0] == ' ' || v[len(v)-1] == ' ') {
+		return false
+	}
+	for i, c := range v {
+		if c == '\t' || c == ' ' && v[i-1] == ' ' {
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalURI encodes each path segment (non-S3 services encode the path

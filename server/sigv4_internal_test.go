@@ -1,8 +1,13 @@
 package server
 
 import (
+	"bufio"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 func TestParseAmzDate(t *testing.T) {
@@ -42,6 +47,76 @@ func TestScopeDay(t *testing.T) {
 			if want := d.Format("20060102"); string(day[:]) != want {
 				t.Fatalf("scopeDay(%v) = %q, want %q", d, day[:], want)
 			}
+		}
+	}
+}
+
+// TestCanonicalHeaders holds the canonical headers SigV4 signs, found in
+// one pass over the request's headers, to their definition: lower-case
+// names in SignedHeaders' order, values trimmed with inner runs of spaces
+// collapsed, several lines of one header joined by commas in the order
+// they came, an absent header empty. Each case is also built with one
+// lookup per header, which must agree.
+func TestCanonicalHeaders(t *testing.T) {
+	for _, tc := range []struct {
+		name, headers, signed, want string
+	}{
+		{"sdk", "Host: kms.test\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Date: 20260301T120000Z\r\nX-Amz-Target: TrentService.Encrypt\r\n",
+			"content-type;host;x-amz-date;x-amz-target",
+			"content-type:application/x-amz-json-1.1\nhost:kms.test\nx-amz-date:20260301T120000Z\nx-amz-target:TrentService.Encrypt\n"},
+		{"duplicate lines", "Host: h\r\nX-Meta: one\r\nX-Amz-Date: d\r\nx-meta: two\r\nX-META: three\r\n",
+			"host;x-meta", "host:h\nx-meta:one,two,three\n"},
+		{"folded whitespace", "Host: h\r\nX-Meta: \t a   b \t c  \r\nX-Other:x  y\r\n",
+			"host;x-meta;x-other", "host:h\nx-meta:a b c\nx-other:x y\n"},
+		{"absent", "Host: h\r\nX-Amz-Date: d\r\n",
+			"host;x-absent;x-amz-date", "host:h\nx-absent:\nx-amz-date:d\n"},
+		{"empty value", "Host: h\r\nX-Empty:\r\nX-Meta: m\r\n",
+			"host;x-empty;x-meta", "host:h\nx-empty:\nx-meta:m\n"},
+		{"named twice", "Host: h\r\nX-Meta: m\r\n",
+			"x-meta;host;x-meta", "x-meta:m\nhost:h\nx-meta:m\n"},
+		{"upper-case name", "Host: h\r\nX-Meta: m\r\n",
+			"Host;X-Meta", "Host:h\nX-Meta:m\n"},
+		{"kept apart by fasthttp", "Host: h\r\nUser-Agent:  agent  1 \r\nContent-Type: text/plain\r\nConnection: keep-alive\r\nContent-Length: 2\r\n",
+			"connection;content-length;content-type;host;user-agent", "connection:keep-alive\ncontent-length:2\ncontent-type:text/plain\nhost:h\nuser-agent:agent 1\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var req fasthttp.Request
+			raw := "POST / HTTP/1.1\r\n" + tc.headers
+			if !strings.Contains(tc.headers, "Content-Length") {
+				raw += "Content-Length: 2\r\n"
+			}
+			if err := req.Read(bufio.NewReader(strings.NewReader(raw + "\r\n{}"))); err != nil {
+				t.Fatal(err)
+			}
+			got := string(appendCanonicalHeaders(nil, &req, []byte(tc.signed)))
+			if got != tc.want {
+				t.Errorf("one pass:\n%q\nwant\n%q", got, tc.want)
+			}
+			if each := string(appendCanonicalHeadersEach(nil, &req, []byte(tc.signed))); each != tc.want {
+				t.Errorf("one lookup a header:\n%q\nwant\n%q", each, tc.want)
+			}
+		})
+	}
+}
+
+// TestCanonicalHeadersMany: past the one pass's bounds, the headers are
+// looked up one by one, with the same result.
+func TestCanonicalHeadersMany(t *testing.T) {
+	var req fasthttp.Request
+	req.Header.SetHost("h")
+	var signed, want []string
+	for i := range maxOnePassSigned + 1 {
+		name := fmt.Sprintf("x-h%02d", i)
+		for j := range 3 {
+			req.Header.Add(name, fmt.Sprintf(" v%d ", j))
+		}
+		signed = append(signed, name)
+		want = append(want, name+":v0,v1,v2\n")
+	}
+	for _, n := range []int{maxOnePassSigned, maxOnePassSigned + 1} {
+		got := string(appendCanonicalHeaders(nil, &req, []byte(strings.Join(signed[:n], ";"))))
+		if w := strings.Join(want[:n], ""); got != w {
+			t.Errorf("%d signed headers:\n%q\nwant\n%q", n, got, w)
 		}
 	}
 }

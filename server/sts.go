@@ -42,8 +42,7 @@ type stsError struct {
 func (e *stsError) Error() string { return e.code + ": " + e.ms }
 
 // serveSTS runs one STS request and writes its XML answer.
-func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, octx context.Context, requestID string) {
-	start := time.Now()
+func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, octx context.Context, requestID string, start time.Time) {
 	action := "Unknown"
 	var caller *kms.Caller
 	var in any
@@ -67,7 +66,7 @@ func (s *Server) serveSTS(ctx *fasthttp.RequestCtx, octx context.Context, reques
 		if v := form.Peek("Version"); string(v) != stsVersion {
 			return nil, &stsError{400, "Sender", "InvalidAction", "Could not find operation " + action + " for version " + truncateHeader(string(v))}
 		}
-		if caller, _, err = s.authenticateFor(ctx, octx, stsService); err != nil {
+		if caller, _, err = s.authenticateFor(ctx, octx, stsService, start); err != nil {
 			return nil, err
 		}
 		if action == "GetCallerIdentity" {

@@ -1,0 +1,76 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/coffer-kms/coffer/kms"
+	"github.com/coffer-kms/coffer/server"
+)
+
+// TestOutputCleared holds the request's output memory, into which
+// Decrypt opens its plaintext and GenerateDataKey draws its data key, to
+// zeros once the response is written: a pooled buffer must not carry a
+// data key to the next request (or to a heap dump). It also holds the
+// outputs to that memory, which makes them cost no allocation of their
+// own: each call's output memory must cover what it returned.
+func TestOutputCleared(t *testing.T) {
+	e := newEnv(t)
+	id := e.createKey("output")
+	var (
+		mu   sync.Mutex
+		used []int // bytes of output memory, one per request
+	)
+	e.beforeServe = func(s *server.Server) {
+		server.SetReleased(s, func(ri *kms.RequestInfo) {
+			out := ri.Output()
+			if !bytes.Equal(out, make([]byte, len(out))) {
+				t.Errorf("output memory of %d bytes not cleared after the response", len(out))
+			}
+			mu.Lock()
+			used = append(used, len(out))
+			mu.Unlock()
+		})
+	}
+	e.restart()
+	ctx := context.Background()
+	last := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return used[len(used)-1]
+	}
+
+	pt := bytes.Repeat([]byte{0x5a}, 1024)
+	enc := must[*awskms.EncryptOutput](t)(e.client.Encrypt(ctx, &awskms.EncryptInput{KeyId: &id, Plaintext: pt}))
+	if n := last(); n < len(enc.CiphertextBlob) {
+		t.Errorf("Encrypt used %d bytes of output memory for a %d-byte blob", n, len(enc.CiphertextBlob))
+	}
+	dec := must[*awskms.DecryptOutput](t)(e.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob}))
+	if !bytes.Equal(dec.Plaintext, pt) {
+		t.Fatal("Decrypt returned another plaintext")
+	}
+	if n := last(); n < len(pt) {
+		t.Errorf("Decrypt used %d bytes of output memory for a %d-byte plaintext", n, len(pt))
+	}
+	dk := must[*awskms.GenerateDataKeyOutput](t)(e.client.GenerateDataKey(ctx, &awskms.GenerateDataKeyInput{KeyId: &id, KeySpec: types.DataKeySpecAes256}))
+	if n := last(); n < len(dk.Plaintext)+len(dk.CiphertextBlob) {
+		t.Errorf("GenerateDataKey used %d bytes of output memory for a %d-byte key and a %d-byte blob", n, len(dk.Plaintext), len(dk.CiphertextBlob))
+	}
+	// The data key the response carried opens from its blob: the memory
+	// was cleared after the response was written, not before.
+	back := must[*awskms.DecryptOutput](t)(e.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: dk.CiphertextBlob}))
+	if !bytes.Equal(back.Plaintext, dk.Plaintext) || bytes.Equal(dk.Plaintext, make([]byte, 32)) {
+		t.Fatal("GenerateDataKey's plaintext is not the key its blob holds")
+	}
+	re := must[*awskms.ReEncryptOutput](t)(e.client.ReEncrypt(ctx, &awskms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, DestinationKeyId: &id}))
+	dec = must[*awskms.DecryptOutput](t)(e.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: re.CiphertextBlob, KeyId: aws.String(id)}))
+	if !bytes.Equal(dec.Plaintext, pt) {
+		t.Fatal("ReEncrypt's blob opens to another plaintext")
+	}
+}
