@@ -91,11 +91,12 @@ bench-soak: build
 # off, or --audit-sync values (skipped when the flag does not exist).
 LOCAL_KMS_VERSION := v0.0.0-20260228092603-2a5e92d09ab6
 PEERS_CACHE ?= $(HOME)/.cache/coffer-peers/$(LOCAL_KMS_VERSION)
+PEERS_DURATION ?= 3s
 AUDIT_MODES ?= on,off,interval:10ms
 bench-peers: build
 	@mkdir -p bench/results $(PEERS_CACHE)
 	test -x $(PEERS_CACHE)/local-kms || GOBIN=$(PEERS_CACHE) $(GO) install github.com/nsmithuk/local-kms@$(LOCAL_KMS_VERSION)
-	./$(BIN) bench peers --local-kms $(PEERS_CACHE)/local-kms --audit-modes $(AUDIT_MODES) --duration 3s --warmup 1s --concurrency 32,256 --out bench/results/peers.json
+	./$(BIN) bench peers --local-kms $(PEERS_CACHE)/local-kms --audit-modes $(AUDIT_MODES) --duration $(PEERS_DURATION) --warmup 1s --concurrency 32,256 --out bench/results/peers.json
 	$(MAKE) bench-report
 
 # Many keys (issue 26.2): a real server on bbolt filled with SCALE_KEYS keys
