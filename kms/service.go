@@ -430,6 +430,12 @@ func (s *Service) updateKey(ctx context.Context, id string, fn func(tx keystore.
 		next.prepare()
 		return putKeyTx(tx, next)
 	})
+	if err == errKeyGone {
+		// Another node deleted it: whatever this one cached of the key is
+		// stale, and is dropped now rather than when the change feed says
+		// so (or, without one, when it ages out).
+		s.cache.publishKey(id, nil)
+	}
 	if err != nil {
 		return nil, err
 	}
