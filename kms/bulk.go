@@ -45,7 +45,7 @@ func (s *Service) BulkCreateKeys(ctx context.Context, account, description strin
 	started := s.now()
 	// What CreateKey's record holds of the request is the same for every
 	// key; of the response, see bulkResponse.
-	params, err := auditedMembers(&CreateKeyInput{Description: description}, opCreateKey.Audited, true)
+	params, err := AuditedMembers(&CreateKeyInput{Description: description}, opCreateKey.Audited, true)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (s *Service) bulkCreateRecord(r *keyRecord, eventID string, params json.Raw
 }
 
 // bulkResponse renders the response elements of BulkCreateKeys's records.
-// auditedMembers decodes and encodes the response again (a third of the
+// AuditedMembers decodes and encodes the response again (a third of the
 // bulk creation's CPU); when, for the first key, it leaves the response as
 // encoded — every member of CreateKeyOutput audited, none empty, as with
 // the catalogue's CreateKey row — the encoding is used as it is for the
@@ -174,18 +174,19 @@ func (b *bulkResponse) of(r *keyRecord) (json.RawMessage, error) {
 	if err != nil || (b.checked && b.identity) {
 		return raw, err
 	}
-	elems, err := auditedMembers(json.RawMessage(raw), opCreateKey.AuditedResponse, false)
+	elems, err := AuditedMembers(json.RawMessage(raw), opCreateKey.AuditedResponse, false)
 	if !b.checked && err == nil {
 		b.checked, b.identity = true, bytes.Equal(elems, raw)
 	}
 	return elems, err
 }
 
-// auditedMembers renders v, an operation's input or output, as the server
-// renders it for the trail (server's allowedMembers): v's JSON object with
-// only the members allowed keeps, empty ones dropped, names in lower camel
-// case when lower is set (request parameters).
-func auditedMembers(v any, allowed func(string) bool, lower bool) (json.RawMessage, error) {
+// AuditedMembers renders v, an operation's input or output, as the trail
+// holds it: v's JSON object with only the members allowed keeps (a row's
+// Audited or AuditedResponse), empty ones dropped, names in lower camel
+// case when lower is set (request parameters). The server's records and
+// BulkCreateKeys' both render through it.
+func AuditedMembers(v any, allowed func(string) bool, lower bool) (json.RawMessage, error) {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return nil, err

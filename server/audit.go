@@ -204,7 +204,7 @@ func appendRequestParameters(dst []byte, row *kms.Operation, in any) json.RawMes
 	if p, ok := hotParams(in); ok {
 		return p.AppendJSON(dst)
 	}
-	b, err := allowedMembers(in, row.Audited, true)
+	b, err := kms.AuditedMembers(in, row.Audited, true)
 	if err != nil {
 		return nil
 	}
@@ -231,33 +231,9 @@ func hotParams(in any) (audit.Params, bool) {
 
 // responseElements renders the members of a response the row allows.
 func responseElements(row *kms.Operation, out []byte) json.RawMessage {
-	b, err := allowedMembers(json.RawMessage(out), row.AuditedResponse, false)
+	b, err := kms.AuditedMembers(json.RawMessage(out), row.AuditedResponse, false)
 	if err != nil {
 		return nil
 	}
 	return b
-}
-
-// allowedMembers is v's JSON object with only the members allowed keeps,
-// empty ones dropped, names in lower camel case when lower is set.
-func allowedMembers(v any, allowed func(string) bool, lower bool) (json.RawMessage, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, err
-	}
-	out := make(map[string]json.RawMessage, len(m))
-	for k, v := range m {
-		if !allowed(k) || string(v) == "null" || string(v) == `""` || string(v) == "false" || string(v) == "[]" || string(v) == "{}" {
-			continue
-		}
-		if lower {
-			k = string(bytes.ToLower([]byte(k[:1]))) + k[1:]
-		}
-		out[k] = v
-	}
-	return json.Marshal(out)
 }
