@@ -84,10 +84,6 @@ func (w *Writer) fail(cause error) error {
 	}
 	f := &failure{err: fmt.Errorf("%w: %w", ErrUnavailable, cause), short: &causeError{shortCause(cause), cause}, fatal: fatal}
 	w.state.Store(f)
-	select {
-	case w.wake <- struct{}{}: // arm the retry, if this is not the writer goroutine
-	default:
-	}
 	switch {
 	case fatal:
 		w.cfg.Logger.Error("audit trail failing: refusing calls until a restart", "cause", f.short.Error(), "err", cause)

@@ -136,9 +136,6 @@ type Writer struct {
 	stop  chan struct{} // closed by Close once no Append can queue
 	// syncReq carries Sync's requests to the writer goroutine.
 	syncReq chan chan error
-	// wake has the writer goroutine look at the state again: an Append
-	// that failed a commit of its own asks it to arm the retry.
-	wake chan struct{}
 	// The seq of the last record written and of the last durable one,
 	// for Sync without the writer goroutine.
 	writtenSeq, durableSeq atomic.Uint64
@@ -156,13 +153,8 @@ type Writer struct {
 	mu    sync.Mutex // guards stats
 	stats Stats
 
-	// wmu is held by whoever writes: the writer goroutine, or an Append
-	// that commits its own record (SyncInterval, see Append). What follows
-	// is guarded by it (and owned by Open before the goroutine starts).
-	wmu       sync.Mutex
+	// Owned by the writer goroutine (and by Open before it starts).
 	f         file
-	win       window    // with SyncInterval, the mapping records are written through
-	checked   time.Time // when checkFile last ran (SyncInterval)
 	fileSeq   uint64
 	fileBytes int64 // written records
 	allocated int64 // the file's size: fileBytes, then preallocated zeros
@@ -283,7 +275,7 @@ func Open(cfg Config) (*Writer, error) {
 }
 
 func createFile(path string, fresh bool) (file, error) {
-	flag := os.O_RDWR // a shared writable mapping (window) needs read access too
+	flag := os.O_WRONLY
 	if fresh {
 		flag |= os.O_CREATE | os.O_EXCL
 	}
@@ -345,7 +337,6 @@ func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, err
 		done:    make(chan struct{}),
 		batch:   make([]*pending, 0, cfg.MaxBatch),
 		syncReq: make(chan chan error),
-		wake:    make(chan struct{}, 1),
 		anchor:  AnchorPath(cfg.Dir),
 		backoff: retryMin,
 	}
@@ -353,7 +344,6 @@ func openWith(cfg Config, create func(string, bool) (file, error)) (*Writer, err
 		w.ring, _ = newSyncRing() // nil when io_uring is unavailable
 	}
 	fail := func(err error) (*Writer, error) {
-		w.win.unmap()
 		if w.f != nil {
 			w.f.Close()
 		}
@@ -429,19 +419,6 @@ func (w *Writer) Append(ctx context.Context, r *Record) error {
 		w.closeMu.RUnlock()
 		putPending(p)
 		return errClosed
-	}
-	if ctx.Done() == nil && w.cfg.SyncInterval > 0 {
-		// Under the interval policy a commit is a copy into the page
-		// cache (window), shorter than handing the record to the writer
-		// goroutine and waiting to be woken: the caller commits its own.
-		w.wmu.Lock()
-		w.commit(append(w.batch[:0], p), false)
-		w.wmu.Unlock()
-		w.closeMu.RUnlock()
-		err := <-p.done
-		r.Seq = p.seq
-		putPending(p)
-		return err
 	}
 	if ctx.Done() == nil { // cannot end: plain channel operations, no select
 		w.queue <- p
@@ -558,44 +535,30 @@ func (w *Writer) loop() {
 		}
 		select {
 		case p := <-w.queue:
-			w.wmu.Lock()
 			w.commit(w.gather(append(w.batch[:0], p)), false)
-			w.wmu.Unlock()
 		case <-tick.C:
-			w.wmu.Lock()
-			if w.state.Load() == nil {
-				if w.seq > w.sealed && w.cfg.Now().Sub(w.lastSeal) >= w.cfg.DigestInterval {
-					w.commit(nil, true)
-				} else {
-					w.anchorDue(false)
-				}
+			if w.state.Load() != nil {
+				break
 			}
-			w.wmu.Unlock()
+			if w.seq > w.sealed && w.cfg.Now().Sub(w.lastSeal) >= w.cfg.DigestInterval {
+				w.commit(nil, true)
+			} else {
+				w.anchorDue(false)
+			}
 		case <-syncTick:
-			w.wmu.Lock()
 			if w.state.Load() == nil {
 				w.backgroundSync()
 			}
-			w.wmu.Unlock()
 		case ch := <-w.syncReq:
-			w.wmu.Lock()
 			if err := w.err(); err != nil {
 				ch <- err
 			} else {
 				ch <- w.backgroundSync()
 			}
-			w.wmu.Unlock()
-		case <-w.wake:
 		case <-retry.C:
 			armed = false
-			w.wmu.Lock()
 			w.retry()
-			w.wmu.Unlock()
 		case <-w.stop:
-			// Close holds closeMu until no Append is inside: none commits
-			// any more.
-			w.wmu.Lock()
-			defer w.wmu.Unlock()
 			// No Append can queue any more: drain, seal, anchor, close.
 			for {
 				batch := w.drain(w.batch[:0])
@@ -699,15 +662,10 @@ func (w *Writer) commit(batch []*pending, seal bool) {
 // one fsync (two when the file rotates part way; none with SyncInterval).
 func (w *Writer) write(batch []*pending, seal bool) error {
 	now := w.cfg.Now()
-	// Under the interval policy a commit is often one record (see Append):
-	// the file is checked once a millisecond rather than by an fstat a
-	// record. A trail deleted meanwhile loses at most that millisecond's
-	// records, as a power loss loses the interval's.
-	if w.f != nil && (w.cfg.SyncInterval == 0 || now.Sub(w.checked) >= time.Millisecond || now.Before(w.checked)) {
+	if w.f != nil {
 		if err := w.checkFile(); err != nil {
 			return err
 		}
-		w.checked = now
 	}
 	if w.f == nil || now.Sub(w.fileStart) >= w.cfg.MaxFileAge {
 		if err := w.rotate(now); err != nil {
@@ -812,12 +770,8 @@ func (w *Writer) flush() error {
 		return err
 	}
 	w.dirty = max(w.dirty, w.fileBytes+int64(len(w.buf)))
-	if mapped, err := w.win.writeAt(w.buf, w.fileBytes); err != nil {
+	if _, err := w.f.WriteAt(w.buf, w.fileBytes); err != nil {
 		return fmt.Errorf("write: %w", err)
-	} else if !mapped {
-		if _, err := w.f.WriteAt(w.buf, w.fileBytes); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
 	}
 	if w.cfg.SyncInterval == 0 {
 		if err := w.f.Sync(); err != nil {
@@ -968,9 +922,6 @@ func (w *Writer) reserve(size int64) error {
 	}
 	w.allocated = target
 	w.markDurable() // the fdatasync made the records written before durable too
-	if w.cfg.SyncInterval > 0 {
-		w.win.remap(w.f, w.fileBytes, w.allocated)
-	}
 	return nil
 }
 
@@ -982,7 +933,6 @@ func (w *Writer) reserve(size int64) error {
 // A file someone else deleted or cut short is closed as it is.
 func (w *Writer) closeFile() error {
 	f := w.f
-	w.win.unmap() // before the cut: a mapping past the end of a file faults
 	if st := w.state.Load(); st == nil || !st.fatal {
 		cut := max(w.allocated, w.dirty) > w.fileBytes
 		if cut {
