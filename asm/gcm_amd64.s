@@ -591,7 +591,7 @@ tagVAES_j0_last:
 	RET
 
 // func encVAES512(ks *byte, acc *[16]byte, ctr *[16]byte, dst *byte, src *byte, n int)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VL, BMI2, VAES, VPCLMULQDQ
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, BMI2, MMX+, VAES, VPCLMULQDQ
 TEXT ·encVAES512(SB), NOSPLIT, $0-48
 	MOVQ            ks+0(FP), R8
 	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
@@ -711,24 +711,32 @@ ctr1_done:
 	SUBQ        $0x00000100, CX
 
 encVAES512_aes128_pairs:
-	CMPQ    CX, $0x00000200
-	JB      encVAES512_aes128_single
-	VPSHUFB Z15, Z0, Z4
-	VPSHUFB Z15, Z1, Z5
-	VPSHUFB Z15, Z2, Z6
-	VPSHUFB Z15, Z3, Z7
-	VPXORD  Z10, Z4, Z4
-	CMPB    R13, $0xec
-	JA      ctr2_carry
-	VPXORD  Z16, Z13, Z0
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z1
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z2
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z3
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP     ctr2_done
+	CMPQ       CX, $0x00000200
+	JB         encVAES512_aes128_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VPSHUFB    Z15, Z0, Z4
+	VPSHUFB    Z15, Z1, Z5
+	VPSHUFB    Z15, Z2, Z6
+	VPSHUFB    Z15, Z3, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr2_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr2_done
 
 ctr2_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -828,6 +836,14 @@ ctr2_done:
 	ADDQ        $0x00000100, DI
 	ADDQ        $0x00000100, SI
 	SUBQ        $0x00000100, CX
+	PREFETCHT0  4096(SI)
+	PREFETCHT0  4096(DI)
+	PREFETCHT0  4160(SI)
+	PREFETCHT0  4160(DI)
+	PREFETCHT0  4224(SI)
+	PREFETCHT0  4224(DI)
+	PREFETCHT0  4288(SI)
+	PREFETCHT0  4288(DI)
 	VPSHUFB     Z15, Z0, Z4
 	VPSHUFB     Z15, Z1, Z5
 	VPSHUFB     Z15, Z2, Z6
@@ -960,24 +976,32 @@ ctr3_done:
 	JMP           encVAES512_aes128_pairs
 
 encVAES512_aes128_single:
-	CMPQ    CX, $0x00000100
-	JB      encVAES512_aes128_last
-	VPSHUFB Z15, Z0, Z4
-	VPSHUFB Z15, Z1, Z5
-	VPSHUFB Z15, Z2, Z6
-	VPSHUFB Z15, Z3, Z7
-	VPXORD  Z10, Z4, Z4
-	CMPB    R13, $0xec
-	JA      ctr4_carry
-	VPXORD  Z16, Z13, Z0
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z1
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z2
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z3
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP     ctr4_done
+	CMPQ       CX, $0x00000100
+	JB         encVAES512_aes128_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VPSHUFB    Z15, Z0, Z4
+	VPSHUFB    Z15, Z1, Z5
+	VPSHUFB    Z15, Z2, Z6
+	VPSHUFB    Z15, Z3, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr4_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr4_done
 
 ctr4_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -1321,24 +1345,32 @@ ctr5_done:
 	SUBQ            $0x00000100, CX
 
 encVAES512_aes256_pairs:
-	CMPQ    CX, $0x00000200
-	JB      encVAES512_aes256_single
-	VPSHUFB Z15, Z0, Z4
-	VPSHUFB Z15, Z1, Z5
-	VPSHUFB Z15, Z2, Z6
-	VPSHUFB Z15, Z3, Z7
-	VPXORD  Z10, Z4, Z4
-	CMPB    R13, $0xec
-	JA      ctr6_carry
-	VPXORD  Z16, Z13, Z0
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z1
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z2
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z3
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP     ctr6_done
+	CMPQ       CX, $0x00000200
+	JB         encVAES512_aes256_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VPSHUFB    Z15, Z0, Z4
+	VPSHUFB    Z15, Z1, Z5
+	VPSHUFB    Z15, Z2, Z6
+	VPSHUFB    Z15, Z3, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr6_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr6_done
 
 ctr6_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -1458,6 +1490,14 @@ ctr6_done:
 	ADDQ            $0x00000100, DI
 	ADDQ            $0x00000100, SI
 	SUBQ            $0x00000100, CX
+	PREFETCHT0      4096(SI)
+	PREFETCHT0      4096(DI)
+	PREFETCHT0      4160(SI)
+	PREFETCHT0      4160(DI)
+	PREFETCHT0      4224(SI)
+	PREFETCHT0      4224(DI)
+	PREFETCHT0      4288(SI)
+	PREFETCHT0      4288(DI)
 	VPSHUFB         Z15, Z0, Z4
 	VPSHUFB         Z15, Z1, Z5
 	VPSHUFB         Z15, Z2, Z6
@@ -1610,24 +1650,32 @@ ctr7_done:
 	JMP             encVAES512_aes256_pairs
 
 encVAES512_aes256_single:
-	CMPQ    CX, $0x00000100
-	JB      encVAES512_aes256_last
-	VPSHUFB Z15, Z0, Z4
-	VPSHUFB Z15, Z1, Z5
-	VPSHUFB Z15, Z2, Z6
-	VPSHUFB Z15, Z3, Z7
-	VPXORD  Z10, Z4, Z4
-	CMPB    R13, $0xec
-	JA      ctr8_carry
-	VPXORD  Z16, Z13, Z0
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z1
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z2
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z3
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP     ctr8_done
+	CMPQ       CX, $0x00000100
+	JB         encVAES512_aes256_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VPSHUFB    Z15, Z0, Z4
+	VPSHUFB    Z15, Z1, Z5
+	VPSHUFB    Z15, Z2, Z6
+	VPSHUFB    Z15, Z3, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr8_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr8_done
 
 ctr8_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -1885,7 +1933,7 @@ encVAES512_done:
 	RET
 
 // func decVAES512(ks *byte, acc *[16]byte, ctr *[16]byte, dst *byte, src *byte, n int)
-// Requires: AVX, AVX512BW, AVX512F, AVX512VL, BMI2, VAES, VPCLMULQDQ
+// Requires: AVX, AVX512BW, AVX512F, AVX512VL, BMI2, MMX+, VAES, VPCLMULQDQ
 TEXT ·decVAES512(SB), NOSPLIT, $0-48
 	MOVQ            ks+0(FP), R8
 	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
@@ -1924,28 +1972,36 @@ TEXT ·decVAES512(SB), NOSPLIT, $0-48
 	VPSHUFB         Z15, Z13, Z13
 
 decVAES512_aes128_pairs:
-	CMPQ      CX, $0x00000200
-	JB        decVAES512_aes128_single
-	VMOVDQU64 (SI), Z4
-	VPSHUFB   Z15, Z4, Z4
-	VMOVDQU64 64(SI), Z5
-	VPSHUFB   Z15, Z5, Z5
-	VMOVDQU64 128(SI), Z6
-	VPSHUFB   Z15, Z6, Z6
-	VMOVDQU64 192(SI), Z7
-	VPSHUFB   Z15, Z7, Z7
-	VPXORD    Z10, Z4, Z4
-	CMPB      R13, $0xec
-	JA        ctr9_carry
-	VPXORD    Z16, Z13, Z0
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z1
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z2
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z3
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP       ctr9_done
+	CMPQ       CX, $0x00000200
+	JB         decVAES512_aes128_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VMOVDQU64  (SI), Z4
+	VPSHUFB    Z15, Z4, Z4
+	VMOVDQU64  64(SI), Z5
+	VPSHUFB    Z15, Z5, Z5
+	VMOVDQU64  128(SI), Z6
+	VPSHUFB    Z15, Z6, Z6
+	VMOVDQU64  192(SI), Z7
+	VPSHUFB    Z15, Z7, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr9_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr9_done
 
 ctr9_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -2045,6 +2101,14 @@ ctr9_done:
 	ADDQ        $0x00000100, DI
 	ADDQ        $0x00000100, SI
 	SUBQ        $0x00000100, CX
+	PREFETCHT0  4096(SI)
+	PREFETCHT0  4096(DI)
+	PREFETCHT0  4160(SI)
+	PREFETCHT0  4160(DI)
+	PREFETCHT0  4224(SI)
+	PREFETCHT0  4224(DI)
+	PREFETCHT0  4288(SI)
+	PREFETCHT0  4288(DI)
 	VMOVDQU64   (SI), Z4
 	VPSHUFB     Z15, Z4, Z4
 	VMOVDQU64   64(SI), Z5
@@ -2181,28 +2245,36 @@ ctr10_done:
 	JMP           decVAES512_aes128_pairs
 
 decVAES512_aes128_single:
-	CMPQ      CX, $0x00000100
-	JB        decVAES512_aes128_last
-	VMOVDQU64 (SI), Z4
-	VPSHUFB   Z15, Z4, Z4
-	VMOVDQU64 64(SI), Z5
-	VPSHUFB   Z15, Z5, Z5
-	VMOVDQU64 128(SI), Z6
-	VPSHUFB   Z15, Z6, Z6
-	VMOVDQU64 192(SI), Z7
-	VPSHUFB   Z15, Z7, Z7
-	VPXORD    Z10, Z4, Z4
-	CMPB      R13, $0xec
-	JA        ctr11_carry
-	VPXORD    Z16, Z13, Z0
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z1
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z2
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z3
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP       ctr11_done
+	CMPQ       CX, $0x00000100
+	JB         decVAES512_aes128_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VMOVDQU64  (SI), Z4
+	VPSHUFB    Z15, Z4, Z4
+	VMOVDQU64  64(SI), Z5
+	VPSHUFB    Z15, Z5, Z5
+	VMOVDQU64  128(SI), Z6
+	VPSHUFB    Z15, Z6, Z6
+	VMOVDQU64  192(SI), Z7
+	VPSHUFB    Z15, Z7, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr11_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr11_done
 
 ctr11_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -2398,28 +2470,36 @@ decVAES512_aes256:
 	VPSHUFB         Z15, Z13, Z13
 
 decVAES512_aes256_pairs:
-	CMPQ      CX, $0x00000200
-	JB        decVAES512_aes256_single
-	VMOVDQU64 (SI), Z4
-	VPSHUFB   Z15, Z4, Z4
-	VMOVDQU64 64(SI), Z5
-	VPSHUFB   Z15, Z5, Z5
-	VMOVDQU64 128(SI), Z6
-	VPSHUFB   Z15, Z6, Z6
-	VMOVDQU64 192(SI), Z7
-	VPSHUFB   Z15, Z7, Z7
-	VPXORD    Z10, Z4, Z4
-	CMPB      R13, $0xec
-	JA        ctr12_carry
-	VPXORD    Z16, Z13, Z0
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z1
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z2
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z3
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP       ctr12_done
+	CMPQ       CX, $0x00000200
+	JB         decVAES512_aes256_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VMOVDQU64  (SI), Z4
+	VPSHUFB    Z15, Z4, Z4
+	VMOVDQU64  64(SI), Z5
+	VPSHUFB    Z15, Z5, Z5
+	VMOVDQU64  128(SI), Z6
+	VPSHUFB    Z15, Z6, Z6
+	VMOVDQU64  192(SI), Z7
+	VPSHUFB    Z15, Z7, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr12_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr12_done
 
 ctr12_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -2539,6 +2619,14 @@ ctr12_done:
 	ADDQ            $0x00000100, DI
 	ADDQ            $0x00000100, SI
 	SUBQ            $0x00000100, CX
+	PREFETCHT0      4096(SI)
+	PREFETCHT0      4096(DI)
+	PREFETCHT0      4160(SI)
+	PREFETCHT0      4160(DI)
+	PREFETCHT0      4224(SI)
+	PREFETCHT0      4224(DI)
+	PREFETCHT0      4288(SI)
+	PREFETCHT0      4288(DI)
 	VMOVDQU64       (SI), Z4
 	VPSHUFB         Z15, Z4, Z4
 	VMOVDQU64       64(SI), Z5
@@ -2695,28 +2783,36 @@ ctr13_done:
 	JMP             decVAES512_aes256_pairs
 
 decVAES512_aes256_single:
-	CMPQ      CX, $0x00000100
-	JB        decVAES512_aes256_last
-	VMOVDQU64 (SI), Z4
-	VPSHUFB   Z15, Z4, Z4
-	VMOVDQU64 64(SI), Z5
-	VPSHUFB   Z15, Z5, Z5
-	VMOVDQU64 128(SI), Z6
-	VPSHUFB   Z15, Z6, Z6
-	VMOVDQU64 192(SI), Z7
-	VPSHUFB   Z15, Z7, Z7
-	VPXORD    Z10, Z4, Z4
-	CMPB      R13, $0xec
-	JA        ctr14_carry
-	VPXORD    Z16, Z13, Z0
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z1
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z2
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z3
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP       ctr14_done
+	CMPQ       CX, $0x00000100
+	JB         decVAES512_aes256_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VMOVDQU64  (SI), Z4
+	VPSHUFB    Z15, Z4, Z4
+	VMOVDQU64  64(SI), Z5
+	VPSHUFB    Z15, Z5, Z5
+	VMOVDQU64  128(SI), Z6
+	VPSHUFB    Z15, Z6, Z6
+	VMOVDQU64  192(SI), Z7
+	VPSHUFB    Z15, Z7, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr14_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr14_done
 
 ctr14_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -3150,7 +3246,7 @@ ghashVAES512_end:
 	RET
 
 // func sealVAES512(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
-// Requires: AES, AVX, AVX512BW, AVX512F, AVX512VL, BMI2, PCLMULQDQ, VAES, VPCLMULQDQ
+// Requires: AES, AVX, AVX512BW, AVX512F, AVX512VL, BMI2, MMX+, PCLMULQDQ, VAES, VPCLMULQDQ
 TEXT ·sealVAES512(SB), NOSPLIT, $0-64
 	MOVQ            ks+0(FP), R8
 	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
@@ -3501,24 +3597,32 @@ ctr15_done:
 	SUBQ        $0x00000100, CX
 
 sealVAES512_aes128_pairs:
-	CMPQ    CX, $0x00000200
-	JB      sealVAES512_aes128_single
-	VPSHUFB Z15, Z0, Z4
-	VPSHUFB Z15, Z1, Z5
-	VPSHUFB Z15, Z2, Z6
-	VPSHUFB Z15, Z3, Z7
-	VPXORD  Z10, Z4, Z4
-	CMPB    R13, $0xec
-	JA      ctr16_carry
-	VPXORD  Z16, Z13, Z0
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z1
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z2
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z3
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP     ctr16_done
+	CMPQ       CX, $0x00000200
+	JB         sealVAES512_aes128_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VPSHUFB    Z15, Z0, Z4
+	VPSHUFB    Z15, Z1, Z5
+	VPSHUFB    Z15, Z2, Z6
+	VPSHUFB    Z15, Z3, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr16_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr16_done
 
 ctr16_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -3618,6 +3722,14 @@ ctr16_done:
 	ADDQ        $0x00000100, DI
 	ADDQ        $0x00000100, SI
 	SUBQ        $0x00000100, CX
+	PREFETCHT0  4096(SI)
+	PREFETCHT0  4096(DI)
+	PREFETCHT0  4160(SI)
+	PREFETCHT0  4160(DI)
+	PREFETCHT0  4224(SI)
+	PREFETCHT0  4224(DI)
+	PREFETCHT0  4288(SI)
+	PREFETCHT0  4288(DI)
 	VPSHUFB     Z15, Z0, Z4
 	VPSHUFB     Z15, Z1, Z5
 	VPSHUFB     Z15, Z2, Z6
@@ -3750,24 +3862,32 @@ ctr17_done:
 	JMP           sealVAES512_aes128_pairs
 
 sealVAES512_aes128_single:
-	CMPQ    CX, $0x00000100
-	JB      sealVAES512_aes128_last
-	VPSHUFB Z15, Z0, Z4
-	VPSHUFB Z15, Z1, Z5
-	VPSHUFB Z15, Z2, Z6
-	VPSHUFB Z15, Z3, Z7
-	VPXORD  Z10, Z4, Z4
-	CMPB    R13, $0xec
-	JA      ctr18_carry
-	VPXORD  Z16, Z13, Z0
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z1
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z2
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z3
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP     ctr18_done
+	CMPQ       CX, $0x00000100
+	JB         sealVAES512_aes128_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VPSHUFB    Z15, Z0, Z4
+	VPSHUFB    Z15, Z1, Z5
+	VPSHUFB    Z15, Z2, Z6
+	VPSHUFB    Z15, Z3, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr18_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr18_done
 
 ctr18_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -4195,24 +4315,32 @@ ctr19_done:
 	SUBQ            $0x00000100, CX
 
 sealVAES512_aes256_pairs:
-	CMPQ    CX, $0x00000200
-	JB      sealVAES512_aes256_single
-	VPSHUFB Z15, Z0, Z4
-	VPSHUFB Z15, Z1, Z5
-	VPSHUFB Z15, Z2, Z6
-	VPSHUFB Z15, Z3, Z7
-	VPXORD  Z10, Z4, Z4
-	CMPB    R13, $0xec
-	JA      ctr20_carry
-	VPXORD  Z16, Z13, Z0
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z1
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z2
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z3
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP     ctr20_done
+	CMPQ       CX, $0x00000200
+	JB         sealVAES512_aes256_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VPSHUFB    Z15, Z0, Z4
+	VPSHUFB    Z15, Z1, Z5
+	VPSHUFB    Z15, Z2, Z6
+	VPSHUFB    Z15, Z3, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr20_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr20_done
 
 ctr20_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -4332,6 +4460,14 @@ ctr20_done:
 	ADDQ            $0x00000100, DI
 	ADDQ            $0x00000100, SI
 	SUBQ            $0x00000100, CX
+	PREFETCHT0      4096(SI)
+	PREFETCHT0      4096(DI)
+	PREFETCHT0      4160(SI)
+	PREFETCHT0      4160(DI)
+	PREFETCHT0      4224(SI)
+	PREFETCHT0      4224(DI)
+	PREFETCHT0      4288(SI)
+	PREFETCHT0      4288(DI)
 	VPSHUFB         Z15, Z0, Z4
 	VPSHUFB         Z15, Z1, Z5
 	VPSHUFB         Z15, Z2, Z6
@@ -4484,24 +4620,32 @@ ctr21_done:
 	JMP             sealVAES512_aes256_pairs
 
 sealVAES512_aes256_single:
-	CMPQ    CX, $0x00000100
-	JB      sealVAES512_aes256_last
-	VPSHUFB Z15, Z0, Z4
-	VPSHUFB Z15, Z1, Z5
-	VPSHUFB Z15, Z2, Z6
-	VPSHUFB Z15, Z3, Z7
-	VPXORD  Z10, Z4, Z4
-	CMPB    R13, $0xec
-	JA      ctr22_carry
-	VPXORD  Z16, Z13, Z0
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z1
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z2
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD  Z16, Z13, Z3
-	VPADDD  ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP     ctr22_done
+	CMPQ       CX, $0x00000100
+	JB         sealVAES512_aes256_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VPSHUFB    Z15, Z0, Z4
+	VPSHUFB    Z15, Z1, Z5
+	VPSHUFB    Z15, Z2, Z6
+	VPSHUFB    Z15, Z3, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr22_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr22_done
 
 ctr22_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -4845,7 +4989,7 @@ sealVAES512_done:
 	RET
 
 // func openVAES512(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
-// Requires: AES, AVX, AVX512BW, AVX512F, AVX512VL, BMI2, PCLMULQDQ, VAES, VPCLMULQDQ
+// Requires: AES, AVX, AVX512BW, AVX512F, AVX512VL, BMI2, MMX+, PCLMULQDQ, VAES, VPCLMULQDQ
 TEXT ·openVAES512(SB), NOSPLIT, $0-64
 	MOVQ            ks+0(FP), R8
 	VBROADCASTI32X4 bswapMask<>+0(SB), Z15
@@ -5115,28 +5259,36 @@ openVAES512_aad_end:
 	VPSHUFB         Z15, Z13, Z13
 
 openVAES512_aes128_pairs:
-	CMPQ      CX, $0x00000200
-	JB        openVAES512_aes128_single
-	VMOVDQU64 (SI), Z4
-	VPSHUFB   Z15, Z4, Z4
-	VMOVDQU64 64(SI), Z5
-	VPSHUFB   Z15, Z5, Z5
-	VMOVDQU64 128(SI), Z6
-	VPSHUFB   Z15, Z6, Z6
-	VMOVDQU64 192(SI), Z7
-	VPSHUFB   Z15, Z7, Z7
-	VPXORD    Z10, Z4, Z4
-	CMPB      R13, $0xec
-	JA        ctr23_carry
-	VPXORD    Z16, Z13, Z0
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z1
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z2
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z3
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP       ctr23_done
+	CMPQ       CX, $0x00000200
+	JB         openVAES512_aes128_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VMOVDQU64  (SI), Z4
+	VPSHUFB    Z15, Z4, Z4
+	VMOVDQU64  64(SI), Z5
+	VPSHUFB    Z15, Z5, Z5
+	VMOVDQU64  128(SI), Z6
+	VPSHUFB    Z15, Z6, Z6
+	VMOVDQU64  192(SI), Z7
+	VPSHUFB    Z15, Z7, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr23_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr23_done
 
 ctr23_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -5236,6 +5388,14 @@ ctr23_done:
 	ADDQ        $0x00000100, DI
 	ADDQ        $0x00000100, SI
 	SUBQ        $0x00000100, CX
+	PREFETCHT0  4096(SI)
+	PREFETCHT0  4096(DI)
+	PREFETCHT0  4160(SI)
+	PREFETCHT0  4160(DI)
+	PREFETCHT0  4224(SI)
+	PREFETCHT0  4224(DI)
+	PREFETCHT0  4288(SI)
+	PREFETCHT0  4288(DI)
 	VMOVDQU64   (SI), Z4
 	VPSHUFB     Z15, Z4, Z4
 	VMOVDQU64   64(SI), Z5
@@ -5372,28 +5532,36 @@ ctr24_done:
 	JMP           openVAES512_aes128_pairs
 
 openVAES512_aes128_single:
-	CMPQ      CX, $0x00000100
-	JB        openVAES512_aes128_last
-	VMOVDQU64 (SI), Z4
-	VPSHUFB   Z15, Z4, Z4
-	VMOVDQU64 64(SI), Z5
-	VPSHUFB   Z15, Z5, Z5
-	VMOVDQU64 128(SI), Z6
-	VPSHUFB   Z15, Z6, Z6
-	VMOVDQU64 192(SI), Z7
-	VPSHUFB   Z15, Z7, Z7
-	VPXORD    Z10, Z4, Z4
-	CMPB      R13, $0xec
-	JA        ctr25_carry
-	VPXORD    Z16, Z13, Z0
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z1
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z2
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z3
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP       ctr25_done
+	CMPQ       CX, $0x00000100
+	JB         openVAES512_aes128_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VMOVDQU64  (SI), Z4
+	VPSHUFB    Z15, Z4, Z4
+	VMOVDQU64  64(SI), Z5
+	VPSHUFB    Z15, Z5, Z5
+	VMOVDQU64  128(SI), Z6
+	VPSHUFB    Z15, Z6, Z6
+	VMOVDQU64  192(SI), Z7
+	VPSHUFB    Z15, Z7, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr25_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr25_done
 
 ctr25_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -5613,28 +5781,36 @@ openVAES512_aes256:
 	VPSHUFB         Z15, Z13, Z13
 
 openVAES512_aes256_pairs:
-	CMPQ      CX, $0x00000200
-	JB        openVAES512_aes256_single
-	VMOVDQU64 (SI), Z4
-	VPSHUFB   Z15, Z4, Z4
-	VMOVDQU64 64(SI), Z5
-	VPSHUFB   Z15, Z5, Z5
-	VMOVDQU64 128(SI), Z6
-	VPSHUFB   Z15, Z6, Z6
-	VMOVDQU64 192(SI), Z7
-	VPSHUFB   Z15, Z7, Z7
-	VPXORD    Z10, Z4, Z4
-	CMPB      R13, $0xec
-	JA        ctr26_carry
-	VPXORD    Z16, Z13, Z0
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z1
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z2
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z3
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP       ctr26_done
+	CMPQ       CX, $0x00000200
+	JB         openVAES512_aes256_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VMOVDQU64  (SI), Z4
+	VPSHUFB    Z15, Z4, Z4
+	VMOVDQU64  64(SI), Z5
+	VPSHUFB    Z15, Z5, Z5
+	VMOVDQU64  128(SI), Z6
+	VPSHUFB    Z15, Z6, Z6
+	VMOVDQU64  192(SI), Z7
+	VPSHUFB    Z15, Z7, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr26_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr26_done
 
 ctr26_carry:
 	VPSHUFB Z15, Z13, Z11
@@ -5754,6 +5930,14 @@ ctr26_done:
 	ADDQ            $0x00000100, DI
 	ADDQ            $0x00000100, SI
 	SUBQ            $0x00000100, CX
+	PREFETCHT0      4096(SI)
+	PREFETCHT0      4096(DI)
+	PREFETCHT0      4160(SI)
+	PREFETCHT0      4160(DI)
+	PREFETCHT0      4224(SI)
+	PREFETCHT0      4224(DI)
+	PREFETCHT0      4288(SI)
+	PREFETCHT0      4288(DI)
 	VMOVDQU64       (SI), Z4
 	VPSHUFB         Z15, Z4, Z4
 	VMOVDQU64       64(SI), Z5
@@ -5910,28 +6094,36 @@ ctr27_done:
 	JMP             openVAES512_aes256_pairs
 
 openVAES512_aes256_single:
-	CMPQ      CX, $0x00000100
-	JB        openVAES512_aes256_last
-	VMOVDQU64 (SI), Z4
-	VPSHUFB   Z15, Z4, Z4
-	VMOVDQU64 64(SI), Z5
-	VPSHUFB   Z15, Z5, Z5
-	VMOVDQU64 128(SI), Z6
-	VPSHUFB   Z15, Z6, Z6
-	VMOVDQU64 192(SI), Z7
-	VPSHUFB   Z15, Z7, Z7
-	VPXORD    Z10, Z4, Z4
-	CMPB      R13, $0xec
-	JA        ctr28_carry
-	VPXORD    Z16, Z13, Z0
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z1
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z2
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	VPXORD    Z16, Z13, Z3
-	VPADDD    ctrInc4BigEndian<>+0(SB), Z13, Z13
-	JMP       ctr28_done
+	CMPQ       CX, $0x00000100
+	JB         openVAES512_aes256_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4224(DI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4288(DI)
+	VMOVDQU64  (SI), Z4
+	VPSHUFB    Z15, Z4, Z4
+	VMOVDQU64  64(SI), Z5
+	VPSHUFB    Z15, Z5, Z5
+	VMOVDQU64  128(SI), Z6
+	VPSHUFB    Z15, Z6, Z6
+	VMOVDQU64  192(SI), Z7
+	VPSHUFB    Z15, Z7, Z7
+	VPXORD     Z10, Z4, Z4
+	CMPB       R13, $0xec
+	JA         ctr28_carry
+	VPXORD     Z16, Z13, Z0
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z1
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z2
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	VPXORD     Z16, Z13, Z3
+	VPADDD     ctrInc4BigEndian<>+0(SB), Z13, Z13
+	JMP        ctr28_done
 
 ctr28_carry:
 	VPSHUFB Z15, Z13, Z11
