@@ -128,7 +128,11 @@ func RunPeers(ctx context.Context, cfg PeersConfig) (*PeersReport, error) {
 			continue
 		}
 		data := filepath.Join(dir, "coffer-"+sanitize(mode))
-		c, err := startChild(cfg.Binary, append(append([]string{"serve", "--data-dir", data, "--listen", "127.0.0.1:0"}, cfg.ServeArgs...), args...), dir)
+		serve := []string{"serve", "--data-dir", data, "--listen", "127.0.0.1:0"}
+		if serveHasFlag(cfg.Binary, "--throttle") {
+			serve = append(serve, unthrottled)
+		}
+		c, err := startChild(cfg.Binary, append(append(serve, cfg.ServeArgs...), args...), dir)
 		if err != nil {
 			return nil, err
 		}
