@@ -6360,7 +6360,7 @@ openVAES512_done:
 	RET
 
 // func encVAES256(ks *byte, acc *[16]byte, ctr *[16]byte, dst *byte, src *byte, n int)
-// Requires: AVX, AVX2, VAES, VPCLMULQDQ
+// Requires: AVX, AVX2, MMX+, VAES, VPCLMULQDQ
 TEXT ·encVAES256(SB), NOSPLIT, $32-48
 	MOVQ           ks+0(FP), R8
 	VBROADCASTI128 bswapMask<>+0(SB), Y12
@@ -6474,19 +6474,23 @@ ctr29_done:
 	SUBQ           $0x00000080, CX
 
 encVAES256_aes128_pairs:
-	CMPQ   CX, $0x00000100
-	JB     encVAES256_aes128_single
-	CMPB   R13, $0xf6
-	JA     ctr30_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr30_done
+	CMPQ       CX, $0x00000100
+	JB         encVAES256_aes128_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr30_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr30_done
 
 ctr30_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -6604,6 +6608,10 @@ ctr30_done:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
+	PREFETCHT0     4096(SI)
+	PREFETCHT0     4096(DI)
+	PREFETCHT0     4160(SI)
+	PREFETCHT0     4160(DI)
 	CMPB           R13, $0xf6
 	JA             ctr31_carry
 	VPXOR          Y14, Y11, Y0
@@ -6749,19 +6757,23 @@ ctr31_done:
 	JMP            encVAES256_aes128_pairs
 
 encVAES256_aes128_single:
-	CMPQ   CX, $0x00000080
-	JB     encVAES256_aes128_last
-	CMPB   R13, $0xf6
-	JA     ctr32_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr32_done
+	CMPQ       CX, $0x00000080
+	JB         encVAES256_aes128_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr32_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr32_done
 
 ctr32_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -7267,19 +7279,23 @@ ctr33_done:
 	SUBQ           $0x00000080, CX
 
 encVAES256_aes256_pairs:
-	CMPQ   CX, $0x00000100
-	JB     encVAES256_aes256_single
-	CMPB   R13, $0xf6
-	JA     ctr34_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr34_done
+	CMPQ       CX, $0x00000100
+	JB         encVAES256_aes256_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr34_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr34_done
 
 ctr34_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -7417,6 +7433,10 @@ ctr34_done:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
+	PREFETCHT0     4096(SI)
+	PREFETCHT0     4096(DI)
+	PREFETCHT0     4160(SI)
+	PREFETCHT0     4160(DI)
 	CMPB           R13, $0xf6
 	JA             ctr35_carry
 	VPXOR          Y14, Y11, Y0
@@ -7582,19 +7602,23 @@ ctr35_done:
 	JMP            encVAES256_aes256_pairs
 
 encVAES256_aes256_single:
-	CMPQ   CX, $0x00000080
-	JB     encVAES256_aes256_last
-	CMPB   R13, $0xf6
-	JA     ctr36_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr36_done
+	CMPQ       CX, $0x00000080
+	JB         encVAES256_aes256_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr36_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr36_done
 
 ctr36_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -8023,7 +8047,7 @@ encVAES256_done:
 	RET
 
 // func decVAES256(ks *byte, acc *[16]byte, ctr *[16]byte, dst *byte, src *byte, n int)
-// Requires: AVX, AVX2, VAES, VPCLMULQDQ
+// Requires: AVX, AVX2, MMX+, VAES, VPCLMULQDQ
 TEXT ·decVAES256(SB), NOSPLIT, $32-48
 	MOVQ           ks+0(FP), R8
 	VBROADCASTI128 bswapMask<>+0(SB), Y12
@@ -8047,19 +8071,23 @@ TEXT ·decVAES256(SB), NOSPLIT, $32-48
 	VPSHUFB        Y12, Y11, Y11
 
 decVAES256_aes128_pairs:
-	CMPQ   CX, $0x00000100
-	JB     decVAES256_aes128_single
-	CMPB   R13, $0xf6
-	JA     ctr37_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr37_done
+	CMPQ       CX, $0x00000100
+	JB         decVAES256_aes128_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr37_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr37_done
 
 ctr37_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -8177,6 +8205,10 @@ ctr37_done:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
+	PREFETCHT0     4096(SI)
+	PREFETCHT0     4096(DI)
+	PREFETCHT0     4160(SI)
+	PREFETCHT0     4160(DI)
 	CMPB           R13, $0xf6
 	JA             ctr38_carry
 	VPXOR          Y14, Y11, Y0
@@ -8322,19 +8354,23 @@ ctr38_done:
 	JMP            decVAES256_aes128_pairs
 
 decVAES256_aes128_single:
-	CMPQ   CX, $0x00000080
-	JB     decVAES256_aes128_last
-	CMPB   R13, $0xf6
-	JA     ctr39_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr39_done
+	CMPQ       CX, $0x00000080
+	JB         decVAES256_aes128_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr39_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr39_done
 
 ctr39_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -8676,19 +8712,23 @@ decVAES256_aes256:
 	VPSHUFB        Y12, Y11, Y11
 
 decVAES256_aes256_pairs:
-	CMPQ   CX, $0x00000100
-	JB     decVAES256_aes256_single
-	CMPB   R13, $0xf6
-	JA     ctr40_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr40_done
+	CMPQ       CX, $0x00000100
+	JB         decVAES256_aes256_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr40_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr40_done
 
 ctr40_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -8826,6 +8866,10 @@ ctr40_done:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
+	PREFETCHT0     4096(SI)
+	PREFETCHT0     4096(DI)
+	PREFETCHT0     4160(SI)
+	PREFETCHT0     4160(DI)
 	CMPB           R13, $0xf6
 	JA             ctr41_carry
 	VPXOR          Y14, Y11, Y0
@@ -8991,19 +9035,23 @@ ctr41_done:
 	JMP            decVAES256_aes256_pairs
 
 decVAES256_aes256_single:
-	CMPQ   CX, $0x00000080
-	JB     decVAES256_aes256_last
-	CMPB   R13, $0xf6
-	JA     ctr42_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr42_done
+	CMPQ       CX, $0x00000080
+	JB         decVAES256_aes256_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr42_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr42_done
 
 ctr42_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -9658,7 +9706,7 @@ ghashVAES256_end:
 	RET
 
 // func sealVAES256(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
-// Requires: AES, AVX, AVX2, PCLMULQDQ, VAES, VPCLMULQDQ
+// Requires: AES, AVX, AVX2, MMX+, PCLMULQDQ, VAES, VPCLMULQDQ
 TEXT ·sealVAES256(SB), NOSPLIT, $32-64
 	MOVQ           ks+0(FP), R8
 	VBROADCASTI128 bswapMask<>+0(SB), Y12
@@ -10066,19 +10114,23 @@ ctr43_done:
 	SUBQ           $0x00000080, CX
 
 sealVAES256_aes128_pairs:
-	CMPQ   CX, $0x00000100
-	JB     sealVAES256_aes128_single
-	CMPB   R13, $0xf6
-	JA     ctr44_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr44_done
+	CMPQ       CX, $0x00000100
+	JB         sealVAES256_aes128_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr44_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr44_done
 
 ctr44_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -10196,6 +10248,10 @@ ctr44_done:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
+	PREFETCHT0     4096(SI)
+	PREFETCHT0     4096(DI)
+	PREFETCHT0     4160(SI)
+	PREFETCHT0     4160(DI)
 	CMPB           R13, $0xf6
 	JA             ctr45_carry
 	VPXOR          Y14, Y11, Y0
@@ -10341,19 +10397,23 @@ ctr45_done:
 	JMP            sealVAES256_aes128_pairs
 
 sealVAES256_aes128_single:
-	CMPQ   CX, $0x00000080
-	JB     sealVAES256_aes128_last
-	CMPB   R13, $0xf6
-	JA     ctr46_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr46_done
+	CMPQ       CX, $0x00000080
+	JB         sealVAES256_aes128_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr46_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr46_done
 
 ctr46_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -10859,19 +10919,23 @@ ctr47_done:
 	SUBQ           $0x00000080, CX
 
 sealVAES256_aes256_pairs:
-	CMPQ   CX, $0x00000100
-	JB     sealVAES256_aes256_single
-	CMPB   R13, $0xf6
-	JA     ctr48_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr48_done
+	CMPQ       CX, $0x00000100
+	JB         sealVAES256_aes256_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr48_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr48_done
 
 ctr48_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -11009,6 +11073,10 @@ ctr48_done:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
+	PREFETCHT0     4096(SI)
+	PREFETCHT0     4096(DI)
+	PREFETCHT0     4160(SI)
+	PREFETCHT0     4160(DI)
 	CMPB           R13, $0xf6
 	JA             ctr49_carry
 	VPXOR          Y14, Y11, Y0
@@ -11174,19 +11242,23 @@ ctr49_done:
 	JMP            sealVAES256_aes256_pairs
 
 sealVAES256_aes256_single:
-	CMPQ   CX, $0x00000080
-	JB     sealVAES256_aes256_last
-	CMPB   R13, $0xf6
-	JA     ctr50_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr50_done
+	CMPQ       CX, $0x00000080
+	JB         sealVAES256_aes256_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr50_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr50_done
 
 ctr50_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -11637,7 +11709,7 @@ sealVAES256_done:
 	RET
 
 // func openVAES256(ks *byte, j0 *[16]byte, dst *byte, src *byte, n int, aad *byte, aadLen int, tag *[16]byte)
-// Requires: AES, AVX, AVX2, PCLMULQDQ, VAES, VPCLMULQDQ
+// Requires: AES, AVX, AVX2, MMX+, PCLMULQDQ, VAES, VPCLMULQDQ
 TEXT ·openVAES256(SB), NOSPLIT, $32-64
 	MOVQ           ks+0(FP), R8
 	VBROADCASTI128 bswapMask<>+0(SB), Y12
@@ -11955,19 +12027,23 @@ openVAES256_aad_end:
 	VPSHUFB        Y12, Y11, Y11
 
 openVAES256_aes128_pairs:
-	CMPQ   CX, $0x00000100
-	JB     openVAES256_aes128_single
-	CMPB   R13, $0xf6
-	JA     ctr51_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr51_done
+	CMPQ       CX, $0x00000100
+	JB         openVAES256_aes128_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr51_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr51_done
 
 ctr51_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -12085,6 +12161,10 @@ ctr51_done:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
+	PREFETCHT0     4096(SI)
+	PREFETCHT0     4096(DI)
+	PREFETCHT0     4160(SI)
+	PREFETCHT0     4160(DI)
 	CMPB           R13, $0xf6
 	JA             ctr52_carry
 	VPXOR          Y14, Y11, Y0
@@ -12230,19 +12310,23 @@ ctr52_done:
 	JMP            openVAES256_aes128_pairs
 
 openVAES256_aes128_single:
-	CMPQ   CX, $0x00000080
-	JB     openVAES256_aes128_last
-	CMPB   R13, $0xf6
-	JA     ctr53_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr53_done
+	CMPQ       CX, $0x00000080
+	JB         openVAES256_aes128_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr53_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr53_done
 
 ctr53_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -12584,19 +12668,23 @@ openVAES256_aes256:
 	VPSHUFB        Y12, Y11, Y11
 
 openVAES256_aes256_pairs:
-	CMPQ   CX, $0x00000100
-	JB     openVAES256_aes256_single
-	CMPB   R13, $0xf6
-	JA     ctr54_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr54_done
+	CMPQ       CX, $0x00000100
+	JB         openVAES256_aes256_single
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr54_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr54_done
 
 ctr54_carry:
 	VPSHUFB Y12, Y11, Y7
@@ -12734,6 +12822,10 @@ ctr54_done:
 	ADDQ           $0x00000080, DI
 	ADDQ           $0x00000080, SI
 	SUBQ           $0x00000080, CX
+	PREFETCHT0     4096(SI)
+	PREFETCHT0     4096(DI)
+	PREFETCHT0     4160(SI)
+	PREFETCHT0     4160(DI)
 	CMPB           R13, $0xf6
 	JA             ctr55_carry
 	VPXOR          Y14, Y11, Y0
@@ -12899,19 +12991,23 @@ ctr55_done:
 	JMP            openVAES256_aes256_pairs
 
 openVAES256_aes256_single:
-	CMPQ   CX, $0x00000080
-	JB     openVAES256_aes256_last
-	CMPB   R13, $0xf6
-	JA     ctr56_carry
-	VPXOR  Y14, Y11, Y0
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y1
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y2
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	VPXOR  Y14, Y11, Y3
-	VPADDD ctrInc2BigEndian<>+0(SB), Y11, Y11
-	JMP    ctr56_done
+	CMPQ       CX, $0x00000080
+	JB         openVAES256_aes256_last
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4096(DI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4160(DI)
+	CMPB       R13, $0xf6
+	JA         ctr56_carry
+	VPXOR      Y14, Y11, Y0
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y1
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y2
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	VPXOR      Y14, Y11, Y3
+	VPADDD     ctrInc2BigEndian<>+0(SB), Y11, Y11
+	JMP        ctr56_done
 
 ctr56_carry:
 	VPSHUFB Y12, Y11, Y7

@@ -3,6 +3,7 @@ package stream
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/minio/sio"
+
+	"github.com/coffer-kms/coffer/asm"
 )
 
 // Throughput of a whole stream, memory to memory, against two baselines:
@@ -204,6 +207,49 @@ func BenchmarkDecrypt(b *testing.B) {
 					}
 				}
 				stop()
+				if !bytes.Equal(out.Bytes(), pt) {
+					b.Fatal("decrypted other bytes")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkStreamKernel is the 256 MiB stream, into a bytes.Buffer, on each
+// AES-GCM kernel this CPU runs (Config.NewAESGCM set to it, so that even
+// the sequential path uses the named kernel): it compares a kernel's
+// loop from and into memory, which BenchmarkEncrypt and BenchmarkDecrypt
+// show only for the fastest.
+func BenchmarkStreamKernel(b *testing.B) {
+	p := newTestProvider(b)
+	const size = 256 << 20
+	pt := randBytes(size)
+	var out bytes.Buffer
+	out.Grow(size + size/maxPayload*32 + 4096)
+	stream := encrypt(b, p, Config{Suite: AES256GCM}, pt, 1<<20)
+	for _, kernel := range asm.Kernels() {
+		newGCM := func(key []byte) (cipher.AEAD, error) { return asm.NewKernel(kernel, key) }
+		for _, workers := range []int{1, 2} {
+			b.Run(fmt.Sprintf("kernel=%s/op=encrypt/workers=%d", kernel, workers), func(b *testing.B) {
+				b.SetBytes(size)
+				cfg := Config{KeyID: p.KeyID(), Workers: workers, Suite: AES256GCM, NewAESGCM: newGCM}
+				for b.Loop() {
+					out.Reset()
+					encryptAll(b, &out, p, cfg, pt)
+				}
+			})
+			b.Run(fmt.Sprintf("kernel=%s/op=decrypt/workers=%d", kernel, workers), func(b *testing.B) {
+				b.SetBytes(size)
+				for b.Loop() {
+					out.Reset()
+					r, err := NewReader(context.Background(), bytes.NewReader(stream), p, Config{Workers: workers, NewAESGCM: newGCM})
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := io.Copy(&out, r); err != nil {
+						b.Fatal(err)
+					}
+				}
 				if !bytes.Equal(out.Bytes(), pt) {
 					b.Fatal("decrypted other bytes")
 				}
