@@ -19,3 +19,7 @@ func SetOperation(s *Server, name string, run func(ctx context.Context, body []b
 // SetReleased makes f see each API request's kms.RequestInfo as it goes
 // back to its pool. Call it before Serve.
 func SetReleased(s *Server, f func(*kms.RequestInfo)) { s.released = f }
+
+// SetServedInput makes f see each API request's decoded input and body
+// once the response is written. Call it before Serve.
+func SetServedInput(s *Server, f func(op string, in any, body []byte)) { s.servedInput = f }

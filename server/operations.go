@@ -39,8 +39,11 @@ func generic(s *kms.Service, m kms.Method) handler {
 }
 
 // fastOp adapts a hot operation to a handler with the reflection-free
-// codec of package wire.
-func fastOp[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error), dec func([]byte, *I) error, enc func([]byte, *O) []byte) handler {
+// codec of package wire. scrub, if set, zeroes what of the decoded input
+// is secret once the operation has succeeded: by then nothing holds it. (A
+// failed operation may have left an HSM call queued with it, which still
+// reads it; that input is left to the garbage collector.)
+func fastOp[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error), dec func([]byte, *I) error, enc func([]byte, *O) []byte, scrub func(*I)) handler {
 	return func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error) {
 		in := new(I)
 		if err := dec(body, in); err != nil {
@@ -55,19 +58,26 @@ func fastOp[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error), dec 
 		if err != nil {
 			return nil, in, err
 		}
+		if scrub != nil {
+			scrub(in)
+		}
 		return enc(dst, out), in, nil
 	}
 }
+
+// scrubPlaintext zeroes an Encrypt request's plaintext, which is often a
+// key (a data key wrapped under a KMS key) and never audited.
+func scrubPlaintext(in *kms.EncryptInput) { clear(in.Plaintext) }
 
 // fastHandlers are the hot operations with the reflection-free codecs of
 // package wire; every other operation decodes with encoding/json.
 func fastHandlers(s *kms.Service) map[string]handler {
 	return map[string]handler{
-		"Encrypt":                         fastOp(s.Encrypt, wire.DecodeEncrypt, wire.AppendEncryptOutput),
-		"Decrypt":                         fastOp(s.Decrypt, wire.DecodeDecrypt, wire.AppendDecryptOutput),
-		"GenerateDataKey":                 fastOp(s.GenerateDataKey, wire.DecodeGenerateDataKey, wire.AppendGenerateDataKeyOutput),
-		"GenerateDataKeyWithoutPlaintext": fastOp(s.GenerateDataKeyWithoutPlaintext, wire.DecodeGenerateDataKey, wire.AppendGenerateDataKeyOutput),
-		"ReEncrypt":                       fastOp(s.ReEncrypt, wire.DecodeReEncrypt, wire.AppendReEncryptOutput),
+		"Encrypt":                         fastOp(s.Encrypt, wire.DecodeEncrypt, wire.AppendEncryptOutput, scrubPlaintext),
+		"Decrypt":                         fastOp(s.Decrypt, wire.DecodeDecrypt, wire.AppendDecryptOutput, nil),
+		"GenerateDataKey":                 fastOp(s.GenerateDataKey, wire.DecodeGenerateDataKey, wire.AppendGenerateDataKeyOutput, nil),
+		"GenerateDataKeyWithoutPlaintext": fastOp(s.GenerateDataKeyWithoutPlaintext, wire.DecodeGenerateDataKey, wire.AppendGenerateDataKeyOutput, nil),
+		"ReEncrypt":                       fastOp(s.ReEncrypt, wire.DecodeReEncrypt, wire.AppendReEncryptOutput, nil),
 	}
 }
 

@@ -74,3 +74,60 @@ func TestOutputCleared(t *testing.T) {
 		t.Fatal("ReEncrypt's blob opens to another plaintext")
 	}
 }
+
+// TestInputCleared holds a request's body, which fasthttp keeps for the
+// connection's next request, to zeros once the response is written, and a
+// successful Encrypt's decoded plaintext too: a plaintext (often a data key
+// being wrapped) must not outlive its request in pooled memory.
+func TestInputCleared(t *testing.T) {
+	e := newEnv(t)
+	id := e.createKey("input")
+	type seen struct {
+		op          string
+		body, plain []byte
+	}
+	var (
+		mu   sync.Mutex
+		last seen
+	)
+	e.beforeServe = func(s *server.Server) {
+		server.SetServedInput(s, func(op string, in any, body []byte) {
+			v := seen{op: op, body: bytes.Clone(body)}
+			if ein, ok := in.(*kms.EncryptInput); ok {
+				v.plain = bytes.Clone(ein.Plaintext)
+			}
+			mu.Lock()
+			last = v
+			mu.Unlock()
+		})
+	}
+	e.restart()
+	ctx := context.Background()
+	get := func() seen {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
+	zero := func(b []byte) bool { return len(b) > 0 && bytes.Equal(b, make([]byte, len(b))) }
+
+	pt := bytes.Repeat([]byte{0x5a}, 512)
+	enc := must[*awskms.EncryptOutput](t)(e.client.Encrypt(ctx, &awskms.EncryptInput{KeyId: &id, Plaintext: pt}))
+	if v := get(); v.op != "Encrypt" || len(v.plain) != len(pt) || !zero(v.plain) || !zero(v.body) {
+		t.Fatalf("after Encrypt: op %q, plaintext cleared %v (%d bytes), body cleared %v (%d bytes)", v.op, zero(v.plain), len(v.plain), zero(v.body), len(v.body))
+	}
+	// The response was written before: the blob opens to the plaintext.
+	dec := must[*awskms.DecryptOutput](t)(e.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob}))
+	if !bytes.Equal(dec.Plaintext, pt) {
+		t.Fatal("Decrypt returned another plaintext")
+	}
+	if v := get(); v.op != "Decrypt" || !zero(v.body) {
+		t.Fatalf("after Decrypt: op %q, body cleared %v", v.op, zero(v.body))
+	}
+	// A refused call's body is cleared too.
+	if _, err := e.client.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String("alias/none"), Plaintext: pt}); err == nil {
+		t.Fatal("Encrypt under a missing alias succeeded")
+	}
+	if v := get(); v.op != "Encrypt" || !zero(v.body) {
+		t.Fatalf("after a refused Encrypt: op %q, body cleared %v", v.op, zero(v.body))
+	}
+}

@@ -101,6 +101,9 @@ type Server struct {
 	// released, when set (by tests), sees each API request's info as it
 	// goes back to its pool.
 	released func(*kms.RequestInfo)
+	// servedInput, when set (by tests), sees each API request's decoded
+	// input and body once the response is written.
+	servedInput func(op string, in any, body []byte)
 	// realClock says s.now is time.Now: a request's signature is checked
 	// against its start, not a clock read of its own.
 	realClock bool
@@ -335,8 +338,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	s.metrics.observe(op, code, time.Since(start))
 	ctx.RemoveUserValue(kms.RequestInfoKey)
 	info.ClearOutput() // the operation's plaintexts and blobs; fasthttp copied the response
+	// The request's body, which fasthttp keeps for its next request on the
+	// connection, may carry a plaintext in base64 (Encrypt's, often a key);
+	// nothing refers to it any more (decoding copies).
+	clear(ctx.Request.Body())
 	if s.released != nil {
 		s.released(info)
+	}
+	if s.servedInput != nil {
+		s.servedInput(op, in, ctx.Request.Body())
 	}
 	info.Reset() // lets go of the request's memory while pooled
 	infoPool.Put(info)
