@@ -69,5 +69,5 @@ func (s *Service) DeriveSharedSecret(ctx context.Context, c *Caller, in *DeriveS
 	if err != nil {
 		return nil, engineError(err, r, alg)
 	}
-	return &DeriveSharedSecretOutput{KeyId: r.arn(), SharedSecret: z, KeyAgreementAlgorithm: alg, KeyOrigin: r.Origin}, nil
+	return &DeriveSharedSecretOutput{KeyId: r.arn(), SharedSecret: toOutput(ctx, z), KeyAgreementAlgorithm: alg, KeyOrigin: r.Origin}, nil
 }

@@ -529,10 +529,12 @@ func (s *Service) GenerateRandom(ctx context.Context, c *Caller, in *GenerateRan
 		if err != nil {
 			return nil, storeFailure(err, ks.ID)
 		}
-		return &GenerateRandomOutput{Plaintext: b}, nil
+		return &GenerateRandomOutput{Plaintext: toOutput(ctx, b)}, nil
 	}
-	b, err := s.randomBytes(*in.NumberOfBytes)
-	if err != nil {
+	// Random bytes are often made into keys: they live in the request's
+	// output memory, cleared once the response is written.
+	b := output(ctx, *in.NumberOfBytes)[:*in.NumberOfBytes]
+	if err := s.fillRandom(b); err != nil {
 		return nil, err
 	}
 	return &GenerateRandomOutput{Plaintext: b}, nil

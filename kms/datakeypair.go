@@ -95,7 +95,7 @@ func (s *Service) generateDataKeyPair(ctx context.Context, c *Caller, in *Genera
 	out := &GenerateDataKeyPairOutput{PrivateKeyCiphertextBlob: blob, PublicKey: pub, KeyId: r.arn(), KeyPairSpec: spec,
 		KeyMaterialId: r.Versions[len(r.Versions)-1].MaterialID}
 	if op == opGenerateDataKeyPair {
-		out.PrivateKeyPlaintext = priv
+		out.PrivateKeyPlaintext = toOutput(ctx, priv)
 	} else {
 		clear(priv)
 	}

@@ -33,6 +33,16 @@ func output(ctx context.Context, n int) []byte {
 	return ri.out[at : at : at+n]
 }
 
+// toOutput moves a secret an operation returns (a private key, a shared
+// secret) into the request's output memory and zeroes where it was, so
+// that it is cleared with the response (without a RequestInfo, or past its
+// memory, into a fresh slice, as output).
+func toOutput(ctx context.Context, secret []byte) []byte {
+	out := append(output(ctx, len(secret)), secret...)
+	clear(secret)
+	return out
+}
+
 // ClearOutput zeroes the output memory the request's operation used. The
 // transport calls it once the response is written, before the info goes
 // back to its pool: the memory may hold a plaintext or a data key. Reset

@@ -34,7 +34,9 @@ func generic(s *kms.Service, m kms.Method) handler {
 		if err != nil {
 			return nil, in, err
 		}
-		return append(dst, raw...), in, nil
+		dst = append(dst, raw...)
+		clear(raw) // it may hold a secret in base64 (a private key, random bytes); dst is cleared after the response
+		return dst, in, nil
 	}
 }
 

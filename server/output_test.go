@@ -68,6 +68,20 @@ func TestOutputCleared(t *testing.T) {
 	if !bytes.Equal(back.Plaintext, dk.Plaintext) || bytes.Equal(dk.Plaintext, make([]byte, 32)) {
 		t.Fatal("GenerateDataKey's plaintext is not the key its blob holds")
 	}
+	// The generically encoded operations' secrets: a data key pair's
+	// private key, random bytes.
+	pair := must[*awskms.GenerateDataKeyPairOutput](t)(e.client.GenerateDataKeyPair(ctx, &awskms.GenerateDataKeyPairInput{KeyId: &id, KeyPairSpec: types.DataKeyPairSpecEccNistP256}))
+	if n := last(); len(pair.PrivateKeyPlaintext) == 0 || n < len(pair.PrivateKeyPlaintext)+len(pair.PrivateKeyCiphertextBlob) {
+		t.Errorf("GenerateDataKeyPair used %d bytes of output memory for a %d-byte private key and a %d-byte blob", n, len(pair.PrivateKeyPlaintext), len(pair.PrivateKeyCiphertextBlob))
+	}
+	back = must[*awskms.DecryptOutput](t)(e.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: pair.PrivateKeyCiphertextBlob}))
+	if !bytes.Equal(back.Plaintext, pair.PrivateKeyPlaintext) {
+		t.Fatal("GenerateDataKeyPair's private key is not the one its blob holds")
+	}
+	rnd := must[*awskms.GenerateRandomOutput](t)(e.client.GenerateRandom(ctx, &awskms.GenerateRandomInput{NumberOfBytes: aws.Int32(64)}))
+	if n := last(); len(rnd.Plaintext) != 64 || n < 64 || bytes.Equal(rnd.Plaintext, make([]byte, 64)) {
+		t.Errorf("GenerateRandom used %d bytes of output memory for %d random bytes", n, len(rnd.Plaintext))
+	}
 	re := must[*awskms.ReEncryptOutput](t)(e.client.ReEncrypt(ctx, &awskms.ReEncryptInput{CiphertextBlob: enc.CiphertextBlob, DestinationKeyId: &id}))
 	dec = must[*awskms.DecryptOutput](t)(e.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: re.CiphertextBlob, KeyId: aws.String(id)}))
 	if !bytes.Equal(dec.Plaintext, pt) {
