@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -102,6 +103,46 @@ func (s *Service) NodeID() string { return s.node }
 // server's service-event loop): another node takes over its outbox
 // entries only once that time is older than the take-over bound.
 const metaNodeAlive = "node-alive/"
+
+// CheckNodeID refuses to start a node whose ID another running node
+// already uses — a data directory copied with its node-id file — which
+// would make the two take each other's outbox entries for their own. A
+// node with an ID writes its node-alive time about every second; when that
+// time is fresh, CheckNodeID waits wait and reads it again: written anew
+// meanwhile, before this node has written anything, it is another node's
+// (a node restarted within seconds of its last write finds it unchanged).
+// Best effort: a node that shows no life in wait is not found.
+func CheckNodeID(ctx context.Context, store keystore.Store, node string, wait time.Duration) error {
+	read := func() (string, error) {
+		var v string
+		err := store.View(ctx, func(tx keystore.Tx) error {
+			raw, err := tx.Get(bucketMeta, metaNodeAlive+node)
+			v = string(raw)
+			return err
+		})
+		return v, err
+	}
+	before, err := read()
+	if err != nil || before == "" {
+		return err
+	}
+	if t, err := time.Parse(time.RFC3339Nano, before); err == nil && time.Since(t) > 2*wait {
+		return nil // no node has shown life under this ID for a while
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(wait):
+	}
+	after, err := read()
+	if err != nil {
+		return err
+	}
+	if after != before {
+		return fmt.Errorf("another running node uses node ID %s (it wrote its node-alive time in the last %v): was this data directory copied from it? Give one of them a new ID by removing its node-id file", node, wait)
+	}
+	return nil
+}
 
 // outboxDrain collects request IDs whose records reached the trail, for
 // one background transaction to delete many at once.

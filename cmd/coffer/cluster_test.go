@@ -672,3 +672,64 @@ func TestClusterNodeStartLeavesOthersOutbox(t *testing.T) {
 	}
 	t.Logf("%d CreateKeys acknowledged by A while B started", len(acked))
 }
+
+// TestClusterRefusesCopiedNodeID starts a second node on a data directory
+// copied from a running one (its root key and node-id file): it must refuse
+// to start, naming the node ID, rather than share the first node's outbox
+// entries as its own. A node restarted at once after kill -9 on its own
+// directory, whose last heartbeat is seconds old, still starts.
+func TestClusterRefusesCopiedNodeID(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and servers")
+	}
+	pg, err := pgtest.Start()
+	if errors.Is(err, pgtest.ErrUnavailable) {
+		t.Skipf("%v (install postgresql, or set COFFER_PG_BIN)", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Close)
+	url := pg.Database(t)
+	parent := t.TempDir()
+	args := func(name string) []string {
+		return []string{"--store", "postgres", "--postgres-url", url, "--postgres-timeout", "2s", "--data-dir", filepath.Join(parent, name)}
+	}
+	a := startServe(t, parent, args("node-a")...)
+	waitReady(t, a.endpoint, 20*time.Second)
+	time.Sleep(1500 * time.Millisecond) // a heartbeat or two
+
+	copied := filepath.Join(parent, "node-copy")
+	os.MkdirAll(copied, 0o700)
+	for _, f := range []string{"root.key", nodeIDFile} {
+		raw, err := os.ReadFile(filepath.Join(parent, "node-a", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(copied, f), raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, _ := os.ReadFile(filepath.Join(copied, nodeIDFile))
+	cmd := exec.Command(cofferBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args("node-copy")...)...)
+	cmd.Dir = parent
+	done := make(chan struct{})
+	var out []byte
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("a node on a copied data directory is still running after 30 s:\n%s", out)
+	}
+	if err == nil || !strings.Contains(string(out), "another running node uses node ID "+strings.TrimSpace(string(id))) {
+		t.Fatalf("a node on a copied data directory: %v\n%s", err, out)
+	}
+
+	// kill -9 and an immediate restart on the node's own directory.
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.done
+	a.done <- nil // for startServe's cleanup
+	a2 := startServe(t, parent, args("node-a")...)
+	waitReady(t, a2.endpoint, 30*time.Second)
+}

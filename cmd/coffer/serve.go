@@ -205,6 +205,9 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		if kcfg.NodeID, err = nodeID(o.dataDir); err != nil {
 			return fmt.Errorf("node ID: %w", err)
 		}
+		if err := kms.CheckNodeID(ctx, store, kcfg.NodeID, nodeAliveWait); err != nil {
+			return fmt.Errorf("node ID: %w", err)
+		}
 		kcfg.OutboxTakeover = o.store.outboxTakeover()
 	}
 	svc, err := kms.New(kcfg)
