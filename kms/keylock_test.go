@@ -2,7 +2,6 @@ package kms
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -17,16 +16,7 @@ import (
 // run at once, while a second write of the same key, and every writer of
 // other records, waits for the first, which commits and publishes first.
 func TestKeyWritesParallelOnPostgres(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	pg, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrUnavailable) {
-		t.Skipf("%v (install postgresql, or set COFFER_PG_BIN)", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
+	pg := pgtest.ForTest(t, "starts PostgreSQL")
 	ctx := context.Background()
 	st, err := postgres.Open(ctx, postgres.Config{URL: pg.Database(t), Timeout: 30 * time.Second})
 	if err != nil {

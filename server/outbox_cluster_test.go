@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -22,23 +21,6 @@ import (
 	"github.com/coffer-kms/coffer/keystore/postgres/pgtest"
 	"github.com/coffer-kms/coffer/kms"
 )
-
-// startPG starts a private PostgreSQL server for t; it skips without the
-// binaries.
-func startPG(t *testing.T) *pgtest.Server {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts PostgreSQL")
-	}
-	pg, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrUnavailable) {
-		t.Skipf("%v (install postgresql, or set COFFER_PG_BIN)", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
-	return pg
-}
 
 // nodeClock is the nodes' shared service clock, which the test moves.
 type nodeClock struct {
@@ -66,7 +48,7 @@ const (
 // TestOutboxAcrossNodes runs the cluster's outbox tests on one private
 // PostgreSQL server, a database each.
 func TestOutboxAcrossNodes(t *testing.T) {
-	pg := startPG(t)
+	pg := pgtest.ForTest(t, "starts PostgreSQL")
 	t.Run("owned entries", func(t *testing.T) { testOutboxOwned(t, pg.Database(t)) })
 	t.Run("service events once", func(t *testing.T) { testServiceEventsOnce(t, pg.Database(t)) })
 	t.Run("entries without owner", func(t *testing.T) { testOutboxLegacy(t, pg.Database(t)) })

@@ -80,16 +80,7 @@ type acked struct {
 // DependencyTimeoutException fast, and the nodes serve again by
 // themselves once it is back. Lean: it runs in make test.
 func TestThreeNodeCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL and three servers")
-	}
-	pg, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrUnavailable) {
-		t.Skipf("%v (install postgresql, or set COFFER_PG_BIN)", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
+	pg := pgtest.ForTest(t, "starts PostgreSQL and three servers")
 	url := pg.Database(t)
 	ctx := context.Background()
 
@@ -570,16 +561,7 @@ func aws32(n int32) *int32 { return &n }
 // record reached its trail until its next flush: a start that recovered
 // every node's entries appended them again into B's.)
 func TestClusterNodeStartLeavesOthersOutbox(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL and two servers")
-	}
-	pg, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrUnavailable) {
-		t.Skipf("%v (install postgresql, or set COFFER_PG_BIN)", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
+	pg := pgtest.ForTest(t, "starts PostgreSQL and two servers")
 	url := pg.Database(t)
 	ctx := context.Background()
 	parent := t.TempDir()
@@ -679,16 +661,7 @@ func TestClusterNodeStartLeavesOthersOutbox(t *testing.T) {
 // entries as its own. A node restarted at once after kill -9 on its own
 // directory, whose last heartbeat is seconds old, still starts.
 func TestClusterRefusesCopiedNodeID(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts PostgreSQL and servers")
-	}
-	pg, err := pgtest.Start()
-	if errors.Is(err, pgtest.ErrUnavailable) {
-		t.Skipf("%v (install postgresql, or set COFFER_PG_BIN)", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
+	pg := pgtest.ForTest(t, "starts PostgreSQL and servers")
 	url := pg.Database(t)
 	parent := t.TempDir()
 	args := func(name string) []string {
@@ -713,7 +686,10 @@ func TestClusterRefusesCopiedNodeID(t *testing.T) {
 	cmd := exec.Command(cofferBin, append([]string{"serve", "--listen", "127.0.0.1:0"}, args("node-copy")...)...)
 	cmd.Dir = parent
 	done := make(chan struct{})
-	var out []byte
+	var (
+		out []byte
+		err error
+	)
 	go func() { out, err = cmd.CombinedOutput(); close(done) }()
 	select {
 	case <-done:

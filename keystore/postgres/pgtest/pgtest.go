@@ -46,6 +46,24 @@ func binDir() string {
 	return BinDir
 }
 
+// ForTest starts a server for t and closes it when t ends. It skips t in
+// -short mode (what says what the test starts) and when the binaries are
+// missing.
+func ForTest(t testing.TB, what string) *Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(what)
+	}
+	pg, err := Start()
+	if errors.Is(err, ErrUnavailable) {
+		t.Skipf("%v (install postgresql, or set COFFER_PG_BIN)", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Close)
+	return pg
+}
+
 // Start initialises and starts a server. It returns ErrUnavailable when
 // the binaries are missing, so that callers can skip.
 func Start() (*Server, error) {
