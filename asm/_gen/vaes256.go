@@ -220,14 +220,6 @@ func yReduceSteps() []func() {
 	}
 }
 
-// yPrefetch is zPrefetch for a 128-byte group.
-func yPrefetch() {
-	for i := 0; i < 2; i++ {
-		PREFETCHT0(Mem{Base: gSRC, Disp: prefetchAhead + 64*i})
-		PREFETCHT0(Mem{Base: gDST, Disp: prefetchAhead + 64*i})
-	}
-}
-
 func yGroups(m mode, prefix string, rounds int, done string) {
 	buf := yBuf
 	label := func(s string) string { return prefix + "_" + s }
@@ -258,13 +250,13 @@ func yGroups(m mode, prefix string, rounds int, done string) {
 			}
 			advance()
 		case modeDecrypt:
-			yPrefetch()
+			prefetch(128)
 			yGroupCounters()
 			stitch(aesRounds, yHashSteps(gSRC, 0, power, first, reduce))
 			yLastRound(yA[:])
 			advance()
 		case modeEncrypt:
-			yPrefetch()
+			prefetch(128)
 			yGroupCounters()
 			stitch(aesRounds, yHashSteps(gDST, -128, power, first, reduce))
 			yLastRound(yA[:])

@@ -393,7 +393,7 @@ func zGroups(m mode, prefix string, rounds int, done string, final bool) {
 			}
 			advance()
 		case modeDecrypt:
-			zPrefetch()
+			prefetch(256)
 			zLoadHashInput(gSRC, first)
 			zGroupCounters()
 			stitch(aesRounds, zHashSteps(h, k, first, reduce))
@@ -403,7 +403,7 @@ func zGroups(m mode, prefix string, rounds int, done string, final bool) {
 			}
 			advance()
 		case modeEncrypt:
-			zPrefetch()
+			prefetch(256)
 			zCiphertextHashInput(first)
 			zGroupCounters()
 			stitch(aesRounds, zHashSteps(h, k, first, reduce))
@@ -499,25 +499,6 @@ func zLengthsBlock(lens Register) {
 	SHLQ(Imm(3), R9)
 	VPINSRQ(Imm(1), R9, lens, lens)
 }
-
-// zPrefetch asks for the input and output lines prefetchAhead bytes past
-// the group at gSRC and gDST. A stream seals and opens megabytes that are
-// in no cache; there, with the hardware's prefetchers alone, the loop
-// stalls on the loads and on the stores' ownership requests, and the
-// stalls add to the AES time rather than overlap it. Prefetching both
-// 4 KiB ahead took 256 MiB through the sequential stream in 41 ms
-// instead of 49 (BENCHMARKS.md, issue 24); input only or output only gave
-// about a third of that each, 8 KiB ahead the same as 4, and data in
-// cache (Seal and Open of 16 KiB and 1 MiB) ran as fast as without. A
-// prefetch past the end of a buffer does not fault.
-func zPrefetch() {
-	for i := 0; i < 4; i++ {
-		PREFETCHT0(Mem{Base: gSRC, Disp: prefetchAhead + 64*i})
-		PREFETCHT0(Mem{Base: gDST, Disp: prefetchAhead + 64*i})
-	}
-}
-
-const prefetchAhead = 4096
 
 func zEncryptStore(rounds int) {
 	zLastRound(rounds, zA[:])
