@@ -27,8 +27,9 @@ const (
 // Reopening the trail recovers it: every acknowledged record is there at the
 // sequence number it was given, and the chain verifies. Under both commit
 // policies: with SyncInterval (an hour here, so that no fdatasync runs
-// but the preallocation's) a record is acknowledged once copied into the
-// page cache through the mapping, which the kill must not lose either.
+// but the preallocation's) a record is acknowledged once its group's
+// write(2) is done, before any fdatasync, and the kill must not lose it
+// either.
 func TestKill9KeepsEveryAcknowledgedRecord(t *testing.T) {
 	if dir := os.Getenv(killChildEnv); dir != "" {
 		killChild(dir, os.Getenv(killSyncEnv) == "interval")

@@ -77,10 +77,11 @@ func auditModeArgs(mode string) []string {
 	return []string{"--audit-sync=" + mode}
 }
 
-// serveHasFlag reports whether `coffer serve` knows flag.
-func serveHasFlag(bin, flag string) bool {
+// serveFlags returns a check of whether bin's `coffer serve` knows a
+// flag, from one run of its --help.
+func serveFlags(bin string) func(flag string) bool {
 	out, _ := exec.Command(bin, "serve", "--help").CombinedOutput()
-	return strings.Contains(string(out), flag)
+	return func(flag string) bool { return strings.Contains(string(out), flag) }
 }
 
 type peerTarget struct {
@@ -121,15 +122,16 @@ func RunPeers(ctx context.Context, cfg PeersConfig) (*PeersReport, error) {
 			t.c.stop()
 		}
 	}()
+	hasFlag := serveFlags(cfg.Binary)
 	for _, mode := range cfg.AuditModes {
 		args := auditModeArgs(mode)
-		if len(args) > 0 && !serveHasFlag(cfg.Binary, strings.SplitN(args[0], "=", 2)[0]) {
+		if len(args) > 0 && !hasFlag(strings.SplitN(args[0], "=", 2)[0]) {
 			rep.Skipped = append(rep.Skipped, fmt.Sprintf("audit %s: this coffer has no %s flag", mode, strings.SplitN(args[0], "=", 2)[0]))
 			continue
 		}
 		data := filepath.Join(dir, "coffer-"+sanitize(mode))
 		serve := []string{"serve", "--data-dir", data, "--listen", "127.0.0.1:0"}
-		if serveHasFlag(cfg.Binary, "--throttle") {
+		if hasFlag("--throttle") {
 			serve = append(serve, unthrottled)
 		}
 		c, err := startChild(cfg.Binary, append(append(serve, cfg.ServeArgs...), args...), dir)
