@@ -104,6 +104,22 @@ func (s *Service) NodeID() string { return s.node }
 // entries only once that time is older than the take-over bound.
 const metaNodeAlive = "node-alive/"
 
+// putAlive records in tx that node is alive at t (metaNodeAlive).
+func putAlive(tx keystore.Tx, node string, t time.Time) error {
+	return tx.Put(bucketMeta, metaNodeAlive+node, []byte(t.UTC().Format(time.RFC3339Nano)))
+}
+
+// aliveAt reads when node last recorded it was alive; false when it never
+// did (or the entry does not read as a time).
+func aliveAt(tx keystore.Tx, node string) (time.Time, bool, error) {
+	raw, err := tx.Get(bucketMeta, metaNodeAlive+node)
+	if err != nil || raw == nil {
+		return time.Time{}, false, err
+	}
+	t, perr := time.Parse(time.RFC3339Nano, string(raw))
+	return t, perr == nil, nil
+}
+
 // CheckNodeID refuses to start a node whose ID another running node
 // already uses — a data directory copied with its node-id file — which
 // would make the two take each other's outbox entries for their own. A
@@ -111,35 +127,35 @@ const metaNodeAlive = "node-alive/"
 // time is fresh, CheckNodeID waits wait and reads it again: written anew
 // meanwhile, before this node has written anything, it is another node's
 // (a node restarted within seconds of its last write finds it unchanged).
-// Best effort: a node that shows no life in wait is not found.
-func CheckNodeID(ctx context.Context, store keystore.Store, node string, wait time.Duration) error {
-	read := func() (string, error) {
-		var v string
-		err := store.View(ctx, func(tx keystore.Tx) error {
-			raw, err := tx.Get(bucketMeta, metaNodeAlive+node)
-			v = string(raw)
+// Call it before the node's first FlushOutbox, Close or OwnAuditsPage,
+// which write this node's time. Best effort: a node that shows no life in
+// wait is not found.
+func (s *Service) CheckNodeID(ctx context.Context, wait time.Duration) error {
+	if s.node == "" {
+		return nil
+	}
+	read := func() (t time.Time, ok bool, err error) {
+		err = s.store.View(ctx, func(tx keystore.Tx) error {
+			t, ok, err = aliveAt(tx, s.node)
 			return err
 		})
-		return v, err
+		return t, ok, err
 	}
-	before, err := read()
-	if err != nil || before == "" {
-		return err
-	}
-	if t, err := time.Parse(time.RFC3339Nano, before); err == nil && time.Since(t) > 2*wait {
-		return nil // no node has shown life under this ID for a while
+	before, ok, err := read()
+	if err != nil || !ok || time.Since(before) > 2*wait {
+		return err // no node has shown life under this ID for a while
 	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-time.After(wait):
 	}
-	after, err := read()
+	after, _, err := read()
 	if err != nil {
 		return err
 	}
-	if after != before {
-		return fmt.Errorf("another running node uses node ID %s (it wrote its node-alive time in the last %v): was this data directory copied from it? Give one of them a new ID by removing its node-id file", node, wait)
+	if !after.Equal(before) {
+		return fmt.Errorf("another running node uses node ID %s (it wrote its node-alive time in the last %v): was this data directory copied from it? Give one of them a new ID by removing its node-id file", s.node, wait)
 	}
 	return nil
 }
@@ -210,7 +226,7 @@ func (s *Service) FlushOutbox(ctx context.Context) error {
 			if s.node == "" {
 				return nil
 			}
-			return tx.Put(bucketMeta, metaNodeAlive+s.node, []byte(s.now().UTC().Format(time.RFC3339Nano)))
+			return putAlive(tx, s.node, s.now())
 		})
 	}
 	if err != nil {
@@ -269,7 +285,7 @@ func (s *Service) OwnAuditsPage(ctx context.Context, after string, limit int) (e
 	fn := func(tx keystore.Tx) error {
 		entries, next = entries[:0], ""
 		if s.node != "" {
-			if err := tx.Put(bucketMeta, metaNodeAlive+s.node, []byte(s.now().UTC().Format(time.RFC3339Nano))); err != nil {
+			if err := putAlive(tx, s.node, s.now()); err != nil {
 				return err
 			}
 		}
@@ -424,7 +440,7 @@ func (s *Service) ClaimAudits(ctx context.Context) ([]PendingEntry, error) {
 		out = out[:0]
 		// This node is alive, as of the entries it takes: whoever sees
 		// them under its name sees that too, and leaves them to it.
-		if err := tx.Put(bucketMeta, metaNodeAlive+s.node, []byte(now.UTC().Format(time.RFC3339Nano))); err != nil {
+		if err := putAlive(tx, s.node, now); err != nil {
 			return err
 		}
 		alive := map[string]bool{}
@@ -432,15 +448,11 @@ func (s *Service) ClaimAudits(ctx context.Context) ([]PendingEntry, error) {
 			if e.Node != "" { // a node's: not while it shows life
 				live, seen := alive[e.Node]
 				if !seen {
-					raw, err := tx.Get(bucketMeta, metaNodeAlive+e.Node)
+					t, ok, err := aliveAt(tx, e.Node)
 					if err != nil {
 						return err
 					}
-					if raw != nil {
-						if t, err := time.Parse(time.RFC3339Nano, string(raw)); err == nil && now.Sub(t) < s.takeover {
-							live = true
-						}
-					}
+					live = ok && now.Sub(t) < s.takeover
 					alive[e.Node] = live
 				}
 				if live {

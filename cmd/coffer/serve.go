@@ -205,14 +205,16 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 		if kcfg.NodeID, err = nodeID(o.dataDir); err != nil {
 			return fmt.Errorf("node ID: %w", err)
 		}
-		if err := kms.CheckNodeID(ctx, store, kcfg.NodeID, nodeAliveWait); err != nil {
-			return fmt.Errorf("node ID: %w", err)
-		}
 		kcfg.OutboxTakeover = o.store.outboxTakeover()
 	}
 	svc, err := kms.New(kcfg)
 	if err != nil {
 		return err
+	}
+	// Before Close can write this node's node-alive time: a refused node
+	// writes nothing (its service holds nothing to zero yet).
+	if err := svc.CheckNodeID(ctx, nodeAliveWait); err != nil {
+		return fmt.Errorf("node ID: %w", err)
 	}
 	defer svc.Close()
 	// Every other served Region: a Service of its own over the same store.

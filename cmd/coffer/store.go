@@ -61,7 +61,7 @@ const nodeIDFile = "node-id"
 // nodeID reads the data dir's node ID, making one (16 random hex digits)
 // the first time.
 // nodeAliveWait is how long a node starting on PostgreSQL watches for
-// another node's heartbeat under its own ID (kms.CheckNodeID), when the last
+// another node's heartbeat under its own ID (kms.Service.CheckNodeID), when the last
 // one is fresh: the heartbeat comes every second (RunServiceEvents).
 const nodeAliveWait = 2500 * time.Millisecond
 
