@@ -167,6 +167,17 @@ func encryptAll(b *testing.B, dst io.Writer, p KeyProvider, cfg Config, pt []byt
 	}
 }
 
+// decryptAll decrypts stream into dst through io.Copy (Reader.WriteTo).
+func decryptAll(b *testing.B, dst io.Writer, p KeyProvider, cfg Config, stream []byte) {
+	r, err := NewReader(context.Background(), bytes.NewReader(stream), p, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(dst, r); err != nil {
+		b.Fatal(err)
+	}
+}
+
 func BenchmarkDecrypt(b *testing.B) {
 	p := newTestProvider(b)
 	for _, size := range benchSizes {
@@ -197,13 +208,7 @@ func BenchmarkDecrypt(b *testing.B) {
 							b.Fatal(err)
 						}
 					default:
-						r, err := NewReader(context.Background(), bytes.NewReader(stream), p, Config{Workers: benchWorkers(mode)})
-						if err != nil {
-							b.Fatal(err)
-						}
-						if _, err := io.Copy(benchDst(mode, &out), r); err != nil {
-							b.Fatal(err)
-						}
+						decryptAll(b, benchDst(mode, &out), p, Config{Workers: benchWorkers(mode)}, stream)
 					}
 				}
 				stop()
@@ -242,13 +247,7 @@ func BenchmarkStreamKernel(b *testing.B) {
 				b.SetBytes(size)
 				for b.Loop() {
 					out.Reset()
-					r, err := NewReader(context.Background(), bytes.NewReader(stream), p, Config{Workers: workers, NewAESGCM: newGCM})
-					if err != nil {
-						b.Fatal(err)
-					}
-					if _, err := io.Copy(&out, r); err != nil {
-						b.Fatal(err)
-					}
+					decryptAll(b, &out, p, Config{Workers: workers, NewAESGCM: newGCM}, stream)
 				}
 				if !bytes.Equal(out.Bytes(), pt) {
 					b.Fatal("decrypted other bytes")
