@@ -102,14 +102,73 @@ func decrypt(p KeyProvider, cfg Config, stream []byte, step int) ([]byte, error)
 	if !bytes.Equal(out, out3) || fmt.Sprint(err) != fmt.Sprint(err3) {
 		return out, fmt.Errorf("reads and a copy to a file differ: %d bytes, %v; %d bytes, %v", len(out), err, len(out3), err3)
 	}
-	for _, dst := range []string{"bytes.Buffer", "bufio.Writer"} {
-		out4, err4 := decryptToBuffer(p, cfg, stream, dst)
+	for _, c := range copies {
+		out4, err4 := decryptToBuffer(p, cfg, stream, c.src, c.dst)
 		if !bytes.Equal(out, out4) || fmt.Sprint(err) != fmt.Sprint(err4) {
-			return out, fmt.Errorf("reads and a copy to a %s differ: %d bytes, %v; %d bytes, %v", dst, len(out), err, len(out4), err4)
+			return out, fmt.Errorf("reads and a copy from a %s to a %s differ: %d bytes, %v; %d bytes, %v", c.src, c.dst, len(out), err, len(out4), err4)
 		}
 	}
 	return out, err
 }
+
+// copies are the sources and destinations decrypt copies between: every
+// source (lending all at once, lending in pieces, not lending) into a
+// destination that lends its capacity, and every destination.
+var copies = []struct{ src, dst string }{
+	{"bytes.Reader", "bytes.Buffer"},
+	{"pieces", "bytes.Buffer"},
+	{"reader", "bytes.Buffer"},
+	{"bytes.Buffer", "bufio.Writer"},
+	{"pieces", "writer"},
+	{"bytes.Reader", "writer"},
+}
+
+// pieces is a source that lends its bytes (see lender) to its WriteTo's
+// writer in pieces: of the sizes in cuts first, then of random sizes (a
+// few bytes, cut inside package headers; about a package; or more).
+type pieces struct {
+	b    []byte
+	cuts []int
+}
+
+func (s *pieces) Read(p []byte) (int, error) {
+	if len(s.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.b)
+	s.b = s.b[n:]
+	return n, nil
+}
+
+func (s *pieces) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for len(s.b) > 0 {
+		var n int
+		switch k := mrand.IntN(3); {
+		case len(s.cuts) > 0:
+			n, s.cuts = s.cuts[0], s.cuts[1:]
+		case k == 0:
+			n = 1 + mrand.IntN(20)
+		case k == 1:
+			n = maxPackage - 20 + mrand.IntN(40)
+		default:
+			n = 1 + mrand.IntN(3*maxPackage)
+		}
+		n = min(n, len(s.b))
+		m, err := w.Write(s.b[:n])
+		s.b = s.b[m:]
+		total += int64(m)
+		if err != nil {
+			return total, err
+		}
+		if m < n {
+			return total, io.ErrShortWrite
+		}
+	}
+	return total, nil
+}
+
+func (*pieces) lendsBytes() {}
 
 // decryptReads is the part of decrypt that reads with Read calls of step
 // bytes: from a source that reads at offsets and from a plain io.Reader.
@@ -124,28 +183,48 @@ func decryptReads(p KeyProvider, cfg Config, stream []byte, step int) ([]byte, e
 
 var errReadsDiffer = errors.New("reads at offsets and plain reads differ")
 
-// decryptToBuffer decrypts stream with io.Copy into a bytes.Buffer that
-// holds a prefix, directly or through a bufio.Writer of 1 MiB, which the
-// Reader opens packages into (see window). It returns what follows the
-// prefix, and fails if anything it did not deliver is left in the
-// buffer's free capacity.
-func decryptToBuffer(p KeyProvider, cfg Config, stream []byte, dst string) ([]byte, error) {
+// decryptToBuffer decrypts stream with io.Copy from src — a source that
+// lends its bytes (a bytes.Reader, a bytes.Buffer, pieces) or a plain
+// reader — into a bytes.Buffer that holds a prefix: directly, through a
+// bufio.Writer of 1 MiB (both of which the Reader opens packages into, see
+// window) or through a plain writer. It returns what follows the prefix,
+// and fails if anything it did not deliver is left in the buffer's free
+// capacity or if the source's bytes were changed.
+func decryptToBuffer(p KeyProvider, cfg Config, stream []byte, src, dst string) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteString("prefix")
-	r, err := NewReader(context.Background(), bytes.NewReader(stream), p, cfg)
+	lent := bytes.Clone(stream)
+	var from io.Reader
+	switch src {
+	case "bytes.Reader":
+		from = bytes.NewReader(lent)
+	case "bytes.Buffer":
+		from = bytes.NewBuffer(lent)
+	case "pieces":
+		from = &pieces{b: lent}
+	default:
+		from = struct{ io.Reader }{bytes.NewReader(lent)}
+	}
+	r, err := NewReader(context.Background(), from, p, cfg)
 	if err != nil {
 		return nil, err
 	}
 	var n int64
 	var copyErr error
-	if dst == "bufio.Writer" {
+	switch dst {
+	case "bufio.Writer":
 		bw := bufio.NewWriterSize(&buf, 1<<20)
 		n, copyErr = io.Copy(bw, r)
 		if err := bw.Flush(); err != nil && copyErr == nil { // else bufio kept copyErr
 			return nil, err
 		}
-	} else {
+	case "writer":
+		n, copyErr = io.Copy(struct{ io.Writer }{&buf}, r)
+	default:
 		n, copyErr = io.Copy(&buf, r)
+	}
+	if !bytes.Equal(lent, stream) {
+		return nil, fmt.Errorf("decrypting from a %s changed its bytes", src)
 	}
 	b := buf.Bytes()
 	if !bytes.HasPrefix(b, []byte("prefix")) || n != int64(len(b)-6) {

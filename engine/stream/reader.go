@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"crypto/cipher"
 	"errors"
@@ -61,6 +62,19 @@ type Reader struct {
 	win     window
 	placing bool
 	queued  int
+
+	// In WriteTo from a lending source (see lendingSource), the bytes its
+	// WriteTo handed to the sink's Write, read from lentPos: packages wholly
+	// in them are opened from there. A package cut at their end is gathered
+	// in the tail slot's buffer (carry bytes so far; carryN its length once
+	// its header is read) until the next Write completes it.
+	lent      []byte
+	lentPos   int
+	starved   bool // the lent bytes end inside a package: the next Write is needed
+	carry     int
+	carryN    int
+	lentFinal *slot // the final package, read where the lent bytes end: not yet known to end the body
+	extra     bool  // the source had bytes after the final package
 }
 
 // NewReader reads the header from src, has p unwrap the data key (through
@@ -189,6 +203,13 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		r.placing = false
 	}()
 	var total int64
+	if src := r.lendingSource(); src != nil {
+		n, err := r.readLending(src, w)
+		total += n
+		if err != nil {
+			return total, r.fail(err)
+		}
+	}
 	for r.err == nil {
 		if r.cur == nil || r.off == len(r.cur.out) {
 			if err := r.advance(); err != nil {
@@ -211,6 +232,124 @@ func (r *Reader) WriteTo(w io.Writer) (int64, error) {
 		return total, nil
 	}
 	return total, r.err
+}
+
+// lender is a source whose WriteTo hands its unread bytes to the Write of
+// the writer it is given, rather than copying them through a buffer of
+// its own (a test's source that hands them in pieces).
+type lender interface {
+	io.WriterTo
+	lendsBytes()
+}
+
+// lendingSource returns the Reader's source as an io.WriterTo when it
+// lends its bytes (a *bytes.Reader or *bytes.Buffer, which pass all they
+// hold to one Write) and nothing has been read from the body yet: WriteTo
+// then opens packages straight from those bytes, without the copy into a
+// package buffer that a Read or ReadAt costs — on a stream in memory as
+// long as the opening itself.
+func (r *Reader) lendingSource() io.WriterTo {
+	if r.ring == nil || r.err != nil || r.srcDone || r.cur != nil || r.ring.count > 0 || r.framer.seq > 0 {
+		return nil
+	}
+	switch src := r.src.(type) {
+	case *bytes.Reader:
+		return src
+	case *bytes.Buffer:
+		return src
+	case lender:
+		return src
+	}
+	return nil
+}
+
+// errBodyEnded stops a lending source's WriteTo once the body has ended
+// (its final package or a framing error) before the bytes it lends do.
+var errBodyEnded = errors.New("stream: end of the body")
+
+// readLending has src lend its bytes to a sink whose Write reads packages
+// from them (readLent), submits them to be opened and, when the ring is
+// full, writes the oldest package's plaintext to w. Before each Write
+// returns, every package opened from its bytes is done with them. It
+// returns with the body read and how it ends recorded (srcDone, endErr,
+// the final package's after) for WriteTo's loop to deliver the rest.
+func (r *Reader) readLending(src io.WriterTo, w io.Writer) (int64, error) {
+	sink := lentSink{r: r, w: w}
+	r.ring.setWork(r.openSlot) // not openSlotAt: the package is in the lent bytes
+	_, err := src.WriteTo(&sink)
+	r.lent = nil
+	switch {
+	case sink.err != nil:
+		return sink.total, sink.err
+	case err != nil && err != errBodyEnded:
+		return sink.total, err
+	}
+	r.ring.awaitAll()
+	switch {
+	case !r.srcDone:
+		// The source ended inside the body: at the package begun (its
+		// header read), or at the next.
+		r.srcDone = true
+		index := int64(r.framer.seq)
+		if r.carryN > 0 {
+			index--
+		}
+		r.endErr = packageError(index, ErrTruncated)
+	case r.lentFinal != nil && r.extra:
+		r.lentFinal.after = packageError(int64(r.lentFinal.seq)+1, ErrTrailingData)
+	}
+	r.lentFinal = nil
+	return sink.total, nil
+}
+
+// lentSink is the writer a lending source's WriteTo writes to.
+type lentSink struct {
+	r     *Reader
+	w     io.Writer
+	total int64 // plaintext written to w
+	err   error // w's error or a package's, reported in place of the source's
+}
+
+func (ls *lentSink) Write(b []byte) (int, error) {
+	r := ls.r
+	if r.srcDone {
+		r.extra = r.extra || len(b) > 0
+		return 0, errBodyEnded
+	}
+	r.lent, r.lentPos, r.starved = b, 0, false
+	// Nothing opened from b may still be at work when Write returns.
+	defer r.ring.awaitAll()
+	for !r.srcDone && !r.starved {
+		if r.ring.full() {
+			n, err := r.deliverOldest(ls.w)
+			ls.total += n
+			if err != nil {
+				ls.err = err
+				return r.lentPos, err
+			}
+		}
+		r.readLent()
+	}
+	if r.lentPos < len(b) {
+		return r.lentPos, errBodyEnded
+	}
+	return len(b), nil
+}
+
+// deliverOldest writes the plaintext of the oldest package to w, or
+// returns its error, and removes it from the ring.
+func (r *Reader) deliverOldest(w io.Writer) (int64, error) {
+	s := r.ring.oldest()
+	if s.err != nil {
+		return 0, packageError(int64(s.seq), s.err)
+	}
+	if s.after != nil {
+		return 0, s.after
+	}
+	n, err := r.win.write(w, s.out, s.win != nil)
+	r.queued -= n
+	r.ring.pop()
+	return int64(n), err
 }
 
 type onlyReader struct{ io.Reader }
@@ -334,17 +473,9 @@ func (r *Reader) readPackage() {
 		_, err = io.ReadFull(r.src, buf[pkgHeaderSize:n])
 	}
 	if err != nil {
-		r.srcDone = true
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			err = ErrTruncated
-		}
-		if err == ErrTruncated || err == ErrTrailingData || err == ErrNotAuthentic || err == ErrSpliced {
-			err = packageError(index, err)
-		}
-		r.endErr = err
+		r.endBody(index, err)
 		return
 	}
-	s.n, s.seq, s.hi = n, r.framer.seq-1, max(s.hi, n)
 	if r.at != nil {
 		s.off = r.pos
 		r.pos += int64(n)
@@ -361,12 +492,98 @@ func (r *Reader) readPackage() {
 			s.after = checkEnd(r.src, index+1)
 		}
 	}
+	r.submit(s, n)
+}
+
+// endBody records how the body ends when package index cannot be read:
+// the error reported once the packages before it are delivered.
+func (r *Reader) endBody(index int64, err error) {
+	r.srcDone = true
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = ErrTruncated
+	}
+	if err == ErrTruncated || err == ErrTrailingData || err == ErrNotAuthentic || err == ErrSpliced {
+		err = packageError(index, err)
+	}
+	r.endErr = err
+}
+
+// submit submits the tail slot s, holding a package of n bytes that the
+// framer has just accepted, to be opened.
+func (r *Reader) submit(s *slot, n int) {
+	s.n, s.seq, s.hi = n, r.framer.seq-1, max(s.hi, n)
 	size := n - pkgHeaderSize - tagSize
 	if r.placing {
 		s.win = r.win.place(r.queued, size, r.queued+len(r.ring.slots)*maxPayload)
 	}
 	r.queued += size
 	r.ring.submit(s)
+}
+
+// readLent is readPackage from the lent bytes (see Reader.lent).
+func (r *Reader) readLent() {
+	s := r.ring.tail()
+	b := r.lent[r.lentPos:]
+	if r.carry == 0 && len(b) >= pkgHeaderSize {
+		index := int64(r.framer.seq)
+		n, err := r.framer.next(pkgHeader(b[:pkgHeaderSize]))
+		if err != nil {
+			r.endBody(index, err)
+			return
+		}
+		if n <= len(b) {
+			s.lent = b[:n:n]
+			r.lentPos += n
+			r.lentSubmit(s, n)
+			return
+		}
+		r.carryN = n
+	}
+	// Gather the package in the slot's buffer: its header first, if it
+	// was cut, then the rest.
+	buf := *s.buf
+	if r.carryN == 0 {
+		k := copy(buf[r.carry:pkgHeaderSize], b)
+		r.carry += k
+		r.lentPos += k
+		if r.carry < pkgHeaderSize {
+			r.starved = true
+			return
+		}
+		index := int64(r.framer.seq)
+		n, err := r.framer.next(pkgHeader(buf[:pkgHeaderSize]))
+		if err != nil {
+			r.endBody(index, err)
+			return
+		}
+		r.carryN = n
+		b = r.lent[r.lentPos:]
+	}
+	k := copy(buf[r.carry:r.carryN], b)
+	r.carry += k
+	r.lentPos += k
+	if r.carry < r.carryN {
+		r.starved = true
+		return
+	}
+	n := r.carryN
+	r.carry, r.carryN = 0, 0
+	r.lentSubmit(s, n)
+}
+
+// lentSubmit submits a package read by readLent. A final package ends the
+// body where bytes follow it in those lent (trailing data) or is held as
+// lentFinal until the source has lent all it has.
+func (r *Reader) lentSubmit(s *slot, n int) {
+	if r.framer.final {
+		r.srcDone = true
+		if r.lentPos < len(r.lent) {
+			s.after = packageError(int64(r.framer.seq), ErrTrailingData)
+		} else {
+			r.lentFinal = s
+		}
+	}
+	r.submit(s, n)
 }
 
 func (r *Reader) openSlotAt(s *slot) {
@@ -398,11 +615,20 @@ func readFullAt(ra io.ReaderAt, b []byte, off int64) error {
 }
 
 func (r *Reader) openSlot(s *slot) {
-	if s.win != nil {
-		s.out, s.err = openTo(r.aead, s.win, (*s.buf)[:s.n], s.seq, &s.nonce)
+	pkg, dst := (*s.buf)[:s.n], s.win
+	if s.lent != nil {
+		// Opened from the lender's bytes, which are only read, into the
+		// window or the slot's own buffer; and not held after.
+		pkg, s.lent = s.lent, nil
+		if dst == nil {
+			dst = (*s.buf)[pkgHeaderSize:]
+		}
+	}
+	if dst != nil {
+		s.out, s.err = openTo(r.aead, dst, pkg, s.seq, &s.nonce)
 		return
 	}
-	s.out, s.err = open(r.aead, (*s.buf)[:s.n], s.seq, &s.nonce)
+	s.out, s.err = open(r.aead, pkg, s.seq, &s.nonce)
 }
 
 // Close stops reading, waits for packages being opened and zeroes the

@@ -51,6 +51,7 @@ type ring struct {
 type slot struct {
 	buf   *[]byte // maxPackage bytes; nil until first used
 	src   []byte  // writer: a whole payload borrowed from the caller's Write, sealed from there
+	lent  []byte  // reader: a whole package lent by the source (see Reader.lent), opened from there
 	win   []byte  // a region of the destination's window the output goes to (see window), or nil
 	off   int64   // reader at offsets: where the package starts in the source
 	hi    int     // bytes of buf that may hold plaintext, cleared at release
@@ -121,7 +122,7 @@ func (r *ring) tail() *slot {
 		r.live++
 		r.peak = max(r.peak, r.live)
 	}
-	s.n, s.out, s.err, s.after, s.ready, s.final, s.src, s.win = 0, nil, nil, nil, false, false, nil, nil
+	s.n, s.out, s.err, s.after, s.ready, s.final, s.src, s.lent, s.win = 0, nil, nil, nil, false, false, nil, nil, nil
 	return s
 }
 

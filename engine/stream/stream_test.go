@@ -36,10 +36,11 @@ func TestRoundTripBoundaries(t *testing.T) {
 				}
 				for _, rm := range modes {
 					for i, rs := range []int{1 << 20, maxPayload, 1000, 0} {
-						// The copies into files and buffers read no step:
-						// once per path is enough.
+						// The copies into files and buffers read no step,
+						// and streams written with any step have packages of
+						// the same lengths: once per path and length is enough.
 						dec := decryptReads
-						if i == 0 {
+						if i == 0 && ws == steps[0] {
 							dec = decrypt
 						}
 						got, err := dec(p, rm.cfg(Config{}), stream, rs)

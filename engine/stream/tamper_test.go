@@ -179,6 +179,52 @@ func TestTrailingDataWithholdsFinal(t *testing.T) {
 	}
 }
 
+// A source that lends its bytes in pieces may end a piece exactly where the
+// final package ends: bytes in a later piece are trailing data all the
+// same, and withhold the final package; bytes cut anywhere else are read
+// as one body.
+func TestLentPiecesAtPackageEnds(t *testing.T) {
+	p := newTestProvider(t)
+	pt := randBytes(2*maxPayload + 100)
+	stream := encrypt(t, p, Config{}, pt, 0)
+	_, b := body(t, stream)
+	hdr := len(stream) - len(b)
+	for _, m := range modes {
+		if m.viaSIO {
+			continue // minio/sio's reader: not a ring, no lending
+		}
+		for _, c := range []struct {
+			name  string
+			extra []byte
+			cuts  []int // piece sizes after the header
+			want  error
+			got   int
+		}{
+			{"trailing byte in the next piece", []byte("x"), []int{len(b)}, ErrTrailingData, 2 * maxPayload},
+			{"trailing package in the next piece", b[:maxPackage], []int{len(b)}, ErrTrailingData, 2 * maxPayload},
+			{"trailing byte in the same piece", []byte("x"), []int{len(b) + 1}, ErrTrailingData, 2 * maxPayload},
+			{"one piece a package", nil, []int{maxPackage, maxPackage, len(b) - 2*maxPackage}, nil, len(pt)},
+			{"cut in a header", nil, []int{maxPackage + 3, 10, 3}, nil, len(pt)},
+			{"truncated in a header", nil, []int{maxPackage + 3}, ErrTruncated, maxPayload},
+			{"truncated in a payload", nil, []int{maxPackage + 30}, ErrTruncated, maxPayload},
+		} {
+			src := &pieces{b: cat(stream, c.extra), cuts: c.cuts}
+			if c.name[:9] == "truncated" {
+				src.b = src.b[:hdr+c.cuts[0]]
+			}
+			r, err := NewReader(context.Background(), src, p, m.cfg(Config{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			_, err = io.Copy(&out, r)
+			if !errors.Is(err, c.want) || (c.want == nil) != (err == nil) || out.Len() != c.got || !bytes.Equal(out.Bytes(), pt[:out.Len()]) {
+				t.Errorf("%s, %s: released %d bytes, %v; want %d, %v", m.name, c.name, out.Len(), err, c.got, c.want)
+			}
+		}
+	}
+}
+
 // atFile is a file that counts the writes at offsets it takes.
 type atFile struct {
 	*os.File
