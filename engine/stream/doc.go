@@ -56,7 +56,10 @@
 // writer is used only on the caller's goroutine. A source that is also an
 // io.ReaderAt and io.Seeker (a file, a bytes.Reader) is read at offsets:
 // the caller's goroutine reads package headers and each worker reads its
-// own payload. A destination that is also an io.WriterAt and io.Seeker (a
+// own payload; but Reader.WriteTo (io.Copy) from a source that lends its
+// bytes (a *bytes.Reader or *bytes.Buffer, whose WriteTo hands all it
+// holds to one Write) opens each package straight from them, with no copy
+// out of the source. A destination that is also an io.WriterAt and io.Seeker (a
 // file not opened for appending) is written at offsets: each worker writes
 // the package it sealed, from the offset the destination had when the
 // header was written, and Close leaves the offset at the end of the
