@@ -3,6 +3,7 @@ package stream
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -46,6 +47,8 @@ type ring struct {
 	closed  bool
 
 	live, peak int // package buffers held now and at most (for tests)
+
+	awaited atomic.Pointer[slot] // the slot oldest waits for, if it waits
 }
 
 type slot struct {
@@ -219,6 +222,13 @@ func (r *ring) worker() {
 		r.mu.Unlock()
 		work(s)
 		s.done <- struct{}{}
+		if r.awaited.Load() == s {
+			// The caller's goroutine waits for this slot to deliver it and
+			// refill the ring. Readied by the send, it would run only once
+			// this worker blocks (the other workers hold the other Ps):
+			// the workers would drain the ring and idle while it refills.
+			runtime.Gosched()
+		}
 	}
 }
 
@@ -230,7 +240,9 @@ func (r *ring) oldest() *slot {
 	}
 	s := &r.slots[r.head]
 	if !s.ready {
+		r.awaited.Store(s)
 		<-s.done
+		r.awaited.Store(nil)
 		s.ready = true
 	}
 	return s
