@@ -163,6 +163,18 @@ func readAll(p stream.KeyProvider, b []byte, workers int) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
+// copyAll decrypts b with io.Copy into a buffer: Reader.WriteTo, which opens
+// packages straight from the bytes a bytes.Reader lends.
+func copyAll(p stream.KeyProvider, b []byte, workers int) ([]byte, error) {
+	r, err := stream.NewReader(context.Background(), bytes.NewReader(b), p, stream.Config{Workers: workers})
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	_, err = io.Copy(&out, r)
+	return out.Bytes(), err
+}
+
 // FuzzStream: a stream decrypts only if it is, byte for byte, one of the
 // genuine golden streams, and then to its plaintext; the sequential (sio)
 // and parallel paths release the same plaintext before the same kind of
@@ -188,6 +200,12 @@ func FuzzStream(f *testing.F) {
 		for _, sentinel := range []error{stream.ErrTruncated, stream.ErrTrailingData, stream.ErrSpliced, stream.ErrHeaderAuth, stream.ErrMalformedHeader} {
 			if errors.Is(errSeq, sentinel) != errors.Is(errPar, sentinel) {
 				t.Fatalf("sequential: %v, parallel: %v", errSeq, errPar)
+			}
+		}
+		for _, workers := range []int{1, 2} {
+			lent, errLent := copyAll(p, b, workers)
+			if !bytes.Equal(lent, seq) || fmt.Sprint(errLent) != fmt.Sprint(errSeq) {
+				t.Fatalf("copied from lent bytes (%d workers): %d bytes, %v; read: %d bytes, %v", workers, len(lent), errLent, len(seq), errSeq)
 			}
 		}
 		ra, errAt := stream.NewReaderAt(context.Background(), bytes.NewReader(b), int64(len(b)), p, stream.Config{})
