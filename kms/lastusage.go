@@ -3,6 +3,8 @@ package kms
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -123,7 +125,8 @@ func (s *Service) localKeyID(arn string) (string, bool) {
 }
 
 // flushLastUsage writes the last uses noted since the last flush, keeping
-// a stored use that is newer. On failure they go back to memory.
+// a stored use that is newer, in transactions of at most flushChunk keys
+// (see flushChunk). On failure the uses not yet written go back to memory.
 func (s *Service) flushLastUsage(ctx context.Context) error {
 	s.last.mu.Lock()
 	taken := s.last.m
@@ -132,35 +135,44 @@ func (s *Service) flushLastUsage(ctx context.Context) error {
 	if len(taken) == 0 {
 		return nil
 	}
-	err := s.store.Update(ctx, func(tx keystore.Tx) error {
-		if raw, err := tx.Get(bucketMeta, metaLastUsageSince); err != nil {
-			return err
-		} else if raw == nil {
-			if err := tx.Put(bucketMeta, metaLastUsageSince, []byte(s.last.started.Format(time.RFC3339Nano))); err != nil {
+	ids := slices.Sorted(maps.Keys(taken))
+	var err error
+	for len(ids) > 0 && err == nil {
+		chunk := ids[:min(len(ids), flushChunk)]
+		err = s.store.Update(ctx, func(tx keystore.Tx) error {
+			if raw, err := tx.Get(bucketMeta, metaLastUsageSince); err != nil {
 				return err
+			} else if raw == nil {
+				if err := tx.Put(bucketMeta, metaLastUsageSince, []byte(s.last.started.Format(time.RFC3339Nano))); err != nil {
+					return err
+				}
 			}
+			for _, id := range chunk {
+				m := taken[id]
+				u := m.stored()
+				if cur, err := getLastUse(tx, id); err != nil {
+					return err
+				} else if cur != nil && cur.At.After(u.At) {
+					continue
+				}
+				if err := putJSON(tx, bucketLastUsage, id, u); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			ids = ids[len(chunk):]
 		}
-		for id, m := range taken {
-			u := m.stored()
-			if cur, err := getLastUse(tx, id); err != nil {
-				return err
-			} else if cur != nil && cur.At.After(u.At) {
-				continue
-			}
-			if err := putJSON(tx, bucketLastUsage, id, u); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
 	if err != nil {
 		s.last.mu.Lock()
 		if s.last.m == nil {
 			s.last.m = map[string]memUse{}
 		}
-		for id, u := range taken {
-			if cur, ok := s.last.m[id]; !ok || u.at.After(cur.at) {
-				s.last.m[id] = u
+		for _, id := range ids {
+			if cur, ok := s.last.m[id]; !ok || taken[id].at.After(cur.at) {
+				s.last.m[id] = taken[id]
 			}
 		}
 		s.last.mu.Unlock()

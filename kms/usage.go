@@ -3,6 +3,7 @@ package kms
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -126,6 +127,16 @@ type usage struct {
 	flushing atomic.Bool
 }
 
+// flushChunk is the most counters, or last uses, one flush writes in one
+// store transaction; a flush writes its keys in order, chunk by chunk. A
+// write transaction holds every page it changes in memory until it
+// commits, and counters and last uses are keyed by key ID, so each one of a
+// flush lands on its own page once the keys far outnumber them: in one
+// transaction, a flush at the bound (65 536) over a million keys held
+// ≈ 250 MiB on bbolt (BENCHMARKS.md, "What the usage flush holds"). A chunk
+// holds ≈ 25 MiB at most. A variable for tests.
+var flushChunk = 1024
+
 // usageBound is the most counters, and last uses, held between flushes.
 func (s *Service) usageBound() int {
 	if n := s.cacheCfg.UsageEntries; n > 0 {
@@ -216,32 +227,40 @@ func (s *Service) FlushUsage(ctx context.Context) error {
 	if len(deltas) == 0 {
 		return lerr
 	}
-	err := s.store.Update(ctx, func(tx keystore.Tx) error {
-		for k, n := range deltas {
-			var cur uint64
-			if raw, err := tx.Get(bucketUsage, k.storeKey()); err != nil {
-				return err
-			} else if raw != nil {
-				json.Unmarshal(raw, &cur)
+	keys := slices.SortedFunc(maps.Keys(deltas), func(a, b usageKey) int { return strings.Compare(a.storeKey(), b.storeKey()) })
+	var err error
+	for len(keys) > 0 && err == nil {
+		chunk := keys[:min(len(keys), flushChunk)]
+		err = s.store.Update(ctx, func(tx keystore.Tx) error {
+			for _, k := range chunk {
+				var cur uint64
+				if raw, err := tx.Get(bucketUsage, k.storeKey()); err != nil {
+					return err
+				} else if raw != nil {
+					json.Unmarshal(raw, &cur)
+				}
+				if err := putJSON(tx, bucketUsage, k.storeKey(), cur+deltas[k]); err != nil {
+					return err
+				}
 			}
-			if err := putJSON(tx, bucketUsage, k.storeKey(), cur+n); err != nil {
-				return err
-			}
+			return nil
+		})
+		if err == nil {
+			keys = keys[len(chunk):]
 		}
-		return nil
-	})
-	if err != nil { // put the counts back: nothing is lost
+	}
+	if err != nil { // put back the counts not written: nothing is lost or counted twice
 		s.usage.mu.Lock()
 		if s.usage.m == nil {
 			s.usage.m = map[usageKey]*atomic.Uint64{}
 		}
-		for k, n := range deltas {
+		for _, k := range keys {
 			c, ok := s.usage.m[k]
 			if !ok {
 				c = new(atomic.Uint64)
 				s.usage.m[k] = c
 			}
-			c.Add(n)
+			c.Add(deltas[k])
 		}
 		s.usage.mu.Unlock()
 	}

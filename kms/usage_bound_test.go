@@ -211,3 +211,117 @@ func TestUsageOfOneAccount(t *testing.T) {
 		t.Fatalf("every account's usage: %+v, %v", all, err)
 	}
 }
+
+// chunkStore counts what each write transaction puts in each bucket, and
+// fails write transaction number failAt (from 1) after its function ran,
+// so that nothing of it is committed.
+type chunkStore struct {
+	keystore.Store
+	mu      sync.Mutex
+	updates int
+	failAt  int
+	most    map[string]int // the most puts to a bucket in one transaction
+}
+
+func (c *chunkStore) Update(ctx context.Context, fn func(keystore.Tx) error) error {
+	puts := map[string]int{}
+	err := c.Store.Update(ctx, func(tx keystore.Tx) error {
+		clear(puts) // fn may run more than once
+		if err := fn(putCountTx{tx, puts}); err != nil {
+			return err
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.updates++; c.updates == c.failAt {
+			return errInjected
+		}
+		return nil
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		for b, n := range puts {
+			c.most[b] = max(c.most[b], n)
+		}
+	}
+	return err
+}
+
+type putCountTx struct {
+	keystore.Tx
+	puts map[string]int
+}
+
+func (t putCountTx) Put(bucket, key string, value []byte) error {
+	t.puts[bucket]++
+	return t.Tx.Put(bucket, key, value)
+}
+
+// A flush writes its counters and last uses in transactions of at most
+// flushChunk keys each, so that what a write transaction holds in memory
+// does not grow with the number of keys; a transaction that fails puts
+// back only what was not committed: the next flush leaves every count
+// exact and every last use stored.
+func TestUsageFlushInChunks(t *testing.T) {
+	defer func(n int) { flushChunk = n }(flushChunk)
+	flushChunk = 3
+	const keys, calls = 10, 4
+	for _, failAt := range []int{0, 1, 2, 5, 6} { // none; the first, second chunk of last uses; of counters
+		t.Run(fmt.Sprint("failAt=", failAt), func(t *testing.T) {
+			root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			store := &chunkStore{Store: keystore.NewMemory(), most: map[string]int{}}
+			s, err := New(Config{Region: "us-east-1", Account: "111122223333", Store: store, Root: root})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			store.mu.Lock()
+			store.updates, store.failAt = 0, failAt
+			store.mu.Unlock()
+			for i := range keys * calls {
+				arn := "arn:aws:kms:us-east-1:111122223333:key/" + bulkKeyID(i%keys)
+				s.RecordUsage("111122223333", arn, "Encrypt")
+				s.RecordLastUsage([]string{arn}, "Encrypt", fmt.Sprint("req-", i), nil)
+			}
+			err = s.FlushUsage(ctx)
+			if (failAt > 0) != (err != nil) {
+				t.Fatalf("flush: %v", err)
+			}
+			if err := s.FlushUsage(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range []string{bucketUsage, bucketLastUsage} {
+				if n := store.most[b]; n == 0 || n > flushChunk {
+					t.Errorf("at most %d puts to %s in one transaction, want 1..%d", n, b, flushChunk)
+				}
+			}
+			all, err := s.AllUsage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != keys {
+				t.Fatalf("%d counters, want %d", len(all), keys)
+			}
+			for _, e := range all {
+				if e.Calls != calls {
+					t.Errorf("%s: %d calls counted, want %d", e.KeyArn, e.Calls, calls)
+				}
+			}
+			if err := s.store.View(ctx, func(tx keystore.Tx) error {
+				for i := range keys {
+					u, err := getLastUse(tx, bulkKeyID(i))
+					if want := fmt.Sprint("req-", (calls-1)*keys+i); err != nil || u == nil || u.RequestID != want {
+						t.Errorf("key %d: last use %+v (%v), want request %s", i, u, err, want)
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
