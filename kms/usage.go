@@ -3,7 +3,6 @@ package kms
 import (
 	"context"
 	"encoding/json"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -227,26 +226,35 @@ func (s *Service) FlushUsage(ctx context.Context) error {
 	if len(deltas) == 0 {
 		return lerr
 	}
-	keys := slices.SortedFunc(maps.Keys(deltas), func(a, b usageKey) int { return strings.Compare(a.storeKey(), b.storeKey()) })
+	type counter struct {
+		stored string // k.storeKey(), made once
+		k      usageKey
+		n      uint64
+	}
+	counters := make([]counter, 0, len(deltas))
+	for k, n := range deltas {
+		counters = append(counters, counter{k.storeKey(), k, n})
+	}
+	slices.SortFunc(counters, func(a, b counter) int { return strings.Compare(a.stored, b.stored) })
 	var err error
-	for len(keys) > 0 && err == nil {
-		chunk := keys[:min(len(keys), flushChunk)]
+	for len(counters) > 0 && err == nil {
+		chunk := counters[:min(len(counters), flushChunk)]
 		err = s.store.Update(ctx, func(tx keystore.Tx) error {
-			for _, k := range chunk {
+			for _, c := range chunk {
 				var cur uint64
-				if raw, err := tx.Get(bucketUsage, k.storeKey()); err != nil {
+				if raw, err := tx.Get(bucketUsage, c.stored); err != nil {
 					return err
 				} else if raw != nil {
 					json.Unmarshal(raw, &cur)
 				}
-				if err := putJSON(tx, bucketUsage, k.storeKey(), cur+deltas[k]); err != nil {
+				if err := putJSON(tx, bucketUsage, c.stored, cur+c.n); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 		if err == nil {
-			keys = keys[len(chunk):]
+			counters = counters[len(chunk):]
 		}
 	}
 	if err != nil { // put back the counts not written: nothing is lost or counted twice
@@ -254,13 +262,13 @@ func (s *Service) FlushUsage(ctx context.Context) error {
 		if s.usage.m == nil {
 			s.usage.m = map[usageKey]*atomic.Uint64{}
 		}
-		for _, k := range keys {
-			c, ok := s.usage.m[k]
+		for _, c := range counters {
+			n, ok := s.usage.m[c.k]
 			if !ok {
-				c = new(atomic.Uint64)
-				s.usage.m[k] = c
+				n = new(atomic.Uint64)
+				s.usage.m[c.k] = n
 			}
-			c.Add(deltas[k])
+			n.Add(c.n)
 		}
 		s.usage.mu.Unlock()
 	}
