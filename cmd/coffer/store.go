@@ -58,13 +58,13 @@ func (o *storeOptions) outboxTakeover() time.Duration {
 // after, so that a node restarted recovers its own audit outbox entries.
 const nodeIDFile = "node-id"
 
-// nodeID reads the data dir's node ID, making one (16 random hex digits)
-// the first time.
 // nodeAliveWait is how long a node starting on PostgreSQL watches for
-// another node's heartbeat under its own ID (kms.Service.CheckNodeID), when the last
-// one is fresh: the heartbeat comes every second (RunServiceEvents).
+// another node's heartbeat under its own ID (kms.Service.CheckNodeID), when
+// the last one is fresh: the heartbeat comes every second (RunServiceEvents).
 const nodeAliveWait = 2500 * time.Millisecond
 
+// nodeID reads the data dir's node ID, making one (16 random hex digits)
+// the first time.
 func nodeID(dataDir string) (string, error) {
 	path := filepath.Join(dataDir, nodeIDFile)
 	raw, err := os.ReadFile(path)
