@@ -81,6 +81,10 @@ type Operation struct {
 	// MACs, signatures, tokens, passwords and secrets never are.
 	Request  []string
 	Response []string
+	// Secrets are the request members (byte blobs) that carry a secret —
+	// Encrypt's plaintext, often a key — which the transport zeroes in the
+	// decoded input once the operation has succeeded. Never audited.
+	Secrets []string
 	// ConditionKeys are the condition keys that the request context of the
 	// operation's key authorization carries (each of ReEncrypt's two), of
 	// those AWS documents for it: the developer guide's "AWS KMS condition
@@ -165,7 +169,8 @@ var (
 	opEncrypt = &Operation{ConditionKeys: cryptoConditions,
 		Name: "Encrypt", TracksLastUse: true, Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "Encrypt")},
-		Request: []string{"KeyId", "EncryptionContext", "EncryptionAlgorithm"}}
+		Request: []string{"KeyId", "EncryptionContext", "EncryptionAlgorithm"},
+		Secrets: []string{"Plaintext"}}
 	opDecrypt = &Operation{ConditionKeys: cryptoConditions,
 		Name: "Decrypt", TracksLastUse: true, Quota: cryptographic, ReadOnly: true,
 		Keys:    []KeyMember{cryptoKey("KeyId", "Decrypt")},

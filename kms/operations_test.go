@@ -104,6 +104,14 @@ func TestCatalogue(t *testing.T) {
 				t.Errorf("%s: request member %s must never be audited", o.Name, member)
 			}
 		}
+		for _, member := range o.Secrets {
+			if f, ok := in.Elem().FieldByName(member); !ok || f.Type != reflect.TypeFor[[]byte]() {
+				t.Errorf("%s: secret request member %s is not a byte blob of %v", o.Name, member, in.Elem())
+			}
+			if o.Audited(member) {
+				t.Errorf("%s: secret request member %s is audited", o.Name, member)
+			}
+		}
 		for _, member := range o.Response {
 			if !slices.Contains(outMembers, member) {
 				t.Errorf("%s: audited response member %s is not a member of the output", o.Name, member)

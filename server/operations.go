@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 
 	"github.com/coffer-kms/coffer/kms"
 	"github.com/coffer-kms/coffer/server/wire"
@@ -19,7 +20,8 @@ import (
 type handler func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error)
 
 // generic adapts a catalogue method to a handler with encoding/json.
-func generic(s *kms.Service, m kms.Method) handler {
+func generic(s *kms.Service, m kms.Method, row *kms.Operation) handler {
+	scrub := scrubber(row, reflect.TypeOf(m.NewInput()).Elem())
 	return func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error) {
 		in := m.NewInput()
 		if err := decode(body, in); err != nil {
@@ -29,6 +31,9 @@ func generic(s *kms.Service, m kms.Method) handler {
 		out, err := m.Call(s, ctx, c, in)
 		if err != nil {
 			return nil, in, err
+		}
+		if scrub != nil {
+			scrub(in)
 		}
 		raw, err := json.Marshal(out)
 		if err != nil {
@@ -41,52 +46,73 @@ func generic(s *kms.Service, m kms.Method) handler {
 }
 
 // fastOp adapts a hot operation to a handler with the reflection-free
-// codec of package wire. scrub, if set, zeroes what of the decoded input
-// is secret once the operation has succeeded: by then nothing holds it. (A
-// failed operation may have left an HSM call queued with it, which still
-// reads it; that input is left to the garbage collector.)
-func fastOp[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error), dec func([]byte, *I) error, enc func([]byte, *O) []byte, scrub func(*I)) handler {
-	return func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error) {
-		in := new(I)
-		if err := dec(body, in); err != nil {
-			var we *wire.Error
-			if errors.As(err, &we) {
-				return nil, nil, serialization(we.Msg)
+// codec of package wire, for its catalogue row. Once the operation has
+// succeeded it zeroes the input's secret members (scrubber): by then
+// nothing holds them. (A failed operation may have left an HSM call queued
+// with its input, which still reads it; that input is left to the garbage
+// collector.)
+func fastOp[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error), dec func([]byte, *I) error, enc func([]byte, *O) []byte) func(*kms.Operation) handler {
+	return func(row *kms.Operation) handler {
+		scrub := scrubber(row, reflect.TypeFor[I]())
+		return func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error) {
+			in := new(I)
+			if err := dec(body, in); err != nil {
+				return nil, nil, err
 			}
-			return nil, nil, err
+			decoded(ctx, in)
+			out, err := f(ctx, c, in)
+			if err != nil {
+				return nil, in, err
+			}
+			if scrub != nil {
+				scrub(in)
+			}
+			return enc(dst, out), in, nil
 		}
-		decoded(ctx, in)
-		out, err := f(ctx, c, in)
-		if err != nil {
-			return nil, in, err
-		}
-		if scrub != nil {
-			scrub(in)
-		}
-		return enc(dst, out), in, nil
 	}
 }
 
-// scrubPlaintext zeroes an Encrypt request's plaintext, which is often a
-// key (a data key wrapped under a KMS key) and never audited.
-func scrubPlaintext(in *kms.EncryptInput) { clear(in.Plaintext) }
+// scrubber returns what zeroes, in a decoded input (a pointer to a t), the
+// request members row lists as secret (Operation.Secrets), or nil when it
+// lists none. It panics, at startup, when a listed member is not a byte
+// slice of t: the catalogue and the input type disagree.
+func scrubber(row *kms.Operation, t reflect.Type) func(any) {
+	if len(row.Secrets) == 0 {
+		return nil
+	}
+	fields := make([]int, len(row.Secrets))
+	for i, m := range row.Secrets {
+		f, ok := t.FieldByName(m)
+		if !ok || f.Type != reflect.TypeFor[[]byte]() || len(f.Index) != 1 {
+			panic(fmt.Sprintf("server: %s's secret member %s is not a []byte of %v", row.Name, m, t))
+		}
+		fields[i] = f.Index[0]
+	}
+	return func(in any) {
+		v := reflect.ValueOf(in).Elem()
+		for _, i := range fields {
+			clear(v.Field(i).Bytes())
+		}
+	}
+}
 
 // fastHandlers are the hot operations with the reflection-free codecs of
-// package wire; every other operation decodes with encoding/json.
-func fastHandlers(s *kms.Service) map[string]handler {
-	return map[string]handler{
-		"Encrypt":                         fastOp(s.Encrypt, wire.DecodeEncrypt, wire.AppendEncryptOutput, scrubPlaintext),
-		"Decrypt":                         fastOp(s.Decrypt, wire.DecodeDecrypt, wire.AppendDecryptOutput, nil),
-		"GenerateDataKey":                 fastOp(s.GenerateDataKey, wire.DecodeGenerateDataKey, wire.AppendGenerateDataKeyOutput, nil),
-		"GenerateDataKeyWithoutPlaintext": fastOp(s.GenerateDataKeyWithoutPlaintext, wire.DecodeGenerateDataKey, wire.AppendGenerateDataKeyOutput, nil),
-		"ReEncrypt":                       fastOp(s.ReEncrypt, wire.DecodeReEncrypt, wire.AppendReEncryptOutput, nil),
+// package wire, each made for its catalogue row; every other operation
+// decodes with encoding/json.
+func fastHandlers(s *kms.Service) map[string]func(*kms.Operation) handler {
+	return map[string]func(*kms.Operation) handler{
+		"Encrypt":                         fastOp(s.Encrypt, wire.DecodeEncrypt, wire.AppendEncryptOutput),
+		"Decrypt":                         fastOp(s.Decrypt, wire.DecodeDecrypt, wire.AppendDecryptOutput),
+		"GenerateDataKey":                 fastOp(s.GenerateDataKey, wire.DecodeGenerateDataKey, wire.AppendGenerateDataKeyOutput),
+		"GenerateDataKeyWithoutPlaintext": fastOp(s.GenerateDataKeyWithoutPlaintext, wire.DecodeGenerateDataKey, wire.AppendGenerateDataKeyOutput),
+		"ReEncrypt":                       fastOp(s.ReEncrypt, wire.DecodeReEncrypt, wire.AppendReEncryptOutput),
 	}
 }
 
 // dispatch builds the table of the operations served under api from the
 // kms operation catalogue.
 func dispatch(s *kms.Service, api kms.API) (map[string]*operation, error) {
-	fast := map[string]handler{}
+	fast := map[string]func(*kms.Operation) handler{}
 	if api == kms.APIKMS {
 		fast = fastHandlers(s)
 	}
@@ -95,13 +121,15 @@ func dispatch(s *kms.Service, api kms.API) (map[string]*operation, error) {
 		if row.API != api {
 			continue
 		}
-		h, ok := fast[row.Name]
-		if !ok {
+		var h handler
+		if build, ok := fast[row.Name]; ok {
+			h = build(row)
+		} else {
 			m, bound := row.Method()
 			if !bound {
 				return nil, fmt.Errorf("server: operation %s has no method", row.Name)
 			}
-			h = generic(s, m)
+			h = generic(s, m, row)
 		}
 		delete(fast, row.Name)
 		out[row.Name] = &operation{name: row.Name, run: h, row: row, quota: quotaOf(row)}
