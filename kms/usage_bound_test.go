@@ -45,6 +45,23 @@ func usageLens(s *Service) (counters, lastUses int) {
 	return
 }
 
+// requireCounts fails t unless the store holds keys counters of calls each.
+func requireCounts(t *testing.T, s *Service, keys int, calls uint64) {
+	t.Helper()
+	all, err := s.AllUsage(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != keys {
+		t.Fatalf("%d counters, want %d", len(all), keys)
+	}
+	for _, e := range all {
+		if e.Calls != calls {
+			t.Fatalf("%s: %d calls counted, want %d", e.KeyArn, e.Calls, calls)
+		}
+	}
+}
+
 func bulkKeyID(i int) string { return fmt.Sprintf("00000000-0000-4000-8000-%012d", i) }
 
 // TestUsageBoundFlushes calls many more keys than the bound, one at a time:
@@ -81,18 +98,7 @@ func TestUsageBoundFlushes(t *testing.T) {
 	if err := s.FlushUsage(ctx); err != nil {
 		t.Fatal(err)
 	}
-	all, err := s.AllUsage(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(all) != keys {
-		t.Fatalf("%d counters, want %d", len(all), keys)
-	}
-	for _, e := range all {
-		if e.Calls != calls/keys {
-			t.Fatalf("%s: %d calls counted, want %d", e.KeyArn, e.Calls, calls/keys)
-		}
-	}
+	requireCounts(t, s, keys, calls/keys)
 	stored = 0
 	if err := s.store.View(ctx, func(tx keystore.Tx) error {
 		return tx.Scan(bucketLastUsage, "", "", func(id string, _ []byte) bool {
@@ -299,18 +305,7 @@ func TestUsageFlushInChunks(t *testing.T) {
 					t.Errorf("at most %d puts to %s in one transaction, want 1..%d", n, b, flushChunk)
 				}
 			}
-			all, err := s.AllUsage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(all) != keys {
-				t.Fatalf("%d counters, want %d", len(all), keys)
-			}
-			for _, e := range all {
-				if e.Calls != calls {
-					t.Errorf("%s: %d calls counted, want %d", e.KeyArn, e.Calls, calls)
-				}
-			}
+			requireCounts(t, s, keys, calls)
 			if err := s.store.View(ctx, func(tx keystore.Tx) error {
 				for i := range keys {
 					u, err := getLastUse(tx, bulkKeyID(i))
