@@ -57,6 +57,10 @@ func fastOp[I, O any](f func(context.Context, *kms.Caller, *I) (*O, error), dec 
 		return func(ctx context.Context, c *kms.Caller, body, dst []byte) ([]byte, any, error) {
 			in := new(I)
 			if err := dec(body, in); err != nil {
+				var we *wire.Error
+				if errors.As(err, &we) {
+					return nil, nil, serialization(we.Msg)
+				}
 				return nil, nil, err
 			}
 			decoded(ctx, in)
