@@ -95,13 +95,26 @@ type CheckStats struct {
 }
 
 // checkBolt refuses a database that is shorter than its pages, whose tree
-// cannot be walked, or that fails bbolt's Check. It runs at open, in one
-// read transaction, and reads the whole file.
-//
-// The walk comes first and under guard: tx.Check runs in a goroutine of
-// its own, where a fault on a damaged page would kill the process, so it
-// runs only once every page of the tree has been read here without one.
-func checkBolt(db *bolt.DB, path string) (st CheckStats, err error) {
+// cannot be walked, or that fails bbolt's Check: walkBolt, then
+// checkTree. It reads the whole file.
+func checkBolt(db *bolt.DB, path string) (CheckStats, error) {
+	start := time.Now()
+	st, err := walkBolt(db, path)
+	if err == nil {
+		err = checkTree(db, path)
+	}
+	st.Duration = time.Since(start)
+	return st, err
+}
+
+// walkBolt refuses a database that is shorter than its pages or whose tree
+// cannot be walked: in one read transaction, under guard, it reads every
+// key and value of every bucket. It comes before anything of bbolt's that
+// walks the tree in a goroutine of its own (tx.Check; the writable open's
+// rebuilding of the free-page list), where a fault on a damaged page
+// would kill the process: those run only once every page of the tree has
+// been read here without one.
+func walkBolt(db *bolt.DB, path string) (st CheckStats, err error) {
 	start := time.Now()
 	defer func() { st.Duration = time.Since(start) }()
 	fi, err := os.Stat(path)
@@ -118,6 +131,17 @@ func checkBolt(db *bolt.DB, path string) (st CheckStats, err error) {
 			if err := tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walk(b, &st.Keys) }); err != nil {
 				return &corruptError{path: path, reason: err.Error()}
 			}
+			return nil
+		})
+	})
+	return st, err
+}
+
+// checkTree runs bbolt's tx.Check (page references, the free-page list,
+// key order) and refuses the database on the first problem it reports.
+func checkTree(db *bolt.DB, path string) error {
+	return guard(path, func() error {
+		return db.View(func(tx *bolt.Tx) error {
 			var first error
 			n := 0
 			for e := range tx.Check() { // drained to the end: Check's goroutine blocks otherwise
@@ -136,7 +160,6 @@ func checkBolt(db *bolt.DB, path string) (st CheckStats, err error) {
 			return nil
 		})
 	})
-	return st, err
 }
 
 // walk reads every key and value of b and of the buckets in it, and checks
