@@ -9,6 +9,7 @@ import (
 	"hash"
 	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/coffer-kms/coffer/keystore"
 )
@@ -50,33 +51,44 @@ func errRecordAuth(bucket, key, why string) error {
 }
 
 // recordKey is the key that authenticates stored records.
-type recordKey struct{ key []byte }
+type recordKey struct {
+	key  []byte
+	macs sync.Pool // of hash.Hash: HMAC-SHA-256 under key, each used by one caller at a time
+}
 
 func newRecordKey(key []byte) (*recordKey, error) {
 	if len(key) != recordKeySize {
 		return nil, fmt.Errorf("kms: the record key is %d bytes, not %d", len(key), recordKeySize)
 	}
-	return &recordKey{key: key}, nil
+	k := &recordKey{key: key}
+	k.macs.New = func() any { return hmac.New(sha256.New, k.key) }
+	return k, nil
 }
 
-func writeField(h hash.Hash, b []byte) {
-	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-	h.Write(n[:])
-	h.Write(b)
-}
-
-// tag is the MAC of value stored under key in bucket at schema version.
+// tag is the MAC of value stored under key in bucket at schema version:
+// HMAC-SHA-256 of field(labelRecord) || version || field(bucket) ||
+// field(key) || field(value), each field its 8-byte big-endian length and
+// its bytes. Every read and write of a record computes one, so the keyed
+// state is pooled (a Reset restores it) and everything before the value
+// goes in one Write.
 func (k *recordKey) tag(dst []byte, version uint32, bucket, key string, value []byte) []byte {
-	h := hmac.New(sha256.New, k.key)
-	writeField(h, []byte(labelRecord))
-	var v [4]byte
-	binary.BigEndian.PutUint32(v[:], version)
-	h.Write(v[:])
-	writeField(h, []byte(bucket))
-	writeField(h, []byte(key))
-	writeField(h, value)
+	h := k.macs.Get().(hash.Hash)
+	defer k.macs.Put(h)
+	h.Reset()
+	var stack [256]byte
+	head := appendField(stack[:0], labelRecord)
+	head = binary.BigEndian.AppendUint32(head, version)
+	head = appendField(head, bucket)
+	head = appendField(head, key)
+	head = binary.BigEndian.AppendUint64(head, uint64(len(value)))
+	h.Write(head)
+	h.Write(value)
 	return h.Sum(dst)
+}
+
+// appendField appends b's 8-byte big-endian length and b.
+func appendField(dst []byte, b string) []byte {
+	return append(binary.BigEndian.AppendUint64(dst, uint64(len(b))), b...)
 }
 
 // seal returns value as stored under key in bucket.

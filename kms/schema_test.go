@@ -3,7 +3,10 @@ package kms
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -11,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coffer-kms/coffer/hsm"
@@ -641,4 +645,48 @@ func TestRecordSeal(t *testing.T) {
 	if _, err := k.open("ab", "c/d", append(bytes.Clone(sealed), ' ')); err == nil {
 		t.Error("opened with a byte appended")
 	}
+}
+
+// TestRecordTagLayout: the tag is HMAC-SHA-256 of the layout record.go
+// documents, computed here from scratch (records written by earlier
+// releases verify only if it never changes), also for store keys longer
+// than tag's stack buffer and from many goroutines sharing the key's
+// pooled MAC state.
+func TestRecordTagLayout(t *testing.T) {
+	raw := bytes.Repeat([]byte{7}, recordKeySize)
+	k, _ := newRecordKey(raw)
+	want := func(version uint32, bucket, key string, value []byte) []byte {
+		h := hmac.New(sha256.New, raw)
+		field := func(b []byte) {
+			h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
+			h.Write(b)
+		}
+		field([]byte(labelRecord))
+		h.Write(binary.BigEndian.AppendUint32(nil, version))
+		field([]byte(bucket))
+		field([]byte(key))
+		field(value)
+		return h.Sum(nil)
+	}
+	cases := []struct {
+		bucket, key string
+		value       []byte
+	}{
+		{"keys", "us-east-1/1234abcd-12ab-34cd-56ef-1234567890ab", []byte(`{"state":"Enabled"}`)},
+		{"", "", nil},
+		{"aliases", strings.Repeat("k", 300), bytes.Repeat([]byte{0xff}, 5000)},
+	}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				c := cases[(g+i)%len(cases)]
+				if got, w := k.tag(nil, 2, c.bucket, c.key, c.value), want(2, c.bucket, c.key, c.value); !bytes.Equal(got, w) {
+					t.Errorf("tag of %q/%.20q: %x, want %x", c.bucket, c.key, got, w)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

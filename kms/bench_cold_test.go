@@ -1,0 +1,87 @@
+package kms
+
+import (
+	"context"
+	"flag"
+	"path/filepath"
+	"testing"
+
+	"github.com/coffer-kms/coffer/hsm"
+	"github.com/coffer-kms/coffer/keystore"
+)
+
+var coldKeys = flag.Int("cold-keys", 20000, "BenchmarkColdEncrypt: keys in the store")
+
+// BenchmarkColdEncrypt measures Encrypt on bbolt with -cold-keys keys and
+// caches of 1000 entries: hot, one key; cold, each request the next key in
+// turn, so that every request misses the key record and material caches
+// and reads, verifies and decodes the key's record (the scale run's cold
+// load, in process).
+//
+//	go test -run '^$' -bench ColdEncrypt -benchmem ./kms
+func BenchmarkColdEncrypt(b *testing.B) {
+	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := keystore.OpenBolt(filepath.Join(b.TempDir(), "coffer.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Config{Region: "us-east-1", Account: "111122223333", Store: store, Root: root, Cache: CacheConfig{Entries: 1000}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	n := *coldKeys
+	if err := s.BulkCreateKeys(ctx, "111122223333", "cold", n, 1000, nil); err != nil {
+		b.Fatal(err)
+	}
+	c := &Caller{ARN: "arn:aws:iam::111122223333:root", Account: "111122223333"}
+	var ids []string
+	for marker := ""; ; {
+		out, err := s.ListKeys(ctx, c, &ListInput{Limit: new(1000), Marker: marker})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, k := range out.Keys {
+			ids = append(ids, k.KeyId)
+		}
+		if !out.Truncated {
+			break
+		}
+		marker = out.NextMarker
+	}
+	pt := make([]byte, 1024)
+	for _, mode := range []string{"hot", "cold"} {
+		b.Run("keys="+mode, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				id := ids[0]
+				if mode == "cold" {
+					i = (i + 1) % len(ids)
+					id = ids[i]
+				}
+				if _, err := s.Encrypt(ctx, c, &EncryptInput{KeyId: id, Plaintext: pt}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRecordOpen measures verifying one stored key record of the
+// size a key with the default policy has (about 860 bytes), as every read
+// of a record does.
+func BenchmarkRecordOpen(b *testing.B) {
+	k, _ := newRecordKey(make([]byte, recordKeySize))
+	sealed := k.seal(bucketKeys, "us-east-1/00002366-a48e-47e7-8b03-c559596ab8a9", make([]byte, 860))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := k.open(bucketKeys, "us-east-1/00002366-a48e-47e7-8b03-c559596ab8a9", sealed); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
