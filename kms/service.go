@@ -378,8 +378,11 @@ func getKeyTx(tx keystore.Tx, id string) (*keyRecord, error) {
 // a scan of bucketKeys.
 func decodeKey(id string, raw []byte) (*keyRecord, error) {
 	r := new(keyRecord)
-	if err := json.Unmarshal(raw, r); err != nil {
-		return nil, fmt.Errorf("kms: corrupt record of key %s: %w", id, err)
+	if !decodeKeyJSON(raw, r) { // what json.Marshal writes, in one pass (keyjson.go)
+		*r = keyRecord{}
+		if err := json.Unmarshal(raw, r); err != nil {
+			return nil, fmt.Errorf("kms: corrupt record of key %s: %w", id, err)
+		}
 	}
 	r.upgradeImportExpiry()
 	return r.prepare(), nil
