@@ -2,12 +2,16 @@ package kms
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
+	"github.com/coffer-kms/coffer/policy"
 )
 
 var coldKeys = flag.Int("cold-keys", 20000, "BenchmarkColdEncrypt: keys in the store")
@@ -84,4 +88,41 @@ func BenchmarkRecordOpen(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkDecodeKey measures decoding one stored key record (a key with
+// the default policy, as the scale runs make them) by decodeKey's one pass
+// and, in the same run, by encoding/json as before.
+func BenchmarkDecodeKey(b *testing.B) {
+	raw, err := json.Marshal(&keyRecord{
+		ID: "00002366-a48e-47e7-8b03-c559596ab8a9", Account: "111122223333", Region: "us-east-1",
+		Created: time.Date(2026, 12, 7, 21, 41, 53, 409685406, time.UTC), Description: "scale",
+		Usage: "ENCRYPT_DECRYPT", Spec: "SYMMETRIC_DEFAULT", Origin: "AWS_KMS", Manager: "CUSTOMER", State: StateEnabled,
+		Policy: string(policy.DefaultKeyPolicy("111122223333")),
+		Versions: []keyVersion{{MaterialID: strings.Repeat("e1", 32), Wrapped: make([]byte, 61),
+			Created: time.Date(2026, 12, 7, 21, 41, 53, 409685406, time.UTC)}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("impl=onepass", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var r keyRecord
+			if !decodeKeyJSON(raw, &r) {
+				b.Fatal("gave up")
+			}
+		}
+	})
+	b.Run("impl=encoding-json", func(b *testing.B) {
+		b.SetBytes(int64(len(raw)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var r keyRecord
+			if err := json.Unmarshal(raw, &r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
