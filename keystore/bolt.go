@@ -34,16 +34,19 @@ var _ Store = (*Bolt)(nil)
 // and the first problem. The check reads the whole file once (see
 // CheckStats and DESIGN.md for its cost).
 //
-// The free-page list is kept in memory only (boltOptions), and the
-// writable open rebuilds it by walking the tree on a goroutine of bbolt's
-// own, where a fault cannot be contained: an existing file is walked under
-// guard through a read-only handle first (walkBolt), and bbolt's Check
-// runs on the writable handle, whose list is then already built.
+// While it is open the free-page list is kept in memory only (boltOptions);
+// Close writes it. After a crash the file has none, and the writable open
+// rebuilds it by walking the tree on a goroutine of bbolt's own, where a
+// fault cannot be contained and an inconsistency makes bbolt panic while
+// that goroutine still runs: such a file is walked under guard through a
+// read-only handle first (walkBolt), and bbolt's Check runs on the
+// writable handle, whose list is then built.
 func OpenBolt(path string) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	if reason := cutShort(path); reason != "" {
+	reason, listSynced := cutShort(path)
+	if reason != "" {
 		return nil, &corruptError{path: path, reason: reason}
 	}
 	start := time.Now()
@@ -51,7 +54,7 @@ func OpenBolt(path string) (*Bolt, error) {
 		st     CheckStats
 		walked bool
 	)
-	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 && !listSynced {
 		if st, err = walkReadOnly(path); err != nil {
 			return nil, err
 		}
@@ -65,9 +68,11 @@ func OpenBolt(path string) (*Bolt, error) {
 	if err != nil {
 		return nil, openError(path, err)
 	}
+	// From here on commits leave the list out (no transaction runs yet).
+	db.NoFreelistSync = true
 	if walked {
 		err = checkTree(db, path)
-	} else { // a new file: nothing was there to walk before
+	} else {
 		st, err = checkBolt(db, path)
 	}
 	if err != nil {
@@ -80,21 +85,22 @@ func OpenBolt(path string) (*Bolt, error) {
 
 // boltOptions are the bbolt options of every handle on a store.
 //
-// NoFreelistSync: bbolt otherwise writes its whole list of free pages at
-// every commit (8 bytes a free page, and the array list merges the new
-// frees into it), so that a store that once held much more than it holds
-// now — a bulk load whose outbox was drained, a mass deletion; the file
-// never shrinks — pays for that history on every write: 300 000 free
-// pages cost 3.6 ms a commit against 0.34 ms (BenchmarkBoltUpdateFreePages).
-// Without it, bbolt rebuilds the list at open by walking the tree, as
-// OpenBolt's check does anyway. The map list finds and merges a span
-// without scanning the whole list. Files stay readable by either setting.
+// bbolt otherwise writes its whole list of free pages at every commit
+// (8 bytes a free page, and the array list merges the new frees into it),
+// so that a store that once held much more than it holds now — a bulk
+// load whose outbox was drained, a mass deletion; the file never shrinks —
+// pays for that history on every write: 300 000 free pages cost 3.6 ms a
+// commit against 0.34 ms (BenchmarkBoltUpdateFreePages). So a store opens
+// with the list written (NoFreelistSync false: bbolt reads it, or rebuilds
+// and writes it), runs without writing it (OpenBolt sets the DB's
+// NoFreelistSync), and writes it once more at Close, so that a clean
+// restart reads the list instead of walking the tree for it. The map list
+// finds and merges a span without scanning the whole list.
 func boltOptions(readOnly bool) *bolt.Options {
 	return &bolt.Options{
-		Timeout:        lockWait,
-		ReadOnly:       readOnly,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
+		Timeout:      lockWait,
+		ReadOnly:     readOnly,
+		FreelistType: bolt.FreelistMapType,
 	}
 }
 
@@ -176,8 +182,28 @@ func (b *Bolt) run(tx *bolt.Tx, fn func(Tx) error) error {
 	return err
 }
 
-// Close implements Store.
-func (b *Bolt) Close() error { return guard(b.path, b.db.Close) }
+// Close implements Store. It writes the free-page list first (see
+// boltOptions), in two transactions of its own so that both meta pages
+// name a list (the first holds the writer's lock while it turns the DB's
+// NoFreelistSync off).
+func (b *Bolt) Close() error {
+	err := guard(b.path, func() error {
+		if err := b.db.Update(func(*bolt.Tx) error { b.db.NoFreelistSync = false; return nil }); err != nil {
+			return err
+		}
+		return b.db.Update(func(*bolt.Tx) error { return nil })
+	})
+	if errors.Is(err, ErrCorrupt) {
+		// bbolt faulted or panicked in the commit, which may leave its
+		// writer's lock held, and db.Close would wait for it: the file
+		// stays open until the process exits (as when bolt.Open panics).
+		return err
+	}
+	if err != nil {
+		err = fmt.Errorf("keystore: write the free-page list of %s: %w", b.path, err)
+	}
+	return errors.Join(err, guard(b.path, b.db.Close))
+}
 
 // boltTx runs each bbolt call under guard, so that a damaged page fails
 // the call (and the transaction) instead of the process.

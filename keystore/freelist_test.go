@@ -47,7 +47,31 @@ func TestBoltCommitIgnoresFreePages(t *testing.T) {
 	}
 	const n = 20000
 	churn(t, s, n)
+	// The file as a crash would leave it: every commit durable, the list
+	// not written since the open.
+	crashed := filepath.Join(t.TempDir(), "crashed.db")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(crashed, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, synced := cutShort(crashed); synced {
+		t.Fatal("the list was written while the store was open")
+	}
 	s.Close()
+	if _, synced := cutShort(path); !synced {
+		t.Fatal("Close did not write the list")
+	}
+	c, err := OpenBolt(crashed) // the list rebuilt by walking the tree
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free := c.db.Stats().FreePageN; free < n {
+		t.Fatalf("%d free pages after a crash, want at least %d", free, n)
+	}
+	c.Close()
 
 	s, err = OpenBolt(path) // the free pages found again by the open's walk
 	if err != nil {

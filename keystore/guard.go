@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -207,25 +208,36 @@ func sum(v []byte) (s byte) {
 // newer valid one says the file's pages reach past its end, says so: a
 // truncated file is then refused before it is memory-mapped. It returns
 // "" when the file looks whole or the meta pages cannot be read (Open
-// then explains). The layout is bbolt's (internal/common/meta.go), native
-// byte order; the checksum is bbolt's to check.
-func cutShort(path string) string {
+// then explains). The layout is bbolt's (internal/common/meta.go and
+// page.go), native byte order; a meta page counts when its magic and its
+// checksum (FNV-1a of what precedes it) hold, as bbolt checks them.
+//
+// It also checks the header of the free-page list's page that a valid
+// meta page names, which bbolt trusts: a damaged count of overflow pages
+// there sends bbolt's Check, on a goroutine of its own, through billions
+// of pages. listSynced reports whether both meta pages name a list (see
+// boltOptions): false for a new file, and after a crash.
+func cutShort(path string) (reason string, listSynced bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return ""
+		return "", false
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil || fi.Size() == 0 {
-		return ""
+		return "", false
 	}
 	const (
-		pageHeader = 16
-		magic      = 0xED0CDAED
+		pageHeader   = 16
+		magic        = 0xED0CDAED
+		noList       = 1<<64 - 1 // bbolt's PgidNoFreelist
+		freelistPage = 0x10      // bbolt's FreelistPageFlag
 	)
 	var need int64
 	var txid uint64
+	synced := 0
 	buf := make([]byte, 128)
+	pageSize := int64(0)
 	for off := int64(0); off < 2; off++ {
 		// meta0 is at 0; meta1 one page further, and the page size is in meta0.
 		pos := int64(0)
@@ -240,17 +252,33 @@ func cutShort(path string) string {
 			break
 		}
 		m := buf[pageHeader:]
-		if binary.NativeEndian.Uint32(m[0:]) != magic {
+		h := fnv.New64a()
+		h.Write(m[:56])
+		if binary.NativeEndian.Uint32(m[0:]) != magic || h.Sum64() != binary.NativeEndian.Uint64(m[56:]) {
 			continue
 		}
-		pageSize := int64(binary.NativeEndian.Uint32(m[8:]))
-		pgid := binary.NativeEndian.Uint64(m[40:])
+		pageSize = int64(binary.NativeEndian.Uint32(m[8:]))
+		list, pgid := binary.NativeEndian.Uint64(m[32:]), binary.NativeEndian.Uint64(m[40:])
+		if list != noList {
+			synced++
+			var ph [pageHeader]byte
+			if list < 2 || list >= pgid || pgid >= 1<<40 {
+				return fmt.Sprintf("a meta page names page %d of %d as the free-page list", list, pgid), false
+			}
+			if n, _ := f.ReadAt(ph[:], int64(list)*pageSize); n == len(ph) {
+				id, flags := binary.NativeEndian.Uint64(ph[0:]), binary.NativeEndian.Uint16(ph[8:])
+				overflow := uint64(binary.NativeEndian.Uint32(ph[12:]))
+				if id != list || flags != freelistPage || list+overflow >= pgid {
+					return fmt.Sprintf("the free-page list's page %d is damaged (id %d, flags %#x, %d overflow pages of %d)", list, id, flags, overflow, pgid), false
+				}
+			}
+		}
 		if t := binary.NativeEndian.Uint64(m[48:]); t >= txid && pgid < 1<<40 {
 			txid, need = t, int64(pgid)*pageSize
 		}
 	}
 	if need > fi.Size() {
-		return fmt.Sprintf("the file is %d bytes but its pages reach %d: it was cut short", fi.Size(), need)
+		return fmt.Sprintf("the file is %d bytes but its pages reach %d: it was cut short", fi.Size(), need), false
 	}
-	return ""
+	return "", synced == 2
 }
