@@ -124,7 +124,6 @@ func BenchmarkBoltUpdateFreePages(b *testing.B) {
 			}
 			defer s.Close()
 			ctx := context.Background()
-			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
 				err := s.Update(ctx, func(tx Tx) error { return tx.Put("keys", fmt.Sprintf("k%08d", i), make([]byte, 500)) })
 				if err != nil {

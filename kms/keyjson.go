@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -106,24 +107,27 @@ func (s *jsonScan) null() bool {
 	return false
 }
 
-// array reads an array, calling elem for each element; an empty one is
-// reported with empty true (encoding/json makes an empty, non-nil slice).
-func (s *jsonScan) array(elem func() bool) (empty, ok bool) {
+// arrayOf reads an array into *dst, elem reading each element into the
+// zero value it is given; an empty array is an empty, non-nil slice, as
+// encoding/json makes it.
+func arrayOf[T any](s *jsonScan, dst *[]T, elem func(*T) bool) bool {
 	if !s.next('[') {
-		return false, false
+		return false
 	}
+	*dst = []T{}
 	if s.next(']') {
-		return true, true
+		return true
 	}
 	for {
-		if !elem() {
-			return false, false
+		*dst = append(*dst, *new(T))
+		if !elem(&(*dst)[len(*dst)-1]) {
+			return false
 		}
 		if s.next(']') {
-			return false, true
+			return true
 		}
 		if !s.next(',') {
-			return false, false
+			return false
 		}
 	}
 }
@@ -218,7 +222,7 @@ func (s *jsonScan) bytes() ([]byte, bool) {
 
 // time reads a time.Time through its own UnmarshalJSON, as encoding/json
 // does.
-func (s *jsonScan) time(t interface{ UnmarshalJSON([]byte) error }) bool {
+func (s *jsonScan) time(t *time.Time) bool {
 	s.ws()
 	start := s.i
 	if _, escaped, ok := s.quoted(); !ok || escaped {
@@ -312,30 +316,16 @@ func (s *jsonScan) keyRecord(r *keyRecord) bool {
 		case 12:
 			return s.strField(&r.Policy)
 		case 13:
-			empty, ok := s.array(func() bool {
-				var t Tag
-				ok := s.object([]string{"TagKey", "TagValue"}, func(f int) bool {
+			return arrayOf(s, &r.Tags, func(t *Tag) bool {
+				return s.object([]string{"TagKey", "TagValue"}, func(f int) bool {
 					if f == 0 {
 						return s.strField(&t.TagKey)
 					}
 					return s.strField(&t.TagValue)
 				})
-				r.Tags = append(r.Tags, t)
-				return ok
 			})
-			if empty {
-				r.Tags = []Tag{}
-			}
-			return ok
 		case 14:
-			empty, ok := s.array(func() bool {
-				r.Versions = append(r.Versions, keyVersion{})
-				return s.keyVersion(&r.Versions[len(r.Versions)-1])
-			})
-			if empty {
-				r.Versions = []keyVersion{}
-			}
-			return ok
+			return arrayOf(s, &r.Versions, s.keyVersion)
 		case 15:
 			v, ok := s.bool()
 			r.RotationEnabled = v
@@ -364,15 +354,7 @@ func (s *jsonScan) keyRecord(r *keyRecord) bool {
 		case 26:
 			return s.strField(&r.PrimaryRegion)
 		case 27:
-			empty, ok := s.array(func() bool {
-				v, ok := s.str()
-				r.ReplicaRegions = append(r.ReplicaRegions, v)
-				return ok
-			})
-			if empty {
-				r.ReplicaRegions = []string{}
-			}
-			return ok
+			return arrayOf(s, &r.ReplicaRegions, s.strField)
 		}
 		return false
 	})
