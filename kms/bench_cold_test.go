@@ -24,18 +24,7 @@ var coldKeys = flag.Int("cold-keys", 20000, "BenchmarkColdEncrypt: keys in the s
 //
 //	go test -run '^$' -bench ColdEncrypt -benchmem ./kms
 func BenchmarkColdEncrypt(b *testing.B) {
-	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	store, err := keystore.OpenBolt(filepath.Join(b.TempDir(), "coffer.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := New(Config{Region: "us-east-1", Account: "111122223333", Store: store, Root: root, Cache: CacheConfig{Entries: 1000}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := boltBenchService(b, CacheConfig{Entries: 1000})
 	defer s.Close()
 	ctx := context.Background()
 	n := *coldKeys
@@ -74,6 +63,24 @@ func BenchmarkColdEncrypt(b *testing.B) {
 			}
 		})
 	}
+}
+
+// boltBenchService is a Service on a bbolt store in a temporary directory,
+// with an in-memory software root and caches bounded by cache.
+func boltBenchService(b *testing.B, cache CacheConfig) *Service {
+	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	store, err := keystore.OpenBolt(filepath.Join(b.TempDir(), "coffer.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := New(Config{Region: "us-east-1", Account: "111122223333", Store: store, Root: root, Cache: cache})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
 }
 
 // BenchmarkRecordOpen measures verifying one stored key record of the

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/coffer-kms/coffer/hsm"
 	"github.com/coffer-kms/coffer/keystore"
 )
 
@@ -32,18 +30,7 @@ var (
 //
 //	go test -run '^$' -bench UsageFlushMemory -benchtime 3x ./kms -flush-keys 1000000
 func BenchmarkUsageFlushMemory(b *testing.B) {
-	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	store, err := keystore.OpenBolt(filepath.Join(b.TempDir(), "coffer.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := New(Config{Region: "us-east-1", Account: "111122223333", Store: store, Root: root})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := boltBenchService(b, CacheConfig{})
 	defer s.Close()
 	ctx := context.Background()
 	arn := func(i int) string { return "arn:aws:kms:us-east-1:111122223333:key/" + bulkKeyID(i) }
