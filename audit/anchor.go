@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -10,9 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/coffer-kms/coffer/internal/atomicfile"
@@ -30,6 +33,10 @@ type Anchor struct {
 	HeadHash  string `json:"headHash"` // hex SHA-256 of line Seq ("" when Seq is 0)
 	Time      string `json:"time"`     // RFC 3339 UTC, when it was written
 	Signature []byte `json:"signature"`
+
+	// Damaged names the anchor file's other slot when it holds something
+	// that does not verify (ReadAnchor); empty when it does or is empty.
+	Damaged string `json:"-"`
 }
 
 // AnchorPath is the anchor file of the trail in dir: a sibling of the
@@ -55,48 +62,159 @@ func (a *Anchor) signedHash() ([32]byte, error) {
 	return sha256.Sum256(msg), nil
 }
 
-// writeAnchor records seq and head (valid when seq > 0) in path, atomically.
-func writeAnchor(path string, s crypto.Signer, seq uint64, head *[32]byte, now time.Time) error {
+// The anchor file holds two slots of anchorSlot bytes: each is one JSON
+// line, then NUL bytes to the slot's end (an empty slot is all NULs). The
+// Writer replaces the whole file atomically (atomicfile) at Open, writing
+// slot 0 and leaving slot 1 empty, then writes the slots in turn in place,
+// each with one pwrite and one fdatasync: a write cut short by a power
+// loss damages only the slot it was writing, and the other still holds the
+// anchor before it, which is what replacing the file would have left.
+// ReadAnchor takes the verifying slot with the higher seq. A file of one
+// line (written before slots) is slot 0 alone.
+const (
+	anchorSlot  = 4096
+	anchorSlots = 2
+	anchorBytes = anchorSlot * anchorSlots
+)
+
+// encodeAnchor signs seq and head (valid when seq > 0) and returns the
+// anchor as a full slot.
+func encodeAnchor(s crypto.Signer, seq uint64, head *[32]byte, now time.Time) ([]byte, error) {
 	a := &Anchor{Seq: seq, Time: now.UTC().Format(time.RFC3339Nano)}
 	if seq > 0 {
 		a.HeadHash = hex.EncodeToString(head[:])
 	}
 	h, err := a.signedHash()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if a.Signature, err = s.Sign(rand.Reader, h[:], crypto.SHA256); err != nil {
-		return fmt.Errorf("sign anchor: %w", err)
+		return nil, fmt.Errorf("sign anchor: %w", err)
 	}
 	raw, err := json.Marshal(a)
 	if err != nil {
+		return nil, err
+	}
+	if len(raw) >= anchorSlot { // a signature of a P-256 key is under 80 bytes
+		return nil, fmt.Errorf("anchor of %d bytes does not fit a slot", len(raw))
+	}
+	slot := make([]byte, anchorSlot)
+	copy(slot, raw)
+	slot[len(raw)] = '\n'
+	return slot, nil
+}
+
+// writeAnchor replaces path, atomically, with the anchor of seq and head
+// in slot 0 and an empty slot 1.
+func writeAnchor(path string, s crypto.Signer, seq uint64, head *[32]byte, now time.Time) error {
+	slot, err := encodeAnchor(s, seq, head, now)
+	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(path, append(raw, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, append(slot, make([]byte, anchorBytes-anchorSlot)...), 0o600); err != nil {
 		return fmt.Errorf("anchor: %w", err)
 	}
 	return nil
 }
 
+// errAnchorReplaced says the anchor file is not the one the Writer wrote
+// (removed, or of another size): the Writer then replaces it whole.
+var errAnchorReplaced = errors.New("the anchor file was removed or replaced")
+
+// writeAnchorSlot writes the anchor of seq and head into slot i of path in
+// place, and makes it durable.
+func writeAnchorSlot(path string, i int, s crypto.Signer, seq uint64, head *[32]byte, now time.Time) error {
+	slot, err := encodeAnchor(s, seq, head, now)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errAnchorReplaced
+	}
+	if err != nil {
+		return fmt.Errorf("anchor: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return fmt.Errorf("anchor: %w", err)
+	} else if fi.Size() != anchorBytes {
+		return errAnchorReplaced
+	}
+	if _, err := f.WriteAt(slot, int64(i)*anchorSlot); err != nil {
+		return fmt.Errorf("anchor: %w", err)
+	}
+	if err := datasync(f); err != nil {
+		return fmt.Errorf("anchor: fsync: %w", err)
+	}
+	return f.Close()
+}
+
 // ReadAnchor reads and checks the anchor of the trail in dir. It returns
 // nil and no error when there is none (a trail written before anchors, or
-// never opened by a Writer that has them: "unanchored").
+// never opened by a Writer that has them: "unanchored"). When one slot
+// verifies and the other holds something that does not, the anchor is the
+// one that verifies and its Damaged says which slot was not (a write cut
+// short, or the file changed by hand).
 func ReadAnchor(dir string, pub *ecdsa.PublicKey) (*Anchor, error) {
 	path := AnchorPath(dir)
-	raw, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, anchorBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > anchorBytes {
+		return nil, fmt.Errorf("audit: anchor %s is not readable: longer than %d bytes", path, anchorBytes)
+	}
+	var best *Anchor
+	var damaged []string
+	for i := 0; i*anchorSlot < len(raw); i++ {
+		a, err := readSlot(raw[i*anchorSlot:min(len(raw), (i+1)*anchorSlot)], pub)
+		switch {
+		case err != nil:
+			damaged = append(damaged, fmt.Sprintf("slot %d %v", i, err))
+		case a != nil && (best == nil || a.Seq > best.Seq):
+			best = a
+		}
+	}
+	if best == nil {
+		reason := "it holds no anchor"
+		if len(damaged) > 0 {
+			reason = strings.Join(damaged, "; ")
+		}
+		return nil, fmt.Errorf("audit: anchor %s: %s", path, reason)
+	}
+	best.Damaged = strings.Join(damaged, "; ")
+	return best, nil
+}
+
+// readSlot reads one slot of the anchor file: nil for an empty one.
+func readSlot(slot []byte, pub *ecdsa.PublicKey) (*Anchor, error) {
+	end := len(slot)
+	for end > 0 && slot[end-1] == 0 {
+		end--
+	}
+	if end == 0 {
+		return nil, nil
+	}
+	line, rest, ok := bytes.Cut(slot[:end], []byte{'\n'})
+	if !ok || len(rest) > 0 {
+		return nil, errors.New("is not one line")
+	}
 	var a Anchor
-	if err := json.Unmarshal(raw, &a); err != nil {
-		return nil, fmt.Errorf("audit: anchor %s is not readable: %v", path, err)
+	if err := json.Unmarshal(line, &a); err != nil {
+		return nil, fmt.Errorf("is not readable: %v", err)
 	}
 	h, err := a.signedHash()
 	if err != nil || pub == nil || !ecdsa.VerifyASN1(pub, h[:], a.Signature) {
-		return nil, fmt.Errorf("audit: the signature of anchor %s does not verify with the public key", path)
+		return nil, errors.New("does not verify with the public key")
 	}
 	return &a, nil
 }

@@ -1,9 +1,12 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -327,5 +330,227 @@ func TestIntervalAnchorCoversDigest(t *testing.T) {
 	}
 	if a.Seq < 6 {
 		t.Errorf("after the digest (seq 6) was made durable the anchor records seq %d", a.Seq)
+	}
+}
+
+// slotSeqs reads the seq each slot of the anchor file verifies with (-1:
+// empty, -2: does not verify; -3 both: no file of two slots).
+func slotSeqs(t *testing.T, dir string, pub *ecdsa.PublicKey) [anchorSlots]int {
+	t.Helper()
+	raw, err := os.ReadFile(AnchorPath(dir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if len(raw) != anchorBytes {
+		return [anchorSlots]int{-3, -3}
+	}
+	var out [anchorSlots]int
+	for i := range out {
+		a, err := readSlot(raw[i*anchorSlot:(i+1)*anchorSlot], pub)
+		switch {
+		case err != nil:
+			out[i] = -2
+		case a == nil:
+			out[i] = -1
+		default:
+			out[i] = int(a.Seq)
+		}
+	}
+	return out
+}
+
+// waitSlots waits for the Writer, which anchors right after it
+// acknowledges a commit, to leave the anchor file's slots at want.
+func waitSlots(t *testing.T, dir string, pub *ecdsa.PublicKey, want [anchorSlots]int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := slotSeqs(t, dir, pub)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slots %v, want %v", got, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// The Writer replaces the anchor file whole at Open (slot 0, slot 1
+// empty), then writes the slots in turn, in place: each anchor leaves the
+// one before it in the other slot.
+func TestAnchorSlotsInTurn(t *testing.T) {
+	key := newKey(t)
+	pub := &key.PublicKey
+	dir := t.TempDir()
+	w := mustOpen(t, Config{Dir: dir, Signer: key, DigestEvery: 2, AnchorInterval: time.Hour})
+	if got := slotSeqs(t, dir, pub); got != [2]int{0, -1} {
+		t.Fatalf("after Open: slots %v", got)
+	}
+	ctx := context.Background()
+	prev := [2]int{0, -1}
+	for i := range 6 {
+		if err := w.Append(ctx, rec(i)); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 { // no digest yet: no anchor
+			if got := slotSeqs(t, dir, pub); got != prev {
+				t.Fatalf("record %d: slots %v, were %v", i+1, got, prev)
+			}
+			continue
+		}
+		// Records 2, 4, 6 each end with a digest (seq 3, 6, 9) the anchor covers.
+		head := 3 * (i + 1) / 2
+		want := [2]int{prev[0], head}
+		if (i+1)/2%2 == 0 {
+			want = [2]int{head, prev[1]}
+		}
+		waitSlots(t, dir, pub, want)
+		if a, err := ReadAnchor(dir, pub); err != nil || a.Seq != uint64(head) || a.Damaged != "" {
+			t.Fatalf("ReadAnchor: %+v, %v", a, err)
+		}
+		prev = want
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, dir, pub)
+}
+
+// A slot a write cut short (or any damage to one slot) leaves the other:
+// ReadAnchor, Open and Verify take the slot that verifies, name the other,
+// and still catch a tail cut before it. Both slots damaged is an error.
+func TestAnchorTornSlot(t *testing.T) {
+	key := newKey(t)
+	pub := &key.PublicKey
+	cfg := Config{Dir: t.TempDir(), Signer: key, DigestEvery: 2, AnchorInterval: time.Hour}
+	w := mustOpen(t, cfg)
+	for i := range 4 { // digests at seq 3 (slot 1) and 6 (slot 0)
+		if err := w.Append(context.Background(), rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close() // nothing after the last digest: the anchor stays at seq 6
+	if got := slotSeqs(t, cfg.Dir, pub); got != [2]int{6, 3} {
+		t.Fatalf("slots %v", got)
+	}
+	path := AnchorPath(cfg.Dir)
+	orig, _ := os.ReadFile(path)
+	tear := func(slot, at int, with []byte) {
+		t.Helper()
+		raw := bytes.Clone(orig)
+		copy(raw[slot*anchorSlot+at:], with)
+		if err := os.WriteFile(path, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The newer slot torn (its first bytes written, the rest still the old
+	// anchor's): the older one is the anchor.
+	tear(0, 20, bytes.Repeat([]byte{'7'}, 30))
+	a, err := ReadAnchor(cfg.Dir, pub)
+	if err != nil || a.Seq != 3 || !strings.Contains(a.Damaged, "slot 0") {
+		t.Fatalf("newer slot torn: %+v, %v", a, err)
+	}
+	rep := mustVerify(t, cfg.Dir, pub)
+	if rep.Anchor == nil || rep.Anchor.Seq != 3 || rep.Anchor.Damaged == "" {
+		t.Fatalf("verify: anchor %+v", rep.Anchor)
+	}
+	// The older slot zeroed past its line's start: the newer one holds.
+	tear(1, 5, make([]byte, 40))
+	if a, err := ReadAnchor(cfg.Dir, pub); err != nil || a.Seq != 6 || !strings.Contains(a.Damaged, "slot 1") {
+		t.Fatalf("older slot torn: %+v, %v", a, err)
+	}
+	// A cut the surviving slot covers is still caught.
+	tear(0, 20, bytes.Repeat([]byte{'7'}, 30))
+	last := trail(t, cfg.Dir)[len(trail(t, cfg.Dir))-1].path
+	l := fileLines(t, last)
+	saved, _ := os.ReadFile(last)
+	writeLines(t, last, l[:len(l)-5]) // records 2.. gone: before the slot's seq 3
+	if _, err := Open(cfg); !errors.Is(err, ErrGap) {
+		t.Fatalf("open a trail cut before the surviving slot: %v", err)
+	}
+	if err := os.WriteFile(last, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Both slots damaged: no anchor, an error.
+	raw := bytes.Clone(orig)
+	raw[30], raw[anchorSlot+30] = 'x', 'x'
+	os.WriteFile(path, raw, 0o600)
+	if _, err := ReadAnchor(cfg.Dir, pub); err == nil || !strings.Contains(err.Error(), "slot 0") || !strings.Contains(err.Error(), "slot 1") {
+		t.Fatalf("both slots damaged: %v", err)
+	}
+	if _, err := Open(cfg); err == nil {
+		t.Fatal("opened with both slots of the anchor damaged")
+	}
+	// A file longer than two slots, and a slot of two lines.
+	long := append(bytes.Clone(orig), 0)
+	os.WriteFile(path, long, 0o600)
+	if _, err := ReadAnchor(cfg.Dir, pub); err == nil || !strings.Contains(err.Error(), "longer than") {
+		t.Fatalf("a file longer than two slots: %v", err)
+	}
+	twoLines := bytes.Clone(orig)
+	end := bytes.IndexByte(twoLines, '\n')
+	copy(twoLines[end+1:], "{}\n")
+	os.WriteFile(path, twoLines, 0o600)
+	if a, err := ReadAnchor(cfg.Dir, pub); err != nil || a.Seq != 3 || !strings.Contains(a.Damaged, "not one line") {
+		t.Fatalf("two lines in slot 0: %+v, %v", a, err)
+	}
+	// Restored, the trail opens and the Writer goes on from the slots.
+	os.WriteFile(path, orig, 0o600)
+	writeN(t, cfg, 10, 1)
+	mustVerify(t, cfg.Dir, pub)
+}
+
+// An anchor file of one line (written before slots) reads as slot 0; the
+// next Open replaces it with the slot file.
+func TestAnchorOfOneLine(t *testing.T) {
+	key := newKey(t)
+	pub := &key.PublicKey
+	cfg := Config{Dir: t.TempDir(), Signer: key}
+	writeN(t, cfg, 0, 3)
+	a, err := ReadAnchor(cfg.Dir, pub)
+	if err != nil || a == nil {
+		t.Fatal(a, err)
+	}
+	line, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(AnchorPath(cfg.Dir), append(line, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadAnchor(cfg.Dir, pub); err != nil || b.Seq != a.Seq || b.HeadHash != a.HeadHash || b.Damaged != "" {
+		t.Fatalf("one line: %+v, %v (was %+v)", b, err, a)
+	}
+	writeN(t, cfg, 3, 1)
+	if got := slotSeqs(t, cfg.Dir, pub); got[0] < int(a.Seq) {
+		t.Fatalf("slots %v after Open", got)
+	}
+	mustVerify(t, cfg.Dir, pub)
+}
+
+// The anchor file removed, or replaced by another of a different size,
+// under a running Writer: its next anchor replaces the file whole.
+func TestAnchorFileReplacedUnderTheWriter(t *testing.T) {
+	key := newKey(t)
+	pub := &key.PublicKey
+	dir := t.TempDir()
+	w := mustOpen(t, Config{Dir: dir, Signer: key, DigestEvery: 1, AnchorInterval: time.Hour})
+	defer w.Close()
+	ctx := context.Background()
+	for i, change := range []func(){
+		func() { os.Remove(AnchorPath(dir)) },
+		func() { os.WriteFile(AnchorPath(dir), []byte("{}\n"), 0o600) },
+	} {
+		if err := w.Append(ctx, rec(i)); err != nil {
+			t.Fatal(err)
+		}
+		waitSlots(t, dir, pub, [2]int{4 * i, 4*i + 2}) // in place, in slot 1
+		change()
+		if err := w.Append(ctx, rec(i)); err != nil {
+			t.Fatal(err)
+		}
+		// Each record is followed by its digest: the head is at 4i+4.
+		waitSlots(t, dir, pub, [2]int{4*i + 4, -1})
 	}
 }

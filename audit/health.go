@@ -200,11 +200,24 @@ func (w *Writer) anchorDue(force bool) {
 	}
 }
 
-// writeAnchor records the durable head in the anchor file.
+// writeAnchor records the durable head in the anchor file: in place, in
+// the slot after the one written last, once the Writer has replaced the
+// file whole (at Open, and again after a failed write or when the file is
+// not the one it wrote).
 func (w *Writer) writeAnchor() error {
-	if err := writeAnchor(w.anchor, w.cfg.Signer, w.durable.seq, &w.durable.prev, w.cfg.Now()); err != nil {
+	err := errAnchorReplaced
+	if w.anchorWrites > 0 {
+		err = writeAnchorSlot(w.anchor, w.anchorWrites%anchorSlots, w.cfg.Signer, w.durable.seq, &w.durable.prev, w.cfg.Now())
+	}
+	if errors.Is(err, errAnchorReplaced) {
+		w.anchorWrites = 0
+		err = writeAnchor(w.anchor, w.cfg.Signer, w.durable.seq, &w.durable.prev, w.cfg.Now())
+	}
+	if err != nil {
+		w.anchorWrites = 0 // the slot may be torn: the next write replaces the file
 		return err
 	}
+	w.anchorWrites++
 	w.anchored, w.anchorAt = w.durable.seq, time.Now()
 	return nil
 }
@@ -256,6 +269,10 @@ func (w *Writer) checkAnchor() (gapLast uint64, err error) {
 		return 0, nil
 	}
 	w.anchored = a.Seq
+	if a.Damaged != "" {
+		w.cfg.Logger.Warn("audit trail: one slot of the anchor does not verify (a write cut short by a crash, or the file changed): using the other",
+			"anchor", w.anchor, "slot", a.Damaged, "seq", a.Seq)
+	}
 	switch {
 	case a.Seq > w.seq && ack != nil:
 		return a.Seq, nil

@@ -184,6 +184,11 @@ type Writer struct {
 	buf      []byte        // the lines of the write being built; with SyncInterval in unsynced's spare capacity (resetBuf)
 	batch    []*pending
 	ring     *syncRing // nil: fdatasync directly
+
+	// anchorWrites counts the anchors written since the Writer last replaced
+	// the anchor file whole: at 0 it replaces it, else it writes slot
+	// anchorWrites%anchorSlots in place (see anchorSlot).
+	anchorWrites int
 }
 
 // chainState is the part of the Writer a failed commit rolls back.

@@ -181,6 +181,9 @@ func printVerifyReport(w io.Writer, dir string, rep *audit.VerifyReport, err err
 	}
 	if a := rep.Anchor; a != nil {
 		fmt.Fprintf(w, "anchored at seq %d (%s, written %s)\n", a.Seq, audit.AnchorPath(dir), a.Time)
+		if a.Damaged != "" {
+			fmt.Fprintf(w, "WARNING: the anchor's other %s (a write cut short by a crash, or the file changed): the anchor is the slot that verifies\n", a.Damaged)
+		}
 	} else {
 		fmt.Fprintf(w, "WARNING: unanchored: %s is missing, so nothing shows whether records were cut off the end (a trail from before anchors; the next start anchors it)\n", audit.AnchorPath(dir))
 	}

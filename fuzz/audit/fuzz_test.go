@@ -10,6 +10,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,6 +137,115 @@ func genuineTrails(t testing.TB, key *ecdsa.PrivateKey) [][]byte {
 	}
 }
 
+// FuzzAnchor writes data as the anchor file of a genuine trail and checks:
+//   - ReadAnchor never panics; an anchor it returns is signed by the key
+//     over its seq, head and time, as DESIGN.md's "Anchor" gives the
+//     message (checked here from scratch), and is the JSON line of a slot;
+//   - Verify agrees: an anchor ReadAnchor refuses breaks the trail;
+//   - Open either continues the trail (and then leaves an anchor file of
+//     two slots whose anchor is the new head) or refuses it.
+func FuzzAnchor(f *testing.F) {
+	key := fuzzKey(f)
+	trailFile, anchors := genuineAnchors(f, key)
+	for _, a := range anchors {
+		f.Add(a)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, file1), trailFile, 0o600)
+		os.WriteFile(audit.AnchorPath(dir), data, 0o600)
+		a, err := audit.ReadAnchor(dir, &key.PublicKey)
+		if err == nil && a == nil {
+			t.Fatal("no anchor and no error for a file that exists")
+		}
+		if a != nil {
+			if !signedAnchor(&key.PublicKey, a) {
+				t.Fatalf("accepted an anchor its signature does not cover: %+v", a)
+			}
+			line, _ := json.Marshal(a)
+			if !bytes.Contains(data, append(line, '\n')) {
+				t.Fatalf("accepted an anchor that is no line of the file: %+v", a)
+			}
+		}
+		_, verr := audit.Verify(dir, &key.PublicKey)
+		if err != nil && !errors.Is(verr, audit.ErrBroken) {
+			t.Fatalf("ReadAnchor: %v, but Verify: %v", err, verr)
+		}
+		w, oerr := audit.Open(audit.Config{Dir: dir, Signer: key})
+		if oerr != nil {
+			if err == nil && a.Seq <= 6 && !errors.Is(oerr, audit.ErrGap) {
+				t.Fatalf("open with an anchor the trail reaches (%d): %v", a.Seq, oerr)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("opened with an anchor ReadAnchor refuses: %v", err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.Verify(dir, &key.PublicKey)
+		if err != nil || rep.Anchor == nil || rep.Anchor.Seq != rep.LastSeq || rep.Anchor.Damaged != "" {
+			t.Fatalf("after Open and Close: %v, %+v", err, rep)
+		}
+	})
+}
+
+// signedAnchor checks a's signature from the format in DESIGN.md.
+func signedAnchor(pub *ecdsa.PublicKey, a *audit.Anchor) bool {
+	var head [32]byte
+	if a.HeadHash != "" {
+		h, err := hex.DecodeString(a.HeadHash)
+		if err != nil || len(h) != 32 {
+			return false
+		}
+		copy(head[:], h)
+	}
+	msg := []byte("coffer/audit-anchor/v1\n")
+	msg = binary.BigEndian.AppendUint64(msg, a.Seq)
+	msg = append(msg, head[:]...)
+	msg = append(msg, a.Time...)
+	sum := sha256.Sum256(msg)
+	return ecdsa.VerifyASN1(pub, sum[:], a.Signature)
+}
+
+// genuineAnchors makes a trail of four records with key and returns its
+// file and anchor files for it: the Writer's (two slots in use), each
+// slot torn, one of one line (from before slots), and one past the end.
+func genuineAnchors(t testing.TB, key *ecdsa.PrivateKey) (trailFile []byte, anchors [][]byte) {
+	dir := t.TempDir()
+	w, err := audit.Open(audit.Config{Dir: dir, Signer: key, DigestEvery: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if err := w.Append(context.Background(), &audit.Record{EventName: "Encrypt", RequestID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close() // seq 1..6: the digests at 3 and 6; the anchor at 6, the slot before at 3
+	names, _ := filepath.Glob(filepath.Join(dir, "audit-*.jsonl"))
+	if trailFile, err = os.ReadFile(names[0]); err != nil {
+		t.Fatal(err)
+	}
+	whole, err := os.ReadFile(audit.AnchorPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const slot = 4096
+	tornNewer := bytes.Clone(whole)
+	copy(tornNewer[10:], "0000000000")
+	tornOlder := bytes.Clone(whole)
+	copy(tornOlder[slot+10:], "0000000000")
+	a, err := audit.ReadAnchor(dir, &key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oneLine, _ := json.Marshal(a)
+	past := bytes.Replace(oneLine, []byte(fmt.Sprintf(`"seq":%d`, a.Seq)), []byte(`"seq":99`), 1)
+	return trailFile, [][]byte{whole, tornNewer, tornOlder, append(oneLine, '\n'), append(past, '\n'), nil}
+}
+
 // FuzzRecordRoundTrip checks that AppendJSON writes one line of JSON that
 // decodes, as encoding/json's own output does, to the record; and that it
 // refuses exactly the request parameters that are not JSON.
@@ -219,6 +330,15 @@ func TestWriteSeeds(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d", names[i], j)), []byte(body), 0o644); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+	dir = filepath.Join("testdata", "fuzz", "FuzzAnchor")
+	os.MkdirAll(dir, 0o755)
+	_, anchors := genuineAnchors(t, fuzzKey(t))
+	for i, name := range []string{"slots", "torn-newer", "torn-older", "one-line", "forged-seq", "empty"} {
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", anchors[i])
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
 		}
 	}
 	dir = filepath.Join("testdata", "fuzz", "FuzzRecordRoundTrip")
