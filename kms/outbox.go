@@ -409,11 +409,17 @@ func (s *Service) ClaimAudits(ctx context.Context) ([]PendingEntry, error) {
 	// every call that puts an entry meanwhile.
 	// Only candidates are kept: this node's own entries may be a backlog
 	// of any size (BulkCreateKeys), which its reconciliation pages over.
+	// This node's own entries (a range of the bucket, its name and '/')
+	// are skipped by the scans, not read: after a bulk creation they may be
+	// a million, live, or drained and still on PostgreSQL's pages until a
+	// vacuum, which a read of each would walk. Request IDs are ASCII, so
+	// every own name sorts before own+"\xff".
 	now := s.now()
+	own := s.node + "/"
 	var cands []PendingEntry
 	err = s.store.View(ctx, func(tx keystore.Tx) error {
 		cands = cands[:0]
-		return tx.Scan(bucketOutbox, "", "", func(name string, raw []byte) bool {
+		take := func(name string, raw []byte) bool {
 			node, id := splitOutboxName(name)
 			if node == s.node {
 				return true
@@ -427,7 +433,13 @@ func (s *Service) ClaimAudits(ctx context.Context) ([]PendingEntry, error) {
 				cands = append(cands, e)
 			}
 			return true
-		})
+		}
+		if err := tx.Scan(bucketOutbox, "", "", func(name string, raw []byte) bool {
+			return name < own && take(name, raw)
+		}); err != nil {
+			return err
+		}
+		return tx.Scan(bucketOutbox, "", own+"\xff", take)
 	})
 	if err != nil {
 		return nil, err

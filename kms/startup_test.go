@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -335,5 +336,79 @@ func TestKeyIndexBuildBatched(t *testing.T) {
 	}
 	if got := snapshot(); !maps.Equal(got, want) {
 		t.Fatalf("the build made %d index entries, the writes %d, or others", len(got), len(want))
+	}
+}
+
+// TestClaimAuditsSkipsOwnBacklog: ClaimAudits reads the outbox around this
+// node's own entries, not through them (a bulk creation leaves a million,
+// which on PostgreSQL stay on its pages as dead rows after they are
+// drained, until a vacuum): with 30 or 300 own entries it reads the same
+// records, and still claims the entries of dead nodes whose names sort
+// before and after its own, and nobody's service events.
+func TestClaimAuditsSkipsOwnBacklog(t *testing.T) {
+	ctx := context.Background()
+	claim := func(n int) (reads int64, claimed []string) {
+		root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer root.Close()
+		store := keystore.NewMemory()
+		clock := &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+		cfg := Config{Region: "us-east-1", Account: "111122223333", Store: store, Root: root, Now: clock.Now, NodeID: "node-m"}
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.BulkCreateKeys(ctx, "111122223333", "own", n, 100, nil); err != nil {
+			t.Fatal(err)
+		}
+		if own, _, err := s.OwnAuditsPage(ctx, "", 1000); err != nil || len(own) != n {
+			t.Fatalf("own backlog: %d entries, %v; want %d", len(own), err, n)
+		}
+		// Other nodes' entries, and nobody's, through the Service's store:
+		// records are authenticated.
+		old := []byte(`{"eventVersion":"1.08","eventTime":"2026-03-01T11:00:00Z","eventName":"Encrypt"}`)
+		others := []string{"node-a/req-1", "node-m-2/req-2", "node-z/req-3", ServiceEventPrefix + "x"}
+		if err := s.store.Update(ctx, func(tx keystore.Tx) error {
+			for _, name := range others {
+				if err := tx.Put(bucketOutbox, name, old); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		rc := &readCounter{Store: store}
+		cfg.Store = rc
+		if s, err = New(cfg); err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		rc.reads.Store(0)
+		got, err := s.ClaimAudits(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range got { // moved under this node's name
+			claimed = append(claimed, e.ID)
+		}
+		slices.Sort(claimed)
+		return rc.reads.Load(), claimed
+	}
+	r30, c30 := claim(30)
+	t.Logf("reads %d", r30)
+	r300, c300 := claim(300)
+	want := "[req-1 req-2 req-3 " + ServiceEventPrefix + "x]" // from node-a, node-m-2, node-z and nobody
+	if fmt.Sprint(c30) != want || fmt.Sprint(c300) != want {
+		t.Fatalf("claimed %v and %v, want %s", c30, c300, want)
+	}
+	if r300 != r30 {
+		t.Fatalf("ClaimAudits read %d records beside 300 own entries, %d beside 30: it reads the node's own backlog", r300, r30)
 	}
 }

@@ -115,6 +115,10 @@ by --config; a flag wins over the environment, which wins over the file.`,
 	return cmd
 }
 
+// recoverTimeout bounds the start's reconciliation of the audit outbox
+// with the trail (server's RecoverAudit), each of its store calls included.
+const recoverTimeout = 5 * time.Minute
+
 func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -319,7 +323,13 @@ func runServe(ctx context.Context, o serveOptions, stdout, stderr io.Writer) err
 	if trail != nil {
 		// Changes whose records were still in the store's outbox when the
 		// last run stopped reach the trail before anything is served.
-		recovered, drained, err := srv.RecoverAudit(ctx, filepath.Join(o.dataDir, "audit"))
+		// Its store calls get recoverTimeout, not the store's per-call
+		// bound: it may walk a large outbox (a bulk creation's; or one
+		// drained just before this start, whose deleted rows PostgreSQL
+		// walks until a vacuum removes them).
+		rctx, rcancel := context.WithTimeout(ctx, recoverTimeout)
+		recovered, drained, err := srv.RecoverAudit(rctx, filepath.Join(o.dataDir, "audit"))
+		rcancel()
 		if err != nil {
 			ln.Close()
 			return fmt.Errorf("reconcile the audit outbox with the trail: %w", err)
