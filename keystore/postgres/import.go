@@ -30,7 +30,7 @@ func (s *Store) Import(ctx context.Context, src Entries, replace bool) (total, w
 	}
 	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.Serializable}, func(ptx pgx.Tx) error {
 		total, written = 0, 0
-		t := &tx{ctx: ctx, tx: ptx, write: true, s: s}
+		t := &tx{ctx: ctx, conn: ptx, begun: true, write: true, s: s}
 		seen := map[string]map[string]bool{}
 		if err := src(func(bucket, key string, value []byte) error {
 			total++

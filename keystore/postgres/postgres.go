@@ -116,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 // View implements keystore.Store.
 func (s *Store) View(ctx context.Context, fn func(keystore.Tx) error) error {
-	return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, fn)
+	return s.run(ctx, beginView, false, fn)
 }
 
 // Update implements keystore.Store. fn runs in a SERIALIZABLE transaction
@@ -124,10 +124,17 @@ func (s *Store) View(ctx context.Context, fn func(keystore.Tx) error) error {
 // for a serialization failure or deadlock (SQLSTATE 40001, 40P01): it may
 // run more than once and must have no effect outside tx.
 func (s *Store) Update(ctx context.Context, fn func(keystore.Tx) error) error {
-	return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.Serializable}, true, fn)
+	return s.run(ctx, beginUpdate, true, fn)
 }
 
-func (s *Store) run(ctx context.Context, opts pgx.TxOptions, write bool, fn func(keystore.Tx) error) error {
+// The statements that begin a View's and an Update's transaction. A
+// transaction is begun with its first statement, not before (tx.begin).
+const (
+	beginView   = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+	beginUpdate = "BEGIN ISOLATION LEVEL SERIALIZABLE"
+)
+
+func (s *Store) run(ctx context.Context, begin string, write bool, fn func(keystore.Tx) error) error {
 	if s.closed.Load() {
 		return keystore.ErrClosed
 	}
@@ -141,7 +148,7 @@ func (s *Store) run(ctx context.Context, opts pgx.TxOptions, write bool, fn func
 	}
 	backoff := time.Millisecond
 	for {
-		err := s.attempt(ctx, opts, write, fn)
+		err := s.attempt(ctx, begin, write, fn)
 		if !retryable(err) {
 			return err
 		}
@@ -170,17 +177,20 @@ func retryable(err error) bool {
 	return false
 }
 
-func (s *Store) attempt(ctx context.Context, opts pgx.TxOptions, write bool, fn func(keystore.Tx) error) (err error) {
-	ptx, err := s.pool.BeginTx(ctx, opts)
+func (s *Store) attempt(ctx context.Context, begin string, write bool, fn func(keystore.Tx) error) (err error) {
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return dbErr(ctx, err)
 	}
+	// A connection released inside a transaction (a failure below that
+	// left it so) is closed by the pool, never reused.
+	defer conn.Release()
+	t := &tx{ctx: ctx, conn: conn, beginSQL: begin, write: write, s: s}
 	defer func() {
-		if err != nil {
-			ptx.Rollback(context.WithoutCancel(ctx))
+		if err != nil && t.begun {
+			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
-	t := &tx{ctx: ctx, tx: ptx, write: write, s: s}
 	ferr := fn(t)
 	if t.dbErr != nil && (ferr == nil || retryable(t.dbErr)) {
 		// The transaction is dead: whatever fn made of the failure, a
@@ -190,14 +200,32 @@ func (s *Store) attempt(ctx context.Context, opts pgx.TxOptions, write bool, fn 
 	if ferr != nil {
 		return ferr
 	}
+	if !t.begun {
+		return nil // fn made no statement: nothing to commit
+	}
+	// The notifications and COMMIT in one round trip.
+	b := &pgx.Batch{}
 	if len(t.changes) > 0 {
-		if _, err := ptx.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, Channel, t.changes); err != nil {
-			return dbErr(ctx, err)
+		b.Queue(`SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, Channel, t.changes)
+	}
+	b.Queue("COMMIT")
+	br := conn.SendBatch(ctx, b)
+	var tag pgconn.CommandTag
+	for range b.Len() {
+		if tag, err = br.Exec(); err != nil {
+			break
 		}
 	}
-	if err := ptx.Commit(ctx); err != nil {
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return dbErr(ctx, err)
 	}
+	if tag.String() != "COMMIT" { // PostgreSQL answers ROLLBACK for a transaction that had failed
+		return dbErr(ctx, fmt.Errorf("the transaction was rolled back at commit (%s)", tag))
+	}
+	t.begun = false
 	return nil
 }
 
@@ -250,13 +278,38 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// querier is what a tx runs its statements on: a pooled connection, or
+// (Import) a transaction already begun.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
 type tx struct {
-	ctx     context.Context
-	tx      pgx.Tx
-	write   bool
-	s       *Store
-	changes []string
-	dbErr   error // the first database failure; the transaction is dead after it
+	ctx      context.Context
+	conn     querier
+	beginSQL string // beginView or beginUpdate
+	begun    bool   // the transaction is open on conn
+	write    bool
+	s        *Store
+	changes  []string
+	dbErr    error // the first database failure; the transaction is dead after it
+}
+
+// begin opens the transaction before a statement that cannot carry it
+// (Get pipelines the two instead: the read of a record that misses the
+// caches is then two round trips, BEGIN with SELECT and COMMIT, not three).
+func (t *tx) begin() error {
+	if t.begun {
+		return nil
+	}
+	if _, err := t.conn.Exec(t.ctx, t.beginSQL); err != nil {
+		return t.fail(err)
+	}
+	t.begun = true
+	return nil
 }
 
 func (t *tx) fail(err error) error {
@@ -271,8 +324,26 @@ func (t *tx) Get(bucket, key string) ([]byte, error) {
 	if t.dbErr != nil {
 		return nil, t.dbErr
 	}
+	const get = `SELECT value FROM coffer_kv WHERE bucket = $1 AND key = $2`
 	var v []byte
-	err := t.tx.QueryRow(t.ctx, `SELECT value FROM coffer_kv WHERE bucket = $1 AND key = $2`, []byte(bucket), []byte(key)).Scan(&v)
+	var err error
+	if t.begun {
+		err = t.conn.QueryRow(t.ctx, get, []byte(bucket), []byte(key)).Scan(&v)
+	} else {
+		// BEGIN and the SELECT in one round trip: PostgreSQL runs the
+		// pipeline's BEGIN first, so the SELECT reads in the transaction.
+		b := &pgx.Batch{}
+		b.Queue(t.beginSQL)
+		b.Queue(get, []byte(bucket), []byte(key))
+		br := t.conn.SendBatch(t.ctx, b)
+		if _, err = br.Exec(); err == nil {
+			t.begun = true
+			err = br.QueryRow().Scan(&v)
+		}
+		if cerr := br.Close(); err == nil || errors.Is(err, pgx.ErrNoRows) && cerr != nil {
+			err = cerr
+		}
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -308,7 +379,10 @@ func (t *tx) Put(bucket, key string, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	if _, err := t.tx.Exec(t.ctx, `INSERT INTO coffer_kv (bucket, key, value) VALUES ($1, $2, $3)
+	if err := t.begin(); err != nil {
+		return err
+	}
+	if _, err := t.conn.Exec(t.ctx, `INSERT INTO coffer_kv (bucket, key, value) VALUES ($1, $2, $3)
 		ON CONFLICT (bucket, key) DO UPDATE SET value = EXCLUDED.value`, []byte(bucket), []byte(key), value); err != nil {
 		return t.fail(err)
 	}
@@ -323,7 +397,10 @@ func (t *tx) Delete(bucket, key string) error {
 	if t.dbErr != nil {
 		return t.dbErr
 	}
-	tag, err := t.tx.Exec(t.ctx, `DELETE FROM coffer_kv WHERE bucket = $1 AND key = $2`, []byte(bucket), []byte(key))
+	if err := t.begin(); err != nil {
+		return err
+	}
+	tag, err := t.conn.Exec(t.ctx, `DELETE FROM coffer_kv WHERE bucket = $1 AND key = $2`, []byte(bucket), []byte(key))
 	if err != nil {
 		return t.fail(err)
 	}
@@ -359,14 +436,17 @@ func (t *tx) Scan(bucket, prefix, after string, fn func(string, []byte) bool) er
 		from = append([]byte(after), 0)
 	}
 	to := prefixEnd([]byte(prefix))
+	if err := t.begin(); err != nil {
+		return err
+	}
 	for {
 		var rows pgx.Rows
 		var err error
 		if to == nil {
-			rows, err = t.tx.Query(t.ctx, `SELECT key, value FROM coffer_kv WHERE bucket = $1 AND key >= $2 ORDER BY key LIMIT $3`,
+			rows, err = t.conn.Query(t.ctx, `SELECT key, value FROM coffer_kv WHERE bucket = $1 AND key >= $2 ORDER BY key LIMIT $3`,
 				[]byte(bucket), from, scanPage)
 		} else {
-			rows, err = t.tx.Query(t.ctx, `SELECT key, value FROM coffer_kv WHERE bucket = $1 AND key >= $2 AND key < $3 ORDER BY key LIMIT $4`,
+			rows, err = t.conn.Query(t.ctx, `SELECT key, value FROM coffer_kv WHERE bucket = $1 AND key >= $2 AND key < $3 ORDER BY key LIMIT $4`,
 				[]byte(bucket), from, to, scanPage)
 		}
 		if err != nil {
