@@ -216,5 +216,9 @@ func readSlot(slot []byte, pub *ecdsa.PublicKey) (*Anchor, error) {
 	if err != nil || pub == nil || !ecdsa.VerifyASN1(pub, h[:], a.Signature) {
 		return nil, errors.New("does not verify with the public key")
 	}
+	// The signature covers the head's bytes, not their spelling: the
+	// head in capitals verifies too. Callers compare it as the Writer
+	// writes it, in small letters.
+	a.HeadHash = strings.ToLower(a.HeadHash)
 	return &a, nil
 }

@@ -554,3 +554,31 @@ func TestAnchorFileReplacedUnderTheWriter(t *testing.T) {
 		waitSlots(t, dir, pub, [2]int{4*i + 4, -1})
 	}
 }
+
+// The anchor's signature covers the head's bytes, not how its hex is
+// spelled: an anchor with the head in capitals verifies, and must not make
+// Open see a replaced record (found by FuzzAnchor).
+func TestAnchorHeadInCapitals(t *testing.T) {
+	key := newKey(t)
+	pub := &key.PublicKey
+	cfg := Config{Dir: t.TempDir(), Signer: key}
+	writeN(t, cfg, 0, 3)
+	a, err := ReadAnchor(cfg.Dir, pub)
+	if err != nil || a == nil || a.Seq == 0 {
+		t.Fatal(a, err)
+	}
+	upper := *a
+	upper.HeadHash = strings.ToUpper(a.HeadHash)
+	line, err := json.Marshal(&upper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(AnchorPath(cfg.Dir), append(line, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadAnchor(cfg.Dir, pub); err != nil || b.HeadHash != a.HeadHash {
+		t.Fatalf("read %+v, %v; want the head %s", b, err, a.HeadHash)
+	}
+	writeN(t, cfg, 3, 1) // Open checks the anchored record
+	mustVerify(t, cfg.Dir, pub)
+}
