@@ -111,6 +111,12 @@ func writeAnchor(path string, s crypto.Signer, seq uint64, head *[32]byte, now t
 	if err != nil {
 		return err
 	}
+	return replaceAnchor(path, slot)
+}
+
+// replaceAnchor replaces path, atomically, with slot in slot 0 and an
+// empty slot 1.
+func replaceAnchor(path string, slot []byte) error {
 	if err := atomicfile.WriteFile(path, append(slot, make([]byte, anchorBytes-anchorSlot)...), 0o600); err != nil {
 		return fmt.Errorf("anchor: %w", err)
 	}
@@ -121,13 +127,9 @@ func writeAnchor(path string, s crypto.Signer, seq uint64, head *[32]byte, now t
 // (removed, or of another size): the Writer then replaces it whole.
 var errAnchorReplaced = errors.New("the anchor file was removed or replaced")
 
-// writeAnchorSlot writes the anchor of seq and head into slot i of path in
+// writeAnchorSlot writes slot (encodeAnchor's) as slot i of path, in
 // place, and makes it durable.
-func writeAnchorSlot(path string, i int, s crypto.Signer, seq uint64, head *[32]byte, now time.Time) error {
-	slot, err := encodeAnchor(s, seq, head, now)
-	if err != nil {
-		return err
-	}
+func writeAnchorSlot(path string, i int, slot []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return errAnchorReplaced
@@ -135,7 +137,14 @@ func writeAnchorSlot(path string, i int, s crypto.Signer, seq uint64, head *[32]
 	if err != nil {
 		return fmt.Errorf("anchor: %w", err)
 	}
-	defer f.Close()
+	err = writeSlotTo(f, i, slot)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("anchor: %w", cerr)
+	}
+	return err
+}
+
+func writeSlotTo(f *os.File, i int, slot []byte) error {
 	if fi, err := f.Stat(); err != nil {
 		return fmt.Errorf("anchor: %w", err)
 	} else if fi.Size() != anchorBytes {
@@ -147,7 +156,7 @@ func writeAnchorSlot(path string, i int, s crypto.Signer, seq uint64, head *[32]
 	if err := datasync(f); err != nil {
 		return fmt.Errorf("anchor: fsync: %w", err)
 	}
-	return f.Close()
+	return nil
 }
 
 // ReadAnchor reads and checks the anchor of the trail in dir. It returns

@@ -504,21 +504,8 @@ func TestAnchorTornSlot(t *testing.T) {
 // An anchor file of one line (written before slots) reads as slot 0; the
 // next Open replaces it with the slot file.
 func TestAnchorOfOneLine(t *testing.T) {
-	key := newKey(t)
-	pub := &key.PublicKey
-	cfg := Config{Dir: t.TempDir(), Signer: key}
-	writeN(t, cfg, 0, 3)
-	a, err := ReadAnchor(cfg.Dir, pub)
-	if err != nil || a == nil {
-		t.Fatal(a, err)
-	}
-	line, err := json.Marshal(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(AnchorPath(cfg.Dir), append(line, '\n'), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg, pub, a := anchoredTrail(t)
+	writeOneLine(t, cfg.Dir, a)
 	if b, err := ReadAnchor(cfg.Dir, pub); err != nil || b.Seq != a.Seq || b.HeadHash != a.HeadHash || b.Damaged != "" {
 		t.Fatalf("one line: %+v, %v (was %+v)", b, err, a)
 	}
@@ -559,26 +546,39 @@ func TestAnchorFileReplacedUnderTheWriter(t *testing.T) {
 // spelled: an anchor with the head in capitals verifies, and must not make
 // Open see a replaced record (found by FuzzAnchor).
 func TestAnchorHeadInCapitals(t *testing.T) {
-	key := newKey(t)
-	pub := &key.PublicKey
-	cfg := Config{Dir: t.TempDir(), Signer: key}
-	writeN(t, cfg, 0, 3)
-	a, err := ReadAnchor(cfg.Dir, pub)
-	if err != nil || a == nil || a.Seq == 0 {
-		t.Fatal(a, err)
-	}
+	cfg, pub, a := anchoredTrail(t)
 	upper := *a
 	upper.HeadHash = strings.ToUpper(a.HeadHash)
-	line, err := json.Marshal(&upper)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(AnchorPath(cfg.Dir), append(line, '\n'), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeOneLine(t, cfg.Dir, &upper)
 	if b, err := ReadAnchor(cfg.Dir, pub); err != nil || b.HeadHash != a.HeadHash {
 		t.Fatalf("read %+v, %v; want the head %s", b, err, a.HeadHash)
 	}
 	writeN(t, cfg, 3, 1) // Open checks the anchored record
 	mustVerify(t, cfg.Dir, pub)
+}
+
+// anchoredTrail is a trail of three records, closed, and its anchor.
+func anchoredTrail(t *testing.T) (Config, *ecdsa.PublicKey, *Anchor) {
+	t.Helper()
+	key := newKey(t)
+	cfg := Config{Dir: t.TempDir(), Signer: key}
+	writeN(t, cfg, 0, 3)
+	a, err := ReadAnchor(cfg.Dir, &key.PublicKey)
+	if err != nil || a == nil || a.Seq == 0 {
+		t.Fatal(a, err)
+	}
+	return cfg, &key.PublicKey, a
+}
+
+// writeOneLine replaces the anchor file of dir with a as one line, the
+// file as it was before slots.
+func writeOneLine(t *testing.T, dir string, a *Anchor) {
+	t.Helper()
+	line, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(AnchorPath(dir), append(line, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

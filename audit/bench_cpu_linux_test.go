@@ -98,7 +98,10 @@ func BenchmarkAnchorWrite(b *testing.B) {
 				if way == "replace" {
 					err = writeAnchor(path, key, uint64(i), &head, time.Now())
 				} else {
-					err = writeAnchorSlot(path, i%anchorSlots, key, uint64(i), &head, time.Now())
+					var slot []byte // signed in the loop, as replace's is
+					if slot, err = encodeAnchor(key, uint64(i), &head, time.Now()); err == nil {
+						err = writeAnchorSlot(path, i%anchorSlots, slot)
+					}
 				}
 				if err != nil {
 					b.Fatal(err)

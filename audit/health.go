@@ -205,13 +205,17 @@ func (w *Writer) anchorDue(force bool) {
 // file whole (at Open, and again after a failed write or when the file is
 // not the one it wrote).
 func (w *Writer) writeAnchor() error {
-	err := errAnchorReplaced
+	slot, err := encodeAnchor(w.cfg.Signer, w.durable.seq, &w.durable.prev, w.cfg.Now())
+	if err != nil {
+		return err
+	}
+	err = errAnchorReplaced
 	if w.anchorWrites > 0 {
-		err = writeAnchorSlot(w.anchor, w.anchorWrites%anchorSlots, w.cfg.Signer, w.durable.seq, &w.durable.prev, w.cfg.Now())
+		err = writeAnchorSlot(w.anchor, w.anchorWrites%anchorSlots, slot)
 	}
 	if errors.Is(err, errAnchorReplaced) {
 		w.anchorWrites = 0
-		err = writeAnchor(w.anchor, w.cfg.Signer, w.durable.seq, &w.durable.prev, w.cfg.Now())
+		err = replaceAnchor(w.anchor, slot)
 	}
 	if err != nil {
 		w.anchorWrites = 0 // the slot may be torn: the next write replaces the file

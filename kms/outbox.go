@@ -407,13 +407,12 @@ func (s *Service) ClaimAudits(ctx context.Context) ([]PendingEntry, error) {
 	// Candidates are read outside the claiming transaction, whose reads
 	// are then of single entries: a scan inside it would conflict with
 	// every call that puts an entry meanwhile.
-	// Only candidates are kept: this node's own entries may be a backlog
-	// of any size (BulkCreateKeys), which its reconciliation pages over.
-	// This node's own entries (a range of the bucket, its name and '/')
-	// are skipped by the scans, not read: after a bulk creation they may be
-	// a million, live, or drained and still on PostgreSQL's pages until a
-	// vacuum, which a read of each would walk. Request IDs are ASCII, so
-	// every own name sorts before own+"\xff".
+	// This node's own entries (a range of the bucket: its ID and '/') may
+	// be a backlog of any size (BulkCreateKeys), which its reconciliation
+	// pages over; the scans go around that range, not through it — drained,
+	// its entries stay on PostgreSQL's pages until a vacuum, and a read
+	// of each would walk them. Request IDs are ASCII, so every own name
+	// sorts before own+"\xff". Only candidates are kept.
 	now := s.now()
 	own := s.node + "/"
 	var cands []PendingEntry

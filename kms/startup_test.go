@@ -59,14 +59,7 @@ func (t countingTx) Scan(bucket, prefix, after string, fn func(string, []byte) b
 func TestStartReadsBoundedByKeyCount(t *testing.T) {
 	ctx := context.Background()
 	start := func(n int) (reads, txs int64) {
-		root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer root.Close()
-		store := keystore.NewMemory()
-		clock := &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-		cfg := Config{Region: "us-east-1", Account: "111122223333", Store: store, Root: root, Now: clock.Now, NodeID: "node-a"}
+		cfg, store := nodeConfig(t, "node-a")
 		c := &Caller{ARN: "arn:aws:iam::111122223333:root", Account: "111122223333"}
 		// A first run: the store made, n keys with aliases, used; then stopped.
 		s, err := New(cfg)
@@ -348,14 +341,7 @@ func TestKeyIndexBuildBatched(t *testing.T) {
 func TestClaimAuditsSkipsOwnBacklog(t *testing.T) {
 	ctx := context.Background()
 	claim := func(n int) (reads int64, claimed []string) {
-		root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer root.Close()
-		store := keystore.NewMemory()
-		clock := &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-		cfg := Config{Region: "us-east-1", Account: "111122223333", Store: store, Root: root, Now: clock.Now, NodeID: "node-m"}
+		cfg, store := nodeConfig(t, "node-m")
 		s, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -402,7 +388,6 @@ func TestClaimAuditsSkipsOwnBacklog(t *testing.T) {
 		return rc.reads.Load(), claimed
 	}
 	r30, c30 := claim(30)
-	t.Logf("reads %d", r30)
 	r300, c300 := claim(300)
 	want := "[req-1 req-2 req-3 " + ServiceEventPrefix + "x]" // from node-a, node-m-2, node-z and nobody
 	if fmt.Sprint(c30) != want || fmt.Sprint(c300) != want {
@@ -411,4 +396,19 @@ func TestClaimAuditsSkipsOwnBacklog(t *testing.T) {
 	if r300 != r30 {
 		t.Fatalf("ClaimAudits read %d records beside 300 own entries, %d beside 30: it reads the node's own backlog", r300, r30)
 	}
+}
+
+// nodeConfig is the Config of a node with ID node on a fresh memory store
+// (returned, to count its reads beneath the Service) and an in-memory
+// software root, its clock fixed.
+func nodeConfig(t *testing.T, node string) (Config, *keystore.Memory) {
+	t.Helper()
+	root, err := hsm.OpenSoftware(hsm.SoftwareConfig{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { root.Close() })
+	store := keystore.NewMemory()
+	clock := &testClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	return Config{Region: "us-east-1", Account: "111122223333", Store: store, Root: root, Now: clock.Now, NodeID: node}, store
 }

@@ -225,7 +225,6 @@ func (s *Store) attempt(ctx context.Context, begin string, write bool, fn func(k
 	if tag.String() != "COMMIT" { // PostgreSQL answers ROLLBACK for a transaction that had failed
 		return dbErr(ctx, fmt.Errorf("the transaction was rolled back at commit (%s)", tag))
 	}
-	t.begun = false
 	return nil
 }
 
@@ -340,7 +339,7 @@ func (t *tx) Get(bucket, key string) ([]byte, error) {
 			t.begun = true
 			err = br.QueryRow().Scan(&v)
 		}
-		if cerr := br.Close(); err == nil || errors.Is(err, pgx.ErrNoRows) && cerr != nil {
+		if cerr := br.Close(); cerr != nil && (err == nil || errors.Is(err, pgx.ErrNoRows)) {
 			err = cerr
 		}
 	}
